@@ -1,0 +1,168 @@
+/* transport.h: the SDK for people who write imapwire transports and plugins.
+ * A transport type is a const vtable; a layer is one instance of it in a connection's chain. */
+#ifndef IMAPWIRE_TRANSPORT_H
+#define IMAPWIRE_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <imapwire/imapwire.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** ABI of this header. A type or plugin built against a different MAJOR is refused with
+ *  ST_ERROR_PLUGIN_VERSION; a newer MINOR only appends slots and fields. */
+#define IMAPWIRE_TRANSPORT_ABI_MAJOR 1
+#define IMAPWIRE_TRANSPORT_ABI_MINOR 0
+#define IMAPWIRE_TRANSPORT_ABI \
+    ((unsigned)((IMAPWIRE_TRANSPORT_ABI_MAJOR << 16) | IMAPWIRE_TRANSPORT_ABI_MINOR))
+
+/** Status values of the slots below: 0 is success, IMAPWIRE_AGAIN means "would block,
+ *  call again when the poll set says so", a positive value is an ST_ERROR_* code. */
+#define IMAPWIRE_OK       0
+#define IMAPWIRE_AGAIN    (-1)
+/** From query(): this layer does not answer that code; the core asks the layer below. */
+#define IMAPWIRE_PASS     (-2)
+
+/** Directions a layer waits for (bits). */
+#define IMAPWIRE_WANT_READ  0x1u
+#define IMAPWIRE_WANT_WRITE 0x2u
+
+/** Type flags. */
+#define IMAPWIRE_TRANSPORT_BOTTOM    0x1u  /**< opens its own connection; has no layer below */
+#define IMAPWIRE_TRANSPORT_ENCRYPTED 0x2u  /**< bytes written above it are protected on the wire */
+
+/** Query codes for query(); unknown codes MUST return IMAPWIRE_PASS. */
+#define IMAPWIRE_QUERY_SOCKET   1  /**< out: int, the descriptor of the bottom socket */
+#define IMAPWIRE_QUERY_SECURITY 2  /**< out: SECURITYINFO, fill the fields this layer knows */
+#define IMAPWIRE_QUERY_PEER     3  /**< out: char[64], the connected peer as "addr port" */
+
+/** Phase marks a layer may report through imapwire_host_api.mark(). */
+#define IMAPWIRE_MARK_RESOLVED  1  /**< name resolution finished */
+
+#define IMAPWIRE_POLLSET_MAX 8
+
+/** What a chain waits for: descriptors with directions, and an optional wake-up time. */
+typedef struct imapwire_pollset {
+    unsigned count;
+    struct {
+        int      fd;
+        unsigned want;             /**< IMAPWIRE_WANT_* bits */
+    } fds[IMAPWIRE_POLLSET_MAX];
+    int64_t wakeup_ms;             /**< monotonic ms (host->now_ms) to call again; 0 = none */
+} imapwire_pollset;
+
+/** Add a descriptor (merging directions for one already there). 0, or -1 when full. */
+static inline int imapwire_pollset_add(imapwire_pollset *ps, int fd, unsigned want)
+{
+    unsigned i;
+    for (i = 0; i < ps->count; i++) {
+        if (ps->fds[i].fd == fd) {
+            ps->fds[i].want |= want;
+            return 0;
+        }
+    }
+    if (ps->count >= IMAPWIRE_POLLSET_MAX)
+        return -1;
+    ps->fds[ps->count].fd = fd;
+    ps->fds[ps->count].want = want;
+    ps->count++;
+    return 0;
+}
+
+/** Ask to be called again no later than at_ms (monotonic milliseconds). */
+static inline void imapwire_pollset_wakeup(imapwire_pollset *ps, int64_t at_ms)
+{
+    if (ps->wakeup_ms == 0 || at_ms < ps->wakeup_ms)
+        ps->wakeup_ms = at_ms;
+}
+
+typedef struct imapwire_layer imapwire_layer;
+typedef struct imapwire_host_api imapwire_host_api;
+
+/** Where the connection is going, as the caller asked (read-only for layers). */
+typedef struct imapwire_endpoint {
+    const char *host;              /**< the host name or address the caller gave */
+    unsigned    port;              /**< the remote port after the port rules */
+    unsigned    timeout_ms;        /**< the bound of each wait */
+    const char *local_address;     /**< bind address for outgoing sockets, or NULL */
+    const char *dns_servers;       /**< c-ares server list, or NULL for the system's */
+} imapwire_endpoint;
+
+/** A transport type. Fill it with designated initialisers; leave unused slots NULL.
+ *  A NULL slot passes the call to the layer below (a bottom type MUST fill
+ *  connect, send, recv and pollset). Slots are only ever appended. */
+typedef struct imapwire_transport_type {
+    unsigned    abi_version;       /**< IMAPWIRE_TRANSPORT_ABI the type was built against */
+    size_t      struct_size;       /**< sizeof(imapwire_transport_type) it was built with */
+    const char *name;              /**< "tcp", "tls", "socks5", ...: [a-z0-9_-], at most 31 */
+    unsigned    flags;             /**< IMAPWIRE_TRANSPORT_* */
+    size_t      ctx_size;          /**< bytes of zeroed private state the core allocates */
+
+    /** Set up from the argument text (after "name:"; NULL if none). No I/O. */
+    int  (*create)(imapwire_layer *layer, const char *args);
+    /** Free what create and connect made. Called once, also after a failed create. */
+    void (*destroy)(imapwire_layer *layer);
+    /** Make progress without blocking; set *done = 1 once the layer is up. A layer with a
+     *  layer below MUST connect that one first (host->connect_next). */
+    int  (*connect)(imapwire_layer *layer, int *done);
+    /** Orderly close (TLS close_notify, SSH channel EOF); best effort, non-blocking. */
+    int  (*shutdown)(imapwire_layer *layer, int *done);
+    /** Write up to len bytes; *sent gets how many (> 0 on IMAPWIRE_OK). */
+    int  (*send)(imapwire_layer *layer, const void *buf, size_t len, size_t *sent);
+    /** Read up to len bytes; *got gets how many; IMAPWIRE_OK with *got == 0 is end of stream. */
+    int  (*recv)(imapwire_layer *layer, void *buf, size_t len, size_t *got);
+    /** Add the descriptors this layer needs to make progress, given what the caller above
+     *  wants (IMAPWIRE_WANT_*); translate, e.g. TLS may need to write to read. */
+    void (*pollset)(imapwire_layer *layer, unsigned want, imapwire_pollset *ps);
+    /** Bytes this layer holds that a recv would return without waiting. */
+    size_t (*pending)(imapwire_layer *layer);
+    /** Answer an IMAPWIRE_QUERY_* code, or return IMAPWIRE_PASS. */
+    int  (*query)(imapwire_layer *layer, int what, void *out);
+} imapwire_transport_type;
+
+/** One instance of a type in a connection's chain. The core owns it; implementers read
+ *  these fields and keep their own state in ctx. */
+struct imapwire_layer {
+    const imapwire_transport_type *type;
+    imapwire_layer                *next;     /**< the layer below; NULL for a bottom layer */
+    void                          *ctx;      /**< type->ctx_size zeroed bytes */
+    const imapwire_endpoint       *endpoint; /**< where the chain goes */
+    const imapwire_host_api       *host;     /**< core services */
+    void                          *core;     /**< the core's; implementers MUST NOT touch */
+};
+
+/** Core services handed to plugins, so a plugin never links to library internals. */
+struct imapwire_host_api {
+    unsigned abi_version;          /**< IMAPWIRE_TRANSPORT_ABI of the library */
+    size_t   struct_size;          /**< sizeof(imapwire_host_api) in the library */
+    int     (*register_transport)(const imapwire_transport_type *type);
+    /** A note to the connection's trace callback (IMAP_TRACE_INFO). */
+    void    (*trace)(imapwire_layer *layer, const char *fmt, ...)
+#if defined(__GNUC__)
+        __attribute__((format(printf, 2, 3)))
+#endif
+        ;
+    int64_t (*now_ms)(void);       /**< monotonic clock */
+    void    (*mark)(imapwire_layer *layer, int mark);  /**< IMAPWIRE_MARK_* happened now */
+    /* The layer below, with the pass-through defaults applied. */
+    int     (*connect_next)(imapwire_layer *layer, int *done);
+    int     (*shutdown_next)(imapwire_layer *layer, int *done);
+    int     (*send_next)(imapwire_layer *layer, const void *buf, size_t len, size_t *sent);
+    int     (*recv_next)(imapwire_layer *layer, void *buf, size_t len, size_t *got);
+    void    (*pollset_next)(imapwire_layer *layer, unsigned want, imapwire_pollset *ps);
+    size_t  (*pending_next)(imapwire_layer *layer);
+    int     (*query_next)(imapwire_layer *layer, int what, void *out);
+};
+
+/** The one symbol a plugin exports. Check host->abi_version's major, register types with
+ *  host->register_transport, return 0 or an ST_ERROR_* code. */
+typedef int (*imapwire_plugin_init_fn)(const imapwire_host_api *host);
+#define IMAPWIRE_PLUGIN_INIT_SYMBOL "imapwire_plugin_init"
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* IMAPWIRE_TRANSPORT_H */

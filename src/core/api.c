@@ -1,0 +1,423 @@
+/* api.c: the public entry points of the standard connect API: argument checks, handle
+ * lookup and ownership, then one call into the connect machine or the session code. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include "client.h"
+#include "session.h"
+#include "../security/creds.h"
+
+static int iw_fail(DWORD err)
+{
+    iw_set_error(err);
+    return IMAP_ERROR;
+}
+
+/* The live client behind h for the calling thread, or NULL with the error set. */
+static iw_client *iw_client_for(HCLIENT h)
+{
+    iw_client *c;
+    if (!iw_initialized()) {
+        iw_set_error(ST_ERROR_NOT_INITIALIZED);
+        return NULL;
+    }
+    c = iw_handle_get(h, IW_KIND_CLIENT);
+    if (c == NULL) {
+        iw_set_error(ST_ERROR_INVALID_HANDLE);
+        return NULL;
+    }
+    if (!(c->options & IMAP_OPTION_FREETHREAD) &&
+        __atomic_load_n(&c->owner, __ATOMIC_ACQUIRE) != iw_thread_id()) {
+        iw_set_error(ST_ERROR_NOT_HANDLE_OWNER);
+        return NULL;
+    }
+    return c;
+}
+
+static int iw_has_ctl(const char *s)
+{
+    for (; s != NULL && *s; s++)
+        if (*s == '\r' || *s == '\n')
+            return 1;
+    return 0;
+}
+
+#define IW_ALL_OPTIONS (IMAP_OPTION_IDENTIFY | IMAP_OPTION_TUNNEL | IMAP_OPTION_TRUSTEDSITE | \
+                        IMAP_OPTION_SECURE_EXPLICIT | IMAP_OPTION_SECURE_IMPLICIT | \
+                        IMAP_OPTION_FREETHREAD)
+
+/* Reads field f of an IMAPCONNECTINFO only if the caller's dwSize covers it. */
+#define IW_INFO(in, f) \
+    ((in)->dwSize >= offsetof(IMAPCONNECTINFO, f) + sizeof((in)->f) ? (in)->f : 0)
+
+/* Validates the arguments and fills a new client; no I/O. */
+static int iw_prepare(iw_client *c, const IMAPCONNECTINFO *in)
+{
+    const char *host = in->lpszHostName, *env;
+    unsigned port = in->nRemotePort;
+    DWORD opt = in->dwOptions;
+    int rc;
+
+    if (host == NULL || *host == '\0' || strlen(host) > 255 || iw_has_ctl(host) ||
+        port > 65535 || (opt & ~IW_ALL_OPTIONS) != 0 ||
+        ((opt & IMAP_OPTION_SECURE_EXPLICIT) && (opt & IMAP_OPTION_SECURE_IMPLICIT)))
+        return ST_ERROR_INVALID_PARAMETER;
+    if (port == 0)
+        port = (opt & IMAP_OPTION_SECURE_IMPLICIT) ? IMAP_PORT_SECURE : IMAP_PORT_DEFAULT;
+    /* The secure port means implicit TLS, except through a tunnel whose local port says
+     * nothing about the far end. */
+    if (port == IMAP_PORT_SECURE && !(opt & (IMAP_OPTION_SECURE_EXPLICIT | IMAP_OPTION_TUNNEL)))
+        opt |= IMAP_OPTION_SECURE_IMPLICIT;
+    c->options = opt;
+    c->timeout_ms = (in->nTimeout ? in->nTimeout : IMAP_TIMEOUT_DEFAULT) * 1000u;
+    if (in->nTimeout > 86400)
+        return ST_ERROR_INVALID_PARAMETER;
+    c->owner = iw_thread_id();
+    rc = iw_creds_copy(in->lpCredentials, &c->creds);
+    if (rc != 0)
+        return rc;
+
+    c->transport = iw_strdup(IW_INFO(in, lpszTransport));
+    if (IW_INFO(in, lpszTransport) == NULL && (env = getenv("IMAPWIRE_TRANSPORT")) != NULL &&
+        *env != '\0')
+        c->transport = iw_strdup(env);
+    c->local_address = iw_strdup(IW_INFO(in, lpszLocalAddress));
+    c->dns_servers = iw_strdup(IW_INFO(in, lpszDnsServers));
+    if (IW_INFO(in, lpszDnsServers) == NULL && (env = getenv("IMAPWIRE_DNS_SERVERS")) != NULL &&
+        *env != '\0')
+        c->dns_servers = iw_strdup(env);
+    c->client_name = iw_strdup(IW_INFO(in, lpszClientName));
+    c->client_version = iw_strdup(IW_INFO(in, lpszClientVersion));
+    c->trace = IW_INFO(in, lpTraceProc);
+    c->trace_param = IW_INFO(in, lpParam);
+    c->host = iw_strdup(host);
+    if (c->host == NULL)
+        return ST_ERROR_OUT_OF_MEMORY;
+    if (iw_has_ctl(c->client_name) || iw_has_ctl(c->client_version))
+        return ST_ERROR_INVALID_PARAMETER;
+    if ((c->client_name && !iw_quotable(c->client_name)) ||
+        (c->client_version && !iw_quotable(c->client_version)))
+        return ST_ERROR_INVALID_PARAMETER;
+    c->ep.host = c->host;
+    c->ep.port = port;
+    c->ep.timeout_ms = c->timeout_ms;
+    c->ep.local_address = c->local_address;
+    c->ep.dns_servers = c->dns_servers;
+
+    if (opt & (IMAP_OPTION_SECURE_EXPLICIT | IMAP_OPTION_SECURE_IMPLICIT))
+        return ST_ERROR_FEATURE_NOT_AVAILABLE;     /* TLS lands with its own issue */
+    if ((opt & IMAP_OPTION_TUNNEL) && c->creds != NULL && c->creds->tunnel_host != NULL)
+        return ST_ERROR_FEATURE_NOT_AVAILABLE;     /* in-process SSH lands with its issue */
+    return 0;
+}
+
+static HCLIENT iw_connect(const IMAPCONNECTINFO *in)
+{
+    iw_client *c = NULL;
+    int rc;
+
+    if (!iw_initialized()) {
+        rc = ST_ERROR_NOT_INITIALIZED;
+        goto out;
+    }
+    if (in == NULL || in->dwSize < offsetof(IMAPCONNECTINFO, lpszTransport)) {
+        rc = ST_ERROR_INVALID_PARAMETER;
+        goto out;
+    }
+    if (IW_INFO(in, lpEventProc) != NULL) {
+        rc = ST_ERROR_FEATURE_NOT_AVAILABLE;       /* the loop thread lands later */
+        goto out;
+    }
+    c = iw_client_new();
+    if (c == NULL) {
+        rc = ST_ERROR_OUT_OF_MEMORY;
+        goto out;
+    }
+    rc = iw_prepare(c, in);
+    if (rc != 0)
+        goto out;
+    c->handle = iw_handle_add(IW_KIND_CLIENT, c);
+    if (c->handle == 0) {
+        rc = ST_ERROR_OUT_OF_MEMORY;
+        goto out;
+    }
+    rc = iw_connect_begin(c);
+    if (rc == 0)
+        rc = iw_drive(c, iw_connect_step, NULL, &c->cm.deadline_ms);
+out:
+    if (rc != 0) {
+        if (c != NULL) {
+            char note[160];
+            snprintf(note, sizeof note, "connect failed: %s", iw_error_name((DWORD)rc));
+            iw_trace_line(c, IMAP_TRACE_INFO, note, strlen(note));
+            if (c->handle != 0)
+                iw_handle_remove(c->handle, IW_KIND_CLIENT);
+            iw_client_free(c);
+        }
+        iw_set_error((DWORD)rc);
+        return INVALID_CLIENT;
+    }
+    return c->handle;
+}
+
+HCLIENT ImapConnect(LPCTSTR lpszHostName, UINT nRemotePort, UINT nTimeout,
+                    DWORD dwOptions, LPSECURITYCREDENTIALS lpCredentials)
+{
+    IMAPCONNECTINFO in;
+    memset(&in, 0, sizeof in);
+    in.dwSize = sizeof in;
+    in.lpszHostName = lpszHostName;
+    in.nRemotePort = nRemotePort;
+    in.nTimeout = nTimeout;
+    in.dwOptions = dwOptions;
+    in.lpCredentials = lpCredentials;
+    return iw_connect(&in);
+}
+
+HCLIENT ImapConnectEx(const IMAPCONNECTINFO *lpInfo)
+{
+    return iw_connect(lpInfo);
+}
+
+HCLIENT ImapAsyncConnect(LPCTSTR lpszHostName, UINT nRemotePort, UINT nTimeout,
+                         DWORD dwOptions, LPSECURITYCREDENTIALS lpCredentials,
+                         IMAPEVENTPROC lpEventProc, LPVOID lpParam)
+{
+    IMAPCONNECTINFO in;
+    if (lpEventProc == NULL) {
+        iw_set_error(ST_ERROR_INVALID_PARAMETER);
+        return INVALID_CLIENT;
+    }
+    memset(&in, 0, sizeof in);
+    in.dwSize = sizeof in;
+    in.lpszHostName = lpszHostName;
+    in.nRemotePort = nRemotePort;
+    in.nTimeout = nTimeout;
+    in.dwOptions = dwOptions;
+    in.lpCredentials = lpCredentials;
+    in.lpEventProc = lpEventProc;
+    in.lpParam = lpParam;
+    return iw_connect(&in);
+}
+
+INT ImapDisconnect(HCLIENT hClient)
+{
+    iw_client *c = iw_client_for(hClient);
+    if (c == NULL)
+        return IMAP_ERROR;
+    if (iw_handle_remove(hClient, IW_KIND_CLIENT) != c)
+        return iw_fail(ST_ERROR_INVALID_HANDLE);
+    iw_client_close(c, 1);
+    iw_client_free(c);
+    return 0;
+}
+
+DWORD ImapAttachThread(HCLIENT hClient, DWORD dwThreadId)
+{
+    iw_client *c;
+    char path[64];
+    struct stat st;
+
+    if (!iw_initialized()) {
+        iw_set_error(ST_ERROR_NOT_INITIALIZED);
+        return (DWORD)IMAP_ERROR;
+    }
+    c = iw_handle_get(hClient, IW_KIND_CLIENT);
+    if (c == NULL) {
+        iw_set_error(ST_ERROR_INVALID_HANDLE);
+        return (DWORD)IMAP_ERROR;
+    }
+    if (dwThreadId == 0)
+        dwThreadId = iw_thread_id();
+    /* Only a thread of this process can own a handle. */
+    snprintf(path, sizeof path, "/proc/self/task/%u", (unsigned)dwThreadId);
+    if (stat(path, &st) != 0) {
+        iw_set_error(ST_ERROR_INVALID_PARAMETER);
+        return (DWORD)IMAP_ERROR;
+    }
+    return __atomic_exchange_n(&c->owner, dwThreadId, __ATOMIC_ACQ_REL);
+}
+
+INT ImapLogin(HCLIENT hClient, UINT nAuthType, LPCTSTR lpszUserName, LPCTSTR lpszPassword)
+{
+    iw_client *c = iw_client_for(hClient);
+    int rc;
+    if (c == NULL)
+        return IMAP_ERROR;
+    if (lpszUserName == NULL || (lpszPassword == NULL && nAuthType != IMAP_AUTH_ANONYMOUS) ||
+        strlen(lpszUserName) > 65536 || (lpszPassword && strlen(lpszPassword) > 65536))
+        return iw_fail(ST_ERROR_INVALID_PARAMETER);
+    if (nAuthType > IMAP_AUTH_DEFAULT || nAuthType == 2 || nAuthType == 3)
+        return iw_fail(ST_ERROR_INVALID_PARAMETER);
+    if (c->broken)
+        return iw_fail(ST_ERROR_CONNECTION_CLOSED);
+    rc = iw_session_login(c, nAuthType, lpszUserName, lpszPassword ? lpszPassword : "");
+    return rc ? iw_fail((DWORD)rc) : 0;
+}
+
+INT ImapGetCapabilities(HCLIENT hClient, LPTSTR lpszBuffer, INT nMaxLength)
+{
+    iw_client *c = iw_client_for(hClient);
+    size_t n;
+    if (c == NULL)
+        return IMAP_ERROR;
+    n = c->capa ? strlen(c->capa) : 0;
+    if (lpszBuffer == NULL && nMaxLength == 0)
+        return (INT)n;                     /* the length a caller needs to allocate */
+    if (lpszBuffer == NULL || nMaxLength <= 0)
+        return iw_fail(ST_ERROR_INVALID_PARAMETER);
+    if (n >= (size_t)nMaxLength)
+        return iw_fail(ST_ERROR_BUFFER_TOO_SMALL);
+    memcpy(lpszBuffer, c->capa ? c->capa : "", n + 1);
+    return (INT)n;
+}
+
+BOOL ImapHasCapability(HCLIENT hClient, LPCTSTR lpszCapability)
+{
+    iw_client *c = iw_client_for(hClient);
+    if (c == NULL)
+        return FALSE;
+    if (lpszCapability == NULL) {
+        iw_set_error(ST_ERROR_INVALID_PARAMETER);
+        return FALSE;
+    }
+    return iw_capa_has(c, lpszCapability) ? TRUE : FALSE;
+}
+
+INT ImapCommand(HCLIENT hClient, LPCTSTR lpszCommand, LPTSTR lpszResult, INT nMaxLength)
+{
+    iw_client *c = iw_client_for(hClient);
+    size_t n;
+    int rc;
+    if (c == NULL)
+        return IMAP_ERROR;
+    if (lpszCommand == NULL || (lpszResult != NULL && nMaxLength <= 0))
+        return iw_fail(ST_ERROR_INVALID_PARAMETER);
+    n = strlen(lpszCommand);
+    /* One command per call: a CR or LF would smuggle a second one onto the wire, and
+     * STARTTLS here would hand the stream to a TLS layer nobody set up. */
+    if (n == 0 || n > IW_MAX_LINE || iw_has_ctl(lpszCommand) ||
+        (n >= 8 && strncasecmp(lpszCommand, "STARTTLS", 8) == 0 &&
+         (n == 8 || lpszCommand[8] == ' ')))
+        return iw_fail(ST_ERROR_INVALID_PARAMETER);
+    if (c->broken)
+        return iw_fail(ST_ERROR_CONNECTION_CLOSED);
+    rc = iw_session_command(c, lpszCommand, lpszResult, lpszResult ? (size_t)nMaxLength : 0);
+    return rc ? iw_fail((DWORD)rc) : 0;
+}
+
+INT ImapSelectMailbox(HCLIENT hClient, LPCTSTR lpszMailbox, LPIMAPMAILBOX lpMailboxInfo)
+{
+    iw_client *c = iw_client_for(hClient);
+    int rc;
+    if (c == NULL)
+        return IMAP_ERROR;
+    if (lpszMailbox == NULL || *lpszMailbox == '\0' || strlen(lpszMailbox) > 1024)
+        return iw_fail(ST_ERROR_INVALID_PARAMETER);
+    if (c->broken)
+        return iw_fail(ST_ERROR_CONNECTION_CLOSED);
+    rc = iw_session_select(c, lpszMailbox, lpMailboxInfo);
+    return rc ? iw_fail((DWORD)rc) : 0;
+}
+
+INT ImapGetMessage(HCLIENT hClient, UINT nMessageId, UINT nMessagePart,
+                   LPVOID lpvMessage, LPDWORD lpdwLength, DWORD dwOptions)
+{
+    iw_client *c = iw_client_for(hClient);
+    char *body = NULL;
+    size_t len = 0;
+    int rc;
+
+    IW_UNUSED(dwOptions);
+    if (c == NULL)
+        return IMAP_ERROR;
+    if (lpvMessage == NULL || lpdwLength == NULL || nMessageId == 0)
+        return iw_fail(ST_ERROR_INVALID_PARAMETER);
+    if (c->broken)
+        return iw_fail(ST_ERROR_CONNECTION_CLOSED);
+    rc = iw_session_fetch(c, nMessageId, nMessagePart, &body, &len);
+    if (rc != 0)
+        return iw_fail((DWORD)rc);
+    if (len > 0xffffffffu) {
+        free(body);
+        return iw_fail(ST_ERROR_RESPONSE_TOO_LARGE);
+    }
+    if (*lpdwLength == 0) {
+        *(LPVOID *)lpvMessage = body;      /* NUL-terminated; ImapFreeMemory frees it */
+        *lpdwLength = (DWORD)len;
+        return 0;
+    }
+    if (len > *lpdwLength) {
+        free(body);
+        *lpdwLength = (DWORD)len;
+        return iw_fail(ST_ERROR_BUFFER_TOO_SMALL);
+    }
+    memcpy(lpvMessage, body, len);
+    if (len < *lpdwLength)
+        ((char *)lpvMessage)[len] = '\0';
+    *lpdwLength = (DWORD)len;
+    free(body);
+    return 0;
+}
+
+VOID ImapFreeMemory(LPVOID lpvMemory)
+{
+    free(lpvMemory);
+}
+
+INT ImapGetSecurityInformation(HCLIENT hClient, LPSECURITYINFO lpInfo)
+{
+    iw_client *c = iw_client_for(hClient);
+    SECURITYINFO info;
+    size_t n;
+    if (c == NULL)
+        return IMAP_ERROR;
+    if (lpInfo == NULL || lpInfo->dwSize < offsetof(SECURITYINFO, szCipher))
+        return iw_fail(ST_ERROR_INVALID_PARAMETER);
+    memset(&info, 0, sizeof info);
+    info.dwSize = lpInfo->dwSize;
+    info.dwProtocol = SECURITY_PROTOCOL_NONE;
+    info.dwCertificateStatus = CERTIFICATE_STATUS_NONE;
+    info.dwTunnelProtocol = SECURITY_PROTOCOL_NONE;
+    iw_layer_query(c->top, IMAPWIRE_QUERY_SECURITY, &info);
+    /* Only the fields the caller's struct has. */
+    n = lpInfo->dwSize < sizeof info ? lpInfo->dwSize : sizeof info;
+    memcpy(lpInfo, &info, n);
+    lpInfo->dwSize = info.dwSize;
+    return 0;
+}
+
+INT ImapGetTimings(HCLIENT hClient, LPIMAPTIMINGS lpTimings)
+{
+    iw_client *c = iw_client_for(hClient);
+    size_t n;
+    if (c == NULL)
+        return IMAP_ERROR;
+    if (lpTimings == NULL || lpTimings->dwSize < offsetof(IMAPTIMINGS, dwResolve))
+        return iw_fail(ST_ERROR_INVALID_PARAMETER);
+    n = lpTimings->dwSize < sizeof c->timings ? lpTimings->dwSize : sizeof c->timings;
+    memcpy((char *)lpTimings + sizeof(DWORD), (char *)&c->timings + sizeof(DWORD),
+           n - sizeof(DWORD));
+    return 0;
+}
+
+HFORWARD ImapCreatePortForward(LPSECURITYCREDENTIALS lpCredentials, LPCTSTR lpszRemoteHost,
+        UINT nRemotePort, UINT nLocalPort, UINT *lpnBoundPort)
+{
+    IW_UNUSED(lpCredentials);
+    IW_UNUSED(lpszRemoteHost);
+    IW_UNUSED(nRemotePort);
+    IW_UNUSED(nLocalPort);
+    IW_UNUSED(lpnBoundPort);
+    iw_set_error(iw_initialized() ? ST_ERROR_FEATURE_NOT_AVAILABLE : ST_ERROR_NOT_INITIALIZED);
+    return INVALID_FORWARD;
+}
+
+BOOL ImapClosePortForward(HFORWARD hForward)
+{
+    IW_UNUSED(hForward);
+    iw_set_error(iw_initialized() ? ST_ERROR_INVALID_HANDLE : ST_ERROR_NOT_INITIALIZED);
+    return FALSE;
+}

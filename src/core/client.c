@@ -1,0 +1,62 @@
+/* client.c: life and death of a connection object: allocation, a bounded polite
+ * LOGOUT, orderly layer shutdown, and freeing every byte it owned. */
+#include <stdlib.h>
+#include <string.h>
+#include "client.h"
+
+iw_client *iw_client_new(void)
+{
+    iw_client *c = calloc(1, sizeof *c);
+    if (c != NULL)
+        iw_reader_init(&c->reader);
+    return c;
+}
+
+static int iw_logout_step(iw_client *c, void *arg, unsigned *want)
+{
+    return iw_cmd_step(c, arg, want);
+}
+
+/* LOGOUT and wait at most IW_LOGOUT_WAIT_MS (or the timeout if shorter); then close. */
+void iw_client_close(iw_client *c, int polite)
+{
+    if (c->top != NULL && polite && !c->broken && c->state != IW_LOGOUT) {
+        iw_cmd cmd;
+        int64_t wait = c->timeout_ms < IW_LOGOUT_WAIT_MS ? c->timeout_ms : IW_LOGOUT_WAIT_MS;
+        int64_t deadline = iw_now_ms() + wait;
+        memset(&cmd, 0, sizeof cmd);
+        if (iw_cmd_start(c, &cmd, "LOGOUT", 6, NULL, 0, 0, NULL) == 0)
+            iw_drive(c, iw_logout_step, &cmd, &deadline);
+        iw_cmd_clear(&cmd);
+        c->state = IW_LOGOUT;
+    }
+    if (c->top != NULL) {
+        int done = 0;
+        /* One non-blocking attempt: close_notify and friends are courtesy, not duty. */
+        iw_layer_shutdown(c->top, &done);
+        iw_layer_free_chain(c->top);
+        c->top = NULL;
+    }
+}
+
+void iw_client_free(iw_client *c)
+{
+    if (c == NULL)
+        return;
+    iw_client_close(c, 0);
+    iw_cmd_clear(&c->cm.cmd);
+    iw_reader_free(&c->reader);
+    if (c->out != NULL) {
+        iw_wipe(c->out, c->out_cap);
+        free(c->out);
+    }
+    free(c->capa);
+    free(c->host);
+    free(c->local_address);
+    free(c->dns_servers);
+    free(c->transport);
+    free(c->client_name);
+    free(c->client_version);
+    iw_creds_free(c->creds);
+    free(c);
+}

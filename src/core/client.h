@@ -1,0 +1,98 @@
+/* client.h: the connection object behind an HCLIENT, and the command engine that the
+ * connect machine and the session calls share (send a tagged command, read to its end). */
+#ifndef IW_CLIENT_H
+#define IW_CLIENT_H
+
+#include "iw.h"
+#include "reader.h"
+
+enum iw_state { IW_NOT_AUTH, IW_AUTH, IW_SELECTED, IW_LOGOUT };
+enum iw_status { IW_STATUS_OK = 1, IW_STATUS_NO, IW_STATUS_BAD };
+
+#define IW_MAX_CUTS 4
+
+struct iw_client;
+
+/* A command on its way: wire bytes with the points where a synchronising literal makes
+ * us wait for a "+" continuation, and what to do with responses until its tagged end. */
+typedef struct iw_cmd {
+    char   tag[16];
+    char  *wire;                   /* "TAG ...\r\n", with literals */
+    size_t wire_len;
+    size_t cuts[IW_MAX_CUTS];      /* wire offsets to stop at until a continuation */
+    int    ncuts, next_cut;
+    int    secret;                 /* wipe wire on free */
+    int    status;                 /* IW_STATUS_* once done */
+    char   text[512];              /* the tagged reply after the tag, truncated */
+    int  (*on_untagged)(struct iw_client *c, const iw_response *r, void *arg);
+    int  (*on_continue)(struct iw_client *c, const iw_response *r, void *arg);
+    void  *arg;
+} iw_cmd;
+
+typedef struct iw_connect_machine {
+    int     state;
+    int64_t phase_deadline_ms;
+    int64_t total_deadline_ms;
+    int64_t deadline_ms;           /* the nearer of the two: what the driver waits for */
+    int64_t t_start_us, t_resolved_us, t_chain_us, t_ready_us;
+    iw_cmd  cmd;
+} iw_connect_machine;
+
+typedef struct iw_client {
+    HCLIENT            handle;
+    DWORD              owner;
+    DWORD              options;
+    imapwire_endpoint  ep;
+    char              *host, *local_address, *dns_servers, *transport;
+    char              *client_name, *client_version;
+    iw_creds          *creds;
+    IMAPTRACEPROC      trace;
+    void              *trace_param;
+    imapwire_layer    *top;
+    iw_reader          reader;
+    uint64_t           rx_bytes;
+    char              *out;        /* bytes queued for the top layer */
+    size_t             out_len, out_off, out_cap;
+    int                out_secret; /* the queue holds a secret: wipe when drained */
+    char              *capa;       /* space-separated, as the server sent them */
+    unsigned           next_tag;
+    int                state;      /* enum iw_state */
+    int                broken;     /* an I/O error made the stream unusable */
+    int                saw_bye;
+    unsigned           timeout_ms;
+    IMAPTIMINGS        timings;
+    iw_connect_machine cm;
+} iw_client;
+
+/* command.c */
+int  iw_cmd_start(iw_client *c, iw_cmd *cmd, const char *text, size_t len,
+                  const size_t *cuts, int ncuts, int secret, const char *trace_text);
+int  iw_cmd_step(iw_client *c, iw_cmd *cmd, unsigned *want);
+void iw_cmd_clear(iw_cmd *cmd);
+int  iw_queue(iw_client *c, const char *p, size_t n, int secret);
+int  iw_flush(iw_client *c, unsigned *want);
+int  iw_handle_common(iw_client *c, const iw_response *r);
+void iw_trace_response(iw_client *c, const iw_response *r);
+void iw_trace_line(iw_client *c, unsigned dir, const char *p, size_t n);
+int  iw_read_response(iw_client *c, iw_response *r, unsigned *want);
+
+/* drive.c: run a step function to completion, polling what it waits for */
+typedef int (*iw_step_fn)(iw_client *c, void *arg, unsigned *want);
+int  iw_drive(iw_client *c, iw_step_fn step, void *arg, const int64_t *deadline_ms);
+int  iw_run_command(iw_client *c, iw_cmd *cmd);
+
+/* capa.c */
+int  iw_capa_set(iw_client *c, const char *p, size_t n);
+int  iw_capa_has(const iw_client *c, const char *name);
+int  iw_capa_from_code(iw_client *c, const char *p, size_t n);
+
+/* connect.c */
+int  iw_connect_begin(iw_client *c);
+int  iw_connect_step(iw_client *c, void *arg, unsigned *want);
+
+/* client.c */
+iw_client *iw_client_new(void);
+void iw_client_free(iw_client *c);
+void iw_client_close(iw_client *c, int polite);
+
+#endif /* IW_CLIENT_H */

@@ -1,0 +1,226 @@
+/* command.c: the command engine: queue a tagged command, send it (pausing at
+ * synchronising literals), read responses until its tagged end, trace both ways. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "client.h"
+
+void iw_trace_line(iw_client *c, unsigned dir, const char *p, size_t n)
+{
+    if (c->trace == NULL)
+        return;
+    if (n > 0x7fffffff)
+        n = 0x7fffffff;
+    c->trace(c->handle, dir, p, (INT)n, c->trace_param);
+}
+
+/* Each line piece of a response once; literal bytes are summarised, not traced. */
+void iw_trace_response(iw_client *c, const iw_response *r)
+{
+    size_t pos = 0;
+    if (c->trace == NULL)
+        return;
+    while (pos < r->len) {
+        const char *lf = memchr(r->data + pos, '\n', r->len - pos);
+        size_t end = lf ? (size_t)(lf - r->data) : r->len, n = end - pos, lit = 0;
+        if (n > 0 && r->data[pos + n - 1] == '\r')
+            n--;
+        iw_trace_line(c, IMAP_TRACE_RECV, r->data + pos, n);
+        if (iw_literal_size(r->data + pos, n, &lit) <= 0)
+            lit = 0;
+        pos = end + 1;
+        if (lit > 0) {
+            if (pos >= r->len || lit > r->len - pos)
+                break;
+            pos += lit;
+        }
+    }
+}
+
+int iw_queue(iw_client *c, const char *p, size_t n, int secret)
+{
+    if (c->out_off == c->out_len) {
+        c->out_off = c->out_len = 0;
+    }
+    if (c->out_len + n > c->out_cap) {
+        size_t cap = c->out_cap ? c->out_cap : 256;
+        char *b;
+        while (cap < c->out_len + n)
+            cap *= 2;
+        b = malloc(cap);
+        if (b == NULL)
+            return ST_ERROR_OUT_OF_MEMORY;
+        if (c->out != NULL) {
+            memcpy(b, c->out, c->out_len);
+            iw_wipe(c->out, c->out_cap);
+            free(c->out);
+        }
+        c->out = b;
+        c->out_cap = cap;
+    }
+    memcpy(c->out + c->out_len, p, n);
+    c->out_len += n;
+    c->out_secret |= secret;
+    return 0;
+}
+
+int iw_flush(iw_client *c, unsigned *want)
+{
+    while (c->out_off < c->out_len) {
+        size_t sent = 0;
+        int rc = iw_layer_send(c->top, c->out + c->out_off, c->out_len - c->out_off, &sent);
+        if (rc == IMAPWIRE_AGAIN) {
+            *want = IMAPWIRE_WANT_WRITE;
+            return IMAPWIRE_AGAIN;
+        }
+        if (rc != 0) {
+            c->broken = 1;
+            return rc;
+        }
+        c->out_off += sent;
+    }
+    if (c->out_secret && c->out != NULL) {
+        iw_wipe(c->out, c->out_cap);
+        c->out_secret = 0;
+    }
+    c->out_off = c->out_len = 0;
+    return 0;
+}
+
+int iw_read_response(iw_client *c, iw_response *r, unsigned *want)
+{
+    int rc = iw_reader_next(&c->reader, c->top, r, &c->rx_bytes);
+    if (rc == IMAPWIRE_AGAIN) {
+        *want = IMAPWIRE_WANT_READ;
+        return rc;
+    }
+    if (rc != 0) {
+        c->broken = 1;
+        return rc;
+    }
+    iw_trace_response(c, r);
+    return 0;
+}
+
+/* What every response may carry, whoever waits for it: capabilities and BYE. */
+int iw_handle_common(iw_client *c, const iw_response *r)
+{
+    int rc = iw_capa_from_code(c, r->rest, r->rest_len);
+    if (rc != 0)
+        return rc;
+    if (r->kind == IW_RESP_UNTAGGED) {
+        if (r->rest_len >= 11 && iw_strcaseeq(r->rest, 11, "CAPABILITY "))
+            return iw_capa_set(c, r->rest + 11, r->rest_len - 11);
+        if (r->rest_len >= 3 && iw_strcaseeq(r->rest, 3, "BYE") &&
+            (r->rest_len == 3 || r->rest[3] == ' '))
+            c->saw_bye = 1;
+    }
+    return 0;
+}
+
+void iw_cmd_clear(iw_cmd *cmd)
+{
+    if (cmd->wire != NULL) {
+        if (cmd->secret)
+            iw_wipe(cmd->wire, cmd->wire_len);
+        free(cmd->wire);
+    }
+    memset(cmd, 0, sizeof *cmd);
+}
+
+/* text is the command without tag and CRLF; cuts are offsets into text just after each
+ * synchronising literal's "{n}\r\n". trace_text replaces it in the trace (redaction). */
+int iw_cmd_start(iw_client *c, iw_cmd *cmd, const char *text, size_t len,
+                 const size_t *cuts, int ncuts, int secret, const char *trace_text)
+{
+    size_t tl;
+    int i;
+
+    iw_cmd_clear(cmd);
+    if (ncuts > IW_MAX_CUTS)
+        return ST_ERROR_INVALID_PARAMETER;
+    snprintf(cmd->tag, sizeof cmd->tag, "A%04u", ++c->next_tag % 100000u);
+    tl = strlen(cmd->tag);
+    cmd->wire = malloc(tl + 1 + len + 2);
+    if (cmd->wire == NULL)
+        return ST_ERROR_OUT_OF_MEMORY;
+    memcpy(cmd->wire, cmd->tag, tl);
+    cmd->wire[tl] = ' ';
+    memcpy(cmd->wire + tl + 1, text, len);
+    memcpy(cmd->wire + tl + 1 + len, "\r\n", 2);
+    cmd->wire_len = tl + 1 + len + 2;
+    for (i = 0; i < ncuts; i++)
+        cmd->cuts[i] = tl + 1 + cuts[i];
+    cmd->ncuts = ncuts;
+    cmd->secret = secret;
+    if (c->trace != NULL) {
+        char line[600];
+        int n = snprintf(line, sizeof line, "%s %.*s", cmd->tag,
+                         trace_text ? (int)strlen(trace_text) : (int)len,
+                         trace_text ? trace_text : text);
+        if (n > 0)
+            iw_trace_line(c, IMAP_TRACE_SEND, line,
+                          (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+    }
+    /* Queue up to the first cut; the rest waits for "+". */
+    return iw_queue(c, cmd->wire, ncuts ? cmd->cuts[0] : cmd->wire_len, secret);
+}
+
+static int iw_cmd_continue(iw_client *c, iw_cmd *cmd, const iw_response *r)
+{
+    if (cmd->next_cut < cmd->ncuts) {
+        size_t from = cmd->cuts[cmd->next_cut++];
+        size_t to = cmd->next_cut < cmd->ncuts ? cmd->cuts[cmd->next_cut] : cmd->wire_len;
+        return iw_queue(c, cmd->wire + from, to - from, cmd->secret);
+    }
+    if (cmd->on_continue != NULL)
+        return cmd->on_continue(c, r, cmd->arg);
+    /* Nobody expects a continuation: cancel whatever the server wants (RFC 3501 "*"). */
+    return iw_queue(c, "*\r\n", 3, 0);
+}
+
+int iw_cmd_step(iw_client *c, iw_cmd *cmd, unsigned *want)
+{
+    for (;;) {
+        iw_response r;
+        int rc = iw_flush(c, want);
+        if (rc != 0)
+            return rc;
+        rc = iw_read_response(c, &r, want);
+        if (rc != 0)
+            return rc;
+        rc = iw_handle_common(c, &r);
+        if (rc != 0)
+            return rc;
+        if (r.kind == IW_RESP_CONTINUATION) {
+            rc = iw_cmd_continue(c, cmd, &r);
+        } else if (r.kind == IW_RESP_UNTAGGED) {
+            rc = cmd->on_untagged ? cmd->on_untagged(c, &r, cmd->arg) : 0;
+        } else {
+            size_t n;
+            if (r.tag_len != strlen(cmd->tag) || memcmp(r.tag, cmd->tag, r.tag_len) != 0) {
+                c->broken = 1;
+                return ST_ERROR_INVALID_RESPONSE;
+            }
+            if (r.rest_len >= 2 && iw_strcaseeq(r.rest, 2, "OK") &&
+                (r.rest_len == 2 || r.rest[2] == ' '))
+                cmd->status = IW_STATUS_OK;
+            else if (r.rest_len >= 2 && iw_strcaseeq(r.rest, 2, "NO") &&
+                     (r.rest_len == 2 || r.rest[2] == ' '))
+                cmd->status = IW_STATUS_NO;
+            else if (r.rest_len >= 3 && iw_strcaseeq(r.rest, 3, "BAD") &&
+                     (r.rest_len == 3 || r.rest[3] == ' '))
+                cmd->status = IW_STATUS_BAD;
+            else {
+                c->broken = 1;
+                return ST_ERROR_INVALID_RESPONSE;
+            }
+            n = r.rest_len < sizeof cmd->text - 1 ? r.rest_len : sizeof cmd->text - 1;
+            memcpy(cmd->text, r.rest, n);
+            cmd->text[n] = '\0';
+            return 0;
+        }
+        if (rc != 0)
+            return rc;
+    }
+}

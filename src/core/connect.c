@@ -1,0 +1,202 @@
+/* connect.c: the connect state machine: one non-blocking step function that takes a
+ * client from nothing to a ready IMAP session (chain up, greeting, capabilities, ID). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "client.h"
+
+enum { CM_IDLE, CM_CHAIN, CM_GREETING, CM_CAPA, CM_AFTER_CAPA, CM_ID, CM_READY };
+
+static void iw_phase(iw_client *c, int state)
+{
+    int64_t now = iw_now_ms();
+    c->cm.state = state;
+    c->cm.phase_deadline_ms = now + c->timeout_ms;
+    c->cm.deadline_ms = c->cm.phase_deadline_ms < c->cm.total_deadline_ms
+                            ? c->cm.phase_deadline_ms : c->cm.total_deadline_ms;
+}
+
+void iw_core_note(void *core, const char *text)
+{
+    iw_client *c = core;
+    iw_trace_line(c, IMAP_TRACE_INFO, text, strlen(text));
+}
+
+void iw_core_mark(void *core, int mark)
+{
+    iw_client *c = core;
+    if (mark == IMAPWIRE_MARK_RESOLVED && c->cm.t_resolved_us == 0)
+        c->cm.t_resolved_us = iw_now_us();
+}
+
+/* The lowest layer: the caller's transport ("name" or "name:args") or TCP. A filter type
+ * named there (not a bottom one) is stacked over TCP. */
+static int iw_build_chain(iw_client *c)
+{
+    char name[32];
+    const char *spec = c->transport, *args = NULL, *colon;
+    imapwire_layer *bottom = NULL, *top = NULL;
+    unsigned flags = 0;
+    size_t n;
+    int rc;
+
+    if (spec == NULL || *spec == '\0')
+        spec = "tcp";
+    colon = strchr(spec, ':');
+    n = colon ? (size_t)(colon - spec) : strlen(spec);
+    if (n == 0 || n >= sizeof name)
+        return ST_ERROR_INVALID_PARAMETER;
+    memcpy(name, spec, n);
+    name[n] = '\0';
+    if (colon != NULL)
+        args = colon + 1;
+    rc = iw_transport_flags(name, &flags);
+    if (rc == ST_ERROR_TRANSPORT_NOT_FOUND && iw_plugin_load(name) == 0)
+        rc = iw_transport_flags(name, &flags);
+    if (rc != 0)
+        return rc;
+    if (!(flags & IMAPWIRE_TRANSPORT_BOTTOM)) {
+        rc = iw_layer_new("tcp", NULL, &c->ep, c, NULL, &bottom);
+        if (rc != 0)
+            return rc;
+    }
+    rc = iw_layer_new(name, args, &c->ep, c, bottom, &top);
+    if (rc != 0) {
+        iw_layer_free_chain(bottom);
+        return rc;
+    }
+    c->top = top;
+    return 0;
+}
+
+int iw_connect_begin(iw_client *c)
+{
+    int rc;
+    c->cm.t_start_us = iw_now_us();
+    c->cm.total_deadline_ms = c->cm.t_start_us / 1000 + (int64_t)c->timeout_ms * IW_CONNECT_CEILING;
+    iw_phase(c, CM_CHAIN);
+    rc = iw_build_chain(c);
+    return rc;
+}
+
+static int iw_start_simple(iw_client *c, const char *text)
+{
+    return iw_cmd_start(c, &c->cm.cmd, text, strlen(text), NULL, 0, 0, NULL);
+}
+
+static int iw_start_id(iw_client *c)
+{
+    iw_sb sb = {0};
+    int rc;
+    iw_sb_str(&sb, "ID (\"name\" ");
+    iw_sb_quoted(&sb, c->client_name ? c->client_name : "imapwire");
+    iw_sb_str(&sb, " \"version\" ");
+    iw_sb_quoted(&sb, c->client_version ? c->client_version : IMAPWIRE_VERSION_STRING);
+    iw_sb_str(&sb, ")");
+    rc = sb.err ? sb.err : iw_cmd_start(c, &c->cm.cmd, sb.p, sb.len, NULL, 0, 0, NULL);
+    iw_sb_free(&sb);
+    return rc;
+}
+
+/* "OK", "PREAUTH" or "BYE" and what follows: the only valid greetings (RFC 3501 7.1). */
+static int iw_greeting(iw_client *c, const iw_response *r)
+{
+    int rc;
+    if (r->kind != IW_RESP_UNTAGGED)
+        return ST_ERROR_INVALID_RESPONSE;
+    if (r->rest_len >= 3 && iw_strcaseeq(r->rest, 3, "BYE") &&
+        (r->rest_len == 3 || r->rest[3] == ' '))
+        return ST_ERROR_SERVER_REJECTED;
+    if (r->rest_len >= 7 && iw_strcaseeq(r->rest, 7, "PREAUTH") &&
+        (r->rest_len == 7 || r->rest[7] == ' '))
+        c->state = IW_AUTH;
+    else if (!(r->rest_len >= 2 && iw_strcaseeq(r->rest, 2, "OK") &&
+               (r->rest_len == 2 || r->rest[2] == ' ')))
+        return ST_ERROR_INVALID_RESPONSE;
+    if (r->literals > 0)
+        return ST_ERROR_INVALID_RESPONSE;
+    rc = iw_handle_common(c, r);
+    return rc;
+}
+
+int iw_connect_step(iw_client *c, void *arg, unsigned *want)
+{
+    iw_response r;
+    int rc, done;
+    int64_t now;
+
+    IW_UNUSED(arg);
+    for (;;) {
+        switch (c->cm.state) {
+        case CM_CHAIN:
+            rc = iw_layer_connect(c->top, &done);
+            if (rc != 0)
+                return rc;
+            if (!done) {
+                *want = IMAPWIRE_WANT_READ;
+                return IMAPWIRE_AGAIN;
+            }
+            c->cm.t_chain_us = iw_now_us();
+            iw_phase(c, CM_GREETING);
+            break;
+        case CM_GREETING:
+            rc = iw_read_response(c, &r, want);
+            if (rc != 0)
+                return rc;
+            rc = iw_greeting(c, &r);
+            if (rc != 0)
+                return rc;
+            if (c->capa != NULL) {
+                c->cm.state = CM_AFTER_CAPA;
+                break;
+            }
+            rc = iw_start_simple(c, "CAPABILITY");
+            if (rc != 0)
+                return rc;
+            iw_phase(c, CM_CAPA);
+            break;
+        case CM_CAPA:
+            rc = iw_cmd_step(c, &c->cm.cmd, want);
+            if (rc != 0)
+                return rc;
+            if (c->cm.cmd.status != IW_STATUS_OK)
+                return ST_ERROR_INVALID_RESPONSE;
+            if (c->capa == NULL && (rc = iw_capa_set(c, "", 0)) != 0)
+                return rc;
+            c->cm.state = CM_AFTER_CAPA;
+            break;
+        case CM_AFTER_CAPA:
+            if ((c->options & IMAP_OPTION_IDENTIFY) && iw_capa_has(c, "ID")) {
+                rc = iw_start_id(c);
+                if (rc != 0)
+                    return rc;
+                iw_phase(c, CM_ID);
+                break;
+            }
+            c->cm.state = CM_READY;
+            break;
+        case CM_ID:
+            rc = iw_cmd_step(c, &c->cm.cmd, want);
+            if (rc != 0)
+                return rc;
+            /* A server that dislikes our ID still serves us; RFC 2971 makes ID advisory. */
+            c->cm.state = CM_READY;
+            break;
+        case CM_READY:
+            iw_cmd_clear(&c->cm.cmd);
+            c->cm.t_ready_us = now = iw_now_us();
+            {
+                int64_t t0 = c->cm.t_start_us;
+                int64_t tr = c->cm.t_resolved_us ? c->cm.t_resolved_us : t0;
+                c->timings.dwSize = sizeof c->timings;
+                c->timings.dwResolve = (DWORD)(tr - t0);
+                c->timings.dwConnect = (DWORD)(c->cm.t_chain_us - tr);
+                c->timings.dwGreeting = (DWORD)(now - c->cm.t_chain_us);
+                c->timings.dwTotal = (DWORD)(now - t0);
+            }
+            return 0;
+        default:
+            return ST_ERROR_INVALID_PARAMETER;
+        }
+    }
+}

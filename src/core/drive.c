@@ -1,0 +1,70 @@
+/* drive.c: the blocking driver: runs a non-blocking step function, polling exactly what
+ * the layer chain waits for, until the step finishes or its deadline passes. */
+#include <errno.h>
+#include <poll.h>
+#include "client.h"
+
+/* With deadline_ms NULL the deadline slides with every byte received (long transfers);
+ * otherwise the step keeps *deadline_ms current (connect phases have their own). */
+int iw_drive(iw_client *c, iw_step_fn step, void *arg, const int64_t *deadline_ms)
+{
+    int sliding = deadline_ms == NULL;
+    uint64_t seen = c->rx_bytes;
+    int64_t deadline = sliding ? iw_now_ms() + c->timeout_ms : *deadline_ms;
+    /* Bounded however a broken layer behaves: far more rounds than any real exchange. */
+    unsigned long rounds;
+
+    for (rounds = 0; rounds < 100000000ul; rounds++) {
+        struct pollfd pfd[IMAPWIRE_POLLSET_MAX];
+        imapwire_pollset ps = {0};
+        unsigned want = IMAPWIRE_WANT_READ, i;
+        int64_t now, until;
+        int rc, n;
+
+        rc = step(c, arg, &want);
+        if (rc != IMAPWIRE_AGAIN)
+            return rc;
+        now = iw_now_ms();
+        if (sliding && c->rx_bytes != seen) {
+            seen = c->rx_bytes;
+            deadline = now + c->timeout_ms;
+        }
+        if (!sliding)
+            deadline = *deadline_ms;
+        if (now >= deadline)
+            return ST_ERROR_OPERATION_TIMEOUT;
+        iw_layer_pollset(c->top, want, &ps);
+        until = deadline;
+        if (ps.wakeup_ms != 0 && ps.wakeup_ms < until)
+            until = ps.wakeup_ms;
+        for (i = 0; i < ps.count; i++) {
+            pfd[i].fd = ps.fds[i].fd;
+            pfd[i].events = (short)(((ps.fds[i].want & IMAPWIRE_WANT_READ) ? POLLIN : 0) |
+                                    ((ps.fds[i].want & IMAPWIRE_WANT_WRITE) ? POLLOUT : 0));
+            pfd[i].revents = 0;
+        }
+        n = poll(pfd, ps.count, until > now ? (int)(until - now) : 0);
+        if (n < 0 && errno != EINTR)
+            return ST_ERROR_NETWORK_ERROR;
+        if (n == 0 && iw_now_ms() >= deadline)
+            return ST_ERROR_OPERATION_TIMEOUT;
+    }
+    return ST_ERROR_OPERATION_TIMEOUT;
+}
+
+static int iw_cmd_step_fn(iw_client *c, void *arg, unsigned *want)
+{
+    return iw_cmd_step(c, arg, want);
+}
+
+/* A whole command exchange after connect: sliding deadline, one timeout per silence. */
+int iw_run_command(iw_client *c, iw_cmd *cmd)
+{
+    int rc;
+    if (c->broken)
+        return ST_ERROR_CONNECTION_CLOSED;
+    rc = iw_drive(c, iw_cmd_step_fn, cmd, NULL);
+    if (rc != 0)
+        c->broken = 1;
+    return rc;
+}

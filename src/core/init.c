@@ -1,0 +1,60 @@
+/* init.c: the counted, thread-safe ImapInitialize/ImapUninitialize pair. The first call
+ * registers the built-in transports; the last one frees every open handle. */
+#include <pthread.h>
+#include "client.h"
+
+static pthread_mutex_t iw_init_lock = PTHREAD_MUTEX_INITIALIZER;
+static int iw_init_count;
+
+int iw_initialized(void)
+{
+    return __atomic_load_n(&iw_init_count, __ATOMIC_ACQUIRE) > 0;
+}
+
+static void iw_free_handle_obj(int kind, void *obj)
+{
+    if (kind == IW_KIND_CLIENT)
+        iw_client_free(obj);
+}
+
+BOOL ImapInitialize(LPCTSTR lpszLicenseKey, LPVOID lpReserved)
+{
+    int rc = 0;
+
+    IW_UNUSED(lpszLicenseKey);
+    IW_UNUSED(lpReserved);
+    pthread_mutex_lock(&iw_init_lock);
+    if (iw_init_count == 0) {
+        /* Built-ins go through the same public path a plugin's types take. */
+        rc = iw_registry_add(&iw_transport_tcp, NULL);
+        if (rc == ST_ERROR_TRANSPORT_EXISTS)
+            rc = 0;
+    }
+    if (rc == 0)
+        __atomic_add_fetch(&iw_init_count, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&iw_init_lock);
+    if (rc != 0) {
+        iw_set_error((DWORD)rc);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+BOOL ImapUninitialize(VOID)
+{
+    pthread_mutex_lock(&iw_init_lock);
+    if (iw_init_count == 0) {
+        pthread_mutex_unlock(&iw_init_lock);
+        iw_set_error(ST_ERROR_NOT_INITIALIZED);
+        return FALSE;
+    }
+    if (iw_init_count == 1) {
+        /* Handles first: their layers hold registry references and plugin code. */
+        iw_handles_shutdown(iw_free_handle_obj);
+        iw_registry_shutdown();
+        iw_plugins_unload_all();
+    }
+    __atomic_sub_fetch(&iw_init_count, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&iw_init_lock);
+    return TRUE;
+}

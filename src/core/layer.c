@@ -1,0 +1,230 @@
+/* layer.c: builds layer chains and dispatches calls down them, applying the SDK's
+ * pass-through defaults (a NULL slot means "ask the layer below"); also the host API. */
+#include <stdalign.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "iw.h"
+
+struct iw_layer_box {
+    imapwire_layer pub;        /* first, so a layer pointer is a box pointer */
+    iw_type_entry *entry;      /* registry reference, released on free */
+    int            created;    /* create() ran, so destroy() must */
+};
+
+#define IW_CTX_OFFSET \
+    ((sizeof(struct iw_layer_box) + alignof(max_align_t) - 1) & ~(alignof(max_align_t) - 1))
+
+int iw_layer_new(const char *name, const char *args, const imapwire_endpoint *ep,
+                 void *core, imapwire_layer *below, imapwire_layer **out)
+{
+    iw_type_entry *entry = NULL;
+    const imapwire_transport_type *t;
+    struct iw_layer_box *box = NULL;
+    int rc;
+
+    *out = NULL;
+    rc = iw_registry_acquire(name, &entry);
+    if (rc != 0)
+        goto out;
+    t = iw_registry_type(entry);
+    if ((t->flags & IMAPWIRE_TRANSPORT_BOTTOM) ? below != NULL : below == NULL) {
+        rc = ST_ERROR_INVALID_PARAMETER;
+        goto out;
+    }
+    if (t->ctx_size > (1u << 20)) {
+        rc = ST_ERROR_INVALID_PARAMETER;
+        goto out;
+    }
+    box = calloc(1, IW_CTX_OFFSET + t->ctx_size);
+    if (box == NULL) {
+        rc = ST_ERROR_OUT_OF_MEMORY;
+        goto out;
+    }
+    box->entry = entry;
+    entry = NULL;
+    box->pub.type = t;
+    box->pub.next = below;
+    box->pub.ctx = t->ctx_size ? (char *)box + IW_CTX_OFFSET : NULL;
+    box->pub.endpoint = ep;
+    box->pub.host = &iw_host_api;
+    box->pub.core = core;
+    if (t->create != NULL) {
+        box->created = 1;
+        rc = t->create(&box->pub, args);
+        if (rc != 0) {
+            box->pub.next = NULL;   /* the caller still owns what is below */
+            iw_layer_free_chain(&box->pub);
+            box = NULL;
+            goto out;
+        }
+    }
+    *out = &box->pub;
+    box = NULL;
+out:
+    iw_registry_release(entry);
+    return rc;
+}
+
+void iw_layer_free_chain(imapwire_layer *top)
+{
+    while (top != NULL) {
+        struct iw_layer_box *box = (struct iw_layer_box *)top;
+        imapwire_layer *next = top->next;
+        if (box->created && top->type->destroy != NULL)
+            top->type->destroy(top);
+        iw_registry_release(box->entry);
+        free(box);
+        top = next;
+    }
+}
+
+int iw_layer_connect(imapwire_layer *l, int *done)
+{
+    *done = 0;
+    if (l == NULL)
+        return ST_ERROR_INVALID_PARAMETER;
+    if (l->type->connect != NULL)
+        return l->type->connect(l, done);
+    return iw_layer_connect(l->next, done);
+}
+
+int iw_layer_shutdown(imapwire_layer *l, int *done)
+{
+    *done = 1;
+    if (l == NULL)
+        return 0;
+    if (l->type->shutdown != NULL)
+        return l->type->shutdown(l, done);
+    return iw_layer_shutdown(l->next, done);
+}
+
+int iw_layer_send(imapwire_layer *l, const void *buf, size_t len, size_t *sent)
+{
+    *sent = 0;
+    if (l == NULL)
+        return ST_ERROR_CONNECTION_CLOSED;
+    if (l->type->send != NULL)
+        return l->type->send(l, buf, len, sent);
+    return iw_layer_send(l->next, buf, len, sent);
+}
+
+int iw_layer_recv(imapwire_layer *l, void *buf, size_t len, size_t *got)
+{
+    *got = 0;
+    if (l == NULL)
+        return ST_ERROR_CONNECTION_CLOSED;
+    if (l->type->recv != NULL)
+        return l->type->recv(l, buf, len, got);
+    return iw_layer_recv(l->next, buf, len, got);
+}
+
+void iw_layer_pollset(imapwire_layer *l, unsigned want, imapwire_pollset *ps)
+{
+    if (l == NULL)
+        return;
+    if (l->type->pollset != NULL)
+        l->type->pollset(l, want, ps);
+    else
+        iw_layer_pollset(l->next, want, ps);
+}
+
+size_t iw_layer_pending(imapwire_layer *l)
+{
+    if (l == NULL)
+        return 0;
+    if (l->type->pending != NULL)
+        return l->type->pending(l);
+    return iw_layer_pending(l->next);
+}
+
+int iw_layer_query(imapwire_layer *l, int what, void *out)
+{
+    for (; l != NULL; l = l->next) {
+        if (l->type->query != NULL) {
+            int rc = l->type->query(l, what, out);
+            if (rc != IMAPWIRE_PASS)
+                return rc;
+        }
+    }
+    return IMAPWIRE_PASS;
+}
+
+/* ---- the host API handed to layers and plugins ---- */
+
+static int iw_host_register(const imapwire_transport_type *type)
+{
+    return iw_registry_add(type, NULL);
+}
+
+static void iw_host_trace(imapwire_layer *layer, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    int n;
+    if (layer == NULL || layer->core == NULL)
+        return;
+    va_start(ap, fmt);
+    n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    iw_core_note(layer->core, line);
+}
+
+static void iw_host_mark(imapwire_layer *layer, int mark)
+{
+    if (layer != NULL && layer->core != NULL)
+        iw_core_mark(layer->core, mark);
+}
+
+static int iw_next_connect(imapwire_layer *l, int *done)
+{
+    return iw_layer_connect(l->next, done);
+}
+
+static int iw_next_shutdown(imapwire_layer *l, int *done)
+{
+    return iw_layer_shutdown(l->next, done);
+}
+
+static int iw_next_send(imapwire_layer *l, const void *buf, size_t len, size_t *sent)
+{
+    return iw_layer_send(l->next, buf, len, sent);
+}
+
+static int iw_next_recv(imapwire_layer *l, void *buf, size_t len, size_t *got)
+{
+    return iw_layer_recv(l->next, buf, len, got);
+}
+
+static void iw_next_pollset(imapwire_layer *l, unsigned want, imapwire_pollset *ps)
+{
+    iw_layer_pollset(l->next, want, ps);
+}
+
+static size_t iw_next_pending(imapwire_layer *l)
+{
+    return iw_layer_pending(l->next);
+}
+
+static int iw_next_query(imapwire_layer *l, int what, void *out)
+{
+    return iw_layer_query(l->next, what, out);
+}
+
+const imapwire_host_api iw_host_api = {
+    .abi_version = IMAPWIRE_TRANSPORT_ABI,
+    .struct_size = sizeof(imapwire_host_api),
+    .register_transport = iw_host_register,
+    .trace = iw_host_trace,
+    .now_ms = iw_now_ms,
+    .mark = iw_host_mark,
+    .connect_next = iw_next_connect,
+    .shutdown_next = iw_next_shutdown,
+    .send_next = iw_next_send,
+    .recv_next = iw_next_recv,
+    .pollset_next = iw_next_pollset,
+    .pending_next = iw_next_pending,
+    .query_next = iw_next_query,
+};

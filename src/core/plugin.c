@@ -1,0 +1,129 @@
+/* plugin.c: ImapLoadPlugin: finds a plugin file, dlopens it privately, checks its ABI
+ * and lets it register its transport types; plugins stay loaded until Uninitialize. */
+#include <dlfcn.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "iw.h"
+
+#ifndef IMAPWIRE_PLUGIN_DIR
+#define IMAPWIRE_PLUGIN_DIR "/usr/local/lib/imapwire/plugins"
+#endif
+
+struct iw_plugin {
+    void             *dl;
+    struct iw_plugin *next;
+};
+
+static pthread_mutex_t iw_plugin_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct iw_plugin *iw_plugins;
+
+static int iw_plugin_loaded_locked(void *dl)
+{
+    struct iw_plugin *p;
+    for (p = iw_plugins; p != NULL; p = p->next)
+        if (p->dl == dl)
+            return 1;
+    return 0;
+}
+
+/* A bare name is looked for as NAME.so in IMAPWIRE_PLUGIN_PATH, then the install dir. */
+static int iw_plugin_find(const char *name, char *out, size_t size)
+{
+    const char *env = getenv("IMAPWIRE_PLUGIN_PATH");
+    char dirs[4096];
+    char *save = NULL, *dir;
+
+    if (strlen(name) > 64 || strchr(name, '.') != NULL)
+        return ST_ERROR_INVALID_PARAMETER;
+    snprintf(dirs, sizeof dirs, "%s%s%s", env ? env : "", env ? ":" : "", IMAPWIRE_PLUGIN_DIR);
+    for (dir = strtok_r(dirs, ":", &save); dir != NULL; dir = strtok_r(NULL, ":", &save)) {
+        int n = snprintf(out, size, "%s/%s.so", dir, name);
+        if (n > 0 && (size_t)n < size && access(out, R_OK) == 0)
+            return 0;
+    }
+    return ST_ERROR_PLUGIN_LOAD_FAILED;
+}
+
+int iw_plugin_load(const char *path_or_name)
+{
+    char path[PATH_MAX];
+    void *dl;
+    const unsigned *abi;
+    imapwire_plugin_init_fn init;
+    struct iw_plugin *p = NULL;
+    int rc;
+
+    if (path_or_name == NULL || *path_or_name == '\0')
+        return ST_ERROR_INVALID_PARAMETER;
+    if (strchr(path_or_name, '/') != NULL) {
+        if (strlen(path_or_name) >= sizeof path)
+            return ST_ERROR_INVALID_PARAMETER;
+        iw_strlcpy(path, path_or_name, sizeof path);
+    } else if ((rc = iw_plugin_find(path_or_name, path, sizeof path)) != 0) {
+        return rc;
+    }
+    dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (dl == NULL)
+        return ST_ERROR_PLUGIN_LOAD_FAILED;
+    pthread_mutex_lock(&iw_plugin_lock);
+    if (iw_plugin_loaded_locked(dl)) {
+        /* Loading twice is harmless: drop the extra dlopen reference. */
+        pthread_mutex_unlock(&iw_plugin_lock);
+        dlclose(dl);
+        return 0;
+    }
+    abi = (const unsigned *)dlsym(dl, "imapwire_plugin_abi");
+    *(void **)(&init) = dlsym(dl, IMAPWIRE_PLUGIN_INIT_SYMBOL);
+    if (abi != NULL && (*abi >> 16) != IMAPWIRE_TRANSPORT_ABI_MAJOR)
+        rc = ST_ERROR_PLUGIN_VERSION;
+    else if (init == NULL)
+        rc = ST_ERROR_PLUGIN_LOAD_FAILED;
+    else if ((p = calloc(1, sizeof *p)) == NULL)
+        rc = ST_ERROR_OUT_OF_MEMORY;
+    else
+        rc = init(&iw_host_api);
+    if (rc == 0) {
+        p->dl = dl;
+        p->next = iw_plugins;
+        iw_plugins = p;
+    }
+    pthread_mutex_unlock(&iw_plugin_lock);
+    if (rc != 0) {
+        free(p);
+        dlclose(dl);
+    }
+    return rc;
+}
+
+void iw_plugins_unload_all(void)
+{
+    struct iw_plugin *p, *next;
+    pthread_mutex_lock(&iw_plugin_lock);
+    p = iw_plugins;
+    iw_plugins = NULL;
+    pthread_mutex_unlock(&iw_plugin_lock);
+    for (; p != NULL; p = next) {
+        next = p->next;
+        dlclose(p->dl);
+        free(p);
+    }
+}
+
+INT ImapLoadPlugin(LPCTSTR lpszPath)
+{
+    int rc;
+    if (!iw_initialized()) {
+        iw_set_error(ST_ERROR_NOT_INITIALIZED);
+        return IMAP_ERROR;
+    }
+    rc = iw_plugin_load(lpszPath);
+    if (rc != 0) {
+        iw_set_error((DWORD)rc);
+        return IMAP_ERROR;
+    }
+    return 0;
+}

@@ -1,0 +1,199 @@
+/* registry.c: the process-wide table of transport types, shared by built-ins and plugins.
+ * One locking rule: types are copied by value under the lock; layers hold a reference. */
+#include <ctype.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include "iw.h"
+
+#define IW_TYPE_NAME_MAX 31
+
+struct iw_type_entry {
+    imapwire_transport_type type;      /* full-size copy: missing slots are NULL */
+    char                    name[IW_TYPE_NAME_MAX + 1];
+    unsigned                refs;      /* live layers */
+    void                   *plugin;    /* the plugin that registered it, or NULL */
+    struct iw_type_entry   *next;
+};
+
+static pthread_mutex_t iw_registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct iw_type_entry *iw_types;
+
+int iw_registry_init(void)
+{
+    return 0;
+}
+
+static int iw_valid_type_name(const char *name)
+{
+    size_t i, n;
+    if (name == NULL)
+        return 0;
+    n = strlen(name);
+    if (n == 0 || n > IW_TYPE_NAME_MAX)
+        return 0;
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (!(islower(c) || isdigit(c) || c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static struct iw_type_entry *iw_find_locked(const char *name)
+{
+    struct iw_type_entry *e;
+    for (e = iw_types; e != NULL; e = e->next)
+        if (strcmp(e->name, name) == 0)
+            return e;
+    return NULL;
+}
+
+int iw_registry_add(const imapwire_transport_type *type, void *plugin_owner)
+{
+    struct iw_type_entry *e;
+    size_t n;
+    int rc = 0;
+
+    if (type == NULL || type->struct_size < offsetof(imapwire_transport_type, create) ||
+        !iw_valid_type_name(type->name))
+        return ST_ERROR_INVALID_PARAMETER;
+    if ((type->abi_version >> 16) != IMAPWIRE_TRANSPORT_ABI_MAJOR)
+        return ST_ERROR_PLUGIN_VERSION;
+    if ((type->flags & IMAPWIRE_TRANSPORT_BOTTOM) &&
+        (type->struct_size < offsetof(imapwire_transport_type, pending) ||
+         !type->connect || !type->send || !type->recv || !type->pollset))
+        return ST_ERROR_INVALID_PARAMETER;
+
+    e = calloc(1, sizeof *e);
+    if (e == NULL)
+        return ST_ERROR_OUT_OF_MEMORY;
+    n = type->struct_size < sizeof e->type ? type->struct_size : sizeof e->type;
+    memcpy(&e->type, type, n);
+    iw_strlcpy(e->name, type->name, sizeof e->name);
+    e->type.name = e->name;
+    e->type.struct_size = sizeof e->type;
+    e->plugin = plugin_owner;
+
+    pthread_mutex_lock(&iw_registry_lock);
+    if (iw_find_locked(e->name) != NULL) {
+        rc = ST_ERROR_TRANSPORT_EXISTS;
+    } else {
+        e->next = iw_types;
+        iw_types = e;
+        e = NULL;
+    }
+    pthread_mutex_unlock(&iw_registry_lock);
+    free(e);
+    return rc;
+}
+
+static void iw_unlink_locked(struct iw_type_entry *e)
+{
+    struct iw_type_entry **pp;
+    for (pp = &iw_types; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == e) {
+            *pp = e->next;
+            return;
+        }
+    }
+}
+
+int iw_registry_acquire(const char *name, iw_type_entry **out)
+{
+    struct iw_type_entry *e;
+    pthread_mutex_lock(&iw_registry_lock);
+    e = iw_find_locked(name);
+    if (e != NULL)
+        e->refs++;
+    pthread_mutex_unlock(&iw_registry_lock);
+    *out = e;
+    return e ? 0 : ST_ERROR_TRANSPORT_NOT_FOUND;
+}
+
+void iw_registry_release(iw_type_entry *e)
+{
+    if (e == NULL)
+        return;
+    pthread_mutex_lock(&iw_registry_lock);
+    if (e->refs > 0)
+        e->refs--;
+    pthread_mutex_unlock(&iw_registry_lock);
+}
+
+const imapwire_transport_type *iw_registry_type(const iw_type_entry *e)
+{
+    return &e->type;
+}
+
+int iw_transport_flags(const char *name, unsigned *flags)
+{
+    struct iw_type_entry *e;
+    pthread_mutex_lock(&iw_registry_lock);
+    e = iw_find_locked(name);
+    if (e != NULL)
+        *flags = e->type.flags;
+    pthread_mutex_unlock(&iw_registry_lock);
+    return e ? 0 : ST_ERROR_TRANSPORT_NOT_FOUND;
+}
+
+/* Frees every entry; layers are gone by now (handles were freed first). */
+void iw_registry_shutdown(void)
+{
+    struct iw_type_entry *e, *next;
+    pthread_mutex_lock(&iw_registry_lock);
+    e = iw_types;
+    iw_types = NULL;
+    pthread_mutex_unlock(&iw_registry_lock);
+    for (; e != NULL; e = next) {
+        next = e->next;
+        free(e);
+    }
+}
+
+INT ImapRegisterTransport(const IMAPTRANSPORTTYPE *lpType)
+{
+    int rc;
+    if (!iw_initialized()) {
+        iw_set_error(ST_ERROR_NOT_INITIALIZED);
+        return IMAP_ERROR;
+    }
+    rc = iw_registry_add(lpType, NULL);
+    if (rc != 0) {
+        iw_set_error((DWORD)rc);
+        return IMAP_ERROR;
+    }
+    return 0;
+}
+
+INT ImapUnregisterTransport(LPCTSTR lpszName)
+{
+    struct iw_type_entry *e;
+    int rc = 0;
+
+    if (!iw_initialized()) {
+        iw_set_error(ST_ERROR_NOT_INITIALIZED);
+        return IMAP_ERROR;
+    }
+    if (lpszName == NULL) {
+        iw_set_error(ST_ERROR_INVALID_PARAMETER);
+        return IMAP_ERROR;
+    }
+    pthread_mutex_lock(&iw_registry_lock);
+    e = iw_find_locked(lpszName);
+    if (e == NULL) {
+        rc = ST_ERROR_TRANSPORT_NOT_FOUND;
+    } else if (e->refs > 0) {
+        /* A live layer calls through this copy; pulling it would leave it dangling. */
+        rc = ST_ERROR_TRANSPORT_IN_USE;
+    } else {
+        iw_unlink_locked(e);
+    }
+    pthread_mutex_unlock(&iw_registry_lock);
+    if (rc != 0) {
+        iw_set_error((DWORD)rc);
+        return IMAP_ERROR;
+    }
+    free(e);
+    return 0;
+}

@@ -1,0 +1,280 @@
+/* session.c: what a ready session does: log in, run a command, select a mailbox, fetch
+ * a message. Each call is one command exchange driven to its tagged end. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "client.h"
+#include "auth.h"
+#include "session.h"
+
+static int iw_word_is(const char *p, size_t n, const char *w)
+{
+    size_t wl = strlen(w);
+    return n >= wl && strncasecmp(p, w, wl) == 0 && (n == wl || p[wl] == ' ');
+}
+
+int iw_session_login(iw_client *c, unsigned type, const char *user, const char *pass)
+{
+    iw_login lg;
+    int rc;
+
+    if (c->state != IW_NOT_AUTH)
+        return ST_ERROR_ALREADY_AUTHENTICATED;
+    rc = iw_login_start(c, &lg, type, user, pass);
+    if (rc == 0)
+        rc = iw_run_command(c, &lg.cmd);
+    if (rc == 0) {
+        if (lg.cmd.status == IW_STATUS_OK)
+            c->state = IW_AUTH;
+        else
+            rc = ST_ERROR_LOGIN_FAILED;
+    }
+    iw_login_clear(&lg);
+    return rc;
+}
+
+int iw_session_command(iw_client *c, const char *text, char *result, size_t max)
+{
+    iw_cmd cmd;
+    int rc;
+
+    memset(&cmd, 0, sizeof cmd);
+    rc = iw_cmd_start(c, &cmd, text, strlen(text), NULL, 0, 0,
+                      iw_word_is(text, strlen(text), "LOGIN") ? "LOGIN <redacted>" : NULL);
+    if (rc == 0)
+        rc = iw_run_command(c, &cmd);
+    if (rc == 0) {
+        if (result != NULL && max > 0)
+            iw_strlcpy(result, cmd.text, max);
+        if (cmd.status != IW_STATUS_OK) {
+            rc = ST_ERROR_COMMAND_FAILED;
+        } else if (iw_word_is(text, strlen(text), "LOGIN") ||
+                   iw_word_is(text, strlen(text), "AUTHENTICATE")) {
+            c->state = IW_AUTH;
+        } else if (iw_word_is(text, strlen(text), "SELECT") ||
+                   iw_word_is(text, strlen(text), "EXAMINE")) {
+            c->state = IW_SELECTED;
+        } else if (iw_word_is(text, strlen(text), "CLOSE") ||
+                   iw_word_is(text, strlen(text), "UNSELECT")) {
+            c->state = IW_AUTH;
+        } else if (iw_word_is(text, strlen(text), "LOGOUT")) {
+            c->state = IW_LOGOUT;
+            c->broken = 1;
+        }
+    } else if (result != NULL && max > 0) {
+        result[0] = '\0';
+    }
+    iw_cmd_clear(&cmd);
+    return rc;
+}
+
+/* ---- SELECT ---- */
+
+static DWORD iw_number(const char *p, size_t n)
+{
+    uint64_t v = 0;
+    size_t i;
+    for (i = 0; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
+        v = v * 10 + (uint64_t)(p[i] - '0');
+        if (v > 0xffffffffu)
+            return 0xffffffffu;
+    }
+    return (DWORD)v;
+}
+
+/* "[NAME n]" code after "OK ": the number, if the code is NAME. */
+static int iw_code_number(const char *p, size_t n, const char *name, DWORD *out)
+{
+    size_t wl = strlen(name);
+    if (n < 4 + wl + 2 || strncasecmp(p, "OK [", 4) != 0 || strncasecmp(p + 4, name, wl) != 0 ||
+        p[4 + wl] != ' ')
+        return 0;
+    *out = iw_number(p + 5 + wl, n - 5 - wl);
+    return 1;
+}
+
+static int iw_on_select(iw_client *c, const iw_response *r, void *arg)
+{
+    IMAPMAILBOX *mb = arg;
+    const char *p = r->rest;
+    size_t n = r->rest_len, sp;
+
+    IW_UNUSED(c);
+    if (mb == NULL)
+        return 0;
+    if (n > 0 && p[0] >= '0' && p[0] <= '9') {
+        DWORD v = iw_number(p, n);
+        for (sp = 0; sp < n && p[sp] != ' '; sp++)
+            ;
+        if (sp < n && iw_word_is(p + sp + 1, n - sp - 1, "EXISTS"))
+            mb->dwMessages = v;
+        else if (sp < n && iw_word_is(p + sp + 1, n - sp - 1, "RECENT"))
+            mb->dwRecent = v;
+    } else if (iw_word_is(p, n, "FLAGS") && n > 7 && p[6] == '(') {
+        const char *close = memchr(p + 7, ')', n - 7);
+        size_t len = close ? (size_t)(close - (p + 7)) : 0;
+        if (len >= sizeof mb->szFlags)
+            len = sizeof mb->szFlags - 1;
+        memcpy(mb->szFlags, p + 7, len);
+        mb->szFlags[len] = '\0';
+    } else {
+        iw_code_number(p, n, "UNSEEN", &mb->dwFirstUnseen);
+        iw_code_number(p, n, "UIDVALIDITY", &mb->dwUidValidity);
+        iw_code_number(p, n, "UIDNEXT", &mb->dwUidNext);
+    }
+    return 0;
+}
+
+int iw_session_select(iw_client *c, const char *mailbox, IMAPMAILBOX *mb)
+{
+    iw_sb sb = {0};
+    iw_cmd cmd;
+    int rc;
+
+    if (c->state == IW_NOT_AUTH)
+        return ST_ERROR_NOT_AUTHENTICATED;
+    if (!iw_quotable(mailbox))
+        return ST_ERROR_INVALID_PARAMETER;
+    if (mb != NULL)
+        memset(mb, 0, sizeof *mb);
+    memset(&cmd, 0, sizeof cmd);
+    iw_sb_str(&sb, "SELECT ");
+    iw_sb_quoted(&sb, mailbox);
+    rc = sb.err ? sb.err : iw_cmd_start(c, &cmd, sb.p, sb.len, NULL, 0, 0, NULL);
+    cmd.on_untagged = iw_on_select;
+    cmd.arg = mb;
+    if (rc == 0)
+        rc = iw_run_command(c, &cmd);
+    if (rc == 0) {
+        if (cmd.status == IW_STATUS_OK) {
+            c->state = IW_SELECTED;
+        } else {
+            /* RFC 3501: a failed SELECT leaves no mailbox selected. */
+            c->state = IW_AUTH;
+            rc = ST_ERROR_COMMAND_FAILED;
+        }
+    }
+    iw_cmd_clear(&cmd);
+    iw_sb_free(&sb);
+    return rc;
+}
+
+/* ---- FETCH BODY.PEEK[...] ---- */
+
+struct iw_fetch {
+    unsigned id;
+    char    *body;
+    size_t   len;
+    int      found;
+};
+
+/* Finds "BODY[...]" (then an optional <origin>) in each line piece and takes the
+ * literal, quoted string or NIL that follows. */
+static int iw_on_fetch(iw_client *c, const iw_response *r, void *arg)
+{
+    struct iw_fetch *f = arg;
+    const char *d = r->data;
+    size_t pos = 0, sp;
+
+    IW_UNUSED(c);
+    if (r->rest_len == 0 || r->rest[0] < '0' || r->rest[0] > '9' || f->found)
+        return 0;
+    for (sp = 0; sp < r->rest_len && r->rest[sp] != ' '; sp++)
+        ;
+    if (iw_number(r->rest, sp) != f->id || !iw_word_is(r->rest + sp + 1, r->rest_len - sp - 1, "FETCH"))
+        return 0;
+    while (pos < r->len) {
+        const char *lf = memchr(d + pos, '\n', r->len - pos);
+        size_t end = lf ? (size_t)(lf - d) : r->len, n = end - pos, lit = 0, i;
+        if (n > 0 && d[pos + n - 1] == '\r')
+            n--;
+        for (i = pos; i + 5 <= pos + n; i++) {
+            const char *q;
+            if (strncasecmp(d + i, "BODY[", 5) != 0)
+                continue;
+            q = memchr(d + i, ']', pos + n - i);
+            if (q == NULL)
+                return ST_ERROR_INVALID_RESPONSE;
+            q++;
+            if (q < d + pos + n && *q == '<') {
+                q = memchr(q, '>', (size_t)(d + pos + n - q));
+                if (q == NULL)
+                    return ST_ERROR_INVALID_RESPONSE;
+                q++;
+            }
+            if (q >= d + pos + n || *q != ' ')
+                return ST_ERROR_INVALID_RESPONSE;
+            q++;
+            if (*q == '{') {
+                if (iw_literal_size(d + pos, n, &lit) <= 0 || end + 1 + lit > r->len)
+                    return ST_ERROR_INVALID_RESPONSE;
+                f->body = malloc(lit + 1);
+                if (f->body == NULL)
+                    return ST_ERROR_OUT_OF_MEMORY;
+                memcpy(f->body, d + end + 1, lit);
+                f->body[lit] = '\0';
+                f->len = lit;
+                f->found = 1;
+                return 0;
+            }
+            if (*q == '"') {
+                size_t o = 0, k;
+                f->body = malloc(n + 1);
+                if (f->body == NULL)
+                    return ST_ERROR_OUT_OF_MEMORY;
+                for (k = (size_t)(q - d) + 1; k < pos + n && d[k] != '"'; k++) {
+                    if (d[k] == '\\' && k + 1 < pos + n)
+                        k++;
+                    f->body[o++] = d[k];
+                }
+                f->body[o] = '\0';
+                f->len = o;
+                f->found = 1;
+                return 0;
+            }
+            return 0;                      /* NIL: the part does not exist */
+        }
+        if (iw_literal_size(d + pos, n, &lit) <= 0)
+            lit = 0;
+        pos = end + 1 + lit;
+    }
+    return 0;
+}
+
+int iw_session_fetch(iw_client *c, unsigned id, unsigned part, char **body, size_t *len)
+{
+    char text[64];
+    struct iw_fetch f;
+    iw_cmd cmd;
+    int rc;
+
+    *body = NULL;
+    *len = 0;
+    if (c->state == IW_NOT_AUTH)
+        return ST_ERROR_NOT_AUTHENTICATED;
+    if (id == 0)
+        return ST_ERROR_INVALID_PARAMETER;
+    memset(&f, 0, sizeof f);
+    memset(&cmd, 0, sizeof cmd);
+    f.id = id;
+    if (part == 0)
+        snprintf(text, sizeof text, "FETCH %u BODY.PEEK[]", id);
+    else
+        snprintf(text, sizeof text, "FETCH %u BODY.PEEK[%u]", id, part);
+    rc = iw_cmd_start(c, &cmd, text, strlen(text), NULL, 0, 0, NULL);
+    cmd.on_untagged = iw_on_fetch;
+    cmd.arg = &f;
+    if (rc == 0)
+        rc = iw_run_command(c, &cmd);
+    if (rc == 0 && (cmd.status != IW_STATUS_OK || !f.found))
+        rc = ST_ERROR_MESSAGE_NOT_FOUND;
+    if (rc == 0) {
+        *body = f.body;
+        *len = f.len;
+        f.body = NULL;
+    }
+    free(f.body);
+    iw_cmd_clear(&cmd);
+    return rc;
+}
