@@ -1,0 +1,48 @@
+/* iwtest.h: helpers shared by the integration tests: the Dovecot harness's env file,
+ * starting and stopping the scripted misbehaving server, fd counting, log reading. */
+#ifndef IWTEST_H
+#define IWTEST_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <imapwire/imapwire.h>
+
+/* The Dovecot instance started by the ctest fixture (tests/harness/dovecot.sh). */
+typedef struct iwt_dovecot {
+    char host[64];
+    unsigned port;
+    char user[64], pass[64];
+    char user2[64], pass2[64];
+    char log[512];
+    char msg1[512];
+} iwt_dovecot;
+
+/* Loads $IW_DOVECOT_ENV; aborts the test (ck_abort) when it is missing. */
+void iwt_dovecot_load(iwt_dovecot *d);
+
+/* A running tests/fixtures/imap_fixture process. */
+typedef struct iwt_fixture {
+    pid_t pid;
+    unsigned port;
+    char log[512];
+} iwt_fixture;
+
+/* Starts SCENARIO with --idle-exit and extra args; waits (bounded) for its port. */
+void iwt_fixture_start(iwt_fixture *f, const char *scenario, int max_conns);
+void iwt_fixture_stop(iwt_fixture *f);
+/* The fixture's whole log (malloc'd, NUL-terminated); "" if none. */
+char *iwt_read_file(const char *path);
+
+/* Open file descriptors of this process. */
+int iwt_count_fds(void);
+/* Heap bytes in use (mallinfo2). */
+size_t iwt_heap_in_use(void);
+/* Milliseconds on the monotonic clock. */
+long long iwt_now_ms(void);
+
+/* Fails the test with the library's error name and text. */
+#define iwt_assert_error(expected) \
+    iwt_assert_error_at((expected), __FILE__, __LINE__)
+void iwt_assert_error_at(DWORD expected, const char *file, int line);
+
+#endif
