@@ -8,6 +8,7 @@
 #include "client.h"
 #include "session.h"
 #include "../security/creds.h"
+#include "../security/tls_policy.h"
 
 static int iw_fail(DWORD err)
 {
@@ -51,6 +52,39 @@ static int iw_has_ctl(const char *s)
 /* Reads field f of an IMAPCONNECTINFO only if the caller's dwSize covers it. */
 #define IW_INFO(in, f) \
     ((in)->dwSize >= offsetof(IMAPCONNECTINFO, f) + sizeof((in)->f) ? (in)->f : 0)
+
+/* The TLS side of a secure connect, settled before any byte is sent: the shared context
+ * (a bad CA file or client key fails here), the name to verify, the resumption key. */
+static int iw_prepare_tls(iw_client *c, const char *host, unsigned port)
+{
+    const char *name = c->creds ? c->creds->server_name : NULL;
+    size_t n;
+    int rc;
+
+    /* A forward the caller made says nothing about the server's name: it must be given. */
+    if (name == NULL && (c->options & IMAP_OPTION_TUNNEL) &&
+        (c->creds == NULL || c->creds->tunnel_host == NULL) &&
+        !(c->options & IMAP_OPTION_TRUSTEDSITE))
+        return ST_ERROR_INVALID_PARAMETER;
+    if (name == NULL)
+        name = host;
+    n = strlen(name);
+    if (n >= 2 && name[0] == '[' && name[n - 1] == ']') {
+        name++;
+        n -= 2;
+    }
+    if (n == 0)
+        return ST_ERROR_INVALID_PARAMETER;
+    c->verify_name = malloc(n + 1);
+    c->session_key = malloc(strlen(host) + n + 16);
+    if (c->verify_name == NULL || c->session_key == NULL)
+        return ST_ERROR_OUT_OF_MEMORY;
+    memcpy(c->verify_name, name, n);
+    c->verify_name[n] = '\0';
+    sprintf(c->session_key, "%s %u %s", host, port, c->verify_name);
+    rc = iw_tls_ctx_acquire(c->creds, &c->tls_ctx);
+    return rc;
+}
 
 /* Validates the arguments and fills a new client; no I/O. */
 static int iw_prepare(iw_client *c, const IMAPCONNECTINFO *in)
@@ -106,8 +140,11 @@ static int iw_prepare(iw_client *c, const IMAPCONNECTINFO *in)
     c->ep.local_address = c->local_address;
     c->ep.dns_servers = c->dns_servers;
 
-    if (opt & (IMAP_OPTION_SECURE_EXPLICIT | IMAP_OPTION_SECURE_IMPLICIT))
-        return ST_ERROR_FEATURE_NOT_AVAILABLE;     /* TLS lands with its own issue */
+    if (opt & (IMAP_OPTION_SECURE_EXPLICIT | IMAP_OPTION_SECURE_IMPLICIT)) {
+        rc = iw_prepare_tls(c, host, port);
+        if (rc != 0)
+            return rc;
+    }
     if ((opt & IMAP_OPTION_TUNNEL) && c->creds != NULL && c->creds->tunnel_host != NULL)
         return ST_ERROR_FEATURE_NOT_AVAILABLE;     /* in-process SSH lands with its issue */
     return 0;

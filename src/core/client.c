@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "client.h"
+#include "../security/tls_policy.h"
 
 iw_client *iw_client_new(void)
 {
@@ -58,5 +59,8 @@ void iw_client_free(iw_client *c)
     free(c->client_name);
     free(c->client_version);
     iw_creds_free(c->creds);
+    iw_tls_ctx_release(c->tls_ctx);
+    free(c->verify_name);
+    free(c->session_key);
     free(c);
 }

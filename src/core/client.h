@@ -35,6 +35,7 @@ typedef struct iw_connect_machine {
     int64_t total_deadline_ms;
     int64_t deadline_ms;           /* the nearer of the two: what the driver waits for */
     int64_t t_start_us, t_resolved_us, t_chain_us, t_ready_us;
+    int64_t t_secure_start_us, t_secure_us;   /* STARTTLS exchange and handshake */
     iw_cmd  cmd;
 } iw_connect_machine;
 
@@ -46,6 +47,10 @@ typedef struct iw_client {
     char              *host, *local_address, *dns_servers, *transport;
     char              *client_name, *client_version;
     iw_creds          *creds;
+    struct iw_tls_ctx *tls_ctx;    /* shared TLS context when a secure option is set */
+    char              *verify_name;/* certificate name and SNI */
+    char              *session_key;/* TLS resumption: "host port name" */
+    int                tls_up;
     IMAPTRACEPROC      trace;
     void              *trace_param;
     imapwire_layer    *top;

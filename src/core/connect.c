@@ -4,8 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include "client.h"
+#include "../security/tls_policy.h"
 
-enum { CM_IDLE, CM_CHAIN, CM_GREETING, CM_CAPA, CM_AFTER_CAPA, CM_ID, CM_READY };
+enum { CM_IDLE, CM_CHAIN, CM_TLS_START, CM_TLS, CM_GREETING, CM_CAPA, CM_AFTER_CAPA,
+       CM_STARTTLS, CM_ID, CM_READY };
 
 static void iw_phase(iw_client *c, int state)
 {
@@ -27,6 +29,18 @@ void iw_core_mark(void *core, int mark)
     iw_client *c = core;
     if (mark == IMAPWIRE_MARK_RESOLVED && c->cm.t_resolved_us == 0)
         c->cm.t_resolved_us = iw_now_us();
+}
+
+int iw_core_tls_params(void *core, iw_tls_params *out)
+{
+    iw_client *c = core;
+    if (c->tls_ctx == NULL)
+        return ST_ERROR_INVALID_PARAMETER;
+    out->ctx = iw_tls_ctx_ref(c->tls_ctx);
+    out->verify_name = c->verify_name;
+    out->verify = !(c->options & IMAP_OPTION_TRUSTEDSITE);
+    out->session_key = c->session_key;
+    return 0;
 }
 
 /* The lowest layer: the caller's transport ("name" or "name:args") or TCP. A filter type
@@ -137,7 +151,45 @@ int iw_connect_step(iw_client *c, void *arg, unsigned *want)
                 return IMAPWIRE_AGAIN;
             }
             c->cm.t_chain_us = iw_now_us();
+            if (c->options & IMAP_OPTION_SECURE_IMPLICIT) {
+                c->cm.state = CM_TLS_START;
+                break;
+            }
             iw_phase(c, CM_GREETING);
+            break;
+        case CM_TLS_START:
+            {
+                imapwire_layer *tls = NULL;
+                rc = iw_layer_new("tls", NULL, &c->ep, c, c->top, &tls);
+                if (rc != 0)
+                    return rc;
+                c->top = tls;
+            }
+            if (c->cm.t_secure_start_us == 0)
+                c->cm.t_secure_start_us = iw_now_us();
+            iw_phase(c, CM_TLS);
+            break;
+        case CM_TLS:
+            rc = iw_layer_connect(c->top, &done);
+            if (rc != 0)
+                return rc;
+            if (!done) {
+                *want = IMAPWIRE_WANT_READ;
+                return IMAPWIRE_AGAIN;
+            }
+            c->tls_up = 1;
+            c->cm.t_secure_us = iw_now_us() - c->cm.t_secure_start_us;
+            if (!(c->options & IMAP_OPTION_SECURE_EXPLICIT)) {
+                iw_phase(c, CM_GREETING);
+                break;
+            }
+            /* Checkpoint 4: what the server said in clear is forgotten and asked again. */
+            free(c->capa);
+            c->capa = NULL;
+            rc = iw_start_simple(c, "CAPABILITY");
+            if (rc != 0)
+                return rc;
+            iw_phase(c, CM_CAPA);
             break;
         case CM_GREETING:
             rc = iw_read_response(c, &r, want);
@@ -166,6 +218,18 @@ int iw_connect_step(iw_client *c, void *arg, unsigned *want)
             c->cm.state = CM_AFTER_CAPA;
             break;
         case CM_AFTER_CAPA:
+            if ((c->options & IMAP_OPTION_SECURE_EXPLICIT) && !c->tls_up) {
+                /* Checkpoint 2: never go on in clear when security was asked for. */
+                if (c->state != IW_NOT_AUTH || !iw_capa_has(c, "STARTTLS"))
+                    return ST_ERROR_SECURE_NOT_SUPPORTED;
+                rc = iw_start_simple(c, "STARTTLS");
+                if (rc != 0)
+                    return rc;
+                if (c->cm.t_secure_start_us == 0)
+                    c->cm.t_secure_start_us = iw_now_us();
+                iw_phase(c, CM_STARTTLS);
+                break;
+            }
             if ((c->options & IMAP_OPTION_IDENTIFY) && iw_capa_has(c, "ID")) {
                 rc = iw_start_id(c);
                 if (rc != 0)
@@ -174,6 +238,22 @@ int iw_connect_step(iw_client *c, void *arg, unsigned *want)
                 break;
             }
             c->cm.state = CM_READY;
+            break;
+        case CM_STARTTLS:
+            rc = iw_cmd_step(c, &c->cm.cmd, want);
+            if (rc != 0)
+                return rc;
+            if (c->cm.cmd.status != IW_STATUS_OK)
+                return ST_ERROR_SECURE_NOT_SUPPORTED;
+            /* Checkpoint 3: anything already received after the OK was sent before the
+             * handshake by someone in the middle (CVE-2021-22947): never parse it. */
+            if (iw_reader_buffered(&c->reader) > 0 || iw_layer_pending(c->top) > 0) {
+                iw_core_note(c, "starttls: bytes after the OK before the handshake; refused");
+                return ST_ERROR_INVALID_RESPONSE;
+            }
+            iw_reader_reset(&c->reader);
+            iw_cmd_clear(&c->cm.cmd);
+            c->cm.state = CM_TLS_START;
             break;
         case CM_ID:
             rc = iw_cmd_step(c, &c->cm.cmd, want);
@@ -191,7 +271,8 @@ int iw_connect_step(iw_client *c, void *arg, unsigned *want)
                 c->timings.dwSize = sizeof c->timings;
                 c->timings.dwResolve = (DWORD)(tr - t0);
                 c->timings.dwConnect = (DWORD)(c->cm.t_chain_us - tr);
-                c->timings.dwGreeting = (DWORD)(now - c->cm.t_chain_us);
+                c->timings.dwSecure = (DWORD)c->cm.t_secure_us;
+                c->timings.dwGreeting = (DWORD)(now - c->cm.t_chain_us - c->cm.t_secure_us);
                 c->timings.dwTotal = (DWORD)(now - t0);
             }
             return 0;

@@ -2,6 +2,7 @@
  * registers the built-in transports; the last one frees every open handle. */
 #include <pthread.h>
 #include "client.h"
+#include "../security/tls_policy.h"
 
 static pthread_mutex_t iw_init_lock = PTHREAD_MUTEX_INITIALIZER;
 static int iw_init_count;
@@ -29,6 +30,10 @@ BOOL ImapInitialize(LPCTSTR lpszLicenseKey, LPVOID lpReserved)
         rc = iw_registry_add(&iw_transport_tcp, NULL);
         if (rc == ST_ERROR_TRANSPORT_EXISTS)
             rc = 0;
+        if (rc == 0)
+            rc = iw_registry_add(&iw_transport_tls, NULL);
+        if (rc == ST_ERROR_TRANSPORT_EXISTS)
+            rc = 0;
     }
     if (rc == 0)
         __atomic_add_fetch(&iw_init_count, 1, __ATOMIC_RELEASE);
@@ -53,6 +58,7 @@ BOOL ImapUninitialize(VOID)
         iw_handles_shutdown(iw_free_handle_obj);
         iw_registry_shutdown();
         iw_plugins_unload_all();
+        iw_tls_shutdown();
     }
     __atomic_sub_fetch(&iw_init_count, 1, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&iw_init_lock);

@@ -1,0 +1,299 @@
+/* tls_context.c: SSL_CTX objects shared by every connect with the same protocol set,
+ * trust anchors and client certificate, and the client session cache they carry. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509v3.h>
+#include "tls_policy.h"
+
+#define IW_TLS_SESSIONS 32
+
+typedef struct iw_tls_session {
+    char        *key;
+    SSL_SESSION *sess;
+    uint64_t     used;             /* recency stamp: the oldest is replaced first */
+} iw_tls_session;
+
+struct iw_tls_ctx {
+    struct iw_tls_ctx *next;
+    unsigned      refs;
+    unsigned char id[32];          /* SHA-256 of everything that shaped the context */
+    SSL_CTX      *ssl;
+    iw_tls_session sessions[IW_TLS_SESSIONS];
+    uint64_t      clock;
+};
+
+static pthread_mutex_t iw_tls_lock = PTHREAD_MUTEX_INITIALIZER;
+static iw_tls_ctx *iw_tls_list;
+static int iw_tls_ex_index = -1;       /* SSL ex_data slot: the session key of a layer */
+
+static void iw_hash_str(EVP_MD_CTX *md, const char *s)
+{
+    /* The length first, so ("ab","c") and ("a","bc") differ. */
+    size_t n = s ? strlen(s) + 1 : 0;
+    EVP_DigestUpdate(md, &n, sizeof n);
+    if (s)
+        EVP_DigestUpdate(md, s, n);
+}
+
+static int iw_ctx_id(const struct iw_creds *c, unsigned char id[32])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    DWORD proto = c ? c->protocol : 0;
+    unsigned int n = 0;
+    int ok;
+    if (md == NULL)
+        return ST_ERROR_OUT_OF_MEMORY;
+    ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    EVP_DigestUpdate(md, &proto, sizeof proto);
+    iw_hash_str(md, c ? c->ca_file : NULL);
+    iw_hash_str(md, c ? c->ca_path : NULL);
+    iw_hash_str(md, c ? c->certificate : NULL);
+    iw_hash_str(md, c ? c->private_key : NULL);
+    /* The passphrase is part of the identity (a wrong one must fail every time), but
+     * only its digest is kept. */
+    iw_hash_str(md, c ? c->password : NULL);
+    ok = ok && EVP_DigestFinal_ex(md, id, &n);
+    EVP_MD_CTX_free(md);
+    return ok && n == 32 ? 0 : ST_ERROR_OUT_OF_MEMORY;
+}
+
+/* OpenSSL hands every new client session here (TLS 1.3 tickets arrive after the
+ * handshake); we keep one per host, port and name. */
+static int iw_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+    SSL_CTX *sctx = SSL_get_SSL_CTX(ssl);
+    const char *key = SSL_get_ex_data(ssl, iw_tls_ex_index);
+    iw_tls_ctx *t;
+    iw_tls_session *slot = NULL;
+    int i;
+
+    if (key == NULL || !SSL_SESSION_is_resumable(sess))
+        return 0;
+    pthread_mutex_lock(&iw_tls_lock);
+    for (t = iw_tls_list; t != NULL && t->ssl != sctx; t = t->next)
+        ;
+    if (t != NULL) {
+        for (i = 0; i < IW_TLS_SESSIONS; i++) {
+            iw_tls_session *s = &t->sessions[i];
+            if (s->key != NULL && strcmp(s->key, key) == 0) {
+                slot = s;
+                break;
+            }
+            if (slot == NULL || s->key == NULL || (slot->key != NULL && s->used < slot->used))
+                slot = s;
+        }
+        if (slot->key == NULL || strcmp(slot->key, key) != 0) {
+            free(slot->key);
+            slot->key = iw_strdup(key);
+        }
+        if (slot->key != NULL) {
+            if (slot->sess != NULL)
+                SSL_SESSION_free(slot->sess);
+            slot->sess = sess;         /* returning 1 hands us the reference */
+            slot->used = ++t->clock;
+            pthread_mutex_unlock(&iw_tls_lock);
+            return 1;
+        }
+    }
+    pthread_mutex_unlock(&iw_tls_lock);
+    return 0;
+}
+
+SSL_SESSION *iw_tls_session_get(iw_tls_ctx *t, const char *key)
+{
+    SSL_SESSION *s = NULL;
+    int i;
+    pthread_mutex_lock(&iw_tls_lock);
+    for (i = 0; i < IW_TLS_SESSIONS; i++) {
+        if (t->sessions[i].key != NULL && strcmp(t->sessions[i].key, key) == 0) {
+            s = t->sessions[i].sess;
+            if (s != NULL && SSL_SESSION_up_ref(s) != 1)
+                s = NULL;
+            t->sessions[i].used = ++t->clock;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&iw_tls_lock);
+    return s;
+}
+
+/* Hands the caller's passphrase to OpenSSL without any prompt. */
+static int iw_passphrase_cb(char *buf, int size, int rwflag, void *u)
+{
+    const char *pass = u;
+    size_t n;
+    (void)rwflag;
+    if (pass == NULL || size <= 0)
+        return -1;
+    n = strlen(pass);
+    if (n >= (size_t)size)
+        return -1;
+    memcpy(buf, pass, n);
+    return (int)n;
+}
+
+static int iw_ctx_build(const struct iw_creds *c, SSL_CTX **out)
+{
+    DWORD proto = c ? c->protocol : 0;
+    SSL_CTX *ctx;
+    int rc = 0;
+
+    *out = NULL;
+    if (proto == 0)
+        proto = SECURITY_PROTOCOL_TLS12 | SECURITY_PROTOCOL_TLS13;
+    if ((proto & ~(DWORD)(SECURITY_PROTOCOL_TLS12 | SECURITY_PROTOCOL_TLS13)) != 0)
+        return ST_ERROR_INVALID_PARAMETER;
+    ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL)
+        return ST_ERROR_OUT_OF_MEMORY;
+    /* Nothing older than TLS 1.2, ever. */
+    SSL_CTX_set_min_proto_version(ctx, (proto & SECURITY_PROTOCOL_TLS12) ? TLS1_2_VERSION
+                                                                       : TLS1_3_VERSION);
+    SSL_CTX_set_max_proto_version(ctx, (proto & SECURITY_PROTOCOL_TLS13) ? TLS1_3_VERSION
+                                                                       : TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx, iw_new_session);
+
+    if (c != NULL && (c->ca_file != NULL || c->ca_path != NULL)) {
+        if (SSL_CTX_load_verify_locations(ctx, c->ca_file, c->ca_path) != 1)
+            rc = ST_ERROR_INVALID_PARAMETER;
+    } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+        rc = ST_ERROR_INVALID_PARAMETER;
+    }
+    if (rc == 0 && c != NULL && c->certificate != NULL) {
+        const char *key = c->private_key ? c->private_key : c->certificate;
+        SSL_CTX_set_default_passwd_cb(ctx, iw_passphrase_cb);
+        SSL_CTX_set_default_passwd_cb_userdata(ctx, c->password);
+        if (SSL_CTX_use_certificate_chain_file(ctx, c->certificate) != 1 ||
+            SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+            SSL_CTX_check_private_key(ctx) != 1)
+            rc = ST_ERROR_CLIENT_CERTIFICATE;
+        /* The passphrase is not needed again: do not leave a pointer to it behind. */
+        SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL);
+        SSL_CTX_set_default_passwd_cb(ctx, NULL);
+    }
+    if (rc != 0) {
+        ERR_clear_error();
+        SSL_CTX_free(ctx);
+        return rc;
+    }
+    *out = ctx;
+    return 0;
+}
+
+int iw_tls_ctx_acquire(const struct iw_creds *creds, iw_tls_ctx **out)
+{
+    unsigned char id[32];
+    iw_tls_ctx *t;
+    SSL_CTX *ssl;
+    int rc;
+
+    *out = NULL;
+    rc = iw_ctx_id(creds, id);
+    if (rc != 0)
+        return rc;
+    pthread_mutex_lock(&iw_tls_lock);
+    if (iw_tls_ex_index < 0)
+        iw_tls_ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    for (t = iw_tls_list; t != NULL; t = t->next) {
+        if (memcmp(t->id, id, sizeof id) == 0) {
+            t->refs++;
+            pthread_mutex_unlock(&iw_tls_lock);
+            *out = t;
+            return 0;
+        }
+    }
+    pthread_mutex_unlock(&iw_tls_lock);
+
+    /* Built outside the lock: loading a CA bundle takes milliseconds. A racing thread
+     * may build the same one; the first to publish wins and the other is dropped. */
+    rc = iw_ctx_build(creds, &ssl);
+    if (rc != 0)
+        return rc;
+    pthread_mutex_lock(&iw_tls_lock);
+    for (t = iw_tls_list; t != NULL; t = t->next)
+        if (memcmp(t->id, id, sizeof id) == 0)
+            break;
+    if (t != NULL) {
+        t->refs++;
+        pthread_mutex_unlock(&iw_tls_lock);
+        SSL_CTX_free(ssl);
+        *out = t;
+        return 0;
+    }
+    t = calloc(1, sizeof *t);
+    if (t == NULL) {
+        pthread_mutex_unlock(&iw_tls_lock);
+        SSL_CTX_free(ssl);
+        return ST_ERROR_OUT_OF_MEMORY;
+    }
+    memcpy(t->id, id, sizeof id);
+    t->ssl = ssl;
+    t->refs = 2;                   /* the caller's, and the cache's until shutdown */
+    t->next = iw_tls_list;
+    iw_tls_list = t;
+    pthread_mutex_unlock(&iw_tls_lock);
+    *out = t;
+    return 0;
+}
+
+static void iw_tls_ctx_free(iw_tls_ctx *t)
+{
+    int i;
+    for (i = 0; i < IW_TLS_SESSIONS; i++) {
+        free(t->sessions[i].key);
+        if (t->sessions[i].sess != NULL)
+            SSL_SESSION_free(t->sessions[i].sess);
+    }
+    SSL_CTX_free(t->ssl);
+    free(t);
+}
+
+void iw_tls_ctx_release(iw_tls_ctx *t)
+{
+    int last;
+    if (t == NULL)
+        return;
+    pthread_mutex_lock(&iw_tls_lock);
+    last = --t->refs == 0;
+    pthread_mutex_unlock(&iw_tls_lock);
+    if (last)
+        iw_tls_ctx_free(t);
+}
+
+iw_tls_ctx *iw_tls_ctx_ref(iw_tls_ctx *t)
+{
+    pthread_mutex_lock(&iw_tls_lock);
+    t->refs++;
+    pthread_mutex_unlock(&iw_tls_lock);
+    return t;
+}
+
+SSL_CTX *iw_tls_ctx_ssl(iw_tls_ctx *t)
+{
+    return t->ssl;
+}
+
+int iw_tls_ex_slot(void)
+{
+    return iw_tls_ex_index;
+}
+
+void iw_tls_shutdown(void)
+{
+    iw_tls_ctx *list, *next;
+    pthread_mutex_lock(&iw_tls_lock);
+    list = iw_tls_list;
+    iw_tls_list = NULL;
+    pthread_mutex_unlock(&iw_tls_lock);
+    for (; list != NULL; list = next) {
+        next = list->next;
+        iw_tls_ctx_release(list);
+    }
+}

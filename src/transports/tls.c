@@ -1,0 +1,300 @@
+/* tls.c: the TLS layer. OpenSSL runs over whatever layer is below through a custom BIO
+ * that calls that layer (never a socket), so TLS works over TCP, SSH and plugins alike. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include "../security/tls_policy.h"
+
+enum { TLS_LOWER, TLS_HANDSHAKE, TLS_UP, TLS_CLOSED };
+
+struct tls_ctx {
+    int            state;
+    SSL           *ssl;
+    iw_tls_ctx    *shared;
+    int            verify;
+    char          *session_key;
+    unsigned       below_wants;    /* what the BIO last waited for: IMAPWIRE_WANT_* */
+    int            below_error;    /* an ST_ERROR_* from the layer below, if any */
+};
+
+static BIO_METHOD *tls_bio_method;
+static pthread_once_t tls_bio_once = PTHREAD_ONCE_INIT;
+
+/* The BIO's data pointer is the layer; reads and writes go to the layer below. */
+static int tls_bio_write(BIO *b, const char *buf, int len)
+{
+    imapwire_layer *l = BIO_get_data(b);
+    struct tls_ctx *t = l->ctx;
+    size_t sent = 0;
+    int rc;
+
+    BIO_clear_retry_flags(b);
+    rc = l->host->send_next(l, buf, (size_t)len, &sent);
+    if (rc == IMAPWIRE_AGAIN) {
+        t->below_wants |= IMAPWIRE_WANT_WRITE;
+        BIO_set_retry_write(b);
+        return -1;
+    }
+    if (rc != IMAPWIRE_OK) {
+        t->below_error = rc;
+        return -1;
+    }
+    return (int)sent;
+}
+
+static int tls_bio_read(BIO *b, char *buf, int len)
+{
+    imapwire_layer *l = BIO_get_data(b);
+    struct tls_ctx *t = l->ctx;
+    size_t got = 0;
+    int rc;
+
+    BIO_clear_retry_flags(b);
+    rc = l->host->recv_next(l, buf, (size_t)len, &got);
+    if (rc == IMAPWIRE_AGAIN) {
+        t->below_wants |= IMAPWIRE_WANT_READ;
+        BIO_set_retry_read(b);
+        return -1;
+    }
+    if (rc != IMAPWIRE_OK) {
+        t->below_error = rc;
+        return -1;
+    }
+    if (got == 0)
+        t->below_error = ST_ERROR_CONNECTION_CLOSED;
+    return (int)got;
+}
+
+static long tls_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)b;
+    (void)num;
+    (void)ptr;
+    /* Writes go straight down, so there is never anything to flush. */
+    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static void tls_bio_setup(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "imapwire-layer");
+    if (m != NULL && BIO_meth_set_write(m, tls_bio_write) == 1 &&
+        BIO_meth_set_read(m, tls_bio_read) == 1 && BIO_meth_set_ctrl(m, tls_bio_ctrl) == 1)
+        tls_bio_method = m;
+    else
+        BIO_meth_free(m);
+}
+
+static int tls_create(imapwire_layer *l, const char *args)
+{
+    struct tls_ctx *t = l->ctx;
+    iw_tls_params p;
+    BIO *bio;
+    SSL_SESSION *sess;
+    X509_VERIFY_PARAM *vp;
+    unsigned char ip[16];
+    int is_ip, rc;
+
+    (void)args;
+    rc = iw_core_tls_params(l->core, &p);
+    if (rc != 0)
+        return rc;
+    pthread_once(&tls_bio_once, tls_bio_setup);
+    if (tls_bio_method == NULL)
+        return ST_ERROR_OUT_OF_MEMORY;
+    t->shared = p.ctx;             /* the core's reference is now ours */
+    t->verify = p.verify;
+    t->session_key = iw_strdup(p.session_key);
+    t->ssl = SSL_new(iw_tls_ctx_ssl(t->shared));
+    bio = BIO_new(tls_bio_method);
+    if (t->ssl == NULL || bio == NULL || t->session_key == NULL) {
+        BIO_free(bio);
+        return ST_ERROR_OUT_OF_MEMORY;
+    }
+    BIO_set_data(bio, l);
+    BIO_set_init(bio, 1);
+    SSL_set_bio(t->ssl, bio, bio);
+    SSL_set_ex_data(t->ssl, iw_tls_ex_slot(), t->session_key);
+
+    is_ip = inet_pton(AF_INET, p.verify_name, ip) == 1 || inet_pton(AF_INET6, p.verify_name, ip) == 1;
+    if (!is_ip && SSL_set_tlsext_host_name(t->ssl, p.verify_name) != 1)
+        return ST_ERROR_INVALID_PARAMETER;
+    if (t->verify) {
+        vp = SSL_get0_param(t->ssl);
+        X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        if ((is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, p.verify_name)
+                   : X509_VERIFY_PARAM_set1_host(vp, p.verify_name, 0)) != 1)
+            return ST_ERROR_INVALID_PARAMETER;
+    } else {
+        SSL_set_verify(t->ssl, SSL_VERIFY_NONE, NULL);
+    }
+    sess = iw_tls_session_get(t->shared, t->session_key);
+    if (sess != NULL) {
+        SSL_set_session(t->ssl, sess);
+        SSL_SESSION_free(sess);
+    }
+    t->state = TLS_LOWER;
+    return 0;
+}
+
+static void tls_destroy(imapwire_layer *l)
+{
+    struct tls_ctx *t = l->ctx;
+    if (t->ssl != NULL)
+        SSL_free(t->ssl);
+    iw_tls_ctx_release(t->shared);
+    free(t->session_key);
+}
+
+/* The one place an OpenSSL result becomes our answer: AGAIN with the wait recorded,
+ * or the most specific error known. */
+static int tls_result(imapwire_layer *l, int ret, int handshake)
+{
+    struct tls_ctx *t = l->ctx;
+    int err = SSL_get_error(t->ssl, ret);
+    long vr;
+
+    switch (err) {
+    case SSL_ERROR_WANT_READ:
+        t->below_wants |= IMAPWIRE_WANT_READ;
+        return IMAPWIRE_AGAIN;
+    case SSL_ERROR_WANT_WRITE:
+        t->below_wants |= IMAPWIRE_WANT_WRITE;
+        return IMAPWIRE_AGAIN;
+    case SSL_ERROR_ZERO_RETURN:
+        t->state = TLS_CLOSED;
+        return ST_ERROR_CONNECTION_CLOSED;
+    default:
+        break;
+    }
+    ERR_clear_error();
+    if (handshake && t->verify && (vr = SSL_get_verify_result(t->ssl)) != X509_V_OK)
+        return iw_tls_verify_error(vr);
+    if (t->below_error != 0 && (!handshake || t->below_error != ST_ERROR_CONNECTION_CLOSED))
+        return t->below_error;
+    return handshake ? ST_ERROR_TLS_HANDSHAKE : ST_ERROR_CONNECTION_CLOSED;
+}
+
+static int tls_connect(imapwire_layer *l, int *done)
+{
+    struct tls_ctx *t = l->ctx;
+    int rc, ret;
+
+    *done = 0;
+    if (t->state == TLS_LOWER) {
+        rc = l->host->connect_next(l, done);
+        if (rc != 0 || !*done)
+            return rc;
+        *done = 0;
+        t->state = TLS_HANDSHAKE;
+    }
+    if (t->state == TLS_UP) {
+        *done = 1;
+        return 0;
+    }
+    t->below_wants = 0;
+    ret = SSL_connect(t->ssl);
+    if (ret == 1) {
+        t->state = TLS_UP;
+        *done = 1;
+        l->host->trace(l, "tls: %s %s%s", SSL_get_version(t->ssl), SSL_get_cipher_name(t->ssl),
+                       SSL_session_reused(t->ssl) ? " (resumed)" : "");
+        return 0;
+    }
+    rc = tls_result(l, ret, 1);
+    return rc == IMAPWIRE_AGAIN ? 0 : rc;
+}
+
+static int tls_send(imapwire_layer *l, const void *buf, size_t len, size_t *sent)
+{
+    struct tls_ctx *t = l->ctx;
+    int ret;
+    if (t->state != TLS_UP)
+        return ST_ERROR_CONNECTION_CLOSED;
+    t->below_wants = 0;
+    ret = SSL_write_ex(t->ssl, buf, len, sent);
+    return ret == 1 ? IMAPWIRE_OK : tls_result(l, ret, 0);
+}
+
+static int tls_recv(imapwire_layer *l, void *buf, size_t len, size_t *got)
+{
+    struct tls_ctx *t = l->ctx;
+    int ret, rc;
+    if (t->state == TLS_CLOSED) {
+        *got = 0;
+        return IMAPWIRE_OK;
+    }
+    if (t->state != TLS_UP)
+        return ST_ERROR_CONNECTION_CLOSED;
+    t->below_wants = 0;
+    ret = SSL_read_ex(t->ssl, buf, len, got);
+    if (ret == 1)
+        return IMAPWIRE_OK;
+    rc = tls_result(l, ret, 0);
+    if (rc == ST_ERROR_CONNECTION_CLOSED && t->state == TLS_CLOSED) {
+        *got = 0;                  /* close_notify: an orderly end of stream */
+        return IMAPWIRE_OK;
+    }
+    return rc;
+}
+
+/* TLS may need to write to read (and read to write): wait for what OpenSSL asked of the
+ * layer below, not only what the caller above wants. */
+static void tls_pollset(imapwire_layer *l, unsigned want, imapwire_pollset *ps)
+{
+    struct tls_ctx *t = l->ctx;
+    unsigned below = t->below_wants ? t->below_wants : want;
+    if (t->state == TLS_LOWER)
+        below = want;
+    l->host->pollset_next(l, below ? below : IMAPWIRE_WANT_READ, ps);
+}
+
+static size_t tls_pending(imapwire_layer *l)
+{
+    struct tls_ctx *t = l->ctx;
+    size_t n = t->ssl && t->state == TLS_UP ? (size_t)SSL_pending(t->ssl) : 0;
+    return n + l->host->pending_next(l);
+}
+
+static int tls_shutdown(imapwire_layer *l, int *done)
+{
+    struct tls_ctx *t = l->ctx;
+    *done = 1;
+    /* One close_notify, no wait for the peer's: the connection is going away. */
+    if (t->state == TLS_UP)
+        SSL_shutdown(t->ssl);
+    t->state = TLS_CLOSED;
+    ERR_clear_error();
+    return l->host->shutdown_next(l, done);
+}
+
+static int tls_query(imapwire_layer *l, int what, void *out)
+{
+    struct tls_ctx *t = l->ctx;
+    if (what == IMAPWIRE_QUERY_SECURITY && t->state == TLS_UP) {
+        /* the layers below (an SSH hop) add their own fields */
+        l->host->query_next(l, what, out);
+        iw_tls_describe(t->ssl, t->verify, out);
+        return IMAPWIRE_OK;
+    }
+    return l->host->query_next(l, what, out);
+}
+
+const imapwire_transport_type iw_transport_tls = {
+    .abi_version = IMAPWIRE_TRANSPORT_ABI,
+    .struct_size = sizeof(imapwire_transport_type),
+    .name = "tls",
+    .flags = IMAPWIRE_TRANSPORT_ENCRYPTED,
+    .ctx_size = sizeof(struct tls_ctx),
+    .create = tls_create,
+    .destroy = tls_destroy,
+    .connect = tls_connect,
+    .shutdown = tls_shutdown,
+    .send = tls_send,
+    .recv = tls_recv,
+    .pollset = tls_pollset,
+    .pending = tls_pending,
+    .query = tls_query,
+};
