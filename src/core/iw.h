@@ -53,6 +53,8 @@ int   iw_registry_acquire(const char *name, iw_type_entry **out);
 void  iw_registry_release(iw_type_entry *e);
 const imapwire_transport_type *iw_registry_type(const iw_type_entry *e);
 int   iw_transport_flags(const char *name, unsigned *flags);
+void  iw_registry_set_loader(void *plugin);      /* types registered now belong to it */
+void  iw_registry_remove_owner(void *plugin);
 
 /* ---- layer.c: the chain and its pass-through defaults ---- */
 extern const imapwire_host_api iw_host_api;

@@ -84,8 +84,13 @@ int iw_plugin_load(const char *path_or_name)
         rc = ST_ERROR_PLUGIN_LOAD_FAILED;
     else if ((p = calloc(1, sizeof *p)) == NULL)
         rc = ST_ERROR_OUT_OF_MEMORY;
-    else
+    else {
+        iw_registry_set_loader(p);
         rc = init(&iw_host_api);
+        iw_registry_set_loader(NULL);
+        if (rc != 0)
+            iw_registry_remove_owner(p);
+    }
     if (rc == 0) {
         p->dl = dl;
         p->next = iw_plugins;

@@ -69,6 +69,8 @@ static int iw_reader_reserve(iw_reader *r, size_t want)
         cap *= 2;
     if (cap > r->max_response + IW_READ_CHUNK + 1)
         cap = r->max_response + IW_READ_CHUNK + 1;
+    if (cap < need)
+        return ST_ERROR_RESPONSE_TOO_LARGE;    /* the capped buffer cannot take it all */
     b = realloc(r->buf, cap);
     if (b == NULL)
         return ST_ERROR_OUT_OF_MEMORY;
@@ -89,10 +91,11 @@ int iw_reader_feed(iw_reader *r, const void *p, size_t n)
 
 static int iw_is_tag_char(unsigned char c)
 {
-    /* ATOM-CHAR less '+' (RFC 3501 tag); '*' and '+' start the other kinds. */
+    /* ASTRING-CHAR less '+' (RFC 3501 tag): ']' is allowed, '*' and '+' start the
+     * other kinds. */
     if (c <= 0x20 || c >= 0x7f)
         return 0;
-    return strchr("(){%*\"\\]+", c) == NULL;
+    return strchr("(){%*\"\\+", c) == NULL;
 }
 
 /* A line piece ending "{n}" or "{n+}" (before CRLF) announces a literal of n bytes. */
@@ -112,8 +115,13 @@ int iw_literal_size(const char *s, size_t n, size_t *size)
     }
     if (digits == 0 || i == 0 || s[i - 1] != '{')
         return 0;
+    /* Leading zeros carry no size; more than 10 significant digits exceed 2^32. */
+    while (digits > 1 && s[i] == '0') {
+        i++;
+        digits--;
+    }
     if (digits > 10)
-        return -1;                         /* more than 2^32: too large whatever it says */
+        return -1;
     for (; s[i] >= '0' && s[i] <= '9'; i++)
         v = v * 10 + (uint64_t)(s[i] - '0');
     if (v > SIZE_MAX)

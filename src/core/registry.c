@@ -18,6 +18,13 @@ struct iw_type_entry {
 
 static pthread_mutex_t iw_registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct iw_type_entry *iw_types;
+/* The plugin whose init runs on this thread: what it registers belongs to it. */
+static _Thread_local void *iw_loading_plugin;
+
+void iw_registry_set_loader(void *plugin)
+{
+    iw_loading_plugin = plugin;
+}
 
 int iw_registry_init(void)
 {
@@ -55,11 +62,15 @@ int iw_registry_add(const imapwire_transport_type *type, void *plugin_owner)
     size_t n;
     int rc = 0;
 
-    if (type == NULL || type->struct_size < offsetof(imapwire_transport_type, create) ||
-        !iw_valid_type_name(type->name))
+    if (type == NULL)
         return ST_ERROR_INVALID_PARAMETER;
+    /* abi_version is the first field of every version of the struct: check it before
+     * trusting anything else the type says about itself. */
     if ((type->abi_version >> 16) != IMAPWIRE_TRANSPORT_ABI_MAJOR)
         return ST_ERROR_PLUGIN_VERSION;
+    if (type->struct_size < offsetof(imapwire_transport_type, create) ||
+        !iw_valid_type_name(type->name))
+        return ST_ERROR_INVALID_PARAMETER;
     if ((type->flags & IMAPWIRE_TRANSPORT_BOTTOM) &&
         (type->struct_size < offsetof(imapwire_transport_type, pending) ||
          !type->connect || !type->send || !type->recv || !type->pollset))
@@ -73,7 +84,7 @@ int iw_registry_add(const imapwire_transport_type *type, void *plugin_owner)
     iw_strlcpy(e->name, type->name, sizeof e->name);
     e->type.name = e->name;
     e->type.struct_size = sizeof e->type;
-    e->plugin = plugin_owner;
+    e->plugin = plugin_owner ? plugin_owner : iw_loading_plugin;
 
     pthread_mutex_lock(&iw_registry_lock);
     if (iw_find_locked(e->name) != NULL) {
@@ -135,6 +146,28 @@ int iw_transport_flags(const char *name, unsigned *flags)
         *flags = e->type.flags;
     pthread_mutex_unlock(&iw_registry_lock);
     return e ? 0 : ST_ERROR_TRANSPORT_NOT_FOUND;
+}
+
+/* A plugin whose init failed is unloaded: the types it managed to register go first,
+ * so nothing points into unmapped code. No layer can use them yet. */
+void iw_registry_remove_owner(void *plugin)
+{
+    struct iw_type_entry **pp, *e, *dead = NULL;
+    pthread_mutex_lock(&iw_registry_lock);
+    for (pp = &iw_types; (e = *pp) != NULL;) {
+        if (e->plugin == plugin && e->refs == 0) {
+            *pp = e->next;
+            e->next = dead;
+            dead = e;
+        } else {
+            pp = &e->next;
+        }
+    }
+    pthread_mutex_unlock(&iw_registry_lock);
+    while ((e = dead) != NULL) {
+        dead = e->next;
+        free(e);
+    }
 }
 
 /* Frees every entry; layers are gone by now (handles were freed first). */
