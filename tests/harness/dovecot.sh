@@ -12,7 +12,10 @@
 # Optional environment:
 #   DOVECOT_EXTRA_CONF  file appended verbatim to the generated dovecot.conf
 #                       (e.g. TLS listeners); it may use the placeholder
-#                       @DIR@, which is replaced by the instance directory.
+#                       @DIR@, which is replaced by the instance directory,
+#                       and @IMAPS_PORT@: if that occurs, a second free port
+#                       is picked, substituted and written to DIR/env as
+#                       DOVECOT_IMAPS_PORT (see dovecot-tls.conf.in).
 #   DOVECOT_BIN         dovecot binary (default: dovecot from PATH or /usr/sbin)
 #   DOVECOT_START_TIMEOUT  seconds to wait for the greeting (default 15)
 
@@ -246,7 +249,7 @@ ensure_mail_user() {
 
 # --------------------------------------------------------------- config
 write_conf() {
-    local dir=$1 port=$2 mail_uid=$3 mail_gid=$4 conf=$1/dovecot.conf
+    local dir=$1 port=$2 mail_uid=$3 mail_gid=$4 imaps_port=$5 conf=$1/dovecot.conf
     local internal_user internal_group login_user root_mode
     if [ "$(id -u)" -eq 0 ]; then
         root_mode=1
@@ -353,7 +356,8 @@ EOF
             [ -r "$DOVECOT_EXTRA_CONF" ] ||
                 die "DOVECOT_EXTRA_CONF=$DOVECOT_EXTRA_CONF is not readable"
             printf '\n# ---- appended from %s ----\n' "$DOVECOT_EXTRA_CONF"
-            sed "s#@DIR@#$dir#g" "$DOVECOT_EXTRA_CONF"
+            sed -e "s#@DIR@#$dir#g" -e "s#@IMAPS_PORT@#$imaps_port#g" \
+                "$DOVECOT_EXTRA_CONF"
         fi
     } > "$conf"
 }
@@ -377,7 +381,7 @@ write_passwd() {
 }
 
 write_env() {
-    local dir=$1 port=$2 pid=$3 tmp
+    local dir=$1 port=$2 pid=$3 imaps_port=$4 tmp
     tmp="$dir/env.tmp.$$"
     # KEY=value, no quoting: DOVECOT_PASS2 is the raw password (contains
     # '"', '\', ' ' and UTF-8), so use env.sh from a shell.
@@ -397,6 +401,9 @@ write_env() {
         printf 'DOVECOT_MSG1=%s\n' "$dir/message1.eml"
         printf 'DOVECOT_MSG1_SIZE=%s\n' "$(wc -c < "$dir/message1.eml" | tr -d ' ')"
         printf 'DOVECOT_INBOX_COUNT=2\n'
+        if [ -n "$imaps_port" ]; then
+            printf 'DOVECOT_IMAPS_PORT=%s\n' "$imaps_port"
+        fi
     } > "$tmp"
     mv -f "$tmp" "$dir/env"
     # Same keys, shell-quoted, for `. DIR/env.sh`.
@@ -412,7 +419,7 @@ write_env() {
 # ------------------------------------------------------------------ start
 do_start() {
     local dir=$1 dovecot_bin mail_uid mail_gid port pid attempt out timeout_s
-    local i waited
+    local i waited imaps_port want_imaps
     dovecot_bin=$(find_dovecot)
     command -v ss >/dev/null 2>&1 || die "ss not found (install iproute2)"
     timeout_s=${DOVECOT_START_TIMEOUT:-15}
@@ -454,11 +461,25 @@ do_start() {
     seed_mail "$dir" "$mail_uid" "$mail_gid"
     write_passwd "$dir"
 
+    # A second (implicit TLS) port only if the extra config asks for one.
+    want_imaps=
+    if [ -n "${DOVECOT_EXTRA_CONF:-}" ] && [ -r "$DOVECOT_EXTRA_CONF" ] &&
+        grep -q '@IMAPS_PORT@' "$DOVECOT_EXTRA_CONF"; then
+        want_imaps=1
+    fi
+
     # A port can be taken between the check and dovecot's bind(): retry
     # with another port in that case.
     for attempt in 1 2 3 4 5; do
         port=$(pick_port)
-        write_conf "$dir" "$port" "$mail_uid" "$mail_gid"
+        imaps_port=
+        if [ -n "$want_imaps" ]; then
+            imaps_port=$(pick_port)
+            while [ "$imaps_port" = "$port" ]; do
+                imaps_port=$(pick_port)
+            done
+        fi
+        write_conf "$dir" "$port" "$mail_uid" "$mail_gid" "$imaps_port"
         if ! out=$("$dovecot_bin" -c "$dir/dovecot.conf" -n 2>&1 >/dev/null); then
             printf '%s\n' "$out" >&2
             die "dovecot rejected $dir/dovecot.conf"
@@ -471,7 +492,8 @@ do_start() {
         out=$(cat "$dir/start.out")
         case $out in
             *"Address already in use"*)
-                note "port $port got taken, retrying ($attempt)"
+                note "port $port${imaps_port:+ or $imaps_port} got taken," \
+                    "retrying ($attempt)"
                 port=
                 continue ;;
         esac
@@ -486,7 +508,10 @@ do_start() {
     waited=
     for i in $(seq 1 $(( timeout_s * 10 ))); do
         [ -n "$pid" ] || pid=$(running_pid "$dir")
-        if [ -n "$pid" ] && greeting_ok "$port"; then
+        # (the master binds all listeners before forking, so the IMAPS port
+        # is listening once the plain port greets; checked anyway)
+        if [ -n "$pid" ] && greeting_ok "$port" &&
+            { [ -z "$imaps_port" ] || port_is_listening "$imaps_port"; }; then
             waited=1
             break
         fi
@@ -500,7 +525,7 @@ do_start() {
         die "dovecot failed to start"
     fi
 
-    write_env "$dir" "$port" "$pid"
+    write_env "$dir" "$port" "$pid" "$imaps_port"
     printf '%s\n' "$port"
 }
 

@@ -14,6 +14,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include "iwtest.h"
 
 long long iwt_now_ms(void)
@@ -50,11 +53,16 @@ static void copy_value(char *dst, size_t size, const char *v)
 void iwt_dovecot_load(iwt_dovecot *d)
 {
     const char *path = getenv("IW_DOVECOT_ENV");
+    ck_assert_msg(path != NULL, "IW_DOVECOT_ENV not set (run through ctest)");
+    iwt_dovecot_load_file(d, path);
+}
+
+void iwt_dovecot_load_file(iwt_dovecot *d, const char *path)
+{
     char line[1024];
     FILE *f;
 
     memset(d, 0, sizeof *d);
-    ck_assert_msg(path != NULL, "IW_DOVECOT_ENV not set (run through ctest)");
     f = fopen(path, "r");
     ck_assert_msg(f != NULL, "cannot open %s: is the dovecot fixture running?", path);
     while (fgets(line, sizeof line, f)) {
@@ -73,6 +81,8 @@ void iwt_dovecot_load(iwt_dovecot *d)
         else if (!strcmp(line, "DOVECOT_PASS2")) copy_value(d->pass2, sizeof d->pass2, v);
         else if (!strcmp(line, "DOVECOT_LOG")) copy_value(d->log, sizeof d->log, v);
         else if (!strcmp(line, "DOVECOT_MSG1")) copy_value(d->msg1, sizeof d->msg1, v);
+        else if (!strcmp(line, "DOVECOT_DIR")) copy_value(d->dir, sizeof d->dir, v);
+        else if (!strcmp(line, "DOVECOT_IMAPS_PORT")) d->imaps_port = (unsigned)strtoul(v, NULL, 10);
     }
     fclose(f);
     ck_assert_msg(d->port > 0 && d->host[0] && d->user[0], "incomplete env file %s", path);
@@ -132,6 +142,10 @@ void iwt_fixture_stop(iwt_fixture *f)
     long long until;
     int status;
 
+    if (f->in_fd > 0) {
+        close(f->in_fd);
+        f->in_fd = 0;
+    }
     if (f->pid <= 0)
         return;
     kill(f->pid, SIGTERM);
@@ -146,6 +160,96 @@ void iwt_fixture_stop(iwt_fixture *f)
     kill(f->pid, SIGKILL);
     waitpid(f->pid, &status, 0);
     f->pid = 0;
+}
+
+/* A port nobody listens on right now: bind port 0, read it, close. */
+static unsigned iwt_free_port(void)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    unsigned port;
+    ck_assert_int_ge(fd, 0);
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+/* Whether something listens on 127.0.0.1:port, read from the kernel's table rather than
+ * by connecting (a probe connection would be one more client for the server). */
+static int iwt_port_listening(unsigned port)
+{
+    FILE *f = fopen("/proc/net/tcp", "r");
+    char line[512], want[32];
+    int found = 0;
+    if (f == NULL)
+        return 0;
+    snprintf(want, sizeof want, "0100007F:%04X", port);
+    while (!found && fgets(line, sizeof line, f)) {
+        char local[64], remote[64], st[8];
+        if (sscanf(line, " %*s %63s %63s %7s", local, remote, st) == 3 &&
+            strcmp(local, want) == 0 && strcmp(st, "0A") == 0)
+            found = 1;
+    }
+    fclose(f);
+    return found;
+}
+
+void iwt_tls_server_start(iwt_fixture *f, const char *certs_dir, const char *cert,
+                          const char *script)
+{
+    int pfd[2];
+    char certfile[600], keyfile[600], accept[64];
+    long long until;
+    int attempt;
+
+    memset(f, 0, sizeof *f);
+    snprintf(certfile, sizeof certfile, "%s/%s.pem", certs_dir, cert);
+    snprintf(keyfile, sizeof keyfile, "%s/%s.key", certs_dir, cert);
+    for (attempt = 0; attempt < 5; attempt++) {
+        f->port = iwt_free_port();
+        snprintf(accept, sizeof accept, "127.0.0.1:%u", f->port);
+        ck_assert_int_eq(pipe(pfd), 0);
+        f->pid = fork();
+        ck_assert_int_ge(f->pid, 0);
+        if (f->pid == 0) {
+            int devnull = open("/dev/null", O_RDWR);
+            dup2(pfd[0], 0);
+            close(pfd[0]);
+            close(pfd[1]);
+            if (devnull >= 0) {
+                dup2(devnull, 1);
+                dup2(devnull, 2);
+            }
+            execlp("openssl", "openssl", "s_server", "-quiet", "-accept", accept,
+                   "-cert", certfile, "-key", keyfile, (char *)NULL);
+            _exit(127);
+        }
+        close(pfd[0]);
+        f->in_fd = pfd[1];
+        /* s_server relays its stdin to the first client it accepts, so a server that
+         * gets a script must see exactly one client. */
+        if (script != NULL)
+            ck_assert_int_eq(write(f->in_fd, script, strlen(script)), (ssize_t)strlen(script));
+        until = iwt_now_ms() + 5000;
+        while (iwt_now_ms() < until) {
+            if (waitpid(f->pid, NULL, WNOHANG) == f->pid) {
+                f->pid = 0;
+                break;
+            }
+            if (iwt_port_listening(f->port))
+                return;
+            usleep(20000);
+        }
+        if (f->pid > 0)
+            iwt_fixture_stop(f);
+    }
+    ck_abort_msg("openssl s_server with %s did not start", cert);
 }
 
 int iwt_count_fds(void)

@@ -15,7 +15,12 @@ typedef struct iwt_dovecot {
     char user2[64], pass2[64];
     char log[512];
     char msg1[512];
+    char dir[512];
+    unsigned imaps_port;           /* 0 when the instance has no IMAPS listener */
 } iwt_dovecot;
+
+/* Loads the env file at path (for suites that start their own instance). */
+void iwt_dovecot_load_file(iwt_dovecot *d, const char *path);
 
 /* Loads $IW_DOVECOT_ENV; aborts the test (ck_abort) when it is missing. */
 void iwt_dovecot_load(iwt_dovecot *d);
@@ -25,6 +30,7 @@ typedef struct iwt_fixture {
     pid_t pid;
     unsigned port;
     char log[512];
+    int in_fd;                     /* s_server's stdin (what it sends), or 0 */
 } iwt_fixture;
 
 /* Starts SCENARIO with --idle-exit and extra args; waits (bounded) for its port. */
@@ -32,6 +38,12 @@ void iwt_fixture_start(iwt_fixture *f, const char *scenario, int max_conns);
 void iwt_fixture_stop(iwt_fixture *f);
 /* The fixture's whole log (malloc'd, NUL-terminated); "" if none. */
 char *iwt_read_file(const char *path);
+
+/* Runs `openssl s_server` with a certificate from certs_dir (e.g. "expired") on a free
+ * loopback port; it answers TLS handshakes until stopped, and sends the first client to
+ * complete one the bytes of script (an IMAP greeting and replies), if not NULL. */
+void iwt_tls_server_start(iwt_fixture *f, const char *certs_dir, const char *cert,
+                          const char *script);
 
 /* Open file descriptors of this process. */
 int iwt_count_fds(void);

@@ -1,0 +1,322 @@
+/* test_tls.c: TLS against a real Dovecot (STARTTLS and IMAPS) and OpenSSL's s_server
+ * with bad certificates: validation errors, TRUSTEDSITE, protocols, resumption, info. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "iwtest.h"
+
+static iwt_dovecot dv;
+static char certs[600], ca[700], capath[700];
+
+/* What a TRUSTEDSITE session against s_server needs: a greeting, and LOGOUT's answer
+ * queued behind it (s_server does not read our commands, it only relays its stdin). */
+static const char *const IMAP_SCRIPT =
+    "* OK [CAPABILITY IMAP4rev1] s_server\r\n* BYE bye\r\nA0001 OK LOGOUT done\r\n";
+
+static void setup(void)
+{
+    const char *env = getenv("IW_DOVECOT_TLS_ENV");
+    ck_assert_msg(env != NULL, "IW_DOVECOT_TLS_ENV not set (run through ctest)");
+    iwt_dovecot_load_file(&dv, env);
+    ck_assert_uint_gt(dv.imaps_port, 0);
+    snprintf(certs, sizeof certs, "%s/certs", dv.dir);
+    snprintf(ca, sizeof ca, "%s/ca.pem", certs);
+    snprintf(capath, sizeof capath, "%s/capath", certs);
+    ck_assert(ImapInitialize(NULL, NULL));
+}
+
+static void teardown(void)
+{
+    ImapUninitialize();
+}
+
+static SECURITYCREDENTIALS creds_ca(void)
+{
+    SECURITYCREDENTIALS sc;
+    memset(&sc, 0, sizeof sc);
+    sc.dwSize = sizeof sc;
+    sc.lpszCAFile = ca;
+    return sc;
+}
+
+static void check_info(HCLIENT h, DWORD status)
+{
+    SECURITYINFO si;
+    memset(&si, 0, sizeof si);
+    si.dwSize = sizeof si;
+    ck_assert_int_eq(ImapGetSecurityInformation(h, &si), 0);
+    ck_assert_msg(si.dwProtocol == SECURITY_PROTOCOL_TLS12 || si.dwProtocol == SECURITY_PROTOCOL_TLS13,
+                  "protocol %u", (unsigned)si.dwProtocol);
+    ck_assert_uint_eq(si.dwCertificateStatus, status);
+    ck_assert_int_gt((int)strlen(si.szCipher), 0);
+    ck_assert_msg(strstr(si.szSubject, "CN=") != NULL, "subject: %s", si.szSubject);
+    ck_assert_int_gt((int)strlen(si.szIssuer), 0);
+    ck_assert_int_eq((int)strlen(si.szValidFrom), 20);
+    ck_assert_int_eq(si.szValidFrom[10], 'T');
+    ck_assert_int_eq(si.szValidTo[19], 'Z');
+    ck_assert_int_eq((int)strlen(si.szFingerprint), 32 * 3 - 1);
+    ck_assert_uint_eq(si.dwTunnelProtocol, SECURITY_PROTOCOL_NONE);
+}
+
+typedef struct trace_log {
+    char text[65536];
+    size_t len;
+} trace_log;
+
+static void trace_cb(HCLIENT h, UINT dir, LPCTSTR line, INT n, LPVOID param)
+{
+    trace_log *t = param;
+    (void)h;
+    if (n < 0 || t->len + (size_t)n + 4 >= sizeof t->text)
+        return;
+    t->text[t->len++] = dir == IMAP_TRACE_SEND ? '>' : dir == IMAP_TRACE_RECV ? '<' : '-';
+    memcpy(t->text + t->len, line, (size_t)n);
+    t->len += (size_t)n;
+    t->text[t->len++] = '\n';
+    t->text[t->len] = '\0';
+}
+
+START_TEST(starttls_valid)
+{
+    SECURITYCREDENTIALS sc = creds_ca();
+    IMAPCONNECTINFO ci;
+    IMAPTIMINGS tm;
+    trace_log *t = calloc(1, sizeof *t);
+    HCLIENT h;
+    const char *starttls, *capa;
+
+    memset(&ci, 0, sizeof ci);
+    ci.dwSize = sizeof ci;
+    ci.lpszHostName = "127.0.0.1";
+    ci.nRemotePort = dv.port;
+    ci.nTimeout = 10;
+    ci.dwOptions = IMAP_OPTION_SECURE_EXPLICIT | IMAP_OPTION_IDENTIFY;
+    ci.lpCredentials = &sc;
+    ci.lpTraceProc = trace_cb;
+    ci.lpParam = t;
+    h = ImapConnectEx(&ci);
+    ck_assert_msg(h != INVALID_CLIENT, "error %u, trace:\n%s", (unsigned)ImapGetLastError(), t->text);
+    check_info(h, CERTIFICATE_STATUS_VALID);
+    /* STARTTLS first; capabilities asked again inside TLS; ID only after that */
+    starttls = strstr(t->text, ">A0001 STARTTLS");
+    capa = strstr(t->text, ">A0002 CAPABILITY");
+    ck_assert_msg(starttls && capa && capa > starttls, "trace:\n%s", t->text);
+    ck_assert_msg(strstr(t->text, ">A0003 ID (") != NULL, "trace:\n%s", t->text);
+    /* the post-TLS set is the one reported */
+    ck_assert(!ImapHasCapability(h, "STARTTLS"));
+    ck_assert(ImapHasCapability(h, "AUTH=PLAIN"));
+    memset(&tm, 0, sizeof tm);
+    tm.dwSize = sizeof tm;
+    ck_assert_int_eq(ImapGetTimings(h, &tm), 0);
+    ck_assert_uint_gt(tm.dwSecure, 0);
+    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
+    ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), 0);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    free(t);
+}
+END_TEST
+
+START_TEST(implicit_valid)
+{
+    static const char *hosts[] = { "127.0.0.1", "localhost" };
+    SECURITYCREDENTIALS sc = creds_ca();
+    HCLIENT h;
+    sc.lpszCAFile = _i == 2 ? NULL : ca;
+    sc.lpszCAPath = _i == 2 ? capath : NULL;
+    h = ImapConnect(hosts[_i % 2], dv.imaps_port, 10, IMAP_OPTION_SECURE_IMPLICIT, &sc);
+    ck_assert_msg(h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    check_info(h, CERTIFICATE_STATUS_VALID);
+    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_LOGIN, dv.user, dv.pass), 0);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+}
+END_TEST
+
+START_TEST(protocol_versions)
+{
+    static const DWORD protos[] = { SECURITY_PROTOCOL_TLS12, SECURITY_PROTOCOL_TLS13 };
+    SECURITYCREDENTIALS sc = creds_ca();
+    SECURITYINFO si;
+    HCLIENT h;
+    sc.dwProtocol = protos[_i];
+    h = ImapConnect("127.0.0.1", dv.imaps_port, 10, IMAP_OPTION_SECURE_IMPLICIT, &sc);
+    ck_assert_msg(h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    memset(&si, 0, sizeof si);
+    si.dwSize = sizeof si;
+    ck_assert_int_eq(ImapGetSecurityInformation(h, &si), 0);
+    ck_assert_uint_eq(si.dwProtocol, protos[_i]);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    /* a protocol bit we do not speak is refused before any traffic */
+    sc.dwProtocol = 0x1;
+    ck_assert(ImapConnect("127.0.0.1", dv.imaps_port, 10, IMAP_OPTION_SECURE_IMPLICIT, &sc)
+              == INVALID_CLIENT);
+    iwt_assert_error(ST_ERROR_INVALID_PARAMETER);
+}
+END_TEST
+
+START_TEST(name_mismatch_dovecot)
+{
+    SECURITYCREDENTIALS sc = creds_ca();
+    sc.lpszServerName = "imap.other.example";
+    ck_assert(ImapConnect("127.0.0.1", dv.port, 10, IMAP_OPTION_SECURE_EXPLICIT, &sc)
+              == INVALID_CLIENT);
+    iwt_assert_error(ST_ERROR_CERTIFICATE_NAME_MISMATCH);
+    ck_assert(ImapConnect("127.0.0.1", dv.imaps_port, 10, IMAP_OPTION_SECURE_IMPLICIT, &sc)
+              == INVALID_CLIENT);
+    iwt_assert_error(ST_ERROR_CERTIFICATE_NAME_MISMATCH);
+}
+END_TEST
+
+/* Our private CA is not in the system store. */
+START_TEST(system_store_untrusted)
+{
+    HCLIENT h = ImapConnect("127.0.0.1", dv.imaps_port, 10, IMAP_OPTION_SECURE_IMPLICIT, NULL);
+    ck_assert(h == INVALID_CLIENT);
+    iwt_assert_error(ST_ERROR_CERTIFICATE_UNTRUSTED);
+}
+END_TEST
+
+typedef struct bad_cert {
+    const char *cert;
+    DWORD       error;
+} bad_cert;
+
+static const bad_cert bad_certs[] = {
+    { "wrongname",  ST_ERROR_CERTIFICATE_NAME_MISMATCH },
+    { "expired",    ST_ERROR_CERTIFICATE_EXPIRED },
+    { "selfsigned", ST_ERROR_CERTIFICATE_UNTRUSTED },
+};
+
+START_TEST(bad_certificate)
+{
+    const bad_cert *b = &bad_certs[_i];
+    SECURITYCREDENTIALS sc = creds_ca();
+    iwt_fixture f;
+    HCLIENT h;
+    int fds;
+
+    iwt_tls_server_start(&f, certs, b->cert, NULL);
+    fds = iwt_count_fds();
+    ck_assert(ImapConnect("127.0.0.1", f.port, 5, IMAP_OPTION_SECURE_IMPLICIT, &sc) == INVALID_CLIENT);
+    iwt_assert_error(b->error);
+    ck_assert_int_eq(iwt_count_fds(), fds);
+    iwt_fixture_stop(&f);
+    /* TRUSTEDSITE skips exactly this check, and says so */
+    iwt_tls_server_start(&f, certs, b->cert, IMAP_SCRIPT);
+    h = ImapConnect("127.0.0.1", f.port, 5, IMAP_OPTION_SECURE_IMPLICIT | IMAP_OPTION_TRUSTEDSITE, &sc);
+    ck_assert_msg(h != INVALID_CLIENT, "%s: error %u", b->cert, (unsigned)ImapGetLastError());
+    check_info(h, CERTIFICATE_STATUS_NOT_CHECKED);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    iwt_fixture_stop(&f);
+}
+END_TEST
+
+START_TEST(trustedsite_dovecot)
+{
+    HCLIENT h = ImapConnect("127.0.0.1", dv.port, 10,
+                            IMAP_OPTION_SECURE_EXPLICIT | IMAP_OPTION_TRUSTEDSITE, NULL);
+    ck_assert_msg(h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    check_info(h, CERTIFICATE_STATUS_NOT_CHECKED);
+    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+}
+END_TEST
+
+START_TEST(resumption)
+{
+    SECURITYCREDENTIALS sc = creds_ca();
+    SECURITYINFO si;
+    HCLIENT h;
+    int round;
+    for (round = 0; round < 2; round++) {
+        h = ImapConnect("127.0.0.1", dv.imaps_port, 10, IMAP_OPTION_SECURE_IMPLICIT, &sc);
+        ck_assert_msg(h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+        memset(&si, 0, sizeof si);
+        si.dwSize = sizeof si;
+        ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
+        ck_assert_int_eq(ImapGetSecurityInformation(h, &si), 0);
+        ck_assert_msg(si.bSessionResumed == (round == 1), "round %d resumed=%d", round,
+                      si.bSessionResumed);
+        ck_assert_uint_eq(si.dwCertificateStatus, CERTIFICATE_STATUS_VALID);
+        ck_assert_int_eq(ImapDisconnect(h), 0);
+    }
+}
+END_TEST
+
+/* Unusable client credentials fail before a single byte reaches the server. */
+START_TEST(client_key_errors_before_traffic)
+{
+    SECURITYCREDENTIALS sc = creds_ca();
+    char cert[700], enckey[700], missing[700];
+    iwt_fixture f;
+    char *log;
+
+    snprintf(cert, sizeof cert, "%s/client.pem", certs);
+    snprintf(enckey, sizeof enckey, "%s/client-enc.key", certs);
+    snprintf(missing, sizeof missing, "%s/no-such-file.pem", certs);
+    iwt_fixture_start(&f, "normal", 10);
+    sc.lpszCertificate = cert;
+    sc.lpszPrivateKey = enckey;
+    sc.lpszPassword = "wrong-pass";
+    ck_assert(ImapConnect("127.0.0.1", f.port, 5, IMAP_OPTION_SECURE_EXPLICIT, &sc) == INVALID_CLIENT);
+    iwt_assert_error(ST_ERROR_CLIENT_CERTIFICATE);
+    sc.lpszPassword = NULL;
+    ck_assert(ImapConnect("127.0.0.1", f.port, 5, IMAP_OPTION_SECURE_EXPLICIT, &sc) == INVALID_CLIENT);
+    iwt_assert_error(ST_ERROR_CLIENT_CERTIFICATE);
+    sc.lpszCertificate = missing;
+    ck_assert(ImapConnect("127.0.0.1", f.port, 5, IMAP_OPTION_SECURE_EXPLICIT, &sc) == INVALID_CLIENT);
+    iwt_assert_error(ST_ERROR_CLIENT_CERTIFICATE);
+    sc = creds_ca();
+    sc.lpszCAFile = missing;
+    ck_assert(ImapConnect("127.0.0.1", f.port, 5, IMAP_OPTION_SECURE_EXPLICIT, &sc) == INVALID_CLIENT);
+    iwt_assert_error(ST_ERROR_INVALID_PARAMETER);
+    iwt_fixture_stop(&f);
+    log = iwt_read_file(f.log);
+    ck_assert_msg(strstr(log, "<connected>") == NULL, "the server was contacted:\n%s", log);
+    free(log);
+}
+END_TEST
+
+/* A forward the caller made (TUNNEL without a tunnel host) needs the real server name. */
+START_TEST(caller_forward_needs_server_name)
+{
+    SECURITYCREDENTIALS sc = creds_ca();
+    HCLIENT h;
+    ck_assert(ImapConnect("127.0.0.1", dv.imaps_port, 10,
+                          IMAP_OPTION_TUNNEL | IMAP_OPTION_SECURE_IMPLICIT, &sc) == INVALID_CLIENT);
+    iwt_assert_error(ST_ERROR_INVALID_PARAMETER);
+    sc.lpszServerName = "localhost";
+    h = ImapConnect("127.0.0.1", dv.imaps_port, 10, IMAP_OPTION_TUNNEL | IMAP_OPTION_SECURE_IMPLICIT, &sc);
+    ck_assert_msg(h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    check_info(h, CERTIFICATE_STATUS_VALID);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("tls");
+    TCase *tc = tcase_create("tls");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, starttls_valid);
+    tcase_add_loop_test(tc, implicit_valid, 0, 3);
+    tcase_add_loop_test(tc, protocol_versions, 0, 2);
+    tcase_add_test(tc, name_mismatch_dovecot);
+    tcase_add_test(tc, system_store_untrusted);
+    tcase_add_loop_test(tc, bad_certificate, 0, (int)(sizeof bad_certs / sizeof bad_certs[0]));
+    tcase_add_test(tc, trustedsite_dovecot);
+    tcase_add_test(tc, resumption);
+    tcase_add_test(tc, client_key_errors_before_traffic);
+    tcase_add_test(tc, caller_forward_needs_server_name);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
