@@ -1,7 +1,7 @@
 /* connect.c: the smallest useful imapwire program: connect, log in, print what the
  * server can do and how long each connect phase took, then disconnect.
  *
- *   usage: connect HOST PORT USER PASSWORD [starttls|imaps|plain] [trace]
+ *   usage: connect HOST PORT USER PASSWORD [starttls|imaps|plain] [trace] [CAFILE]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +16,37 @@ static void trace(HCLIENT h, UINT dir, LPCTSTR line, INT len, LPVOID param)
            len, line);
 }
 
+static const char *status_name(DWORD s)
+{
+    switch (s) {
+    case CERTIFICATE_STATUS_VALID:         return "valid";
+    case CERTIFICATE_STATUS_UNTRUSTED:     return "untrusted";
+    case CERTIFICATE_STATUS_NAME_MISMATCH: return "name mismatch";
+    case CERTIFICATE_STATUS_EXPIRED:       return "expired";
+    case CERTIFICATE_STATUS_NOT_CHECKED:   return "not checked";
+    default:                               return "none (no TLS)";
+    }
+}
+
+static void print_security(HCLIENT h)
+{
+    SECURITYINFO si;
+    memset(&si, 0, sizeof si);
+    si.dwSize = sizeof si;
+    if (ImapGetSecurityInformation(h, &si) != 0)
+        return;
+    if (si.dwProtocol == SECURITY_PROTOCOL_NONE) {
+        printf("security: none (plain TCP)\n");
+        return;
+    }
+    printf("security: %s, cipher %s, certificate %s%s\n",
+           si.dwProtocol == SECURITY_PROTOCOL_TLS13 ? "TLS 1.3" : "TLS 1.2", si.szCipher,
+           status_name(si.dwCertificateStatus), si.bSessionResumed ? ", session resumed" : "");
+    printf("certificate: subject %s, issuer %s, valid %s .. %s\n", si.szSubject, si.szIssuer,
+           si.szValidFrom, si.szValidTo);
+    printf("sha-256: %s\n", si.szFingerprint);
+}
+
 static int fail(const char *what)
 {
     char text[256];
@@ -28,6 +59,7 @@ static int fail(const char *what)
 int main(int argc, char **argv)
 {
     IMAPCONNECTINFO info;
+    SECURITYCREDENTIALS creds;
     IMAPTIMINGS t;
     HCLIENT h;
     char capa[4096];
@@ -35,7 +67,7 @@ int main(int argc, char **argv)
     int rc = 0;
 
     if (argc < 5) {
-        fprintf(stderr, "usage: %s HOST PORT USER PASSWORD [starttls|imaps|plain] [trace]\n",
+        fprintf(stderr, "usage: %s HOST PORT USER PASSWORD [starttls|imaps|plain] [trace|quiet] [CAFILE]\n",
                 argv[0]);
         return 2;
     }
@@ -56,6 +88,13 @@ int main(int argc, char **argv)
     info.lpszClientName = "imapwire-example";
     if (argc > 6 && strcmp(argv[6], "trace") == 0)
         info.lpTraceProc = trace;
+    if (argc > 7) {
+        /* A private CA for the server's certificate (NULL would mean the system store). */
+        memset(&creds, 0, sizeof creds);
+        creds.dwSize = sizeof creds;
+        creds.lpszCAFile = argv[7];
+        info.lpCredentials = &creds;
+    }
 
     h = ImapConnectEx(&info);
     if (h == INVALID_CLIENT) {
@@ -67,6 +106,7 @@ int main(int argc, char **argv)
         ImapDisconnect(h);
         goto out;
     }
+    print_security(h);
     if (ImapGetCapabilities(h, capa, (INT)sizeof capa) != IMAP_ERROR)
         printf("capabilities: %s\n", capa);
     memset(&t, 0, sizeof t);
