@@ -122,6 +122,14 @@ static int iw_prepare(iw_client *c, const IMAPCONNECTINFO *in)
     if (IW_INFO(in, lpszDnsServers) == NULL && (env = getenv("IMAPWIRE_DNS_SERVERS")) != NULL &&
         *env != '\0')
         c->dns_servers = iw_strdup(env);
+    if (c->dns_servers != NULL && !iw_dns_servers_valid(c->dns_servers))
+        return ST_ERROR_INVALID_PARAMETER;
+    if (c->local_address != NULL) {
+        iw_addr local;
+        rc = iw_parse_local_address(c->local_address, &local);
+        if (rc != 0)
+            return rc;
+    }
     c->client_name = iw_strdup(IW_INFO(in, lpszClientName));
     c->client_version = iw_strdup(IW_INFO(in, lpszClientVersion));
     c->trace = IW_INFO(in, lpTraceProc);

@@ -25,7 +25,9 @@ BOOL ImapInitialize(LPCTSTR lpszLicenseKey, LPVOID lpReserved)
     IW_UNUSED(lpszLicenseKey);
     IW_UNUSED(lpReserved);
     pthread_mutex_lock(&iw_init_lock);
-    if (iw_init_count == 0) {
+    if (iw_init_count == 0)
+        rc = iw_dns_global_init();
+    if (rc == 0 && iw_init_count == 0) {
         /* Built-ins go through the same public path a plugin's types take. */
         rc = iw_registry_add(&iw_transport_tcp, NULL);
         if (rc == ST_ERROR_TRANSPORT_EXISTS)
@@ -59,6 +61,7 @@ BOOL ImapUninitialize(VOID)
         iw_registry_shutdown();
         iw_plugins_unload_all();
         iw_tls_shutdown();
+        iw_dns_global_cleanup();
     }
     __atomic_sub_fetch(&iw_init_count, 1, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&iw_init_lock);

@@ -88,6 +88,18 @@ int iw_resolve_literal(const char *host, unsigned port, iw_addr *out, int max, i
 int iw_parse_local_address(const char *text, iw_addr *out);
 void iw_addr_text(const iw_addr *a, char *buf, size_t size);
 
+/* ---- dns.c: asynchronous resolution through c-ares ---- */
+typedef struct iw_dns iw_dns;
+int  iw_dns_global_init(void);
+void iw_dns_global_cleanup(void);
+int  iw_dns_start(const char *host, unsigned port, const char *servers, unsigned timeout_ms,
+                  iw_dns **out);
+/* Non-blocking: *done = 1 with the addresses (families interleaved), or an ST_ERROR_*. */
+int  iw_dns_step(iw_dns *d, iw_addr *out, int max, int *count, int *done);
+void iw_dns_pollset(iw_dns *d, imapwire_pollset *ps);
+void iw_dns_free(iw_dns *d);
+int  iw_dns_servers_valid(const char *csv);
+
 /* ---- transports ---- */
 extern const imapwire_transport_type iw_transport_tcp;
 

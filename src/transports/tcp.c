@@ -1,5 +1,5 @@
 /* tcp.c: the built-in bottom transport: a non-blocking TCP socket to the endpoint.
- * It resolves the endpoint's address list and tries each address until one connects. */
+ * It resolves the endpoint (literal, or c-ares) and races the addresses, RFC 8305 style. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -11,17 +11,30 @@
 #include <unistd.h>
 #include "../core/iw.h"
 
-enum { TCP_START, TCP_CONNECTING, TCP_UP, TCP_FAILED };
+enum { TCP_START, TCP_RESOLVING, TCP_CONNECTING, TCP_UP, TCP_FAILED };
+
+/* RFC 8305: the next address is tried when the previous attempt has not connected
+ * within this delay; attempts then race and the first to connect wins. */
+#define TCP_ATTEMPT_DELAY_MS 250
+
+struct tcp_attempt {
+    int      fd;
+    iw_addr *addr;
+};
 
 struct tcp_ctx {
-    int     state;
-    int     fd;
-    int     naddr, next_addr;
-    int     last_error;            /* ST_ERROR_* of the last failed address */
-    int     have_local;
-    iw_addr local;
-    iw_addr addrs[IW_MAX_ADDRS];
+    int      state;
+    int      fd;                   /* the winner */
+    int      naddr, next_addr;
+    int      last_error;           /* ST_ERROR_* of the last failed address */
+    int      have_local;
+    int64_t  next_attempt_ms;
+    iw_dns  *dns;
+    iw_addr  local;
+    iw_addr  addrs[IW_MAX_ADDRS];
     iw_addr *current;
+    struct tcp_attempt attempts[IW_MAX_ADDRS];
+    int      nattempts;
 };
 
 static int tcp_map_errno(int e)
@@ -63,23 +76,41 @@ static int tcp_create(imapwire_layer *l, const char *args)
     return 0;
 }
 
+static void tcp_close_attempts(struct tcp_ctx *c)
+{
+    int i;
+    for (i = 0; i < c->nattempts; i++)
+        close(c->attempts[i].fd);
+    c->nattempts = 0;
+}
+
 static void tcp_destroy(imapwire_layer *l)
 {
     struct tcp_ctx *c = l->ctx;
+    tcp_close_attempts(c);
+    iw_dns_free(c->dns);
+    c->dns = NULL;
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
 }
 
-static void tcp_close_fd(struct tcp_ctx *c)
+static void tcp_won(imapwire_layer *l, int fd, iw_addr *a)
 {
-    if (c->fd >= 0)
-        close(c->fd);
-    c->fd = -1;
+    struct tcp_ctx *c = l->ctx;
+    char text[80];
+    c->fd = fd;
+    c->current = a;
+    c->state = TCP_UP;
+    /* The losers are closed at once: nothing else may reach their servers. */
+    tcp_close_attempts(c);
+    iw_addr_text(a, text, sizeof text);
+    l->host->trace(l, "tcp: connected to %s", text);
 }
 
-/* Starts connects until one is in progress or up; returns 0 or the error of the last. */
-static int tcp_start_next(imapwire_layer *l, int *done)
+/* Starts one more attempt (skipping addresses that fail at once). 1 if one is in flight
+ * or won, 0 when the list is exhausted. */
+static int tcp_start_attempt(imapwire_layer *l)
 {
     struct tcp_ctx *c = l->ctx;
     char text[80];
@@ -97,42 +128,103 @@ static int tcp_start_next(imapwire_layer *l, int *done)
             c->last_error = tcp_map_errno(errno);
             continue;
         }
-        c->fd = fd;
-        c->current = a;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         if (c->have_local && bind(fd, (struct sockaddr *)&c->local.sa, c->local.len) != 0) {
             c->last_error = tcp_map_errno(errno);
-            tcp_close_fd(c);
+            close(fd);
             continue;
         }
         iw_addr_text(a, text, sizeof text);
         l->host->trace(l, "tcp: trying %s", text);
         if (connect(fd, (struct sockaddr *)&a->sa, a->len) == 0) {
-            c->state = TCP_UP;
-            *done = 1;
-            l->host->trace(l, "tcp: connected to %s", text);
-            return 0;
+            tcp_won(l, fd, a);
+            return 1;
         }
         if (errno == EINPROGRESS) {
-            c->state = TCP_CONNECTING;
-            return 0;
+            c->attempts[c->nattempts].fd = fd;
+            c->attempts[c->nattempts].addr = a;
+            c->nattempts++;
+            c->next_attempt_ms = iw_now_ms() + TCP_ATTEMPT_DELAY_MS;
+            return 1;
         }
         c->last_error = tcp_map_errno(errno);
         l->host->trace(l, "tcp: %s failed: %s", text, strerror(errno));
-        tcp_close_fd(c);
+        close(fd);
     }
-    c->state = TCP_FAILED;
-    return c->last_error;
+    return 0;
+}
+
+/* Checks the attempts in flight without waiting: a winner ends the race, a failure
+ * starts the next address at once instead of waiting for the delay. */
+static int tcp_race(imapwire_layer *l, int *done)
+{
+    struct tcp_ctx *c = l->ctx;
+    struct pollfd pfd[IW_MAX_ADDRS];
+    int i, n;
+
+    for (i = 0; i < c->nattempts; i++) {
+        pfd[i].fd = c->attempts[i].fd;
+        pfd[i].events = POLLOUT;
+        pfd[i].revents = 0;
+    }
+    n = c->nattempts > 0 && c->nattempts <= IW_MAX_ADDRS ? poll(pfd, (nfds_t)c->nattempts, 0) : 0;
+    for (i = c->nattempts - 1; n > 0 && i >= 0; i--) {
+        int err = 0;
+        socklen_t elen = sizeof err;
+        char text[80];
+        if (pfd[i].revents == 0)
+            continue;
+        if (getsockopt(pfd[i].fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0)
+            err = errno;
+        if (err == 0) {
+            struct tcp_attempt w = c->attempts[i];
+            c->attempts[i] = c->attempts[--c->nattempts];
+            tcp_won(l, w.fd, w.addr);
+            *done = 1;
+            return 0;
+        }
+        if (err == EINPROGRESS)
+            continue;
+        iw_addr_text(c->attempts[i].addr, text, sizeof text);
+        l->host->trace(l, "tcp: %s failed: %s", text, strerror(err));
+        c->last_error = tcp_map_errno(err);
+        close(c->attempts[i].fd);
+        c->attempts[i] = c->attempts[--c->nattempts];
+        if (c->nattempts == 0)
+            c->next_attempt_ms = 0;        /* nothing in flight: go on now */
+    }
+    if (c->next_addr < c->naddr && (c->nattempts == 0 || iw_now_ms() >= c->next_attempt_ms)) {
+        tcp_start_attempt(l);
+        if (c->state == TCP_UP) {
+            *done = 1;
+            return 0;
+        }
+    }
+    if (c->nattempts == 0 && c->next_addr >= c->naddr) {
+        c->state = TCP_FAILED;
+        return c->last_error;
+    }
+    return 0;
+}
+
+static void tcp_resolved(imapwire_layer *l)
+{
+    struct tcp_ctx *c = l->ctx;
+    char text[80];
+    int i;
+    l->host->mark(l, IMAPWIRE_MARK_RESOLVED);
+    for (i = 0; i < c->naddr; i++) {
+        iw_addr_text(&c->addrs[i], text, sizeof text);
+        l->host->trace(l, "tcp: %s has address %s", l->endpoint->host, text);
+    }
+    c->state = TCP_CONNECTING;
 }
 
 static int tcp_connect(imapwire_layer *l, int *done)
 {
     struct tcp_ctx *c = l->ctx;
     const imapwire_endpoint *ep = l->endpoint;
-    int rc, err = 0;
-    socklen_t elen = sizeof err;
-    struct pollfd pfd;
-    char text[80];
+    int rc, fin = 0;
 
     *done = 0;
     switch (c->state) {
@@ -144,29 +236,29 @@ static int tcp_connect(imapwire_layer *l, int *done)
             c->have_local = 1;
         }
         rc = iw_resolve_literal(ep->host, ep->port, c->addrs, IW_MAX_ADDRS, &c->naddr);
+        if (rc == 0) {
+            l->host->mark(l, IMAPWIRE_MARK_RESOLVED);
+            c->state = TCP_CONNECTING;
+            return tcp_race(l, done);
+        }
+        if (rc != ST_ERROR_HOST_NOT_FOUND)
+            return rc;
+        rc = iw_dns_start(ep->host, ep->port, ep->dns_servers, ep->timeout_ms, &c->dns);
         if (rc != 0)
             return rc;
-        l->host->mark(l, IMAPWIRE_MARK_RESOLVED);
-        return tcp_start_next(l, done);
+        c->state = TCP_RESOLVING;
+        /* the answer may already be there (/etc/hosts) */
+        __attribute__((fallthrough));
+    case TCP_RESOLVING:
+        rc = iw_dns_step(c->dns, c->addrs, IW_MAX_ADDRS, &c->naddr, &fin);
+        if (rc != 0 || !fin)
+            return rc;
+        iw_dns_free(c->dns);
+        c->dns = NULL;
+        tcp_resolved(l);
+        return tcp_race(l, done);
     case TCP_CONNECTING:
-        pfd.fd = c->fd;
-        pfd.events = POLLOUT;
-        pfd.revents = 0;
-        if (poll(&pfd, 1, 0) <= 0)
-            return 0;                      /* still in progress */
-        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0)
-            err = errno;
-        iw_addr_text(c->current, text, sizeof text);
-        if (err == 0) {
-            c->state = TCP_UP;
-            *done = 1;
-            l->host->trace(l, "tcp: connected to %s", text);
-            return 0;
-        }
-        l->host->trace(l, "tcp: %s failed: %s", text, strerror(err));
-        c->last_error = tcp_map_errno(err);
-        tcp_close_fd(c);
-        return tcp_start_next(l, done);
+        return tcp_race(l, done);
     case TCP_UP:
         *done = 1;
         return 0;
@@ -212,11 +304,23 @@ static int tcp_recv(imapwire_layer *l, void *buf, size_t len, size_t *got)
 static void tcp_pollset(imapwire_layer *l, unsigned want, imapwire_pollset *ps)
 {
     struct tcp_ctx *c = l->ctx;
-    if (c->fd < 0)
-        return;
-    if (c->state == TCP_CONNECTING)
-        want = IMAPWIRE_WANT_WRITE;
-    imapwire_pollset_add(ps, c->fd, want);
+    int i;
+    switch (c->state) {
+    case TCP_RESOLVING:
+        iw_dns_pollset(c->dns, ps);
+        break;
+    case TCP_CONNECTING:
+        for (i = 0; i < c->nattempts; i++)
+            imapwire_pollset_add(ps, c->attempts[i].fd, IMAPWIRE_WANT_WRITE);
+        if (c->next_addr < c->naddr)
+            imapwire_pollset_wakeup(ps, c->next_attempt_ms);
+        break;
+    case TCP_UP:
+        imapwire_pollset_add(ps, c->fd, want);
+        break;
+    default:
+        break;
+    }
 }
 
 static int tcp_query(imapwire_layer *l, int what, void *out)
