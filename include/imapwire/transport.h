@@ -40,6 +40,7 @@ extern "C" {
 
 /** Phase marks a layer may report through imapwire_host_api.mark(). */
 #define IMAPWIRE_MARK_RESOLVED  1  /**< name resolution finished */
+#define IMAPWIRE_MARK_CONNECTED 2  /**< the first hop is connected (before a tunnel or proxy handshake) */
 
 #define IMAPWIRE_POLLSET_MAX 8
 

@@ -153,8 +153,12 @@ static int iw_prepare(iw_client *c, const IMAPCONNECTINFO *in)
         if (rc != 0)
             return rc;
     }
-    if ((opt & IMAP_OPTION_TUNNEL) && c->creds != NULL && c->creds->tunnel_host != NULL)
-        return ST_ERROR_FEATURE_NOT_AVAILABLE;     /* in-process SSH lands with its issue */
+    if ((opt & IMAP_OPTION_TUNNEL) && c->creds != NULL && c->creds->tunnel_host != NULL) {
+        if (c->creds->tunnel_user == NULL || *c->creds->tunnel_user == '\0')
+            return ST_ERROR_INVALID_PARAMETER;
+        if (c->creds->options & CREDENTIAL_TUNNEL_FORWARD)
+            return ST_ERROR_FEATURE_NOT_AVAILABLE; /* library-managed forwards: later */
+    }
     return 0;
 }
 

@@ -5,6 +5,7 @@
 #include <string.h>
 #include "client.h"
 #include "../security/tls_policy.h"
+#include "../security/ssh_policy.h"
 
 enum { CM_IDLE, CM_CHAIN, CM_TLS_START, CM_TLS, CM_GREETING, CM_CAPA, CM_AFTER_CAPA,
        CM_STARTTLS, CM_ID, CM_READY };
@@ -29,6 +30,8 @@ void iw_core_mark(void *core, int mark)
     iw_client *c = core;
     if (mark == IMAPWIRE_MARK_RESOLVED && c->cm.t_resolved_us == 0)
         c->cm.t_resolved_us = iw_now_us();
+    if (mark == IMAPWIRE_MARK_CONNECTED && c->cm.t_connected_us == 0)
+        c->cm.t_connected_us = iw_now_us();
 }
 
 int iw_core_tls_params(void *core, iw_tls_params *out)
@@ -43,6 +46,21 @@ int iw_core_tls_params(void *core, iw_tls_params *out)
     return 0;
 }
 
+int iw_core_ssh_params(void *core, iw_ssh_params *out)
+{
+    iw_client *c = core;
+    const iw_creds *k = c->creds;
+    if (k == NULL || k->tunnel_host == NULL || k->tunnel_user == NULL)
+        return ST_ERROR_INVALID_PARAMETER;
+    out->host = k->tunnel_host;
+    out->port = k->tunnel_port ? k->tunnel_port : 22;
+    out->user = k->tunnel_user;
+    out->key = k->tunnel_key;
+    out->password = k->tunnel_password;
+    out->known_hosts = k->known_hosts;
+    return 0;
+}
+
 /* The lowest layer: the caller's transport ("name" or "name:args") or TCP. A filter type
  * named there (not a bottom one) is stacked over TCP. */
 static int iw_build_chain(iw_client *c)
@@ -54,6 +72,9 @@ static int iw_build_chain(iw_client *c)
     size_t n;
     int rc;
 
+    /* An in-process SSH tunnel is the bottom; it makes its own hop to the SSH server. */
+    if ((c->options & IMAP_OPTION_TUNNEL) && c->creds != NULL && c->creds->tunnel_host != NULL)
+        spec = "ssh";
     if (spec == NULL || *spec == '\0')
         spec = "tcp";
     colon = strchr(spec, ':');
@@ -270,7 +291,11 @@ int iw_connect_step(iw_client *c, void *arg, unsigned *want)
                 int64_t tr = c->cm.t_resolved_us ? c->cm.t_resolved_us : t0;
                 c->timings.dwSize = sizeof c->timings;
                 c->timings.dwResolve = (DWORD)(tr - t0);
-                c->timings.dwConnect = (DWORD)(c->cm.t_chain_us - tr);
+                /* With a tunnel or proxy, the hop to it is the connect and the rest of the
+                 * chain (SSH handshake, auth, channel) is the tunnel. */
+                int64_t tc = c->cm.t_connected_us ? c->cm.t_connected_us : c->cm.t_chain_us;
+                c->timings.dwConnect = (DWORD)(tc - tr);
+                c->timings.dwTunnel = (DWORD)(c->cm.t_chain_us - tc);
                 c->timings.dwSecure = (DWORD)c->cm.t_secure_us;
                 c->timings.dwGreeting = (DWORD)(now - c->cm.t_chain_us - c->cm.t_secure_us);
                 c->timings.dwTotal = (DWORD)(now - t0);

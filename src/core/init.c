@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include "client.h"
 #include "../security/tls_policy.h"
+#include "../security/ssh_policy.h"
 
 static pthread_mutex_t iw_init_lock = PTHREAD_MUTEX_INITIALIZER;
 static int iw_init_count;
@@ -25,8 +26,11 @@ BOOL ImapInitialize(LPCTSTR lpszLicenseKey, LPVOID lpReserved)
     IW_UNUSED(lpszLicenseKey);
     IW_UNUSED(lpReserved);
     pthread_mutex_lock(&iw_init_lock);
-    if (iw_init_count == 0)
+    if (iw_init_count == 0) {
         rc = iw_dns_global_init();
+        if (rc == 0)
+            rc = iw_ssh_global_init();
+    }
     if (rc == 0 && iw_init_count == 0) {
         /* Built-ins go through the same public path a plugin's types take. */
         rc = iw_registry_add(&iw_transport_tcp, NULL);
@@ -34,6 +38,10 @@ BOOL ImapInitialize(LPCTSTR lpszLicenseKey, LPVOID lpReserved)
             rc = 0;
         if (rc == 0)
             rc = iw_registry_add(&iw_transport_tls, NULL);
+        if (rc == ST_ERROR_TRANSPORT_EXISTS)
+            rc = 0;
+        if (rc == 0)
+            rc = iw_registry_add(&iw_transport_ssh, NULL);
         if (rc == ST_ERROR_TRANSPORT_EXISTS)
             rc = 0;
     }
@@ -62,6 +70,7 @@ BOOL ImapUninitialize(VOID)
         iw_plugins_unload_all();
         iw_tls_shutdown();
         iw_dns_global_cleanup();
+        iw_ssh_global_cleanup();
     }
     __atomic_sub_fetch(&iw_init_count, 1, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&iw_init_lock);

@@ -1,0 +1,25 @@
+/* ssh_policy.h: what an SSH tunnel layer needs from the connection it serves: the SSH
+ * server, the account and secrets to authenticate with, and the known-hosts file. */
+#ifndef IW_SSH_POLICY_H
+#define IW_SSH_POLICY_H
+
+#include "creds.h"
+
+typedef struct iw_ssh_params {
+    const char *host;              /* the SSH server */
+    unsigned    port;              /* 22 when the caller said 0 */
+    const char *user;
+    const char *key;               /* private key file, or NULL */
+    const char *password;          /* key passphrase, or account password */
+    const char *known_hosts;       /* NULL: ~/.ssh/known_hosts */
+} iw_ssh_params;
+
+/* Implemented by the core from the connection's owned credentials. */
+int iw_core_ssh_params(void *core, iw_ssh_params *out);
+
+/* The built-in SSH transport type (src/transports/ssh.c) and its process-wide state. */
+extern const imapwire_transport_type iw_transport_ssh;
+int  iw_ssh_global_init(void);
+void iw_ssh_global_cleanup(void);
+
+#endif /* IW_SSH_POLICY_H */

@@ -1,0 +1,705 @@
+/* ssh.c: the SSH tunnel transport: a libssh2 session over a TCP layer of its own, and one
+ * direct-tcpip channel per connection; sessions with the same server and secrets are shared. */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <libssh2.h>
+#include <openssl/evp.h>
+#include "../security/ssh_policy.h"
+
+/* How often a connection that shares its session re-checks its channel: another thread
+ * may have read our packets off the socket into libssh2's queue. */
+#define SSH_SHARED_RECHECK_MS 20
+
+enum { S_LOWER, S_HANDSHAKE, S_HOSTKEY, S_AUTH_LIST, S_AUTH_KEY, S_AUTH_AGENT_CONNECT,
+       S_AUTH_AGENT, S_AUTH_PASSWORD, S_AUTH_KBD, S_READY, S_DEAD };
+
+typedef struct ssh_session {
+    struct ssh_session *next;
+    unsigned char    id[32];        /* digest of server, account and secrets */
+    unsigned         refs;
+    pthread_mutex_t  lock;
+    int              state, error;
+    LIBSSH2_SESSION *s;
+    LIBSSH2_AGENT   *agent;
+    struct libssh2_agent_publickey *identity;
+    imapwire_layer  *tcp;           /* the session's own hop to the SSH server */
+    imapwire_endpoint ep;
+    char            *host, *user, *key, *password, *known_hosts, *methods;
+    char             fingerprint[64];
+    int              fd;            /* what libssh2 is told the socket is */
+    int              dummy_fd;      /* a socket we made for it when the hop has none */
+} ssh_session;
+
+enum { L_SESSION, L_CHANNEL, L_UP, L_CLOSED };
+
+struct ssh_ctx {
+    int              state;
+    ssh_session     *sess;
+    LIBSSH2_CHANNEL *channel;
+};
+
+static pthread_mutex_t ssh_list_lock = PTHREAD_MUTEX_INITIALIZER;
+static ssh_session *ssh_sessions;
+
+int iw_ssh_global_init(void)
+{
+    return libssh2_init(0) == 0 ? 0 : ST_ERROR_OUT_OF_MEMORY;
+}
+
+void iw_ssh_global_cleanup(void)
+{
+    libssh2_exit();
+}
+
+/* ---- libssh2 I/O goes through the session's lower layer, never a socket directly ---- */
+
+static ssize_t ssh_send_cb(libssh2_socket_t fd, const void *buf, size_t len, int flags,
+                           void **abstract)
+{
+    ssh_session *s = *abstract;
+    size_t sent = 0;
+    int rc = iw_layer_send(s->tcp, buf, len, &sent);
+    (void)fd;
+    (void)flags;
+    if (rc == IMAPWIRE_AGAIN)
+        return -EAGAIN;
+    if (rc != 0)
+        return rc == ST_ERROR_CONNECTION_CLOSED ? -ECONNRESET : -EIO;
+    return (ssize_t)sent;
+}
+
+static ssize_t ssh_recv_cb(libssh2_socket_t fd, void *buf, size_t len, int flags,
+                           void **abstract)
+{
+    ssh_session *s = *abstract;
+    size_t got = 0;
+    int rc = iw_layer_recv(s->tcp, buf, len, &got);
+    (void)fd;
+    (void)flags;
+    if (rc == IMAPWIRE_AGAIN)
+        return -EAGAIN;
+    if (rc != 0)
+        return rc == ST_ERROR_CONNECTION_CLOSED ? -ECONNRESET : -EIO;
+    return (ssize_t)got;             /* 0: the server closed */
+}
+
+static void ssh_kbd_cb(const char *name, int name_len, const char *instruction,
+                       int instruction_len, int num_prompts,
+                       const LIBSSH2_USERAUTH_KBDINT_PROMPT *prompts,
+                       LIBSSH2_USERAUTH_KBDINT_RESPONSE *responses, void **abstract)
+{
+    ssh_session *s = *abstract;
+    int i;
+    (void)name; (void)name_len; (void)instruction; (void)instruction_len; (void)prompts;
+    /* Every prompt gets the password: keyboard-interactive is how PAM asks for it. */
+    for (i = 0; i < num_prompts; i++) {
+        responses[i].text = s->password ? strdup(s->password) : NULL;
+        responses[i].length = responses[i].text ? (unsigned)strlen(responses[i].text) : 0;
+    }
+}
+
+/* ---- shared sessions ---- */
+
+static void ssh_hash_str(EVP_MD_CTX *md, const char *v)
+{
+    size_t n = v ? strlen(v) + 1 : 0;
+    EVP_DigestUpdate(md, &n, sizeof n);
+    if (v)
+        EVP_DigestUpdate(md, v, n);
+}
+
+static int ssh_session_id(const iw_ssh_params *p, unsigned char id[32])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned int n = 0;
+    int ok;
+    if (md == NULL)
+        return ST_ERROR_OUT_OF_MEMORY;
+    ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    ssh_hash_str(md, p->host);
+    EVP_DigestUpdate(md, &p->port, sizeof p->port);
+    ssh_hash_str(md, p->user);
+    ssh_hash_str(md, p->key);
+    ssh_hash_str(md, p->password);
+    ssh_hash_str(md, p->known_hosts);
+    ok = ok && EVP_DigestFinal_ex(md, id, &n);
+    EVP_MD_CTX_free(md);
+    return ok && n == 32 ? 0 : ST_ERROR_OUT_OF_MEMORY;
+}
+
+static void ssh_session_free(ssh_session *s)
+{
+    if (s->s != NULL) {
+        /* One polite try; the socket goes away right after either way. */
+        if (s->state == S_READY)
+            libssh2_session_disconnect(s->s, "imapwire: done");
+        libssh2_session_free(s->s);
+    }
+    if (s->agent != NULL) {
+        libssh2_agent_disconnect(s->agent);
+        libssh2_agent_free(s->agent);
+    }
+    if (s->tcp != NULL)
+        iw_layer_free_chain(s->tcp);
+    if (s->dummy_fd >= 0)
+        close(s->dummy_fd);
+    free(s->host);
+    free(s->user);
+    iw_free_secret(s->key);
+    iw_free_secret(s->password);
+    free(s->known_hosts);
+    free(s->methods);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+static void ssh_session_unlist(ssh_session *s)
+{
+    ssh_session **pp;
+    for (pp = &ssh_sessions; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            s->next = NULL;
+            return;
+        }
+    }
+}
+
+static void ssh_session_release(ssh_session *s)
+{
+    int last;
+    pthread_mutex_lock(&ssh_list_lock);
+    last = --s->refs == 0;
+    if (last)
+        ssh_session_unlist(s);
+    pthread_mutex_unlock(&ssh_list_lock);
+    if (last)
+        ssh_session_free(s);
+}
+
+static int ssh_session_new(const iw_ssh_params *p, const imapwire_endpoint *ep,
+                           const unsigned char id[32], ssh_session **out)
+{
+    ssh_session *s = calloc(1, sizeof *s);
+    int rc;
+
+    *out = NULL;
+    if (s == NULL)
+        return ST_ERROR_OUT_OF_MEMORY;
+    pthread_mutex_init(&s->lock, NULL);
+    s->dummy_fd = -1;
+    s->fd = -1;
+    memcpy(s->id, id, 32);
+    s->refs = 1;
+    s->host = iw_strdup(p->host);
+    s->user = iw_strdup(p->user);
+    s->key = iw_strdup(p->key);
+    s->password = iw_strdup(p->password);
+    if (p->known_hosts != NULL) {
+        s->known_hosts = iw_strdup(p->known_hosts);
+    } else {
+        const char *home = getenv("HOME");
+        size_t n = (home ? strlen(home) : 0) + 32;
+        s->known_hosts = malloc(n);
+        if (s->known_hosts != NULL)
+            snprintf(s->known_hosts, n, "%s/.ssh/known_hosts", home ? home : "");
+    }
+    if (s->host == NULL || s->user == NULL || s->known_hosts == NULL ||
+        (p->key && !s->key) || (p->password && !s->password)) {
+        ssh_session_free(s);
+        return ST_ERROR_OUT_OF_MEMORY;
+    }
+    /* The session's hop: the caller's local address and DNS settings, the SSH server. */
+    s->ep = *ep;
+    s->ep.host = s->host;
+    s->ep.port = p->port;
+    s->ep.local_address = NULL;
+    s->ep.dns_servers = NULL;
+    rc = iw_layer_new("tcp", NULL, &s->ep, NULL, NULL, &s->tcp);
+    if (rc == 0) {
+        s->s = libssh2_session_init_ex(NULL, NULL, NULL, s);
+        if (s->s == NULL)
+            rc = ST_ERROR_OUT_OF_MEMORY;
+    }
+    if (rc != 0) {
+        ssh_session_free(s);
+        return rc;
+    }
+    libssh2_session_set_blocking(s->s, 0);
+    libssh2_session_callback_set(s->s, LIBSSH2_CALLBACK_SEND, (void *)ssh_send_cb);
+    libssh2_session_callback_set(s->s, LIBSSH2_CALLBACK_RECV, (void *)ssh_recv_cb);
+    s->state = S_LOWER;
+    *out = s;
+    return 0;
+}
+
+/* The session for these parameters: a live shared one, or a new one in the list. */
+static int ssh_session_get(const iw_ssh_params *p, const imapwire_endpoint *ep,
+                           ssh_session **out)
+{
+    unsigned char id[32];
+    ssh_session *s;
+    int rc = ssh_session_id(p, id);
+    if (rc != 0)
+        return rc;
+    pthread_mutex_lock(&ssh_list_lock);
+    for (s = ssh_sessions; s != NULL; s = s->next) {
+        if (memcmp(s->id, id, 32) == 0 && s->state != S_DEAD) {
+            s->refs++;
+            pthread_mutex_unlock(&ssh_list_lock);
+            *out = s;
+            return 0;
+        }
+    }
+    rc = ssh_session_new(p, ep, id, &s);
+    if (rc == 0) {
+        s->next = ssh_sessions;
+        ssh_sessions = s;
+        *out = s;
+    }
+    pthread_mutex_unlock(&ssh_list_lock);
+    return rc;
+}
+
+/* A dead session is never handed out again; its channels report the closed connection. */
+static int ssh_session_die(ssh_session *s, int error)
+{
+    if (s->state != S_DEAD) {
+        s->state = S_DEAD;
+        s->error = error;
+        pthread_mutex_lock(&ssh_list_lock);
+        ssh_session_unlist(s);
+        pthread_mutex_unlock(&ssh_list_lock);
+    }
+    return s->error;
+}
+
+static int ssh_libssh2_error(ssh_session *s, int rc, int during)
+{
+    switch (rc) {
+    case LIBSSH2_ERROR_SOCKET_DISCONNECT:
+    case LIBSSH2_ERROR_SOCKET_RECV:
+    case LIBSSH2_ERROR_SOCKET_SEND:
+    case LIBSSH2_ERROR_BANNER_RECV:
+    case LIBSSH2_ERROR_BANNER_SEND:
+        return ssh_session_die(s, ST_ERROR_CONNECTION_CLOSED);
+    case LIBSSH2_ERROR_ALLOC:
+        return ssh_session_die(s, ST_ERROR_OUT_OF_MEMORY);
+    default:
+        return ssh_session_die(s, during);
+    }
+}
+
+static void ssh_fingerprint(ssh_session *s)
+{
+    const char *h = libssh2_hostkey_hash(s->s, LIBSSH2_HOSTKEY_HASH_SHA256);
+    unsigned char b64[48];
+    int n;
+    if (h == NULL)
+        return;
+    n = EVP_EncodeBlock(b64, (const unsigned char *)h, 32);
+    /* ssh-keygen -l prints base64 without the '=' padding */
+    while (n > 0 && b64[n - 1] == '=')
+        n--;
+    b64[n] = '\0';
+    memcpy(s->fingerprint, "SHA256:", 7);
+    memcpy(s->fingerprint + 7, b64, (size_t)n + 1);     /* 43 characters and the NUL */
+}
+
+/* Checks the server's key against known_hosts; the file is read, never written. */
+static int ssh_check_hostkey(ssh_session *s)
+{
+    LIBSSH2_KNOWNHOSTS *kh = libssh2_knownhost_init(s->s);
+    struct libssh2_knownhost *entry = NULL;
+    const char *key;
+    size_t len = 0;
+    int type = 0, r;
+
+    if (kh == NULL)
+        return ST_ERROR_OUT_OF_MEMORY;
+    key = libssh2_session_hostkey(s->s, &len, &type);
+    if (key == NULL) {
+        libssh2_knownhost_free(kh);
+        return ST_ERROR_SSH_HOST_KEY_UNKNOWN;
+    }
+    ssh_fingerprint(s);
+    /* A missing or unreadable file simply knows no host. */
+    libssh2_knownhost_readfile(kh, s->known_hosts, LIBSSH2_KNOWNHOST_FILE_OPENSSH);
+    r = libssh2_knownhost_checkp(kh, s->host, (int)s->ep.port, key, len,
+                                 LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW,
+                                 &entry);
+    libssh2_knownhost_free(kh);
+    switch (r) {
+    case LIBSSH2_KNOWNHOST_CHECK_MATCH:
+        return 0;
+    case LIBSSH2_KNOWNHOST_CHECK_MISMATCH:
+        return ST_ERROR_SSH_HOST_KEY_MISMATCH;
+    default:
+        return ST_ERROR_SSH_HOST_KEY_UNKNOWN;
+    }
+}
+
+/* One non-blocking round of session set-up under s->lock: 1 when ready, 0 to wait. */
+static int ssh_session_step(ssh_session *s, imapwire_layer *l)
+{
+    int rc, done = 0;
+    unsigned ulen;
+
+    for (;;) {
+        ulen = (unsigned)strlen(s->user);
+        switch (s->state) {
+        case S_LOWER:
+            rc = iw_layer_connect(s->tcp, &done);
+            if (rc != 0)
+                return ssh_session_die(s, rc);
+            if (!done)
+                return 0;
+            l->host->mark(l, IMAPWIRE_MARK_CONNECTED);
+            if (iw_layer_query(s->tcp, IMAPWIRE_QUERY_SOCKET, &s->fd) != 0 || s->fd < 0) {
+                /* libssh2 wants a descriptor to put in non-blocking mode even when its
+                 * I/O goes through our callbacks; give it one of its own. */
+                int sv[2];
+                if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
+                    return ssh_session_die(s, ST_ERROR_SYSTEM_LIMIT);
+                close(sv[1]);
+                s->fd = s->dummy_fd = sv[0];
+            }
+            s->state = S_HANDSHAKE;
+            break;
+        case S_HANDSHAKE:
+            rc = libssh2_session_handshake(s->s, (libssh2_socket_t)s->fd);
+            if (rc == LIBSSH2_ERROR_EAGAIN)
+                return 0;
+            if (rc != 0)
+                return ssh_libssh2_error(s, rc, ST_ERROR_CONNECTION_CLOSED);
+            s->state = S_HOSTKEY;
+            break;
+        case S_HOSTKEY:
+            rc = ssh_check_hostkey(s);
+            if (rc != 0)
+                return ssh_session_die(s, rc);
+            l->host->trace(l, "ssh: %s:%u host key %s known", s->host, s->ep.port, s->fingerprint);
+            s->state = S_AUTH_LIST;
+            break;
+        case S_AUTH_LIST:
+            s->methods = NULL;
+            {
+                char *m = libssh2_userauth_list(s->s, s->user, ulen);
+                if (m == NULL) {
+                    if (libssh2_userauth_authenticated(s->s)) {
+                        s->state = S_READY;
+                        break;
+                    }
+                    if (libssh2_session_last_errno(s->s) == LIBSSH2_ERROR_EAGAIN)
+                        return 0;
+                    return ssh_libssh2_error(s, libssh2_session_last_errno(s->s),
+                                             ST_ERROR_SSH_AUTH_FAILED);
+                }
+                s->methods = iw_strdup(m);
+                if (s->methods == NULL)
+                    return ssh_session_die(s, ST_ERROR_OUT_OF_MEMORY);
+            }
+            /* The key when one is given (the password is then its passphrase), else the
+             * agent, then the password itself. */
+            if (s->key != NULL)
+                s->state = S_AUTH_KEY;
+            else if (getenv("SSH_AUTH_SOCK") != NULL)
+                s->state = S_AUTH_AGENT_CONNECT;
+            else
+                s->state = S_AUTH_PASSWORD;
+            break;
+        case S_AUTH_KEY:
+            rc = libssh2_userauth_publickey_fromfile_ex(s->s, s->user, ulen, NULL, s->key,
+                                                        s->password ? s->password : "");
+            if (rc == LIBSSH2_ERROR_EAGAIN)
+                return 0;
+            if (rc != 0)
+                return ssh_libssh2_error(s, rc, ST_ERROR_SSH_AUTH_FAILED);
+            s->state = S_READY;
+            break;
+        case S_AUTH_AGENT_CONNECT:
+            s->agent = libssh2_agent_init(s->s);
+            if (s->agent == NULL || libssh2_agent_connect(s->agent) != 0 ||
+                libssh2_agent_list_identities(s->agent) != 0) {
+                s->state = S_AUTH_PASSWORD;
+                break;
+            }
+            s->identity = NULL;
+            rc = libssh2_agent_get_identity(s->agent, &s->identity, NULL);
+            s->state = rc == 0 ? S_AUTH_AGENT : S_AUTH_PASSWORD;
+            break;
+        case S_AUTH_AGENT:
+            rc = libssh2_agent_userauth(s->agent, s->user, s->identity);
+            if (rc == LIBSSH2_ERROR_EAGAIN)
+                return 0;
+            if (rc == 0) {
+                l->host->trace(l, "ssh: authenticated by the agent");
+                s->state = S_READY;
+                break;
+            }
+            if (libssh2_agent_get_identity(s->agent, &s->identity, s->identity) != 0)
+                s->state = S_AUTH_PASSWORD;
+            break;
+        case S_AUTH_PASSWORD:
+            if (s->password == NULL)
+                return ssh_session_die(s, ST_ERROR_SSH_AUTH_FAILED);
+            if (strstr(s->methods, "password") == NULL) {
+                s->state = S_AUTH_KBD;
+                break;
+            }
+            rc = libssh2_userauth_password_ex(s->s, s->user, ulen, s->password,
+                                              (unsigned)strlen(s->password), NULL);
+            if (rc == LIBSSH2_ERROR_EAGAIN)
+                return 0;
+            if (rc == 0) {
+                s->state = S_READY;
+                break;
+            }
+            if (rc != LIBSSH2_ERROR_AUTHENTICATION_FAILED && rc != LIBSSH2_ERROR_PASSWORD_EXPIRED)
+                return ssh_libssh2_error(s, rc, ST_ERROR_SSH_AUTH_FAILED);
+            s->state = S_AUTH_KBD;
+            break;
+        case S_AUTH_KBD:
+            if (strstr(s->methods, "keyboard-interactive") == NULL)
+                return ssh_session_die(s, ST_ERROR_SSH_AUTH_FAILED);
+            rc = libssh2_userauth_keyboard_interactive_ex(s->s, s->user, ulen, ssh_kbd_cb);
+            if (rc == LIBSSH2_ERROR_EAGAIN)
+                return 0;
+            if (rc != 0)
+                return ssh_libssh2_error(s, rc, ST_ERROR_SSH_AUTH_FAILED);
+            s->state = S_READY;
+            break;
+        case S_READY:
+            return 1;
+        default:
+            return s->error ? s->error : (int)ST_ERROR_CONNECTION_CLOSED;
+        }
+    }
+}
+
+/* ---- the layer ---- */
+
+static int ssh_create(imapwire_layer *l, const char *args)
+{
+    struct ssh_ctx *c = l->ctx;
+    iw_ssh_params p;
+    int rc;
+    (void)args;
+    rc = iw_core_ssh_params(l->core, &p);
+    if (rc != 0)
+        return rc;
+    rc = ssh_session_get(&p, l->endpoint, &c->sess);
+    if (rc != 0)
+        return rc;
+    c->state = L_SESSION;
+    return 0;
+}
+
+static void ssh_destroy(imapwire_layer *l)
+{
+    struct ssh_ctx *c = l->ctx;
+    ssh_session *s = c->sess;
+    if (s == NULL)
+        return;
+    if (c->channel != NULL) {
+        pthread_mutex_lock(&s->lock);
+        /* Non-blocking: a close that would wait is finished by the session's end. */
+        if (s->state == S_READY && libssh2_channel_free(c->channel) == LIBSSH2_ERROR_EAGAIN)
+            libssh2_channel_free(c->channel);
+        pthread_mutex_unlock(&s->lock);
+        c->channel = NULL;
+    }
+    ssh_session_release(s);
+    c->sess = NULL;
+}
+
+static int ssh_connect(imapwire_layer *l, int *done)
+{
+    struct ssh_ctx *c = l->ctx;
+    ssh_session *s = c->sess;
+    const imapwire_endpoint *ep = l->endpoint;
+    int rc = 0;
+
+    *done = 0;
+    pthread_mutex_lock(&s->lock);
+    if (c->state == L_SESSION) {
+        rc = ssh_session_step(s, l);
+        if (rc == 1) {
+            c->state = L_CHANNEL;
+            rc = 0;
+        }
+    }
+    if (rc == 0 && c->state == L_CHANNEL) {
+        /* The SSH server resolves and connects to the IMAP host: no local DNS for it. */
+        c->channel = libssh2_channel_direct_tcpip_ex(s->s, ep->host, (int)ep->port, "127.0.0.1", 0);
+        if (c->channel != NULL) {
+            c->state = L_UP;
+            *done = 1;
+            l->host->trace(l, "ssh: channel to %s:%u open", ep->host, ep->port);
+        } else {
+            int e = libssh2_session_last_errno(s->s);
+            if (e != LIBSSH2_ERROR_EAGAIN)
+                rc = (e == LIBSSH2_ERROR_CHANNEL_FAILURE || e == LIBSSH2_ERROR_CHANNEL_UNKNOWN)
+                         ? (int)ST_ERROR_SSH_CHANNEL_FAILED
+                         : ssh_libssh2_error(s, e, ST_ERROR_SSH_CHANNEL_FAILED);
+        }
+    } else if (rc == 0 && c->state == L_UP) {
+        *done = 1;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static int ssh_send(imapwire_layer *l, const void *buf, size_t len, size_t *sent)
+{
+    struct ssh_ctx *c = l->ctx;
+    ssh_session *s = c->sess;
+    ssize_t n;
+    int rc;
+
+    *sent = 0;
+    if (c->state != L_UP)
+        return ST_ERROR_CONNECTION_CLOSED;
+    pthread_mutex_lock(&s->lock);
+    if (s->state == S_DEAD) {
+        pthread_mutex_unlock(&s->lock);
+        return ST_ERROR_CONNECTION_CLOSED;
+    }
+    n = libssh2_channel_write(c->channel, buf, len);
+    if (n >= 0) {
+        *sent = (size_t)n;
+        rc = n > 0 ? 0 : IMAPWIRE_AGAIN;
+    } else if (n == LIBSSH2_ERROR_EAGAIN) {
+        rc = IMAPWIRE_AGAIN;
+    } else {
+        rc = ssh_libssh2_error(s, (int)n, ST_ERROR_CONNECTION_CLOSED);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static int ssh_recv(imapwire_layer *l, void *buf, size_t len, size_t *got)
+{
+    struct ssh_ctx *c = l->ctx;
+    ssh_session *s = c->sess;
+    ssize_t n;
+    int rc;
+
+    *got = 0;
+    if (c->state == L_CLOSED)
+        return 0;
+    if (c->state != L_UP)
+        return ST_ERROR_CONNECTION_CLOSED;
+    pthread_mutex_lock(&s->lock);
+    if (s->state == S_DEAD) {
+        pthread_mutex_unlock(&s->lock);
+        return ST_ERROR_CONNECTION_CLOSED;
+    }
+    n = libssh2_channel_read(c->channel, buf, len);
+    if (n > 0) {
+        *got = (size_t)n;
+        rc = 0;
+    } else if (n == 0 || n == LIBSSH2_ERROR_EAGAIN) {
+        /* 0 is not the end: only the channel's EOF is. */
+        if (libssh2_channel_eof(c->channel)) {
+            c->state = L_CLOSED;
+            rc = 0;
+        } else {
+            rc = IMAPWIRE_AGAIN;
+        }
+    } else {
+        rc = ssh_libssh2_error(s, (int)n, ST_ERROR_CONNECTION_CLOSED);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static void ssh_pollset(imapwire_layer *l, unsigned want, imapwire_pollset *ps)
+{
+    struct ssh_ctx *c = l->ctx;
+    ssh_session *s = c->sess;
+    unsigned below = 0;
+    int dir, shared;
+
+    pthread_mutex_lock(&s->lock);
+    if (s->state == S_LOWER) {
+        iw_layer_pollset(s->tcp, want, ps);
+    } else if (s->state != S_DEAD) {
+        dir = libssh2_session_block_directions(s->s);
+        if (dir & LIBSSH2_SESSION_BLOCK_INBOUND)
+            below |= IMAPWIRE_WANT_READ;
+        if (dir & LIBSSH2_SESSION_BLOCK_OUTBOUND)
+            below |= IMAPWIRE_WANT_WRITE;
+        iw_layer_pollset(s->tcp, below ? below : IMAPWIRE_WANT_READ, ps);
+    }
+    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_lock(&ssh_list_lock);
+    shared = s->refs > 1;
+    pthread_mutex_unlock(&ssh_list_lock);
+    if (shared || s->state != S_READY)
+        imapwire_pollset_wakeup(ps, iw_now_ms() + SSH_SHARED_RECHECK_MS);
+}
+
+static size_t ssh_pending(imapwire_layer *l)
+{
+    struct ssh_ctx *c = l->ctx;
+    size_t n = 0;
+    if (c->state != L_UP)
+        return 0;
+    pthread_mutex_lock(&c->sess->lock);
+    if (c->sess->state == S_READY)
+        n = libssh2_poll_channel_read(c->channel, 0) ? 1 : 0;
+    pthread_mutex_unlock(&c->sess->lock);
+    return n;
+}
+
+static int ssh_shutdown(imapwire_layer *l, int *done)
+{
+    struct ssh_ctx *c = l->ctx;
+    *done = 1;
+    if (c->state == L_UP && c->channel != NULL) {
+        pthread_mutex_lock(&c->sess->lock);
+        if (c->sess->state == S_READY)
+            libssh2_channel_send_eof(c->channel);
+        pthread_mutex_unlock(&c->sess->lock);
+    }
+    return 0;
+}
+
+static int ssh_query(imapwire_layer *l, int what, void *out)
+{
+    struct ssh_ctx *c = l->ctx;
+    if (what == IMAPWIRE_QUERY_SECURITY) {
+        SECURITYINFO *si = out;
+        si->dwTunnelProtocol = SECURITY_PROTOCOL_SSH2;
+        if (si->dwSize >= offsetof(SECURITYINFO, szHostKeyFingerprint) + sizeof si->szHostKeyFingerprint)
+            iw_strlcpy(si->szHostKeyFingerprint, c->sess->fingerprint, sizeof si->szHostKeyFingerprint);
+        return 0;
+    }
+    if (what == IMAPWIRE_QUERY_SOCKET)
+        return iw_layer_query(c->sess->tcp, what, out);
+    return IMAPWIRE_PASS;
+}
+
+const imapwire_transport_type iw_transport_ssh = {
+    .abi_version = IMAPWIRE_TRANSPORT_ABI,
+    .struct_size = sizeof(imapwire_transport_type),
+    .name = "ssh",
+    .flags = IMAPWIRE_TRANSPORT_BOTTOM | IMAPWIRE_TRANSPORT_ENCRYPTED,
+    .ctx_size = sizeof(struct ssh_ctx),
+    .create = ssh_create,
+    .destroy = ssh_destroy,
+    .connect = ssh_connect,
+    .shutdown = ssh_shutdown,
+    .send = ssh_send,
+    .recv = ssh_recv,
+    .pollset = ssh_pollset,
+    .pending = ssh_pending,
+    .query = ssh_query,
+};
