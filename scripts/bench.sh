@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Builds imapwire_bench (Release, in build-bench/ only) and runs it against a private
-# Dovecot on loopback: imapwire vs libcurl connect+login+logout, reported as ratios.
+# Dovecot on loopback: imapwire vs libcurl connect+login+logout, reported as ratios,
+# over plain TCP, implicit TLS (IMAPS) and STARTTLS.
 #
 #   scripts/bench.sh [imapwire_bench options]    e.g. --rounds 20 --batch 100
 #
-# Safe to rerun: the build is incremental and each run uses its own Dovecot in a fresh
-# temporary directory, stopped and removed on exit whatever happens.
+# Safe to rerun: the build is incremental and each run uses its own Dovecot (with TLS,
+# certificates made at start) in a fresh temporary directory, stopped and removed on
+# exit whatever happens.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD="$ROOT/build-bench"
-HARNESS="$ROOT/tests/harness/dovecot.sh"
+HARNESS="$ROOT/tests/harness/dovecot-tls.sh"
 
 sh "$ROOT/scripts/install-deps.sh"
 
@@ -22,19 +24,26 @@ BENCH="$BUILD/bench/imapwire_bench"
 [ -x "$BENCH" ] || { echo "bench.sh: $BENCH was not built (is libcurl installed?)" >&2; exit 1; }
 
 # The harness insists on a world-searchable directory; mktemp's 0700 is fixed by it.
+# One Dovecot serves all three: plain and STARTTLS on DOVECOT_PORT, IMAPS on
+# DOVECOT_IMAPS_PORT, with the test CA in $DIR/certs.
 DIR=$(mktemp -d /tmp/imapwire-bench.XXXXXX)
 cleanup() {
-    bash "$HARNESS" stop "$DIR" || true
+    bash "$HARNESS" stop "$DIR" >/dev/null 2>&1 || true
     rm -rf "$DIR"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-bash "$HARNESS" start "$DIR" >/dev/null
+if ! bash "$HARNESS" start "$DIR" >/dev/null 2>"$DIR/start.err"; then
+    cat "$DIR/start.err" >&2
+    echo "bench.sh: could not start the TLS Dovecot" >&2
+    exit 1
+fi
 ENV="$DIR/env"
 LOG="$DIR/dovecot.log"
+CA="$DIR/certs/ca.pem"
 
-logins=0
+logins=0 tls_logins=0
 run() {
     local out n
     if ! out=$("$BENCH" --env "$ENV" "$@"); then
@@ -45,27 +54,54 @@ run() {
     printf '%s\n' "$out"
     n=$(printf '%s\n' "$out" | sed -n 's/^logins: //p')
     logins=$(( logins + ${n:-0} ))
+    case " $* " in
+        *" --tls implicit "* | *" --tls starttls "*) tls_logins=$(( tls_logins + ${n:-0} )) ;;
+    esac
 }
 
-echo "== verify: the commands both sides send (secrets redacted)"
+echo "== plain: verify, the commands both sides send (secrets redacted)"
 run --verify
 echo
-echo "== headline: identical exchange on the wire"
+echo "== plain, headline: identical exchange on the wire"
 run "$@"
 echo
-echo "== secondary: each library's default exchange (imapwire skips CAPABILITY)"
+echo "== plain, secondary: each library's default exchange (imapwire skips CAPABILITY)"
 run --exchange natural "$@"
 
-# Every connect must have logged in for real: Dovecot's own count must match ours.
+for mode in implicit starttls; do
+    T=(--tls "$mode" --ca "$CA")
+    echo
+    echo "== TLS $mode: verify"
+    run "${T[@]}" --verify
+    echo
+    echo "== TLS $mode, full handshake on both sides: imapwire reset before each connect" \
+         "(no SSL_CTX cache, no session), curl a fresh easy handle each"
+    run "${T[@]}" --iw-tls-cache reset "$@"
+    echo
+    echo "== TLS $mode, resumption on both sides where the library can: imapwire as is," \
+         "curl with a CURLSH sharing SSL sessions"
+    run "${T[@]}" --curl-share-ssl "$@"
+    echo
+    echo "== TLS $mode, each library's default: imapwire as is, curl a fresh easy handle each"
+    run "${T[@]}" "$@"
+done
+
+# Every connect must have logged in for real, and every TLS one over TLS: Dovecot's own
+# counts must match ours ("TLS" in its Login line; loopback in clear says "secured").
 seen=0
 for _ in $(seq 1 50); do
     seen=$(grep -c 'imap-login: Info: Login: user=<' "$LOG" || true)
     [ "$seen" -ge "$logins" ] && break
     sleep 0.1
 done
+seen_tls=$(grep 'imap-login: Info: Login: user=<' "$LOG" | grep -c ', TLS, ' || true)
 echo
 if [ "$seen" -ne "$logins" ]; then
     echo "bench.sh: Dovecot logged $seen logins, the bench made $logins" >&2
     exit 1
 fi
-echo "dovecot log: $seen logins, as many as the bench made"
+if [ "$seen_tls" -ne "$tls_logins" ]; then
+    echo "bench.sh: Dovecot logged $seen_tls TLS logins, the TLS benches made $tls_logins" >&2
+    exit 1
+fi
+echo "dovecot log: $seen logins ($seen_tls over TLS), as many as the bench made"
