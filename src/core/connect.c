@@ -25,6 +25,11 @@ void iw_core_note(void *core, const char *text)
     iw_trace_line(c, IMAP_TRACE_INFO, text, strlen(text));
 }
 
+int iw_core_traces(void *core)
+{
+    return ((iw_client *)core)->trace != NULL;
+}
+
 void iw_core_mark(void *core, int mark)
 {
     iw_client *c = core;

@@ -72,6 +72,7 @@ int    iw_layer_query(imapwire_layer *l, int what, void *out);
 /* ---- callbacks from layers into the connection that owns them (client.c) ---- */
 void iw_core_note(void *core, const char *text);
 void iw_core_mark(void *core, int mark);
+int  iw_core_traces(void *core);              /* nonzero when a trace callback is set */
 
 /* ---- plugin.c ---- */
 void iw_plugins_unload_all(void);

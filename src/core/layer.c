@@ -162,7 +162,9 @@ static void iw_host_trace(imapwire_layer *layer, const char *fmt, ...)
     char line[512];
     va_list ap;
     int n;
-    if (layer == NULL || layer->core == NULL)
+    /* Formatting costs more than the rest of a connect's bookkeeping: skip it when
+     * nobody listens. */
+    if (layer == NULL || layer->core == NULL || !iw_core_traces(layer->core))
         return;
     va_start(ap, fmt);
     n = vsnprintf(line, sizeof line, fmt, ap);

@@ -64,9 +64,14 @@ static ssize_t ssh_send_cb(libssh2_socket_t fd, const void *buf, size_t len, int
 {
     ssh_session *s = *abstract;
     size_t sent = 0;
-    int rc = iw_layer_send(s->tcp, buf, len, &sent);
-    (void)fd;
-    (void)flags;
+    int rc;
+    /* libssh2 also talks to the SSH agent through these callbacks, on the agent's own
+     * socket: that traffic is not ours to tunnel. */
+    if ((int)fd != s->fd) {
+        ssize_t n = send(fd, buf, len, flags | MSG_NOSIGNAL);
+        return n < 0 ? -errno : n;
+    }
+    rc = iw_layer_send(s->tcp, buf, len, &sent);
     if (rc == IMAPWIRE_AGAIN)
         return -EAGAIN;
     if (rc != 0)
@@ -79,9 +84,12 @@ static ssize_t ssh_recv_cb(libssh2_socket_t fd, void *buf, size_t len, int flags
 {
     ssh_session *s = *abstract;
     size_t got = 0;
-    int rc = iw_layer_recv(s->tcp, buf, len, &got);
-    (void)fd;
-    (void)flags;
+    int rc;
+    if ((int)fd != s->fd) {
+        ssize_t n = recv(fd, buf, len, flags);
+        return n < 0 ? -errno : n;
+    }
+    rc = iw_layer_recv(s->tcp, buf, len, &got);
     if (rc == IMAPWIRE_AGAIN)
         return -EAGAIN;
     if (rc != 0)
@@ -133,17 +141,55 @@ static int ssh_session_id(const iw_ssh_params *p, unsigned char id[32])
     return ok && n == 32 ? 0 : ST_ERROR_OUT_OF_MEMORY;
 }
 
+/* Waits up to ms for the session's socket in the direction libssh2 is blocked on. */
+static void ssh_wait(ssh_session *s, int ms)
+{
+    imapwire_pollset ps = {0};
+    struct pollfd pfd[IMAPWIRE_POLLSET_MAX];
+    int dir = libssh2_session_block_directions(s->s);
+    unsigned i;
+    iw_layer_pollset(s->tcp, ((dir & LIBSSH2_SESSION_BLOCK_OUTBOUND) ? IMAPWIRE_WANT_WRITE : 0) |
+                                 IMAPWIRE_WANT_READ, &ps);
+    for (i = 0; i < ps.count; i++) {
+        pfd[i].fd = ps.fds[i].fd;
+        pfd[i].events = (short)(((ps.fds[i].want & IMAPWIRE_WANT_READ) ? POLLIN : 0) |
+                                ((ps.fds[i].want & IMAPWIRE_WANT_WRITE) ? POLLOUT : 0));
+        pfd[i].revents = 0;
+    }
+    if (ps.count > 0)
+        poll(pfd, ps.count, ms);
+}
+
+/* libssh2's closing calls may want the network even when freeing: give each a short,
+ * bounded chance, then go on (the socket closes right after either way). */
+#define SSH_CLOSE_TRIES 20
+#define SSH_CLOSE_WAIT_MS 10
+
 static void ssh_session_free(ssh_session *s)
 {
-    if (s->s != NULL) {
-        /* One polite try; the socket goes away right after either way. */
-        if (s->state == S_READY)
-            libssh2_session_disconnect(s->s, "imapwire: done");
-        libssh2_session_free(s->s);
-    }
+    int i;
+    /* The agent handle lives inside the session's memory: it goes first. */
     if (s->agent != NULL) {
         libssh2_agent_disconnect(s->agent);
         libssh2_agent_free(s->agent);
+    }
+    if (s->s != NULL) {
+        if (s->state == S_READY)
+            for (i = 0; i < SSH_CLOSE_TRIES &&
+                        libssh2_session_disconnect(s->s, "imapwire: done") == LIBSSH2_ERROR_EAGAIN;
+                 i++)
+                ssh_wait(s, SSH_CLOSE_WAIT_MS);
+        /* Freeing must finish, or the session's memory stays behind: once the socket is
+         * dead (closed below) nothing can block any more. */
+        for (i = 0; i < SSH_CLOSE_TRIES && libssh2_session_free(s->s) == LIBSSH2_ERROR_EAGAIN; i++)
+            ssh_wait(s, SSH_CLOSE_WAIT_MS);
+        if (i == SSH_CLOSE_TRIES) {
+            iw_layer_free_chain(s->tcp);
+            s->tcp = NULL;
+            s->state = S_DEAD;
+            while (libssh2_session_free(s->s) == LIBSSH2_ERROR_EAGAIN && ++i < 4 * SSH_CLOSE_TRIES)
+                ;
+        }
     }
     if (s->tcp != NULL)
         iw_layer_free_chain(s->tcp);
@@ -312,6 +358,19 @@ static void ssh_fingerprint(ssh_session *s)
     memcpy(s->fingerprint + 7, b64, (size_t)n + 1);     /* 43 characters and the NUL */
 }
 
+static int ssh_knownhost_keytype(int hostkey_type)
+{
+    switch (hostkey_type) {
+    case LIBSSH2_HOSTKEY_TYPE_RSA:       return LIBSSH2_KNOWNHOST_KEY_SSHRSA;
+    case LIBSSH2_HOSTKEY_TYPE_DSS:       return LIBSSH2_KNOWNHOST_KEY_SSHDSS;
+    case LIBSSH2_HOSTKEY_TYPE_ECDSA_256: return LIBSSH2_KNOWNHOST_KEY_ECDSA_256;
+    case LIBSSH2_HOSTKEY_TYPE_ECDSA_384: return LIBSSH2_KNOWNHOST_KEY_ECDSA_384;
+    case LIBSSH2_HOSTKEY_TYPE_ECDSA_521: return LIBSSH2_KNOWNHOST_KEY_ECDSA_521;
+    case LIBSSH2_HOSTKEY_TYPE_ED25519:   return LIBSSH2_KNOWNHOST_KEY_ED25519;
+    default:                             return LIBSSH2_KNOWNHOST_KEY_UNKNOWN;
+    }
+}
+
 /* Checks the server's key against known_hosts; the file is read, never written. */
 static int ssh_check_hostkey(ssh_session *s)
 {
@@ -331,8 +390,11 @@ static int ssh_check_hostkey(ssh_session *s)
     ssh_fingerprint(s);
     /* A missing or unreadable file simply knows no host. */
     libssh2_knownhost_readfile(kh, s->known_hosts, LIBSSH2_KNOWNHOST_FILE_OPENSSH);
+    /* Compare only entries of the key type the server showed: an ed25519 entry says
+     * nothing about the ECDSA key a server may negotiate. */
     r = libssh2_knownhost_checkp(kh, s->host, (int)s->ep.port, key, len,
-                                 LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW,
+                                 LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW |
+                                     ssh_knownhost_keytype(type),
                                  &entry);
     libssh2_knownhost_free(kh);
     switch (r) {
@@ -509,9 +571,13 @@ static void ssh_destroy(imapwire_layer *l)
         return;
     if (c->channel != NULL) {
         pthread_mutex_lock(&s->lock);
-        /* Non-blocking: a close that would wait is finished by the session's end. */
-        if (s->state == S_READY && libssh2_channel_free(c->channel) == LIBSSH2_ERROR_EAGAIN)
-            libssh2_channel_free(c->channel);
+        /* A close that would wait longer is finished by the session's end. */
+        if (s->state == S_READY) {
+            int i;
+            for (i = 0; i < SSH_CLOSE_TRIES &&
+                        libssh2_channel_free(c->channel) == LIBSSH2_ERROR_EAGAIN; i++)
+                ssh_wait(s, SSH_CLOSE_WAIT_MS);
+        }
         pthread_mutex_unlock(&s->lock);
         c->channel = NULL;
     }

@@ -1,0 +1,369 @@
+/* test_ssh.c: IMAP through in-process SSH tunnels (libssh2) to a real OpenSSH sshd and a
+ * real Dovecot: every auth path, host key checks, TLS inside the tunnel, session sharing. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "iwtest.h"
+
+typedef struct sshd_env {
+    char host[64], user[64], pass[64], key[512], key_pass_file[512], passphrase[64];
+    char wrong_key[512], known[512], known_hashed[512], known_wrong[512], known_empty[512];
+    char log[512], dir[512], fingerprint[128];
+    unsigned port;
+    int pid;
+} sshd_env;
+
+static sshd_env sshd;
+static iwt_dovecot dv, dvtls;
+
+static void env_value(const char *path, const char *key, char *out, size_t size)
+{
+    char line[1024];
+    size_t klen = strlen(key);
+    FILE *f = fopen(path, "r");
+    out[0] = '\0';
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, key, klen) == 0 && line[klen] == '=') {
+            line[strcspn(line, "\r\n")] = '\0';
+            ck_assert(strlen(line + klen + 1) < size);
+            strcpy(out, line + klen + 1);
+            break;
+        }
+    }
+    fclose(f);
+}
+
+static void sshd_load(sshd_env *e, const char *path)
+{
+    char num[32];
+    memset(e, 0, sizeof *e);
+    env_value(path, "SSHD_HOST", e->host, sizeof e->host);
+    env_value(path, "SSHD_PORT", num, sizeof num);
+    e->port = (unsigned)strtoul(num, NULL, 10);
+    env_value(path, "SSHD_PID", num, sizeof num);
+    e->pid = atoi(num);
+    env_value(path, "SSHD_USER", e->user, sizeof e->user);
+    env_value(path, "SSHD_PASS", e->pass, sizeof e->pass);
+    env_value(path, "SSHD_KEY", e->key, sizeof e->key);
+    env_value(path, "SSHD_KEY_PASS_FILE", e->key_pass_file, sizeof e->key_pass_file);
+    env_value(path, "SSHD_KEY_PASSPHRASE", e->passphrase, sizeof e->passphrase);
+    env_value(path, "SSHD_WRONG_KEY", e->wrong_key, sizeof e->wrong_key);
+    env_value(path, "SSHD_KNOWN_HOSTS", e->known, sizeof e->known);
+    env_value(path, "SSHD_KNOWN_HOSTS_HASHED", e->known_hashed, sizeof e->known_hashed);
+    env_value(path, "SSHD_KNOWN_HOSTS_WRONG", e->known_wrong, sizeof e->known_wrong);
+    env_value(path, "SSHD_KNOWN_HOSTS_EMPTY", e->known_empty, sizeof e->known_empty);
+    env_value(path, "SSHD_LOG", e->log, sizeof e->log);
+    env_value(path, "SSHD_DIR", e->dir, sizeof e->dir);
+    env_value(path, "SSHD_HOSTKEY_SHA256", e->fingerprint, sizeof e->fingerprint);
+    ck_assert_msg(e->port > 0 && e->user[0] && e->key[0], "incomplete %s", path);
+}
+
+static void setup(void)
+{
+    const char *p = getenv("IW_SSHD_ENV");
+    ck_assert_msg(p != NULL, "IW_SSHD_ENV not set (run through ctest)");
+    sshd_load(&sshd, p);
+    iwt_dovecot_load(&dv);
+    iwt_dovecot_load_file(&dvtls, getenv("IW_DOVECOT_TLS_ENV"));
+    unsetenv("SSH_AUTH_SOCK");
+    ck_assert(ImapInitialize(NULL, NULL));
+}
+
+static void teardown(void)
+{
+    ImapUninitialize();
+}
+
+/* Key authentication, the usual known_hosts. */
+static SECURITYCREDENTIALS tunnel_creds(void)
+{
+    SECURITYCREDENTIALS sc;
+    memset(&sc, 0, sizeof sc);
+    sc.dwSize = sizeof sc;
+    sc.lpszTunnelHost = sshd.host;
+    sc.nTunnelPort = sshd.port;
+    sc.lpszTunnelUser = sshd.user;
+    sc.lpszTunnelKey = sshd.key;
+    sc.lpszKnownHosts = sshd.known;
+    return sc;
+}
+
+static void login_and_out(HCLIENT h)
+{
+    ck_assert_msg(h != INVALID_CLIENT, "connect: error %u", (unsigned)ImapGetLastError());
+    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
+    ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), 0);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+}
+
+START_TEST(tunnel_plain)
+{
+    SECURITYCREDENTIALS sc = tunnel_creds();
+    SECURITYINFO si;
+    IMAPTIMINGS tm;
+    HCLIENT h = ImapConnect("127.0.0.1", dv.port, 10, IMAP_OPTION_TUNNEL, &sc);
+    ck_assert_msg(h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    memset(&si, 0, sizeof si);
+    si.dwSize = sizeof si;
+    ck_assert_int_eq(ImapGetSecurityInformation(h, &si), 0);
+    ck_assert_uint_eq(si.dwTunnelProtocol, SECURITY_PROTOCOL_SSH2);
+    ck_assert_uint_eq(si.dwProtocol, SECURITY_PROTOCOL_NONE);
+    ck_assert_str_eq(si.szHostKeyFingerprint, sshd.fingerprint);
+    memset(&tm, 0, sizeof tm);
+    tm.dwSize = sizeof tm;
+    ck_assert_int_eq(ImapGetTimings(h, &tm), 0);
+    ck_assert_uint_gt(tm.dwTunnel, 0);
+    ck_assert_uint_gt(tm.dwConnect, 0);
+    login_and_out(h);
+}
+END_TEST
+
+/* The IMAP host name is resolved by the SSH server, not here. */
+START_TEST(tunnel_far_name)
+{
+    SECURITYCREDENTIALS sc = tunnel_creds();
+    HCLIENT h;
+    /* a name only the far side could know would do; localhost shows the path */
+    h = ImapConnect("localhost", dv.port, 10, IMAP_OPTION_TUNNEL, &sc);
+    login_and_out(h);
+}
+END_TEST
+
+START_TEST(tunnel_starttls_and_implicit)
+{
+    char ca[700];
+    SECURITYCREDENTIALS sc = tunnel_creds();
+    SECURITYINFO si;
+    HCLIENT h;
+    snprintf(ca, sizeof ca, "%s/certs/ca.pem", dvtls.dir);
+    sc.lpszCAFile = ca;
+    h = ImapConnect("localhost", _i ? dvtls.imaps_port : dvtls.port, 10,
+                    IMAP_OPTION_TUNNEL | (_i ? IMAP_OPTION_SECURE_IMPLICIT : IMAP_OPTION_SECURE_EXPLICIT),
+                    &sc);
+    ck_assert_msg(h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    memset(&si, 0, sizeof si);
+    si.dwSize = sizeof si;
+    ck_assert_int_eq(ImapGetSecurityInformation(h, &si), 0);
+    ck_assert_uint_eq(si.dwTunnelProtocol, SECURITY_PROTOCOL_SSH2);
+    ck_assert_uint_eq(si.dwCertificateStatus, CERTIFICATE_STATUS_VALID);
+    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_PLAIN, dvtls.user, dvtls.pass), 0);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    /* through a tunnel, port 993 says nothing: the certificate name is still checked */
+    sc.lpszServerName = "wrong.example.test";
+    ck_assert(ImapConnect("localhost", dvtls.imaps_port, 10,
+                          IMAP_OPTION_TUNNEL | IMAP_OPTION_SECURE_IMPLICIT, &sc) == INVALID_CLIENT);
+    iwt_assert_error(ST_ERROR_CERTIFICATE_NAME_MISMATCH);
+}
+END_TEST
+
+START_TEST(auth_methods)
+{
+    SECURITYCREDENTIALS sc = tunnel_creds();
+    switch (_i) {
+    case 0:                                   /* key with a passphrase */
+        sc.lpszTunnelKey = sshd.key_pass_file;
+        sc.lpszTunnelPassword = sshd.passphrase;
+        break;
+    case 1:                                   /* account password */
+        sc.lpszTunnelKey = NULL;
+        sc.lpszTunnelPassword = sshd.pass;
+        break;
+    case 2:                                   /* hashed known_hosts entries */
+        sc.lpszKnownHosts = sshd.known_hashed;
+        break;
+    default:
+        break;
+    }
+    login_and_out(ImapConnect("127.0.0.1", dv.port, 10, IMAP_OPTION_TUNNEL, &sc));
+}
+END_TEST
+
+START_TEST(auth_agent)
+{
+    char agent_env[600], sock[512];
+    SECURITYCREDENTIALS sc = tunnel_creds();
+    snprintf(agent_env, sizeof agent_env, "%s/agent.env", sshd.dir);
+    env_value(agent_env, "SSH_AUTH_SOCK", sock, sizeof sock);
+    ck_assert_msg(sock[0] != '\0', "no agent socket in %s", agent_env);
+    setenv("SSH_AUTH_SOCK", sock, 1);
+    sc.lpszTunnelKey = NULL;
+    sc.lpszTunnelPassword = NULL;
+    login_and_out(ImapConnect("127.0.0.1", dv.port, 10, IMAP_OPTION_TUNNEL, &sc));
+    unsetenv("SSH_AUTH_SOCK");
+}
+END_TEST
+
+typedef struct bad_case {
+    int   what;
+    DWORD error;
+} bad_case;
+
+static const bad_case bad_cases[] = {
+    { 0, ST_ERROR_SSH_HOST_KEY_MISMATCH },    /* known_hosts has another key */
+    { 1, ST_ERROR_SSH_HOST_KEY_UNKNOWN },     /* known_hosts does not know it */
+    { 2, ST_ERROR_SSH_HOST_KEY_UNKNOWN },     /* no known_hosts file at all */
+    { 3, ST_ERROR_SSH_AUTH_FAILED },          /* a key the server does not accept */
+    { 4, ST_ERROR_SSH_AUTH_FAILED },          /* wrong password */
+    { 5, ST_ERROR_SSH_AUTH_FAILED },          /* right key, wrong passphrase */
+    { 6, ST_ERROR_SSH_CHANNEL_FAILED },       /* nothing listens at the far end */
+    { 7, ST_ERROR_CONNECTION_REFUSED },       /* no SSH server there */
+};
+
+START_TEST(tunnel_failures)
+{
+    const bad_case *b = &bad_cases[_i];
+    SECURITYCREDENTIALS sc = tunnel_creds();
+    char missing[600];
+    unsigned port = dv.port;
+    long long t0;
+    int fds = iwt_count_fds();
+
+    snprintf(missing, sizeof missing, "%s/no-such-known-hosts", sshd.dir);
+    switch (b->what) {
+    case 0: sc.lpszKnownHosts = sshd.known_wrong; break;
+    case 1: sc.lpszKnownHosts = sshd.known_empty; break;
+    case 2: sc.lpszKnownHosts = missing; break;
+    case 3: sc.lpszTunnelKey = sshd.wrong_key; break;
+    case 4: sc.lpszTunnelKey = NULL; sc.lpszTunnelPassword = "not-the-password"; break;
+    case 5: sc.lpszTunnelKey = sshd.key_pass_file; sc.lpszTunnelPassword = "wrong"; break;
+    case 6: port = 1; break;
+    case 7: sc.nTunnelPort = 1; break;
+    default: break;
+    }
+    t0 = iwt_now_ms();
+    ck_assert(ImapConnect("127.0.0.1", port, 10, IMAP_OPTION_TUNNEL, &sc) == INVALID_CLIENT);
+    iwt_assert_error(b->error);
+    ck_assert_int_lt(iwt_now_ms() - t0, 8000);
+    ck_assert_int_eq(iwt_count_fds(), fds);
+}
+END_TEST
+
+/* ---- sharing: many concurrent connects, one SSH connection ---- */
+
+static int count_connections(const char *log)
+{
+    char *text = iwt_read_file(log), *p = text;
+    int n = 0;
+    while ((p = strstr(p, "Connection from 127.0.0.1")) != NULL) {
+        n++;
+        p++;
+    }
+    free(text);
+    return n;
+}
+
+#define SHARERS 50
+static pthread_barrier_t share_barrier;
+static HCLIENT shared_handles[SHARERS];
+
+static void *share_worker(void *arg)
+{
+    long i = (long)arg;
+    SECURITYCREDENTIALS sc = tunnel_creds();
+    pthread_barrier_wait(&share_barrier);
+    shared_handles[i] = ImapConnect("127.0.0.1", dv.port, 20,
+                                    IMAP_OPTION_TUNNEL | IMAP_OPTION_FREETHREAD, &sc);
+    return NULL;
+}
+
+START_TEST(session_sharing)
+{
+    pthread_t t[SHARERS];
+    int before, after, i, ok = 0;
+
+    before = count_connections(sshd.log);
+    pthread_barrier_init(&share_barrier, NULL, SHARERS);
+    for (i = 0; i < SHARERS; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, share_worker, (void *)(long)i), 0);
+    for (i = 0; i < SHARERS; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&share_barrier);
+    for (i = 0; i < SHARERS; i++) {
+        if (shared_handles[i] == INVALID_CLIENT)
+            continue;
+        ok++;
+        ck_assert_int_eq(ImapCommand(shared_handles[i], "NOOP", NULL, 0), 0);
+    }
+    ck_assert_int_eq(ok, SHARERS);
+    for (i = 0; i < SHARERS; i++)
+        ImapDisconnect(shared_handles[i]);
+    /* sshd logs each accepted TCP connection once; give its logger a moment */
+    usleep(200000);
+    after = count_connections(sshd.log);
+    ck_assert_msg(after - before == 1, "%d SSH connections for %d tunnels", after - before, SHARERS);
+}
+END_TEST
+
+/* The SSH server dies under a live tunnel: the next command fails at once with a clear
+ * error, and the dead session is never handed to a new connect. */
+START_TEST(sshd_killed_mid_session)
+{
+    char dir[600], cmd[1400], envp[700];
+    sshd_env mine;
+    SECURITYCREDENTIALS sc;
+    HCLIENT h;
+    long long t0;
+
+    snprintf(dir, sizeof dir, "%s-kill-%d", sshd.dir, (int)getpid());
+    snprintf(cmd, sizeof cmd, "%s/../harness/sshd.sh start %s >/dev/null 2>&1",
+             getenv("IW_TESTS_DIR"), dir);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(envp, sizeof envp, "%s/env", dir);
+    sshd_load(&mine, envp);
+    memset(&sc, 0, sizeof sc);
+    sc.dwSize = sizeof sc;
+    sc.lpszTunnelHost = mine.host;
+    sc.nTunnelPort = mine.port;
+    sc.lpszTunnelUser = mine.user;
+    sc.lpszTunnelKey = mine.key;
+    sc.lpszKnownHosts = mine.known;
+    h = ImapConnect("127.0.0.1", dv.port, 5, IMAP_OPTION_TUNNEL, &sc);
+    ck_assert_msg(h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), 0);
+
+    snprintf(cmd, sizeof cmd, "%s/../harness/sshd.sh stop %s >/dev/null 2>&1",
+             getenv("IW_TESTS_DIR"), dir);
+    ck_assert_int_eq(system(cmd), 0);
+    t0 = iwt_now_ms();
+    ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), IMAP_ERROR);
+    iwt_assert_error(ST_ERROR_CONNECTION_CLOSED);
+    ck_assert_int_lt(iwt_now_ms() - t0, 5500);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    /* nothing listens any more, and nothing stale answers in its place */
+    ck_assert(ImapConnect("127.0.0.1", dv.port, 5, IMAP_OPTION_TUNNEL, &sc) == INVALID_CLIENT);
+    iwt_assert_error(ST_ERROR_CONNECTION_REFUSED);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("ssh");
+    TCase *tc = tcase_create("tunnel");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, tunnel_plain);
+    tcase_add_test(tc, tunnel_far_name);
+    tcase_add_loop_test(tc, tunnel_starttls_and_implicit, 0, 2);
+    tcase_add_loop_test(tc, auth_methods, 0, 3);
+    tcase_add_test(tc, auth_agent);
+    tcase_add_loop_test(tc, tunnel_failures, 0, (int)(sizeof bad_cases / sizeof bad_cases[0]));
+    tcase_add_test(tc, session_sharing);
+    tcase_add_test(tc, sshd_killed_mid_session);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
