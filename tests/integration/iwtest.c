@@ -88,22 +88,24 @@ void iwt_dovecot_load_file(iwt_dovecot *d, const char *path)
     ck_assert_msg(d->port > 0 && d->host[0] && d->user[0], "incomplete env file %s", path);
 }
 
-void iwt_fixture_start(iwt_fixture *f, const char *scenario, int max_conns)
+void iwt_spawn(iwt_fixture *f, const char *const *argv, const char *what)
 {
-    const char *bin = getenv("IW_FIXTURE_BIN");
     const char *tmp = getenv("IW_TMPDIR");
-    char portfile[512], maxc[32];
+    char portfile[512];
+    const char *args[24];
     static int seq;
     long long until;
+    int n;
 
-    memset(f, 0, sizeof *f);
-    ck_assert_msg(bin != NULL && tmp != NULL, "IW_FIXTURE_BIN/IW_TMPDIR not set (run through ctest)");
+    ck_assert_msg(tmp != NULL, "IW_TMPDIR not set (run through ctest)");
     mkdir(tmp, 0755);
-    snprintf(portfile, sizeof portfile, "%s/fixture-%d-%d-%s.port", tmp, (int)getpid(), ++seq, scenario);
-    snprintf(f->log, sizeof f->log, "%s/fixture-%d-%d-%s.log", tmp, (int)getpid(), seq, scenario);
+    snprintf(portfile, sizeof portfile, "%s/spawn-%d-%d-%s.port", tmp, (int)getpid(), ++seq, what);
     unlink(portfile);
-    unlink(f->log);
-    snprintf(maxc, sizeof maxc, "%d", max_conns > 0 ? max_conns : 1000);
+    for (n = 0; argv[n] != NULL && n < 20; n++)
+        args[n] = argv[n];
+    args[n++] = "--port-file";
+    args[n++] = portfile;
+    args[n] = NULL;
 
     f->pid = fork();
     ck_assert_int_ge(f->pid, 0);
@@ -113,8 +115,7 @@ void iwt_fixture_start(iwt_fixture *f, const char *scenario, int max_conns)
             dup2(devnull, 0);
             dup2(devnull, 1);
         }
-        execl(bin, bin, scenario, "--port-file", portfile, "--log", f->log,
-              "--max-conns", maxc, "--idle-exit", "30", (char *)NULL);
+        execv(args[0], (char *const *)args);
         _exit(127);
     }
     /* The fixture renames the port file into place, so a read sees all or nothing. */
@@ -134,7 +135,33 @@ void iwt_fixture_start(iwt_fixture *f, const char *scenario, int max_conns)
         usleep(10000);
     }
     iwt_fixture_stop(f);
-    ck_abort_msg("fixture %s did not start within 10 s", scenario);
+    ck_abort_msg("fixture %s did not start within 10 s", what);
+}
+
+void iwt_fixture_start(iwt_fixture *f, const char *scenario, int max_conns)
+{
+    const char *bin = getenv("IW_FIXTURE_BIN");
+    const char *tmp = getenv("IW_TMPDIR");
+    char maxc[32];
+    static int seq;
+    const char *argv[12];
+
+    memset(f, 0, sizeof *f);
+    ck_assert_msg(bin != NULL && tmp != NULL, "IW_FIXTURE_BIN/IW_TMPDIR not set (run through ctest)");
+    mkdir(tmp, 0755);
+    snprintf(f->log, sizeof f->log, "%s/fixture-%d-%d-%s.log", tmp, (int)getpid(), ++seq, scenario);
+    unlink(f->log);
+    snprintf(maxc, sizeof maxc, "%d", max_conns > 0 ? max_conns : 1000);
+    argv[0] = bin;
+    argv[1] = scenario;
+    argv[2] = "--log";
+    argv[3] = f->log;
+    argv[4] = "--max-conns";
+    argv[5] = maxc;
+    argv[6] = "--idle-exit";
+    argv[7] = "30";
+    argv[8] = NULL;
+    iwt_spawn(f, argv, scenario);
 }
 
 void iwt_fixture_stop(iwt_fixture *f)

@@ -33,6 +33,10 @@ typedef struct iwt_fixture {
     int in_fd;                     /* s_server's stdin (what it sends), or 0 */
 } iwt_fixture;
 
+/* Starts a fixture program (argv[0] = path, NULL-terminated) with --port-file added,
+ * and waits (bounded) for the port it publishes. */
+void iwt_spawn(iwt_fixture *f, const char *const *argv, const char *what);
+
 /* Starts SCENARIO with --idle-exit and extra args; waits (bounded) for its port. */
 void iwt_fixture_start(iwt_fixture *f, const char *scenario, int max_conns);
 void iwt_fixture_stop(iwt_fixture *f);
