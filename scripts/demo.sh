@@ -9,9 +9,15 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
 run=$(mktemp -d /tmp/imapwire-demo.XXXXXX)
 chmod 755 "$run"
-trap 'tests/harness/dovecot-tls.sh stop "$run/dovecot" >/dev/null 2>&1; rm -rf "$run"' EXIT
+trap 'tests/harness/dovecot-tls.sh stop "$run/dovecot" >/dev/null 2>&1;
+      tests/harness/dnsmasq.sh stop "$run/dns" >/dev/null 2>&1;
+      tests/harness/sshd.sh stop "$run/sshd" >/dev/null 2>&1; rm -rf "$run"' EXIT
 tests/harness/dovecot-tls.sh start "$run/dovecot" >/dev/null 2>&1
+tests/harness/dnsmasq.sh start "$run/dns" >/dev/null 2>&1
 . "$run/dovecot/env.sh"
+tests/harness/sshd.sh start "$run/sshd" >/dev/null 2>&1
+. "$run/dns/env.sh"
+. "$run/sshd/env.sh"
 ca=$run/dovecot/certs/ca.pem
 connect=build/examples/imapwire_connect
 echo "Dovecot on 127.0.0.1: IMAP (STARTTLS) port $DOVECOT_PORT, IMAPS port $DOVECOT_IMAPS_PORT"
@@ -25,6 +31,25 @@ $connect 127.0.0.1 "$DOVECOT_PORT" "$DOVECOT_USER" "$DOVECOT_PASS" starttls trac
 echo
 echo "=== implicit TLS (IMAP_OPTION_SECURE_IMPLICIT) to the name localhost ==="
 $connect localhost "$DOVECOT_IMAPS_PORT" "$DOVECOT_USER" "$DOVECOT_PASS" imaps quiet "$ca"
+echo
+echo "=== by a name, resolved by c-ares through the local dnsmasq ($DNSMASQ_SERVER) ==="
+IMAPWIRE_DNS_SERVERS=$DNSMASQ_SERVER $connect v4.imapwire.test "$DOVECOT_PORT" "$DOVECOT_USER" "$DOVECOT_PASS" plain trace |
+    grep -v '^  [SC]: '
+echo
+echo "=== a name whose first address refuses: the next one is tried at once ==="
+IMAPWIRE_DNS_SERVERS=$DNSMASQ_SERVER $connect fallback.imapwire.test "$DOVECOT_PORT" "$DOVECOT_USER" "$DOVECOT_PASS" plain trace |
+    grep -v '^  [SC]: '
+echo
+echo "=== a name that does not exist ==="
+IMAPWIRE_DNS_SERVERS=$DNSMASQ_SERVER $connect nosuch.imapwire.test "$DOVECOT_PORT" "$DOVECOT_USER" "$DOVECOT_PASS" || true
+echo
+echo "=== through an in-process SSH tunnel (OpenSSH sshd on port $SSHD_PORT, key auth) ==="
+build/examples/imapwire_tunnel 127.0.0.1 "$SSHD_PORT" "$SSHD_USER" "$SSHD_KEY" "$SSHD_KNOWN_HOSTS" \
+    localhost "$DOVECOT_PORT" "$DOVECOT_USER" "$DOVECOT_PASS"
+echo
+echo "=== the same tunnel with a known_hosts file that has another key for the server ==="
+build/examples/imapwire_tunnel 127.0.0.1 "$SSHD_PORT" "$SSHD_USER" "$SSHD_KEY" "$SSHD_KNOWN_HOSTS_WRONG" \
+    localhost "$DOVECOT_PORT" "$DOVECOT_USER" "$DOVECOT_PASS" || true
 echo
 echo "=== a certificate the system store does not trust gives a precise error ==="
 $connect 127.0.0.1 "$DOVECOT_IMAPS_PORT" "$DOVECOT_USER" "$DOVECOT_PASS" imaps || true
