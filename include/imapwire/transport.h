@@ -75,6 +75,8 @@ static inline int imapwire_pollset_add(imapwire_pollset *ps, int fd, unsigned wa
 /** Ask to be called again no later than at_ms (monotonic milliseconds). */
 static inline void imapwire_pollset_wakeup(imapwire_pollset *ps, int64_t at_ms)
 {
+    if (at_ms <= 0)
+        return;                    /* "no deadline" must not erase someone else's */
     if (ps->wakeup_ms == 0 || at_ms < ps->wakeup_ms)
         ps->wakeup_ms = at_ms;
 }

@@ -9,6 +9,7 @@
 #include "session.h"
 #include "../security/creds.h"
 #include "../security/tls_policy.h"
+#include "forward.h"
 
 static int iw_fail(DWORD err)
 {
@@ -156,8 +157,15 @@ static int iw_prepare(iw_client *c, const IMAPCONNECTINFO *in)
     if ((opt & IMAP_OPTION_TUNNEL) && c->creds != NULL && c->creds->tunnel_host != NULL) {
         if (c->creds->tunnel_user == NULL || *c->creds->tunnel_user == '\0')
             return ST_ERROR_INVALID_PARAMETER;
-        if (c->creds->options & CREDENTIAL_TUNNEL_FORWARD)
-            return ST_ERROR_FEATURE_NOT_AVAILABLE; /* library-managed forwards: later */
+        if (c->creds->options & CREDENTIAL_TUNNEL_FORWARD) {
+            /* Through a library-managed forward: the connect goes to its local port in
+             * plain TCP; names and certificates still concern the far host. */
+            rc = iw_forward_open(in->lpCredentials, host, port, 0, c->timeout_ms, &c->forward);
+            if (rc != 0)
+                return rc;
+            c->ep.host = "127.0.0.1";
+            c->ep.port = iw_forward_port(c->forward);
+        }
     }
     return 0;
 }
@@ -452,21 +460,3 @@ INT ImapGetTimings(HCLIENT hClient, LPIMAPTIMINGS lpTimings)
     return 0;
 }
 
-HFORWARD ImapCreatePortForward(LPSECURITYCREDENTIALS lpCredentials, LPCTSTR lpszRemoteHost,
-        UINT nRemotePort, UINT nLocalPort, UINT *lpnBoundPort)
-{
-    IW_UNUSED(lpCredentials);
-    IW_UNUSED(lpszRemoteHost);
-    IW_UNUSED(nRemotePort);
-    IW_UNUSED(nLocalPort);
-    IW_UNUSED(lpnBoundPort);
-    iw_set_error(iw_initialized() ? ST_ERROR_FEATURE_NOT_AVAILABLE : ST_ERROR_NOT_INITIALIZED);
-    return INVALID_FORWARD;
-}
-
-BOOL ImapClosePortForward(HFORWARD hForward)
-{
-    IW_UNUSED(hForward);
-    iw_set_error(iw_initialized() ? ST_ERROR_INVALID_HANDLE : ST_ERROR_NOT_INITIALIZED);
-    return FALSE;
-}

@@ -4,6 +4,7 @@
 #include <string.h>
 #include "client.h"
 #include "../security/tls_policy.h"
+#include "forward.h"
 
 iw_client *iw_client_new(void)
 {
@@ -58,6 +59,8 @@ void iw_client_free(iw_client *c)
     free(c->transport);
     free(c->client_name);
     free(c->client_version);
+    /* after the chain: the forward's bridge must not outlive its client side */
+    iw_forward_close(c->forward);
     iw_creds_free(c->creds);
     iw_tls_ctx_release(c->tls_ctx);
     free(c->verify_name);

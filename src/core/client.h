@@ -52,6 +52,7 @@ typedef struct iw_client {
     char              *verify_name;/* certificate name and SNI */
     char              *session_key;/* TLS resumption: "host port name" */
     int                tls_up;
+    struct iw_forward *forward;    /* CREDENTIAL_TUNNEL_FORWARD: the forward in use */
     IMAPTRACEPROC      trace;
     void              *trace_param;
     imapwire_layer    *top;

@@ -78,7 +78,8 @@ static int iw_build_chain(iw_client *c)
     int rc;
 
     /* An in-process SSH tunnel is the bottom; it makes its own hop to the SSH server. */
-    if ((c->options & IMAP_OPTION_TUNNEL) && c->creds != NULL && c->creds->tunnel_host != NULL)
+    if ((c->options & IMAP_OPTION_TUNNEL) && c->creds != NULL && c->creds->tunnel_host != NULL &&
+        c->forward == NULL)
         spec = "ssh";
     if (spec == NULL || *spec == '\0')
         spec = "tcp";

@@ -4,6 +4,8 @@
 #include "client.h"
 #include "../security/tls_policy.h"
 #include "../security/ssh_policy.h"
+#include "forward.h"
+#include "loop.h"
 
 static pthread_mutex_t iw_init_lock = PTHREAD_MUTEX_INITIALIZER;
 static int iw_init_count;
@@ -17,6 +19,8 @@ static void iw_free_handle_obj(int kind, void *obj)
 {
     if (kind == IW_KIND_CLIENT)
         iw_client_free(obj);
+    else if (kind == IW_KIND_FORWARD)
+        iw_forward_close(obj);
 }
 
 BOOL ImapInitialize(LPCTSTR lpszLicenseKey, LPVOID lpReserved)
@@ -66,6 +70,8 @@ BOOL ImapUninitialize(VOID)
     if (iw_init_count == 1) {
         /* Handles first: their layers hold registry references and plugin code. */
         iw_handles_shutdown(iw_free_handle_obj);
+        /* no forward is left: the loop thread ends with nothing to do */
+        iw_loop_shutdown();
         iw_registry_shutdown();
         iw_plugins_unload_all();
         iw_tls_shutdown();

@@ -20,6 +20,9 @@ int iw_core_ssh_params(void *core, iw_ssh_params *out);
 /* The built-in SSH transport type (src/transports/ssh.c) and its process-wide state. */
 extern const imapwire_transport_type iw_transport_ssh;
 int  iw_ssh_global_init(void);
+/* A reference to an authenticated session for core's credentials (no channel). */
+int  iw_ssh_hold(void *core, const imapwire_endpoint *ep, int64_t deadline_ms, void **hold);
+void iw_ssh_unhold(void *hold);
 void iw_ssh_global_cleanup(void);
 
 #endif /* IW_SSH_POLICY_H */

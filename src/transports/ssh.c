@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <libssh2.h>
 #include <openssl/evp.h>
 #include "../security/ssh_policy.h"
@@ -90,6 +92,12 @@ static ssize_t ssh_recv_cb(libssh2_socket_t fd, void *buf, size_t len, int flags
         return n < 0 ? -errno : n;
     }
     rc = iw_layer_recv(s->tcp, buf, len, &got);
+    /* sshd leaves Nagle on for forwarded channels, so its small replies wait for our
+     * ACK; a delayed ACK would cost 40 ms per exchange. Acknowledge at once. */
+    if (rc == 0 && got > 0 && s->dummy_fd < 0) {
+        int one = 1;
+        setsockopt(s->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+    }
     if (rc == IMAPWIRE_AGAIN)
         return -EAGAIN;
     if (rc != 0)
@@ -703,6 +711,11 @@ static void ssh_pollset(imapwire_layer *l, unsigned want, imapwire_pollset *ps)
         if (dir & LIBSSH2_SESSION_BLOCK_OUTBOUND)
             below |= IMAPWIRE_WANT_WRITE;
         iw_layer_pollset(s->tcp, below ? below : IMAPWIRE_WANT_READ, ps);
+        /* Another channel's read may have queued our data inside libssh2: the socket
+         * will not say so, so ask to be stepped again at once. */
+        if ((want & IMAPWIRE_WANT_READ) && c->state == L_UP &&
+            libssh2_poll_channel_read(c->channel, 0))
+            imapwire_pollset_wakeup(ps, iw_now_ms());
     }
     pthread_mutex_unlock(&s->lock);
     pthread_mutex_lock(&ssh_list_lock);
@@ -769,3 +782,68 @@ const imapwire_transport_type iw_transport_ssh = {
     .pending = ssh_pending,
     .query = ssh_query,
 };
+
+/* ---- holding a session without a channel (library-managed forwards) ---- */
+
+/* Gets or makes the session for core's tunnel credentials and drives it until it is
+ * authenticated or deadline_ms passes: errors surface before anyone uses the forward. */
+int iw_ssh_hold(void *core, const imapwire_endpoint *ep, int64_t deadline_ms, void **hold)
+{
+    iw_ssh_params p;
+    ssh_session *s;
+    imapwire_layer probe;
+    int rc;
+
+    *hold = NULL;
+    rc = iw_core_ssh_params(core, &p);
+    if (rc != 0)
+        return rc;
+    rc = ssh_session_get(&p, ep, &s);
+    if (rc != 0)
+        return rc;
+    /* The set-up steps only use a layer for traces and marks. */
+    memset(&probe, 0, sizeof probe);
+    probe.host = &iw_host_api;
+    probe.core = core;
+    for (;;) {
+        pthread_mutex_lock(&s->lock);
+        rc = ssh_session_step(s, &probe);
+        pthread_mutex_unlock(&s->lock);
+        if (rc != 0)
+            break;
+        if (iw_now_ms() >= deadline_ms) {
+            rc = ST_ERROR_OPERATION_TIMEOUT;
+            break;
+        }
+        pthread_mutex_lock(&s->lock);
+        if (s->state == S_LOWER) {
+            imapwire_pollset ps = {0};
+            struct pollfd pfd[IMAPWIRE_POLLSET_MAX];
+            unsigned i;
+            iw_layer_pollset(s->tcp, IMAPWIRE_WANT_WRITE, &ps);
+            for (i = 0; i < ps.count; i++) {
+                pfd[i].fd = ps.fds[i].fd;
+                pfd[i].events = (short)(((ps.fds[i].want & IMAPWIRE_WANT_READ) ? POLLIN : 0) |
+                                        ((ps.fds[i].want & IMAPWIRE_WANT_WRITE) ? POLLOUT : 0));
+                pfd[i].revents = 0;
+            }
+            pthread_mutex_unlock(&s->lock);
+            poll(pfd, ps.count, 20);
+        } else {
+            ssh_wait(s, 20);
+            pthread_mutex_unlock(&s->lock);
+        }
+    }
+    if (rc != 1) {
+        ssh_session_release(s);
+        return rc;
+    }
+    *hold = s;
+    return 0;
+}
+
+void iw_ssh_unhold(void *hold)
+{
+    if (hold != NULL)
+        ssh_session_release(hold);
+}

@@ -26,20 +26,26 @@ long long iwt_now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Reads to the end rather than trusting the size: /proc files report 0. */
 char *iwt_read_file(const char *path)
 {
     FILE *f = fopen(path, "rb");
+    size_t cap = 65536, len = 0, n;
     char *buf;
-    long n;
     if (!f)
         return strdup("");
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t)(n < 0 ? 0 : n) + 1);
+    buf = malloc(cap + 1);
     ck_assert_ptr_nonnull(buf);
-    n = (long)fread(buf, 1, (size_t)(n < 0 ? 0 : n), f);
-    buf[n] = '\0';
+    while ((n = fread(buf + len, 1, cap - len, f)) > 0) {
+        len += n;
+        if (len == cap) {
+            ck_assert_msg(cap < (256u << 20), "%s is too large for a test", path);
+            cap *= 2;
+            buf = realloc(buf, cap + 1);
+            ck_assert_ptr_nonnull(buf);
+        }
+    }
+    buf[len] = '\0';
     fclose(f);
     return buf;
 }
@@ -308,4 +314,59 @@ void iwt_assert_error_at(DWORD expected, const char *file, int line)
     ImapGetErrorString(got, got_text, (INT)sizeof got_text);
     ck_abort_msg("%s:%d: expected error %u (%s), got %u (%s)", file, line,
                  (unsigned)expected, want_text, (unsigned)got, got_text);
+}
+
+void iwt_env_value(const char *path, const char *key, char *out, size_t size)
+{
+    char line[1024];
+    size_t klen = strlen(key);
+    FILE *f = fopen(path, "r");
+    out[0] = '\0';
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, key, klen) == 0 && line[klen] == '=') {
+            line[strcspn(line, "\r\n")] = '\0';
+            ck_assert(strlen(line + klen + 1) < size);
+            strcpy(out, line + klen + 1);
+            break;
+        }
+    }
+    fclose(f);
+}
+
+void iwt_sshd_load(iwt_sshd *e, const char *path)
+{
+    char num[32];
+    memset(e, 0, sizeof *e);
+    iwt_env_value(path, "SSHD_HOST", e->host, sizeof e->host);
+    iwt_env_value(path, "SSHD_PORT", num, sizeof num);
+    e->port = (unsigned)strtoul(num, NULL, 10);
+    iwt_env_value(path, "SSHD_PID", num, sizeof num);
+    e->pid = atoi(num);
+    iwt_env_value(path, "SSHD_USER", e->user, sizeof e->user);
+    iwt_env_value(path, "SSHD_PASS", e->pass, sizeof e->pass);
+    iwt_env_value(path, "SSHD_KEY", e->key, sizeof e->key);
+    iwt_env_value(path, "SSHD_KEY_PASS_FILE", e->key_pass_file, sizeof e->key_pass_file);
+    iwt_env_value(path, "SSHD_KEY_PASSPHRASE", e->passphrase, sizeof e->passphrase);
+    iwt_env_value(path, "SSHD_WRONG_KEY", e->wrong_key, sizeof e->wrong_key);
+    iwt_env_value(path, "SSHD_KNOWN_HOSTS", e->known, sizeof e->known);
+    iwt_env_value(path, "SSHD_KNOWN_HOSTS_HASHED", e->known_hashed, sizeof e->known_hashed);
+    iwt_env_value(path, "SSHD_KNOWN_HOSTS_WRONG", e->known_wrong, sizeof e->known_wrong);
+    iwt_env_value(path, "SSHD_KNOWN_HOSTS_EMPTY", e->known_empty, sizeof e->known_empty);
+    iwt_env_value(path, "SSHD_LOG", e->log, sizeof e->log);
+    iwt_env_value(path, "SSHD_DIR", e->dir, sizeof e->dir);
+    iwt_env_value(path, "SSHD_HOSTKEY_SHA256", e->fingerprint, sizeof e->fingerprint);
+    ck_assert_msg(e->port > 0 && e->user[0] && e->key[0], "incomplete %s", path);
+}
+
+int iwt_count_in_file(const char *path, const char *needle)
+{
+    char *text = iwt_read_file(path), *p = text;
+    int n = 0;
+    while ((p = strstr(p, needle)) != NULL) {
+        n++;
+        p++;
+    }
+    free(text);
+    return n;
 }

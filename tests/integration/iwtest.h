@@ -19,6 +19,20 @@ typedef struct iwt_dovecot {
     unsigned imaps_port;           /* 0 when the instance has no IMAPS listener */
 } iwt_dovecot;
 
+/* The OpenSSH sshd started by tests/harness/sshd.sh. */
+typedef struct iwt_sshd {
+    char host[64], user[64], pass[64], key[512], key_pass_file[512], passphrase[64];
+    char wrong_key[512], known[512], known_hashed[512], known_wrong[512], known_empty[512];
+    char log[512], dir[512], fingerprint[128];
+    unsigned port;
+    int pid;
+} iwt_sshd;
+void iwt_sshd_load(iwt_sshd *e, const char *env_path);
+/* One KEY=value from an env file ("" when absent). */
+void iwt_env_value(const char *path, const char *key, char *out, size_t size);
+/* Counts lines containing needle in a file. */
+int  iwt_count_in_file(const char *path, const char *needle);
+
 /* Loads the env file at path (for suites that start their own instance). */
 void iwt_dovecot_load_file(iwt_dovecot *d, const char *path);
 

@@ -10,65 +10,14 @@
 #include <unistd.h>
 #include "iwtest.h"
 
-typedef struct sshd_env {
-    char host[64], user[64], pass[64], key[512], key_pass_file[512], passphrase[64];
-    char wrong_key[512], known[512], known_hashed[512], known_wrong[512], known_empty[512];
-    char log[512], dir[512], fingerprint[128];
-    unsigned port;
-    int pid;
-} sshd_env;
-
-static sshd_env sshd;
+static iwt_sshd sshd;
 static iwt_dovecot dv, dvtls;
-
-static void env_value(const char *path, const char *key, char *out, size_t size)
-{
-    char line[1024];
-    size_t klen = strlen(key);
-    FILE *f = fopen(path, "r");
-    out[0] = '\0';
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, key, klen) == 0 && line[klen] == '=') {
-            line[strcspn(line, "\r\n")] = '\0';
-            ck_assert(strlen(line + klen + 1) < size);
-            strcpy(out, line + klen + 1);
-            break;
-        }
-    }
-    fclose(f);
-}
-
-static void sshd_load(sshd_env *e, const char *path)
-{
-    char num[32];
-    memset(e, 0, sizeof *e);
-    env_value(path, "SSHD_HOST", e->host, sizeof e->host);
-    env_value(path, "SSHD_PORT", num, sizeof num);
-    e->port = (unsigned)strtoul(num, NULL, 10);
-    env_value(path, "SSHD_PID", num, sizeof num);
-    e->pid = atoi(num);
-    env_value(path, "SSHD_USER", e->user, sizeof e->user);
-    env_value(path, "SSHD_PASS", e->pass, sizeof e->pass);
-    env_value(path, "SSHD_KEY", e->key, sizeof e->key);
-    env_value(path, "SSHD_KEY_PASS_FILE", e->key_pass_file, sizeof e->key_pass_file);
-    env_value(path, "SSHD_KEY_PASSPHRASE", e->passphrase, sizeof e->passphrase);
-    env_value(path, "SSHD_WRONG_KEY", e->wrong_key, sizeof e->wrong_key);
-    env_value(path, "SSHD_KNOWN_HOSTS", e->known, sizeof e->known);
-    env_value(path, "SSHD_KNOWN_HOSTS_HASHED", e->known_hashed, sizeof e->known_hashed);
-    env_value(path, "SSHD_KNOWN_HOSTS_WRONG", e->known_wrong, sizeof e->known_wrong);
-    env_value(path, "SSHD_KNOWN_HOSTS_EMPTY", e->known_empty, sizeof e->known_empty);
-    env_value(path, "SSHD_LOG", e->log, sizeof e->log);
-    env_value(path, "SSHD_DIR", e->dir, sizeof e->dir);
-    env_value(path, "SSHD_HOSTKEY_SHA256", e->fingerprint, sizeof e->fingerprint);
-    ck_assert_msg(e->port > 0 && e->user[0] && e->key[0], "incomplete %s", path);
-}
 
 static void setup(void)
 {
     const char *p = getenv("IW_SSHD_ENV");
     ck_assert_msg(p != NULL, "IW_SSHD_ENV not set (run through ctest)");
-    sshd_load(&sshd, p);
+    iwt_sshd_load(&sshd, p);
     iwt_dovecot_load(&dv);
     iwt_dovecot_load_file(&dvtls, getenv("IW_DOVECOT_TLS_ENV"));
     unsetenv("SSH_AUTH_SOCK");
@@ -189,7 +138,7 @@ START_TEST(auth_agent)
     char agent_env[600], sock[512];
     SECURITYCREDENTIALS sc = tunnel_creds();
     snprintf(agent_env, sizeof agent_env, "%s/agent.env", sshd.dir);
-    env_value(agent_env, "SSH_AUTH_SOCK", sock, sizeof sock);
+    iwt_env_value(agent_env, "SSH_AUTH_SOCK", sock, sizeof sock);
     ck_assert_msg(sock[0] != '\0', "no agent socket in %s", agent_env);
     setenv("SSH_AUTH_SOCK", sock, 1);
     sc.lpszTunnelKey = NULL;
@@ -246,18 +195,6 @@ END_TEST
 
 /* ---- sharing: many concurrent connects, one SSH connection ---- */
 
-static int count_connections(const char *log)
-{
-    char *text = iwt_read_file(log), *p = text;
-    int n = 0;
-    while ((p = strstr(p, "Connection from 127.0.0.1")) != NULL) {
-        n++;
-        p++;
-    }
-    free(text);
-    return n;
-}
-
 #define SHARERS 50
 static pthread_barrier_t share_barrier;
 static HCLIENT shared_handles[SHARERS];
@@ -277,7 +214,7 @@ START_TEST(session_sharing)
     pthread_t t[SHARERS];
     int before, after, i, ok = 0;
 
-    before = count_connections(sshd.log);
+    before = iwt_count_in_file(sshd.log, "Connection from 127.0.0.1");
     pthread_barrier_init(&share_barrier, NULL, SHARERS);
     for (i = 0; i < SHARERS; i++)
         ck_assert_int_eq(pthread_create(&t[i], NULL, share_worker, (void *)(long)i), 0);
@@ -295,7 +232,7 @@ START_TEST(session_sharing)
         ImapDisconnect(shared_handles[i]);
     /* sshd logs each accepted TCP connection once; give its logger a moment */
     usleep(200000);
-    after = count_connections(sshd.log);
+    after = iwt_count_in_file(sshd.log, "Connection from 127.0.0.1");
     ck_assert_msg(after - before == 1, "%d SSH connections for %d tunnels", after - before, SHARERS);
 }
 END_TEST
@@ -305,7 +242,7 @@ END_TEST
 START_TEST(sshd_killed_mid_session)
 {
     char dir[600], cmd[1400], envp[700];
-    sshd_env mine;
+    iwt_sshd mine;
     SECURITYCREDENTIALS sc;
     HCLIENT h;
     long long t0;
@@ -315,7 +252,7 @@ START_TEST(sshd_killed_mid_session)
              getenv("IW_TESTS_DIR"), dir);
     ck_assert_int_eq(system(cmd), 0);
     snprintf(envp, sizeof envp, "%s/env", dir);
-    sshd_load(&mine, envp);
+    iwt_sshd_load(&mine, envp);
     memset(&sc, 0, sizeof sc);
     sc.dwSize = sizeof sc;
     sc.lpszTunnelHost = mine.host;

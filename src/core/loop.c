@@ -1,0 +1,208 @@
+/* loop.c: the event-loop thread shared by every library-managed forward: it polls what
+ * all tasks wait for in one poll() and steps them; other threads talk to it by calls. */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include "loop.h"
+
+#define IW_LOOP_MAX_FDS 4096
+
+static pthread_mutex_t iw_loop_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t iw_loop_cond = PTHREAD_COND_INITIALIZER;
+static pthread_t iw_loop_thread;
+static int iw_loop_running;
+static int iw_loop_stop;
+static int iw_loop_wake_fd = -1;
+static iw_task *iw_tasks;           /* loop thread only */
+static iw_task *iw_incoming;        /* added by other threads, under the lock */
+
+struct iw_loop_call_req {
+    void (*fn)(void *arg);
+    void *arg;
+    int   done;
+    struct iw_loop_call_req *next;
+};
+static struct iw_loop_call_req *iw_calls;
+
+static void iw_loop_wake(void)
+{
+    uint64_t one = 1;
+    if (write(iw_loop_wake_fd, &one, sizeof one) < 0) {
+        /* the counter is already non-zero: the loop will wake anyway */
+    }
+}
+
+void iw_loop_release_owned(void *owner)
+{
+    iw_task **pp, *t;
+    for (pp = &iw_tasks; (t = *pp) != NULL;) {
+        if (t->owner == owner) {
+            *pp = t->next;
+            t->release(t);
+        } else {
+            pp = &t->next;
+        }
+    }
+}
+
+/* Takes new tasks and runs queued calls; with the lock held. */
+static void iw_loop_intake(void)
+{
+    struct iw_loop_call_req *c;
+    while (iw_incoming != NULL) {
+        iw_task *t = iw_incoming;
+        iw_incoming = t->next;
+        t->next = iw_tasks;
+        iw_tasks = t;
+    }
+    while ((c = iw_calls) != NULL) {
+        iw_calls = c->next;
+        c->fn(c->arg);
+        c->done = 1;
+    }
+    pthread_cond_broadcast(&iw_loop_cond);
+}
+
+static void *iw_loop_main(void *arg)
+{
+    static struct pollfd pfd[IW_LOOP_MAX_FDS];
+    (void)arg;
+    for (;;) {
+        imapwire_pollset ps;
+        iw_task **pp, *t;
+        int64_t now, until = 0;
+        nfds_t n = 1;
+        unsigned i;
+
+        pthread_mutex_lock(&iw_loop_lock);
+        iw_loop_intake();
+        if (iw_loop_stop) {
+            pthread_mutex_unlock(&iw_loop_lock);
+            break;
+        }
+        pthread_mutex_unlock(&iw_loop_lock);
+
+        /* Step everything, drop the finished, then gather what the rest wait for. */
+        for (pp = &iw_tasks; (t = *pp) != NULL;) {
+            if (t->cancelled || t->step(t)) {
+                *pp = t->next;
+                t->release(t);
+            } else {
+                pp = &t->next;
+            }
+        }
+        pfd[0].fd = iw_loop_wake_fd;
+        pfd[0].events = POLLIN;
+        pfd[0].revents = 0;
+        for (t = iw_tasks; t != NULL; t = t->next) {
+            memset(&ps, 0, sizeof ps);
+            t->pollset(t, &ps);
+            for (i = 0; i < ps.count && n < IW_LOOP_MAX_FDS; i++, n++) {
+                pfd[n].fd = ps.fds[i].fd;
+                pfd[n].events = (short)(((ps.fds[i].want & IMAPWIRE_WANT_READ) ? POLLIN : 0) |
+                                        ((ps.fds[i].want & IMAPWIRE_WANT_WRITE) ? POLLOUT : 0));
+                pfd[n].revents = 0;
+            }
+            if (ps.wakeup_ms != 0 && (until == 0 || ps.wakeup_ms < until))
+                until = ps.wakeup_ms;
+        }
+        now = iw_now_ms();
+        /* An idle loop still looks around once a second: cheap, and bounds any miss. */
+        if (until == 0 || until > now + 1000)
+            until = now + 1000;
+        if (poll(pfd, n, until > now ? (int)(until - now) : 0) > 0 && pfd[0].revents) {
+            uint64_t v;
+            if (read(iw_loop_wake_fd, &v, sizeof v) < 0) {
+                /* spurious: nothing to drain */
+            }
+        }
+    }
+    /* Cancelled at shutdown: every task is released on this thread. */
+    while (iw_tasks != NULL) {
+        iw_task *t = iw_tasks;
+        iw_tasks = t->next;
+        t->release(t);
+    }
+    return NULL;
+}
+
+/* With the lock held: starts the thread if it is not running. */
+static int iw_loop_start_locked(void)
+{
+    if (iw_loop_running)
+        return 0;
+    if (iw_loop_wake_fd < 0) {
+        iw_loop_wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (iw_loop_wake_fd < 0)
+            return ST_ERROR_SYSTEM_LIMIT;
+    }
+    iw_loop_stop = 0;
+    if (pthread_create(&iw_loop_thread, NULL, iw_loop_main, NULL) != 0)
+        return ST_ERROR_SYSTEM_LIMIT;
+    iw_loop_running = 1;
+    return 0;
+}
+
+int iw_loop_add(iw_task *t)
+{
+    int rc;
+    pthread_mutex_lock(&iw_loop_lock);
+    rc = iw_loop_start_locked();
+    if (rc == 0) {
+        t->next = iw_incoming;
+        iw_incoming = t;
+        iw_loop_wake();
+    }
+    pthread_mutex_unlock(&iw_loop_lock);
+    return rc;
+}
+
+int iw_loop_call(void (*fn)(void *arg), void *arg)
+{
+    struct iw_loop_call_req req;
+    int rc;
+
+    req.fn = fn;
+    req.arg = arg;
+    req.done = 0;
+    pthread_mutex_lock(&iw_loop_lock);
+    if (iw_loop_running && pthread_equal(pthread_self(), iw_loop_thread)) {
+        pthread_mutex_unlock(&iw_loop_lock);
+        fn(arg);
+        return 0;
+    }
+    rc = iw_loop_start_locked();
+    if (rc == 0) {
+        req.next = iw_calls;
+        iw_calls = &req;
+        iw_loop_wake();
+        while (!req.done)
+            pthread_cond_wait(&iw_loop_cond, &iw_loop_lock);
+    }
+    pthread_mutex_unlock(&iw_loop_lock);
+    return rc;
+}
+
+void iw_loop_shutdown(void)
+{
+    int running;
+    pthread_mutex_lock(&iw_loop_lock);
+    running = iw_loop_running;
+    if (running) {
+        iw_loop_stop = 1;
+        iw_loop_wake();
+    }
+    pthread_mutex_unlock(&iw_loop_lock);
+    if (running)
+        pthread_join(iw_loop_thread, NULL);
+    pthread_mutex_lock(&iw_loop_lock);
+    iw_loop_running = 0;
+    if (iw_loop_wake_fd >= 0)
+        close(iw_loop_wake_fd);
+    iw_loop_wake_fd = -1;
+    pthread_mutex_unlock(&iw_loop_lock);
+}

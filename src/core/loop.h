@@ -1,0 +1,31 @@
+/* loop.h: the library's one event-loop thread: library-managed port-forwards run on it
+ * (and asynchronous connects can later), never a thread per connection. */
+#ifndef IW_LOOP_H
+#define IW_LOOP_H
+
+#include "iw.h"
+
+typedef struct iw_task iw_task;
+struct iw_task {
+    /* What to wait for; called on the loop thread with nothing locked. */
+    void (*pollset)(iw_task *t, imapwire_pollset *ps);
+    /* Make progress without blocking; return nonzero when the task is finished. */
+    int  (*step)(iw_task *t);
+    /* Free the task; called on the loop thread once it is finished or cancelled. */
+    void (*release)(iw_task *t);
+    iw_task *next;
+    void    *owner;                /* whose task it is (a forward), for cancelling */
+    int      cancelled;
+};
+
+/* Adds a task (starting the thread on first use): 0 or an ST_ERROR_*. */
+int  iw_loop_add(iw_task *t);
+/* Runs fn(arg) on the loop thread and waits for it: how other threads change tasks
+ * without racing the loop. fn runs with the loop's lock held: it must not add tasks. */
+int  iw_loop_call(void (*fn)(void *arg), void *arg);
+/* Cancels every task and joins the thread (last ImapUninitialize). */
+void iw_loop_shutdown(void);
+/* Releases every task of owner now (inside an iw_loop_call function only). */
+void iw_loop_release_owned(void *owner);
+
+#endif /* IW_LOOP_H */

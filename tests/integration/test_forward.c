@@ -1,0 +1,241 @@
+/* test_forward.c: port-forwards with OpenSSH sshd and Dovecot: library-managed forwards
+ * (ImapCreatePortForward, CREDENTIAL_TUNNEL_FORWARD) and a forward the caller made (ssh -L). */
+#define _GNU_SOURCE
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "iwtest.h"
+
+static iwt_sshd sshd;
+static iwt_dovecot dv, dvtls;
+static char ca[700];
+
+static void setup(void)
+{
+    iwt_sshd_load(&sshd, getenv("IW_SSHD_ENV"));
+    iwt_dovecot_load(&dv);
+    iwt_dovecot_load_file(&dvtls, getenv("IW_DOVECOT_TLS_ENV"));
+    snprintf(ca, sizeof ca, "%s/certs/ca.pem", dvtls.dir);
+    unsetenv("SSH_AUTH_SOCK");
+    ck_assert(ImapInitialize(NULL, NULL));
+}
+
+static void teardown(void)
+{
+    ImapUninitialize();
+}
+
+static SECURITYCREDENTIALS tunnel_creds(void)
+{
+    SECURITYCREDENTIALS sc;
+    memset(&sc, 0, sizeof sc);
+    sc.dwSize = sizeof sc;
+    sc.lpszTunnelHost = sshd.host;
+    sc.nTunnelPort = sshd.port;
+    sc.lpszTunnelUser = sshd.user;
+    sc.lpszTunnelKey = sshd.key;
+    sc.lpszKnownHosts = sshd.known;
+    return sc;
+}
+
+#define FORWARDED 100
+
+/* 100 connections at once through one forward: one SSH connection carries them all;
+ * closing stops the port and leaves no descriptor behind. */
+START_TEST(hundred_through_one_forward)
+{
+    SECURITYCREDENTIALS sc = tunnel_creds();
+    static HCLIENT h[FORWARDED];
+    UINT bound = 0;
+    HFORWARD f;
+    int fds0, before, i;
+
+    fds0 = iwt_count_fds();
+    before = iwt_count_in_file(sshd.log, "Connection from 127.0.0.1");
+    f = ImapCreatePortForward(&sc, "127.0.0.1", dv.port, 0, &bound);
+    ck_assert_msg(f != INVALID_FORWARD, "error %u", (unsigned)ImapGetLastError());
+    ck_assert_uint_gt(bound, 0);
+    for (i = 0; i < FORWARDED; i++) {
+        /* the local port says nothing of the far end: TUNNEL keeps 993 from meaning TLS */
+        h[i] = ImapConnect("127.0.0.1", bound, 10, IMAP_OPTION_TUNNEL, NULL);
+        ck_assert_msg(h[i] != INVALID_CLIENT, "connect %d: error %u", i, (unsigned)ImapGetLastError());
+    }
+    for (i = 0; i < FORWARDED; i++) {
+        ck_assert_int_eq(ImapLogin(h[i], IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
+        ck_assert_int_eq(ImapCommand(h[i], "NOOP", NULL, 0), 0);
+    }
+    for (i = 0; i < FORWARDED; i++)
+        ck_assert_int_eq(ImapDisconnect(h[i]), 0);
+    usleep(200000);
+    ck_assert_int_eq(iwt_count_in_file(sshd.log, "Connection from 127.0.0.1") - before, 1);
+    ck_assert(ImapClosePortForward(f));
+    ck_assert(ImapConnect("127.0.0.1", bound, 5, IMAP_OPTION_TUNNEL, NULL) == INVALID_CLIENT);
+    iwt_assert_error(ST_ERROR_CONNECTION_REFUSED);
+    ck_assert(!ImapClosePortForward(f));
+    iwt_assert_error(ST_ERROR_INVALID_HANDLE);
+    /* the loop thread's own wake-up descriptor goes with the last ImapUninitialize */
+    ck_assert(ImapUninitialize());
+    ck_assert_int_eq(iwt_count_fds(), fds0);
+    ck_assert(ImapInitialize(NULL, NULL));
+}
+END_TEST
+
+/* Errors come back from the create call itself, before anyone uses the port. */
+START_TEST(forward_errors)
+{
+    SECURITYCREDENTIALS sc = tunnel_creds();
+    UINT bound = 0;
+    ck_assert(ImapCreatePortForward(NULL, "127.0.0.1", dv.port, 0, &bound) == INVALID_FORWARD);
+    iwt_assert_error(ST_ERROR_INVALID_PARAMETER);
+    ck_assert(ImapCreatePortForward(&sc, "", dv.port, 0, &bound) == INVALID_FORWARD);
+    iwt_assert_error(ST_ERROR_INVALID_PARAMETER);
+    ck_assert(ImapCreatePortForward(&sc, "127.0.0.1", 0, 0, &bound) == INVALID_FORWARD);
+    iwt_assert_error(ST_ERROR_INVALID_PARAMETER);
+    sc.lpszKnownHosts = sshd.known_wrong;
+    ck_assert(ImapCreatePortForward(&sc, "127.0.0.1", dv.port, 0, &bound) == INVALID_FORWARD);
+    iwt_assert_error(ST_ERROR_SSH_HOST_KEY_MISMATCH);
+    sc = tunnel_creds();
+    sc.lpszTunnelKey = sshd.wrong_key;
+    ck_assert(ImapCreatePortForward(&sc, "127.0.0.1", dv.port, 0, &bound) == INVALID_FORWARD);
+    iwt_assert_error(ST_ERROR_SSH_AUTH_FAILED);
+    ck_assert(!ImapClosePortForward((HFORWARD)12345));
+    iwt_assert_error(ST_ERROR_INVALID_HANDLE);
+}
+END_TEST
+
+/* A fixed local port is honoured, and a taken one is refused. */
+START_TEST(forward_fixed_port)
+{
+    SECURITYCREDENTIALS sc = tunnel_creds();
+    UINT bound = 0, again = 0;
+    HFORWARD f = ImapCreatePortForward(&sc, "127.0.0.1", dv.port, 0, &bound), g;
+    ck_assert(f != INVALID_FORWARD);
+    ck_assert(ImapClosePortForward(f));
+    g = ImapCreatePortForward(&sc, "127.0.0.1", dv.port, bound, &again);
+    ck_assert_msg(g != INVALID_FORWARD, "error %u", (unsigned)ImapGetLastError());
+    ck_assert_uint_eq(again, bound);
+    ck_assert(ImapCreatePortForward(&sc, "127.0.0.1", dv.port, bound, NULL) == INVALID_FORWARD);
+    iwt_assert_error(ST_ERROR_INVALID_PARAMETER);
+    ck_assert(ImapClosePortForward(g));
+}
+END_TEST
+
+/* CREDENTIAL_TUNNEL_FORWARD: a normal tunnelled connect, carried by a forward; TLS inside
+ * is checked against the far host's name. */
+START_TEST(connect_through_managed_forward)
+{
+    SECURITYCREDENTIALS sc = tunnel_creds();
+    SECURITYINFO si;
+    HCLIENT h;
+    sc.dwOptions = CREDENTIAL_TUNNEL_FORWARD;
+    h = ImapConnect("127.0.0.1", dv.port, 10, IMAP_OPTION_TUNNEL, &sc);
+    ck_assert_msg(h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+
+    sc.lpszCAFile = ca;
+    h = ImapConnect("localhost", dvtls.imaps_port, 10, IMAP_OPTION_TUNNEL | IMAP_OPTION_SECURE_IMPLICIT, &sc);
+    ck_assert_msg(h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    memset(&si, 0, sizeof si);
+    si.dwSize = sizeof si;
+    ck_assert_int_eq(ImapGetSecurityInformation(h, &si), 0);
+    ck_assert_uint_eq(si.dwCertificateStatus, CERTIFICATE_STATUS_VALID);
+    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_PLAIN, dvtls.user, dvtls.pass), 0);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+}
+END_TEST
+
+/* A forward the caller made with OpenSSH's ssh -L: the port implies no TLS mode, and the
+ * certificate is checked against lpszServerName, which is then required. */
+START_TEST(caller_made_forward)
+{
+    char spec[128], port_s[16], known_opt[600];
+    SECURITYCREDENTIALS sc;
+    HCLIENT h;
+    iwt_fixture ssh;
+    long long until;
+    unsigned local;
+    int up = 0;
+
+    /* any free port will do: ImapCreatePortForward finds one for us, then lets it go */
+    {
+        SECURITYCREDENTIALS t = tunnel_creds();
+        UINT bound = 0;
+        HFORWARD f = ImapCreatePortForward(&t, "127.0.0.1", dv.port, 0, &bound);
+        ck_assert(f != INVALID_FORWARD);
+        ImapClosePortForward(f);
+        local = bound;
+    }
+    snprintf(spec, sizeof spec, "127.0.0.1:%u:127.0.0.1:%u", local, dvtls.imaps_port);
+    snprintf(port_s, sizeof port_s, "%u", sshd.port);
+    snprintf(known_opt, sizeof known_opt, "UserKnownHostsFile=%s", sshd.known);
+    memset(&ssh, 0, sizeof ssh);
+    ssh.pid = fork();
+    ck_assert_int_ge(ssh.pid, 0);
+    if (ssh.pid == 0) {
+        char errlog[700];
+        FILE *e;
+        snprintf(errlog, sizeof errlog, "%s/ssh-L.log", getenv("IW_TMPDIR"));
+        e = freopen(errlog, "w", stderr);
+        (void)e;
+        execlp("ssh", "ssh", "-N", "-L", spec, "-p", port_s, "-i", sshd.key, "-o", known_opt,
+               "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes",
+               "-l", sshd.user, sshd.host, (char *)NULL);
+        _exit(127);
+    }
+    until = iwt_now_ms() + 10000;
+    while (!up && iwt_now_ms() < until) {
+        char needle[32];
+        snprintf(needle, sizeof needle, ":%04X 00000000:0000 0A", local);
+        up = iwt_count_in_file("/proc/net/tcp", needle) > 0;
+        if (!up)
+            usleep(20000);
+    }
+    ck_assert_msg(up, "ssh -L did not start listening");
+
+    memset(&sc, 0, sizeof sc);
+    sc.dwSize = sizeof sc;
+    sc.lpszCAFile = ca;
+    ck_assert(ImapConnect("127.0.0.1", local, 10, IMAP_OPTION_TUNNEL | IMAP_OPTION_SECURE_IMPLICIT, &sc)
+              == INVALID_CLIENT);
+    iwt_assert_error(ST_ERROR_INVALID_PARAMETER);
+    sc.lpszServerName = "localhost";
+    h = ImapConnect("127.0.0.1", local, 10, IMAP_OPTION_TUNNEL | IMAP_OPTION_SECURE_IMPLICIT, &sc);
+    ck_assert_msg(h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_PLAIN, dvtls.user, dvtls.pass), 0);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    /* TRUSTEDSITE needs no name */
+    sc.lpszServerName = NULL;
+    h = ImapConnect("127.0.0.1", local, 10,
+                    IMAP_OPTION_TUNNEL | IMAP_OPTION_SECURE_IMPLICIT | IMAP_OPTION_TRUSTEDSITE, &sc);
+    ck_assert_msg(h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    iwt_fixture_stop(&ssh);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("forward");
+    TCase *tc = tcase_create("forward");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, hundred_through_one_forward);
+    tcase_add_test(tc, forward_errors);
+    tcase_add_test(tc, forward_fixed_port);
+    tcase_add_test(tc, connect_through_managed_forward);
+    tcase_add_test(tc, caller_made_forward);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
