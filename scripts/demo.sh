@@ -47,6 +47,10 @@ echo "=== through an in-process SSH tunnel (OpenSSH sshd on port $SSHD_PORT, key
 build/examples/imapwire_tunnel 127.0.0.1 "$SSHD_PORT" "$SSHD_USER" "$SSHD_KEY" "$SSHD_KNOWN_HOSTS" \
     localhost "$DOVECOT_PORT" "$DOVECOT_USER" "$DOVECOT_PASS"
 echo
+echo "=== through a library-managed port-forward (ImapCreatePortForward) ==="
+build/examples/imapwire_tunnel 127.0.0.1 "$SSHD_PORT" "$SSHD_USER" "$SSHD_KEY" "$SSHD_KNOWN_HOSTS" \
+    localhost "$DOVECOT_PORT" "$DOVECOT_USER" "$DOVECOT_PASS" forward
+echo
 echo "=== the same tunnel with a known_hosts file that has another key for the server ==="
 build/examples/imapwire_tunnel 127.0.0.1 "$SSHD_PORT" "$SSHD_USER" "$SSHD_KEY" "$SSHD_KNOWN_HOSTS_WRONG" \
     localhost "$DOVECOT_PORT" "$DOVECOT_USER" "$DOVECOT_PASS" || true
