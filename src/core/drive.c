@@ -17,7 +17,7 @@ int iw_drive(iw_client *c, iw_step_fn step, void *arg, const int64_t *deadline_m
     for (rounds = 0; rounds < 100000000ul; rounds++) {
         struct pollfd pfd[IMAPWIRE_POLLSET_MAX];
         imapwire_pollset ps = {0};
-        unsigned want = IMAPWIRE_WANT_READ, i;
+        unsigned want = IMAPWIRE_WANT_READ;
         int64_t now, until;
         int rc, n;
 
@@ -37,13 +37,7 @@ int iw_drive(iw_client *c, iw_step_fn step, void *arg, const int64_t *deadline_m
         until = deadline;
         if (ps.wakeup_ms != 0 && ps.wakeup_ms < until)
             until = ps.wakeup_ms;
-        for (i = 0; i < ps.count; i++) {
-            pfd[i].fd = ps.fds[i].fd;
-            pfd[i].events = (short)(((ps.fds[i].want & IMAPWIRE_WANT_READ) ? POLLIN : 0) |
-                                    ((ps.fds[i].want & IMAPWIRE_WANT_WRITE) ? POLLOUT : 0));
-            pfd[i].revents = 0;
-        }
-        n = poll(pfd, ps.count, until > now ? (int)(until - now) : 0);
+        n = poll(pfd, iw_pollset_to_pollfd(&ps, pfd), until > now ? (int)(until - now) : 0);
         if (n < 0 && errno != EINTR)
             return ST_ERROR_NETWORK_ERROR;
         if (n == 0 && iw_now_ms() >= deadline)

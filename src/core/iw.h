@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <imapwire/imapwire.h>
 #include <imapwire/transport.h>
+#include <poll.h>
 
 #define IW_UNUSED(x) ((void)(x))
 
@@ -68,6 +69,8 @@ int    iw_layer_recv(imapwire_layer *l, void *buf, size_t len, size_t *got);
 void   iw_layer_pollset(imapwire_layer *l, unsigned want, imapwire_pollset *ps);
 size_t iw_layer_pending(imapwire_layer *l);
 int    iw_layer_query(imapwire_layer *l, int what, void *out);
+struct pollfd;
+nfds_t iw_pollset_to_pollfd(const imapwire_pollset *ps, struct pollfd *out);
 
 /* ---- callbacks from layers into the connection that owns them (client.c) ---- */
 void iw_core_note(void *core, const char *text);

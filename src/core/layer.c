@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include "iw.h"
 
 struct iw_layer_box {
@@ -148,6 +149,19 @@ int iw_layer_query(imapwire_layer *l, int what, void *out)
         }
     }
     return IMAPWIRE_PASS;
+}
+
+/* A poll set as poll(2) wants it; out has room for IMAPWIRE_POLLSET_MAX entries. */
+nfds_t iw_pollset_to_pollfd(const imapwire_pollset *ps, struct pollfd *out)
+{
+    unsigned i;
+    for (i = 0; i < ps->count && i < IMAPWIRE_POLLSET_MAX; i++) {
+        out[i].fd = ps->fds[i].fd;
+        out[i].events = (short)(((ps->fds[i].want & IMAPWIRE_WANT_READ) ? POLLIN : 0) |
+                                ((ps->fds[i].want & IMAPWIRE_WANT_WRITE) ? POLLOUT : 0));
+        out[i].revents = 0;
+    }
+    return (nfds_t)i;
 }
 
 /* ---- the host API handed to layers and plugins ---- */

@@ -155,17 +155,10 @@ static void ssh_wait(ssh_session *s, int ms)
     imapwire_pollset ps = {0};
     struct pollfd pfd[IMAPWIRE_POLLSET_MAX];
     int dir = libssh2_session_block_directions(s->s);
-    unsigned i;
     iw_layer_pollset(s->tcp, ((dir & LIBSSH2_SESSION_BLOCK_OUTBOUND) ? IMAPWIRE_WANT_WRITE : 0) |
                                  IMAPWIRE_WANT_READ, &ps);
-    for (i = 0; i < ps.count; i++) {
-        pfd[i].fd = ps.fds[i].fd;
-        pfd[i].events = (short)(((ps.fds[i].want & IMAPWIRE_WANT_READ) ? POLLIN : 0) |
-                                ((ps.fds[i].want & IMAPWIRE_WANT_WRITE) ? POLLOUT : 0));
-        pfd[i].revents = 0;
-    }
     if (ps.count > 0)
-        poll(pfd, ps.count, ms);
+        poll(pfd, iw_pollset_to_pollfd(&ps, pfd), ms);
 }
 
 /* libssh2's closing calls may want the network even when freeing: give each a short,
@@ -819,16 +812,11 @@ int iw_ssh_hold(void *core, const imapwire_endpoint *ep, int64_t deadline_ms, vo
         if (s->state == S_LOWER) {
             imapwire_pollset ps = {0};
             struct pollfd pfd[IMAPWIRE_POLLSET_MAX];
-            unsigned i;
+            nfds_t n;
             iw_layer_pollset(s->tcp, IMAPWIRE_WANT_WRITE, &ps);
-            for (i = 0; i < ps.count; i++) {
-                pfd[i].fd = ps.fds[i].fd;
-                pfd[i].events = (short)(((ps.fds[i].want & IMAPWIRE_WANT_READ) ? POLLIN : 0) |
-                                        ((ps.fds[i].want & IMAPWIRE_WANT_WRITE) ? POLLOUT : 0));
-                pfd[i].revents = 0;
-            }
+            n = iw_pollset_to_pollfd(&ps, pfd);
             pthread_mutex_unlock(&s->lock);
-            poll(pfd, ps.count, 20);
+            poll(pfd, n, 20);
         } else {
             ssh_wait(s, 20);
             pthread_mutex_unlock(&s->lock);
