@@ -17,21 +17,39 @@ static int iw_fail(DWORD err)
     return IMAP_ERROR;
 }
 
-/* The live client behind h for the calling thread, or NULL with the error set. */
+static int iw_owner_check(void *obj, void *arg)
+{
+    const iw_client *c = obj;
+    (void)arg;
+    return (c->options & IMAP_OPTION_FREETHREAD) ||
+                   __atomic_load_n(&c->owner, __ATOMIC_ACQUIRE) == iw_thread_id()
+               ? 0 : 1;
+}
+
+static int iw_owner_swap(void *obj, void *arg)
+{
+    iw_client *c = obj;
+    DWORD *id = arg;
+    *id = __atomic_exchange_n(&c->owner, *id, __ATOMIC_ACQ_REL);
+    return 0;
+}
+
+/* The live client behind h for the calling thread, or NULL with the error set. Once the
+ * caller owns it, only the caller can free it, so the pointer stays good. */
 static iw_client *iw_client_for(HCLIENT h)
 {
     iw_client *c;
+    int rc = 0;
     if (!iw_initialized()) {
         iw_set_error(ST_ERROR_NOT_INITIALIZED);
         return NULL;
     }
-    c = iw_handle_get(h, IW_KIND_CLIENT);
+    c = iw_handle_visit(h, IW_KIND_CLIENT, iw_owner_check, NULL, &rc);
     if (c == NULL) {
         iw_set_error(ST_ERROR_INVALID_HANDLE);
         return NULL;
     }
-    if (!(c->options & IMAP_OPTION_FREETHREAD) &&
-        __atomic_load_n(&c->owner, __ATOMIC_ACQUIRE) != iw_thread_id()) {
+    if (rc != 0) {
         iw_set_error(ST_ERROR_NOT_HANDLE_OWNER);
         return NULL;
     }
@@ -273,17 +291,12 @@ INT ImapDisconnect(HCLIENT hClient)
 
 DWORD ImapAttachThread(HCLIENT hClient, DWORD dwThreadId)
 {
-    iw_client *c;
     char path[64];
+    int rc = 0;
     struct stat st;
 
     if (!iw_initialized()) {
         iw_set_error(ST_ERROR_NOT_INITIALIZED);
-        return (DWORD)IMAP_ERROR;
-    }
-    c = iw_handle_get(hClient, IW_KIND_CLIENT);
-    if (c == NULL) {
-        iw_set_error(ST_ERROR_INVALID_HANDLE);
         return (DWORD)IMAP_ERROR;
     }
     if (dwThreadId == 0)
@@ -291,10 +304,16 @@ DWORD ImapAttachThread(HCLIENT hClient, DWORD dwThreadId)
     /* Only a thread of this process can own a handle. */
     snprintf(path, sizeof path, "/proc/self/task/%u", (unsigned)dwThreadId);
     if (stat(path, &st) != 0) {
-        iw_set_error(ST_ERROR_INVALID_PARAMETER);
+        iw_set_error(iw_handle_get(hClient, IW_KIND_CLIENT) ? ST_ERROR_INVALID_PARAMETER
+                                                            : ST_ERROR_INVALID_HANDLE);
         return (DWORD)IMAP_ERROR;
     }
-    return __atomic_exchange_n(&c->owner, dwThreadId, __ATOMIC_ACQ_REL);
+    /* The swap happens under the handle table's lock: the client cannot vanish mid-way. */
+    if (iw_handle_visit(hClient, IW_KIND_CLIENT, iw_owner_swap, &dwThreadId, &rc) == NULL) {
+        iw_set_error(ST_ERROR_INVALID_HANDLE);
+        return (DWORD)IMAP_ERROR;
+    }
+    return dwThreadId;
 }
 
 INT ImapLogin(HCLIENT hClient, UINT nAuthType, LPCTSTR lpszUserName, LPCTSTR lpszPassword)

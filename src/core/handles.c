@@ -95,6 +95,24 @@ void *iw_handle_get(uintptr_t h, int kind)
     return obj;
 }
 
+void *iw_handle_visit(uintptr_t h, int kind, int (*fn)(void *obj, void *arg), void *arg,
+                      int *rc)
+{
+    struct iw_slot *s;
+    void *obj = NULL;
+
+    /* Under the table's lock the object cannot be removed and freed by another thread
+     * while fn looks at it (ownership checks read fields of a client they may not own). */
+    pthread_mutex_lock(&iw_handles_lock);
+    s = iw_slot_of(h, kind);
+    if (s != NULL) {
+        obj = s->obj;
+        *rc = fn(obj, arg);
+    }
+    pthread_mutex_unlock(&iw_handles_lock);
+    return obj;
+}
+
 void *iw_handle_remove(uintptr_t h, int kind)
 {
     struct iw_slot *s;
