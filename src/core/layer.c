@@ -50,8 +50,10 @@ int iw_layer_new(const char *name, const char *args, const imapwire_endpoint *ep
     box->pub.endpoint = ep;
     box->pub.host = &iw_host_api;
     box->pub.core = core;
+    /* destroy runs once whatever happens, also for types without create: their
+     * connect may allocate. */
+    box->created = 1;
     if (t->create != NULL) {
-        box->created = 1;
         rc = t->create(&box->pub, args);
         if (rc != 0) {
             box->pub.next = NULL;   /* the caller still owns what is below */

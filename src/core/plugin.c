@@ -21,13 +21,13 @@ struct iw_plugin {
 static pthread_mutex_t iw_plugin_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct iw_plugin *iw_plugins;
 
-static int iw_plugin_loaded_locked(void *dl)
+static struct iw_plugin *iw_plugin_loaded_locked(void *dl)
 {
     struct iw_plugin *p;
     for (p = iw_plugins; p != NULL; p = p->next)
         if (p->dl == dl)
-            return 1;
-    return 0;
+            return p;
+    return NULL;
 }
 
 /* A bare name is looked for as NAME.so in IMAPWIRE_PLUGIN_PATH, then the install dir. */
@@ -70,11 +70,20 @@ int iw_plugin_load(const char *path_or_name)
     if (dl == NULL)
         return ST_ERROR_PLUGIN_LOAD_FAILED;
     pthread_mutex_lock(&iw_plugin_lock);
-    if (iw_plugin_loaded_locked(dl)) {
-        /* Loading twice is harmless: drop the extra dlopen reference. */
+    if ((p = iw_plugin_loaded_locked(dl)) != NULL) {
+        /* Loading twice is harmless: drop the extra dlopen reference, and let init put
+         * back any of its types that were unregistered meanwhile (what is still there
+         * is re-registered as a no-op). */
+        *(void **)(&init) = dlsym(dl, IMAPWIRE_PLUGIN_INIT_SYMBOL);
+        rc = 0;
+        if (init != NULL) {
+            iw_registry_set_loader(p);
+            rc = init(&iw_host_api);
+            iw_registry_set_loader(NULL);
+        }
         pthread_mutex_unlock(&iw_plugin_lock);
         dlclose(dl);
-        return 0;
+        return rc;
     }
     abi = (const unsigned *)dlsym(dl, "imapwire_plugin_abi");
     *(void **)(&init) = dlsym(dl, IMAPWIRE_PLUGIN_INIT_SYMBOL);

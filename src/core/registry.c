@@ -58,7 +58,7 @@ static struct iw_type_entry *iw_find_locked(const char *name)
 
 int iw_registry_add(const imapwire_transport_type *type, void *plugin_owner)
 {
-    struct iw_type_entry *e;
+    struct iw_type_entry *e, *old;
     size_t n;
     int rc = 0;
 
@@ -87,13 +87,16 @@ int iw_registry_add(const imapwire_transport_type *type, void *plugin_owner)
     e->plugin = plugin_owner ? plugin_owner : iw_loading_plugin;
 
     pthread_mutex_lock(&iw_registry_lock);
-    if (iw_find_locked(e->name) != NULL) {
-        rc = ST_ERROR_TRANSPORT_EXISTS;
-    } else {
+    old = iw_find_locked(e->name);
+    if (old == NULL) {
         e->next = iw_types;
         iw_types = e;
         e = NULL;
+    } else if (old->plugin == NULL || old->plugin != e->plugin) {
+        rc = ST_ERROR_TRANSPORT_EXISTS;
     }
+    /* else: a plugin's init run again (after one of its types was unregistered)
+     * registers what it still has; that is not a clash. */
     pthread_mutex_unlock(&iw_registry_lock);
     free(e);
     return rc;
