@@ -36,7 +36,7 @@ static void print_security(HCLIENT h)
     if (ImapGetSecurityInformation(h, &si) != 0)
         return;
     if (si.dwProtocol == SECURITY_PROTOCOL_NONE) {
-        printf("security: none (plain TCP)\n");
+        printf("security: none (no TLS)\n");
         return;
     }
     printf("security: %s, cipher %s, certificate %s%s\n",
@@ -102,9 +102,14 @@ int main(int argc, char **argv)
         goto out;
     }
     if (ImapLogin(h, IMAP_AUTH_DEFAULT, argv[3], argv[4]) == IMAP_ERROR) {
-        rc = fail("ImapLogin");
-        ImapDisconnect(h);
-        goto out;
+        if (ImapGetLastError() == ST_ERROR_ALREADY_AUTHENTICATED) {
+            /* a PREAUTH greeting: the transport (e.g. a command) logged us in already */
+            printf("server greeted PREAUTH: already logged in\n");
+        } else {
+            rc = fail("ImapLogin");
+            ImapDisconnect(h);
+            goto out;
+        }
     }
     print_security(h);
     if (ImapGetCapabilities(h, capa, (INT)sizeof capa) != IMAP_ERROR)

@@ -11,13 +11,18 @@ run=$(mktemp -d /tmp/imapwire-demo.XXXXXX)
 chmod 755 "$run"
 trap 'tests/harness/dovecot-tls.sh stop "$run/dovecot" >/dev/null 2>&1;
       tests/harness/dnsmasq.sh stop "$run/dns" >/dev/null 2>&1;
-      tests/harness/sshd.sh stop "$run/sshd" >/dev/null 2>&1; rm -rf "$run"' EXIT
+      tests/harness/sshd.sh stop "$run/sshd" >/dev/null 2>&1;
+      tests/harness/danted.sh stop "$run/danted" >/dev/null 2>&1; rm -rf "$run"' EXIT
 tests/harness/dovecot-tls.sh start "$run/dovecot" >/dev/null 2>&1
 tests/harness/dnsmasq.sh start "$run/dns" >/dev/null 2>&1
 . "$run/dovecot/env.sh"
 tests/harness/sshd.sh start "$run/sshd" >/dev/null 2>&1
+tests/harness/danted.sh start "$run/danted" >/dev/null 2>&1
 . "$run/dns/env.sh"
 . "$run/sshd/env.sh"
+. "$run/danted/env.sh"
+# plugins are found in the build tree until the library is installed
+export IMAPWIRE_PLUGIN_PATH=$PWD/build/plugins
 ca=$run/dovecot/certs/ca.pem
 connect=build/examples/imapwire_connect
 echo "Dovecot on 127.0.0.1: IMAP (STARTTLS) port $DOVECOT_PORT, IMAPS port $DOVECOT_IMAPS_PORT"
@@ -50,6 +55,15 @@ echo
 echo "=== through a library-managed port-forward (ImapCreatePortForward) ==="
 build/examples/imapwire_tunnel 127.0.0.1 "$SSHD_PORT" "$SSHD_USER" "$SSHD_KEY" "$SSHD_KNOWN_HOSTS" \
     localhost "$DOVECOT_PORT" "$DOVECOT_USER" "$DOVECOT_PASS" forward
+echo
+echo "=== an unchanged program sent through a SOCKS5 proxy (Dante, user/password) by IMAPWIRE_TRANSPORT ==="
+IMAPWIRE_TRANSPORT="socks5:$DANTED_USER:$DANTED_PASS@127.0.0.1:$DANTED_PORT" \
+    $connect localhost "$DOVECOT_IMAPS_PORT" "$DOVECOT_USER" "$DOVECOT_PASS" imaps trace "$ca" |
+    grep -v '^  [SC]: '
+echo
+echo "=== IMAP over a command's stdin/stdout (command plugin): Dovecot's own imap, PREAUTH ==="
+IMAPWIRE_TRANSPORT="command:exec doveadm -c $DOVECOT_CONF exec imap -u $DOVECOT_USER" \
+    $connect localhost 143 "$DOVECOT_USER" "$DOVECOT_PASS" plain trace | grep -v '^  [SC]: ' || true
 echo
 echo "=== the same tunnel with a known_hosts file that has another key for the server ==="
 build/examples/imapwire_tunnel 127.0.0.1 "$SSHD_PORT" "$SSHD_USER" "$SSHD_KEY" "$SSHD_KNOWN_HOSTS_WRONG" \

@@ -56,7 +56,7 @@ void iw_client_free(iw_client *c)
     free(c->host);
     free(c->local_address);
     free(c->dns_servers);
-    free(c->transport);
+    iw_free_secret(c->transport);  /* "socks5:user:password@..." */
     free(c->client_name);
     free(c->client_version);
     /* after the chain: the forward's bridge must not outlive its client side */

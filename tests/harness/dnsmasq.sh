@@ -97,7 +97,7 @@ running_pid() {
 
 # true if anything listens on UDP or TCP port $1 (any address)
 port_in_use() {
-    [ -n "$(ss -Htuln "sport = :$1" 2>/dev/null)" ]
+    [ -n "$(ss -Htuan "sport = :$1" 2>/dev/null)" ]
 }
 
 # true if 127.0.0.1:$1 is bound for both UDP and TCP
@@ -109,7 +109,7 @@ port_ready() {
 pick_port() {
     local i port
     for i in $(seq 1 50); do
-        port=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40001 ))
+        port=$(( 20000 + RANDOM % 12768 ))   # below the ephemeral range (32768+)
         if ! port_in_use "$port"; then
             printf '%s\n' "$port"
             return 0

@@ -1,0 +1,24 @@
+# The proxy plugins' suite (socks5, httpconnect): Dante with username/password and three
+# tinyproxy instances as fixtures, OpenSSH's ssh -D started by the test itself, all in front
+# of the test Dovecots. Included by tests/CMakeLists.txt.
+set(IW_DANTED_DIR "/tmp/imapwire-test-${IW_RUN_HASH}/danted")
+set(IW_TINYPROXY_DIR "/tmp/imapwire-test-${IW_RUN_HASH}/tinyproxy")
+
+add_test(NAME danted_start
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/harness/danted.sh start ${IW_DANTED_DIR})
+add_test(NAME danted_stop
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/harness/danted.sh stop ${IW_DANTED_DIR})
+set_tests_properties(danted_start PROPERTIES FIXTURES_SETUP danted TIMEOUT 60)
+set_tests_properties(danted_stop PROPERTIES FIXTURES_CLEANUP danted TIMEOUT 60)
+
+add_test(NAME tinyproxy_start
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/harness/tinyproxy.sh start ${IW_TINYPROXY_DIR})
+add_test(NAME tinyproxy_stop
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/harness/tinyproxy.sh stop ${IW_TINYPROXY_DIR})
+set_tests_properties(tinyproxy_start PROPERTIES FIXTURES_SETUP tinyproxy TIMEOUT 60)
+set_tests_properties(tinyproxy_stop PROPERTIES FIXTURES_CLEANUP tinyproxy TIMEOUT 60)
+
+# The test finds the proxies' env files under IW_TMPDIR (danted/env, tinyproxy/env).
+iw_integration_test(test_proxy FIXTURES "dovecot;dovecot_tls;sshd;danted;tinyproxy")
+# The plugins are loaded at run time, so the test needs them built, not linked.
+add_dependencies(test_proxy socks5 httpconnect)
