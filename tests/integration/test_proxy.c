@@ -442,6 +442,7 @@ START_TEST(dante_thousand)
     HCLIENT h;
     int fds, i;
     long long t0, ms;
+    size_t heap_settled = 0, heap_end;
 
     dante_transport(tr, sizeof tr, dante.user, dante.pass);
     /* the first connect loads the plugin */
@@ -454,11 +455,17 @@ START_TEST(dante_thousand)
         h = via(tr, "127.0.0.1", dv.port, IMAP_OPTION_NONE, NULL, NULL);
         ck_assert_msg(h != INVALID_CLIENT, "connect %d: error %u", i, (unsigned)ImapGetLastError());
         ck_assert_int_eq(ImapDisconnect(h), 0);
+        /* the heap after the first tenth is the reference: one-time growth settles */
+        if (i == 99)
+            heap_settled = iwt_heap_in_use();
     }
     ms = iwt_now_ms() - t0;
+    heap_end = iwt_heap_in_use();
     fprintf(stderr, "test_proxy: 1000 connects through socks5 with username/password (Dante): "
-                    "%lld ms, %.2f ms each\n", ms, ms / 1000.0);
+                    "%lld ms, %.2f ms each; heap after 100 %zu, after 1000 %zu\n", ms, ms / 1000.0,
+            heap_settled, heap_end);
     ck_assert_int_eq(iwt_count_fds(), fds);
+    ck_assert_msg(heap_end <= heap_settled, "heap grew from %zu to %zu", heap_settled, heap_end);
     ck_assert_msg(ms < 60000, "1000 connects took %lld ms", ms);
 }
 END_TEST
