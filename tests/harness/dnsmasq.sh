@@ -33,39 +33,13 @@
 set -eu
 
 PROG=${0##*/}
+# shellcheck source=tests/harness/common.sh
+. "$(dirname "$0")/common.sh"
 DOMAIN=imapwire.test
-
-die() {
-    printf '%s: error: %s\n' "$PROG" "$*" >&2
-    exit 1
-}
-
-note() {
-    printf '%s: %s\n' "$PROG" "$*" >&2
-}
 
 usage() {
     printf 'usage: %s start|stop DIR\n' "$PROG" >&2
     exit 2
-}
-
-# Make DIR absolute (without requiring it to exist) and check that it only
-# holds characters that are safe in dnsmasq.conf and in the env file.
-abs_dir() {
-    local d=$1
-    case $d in
-        /*) ;;
-        *) d="$PWD/$d" ;;
-    esac
-    # strip trailing slashes (but keep "/")
-    while [ "${#d}" -gt 1 ] && [ "${d%/}" != "$d" ]; do
-        d=${d%/}
-    done
-    case $d in
-        / | *[!A-Za-z0-9._/@+,-]*)
-            die "DIR '$d' is / or contains characters other than [A-Za-z0-9._/@+,-]" ;;
-    esac
-    printf '%s\n' "$d"
 }
 
 find_dnsmasq() {
@@ -95,28 +69,10 @@ running_pid() {
     esac
 }
 
-# true if anything listens on UDP or TCP port $1 (any address)
-port_in_use() {
-    [ -n "$(ss -Htuan "sport = :$1" 2>/dev/null)" ]
-}
-
 # true if 127.0.0.1:$1 is bound for both UDP and TCP
 port_ready() {
     [ -n "$(ss -Huln "src 127.0.0.1:$1" 2>/dev/null)" ] &&
         [ -n "$(ss -Htln "src 127.0.0.1:$1" 2>/dev/null)" ]
-}
-
-pick_port() {
-    local i port
-    for i in $(seq 1 50); do
-        port=$(( 20000 + RANDOM % 12768 ))   # below the ephemeral range (32768+)
-        if ! port_in_use "$port"; then
-            printf '%s\n' "$port"
-            return 0
-        fi
-        : "$i"
-    done
-    die "no port free for UDP and TCP found in 20000-60000 after 50 tries"
 }
 
 # Sends "empty.imapwire.test IN TXT" over UDP to 127.0.0.1:$1 and succeeds
@@ -139,15 +95,6 @@ dns_probe() {
     case $3 in 8? | 9?) ;; *) return 1 ;; esac
     case $4 in ?0) ;; *) return 1 ;; esac
     [ "$5$6$7$8" = 00010001 ]
-}
-
-log_tail() {
-    local log=$1
-    if [ -s "$log" ]; then
-        printf -- '--- last lines of %s ---\n' "$log" >&2
-        tail -n 30 "$log" >&2
-        printf -- '--- end of log ---\n' >&2
-    fi
 }
 
 # ------------------------------------------------------------------- stop

@@ -22,6 +22,8 @@
 set -eu
 
 PROG=${0##*/}
+# shellcheck source=tests/harness/common.sh
+. "$(dirname "$0")/common.sh"
 
 # ----------------------------------------------------------------- accounts
 # Account 2's password deliberately contains a double quote, a backslash, a
@@ -37,37 +39,9 @@ PASS3=secret-pw
 
 MAIL_SYSUSER=imapwire-mail
 
-die() {
-    printf '%s: error: %s\n' "$PROG" "$*" >&2
-    exit 1
-}
-
-note() {
-    printf '%s: %s\n' "$PROG" "$*" >&2
-}
-
 usage() {
     printf 'usage: %s start|stop DIR\n' "$PROG" >&2
     exit 2
-}
-
-# Make DIR absolute (without requiring it to exist) and check that it only
-# holds characters that are safe in dovecot.conf and in the env file.
-abs_dir() {
-    local d=$1
-    case $d in
-        /*) ;;
-        *) d="$PWD/$d" ;;
-    esac
-    # strip trailing slashes (but keep "/")
-    while [ "${#d}" -gt 1 ] && [ "${d%/}" != "$d" ]; do
-        d=${d%/}
-    done
-    case $d in
-        / | *[!A-Za-z0-9._/@+,-]*)
-            die "DIR '$d' is / or contains characters other than [A-Za-z0-9._/@+,-]" ;;
-    esac
-    printf '%s\n' "$d"
 }
 
 find_dovecot() {
@@ -97,23 +71,6 @@ running_pid() {
     esac
 }
 
-port_is_listening() {
-    [ -n "$(ss -Htan "sport = :$1" 2>/dev/null)" ]
-}
-
-pick_port() {
-    local i port
-    for i in $(seq 1 50); do
-        port=$(( 20000 + RANDOM % 12768 ))   # below the ephemeral range (32768+)
-        if ! port_is_listening "$port"; then
-            printf '%s\n' "$port"
-            return 0
-        fi
-        : "$i"
-    done
-    die "no free TCP port found in 20000-32767 after 50 tries"
-}
-
 # Succeeds if an IMAP greeting "* OK" is read from 127.0.0.1:$1.
 greeting_ok() {
     timeout 3 bash -c '
@@ -126,15 +83,6 @@ greeting_ok() {
         esac
         exit 1
     ' greeting "$1" 2>/dev/null
-}
-
-log_tail() {
-    local log=$1
-    if [ -s "$log" ]; then
-        printf -- '--- last lines of %s ---\n' "$log" >&2
-        tail -n 30 "$log" >&2
-        printf -- '--- end of log ---\n' >&2
-    fi
 }
 
 # ------------------------------------------------------------------- stop

@@ -40,6 +40,8 @@
 set -eu
 
 PROG=${0##*/}
+# shellcheck source=tests/harness/common.sh
+. "$(dirname "$0")/common.sh"
 
 SSH_USER=imapwire-ssh
 SSH_PASS=ssh-pass
@@ -51,36 +53,9 @@ NEGOTIATED_HOSTKEY=ecdsa
 # serializes useradd/chpasswd of concurrent starts in different DIRs
 USER_LOCK=/run/imapwire-sshd-user.lock
 
-die() {
-    printf '%s: error: %s\n' "$PROG" "$*" >&2
-    exit 1
-}
-
-note() {
-    printf '%s: %s\n' "$PROG" "$*" >&2
-}
-
 usage() {
     printf 'usage: %s start|agent|stop DIR\n' "$PROG" >&2
     exit 2
-}
-
-# Make DIR absolute (without requiring it to exist) and check that it only
-# holds characters that are safe in sshd_config, known_hosts and env files.
-abs_dir() {
-    local d=$1
-    case $d in
-        /*) ;;
-        *) d="$PWD/$d" ;;
-    esac
-    while [ "${#d}" -gt 1 ] && [ "${d%/}" != "$d" ]; do
-        d=${d%/}
-    done
-    case $d in
-        / | *[!A-Za-z0-9._/@+,-]*)
-            die "DIR '$d' is / or contains characters other than [A-Za-z0-9._/@+,-]" ;;
-    esac
-    printf '%s\n' "$d"
 }
 
 find_sshd() {
@@ -149,23 +124,6 @@ wait_gone() {
     return 0
 }
 
-port_is_listening() {
-    [ -n "$(ss -Htan "sport = :$1" 2>/dev/null)" ]
-}
-
-pick_port() {
-    local i port
-    for i in $(seq 1 50); do
-        port=$(( 20000 + RANDOM % 12768 ))   # below the ephemeral range (32768+)
-        if ! port_is_listening "$port"; then
-            printf '%s\n' "$port"
-            return 0
-        fi
-        : "$i"
-    done
-    die "no free TCP port found in 20000-32767 after 50 tries"
-}
-
 # Succeeds if an SSH banner "SSH-2.0-" is read from 127.0.0.1:$1.  Sends a
 # client banner naming the probe, so the log shows what the connection was
 # (it is one "Connection from 127.0.0.1" line in the log).
@@ -180,15 +138,6 @@ banner_ok() {
         esac
         exit 1
     ' banner "$1" 2>/dev/null
-}
-
-log_tail() {
-    local log=$1
-    if [ -s "$log" ]; then
-        printf -- '--- last lines of %s ---\n' "$log" >&2
-        tail -n 30 "$log" >&2
-        printf -- '--- end of log ---\n' >&2
-    fi
 }
 
 # ------------------------------------------------------------------- stop

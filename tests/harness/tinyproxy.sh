@@ -29,6 +29,8 @@
 set -eu
 
 PROG=${0##*/}
+# shellcheck source=tests/harness/common.sh
+. "$(dirname "$0")/common.sh"
 AUTH_USER=imapwire-proxy
 AUTH_PASS=proxy-pass
 INSTANCES="open auth restricted"
@@ -36,34 +38,9 @@ PORT_open=''
 PORT_auth=''
 PORT_restricted=''
 
-die() {
-    printf '%s: error: %s\n' "$PROG" "$*" >&2
-    exit 1
-}
-
-note() {
-    printf '%s: %s\n' "$PROG" "$*" >&2
-}
-
 usage() {
     printf 'usage: %s start|stop DIR\n' "$PROG" >&2
     exit 2
-}
-
-abs_dir() {
-    local d=$1
-    case $d in
-        /*) ;;
-        *) d="$PWD/$d" ;;
-    esac
-    while [ "${#d}" -gt 1 ] && [ "${d%/}" != "$d" ]; do
-        d=${d%/}
-    done
-    case $d in
-        / | *[!A-Za-z0-9._/@+,-]*)
-            die "DIR '$d' is / or contains characters other than [A-Za-z0-9._/@+,-]" ;;
-    esac
-    printf '%s\n' "$d"
 }
 
 # A zombie still answers kill -0: only a process that is not one counts as alive.
@@ -86,37 +63,6 @@ running_pid() {
     case $comm in
         tinyproxy*) printf '%s\n' "$pid" ;;
     esac
-}
-
-port_is_listening() {
-    [ -n "$(ss -Htln "sport = :$1" 2>/dev/null)" ]
-}
-
-# Any socket on the port, in any state: a client's ephemeral port (32768-60999 on Linux)
-# makes bind() fail as surely as a listener does, and tinyproxy then exits without a word.
-port_is_used() {
-    [ -n "$(ss -Htan "sport = :$1" 2>/dev/null)" ]
-}
-
-pick_port() {
-    local i port
-    for i in $(seq 1 50); do
-        port=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40001 ))
-        if ! port_is_used "$port"; then
-            printf '%s\n' "$port"
-            return 0
-        fi
-        : "$i"
-    done
-    die "no free TCP port found in 20000-60000 after 50 tries"
-}
-
-log_tail() {
-    if [ -s "$1" ]; then
-        printf -- '--- last lines of %s ---\n' "$1" >&2
-        tail -n 30 "$1" >&2
-        printf -- '--- end of log ---\n' >&2
-    fi
 }
 
 stop_instance() {
