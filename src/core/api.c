@@ -17,13 +17,16 @@ static int iw_fail(DWORD err)
     return IMAP_ERROR;
 }
 
+/* 0: the caller may use it; 1: another thread owns it; 2: its asynchronous connect is
+ * still running (the loop thread is using it). */
 static int iw_owner_check(void *obj, void *arg)
 {
     const iw_client *c = obj;
     (void)arg;
-    return (c->options & IMAP_OPTION_FREETHREAD) ||
-                   __atomic_load_n(&c->owner, __ATOMIC_ACQUIRE) == iw_thread_id()
-               ? 0 : 1;
+    if (!(c->options & IMAP_OPTION_FREETHREAD) &&
+        __atomic_load_n(&c->owner, __ATOMIC_ACQUIRE) != iw_thread_id())
+        return 1;
+    return __atomic_load_n(&c->async_pending, __ATOMIC_ACQUIRE) ? 2 : 0;
 }
 
 static int iw_owner_swap(void *obj, void *arg)
@@ -36,7 +39,7 @@ static int iw_owner_swap(void *obj, void *arg)
 
 /* The live client behind h for the calling thread, or NULL with the error set. Once the
  * caller owns it, only the caller can free it, so the pointer stays good. */
-static iw_client *iw_client_for(HCLIENT h)
+static iw_client *iw_client_lookup(HCLIENT h, int allow_pending)
 {
     iw_client *c;
     int rc = 0;
@@ -49,11 +52,20 @@ static iw_client *iw_client_for(HCLIENT h)
         iw_set_error(ST_ERROR_INVALID_HANDLE);
         return NULL;
     }
-    if (rc != 0) {
+    if (rc == 1) {
         iw_set_error(ST_ERROR_NOT_HANDLE_OWNER);
         return NULL;
     }
+    if (rc == 2 && !allow_pending) {
+        iw_set_error(ST_ERROR_IN_PROGRESS);
+        return NULL;
+    }
     return c;
+}
+
+static iw_client *iw_client_for(HCLIENT h)
+{
+    return iw_client_lookup(h, 0);
 }
 
 static int iw_has_ctl(const char *s)
@@ -201,10 +213,6 @@ static HCLIENT iw_connect(const IMAPCONNECTINFO *in)
         rc = ST_ERROR_INVALID_PARAMETER;
         goto out;
     }
-    if (IW_INFO(in, lpEventProc) != NULL) {
-        rc = ST_ERROR_FEATURE_NOT_AVAILABLE;       /* the loop thread lands later */
-        goto out;
-    }
     c = iw_client_new();
     if (c == NULL) {
         rc = ST_ERROR_OUT_OF_MEMORY;
@@ -219,7 +227,9 @@ static HCLIENT iw_connect(const IMAPCONNECTINFO *in)
         goto out;
     }
     rc = iw_connect_begin(c);
-    if (rc == 0)
+    if (rc == 0 && IW_INFO(in, lpEventProc) != NULL)
+        rc = iw_async_start(c, IW_INFO(in, lpEventProc), IW_INFO(in, lpParam));
+    else if (rc == 0)
         rc = iw_drive(c, iw_connect_step, NULL, &c->cm.deadline_ms);
 out:
     if (rc != 0) {
@@ -279,12 +289,17 @@ HCLIENT ImapAsyncConnect(LPCTSTR lpszHostName, UINT nRemotePort, UINT nTimeout,
 
 INT ImapDisconnect(HCLIENT hClient)
 {
-    iw_client *c = iw_client_for(hClient);
+    /* A connect still running is abandoned: no event fires after this returns. */
+    iw_client *c = iw_client_lookup(hClient, 1);
+    int pending;
     if (c == NULL)
         return IMAP_ERROR;
     if (iw_handle_remove(hClient, IW_KIND_CLIENT) != c)
         return iw_fail(ST_ERROR_INVALID_HANDLE);
-    iw_client_close(c, 1);
+    pending = __atomic_load_n(&c->async_pending, __ATOMIC_ACQUIRE);
+    iw_async_cancel(c);
+    /* an abandoned connect gets no LOGOUT: the server may not even have greeted */
+    iw_client_close(c, !pending);
     iw_client_free(c);
     return 0;
 }

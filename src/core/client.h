@@ -53,6 +53,8 @@ typedef struct iw_client {
     char              *session_key;/* TLS resumption: "host port name" */
     int                tls_up;
     struct iw_forward *forward;    /* CREDENTIAL_TUNNEL_FORWARD: the forward in use */
+    int                async_pending;  /* an asynchronous connect is running (atomic) */
+    int                async_error;    /* its result, once the event has fired */
     IMAPTRACEPROC      trace;
     void              *trace_param;
     imapwire_layer    *top;
@@ -96,6 +98,10 @@ int  iw_capa_from_code(iw_client *c, const char *p, size_t n);
 /* connect.c */
 int  iw_connect_begin(iw_client *c);
 int  iw_connect_step(iw_client *c, void *arg, unsigned *want);
+
+/* async.c: connects run by the loop thread */
+int  iw_async_start(iw_client *c, IMAPEVENTPROC proc, void *param);
+void iw_async_cancel(iw_client *c);
 
 /* client.c */
 iw_client *iw_client_new(void);

@@ -17,8 +17,10 @@ int iw_initialized(void)
 
 static void iw_free_handle_obj(int kind, void *obj)
 {
-    if (kind == IW_KIND_CLIENT)
+    if (kind == IW_KIND_CLIENT) {
+        iw_async_cancel(obj);
         iw_client_free(obj);
+    }
     else if (kind == IW_KIND_FORWARD)
         iw_forward_close(obj);
 }

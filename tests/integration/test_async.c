@@ -1,0 +1,211 @@
+/* test_async.c: asynchronous connects on the library's one loop thread: many at once
+ * against Dovecot, events with the right errors, calls while pending, cancellation. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+#include "iwtest.h"
+
+static iwt_dovecot dv;
+
+static void setup(void)
+{
+    iwt_dovecot_load(&dv);
+    ck_assert(ImapInitialize(NULL, NULL));
+}
+
+static void teardown(void)
+{
+    ImapUninitialize();
+}
+
+typedef struct events {
+    int      count;                /* atomic */
+    int      failed;               /* atomic */
+    DWORD    last_error;
+    DWORD    thread;
+} events;
+
+static void on_event(HCLIENT h, UINT id, DWORD err, LPVOID param)
+{
+    events *e = param;
+    (void)h;
+    if (id != IMAP_EVENT_CONNECT)
+        return;
+    e->last_error = err;
+    e->thread = ImapGetCurrentThreadId();
+    if (err != 0)
+        __atomic_add_fetch(&e->failed, 1, __ATOMIC_ACQ_REL);
+    __atomic_add_fetch(&e->count, 1, __ATOMIC_ACQ_REL);
+}
+
+static int wait_events(events *e, int n, long long ms)
+{
+    long long until = iwt_now_ms() + ms;
+    while (__atomic_load_n(&e->count, __ATOMIC_ACQUIRE) < n && iwt_now_ms() < until)
+        usleep(2000);
+    return __atomic_load_n(&e->count, __ATOMIC_ACQUIRE);
+}
+
+/* Many connects at once from one thread; the loop thread carries them all. */
+START_TEST(many_at_once)
+{
+    static HCLIENT h[1000];
+    struct rlimit rl;
+    events e;
+    int n = 1000, i, fds;
+    long long t0, took;
+
+    /* each connect holds a socket: make room for them under the fd limit */
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < 4096 && rl.rlim_max >= 4096) {
+        rl.rlim_cur = 4096;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if ((long)rl.rlim_cur < n + 200)
+        n = (int)rl.rlim_cur - 200;
+    memset(&e, 0, sizeof e);
+    fds = iwt_count_fds();
+    t0 = iwt_now_ms();
+    for (i = 0; i < n; i++) {
+        h[i] = ImapAsyncConnect(dv.host, dv.port, 20, IMAP_OPTION_NONE, NULL, on_event, &e);
+        ck_assert_msg(h[i] != INVALID_CLIENT, "async connect %d: error %u", i,
+                      (unsigned)ImapGetLastError());
+    }
+    ck_assert_int_eq(wait_events(&e, n, 30000), n);
+    took = iwt_now_ms() - t0;
+    printf("async: %d connects ready in %lld ms on one loop thread\n", n, took);
+    ck_assert_int_eq(e.failed, 0);
+    ck_assert_uint_ne(e.thread, ImapGetCurrentThreadId());
+    /* ready handles are ordinary ones, owned by the thread that made them */
+    for (i = 0; i < n; i += 100) {
+        ck_assert_int_eq(ImapLogin(h[i], IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
+        ck_assert_int_eq(ImapCommand(h[i], "NOOP", NULL, 0), 0);
+    }
+    for (i = 0; i < n; i++)
+        ck_assert_int_eq(ImapDisconnect(h[i]), 0);
+    /* the loop thread's own wake-up descriptor stays until the last ImapUninitialize */
+    ck_assert_int_le(iwt_count_fds(), fds + 1);
+}
+END_TEST
+
+START_TEST(failures_are_events)
+{
+    iwt_fixture f;
+    events e;
+    HCLIENT h;
+    long long t0;
+
+    /* a silent server: the event carries the timeout, on time */
+    iwt_fixture_start(&f, "silent", 4);
+    memset(&e, 0, sizeof e);
+    t0 = iwt_now_ms();
+    h = ImapAsyncConnect("127.0.0.1", f.port, 1, IMAP_OPTION_NONE, NULL, on_event, &e);
+    ck_assert(h != INVALID_CLIENT);
+    /* while it runs, the handle answers "in progress" */
+    ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), IMAP_ERROR);
+    iwt_assert_error(ST_ERROR_IN_PROGRESS);
+    ck_assert_int_eq(wait_events(&e, 1, 5000), 1);
+    ck_assert_uint_eq(e.last_error, ST_ERROR_OPERATION_TIMEOUT);
+    ck_assert_int_lt(iwt_now_ms() - t0, 2500);
+    /* afterwards the handle is a failed one until it is disconnected */
+    ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), IMAP_ERROR);
+    iwt_assert_error(ST_ERROR_CONNECTION_CLOSED);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    iwt_fixture_stop(&f);
+
+    /* a BYE greeting */
+    iwt_fixture_start(&f, "bye", 4);
+    memset(&e, 0, sizeof e);
+    h = ImapAsyncConnect("127.0.0.1", f.port, 5, IMAP_OPTION_NONE, NULL, on_event, &e);
+    ck_assert(h != INVALID_CLIENT);
+    ck_assert_int_eq(wait_events(&e, 1, 5000), 1);
+    ck_assert_uint_eq(e.last_error, ST_ERROR_SERVER_REJECTED);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    iwt_fixture_stop(&f);
+
+    /* nobody listening */
+    memset(&e, 0, sizeof e);
+    h = ImapAsyncConnect("127.0.0.1", f.port, 5, IMAP_OPTION_NONE, NULL, on_event, &e);
+    ck_assert(h != INVALID_CLIENT);
+    ck_assert_int_eq(wait_events(&e, 1, 5000), 1);
+    ck_assert_uint_eq(e.last_error, ST_ERROR_CONNECTION_REFUSED);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+
+    /* arguments are still checked at once */
+    ck_assert(ImapAsyncConnect("127.0.0.1", dv.port, 5, IMAP_OPTION_NONE, NULL, NULL, NULL)
+              == INVALID_CLIENT);
+    iwt_assert_error(ST_ERROR_INVALID_PARAMETER);
+}
+END_TEST
+
+/* Disconnecting a connect that is still running abandons it: no event comes later. */
+START_TEST(cancel_while_pending)
+{
+    iwt_fixture f;
+    events e;
+    HCLIENT h;
+    int fds;
+
+    iwt_fixture_start(&f, "silent", 4);
+    memset(&e, 0, sizeof e);
+    fds = iwt_count_fds();
+    h = ImapAsyncConnect("127.0.0.1", f.port, 1, IMAP_OPTION_NONE, NULL, on_event, &e);
+    ck_assert(h != INVALID_CLIENT);
+    usleep(100000);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    ck_assert_int_eq(wait_events(&e, 1, 2000), 0);
+    ck_assert_int_le(iwt_count_fds(), fds + 1);
+    iwt_fixture_stop(&f);
+}
+END_TEST
+
+/* The event may free the handle itself. */
+static void disconnect_in_event(HCLIENT h, UINT id, DWORD err, LPVOID param)
+{
+    events *e = param;
+    (void)id;
+    e->last_error = err;
+    e->thread = (DWORD)ImapDisconnect(h);
+    __atomic_add_fetch(&e->count, 1, __ATOMIC_ACQ_REL);
+}
+
+START_TEST(disconnect_inside_event)
+{
+    events e;
+    HCLIENT h;
+    memset(&e, 0, sizeof e);
+    h = ImapAsyncConnect(dv.host, dv.port, 10, IMAP_OPTION_FREETHREAD, NULL, disconnect_in_event, &e);
+    ck_assert(h != INVALID_CLIENT);
+    ck_assert_int_eq(wait_events(&e, 1, 5000), 1);
+    ck_assert_uint_eq(e.last_error, 0);
+    ck_assert_uint_eq(e.thread, 0);            /* ImapDisconnect returned 0 */
+    ck_assert_int_eq(ImapDisconnect(h), IMAP_ERROR);
+    iwt_assert_error(ST_ERROR_INVALID_HANDLE);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("async");
+    TCase *tc = tcase_create("async");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, many_at_once);
+    tcase_add_test(tc, failures_are_events);
+    tcase_add_test(tc, cancel_while_pending);
+    tcase_add_test(tc, disconnect_inside_event);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
