@@ -78,7 +78,8 @@ nfds_t iw_pollset_to_pollfd(const imapwire_pollset *ps, struct pollfd *out);
 /* ---- callbacks from layers into the connection that owns them (client.c) ---- */
 void iw_core_note(void *core, const char *text);
 void iw_core_mark(void *core, int mark);
-int  iw_core_traces(void *core);              /* nonzero when a trace callback is set */
+int  iw_core_traces(void *core);
+int  iw_loop_is_current(void);                 /* called on the library's loop thread */              /* nonzero when a trace callback is set */
 
 /* ---- plugin.c ---- */
 void iw_plugins_unload_all(void);

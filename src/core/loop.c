@@ -147,6 +147,15 @@ static int iw_loop_start_locked(void)
     return 0;
 }
 
+int iw_loop_is_current(void)
+{
+    int yes;
+    pthread_mutex_lock(&iw_loop_lock);
+    yes = iw_loop_running && pthread_equal(pthread_self(), iw_loop_thread);
+    pthread_mutex_unlock(&iw_loop_lock);
+    return yes;
+}
+
 int iw_loop_add(iw_task *t)
 {
     int rc;

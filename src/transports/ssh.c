@@ -14,9 +14,10 @@
 #include <openssl/evp.h>
 #include "../security/ssh_policy.h"
 
-/* How often a connection that shares its session re-checks its channel: another thread
- * may have read our packets off the socket into libssh2's queue. */
+/* How often a connection that shares its session with another thread re-checks its
+ * channel: that thread may have read our packets off the socket into libssh2's queue. */
 #define SSH_SHARED_RECHECK_MS 20
+#define SSH_LOOP_RECHECK_MS 100
 
 enum { S_LOWER, S_HANDSHAKE, S_HOSTKEY, S_AUTH_LIST, S_AUTH_KEY, S_AUTH_AGENT_CONNECT,
        S_AUTH_AGENT, S_AUTH_PASSWORD, S_AUTH_KBD, S_READY, S_DEAD };
@@ -25,6 +26,9 @@ typedef struct ssh_session {
     struct ssh_session *next;
     unsigned char    id[32];        /* digest of server, account and secrets */
     unsigned         refs;
+    /* Channels driven by the loop thread and by other threads: a channel can only miss
+     * a wake-up when a different thread read its packets. */
+    unsigned         loop_drivers, other_drivers;
     pthread_mutex_t  lock;
     int              state, error;
     LIBSSH2_SESSION *s;
@@ -44,6 +48,7 @@ struct ssh_ctx {
     int              state;
     ssh_session     *sess;
     LIBSSH2_CHANNEL *channel;
+    int              on_loop;      /* made (and driven) by the loop thread */
 };
 
 static pthread_mutex_t ssh_list_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -560,6 +565,13 @@ static int ssh_create(imapwire_layer *l, const char *args)
     rc = ssh_session_get(&p, l->endpoint, &c->sess);
     if (rc != 0)
         return rc;
+    c->on_loop = iw_loop_is_current();
+    pthread_mutex_lock(&ssh_list_lock);
+    if (c->on_loop)
+        c->sess->loop_drivers++;
+    else
+        c->sess->other_drivers++;
+    pthread_mutex_unlock(&ssh_list_lock);
     c->state = L_SESSION;
     return 0;
 }
@@ -582,6 +594,12 @@ static void ssh_destroy(imapwire_layer *l)
         pthread_mutex_unlock(&s->lock);
         c->channel = NULL;
     }
+    pthread_mutex_lock(&ssh_list_lock);
+    if (c->on_loop)
+        s->loop_drivers--;
+    else
+        s->other_drivers--;
+    pthread_mutex_unlock(&ssh_list_lock);
     ssh_session_release(s);
     c->sess = NULL;
 }
@@ -712,9 +730,17 @@ static void ssh_pollset(imapwire_layer *l, unsigned want, imapwire_pollset *ps)
     }
     pthread_mutex_unlock(&s->lock);
     pthread_mutex_lock(&ssh_list_lock);
-    shared = s->refs > 1;
+    shared = s->other_drivers + (s->loop_drivers > 0 ? 1u : 0u) > 1;
+    /* Channels all on the loop thread are stepped together and ask for an immediate
+     * wake-up when libssh2 holds their data; a slow look-around stays as a safety net
+     * for what the queue check cannot see (e.g. a window change). */
+    if (!shared && s->loop_drivers > 1)
+        imapwire_pollset_wakeup(ps, iw_now_ms() + SSH_LOOP_RECHECK_MS);
     pthread_mutex_unlock(&ssh_list_lock);
-    if (shared || s->state != S_READY)
+    /* While our channel opens, its confirmation may be read off the socket by another
+     * channel's step: there is no per-channel queue to ask yet, so look again soon. */
+    if (shared || s->state != S_READY || c->state != L_UP || (want & IMAPWIRE_WANT_WRITE) ||
+        (c->state == L_UP && libssh2_channel_eof(c->channel)))
         imapwire_pollset_wakeup(ps, iw_now_ms() + SSH_SHARED_RECHECK_MS);
 }
 
