@@ -191,7 +191,7 @@ int iw_reader_parse(iw_reader *r, iw_response *out)
             r->line_start = r->scan;
         }
         if (r->scan >= r->len) {
-            if (r->len - r->line_start > r->max_line)
+            if (r->len - r->line_start > r->max_line + 1)
                 return ST_ERROR_RESPONSE_TOO_LARGE;
             return IMAPWIRE_AGAIN;
         }
@@ -200,16 +200,18 @@ int iw_reader_parse(iw_reader *r, iw_response *out)
             return ST_ERROR_INVALID_RESPONSE;  /* NUL never appears outside a literal */
         if (lf == NULL) {
             r->scan = r->len;
-            if (r->len - r->line_start > r->max_line)
+            /* one more byte may be the CR of a line exactly at the limit */
+            if (r->len - r->line_start > r->max_line + 1)
                 return ST_ERROR_RESPONSE_TOO_LARGE;
             return IMAPWIRE_AGAIN;
         }
         piece = (size_t)(lf - r->buf) - r->line_start;    /* without the LF */
+        if (piece > 0 && r->buf[r->line_start + piece - 1] == '\r')
+            piece--;
+        /* the limit is on the line's content: CRLF does not count */
         if (piece > r->max_line)
             return ST_ERROR_RESPONSE_TOO_LARGE;
         r->scan = (size_t)(lf - r->buf) + 1;
-        if (piece > 0 && r->buf[r->line_start + piece - 1] == '\r')
-            piece--;
         k = iw_literal_size(r->buf + r->line_start, piece, &lit);
         if (k < 0 || (k > 0 && (lit > r->max_literal || r->scan + lit > r->max_response)))
             return ST_ERROR_RESPONSE_TOO_LARGE;

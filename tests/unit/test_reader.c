@@ -337,6 +337,15 @@ START_TEST(line_limit_boundary)
     memcpy(line + 101, "\r\n", 2);
     ck_assert_int_eq(parse_one(&r, line, 103, &s), ST_ERROR_RESPONSE_TOO_LARGE);
     iw_reader_free(&r);
+    /* Exactly at the limit: the CRLF does not count against it. */
+    iw_reader_init(&r);
+    r.max_line = 100;
+    memset(line, 'x', sizeof line);
+    memcpy(line, "* ", 2);
+    memcpy(line + 100, "\r\n", 2);
+    ck_assert_int_eq(parse_one(&r, line, 102, &s), 0);
+    ck_assert_uint_eq(s.line_len, 100);
+    iw_reader_free(&r);
 }
 END_TEST
 
