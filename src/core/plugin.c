@@ -1,5 +1,6 @@
 /* plugin.c: ImapLoadPlugin: finds a plugin file, dlopens it privately, checks its ABI
  * and lets it register its transport types; plugins stay loaded until Uninitialize. */
+#define _GNU_SOURCE
 #include <dlfcn.h>
 #include <limits.h>
 #include <pthread.h>
@@ -30,16 +31,34 @@ static struct iw_plugin *iw_plugin_loaded_locked(void *dl)
     return NULL;
 }
 
-/* A bare name is looked for as NAME.so in IMAPWIRE_PLUGIN_PATH, then the install dir. */
+/* <directory of this library>/imapwire/plugins, so an install tree that was moved (or
+ * installed with another prefix) still finds its own plugins; "" if unknown. */
+static void iw_plugin_dir_beside_library(char *out, size_t size)
+{
+    Dl_info info;
+    const char *slash;
+    out[0] = '\0';
+    if (dladdr((void *)iw_plugin_dir_beside_library, &info) == 0 || info.dli_fname == NULL)
+        return;
+    slash = strrchr(info.dli_fname, '/');
+    if (slash != NULL && (size_t)(slash - info.dli_fname) + 20 < size)
+        snprintf(out, size, "%.*s/imapwire/plugins", (int)(slash - info.dli_fname),
+                 info.dli_fname);
+}
+
+/* A bare name is looked for as NAME.so in IMAPWIRE_PLUGIN_PATH, then the install dir,
+ * then beside the library. */
 static int iw_plugin_find(const char *name, char *out, size_t size)
 {
     const char *env = getenv("IMAPWIRE_PLUGIN_PATH");
-    char dirs[4096];
+    char dirs[4096], beside[1024];
     char *save = NULL, *dir;
 
     if (strlen(name) > 64 || strchr(name, '.') != NULL)
         return ST_ERROR_INVALID_PARAMETER;
-    snprintf(dirs, sizeof dirs, "%s%s%s", env ? env : "", env ? ":" : "", IMAPWIRE_PLUGIN_DIR);
+    iw_plugin_dir_beside_library(beside, sizeof beside);
+    snprintf(dirs, sizeof dirs, "%s%s%s%s%s", env ? env : "", env ? ":" : "", IMAPWIRE_PLUGIN_DIR,
+             beside[0] ? ":" : "", beside);
     for (dir = strtok_r(dirs, ":", &save); dir != NULL; dir = strtok_r(NULL, ":", &save)) {
         int n = snprintf(out, size, "%s/%s.so", dir, name);
         if (n > 0 && (size_t)n < size && access(out, R_OK) == 0)

@@ -12,6 +12,13 @@ cmake --install "$build" --prefix "$prefix" >/dev/null
 . "$(dirname "$envfile")/env.sh"
 
 libdir=$(ls -d "$prefix"/lib*/pkgconfig | head -n 1)
+# the shipped plugins land under the prefix too, beside the library that finds them
+for p in socks5 httpconnect command; do
+    [ -f "$(dirname "$libdir")/imapwire/plugins/$p.so" ] || {
+        echo "run.sh: plugin $p.so not installed under $prefix" >&2
+        exit 1
+    }
+done
 export PKG_CONFIG_PATH="$libdir"
 cc_flags="${IMAPWIRE_CONSUMER_CFLAGS:-}"
 # shellcheck disable=SC2046,SC2086
