@@ -9,7 +9,8 @@
 #include <unistd.h>
 #include "loop.h"
 
-#define IW_LOOP_MAX_FDS 4096
+/* The poll array grows with the tasks; it starts small and never shrinks. */
+#define IW_LOOP_FIRST_FDS 64
 
 static pthread_mutex_t iw_loop_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t iw_loop_cond = PTHREAD_COND_INITIALIZER;
@@ -69,14 +70,14 @@ static void iw_loop_intake(void)
 
 static void *iw_loop_main(void *arg)
 {
-    static struct pollfd pfd[IW_LOOP_MAX_FDS];
+    struct pollfd *pfd = NULL;
+    size_t cap = 0;
     (void)arg;
     for (;;) {
         imapwire_pollset ps;
         iw_task **pp, *t;
         int64_t now, until = 0;
         nfds_t n = 1;
-        unsigned i;
 
         pthread_mutex_lock(&iw_loop_lock);
         iw_loop_intake();
@@ -95,18 +96,34 @@ static void *iw_loop_main(void *arg)
                 pp = &t->next;
             }
         }
+        if (cap == 0) {
+            pfd = malloc(IW_LOOP_FIRST_FDS * sizeof *pfd);
+            if (pfd == NULL) {
+                poll(NULL, 0, 10);     /* no memory for even the wake-up: try again soon */
+                continue;
+            }
+            cap = IW_LOOP_FIRST_FDS;
+        }
         pfd[0].fd = iw_loop_wake_fd;
         pfd[0].events = POLLIN;
         pfd[0].revents = 0;
         for (t = iw_tasks; t != NULL; t = t->next) {
             memset(&ps, 0, sizeof ps);
             t->pollset(t, &ps);
-            for (i = 0; i < ps.count && n < IW_LOOP_MAX_FDS; i++, n++) {
-                pfd[n].fd = ps.fds[i].fd;
-                pfd[n].events = (short)(((ps.fds[i].want & IMAPWIRE_WANT_READ) ? POLLIN : 0) |
-                                        ((ps.fds[i].want & IMAPWIRE_WANT_WRITE) ? POLLOUT : 0));
-                pfd[n].revents = 0;
+            if (n + IMAPWIRE_POLLSET_MAX > cap) {
+                size_t ncap = cap ? cap * 2 : IW_LOOP_FIRST_FDS;
+                struct pollfd *np = realloc(pfd, ncap * sizeof *np);
+                if (np == NULL) {
+                    /* out of memory: this task is looked at again shortly instead */
+                    imapwire_pollset_wakeup(&ps, iw_now_ms() + 10);
+                    ps.count = 0;
+                } else {
+                    pfd = np;
+                    cap = ncap;
+                }
             }
+            if (ps.count > 0)
+                n += iw_pollset_to_pollfd(&ps, pfd + n);
             if (ps.wakeup_ms != 0 && (until == 0 || ps.wakeup_ms < until))
                 until = ps.wakeup_ms;
         }
@@ -127,6 +144,7 @@ static void *iw_loop_main(void *arg)
         iw_tasks = t->next;
         t->release(t);
     }
+    free(pfd);
     return NULL;
 }
 

@@ -62,3 +62,42 @@ pick_port() {
     done
     die "no free port found in 20000-32767 after 50 tries"
 }
+
+# A live (not zombie) process.
+alive() {
+    local state
+    kill -0 "$1" 2>/dev/null || return 1
+    state=$(sed -n 's/^[0-9]* ([^)]*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null || true)
+    [ -n "$state" ] && [ "$state" != Z ]
+}
+
+# The pid in FILE if that process is alive and its name starts with PREFIX, else nothing:
+# a stale pid file never makes a stop signal an unrelated process.
+pid_from_file() {
+    local file=$1 prefix=$2 pid comm
+    [ -r "$file" ] || return 0
+    pid=$(head -n 1 "$file" 2>/dev/null || true)
+    case $pid in
+        '' | *[!0-9]*) return 0 ;;
+    esac
+    alive "$pid" || return 0
+    comm=$(cat "/proc/$pid/comm" 2>/dev/null || true)
+    case $comm in
+        "$prefix"*) printf '%s\n' "$pid" ;;
+    esac
+    return 0
+}
+
+# NAME's path: $ENVVAR if set, else PATH, else /usr/sbin; dies naming PACKAGE.
+find_program() {
+    local name=$1 override=$2 package=$3
+    if [ -n "$override" ]; then
+        printf '%s\n' "$override"
+    elif command -v "$name" >/dev/null 2>&1; then
+        command -v "$name"
+    elif [ -x "/usr/sbin/$name" ]; then
+        printf '%s\n' "/usr/sbin/$name"
+    else
+        die "$name not found (install $package, see scripts/install-deps.sh)"
+    fi
+}

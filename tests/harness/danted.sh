@@ -27,6 +27,12 @@ set -eu
 PROG=${0##*/}
 # shellcheck source=tests/harness/common.sh
 . "$(dirname "$0")/common.sh"
+
+running_pid() {
+    local dir=$1
+    pid_from_file "$dir/danted.pid" danted
+}
+
 SOCKS_USER=imapwire-socks
 SOCKS_PASS=socks-pass
 # serializes useradd/chpasswd of concurrent starts in different DIRs
@@ -35,28 +41,6 @@ USER_LOCK=/run/imapwire-danted-user.lock
 usage() {
     printf 'usage: %s start|stop DIR\n' "$PROG" >&2
     exit 2
-}
-
-# A zombie still answers kill -0: only a process that is not one counts as alive.
-alive() {
-    local state
-    kill -0 "$1" 2>/dev/null || return 1
-    state=$(sed -n 's/^[0-9]* ([^)]*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null || true)
-    [ -n "$state" ] && [ "$state" != Z ]
-}
-
-running_pid() {
-    local dir=$1 pid comm
-    [ -r "$dir/danted.pid" ] || return 0
-    pid=$(head -n 1 "$dir/danted.pid" 2>/dev/null || true)
-    case $pid in
-        '' | *[!0-9]*) return 0 ;;
-    esac
-    alive "$pid" || return 0
-    comm=$(cat "/proc/$pid/comm" 2>/dev/null || true)
-    case $comm in
-        danted*) printf '%s\n' "$pid" ;;
-    esac
 }
 
 do_stop() {

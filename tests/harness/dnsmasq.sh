@@ -35,38 +35,17 @@ set -eu
 PROG=${0##*/}
 # shellcheck source=tests/harness/common.sh
 . "$(dirname "$0")/common.sh"
+
+running_pid() {
+    local dir=$1
+    pid_from_file "$dir/dnsmasq.pid" dnsmasq
+}
+
 DOMAIN=imapwire.test
 
 usage() {
     printf 'usage: %s start|stop DIR\n' "$PROG" >&2
     exit 2
-}
-
-find_dnsmasq() {
-    if [ -n "${DNSMASQ_BIN:-}" ]; then
-        printf '%s\n' "$DNSMASQ_BIN"
-    elif command -v dnsmasq >/dev/null 2>&1; then
-        command -v dnsmasq
-    elif [ -x /usr/sbin/dnsmasq ]; then
-        printf '%s\n' /usr/sbin/dnsmasq
-    else
-        die "dnsmasq not found (install dnsmasq-base)"
-    fi
-}
-
-# pid of a live dnsmasq for DIR, or nothing
-running_pid() {
-    local dir=$1 pid comm
-    [ -r "$dir/dnsmasq.pid" ] || return 0
-    pid=$(head -n 1 "$dir/dnsmasq.pid" 2>/dev/null || true)
-    case $pid in
-        '' | *[!0-9]*) return 0 ;;
-    esac
-    kill -0 "$pid" 2>/dev/null || return 0
-    comm=$(cat "/proc/$pid/comm" 2>/dev/null || true)
-    case $comm in
-        dnsmasq*) printf '%s\n' "$pid" ;;
-    esac
 }
 
 # true if 127.0.0.1:$1 is bound for both UDP and TCP
@@ -232,7 +211,7 @@ write_env() {
 # ------------------------------------------------------------------ start
 do_start() {
     local dir=$1 bin port pid attempt out timeout_s i ok norr order
-    bin=$(find_dnsmasq)
+    bin=$(find_program dnsmasq "${DNSMASQ_BIN:-}" dnsmasq-base)
     command -v ss >/dev/null 2>&1 || die "ss not found (install iproute2)"
     timeout_s=${DNSMASQ_START_TIMEOUT:-10}
 

@@ -25,6 +25,12 @@ PROG=${0##*/}
 # shellcheck source=tests/harness/common.sh
 . "$(dirname "$0")/common.sh"
 
+running_pid() {
+    local dir=$1
+    pid_from_file "$dir/run/master.pid" dovecot
+}
+
+
 # ----------------------------------------------------------------- accounts
 # Account 2's password deliberately contains a double quote, a backslash, a
 # space and a non-ASCII character (U+00F6, 2 bytes in UTF-8), so it must be
@@ -42,33 +48,6 @@ MAIL_SYSUSER=imapwire-mail
 usage() {
     printf 'usage: %s start|stop DIR\n' "$PROG" >&2
     exit 2
-}
-
-find_dovecot() {
-    if [ -n "${DOVECOT_BIN:-}" ]; then
-        printf '%s\n' "$DOVECOT_BIN"
-    elif command -v dovecot >/dev/null 2>&1; then
-        command -v dovecot
-    elif [ -x /usr/sbin/dovecot ]; then
-        printf '%s\n' /usr/sbin/dovecot
-    else
-        die "dovecot not found (install dovecot-imapd, see scripts/install-deps.sh)"
-    fi
-}
-
-# pid of a live dovecot master for DIR, or nothing
-running_pid() {
-    local dir=$1 pid comm
-    [ -r "$dir/run/master.pid" ] || return 0
-    pid=$(head -n 1 "$dir/run/master.pid" 2>/dev/null || true)
-    case $pid in
-        '' | *[!0-9]*) return 0 ;;
-    esac
-    kill -0 "$pid" 2>/dev/null || return 0
-    comm=$(cat "/proc/$pid/comm" 2>/dev/null || true)
-    case $comm in
-        dovecot*) printf '%s\n' "$pid" ;;
-    esac
 }
 
 # Succeeds if an IMAP greeting "* OK" is read from 127.0.0.1:$1.
@@ -368,7 +347,7 @@ write_env() {
 do_start() {
     local dir=$1 dovecot_bin mail_uid mail_gid port pid attempt out timeout_s
     local i waited imaps_port want_imaps
-    dovecot_bin=$(find_dovecot)
+    dovecot_bin=$(find_program dovecot "${DOVECOT_BIN:-}" dovecot-imapd)
     command -v ss >/dev/null 2>&1 || die "ss not found (install iproute2)"
     timeout_s=${DOVECOT_START_TIMEOUT:-15}
 

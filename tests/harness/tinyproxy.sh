@@ -31,6 +31,12 @@ set -eu
 PROG=${0##*/}
 # shellcheck source=tests/harness/common.sh
 . "$(dirname "$0")/common.sh"
+
+running_pid() {
+    local idir=$1
+    pid_from_file "$idir/tinyproxy.pid" tinyproxy
+}
+
 AUTH_USER=imapwire-proxy
 AUTH_PASS=proxy-pass
 INSTANCES="open auth restricted"
@@ -41,28 +47,6 @@ PORT_restricted=''
 usage() {
     printf 'usage: %s start|stop DIR\n' "$PROG" >&2
     exit 2
-}
-
-# A zombie still answers kill -0: only a process that is not one counts as alive.
-alive() {
-    local state
-    kill -0 "$1" 2>/dev/null || return 1
-    state=$(sed -n 's/^[0-9]* ([^)]*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null || true)
-    [ -n "$state" ] && [ "$state" != Z ]
-}
-
-running_pid() {
-    local idir=$1 pid comm
-    [ -r "$idir/tinyproxy.pid" ] || return 0
-    pid=$(head -n 1 "$idir/tinyproxy.pid" 2>/dev/null || true)
-    case $pid in
-        '' | *[!0-9]*) return 0 ;;
-    esac
-    alive "$pid" || return 0
-    comm=$(cat "/proc/$pid/comm" 2>/dev/null || true)
-    case $comm in
-        tinyproxy*) printf '%s\n' "$pid" ;;
-    esac
 }
 
 stop_instance() {
