@@ -107,12 +107,14 @@ static int iw_prepare_tls(iw_client *c, const char *host, unsigned port)
     if (n == 0)
         return ST_ERROR_INVALID_PARAMETER;
     c->verify_name = malloc(n + 1);
-    c->session_key = malloc(strlen(host) + n + 16);
-    if (c->verify_name == NULL || c->session_key == NULL)
+    if (c->verify_name == NULL)
         return ST_ERROR_OUT_OF_MEMORY;
     memcpy(c->verify_name, name, n);
     c->verify_name[n] = '\0';
-    sprintf(c->session_key, "%s %u %s", host, port, c->verify_name);
+    c->session_key = iw_tls_session_key(host, port, c->verify_name,
+                                        !(c->options & IMAP_OPTION_TRUSTEDSITE));
+    if (c->session_key == NULL)
+        return ST_ERROR_OUT_OF_MEMORY;
     rc = iw_tls_ctx_acquire(c->creds, &c->tls_ctx);
     return rc;
 }

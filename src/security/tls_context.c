@@ -1,10 +1,13 @@
 /* tls_context.c: SSL_CTX objects shared by every connect with the same protocol set,
  * trust anchors and client certificate, and the client session cache they carry. */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 #include <openssl/x509v3.h>
 #include "tls_policy.h"
 
@@ -19,7 +22,7 @@ typedef struct iw_tls_session {
 struct iw_tls_ctx {
     struct iw_tls_ctx *next;
     unsigned      refs;
-    unsigned char id[32];          /* SHA-256 of everything that shaped the context */
+    unsigned char id[32];          /* iw_ctx_id(): keyed HMAC of what shaped the context */
     SSL_CTX      *ssl;
     iw_tls_session sessions[IW_TLS_SESSIONS];
     uint64_t      clock;
@@ -29,35 +32,48 @@ static pthread_mutex_t iw_tls_lock = PTHREAD_MUTEX_INITIALIZER;
 static iw_tls_ctx *iw_tls_list;
 static int iw_tls_ex_index = -1;       /* SSL ex_data slot: the session key of a layer */
 
-static void iw_hash_str(EVP_MD_CTX *md, const char *s)
+/* Contexts are found by an HMAC of what shaped them under a key made once per process,
+ * so the id (kept for the process's life) reveals nothing of the passphrase in it. */
+static unsigned char iw_id_key[32];
+static int iw_id_key_ready;            /* under iw_tls_lock; retried until RAND works */
+
+static void iw_id_add(iw_sb *sb, const char *s)
 {
-    /* The length first, so ("ab","c") and ("a","bc") differ. */
+    /* The length first, so ("ab","c") and ("a","bc") differ, and NULL differs from "". */
     size_t n = s ? strlen(s) + 1 : 0;
-    EVP_DigestUpdate(md, &n, sizeof n);
+    iw_sb_add(sb, &n, sizeof n);
     if (s)
-        EVP_DigestUpdate(md, s, n);
+        iw_sb_add(sb, s, n);
 }
 
 static int iw_ctx_id(const struct iw_creds *c, unsigned char id[32])
 {
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    iw_sb sb = {0};
     DWORD proto = c ? c->protocol : 0;
     unsigned int n = 0;
-    int ok;
-    if (md == NULL)
+    int rc = 0;
+
+    pthread_mutex_lock(&iw_tls_lock);
+    if (!iw_id_key_ready && RAND_bytes(iw_id_key, sizeof iw_id_key) == 1)
+        iw_id_key_ready = 1;
+    pthread_mutex_unlock(&iw_tls_lock);
+    if (!iw_id_key_ready)
         return ST_ERROR_OUT_OF_MEMORY;
-    ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-    EVP_DigestUpdate(md, &proto, sizeof proto);
-    iw_hash_str(md, c ? c->ca_file : NULL);
-    iw_hash_str(md, c ? c->ca_path : NULL);
-    iw_hash_str(md, c ? c->certificate : NULL);
-    iw_hash_str(md, c ? c->private_key : NULL);
-    /* The passphrase is part of the identity (a wrong one must fail every time), but
-     * only its digest is kept. */
-    iw_hash_str(md, c ? c->password : NULL);
-    ok = ok && EVP_DigestFinal_ex(md, id, &n);
-    EVP_MD_CTX_free(md);
-    return ok && n == 32 ? 0 : ST_ERROR_OUT_OF_MEMORY;
+    iw_sb_add(&sb, &proto, sizeof proto);
+    iw_id_add(&sb, c ? c->ca_file : NULL);
+    iw_id_add(&sb, c ? c->ca_path : NULL);
+    iw_id_add(&sb, c ? c->certificate : NULL);
+    iw_id_add(&sb, c ? c->private_key : NULL);
+    /* The passphrase is part of the identity: a wrong one must fail every time. */
+    iw_id_add(&sb, c ? c->password : NULL);
+    if (sb.err != 0)
+        rc = sb.err;
+    else if (HMAC(EVP_sha256(), iw_id_key, sizeof iw_id_key, (const unsigned char *)sb.p, sb.len,
+                  id, &n) == NULL || n != 32)
+        rc = ST_ERROR_OUT_OF_MEMORY;
+    iw_sb_free(&sb);                   /* wipes the passphrase copy */
+    ERR_clear_error();
+    return rc;
 }
 
 /* OpenSSL hands every new client session here (TLS 1.3 tickets arrive after the
@@ -100,6 +116,18 @@ static int iw_new_session(SSL *ssl, SSL_SESSION *sess)
     }
     pthread_mutex_unlock(&iw_tls_lock);
     return 0;
+}
+
+char *iw_tls_session_key(const char *host, unsigned port, const char *verify_name, int verify)
+{
+    /* Lengths before strings: no host or name can make two keys collide. A session made
+     * without verification is filed apart, so no verifying connect is ever offered it. */
+    size_t n = strlen(host) + strlen(verify_name) + 64;
+    char *key = malloc(n);
+    if (key != NULL)
+        snprintf(key, n, "%s %zu:%s %u %zu:%s", verify ? "verified" : "unverified",
+                 strlen(host), host, port, strlen(verify_name), verify_name);
+    return key;
 }
 
 SSL_SESSION *iw_tls_session_get(iw_tls_ctx *t, const char *key)

@@ -14,7 +14,7 @@ typedef struct iw_tls_params {
     iw_tls_ctx *ctx;
     const char *verify_name;       /* host name or IP literal (no brackets) */
     int         verify;            /* 0 with IMAP_OPTION_TRUSTEDSITE */
-    const char *session_key;       /* "host port name" */
+    const char *session_key;       /* iw_tls_session_key() */
 } iw_tls_params;
 
 /* A context for these credentials, built once and shared: 0, or an ST_ERROR_* with
@@ -26,6 +26,10 @@ SSL_CTX *iw_tls_ctx_ssl(iw_tls_ctx *t);
 void iw_tls_shutdown(void);             /* last ImapUninitialize: drop every context */
 int  iw_tls_ex_slot(void);              /* SSL ex_data index holding the session key */
 
+/* The resumption key of a connect: everything that decided trust and is not already
+ * part of the context (CA files and client certificate are): where it went, the name
+ * verified and whether verification was on. malloc'd, NULL when out of memory. */
+char *iw_tls_session_key(const char *host, unsigned port, const char *verify_name, int verify);
 /* Resumption: the session saved under key (a new reference), or NULL. */
 SSL_SESSION *iw_tls_session_get(iw_tls_ctx *t, const char *key);
 

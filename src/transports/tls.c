@@ -197,6 +197,17 @@ static int tls_connect(imapwire_layer *l, int *done)
     t->below_wants = 0;
     ret = SSL_connect(t->ssl);
     if (ret == 1) {
+        /* A resumed handshake verifies nothing: the result is the one stored with the
+         * session. Check it every time, so no path through the cache skips the check. */
+        if (t->verify) {
+            long vr = SSL_get_verify_result(t->ssl);
+            X509 *peer = SSL_get0_peer_certificate(t->ssl);
+            if (vr != X509_V_OK || peer == NULL) {
+                l->host->trace(l, "tls: the server certificate failed verification%s",
+                               SSL_session_reused(t->ssl) ? " (resumed session refused)" : "");
+                return iw_tls_verify_error(vr == X509_V_OK ? X509_V_ERR_UNSPECIFIED : vr);
+            }
+        }
         t->state = TLS_UP;
         *done = 1;
         l->host->trace(l, "tls: %s %s%s", SSL_get_version(t->ssl), SSL_get_cipher_name(t->ssl),

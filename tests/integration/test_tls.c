@@ -244,6 +244,111 @@ START_TEST(resumption)
 }
 END_TEST
 
+/* Orderings that decide trust: a session cached by one connect must never let a later
+ * connect skip a check that the later one asked for. Each round uses TLS 1.2 (_i 0) or
+ * TLS 1.3 (_i 1), because resumption works differently in each. */
+static const DWORD resume_protos[] = { SECURITY_PROTOCOL_TLS12, SECURITY_PROTOCOL_TLS13 };
+
+static HCLIENT connect_proto(unsigned port, DWORD options, SECURITYCREDENTIALS *sc)
+{
+    return ImapConnect("127.0.0.1", port, 10, options, sc);
+}
+
+static DWORD resumed_status(HCLIENT h, BOOL *resumed)
+{
+    SECURITYINFO si;
+    memset(&si, 0, sizeof si);
+    si.dwSize = sizeof si;
+    ck_assert_int_eq(ImapGetSecurityInformation(h, &si), 0);
+    *resumed = si.bSessionResumed;
+    return si.dwCertificateStatus;
+}
+
+/* TRUSTEDSITE with a CA that does not sign the server, then a verifying connect with the
+ * same credentials: the second must fail as untrusted, not resume the first's session. */
+START_TEST(trustedsite_then_verify)
+{
+    SECURITYCREDENTIALS sc = creds_ca();
+    char wrong_ca[700];
+    BOOL resumed;
+    HCLIENT h;
+    int round;
+
+    snprintf(wrong_ca, sizeof wrong_ca, "%s/selfsigned.pem", certs);
+    sc.lpszCAFile = wrong_ca;
+    sc.dwProtocol = resume_protos[_i];
+    for (round = 0; round < 2; round++) {
+        h = connect_proto(dv.imaps_port, IMAP_OPTION_SECURE_IMPLICIT | IMAP_OPTION_TRUSTEDSITE, &sc);
+        ck_assert_msg(h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+        ck_assert_uint_eq(resumed_status(h, &resumed), CERTIFICATE_STATUS_NOT_CHECKED);
+        /* the session is complete (TLS 1.3 tickets come after the handshake) */
+        ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), 0);
+        ck_assert_int_eq(ImapDisconnect(h), 0);
+    }
+    h = connect_proto(dv.imaps_port, IMAP_OPTION_SECURE_IMPLICIT, &sc);
+    if (h != INVALID_CLIENT) {
+        DWORD st = resumed_status(h, &resumed);
+        /* the hole: the password would go to a server nobody verified */
+        ImapDisconnect(h);
+        ck_abort_msg("verifying connect succeeded (status %u, resumed %d)", (unsigned)st, resumed);
+    }
+    iwt_assert_error(ST_ERROR_CERTIFICATE_UNTRUSTED);
+    /* and over STARTTLS, the same */
+    h = connect_proto(dv.port, IMAP_OPTION_SECURE_EXPLICIT, &sc);
+    if (h != INVALID_CLIENT) {
+        ImapDisconnect(h);
+        ck_abort_msg("verifying STARTTLS connect succeeded");
+    }
+    iwt_assert_error(ST_ERROR_CERTIFICATE_UNTRUSTED);
+}
+END_TEST
+
+/* A verified session does resume for the same checks, and only for them: another name,
+ * another CA file or TRUSTEDSITE each get a session of their own. */
+START_TEST(resumption_keyed_by_trust)
+{
+    SECURITYCREDENTIALS sc = creds_ca();
+    char wrong_ca[700];
+    BOOL resumed;
+    HCLIENT h;
+    int round;
+
+    snprintf(wrong_ca, sizeof wrong_ca, "%s/selfsigned.pem", certs);
+    sc.dwProtocol = resume_protos[_i];
+    sc.lpszServerName = "localhost";
+    for (round = 0; round < 2; round++) {
+        h = connect_proto(dv.imaps_port, IMAP_OPTION_SECURE_IMPLICIT, &sc);
+        ck_assert_msg(h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+        ck_assert_uint_eq(resumed_status(h, &resumed), CERTIFICATE_STATUS_VALID);
+        ck_assert_msg(resumed == (round == 1), "round %d resumed %d", round, resumed);
+        ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), 0);
+        ck_assert_int_eq(ImapDisconnect(h), 0);
+    }
+    /* name A's session is not name B's */
+    sc.lpszServerName = "imap.other.example";
+    ck_assert(connect_proto(dv.imaps_port, IMAP_OPTION_SECURE_IMPLICIT, &sc) == INVALID_CLIENT);
+    iwt_assert_error(ST_ERROR_CERTIFICATE_NAME_MISMATCH);
+    /* a CA file that does not sign the server gets no session verified with another */
+    sc.lpszServerName = "localhost";
+    sc.lpszCAFile = wrong_ca;
+    ck_assert(connect_proto(dv.imaps_port, IMAP_OPTION_SECURE_IMPLICIT, &sc) == INVALID_CLIENT);
+    iwt_assert_error(ST_ERROR_CERTIFICATE_UNTRUSTED);
+    /* TRUSTEDSITE does its own full handshake and says NOT_CHECKED */
+    sc.lpszCAFile = ca;
+    h = connect_proto(dv.imaps_port, IMAP_OPTION_SECURE_IMPLICIT | IMAP_OPTION_TRUSTEDSITE, &sc);
+    ck_assert_msg(h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    ck_assert_uint_eq(resumed_status(h, &resumed), CERTIFICATE_STATUS_NOT_CHECKED);
+    ck_assert_msg(!resumed, "TRUSTEDSITE resumed a verified session");
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    /* the verified one is still there for the verifying connect */
+    h = connect_proto(dv.imaps_port, IMAP_OPTION_SECURE_IMPLICIT, &sc);
+    ck_assert_msg(h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    ck_assert_uint_eq(resumed_status(h, &resumed), CERTIFICATE_STATUS_VALID);
+    ck_assert(resumed);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+}
+END_TEST
+
 /* Unusable client credentials fail before a single byte reaches the server. */
 START_TEST(client_key_errors_before_traffic)
 {
@@ -311,6 +416,8 @@ int main(void)
     tcase_add_loop_test(tc, bad_certificate, 0, (int)(sizeof bad_certs / sizeof bad_certs[0]));
     tcase_add_test(tc, trustedsite_dovecot);
     tcase_add_test(tc, resumption);
+    tcase_add_loop_test(tc, trustedsite_then_verify, 0, 2);
+    tcase_add_loop_test(tc, resumption_keyed_by_trust, 0, 2);
     tcase_add_test(tc, client_key_errors_before_traffic);
     tcase_add_test(tc, caller_forward_needs_server_name);
     suite_add_tcase(s, tc);
