@@ -5,7 +5,7 @@
 # Plugins that must be refused; built like real ones (MODULE, public SDK only) but kept
 # out of the plugin directory, so auto-loading can never pick them up.
 set(IW_SDK_PLUGIN_DIR ${CMAKE_BINARY_DIR}/sdk-plugins)
-set(iw_sdk_test_plugins badabi noentry dupname typeabi)
+set(iw_sdk_test_plugins badabi noentry dupname typeabi evil)
 foreach(p ${iw_sdk_test_plugins})
   add_library(sdk_${p} MODULE ${CMAKE_CURRENT_SOURCE_DIR}/sdk/${p}.c)
   set_target_properties(sdk_${p} PROPERTIES PREFIX "" SUFFIX ".so" OUTPUT_NAME ${p}

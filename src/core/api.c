@@ -1,5 +1,6 @@
 /* api.c: the public entry points of the standard connect API: argument checks, handle
  * lookup and ownership, then one call into the connect machine or the session code. */
+#define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,14 +147,21 @@ static int iw_prepare(iw_client *c, const IMAPCONNECTINFO *in)
     if (rc != 0)
         return rc;
 
+    /* secure_getenv: a setuid or file-capability program ignores the environment. */
     c->transport = iw_strdup(IW_INFO(in, lpszTransport));
-    if (IW_INFO(in, lpszTransport) == NULL && (env = getenv("IMAPWIRE_TRANSPORT")) != NULL &&
+    if (IW_INFO(in, lpszTransport) == NULL && (env = secure_getenv("IMAPWIRE_TRANSPORT")) != NULL &&
         *env != '\0')
         c->transport = iw_strdup(env);
+    if (c->transport != NULL) {
+        char name[IW_TYPE_NAME_MAX + 1];
+        const char *args;
+        if (iw_transport_spec_split(c->transport, name, &args) != 0)
+            return ST_ERROR_INVALID_PARAMETER;
+    }
     c->local_address = iw_strdup(IW_INFO(in, lpszLocalAddress));
     c->dns_servers = iw_strdup(IW_INFO(in, lpszDnsServers));
-    if (IW_INFO(in, lpszDnsServers) == NULL && (env = getenv("IMAPWIRE_DNS_SERVERS")) != NULL &&
-        *env != '\0')
+    if (IW_INFO(in, lpszDnsServers) == NULL &&
+        (env = secure_getenv("IMAPWIRE_DNS_SERVERS")) != NULL && *env != '\0')
         c->dns_servers = iw_strdup(env);
     if (c->dns_servers != NULL && !iw_dns_servers_valid(c->dns_servers))
         return ST_ERROR_INVALID_PARAMETER;

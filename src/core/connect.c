@@ -70,11 +70,10 @@ int iw_core_ssh_params(void *core, iw_ssh_params *out)
  * named there (not a bottom one) is stacked over TCP. */
 static int iw_build_chain(iw_client *c)
 {
-    char name[32];
-    const char *spec = c->transport, *args = NULL, *colon;
+    char name[IW_TYPE_NAME_MAX + 1];
+    const char *spec = c->transport, *args = NULL;
     imapwire_layer *bottom = NULL, *top = NULL;
     unsigned flags = 0;
-    size_t n;
     int rc;
 
     /* An in-process SSH tunnel is the bottom; it makes its own hop to the SSH server. */
@@ -83,14 +82,11 @@ static int iw_build_chain(iw_client *c)
         spec = "ssh";
     if (spec == NULL || *spec == '\0')
         spec = "tcp";
-    colon = strchr(spec, ':');
-    n = colon ? (size_t)(colon - spec) : strlen(spec);
-    if (n == 0 || n >= sizeof name)
-        return ST_ERROR_INVALID_PARAMETER;
-    memcpy(name, spec, n);
-    name[n] = '\0';
-    if (colon != NULL)
-        args = colon + 1;
+    /* Only a valid name reaches the loader, which then looks in the plugin
+     * directories: a transport string never names a file. */
+    rc = iw_transport_spec_split(spec, name, &args);
+    if (rc != 0)
+        return rc;
     rc = iw_transport_flags(name, &flags);
     if (rc == ST_ERROR_TRANSPORT_NOT_FOUND && iw_plugin_load(name) == 0)
         rc = iw_transport_flags(name, &flags);

@@ -48,7 +48,13 @@ void     *iw_handle_visit(uintptr_t h, int kind, int (*fn)(void *obj, void *arg)
 DWORD iw_thread_id(void);
 
 /* ---- registry.c ---- */
+#define IW_TYPE_NAME_MAX 31
 typedef struct iw_type_entry iw_type_entry;
+int   iw_transport_name_valid(const char *p, size_t n);   /* [a-z0-9_-]{1,31} */
+/* "name" or "name:args": the name checked and copied, *args after the colon or NULL;
+ * 0 or ST_ERROR_INVALID_PARAMETER. */
+int   iw_transport_spec_split(const char *spec, char name[IW_TYPE_NAME_MAX + 1],
+                              const char **args);
 int   iw_registry_init(void);
 void  iw_registry_shutdown(void);
 int   iw_registry_add(const imapwire_transport_type *type, void *plugin_owner);

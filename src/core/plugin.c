@@ -50,7 +50,7 @@ static void iw_plugin_dir_beside_library(char *out, size_t size)
  * then beside the library. */
 static int iw_plugin_find(const char *name, char *out, size_t size)
 {
-    const char *env = getenv("IMAPWIRE_PLUGIN_PATH");
+    const char *env = secure_getenv("IMAPWIRE_PLUGIN_PATH");
     char dirs[4096], beside[1024];
     char *save = NULL, *dir;
 

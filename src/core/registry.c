@@ -6,7 +6,6 @@
 #include <string.h>
 #include "iw.h"
 
-#define IW_TYPE_NAME_MAX 31
 
 struct iw_type_entry {
     imapwire_transport_type type;      /* full-size copy: missing slots are NULL */
@@ -31,20 +30,37 @@ int iw_registry_init(void)
     return 0;
 }
 
-static int iw_valid_type_name(const char *name)
+/* [a-z0-9_-]{1,31}, tested byte by byte (no locale): a name is never a path, so no
+ * transport string can make the loader open a file the caller did not name. */
+int iw_transport_name_valid(const char *p, size_t n)
 {
-    size_t i, n;
-    if (name == NULL)
-        return 0;
-    n = strlen(name);
-    if (n == 0 || n > IW_TYPE_NAME_MAX)
+    size_t i;
+    if (p == NULL || n == 0 || n > IW_TYPE_NAME_MAX)
         return 0;
     for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)name[i];
-        if (!(islower(c) || isdigit(c) || c == '_' || c == '-'))
+        char c = p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
             return 0;
     }
     return 1;
+}
+
+int iw_transport_spec_split(const char *spec, char name[IW_TYPE_NAME_MAX + 1],
+                            const char **args)
+{
+    const char *colon = strchr(spec, ':');
+    size_t n = colon ? (size_t)(colon - spec) : strlen(spec);
+    if (!iw_transport_name_valid(spec, n))
+        return ST_ERROR_INVALID_PARAMETER;
+    memcpy(name, spec, n);
+    name[n] = '\0';
+    *args = colon ? colon + 1 : NULL;
+    return 0;
+}
+
+static int iw_valid_type_name(const char *name)
+{
+    return name != NULL && iw_transport_name_valid(name, strlen(name));
 }
 
 static struct iw_type_entry *iw_find_locked(const char *name)

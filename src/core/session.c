@@ -34,14 +34,74 @@ int iw_session_login(iw_client *c, unsigned type, const char *user, const char *
     return rc;
 }
 
+/* What ImapCommand must know of a command before it goes out: whether its arguments
+ * are secret (traced up to `keep` words, the rest redacted; wire bytes wiped), and the
+ * session state its OK leads to. */
+typedef struct iw_command_row {
+    const char *verb;
+    int         secret;
+    int         keep;              /* words of the command traced before "<redacted>" */
+    int         next_state;        /* after OK; -1 = unchanged */
+} iw_command_row;
+
+static const iw_command_row iw_commands[] = {
+    { "LOGIN",        1, 1, IW_AUTH },
+    { "AUTHENTICATE", 1, 2, IW_AUTH },
+    { "SELECT",       0, 0, IW_SELECTED },
+    { "EXAMINE",      0, 0, IW_SELECTED },
+    { "CLOSE",        0, 0, IW_AUTH },
+    { "UNSELECT",     0, 0, IW_AUTH },
+    { "LOGOUT",       0, 0, IW_LOGOUT },
+};
+
+static const iw_command_row *iw_command_find(const char *text, size_t n)
+{
+    size_t i;
+    for (i = 0; i < sizeof iw_commands / sizeof iw_commands[0]; i++)
+        if (iw_word_is(text, n, iw_commands[i].verb))
+            return &iw_commands[i];
+    return NULL;
+}
+
+/* The trace form of a secret command: its first `keep` words, then "<redacted>" if
+ * anything follows them. */
+static void iw_redacted_form(const char *text, size_t n, int keep, char *out, size_t size)
+{
+    size_t end = 0;
+    int words = 0;
+    while (end < n && words < keep) {
+        while (end < n && text[end] == ' ')
+            end++;
+        while (end < n && text[end] != ' ')
+            end++;
+        words++;
+    }
+    while (end > 0 && text[end - 1] == ' ')
+        end--;
+    snprintf(out, size, "%.*s%s", (int)(end < 200 ? end : 200), text,
+             end < n ? " <redacted>" : "");
+}
+
 int iw_session_command(iw_client *c, const char *text, char *result, size_t max)
 {
+    size_t n = strlen(text);
+    const iw_command_row *row = iw_command_find(text, n);
+    char redacted[256];
     iw_cmd cmd;
     int rc;
 
     memset(&cmd, 0, sizeof cmd);
-    rc = iw_cmd_start(c, &cmd, text, strlen(text), NULL, 0, 0,
-                      iw_word_is(text, strlen(text), "LOGIN") ? "LOGIN <redacted>" : NULL);
+    if (result != NULL && max > 0)
+        result[0] = '\0';
+    /* RFC 3501 6.2.3, whichever call the LOGIN comes through. */
+    if (row != NULL && strcmp(row->verb, "LOGIN") == 0 && iw_capa_has(c, "LOGINDISABLED")) {
+        iw_core_note(c, "command: the server advertises LOGINDISABLED; LOGIN not sent");
+        return ST_ERROR_LOGIN_FAILED;
+    }
+    if (row != NULL && row->secret)
+        iw_redacted_form(text, n, row->keep, redacted, sizeof redacted);
+    rc = iw_cmd_start(c, &cmd, text, n, NULL, 0, row != NULL && row->secret,
+                      row != NULL && row->secret ? redacted : NULL);
     if (rc == 0)
         rc = iw_run_command(c, &cmd);
     if (rc == 0) {
@@ -49,21 +109,11 @@ int iw_session_command(iw_client *c, const char *text, char *result, size_t max)
             iw_strlcpy(result, cmd.text, max);
         if (cmd.status != IW_STATUS_OK) {
             rc = ST_ERROR_COMMAND_FAILED;
-        } else if (iw_word_is(text, strlen(text), "LOGIN") ||
-                   iw_word_is(text, strlen(text), "AUTHENTICATE")) {
-            c->state = IW_AUTH;
-        } else if (iw_word_is(text, strlen(text), "SELECT") ||
-                   iw_word_is(text, strlen(text), "EXAMINE")) {
-            c->state = IW_SELECTED;
-        } else if (iw_word_is(text, strlen(text), "CLOSE") ||
-                   iw_word_is(text, strlen(text), "UNSELECT")) {
-            c->state = IW_AUTH;
-        } else if (iw_word_is(text, strlen(text), "LOGOUT")) {
-            c->state = IW_LOGOUT;
-            c->broken = 1;
+        } else if (row != NULL && row->next_state >= 0) {
+            c->state = row->next_state;
+            if (c->state == IW_LOGOUT)
+                c->broken = 1;
         }
-    } else if (result != NULL && max > 0) {
-        result[0] = '\0';
     }
     iw_cmd_clear(&cmd);
     return rc;
