@@ -44,45 +44,82 @@ static int iw_base64(const unsigned char *in, size_t n, iw_sb *out)
     return out->err;
 }
 
+/* A GS2 saslname (RFC 5801 section 4): ',' and '=' are escaped, so a user name cannot
+ * end the authzid field early and add fields of its own. */
+static void iw_add_saslname(iw_sb *sb, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == ',')
+            iw_sb_str(sb, "=2C");
+        else if (*s == '=')
+            iw_sb_str(sb, "=3D");
+        else
+            iw_sb_add(sb, s, 1);
+    }
+}
+
+/* Fields of XOAUTH2 and OAUTHBEARER are separated by 0x01: a value holding one (or any
+ * other control byte) would inject a field, so it is refused, not sent. */
+static int iw_kvsafe(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return 0;
+    return 1;
+}
+
+int iw_sasl_message(unsigned type, const char *user, const char *pass, const char *host,
+                    unsigned port, iw_sb *raw)
+{
+    char num[16];
+
+    switch (type) {
+    case IMAP_AUTH_PLAIN:
+        iw_sb_add(raw, "", 1);             /* empty authorization identity */
+        iw_sb_str(raw, user);
+        iw_sb_add(raw, "", 1);
+        iw_sb_str(raw, pass);
+        break;
+    case IMAP_AUTH_XOAUTH2:
+        if (!iw_kvsafe(user) || !iw_kvsafe(pass))
+            return ST_ERROR_INVALID_PARAMETER;
+        iw_sb_str(raw, "user=");
+        iw_sb_str(raw, user);
+        iw_sb_str(raw, "\001auth=Bearer ");
+        iw_sb_str(raw, pass);
+        iw_sb_str(raw, "\001\001");
+        break;
+    case IMAP_AUTH_BEARER:                 /* RFC 7628 section 3.1 */
+        if (!iw_kvsafe(user) || !iw_kvsafe(pass) || !iw_kvsafe(host))
+            return ST_ERROR_INVALID_PARAMETER;
+        snprintf(num, sizeof num, "%u", port);
+        iw_sb_str(raw, "n,a=");
+        iw_add_saslname(raw, user);
+        iw_sb_str(raw, ",\001host=");
+        iw_sb_str(raw, host);
+        iw_sb_str(raw, "\001port=");
+        iw_sb_str(raw, num);
+        iw_sb_str(raw, "\001auth=Bearer ");
+        iw_sb_str(raw, pass);
+        iw_sb_str(raw, "\001\001");
+        break;
+    case IMAP_AUTH_ANONYMOUS:              /* the trace token, RFC 4505 */
+        iw_sb_str(raw, user);
+        break;
+    default:
+        return ST_ERROR_INVALID_PARAMETER;
+    }
+    return raw->err;
+}
+
 /* The SASL initial response of each mechanism, base64-encoded into out. */
 static int iw_sasl_response(iw_client *c, unsigned type, const char *user, const char *pass,
                             iw_sb *out)
 {
     iw_sb raw = {0};
-    char port[16];
-    int rc;
-
-    switch (type) {
-    case IMAP_AUTH_PLAIN:
-        iw_sb_add(&raw, "", 1);            /* empty authorization identity */
-        iw_sb_str(&raw, user);
-        iw_sb_add(&raw, "", 1);
-        iw_sb_str(&raw, pass);
-        break;
-    case IMAP_AUTH_XOAUTH2:
-        iw_sb_str(&raw, "user=");
-        iw_sb_str(&raw, user);
-        iw_sb_str(&raw, "\001auth=Bearer ");
-        iw_sb_str(&raw, pass);
-        iw_sb_str(&raw, "\001\001");
-        break;
-    case IMAP_AUTH_BEARER:
-        snprintf(port, sizeof port, "%u", c->ep.port);
-        iw_sb_str(&raw, "n,a=");
-        iw_sb_str(&raw, user);
-        iw_sb_str(&raw, ",\001host=");
-        iw_sb_str(&raw, c->ep.host);
-        iw_sb_str(&raw, "\001port=");
-        iw_sb_str(&raw, port);
-        iw_sb_str(&raw, "\001auth=Bearer ");
-        iw_sb_str(&raw, pass);
-        iw_sb_str(&raw, "\001\001");
-        break;
-    default:                               /* ANONYMOUS: the trace token, RFC 4505 */
-        iw_sb_str(&raw, user);
-        break;
-    }
-    rc = raw.err ? raw.err : iw_base64((const unsigned char *)raw.p, raw.len, out);
+    int rc = iw_sasl_message(type, user, pass, c->ep.host, c->ep.port, &raw);
+    if (rc == 0)
+        rc = iw_base64((const unsigned char *)raw.p, raw.len, out);
     iw_sb_free(&raw);
     return rc;
 }
