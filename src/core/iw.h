@@ -110,6 +110,8 @@ int  iw_dns_start(const char *host, unsigned port, const char *servers, unsigned
                   iw_dns **out);
 /* Non-blocking: *done = 1 with the addresses (families interleaved), or an ST_ERROR_*. */
 int  iw_dns_step(iw_dns *d, iw_addr *out, int max, int *count, int *done);
+/* Addresses in a successful answer before the IW_MAX_ADDRS cut (so a cut can be traced). */
+int  iw_dns_found(const iw_dns *d);
 void iw_dns_pollset(iw_dns *d, imapwire_pollset *ps);
 void iw_dns_free(iw_dns *d);
 int  iw_dns_servers_valid(const char *csv);
