@@ -2,6 +2,7 @@
  * (ImapCreatePortForward, CREDENTIAL_TUNNEL_FORWARD) and a forward the caller made (ssh -L). */
 #define _GNU_SOURCE
 #include <check.h>
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "iwtest.h"
+#include "sshd_log.h"
 
 static iwt_sshd sshd;
 static iwt_dovecot dv, dvtls;
@@ -70,7 +72,8 @@ START_TEST(hundred_through_one_forward)
     }
     for (i = 0; i < FORWARDED; i++)
         ck_assert_int_eq(ImapDisconnect(h[i]), 0);
-    usleep(200000);
+    /* the marker proves sshd's log caught up: no second SSH connection can hide */
+    iwt_sshd_marker(&sshd);
     ck_assert_int_eq(iwt_count_in_file(sshd.log, "Connection from 127.0.0.1") - before, 1);
     ck_assert(ImapClosePortForward(f));
     ck_assert(ImapConnect("127.0.0.1", bound, 5, IMAP_OPTION_TUNNEL, NULL) == INVALID_CLIENT);
@@ -145,6 +148,140 @@ START_TEST(connect_through_managed_forward)
     ck_assert_int_eq(ImapGetSecurityInformation(h, &si), 0);
     ck_assert_uint_eq(si.dwCertificateStatus, CERTIFICATE_STATUS_VALID);
     ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_PLAIN, dvtls.user, dvtls.pass), 0);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+}
+END_TEST
+
+/* Connects to 127.0.0.1:port as nobody (setpriv) or as ourselves and returns the first 4
+ * bytes received (malloc'd); *closed: the read ended within 4 s (4 bytes or end of stream). */
+static char *connect_as(const char *user, unsigned port, int *closed)
+{
+    char cmd[600];
+    char *out = calloc(1, 4096);
+    size_t len = 0, n;
+    long long t0;
+    FILE *p;
+    int st;
+
+    ck_assert_ptr_nonnull(out);
+    snprintf(cmd, sizeof cmd,
+             "%s bash -c 'exec 3<>/dev/tcp/127.0.0.1/%u || exit 9; timeout 4 head -c 4 <&3; echo \"<rc=$?>\"'",
+             user ? "setpriv --reuid=nobody --regid=nogroup --clear-groups" : "", port);
+    t0 = iwt_now_ms();
+    p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    while (len < 4095 && (n = fread(out + len, 1, 4095 - len, p)) > 0)
+        len += n;
+    st = pclose(p);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: status %d", cmd, st);
+    /* head ends by itself (rc 0) after 4 bytes or at the end of the stream; timeout says 124 */
+    *closed = strstr(out, "<rc=0>") != NULL && iwt_now_ms() - t0 < 4000;
+    return out;
+}
+
+/* Another local user connecting to the forward's port gets nothing through the caller's
+ * SSH session: no greeting, and the connection is closed. The caller's own user still
+ * gets the greeting, before and after. */
+START_TEST(forward_refuses_other_uid)
+{
+    SECURITYCREDENTIALS sc = tunnel_creds();
+    UINT bound = 0;
+    HFORWARD f;
+    char *got;
+    int closed = 0;
+
+    ck_assert_msg(geteuid() == 0, "this test switches to nobody and must run as root");
+    f = ImapCreatePortForward(&sc, "127.0.0.1", dv.port, 0, &bound);
+    ck_assert_msg(f != INVALID_FORWARD, "error %u", (unsigned)ImapGetLastError());
+    got = connect_as(NULL, bound, &closed);
+    ck_assert_msg(strncmp(got, "* OK", 4) == 0, "our own connection got no greeting: %s", got);
+    free(got);
+    got = connect_as("nobody", bound, &closed);
+    ck_assert_msg(strstr(got, "* ") == NULL, "nobody got IMAP bytes through our session: %s", got);
+    ck_assert_msg(closed, "nobody's connection was not closed: %s", got);
+    free(got);
+    got = connect_as(NULL, bound, &closed);
+    ck_assert_msg(strncmp(got, "* OK", 4) == 0, "our own connection got no greeting: %s", got);
+    free(got);
+    ck_assert(ImapClosePortForward(f));
+}
+END_TEST
+
+/* TCP sockets of this process in LISTEN state (/proc/net/tcp and tcp6 by inode). */
+static int own_listeners(void)
+{
+    unsigned long inodes[256];
+    int ninodes = 0, found = 0, v;
+    char path[300], link[64];
+    struct dirent *e;
+    DIR *d = opendir("/proc/self/fd");
+
+    ck_assert_ptr_nonnull(d);
+    while ((e = readdir(d)) != NULL && ninodes < 256) {
+        ssize_t n;
+        unsigned long ino;
+        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+        n = readlink(path, link, sizeof link - 1);
+        if (n <= 0)
+            continue;
+        link[n] = '\0';
+        if (sscanf(link, "socket:[%lu]", &ino) == 1)
+            inodes[ninodes++] = ino;
+    }
+    closedir(d);
+    for (v = 0; v < 2; v++) {
+        char *text = iwt_read_file(v ? "/proc/net/tcp6" : "/proc/net/tcp"), *line, *save = NULL;
+        for (line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+            char st[8];
+            unsigned long ino;
+            int i;
+            if (sscanf(line, "%*s %*s %*s %7s %*s %*s %*s %*s %*s %lu", st, &ino) != 2 ||
+                strcmp(st, "0A") != 0)
+                continue;
+            for (i = 0; i < ninodes; i++)
+                if (inodes[i] == ino)
+                    found++;
+        }
+        free(text);
+    }
+    return found;
+}
+
+static int listeners_in_greeting = -1;
+
+static void count_listeners_on_greeting(HCLIENT h, UINT dir, LPCTSTR line, INT len, LPVOID param)
+{
+    (void)h; (void)param;
+    if (dir == IMAP_TRACE_RECV && len >= 4 && strncmp(line, "* OK", 4) == 0 &&
+        listeners_in_greeting < 0)
+        listeners_in_greeting = own_listeners();
+}
+
+/* CREDENTIAL_TUNNEL_FORWARD: the library is the forward's only client, so no listening
+ * socket anyone on the machine could reach exists, during the connect or after. */
+START_TEST(managed_forward_has_no_listener)
+{
+    SECURITYCREDENTIALS sc = tunnel_creds();
+    IMAPCONNECTINFO in;
+    HCLIENT h;
+
+    ck_assert_int_eq(own_listeners(), 0);
+    sc.dwOptions = CREDENTIAL_TUNNEL_FORWARD;
+    memset(&in, 0, sizeof in);
+    in.dwSize = sizeof in;
+    in.lpszHostName = "127.0.0.1";
+    in.nRemotePort = dv.port;
+    in.nTimeout = 10;
+    in.dwOptions = IMAP_OPTION_TUNNEL;
+    in.lpCredentials = &sc;
+    in.lpTraceProc = count_listeners_on_greeting;
+    listeners_in_greeting = -1;
+    h = ImapConnectEx(&in);
+    ck_assert_msg(h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    ck_assert_msg(listeners_in_greeting == 0, "%d listening sockets during the connect",
+                  listeners_in_greeting);
+    ck_assert_int_eq(own_listeners(), 0);
+    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
     ck_assert_int_eq(ImapDisconnect(h), 0);
 }
 END_TEST
@@ -231,6 +368,8 @@ int main(void)
     tcase_add_test(tc, forward_errors);
     tcase_add_test(tc, forward_fixed_port);
     tcase_add_test(tc, connect_through_managed_forward);
+    tcase_add_test(tc, forward_refuses_other_uid);
+    tcase_add_test(tc, managed_forward_has_no_listener);
     tcase_add_test(tc, caller_made_forward);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "iwtest.h"
+#include "sshd_log.h"
 
 static iwt_sshd sshd;
 static iwt_dovecot dv, dvtls;
@@ -230,10 +231,48 @@ START_TEST(session_sharing)
     ck_assert_int_eq(ok, SHARERS);
     for (i = 0; i < SHARERS; i++)
         ImapDisconnect(shared_handles[i]);
-    /* sshd logs each accepted TCP connection once; give its logger a moment */
-    usleep(200000);
+    /* sshd logs each accepted TCP connection once: the marker proves the log caught up,
+     * so a second SSH connection could not hide behind a slow logger */
+    iwt_sshd_marker(&sshd);
     after = iwt_count_in_file(sshd.log, "Connection from 127.0.0.1");
     ck_assert_msg(after - before == 1, "%d SSH connections for %d tunnels", after - before, SHARERS);
+}
+END_TEST
+
+/* A session authenticated with the right secret is never handed to a connect that brings
+ * a wrong one: that connect authenticates on its own SSH connection, and fails. */
+START_TEST(shared_session_wrong_secret)
+{
+    SECURITYCREDENTIALS sc = tunnel_creds();
+    const char *right, *wrong = "not-the-secret";
+    HCLIENT h1, h3;
+    int before, after;
+
+    if (_i == 0) {                            /* account password */
+        sc.lpszTunnelKey = NULL;
+        right = sshd.pass;
+    } else {                                  /* key passphrase */
+        sc.lpszTunnelKey = sshd.key_pass_file;
+        right = sshd.passphrase;
+    }
+    before = iwt_count_in_file(sshd.log, "Connection from 127.0.0.1");
+    sc.lpszTunnelPassword = right;
+    h1 = ImapConnect("127.0.0.1", dv.port, 10, IMAP_OPTION_TUNNEL, &sc);
+    ck_assert_msg(h1 != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    sc.lpszTunnelPassword = wrong;
+    ck_assert(ImapConnect("127.0.0.1", dv.port, 10, IMAP_OPTION_TUNNEL, &sc) == INVALID_CLIENT);
+    iwt_assert_error(ST_ERROR_SSH_AUTH_FAILED);
+    /* the right secret still shares the first session (which keeps no secret itself) */
+    sc.lpszTunnelPassword = right;
+    h3 = ImapConnect("127.0.0.1", dv.port, 10, IMAP_OPTION_TUNNEL, &sc);
+    ck_assert_msg(h3 != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    ck_assert_int_eq(ImapCommand(h1, "NOOP", NULL, 0), 0);
+    login_and_out(h3);
+    ck_assert_int_eq(ImapDisconnect(h1), 0);
+    iwt_sshd_marker(&sshd);
+    after = iwt_count_in_file(sshd.log, "Connection from 127.0.0.1");
+    ck_assert_msg(after - before == 2, "%d SSH connections, expected 2 (shared + wrong)",
+                  after - before);
 }
 END_TEST
 
@@ -296,6 +335,7 @@ int main(void)
     tcase_add_test(tc, auth_agent);
     tcase_add_loop_test(tc, tunnel_failures, 0, (int)(sizeof bad_cases / sizeof bad_cases[0]));
     tcase_add_test(tc, session_sharing);
+    tcase_add_loop_test(tc, shared_session_wrong_secret, 0, 2);
     tcase_add_test(tc, sshd_killed_mid_session);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
