@@ -4,13 +4,17 @@
 #include <poll.h>
 #include "client.h"
 
-/* With deadline_ms NULL the deadline slides with every byte received (long transfers);
- * otherwise the step keeps *deadline_ms current (connect phases have their own). */
+/* With deadline_ms NULL the deadline slides with every byte received (long transfers),
+ * under a ceiling: IW_CONNECT_CEILING timeouts plus one millisecond for every
+ * IW_MIN_RATE bytes received, so a real transfer earns its time and a server dripping
+ * bytes cannot hold the call forever. Otherwise the step keeps *deadline_ms current
+ * (connect phases have their own). */
 int iw_drive(iw_client *c, iw_step_fn step, void *arg, const int64_t *deadline_ms)
 {
     int sliding = deadline_ms == NULL;
-    uint64_t seen = c->rx_bytes;
-    int64_t deadline = sliding ? iw_now_ms() + c->timeout_ms : *deadline_ms;
+    uint64_t seen = c->rx_bytes, first = c->rx_bytes;
+    int64_t start = iw_now_ms();
+    int64_t deadline = sliding ? start + c->timeout_ms : *deadline_ms;
     /* Bounded however a broken layer behaves: far more rounds than any real exchange. */
     unsigned long rounds;
 
@@ -26,8 +30,12 @@ int iw_drive(iw_client *c, iw_step_fn step, void *arg, const int64_t *deadline_m
             return rc;
         now = iw_now_ms();
         if (sliding && c->rx_bytes != seen) {
+            int64_t ceiling = start + (int64_t)c->timeout_ms * IW_CONNECT_CEILING +
+                              (int64_t)((c->rx_bytes - first) / IW_MIN_RATE);
             seen = c->rx_bytes;
             deadline = now + c->timeout_ms;
+            if (deadline > ceiling)
+                deadline = ceiling;
         }
         if (!sliding)
             deadline = *deadline_ms;

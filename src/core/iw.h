@@ -19,6 +19,8 @@
 #define IW_MAX_CAPA      (64u << 10)         /* the stored capability list */
 #define IW_LOGOUT_WAIT_MS 3000               /* ImapDisconnect's bound on LOGOUT */
 #define IW_CONNECT_CEILING 2                 /* whole connect <= this many timeouts */
+#define IW_MIN_RATE      16u                 /* bytes per ms a command must average beyond
+                                                its ceiling (16 KB/s) to keep going */
 
 /* ---- errors.c ---- */
 void        iw_set_error(DWORD err);
@@ -70,6 +72,8 @@ void  iw_registry_remove_owner(void *plugin);
 extern const imapwire_host_api iw_host_api;
 int    iw_layer_new(const char *name, const char *args, const imapwire_endpoint *ep,
                     void *core, imapwire_layer *below, imapwire_layer **out);
+int    iw_layer_new_internal(const imapwire_transport_type *t, const imapwire_endpoint *ep,
+                             void *core, imapwire_layer *below, imapwire_layer **out);
 void   iw_layer_free_chain(imapwire_layer *top);
 int    iw_layer_connect(imapwire_layer *l, int *done);
 int    iw_layer_shutdown(imapwire_layer *l, int *done);

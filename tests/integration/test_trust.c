@@ -222,6 +222,27 @@ START_TEST(command_login_respects_logindisabled)
 }
 END_TEST
 
+/* A server that answers a command one byte at a time, each well inside nTimeout, cannot
+ * hold the call forever: a command has a total ceiling like the connect's. */
+START_TEST(dripping_command_has_a_ceiling)
+{
+    iwt_fixture f;
+    HCLIENT h;
+    long long t0, took;
+    iwt_fixture_start(&f, "drip-command", 2);
+    h = ImapConnect("127.0.0.1", f.port, 2, IMAP_OPTION_NONE, NULL);
+    ck_assert(h != INVALID_CLIENT);
+    t0 = iwt_now_ms();
+    ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), IMAP_ERROR);
+    took = iwt_now_ms() - t0;
+    iwt_assert_error(ST_ERROR_OPERATION_TIMEOUT);
+    /* the ceiling is 2 x nTimeout plus a margin that only real throughput earns */
+    ck_assert_msg(took >= 2000 && took <= 3 * 2000 + 1500, "took %lld ms", took);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    iwt_fixture_stop(&f);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("trust");
@@ -230,12 +251,13 @@ int main(void)
     int failed;
 
     tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 60);
+    tcase_set_timeout(tc, 90);
     tcase_add_loop_test(tc, transport_string_never_loads_a_path, 0,
                         (int)(sizeof bad_names / sizeof bad_names[0]));
     tcase_add_test(tc, explicit_load_is_the_only_path);
     tcase_add_loop_test(tc, command_secrets_redacted, 0, 4);
     tcase_add_test(tc, command_login_respects_logindisabled);
+    tcase_add_test(tc, dripping_command_has_a_ceiling);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
