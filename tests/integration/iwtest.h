@@ -65,7 +65,7 @@ void iwt_tls_server_start(iwt_fixture *f, const char *certs_dir, const char *cer
 
 /* Open file descriptors of this process. */
 int iwt_count_fds(void);
-/* Heap bytes in use (mallinfo2). */
+/* Heap bytes in use: mallinfo2, or ASan's allocator in the sanitizer build. */
 size_t iwt_heap_in_use(void);
 /* Milliseconds on the monotonic clock. */
 long long iwt_now_ms(void);

@@ -44,34 +44,78 @@ static const attack attacks[] = {
       TIMEOUT_S * 1000 + 1500 },
 };
 
+/* What a client that got past the checkpoint would send in clear next: ID (asked for)
+ * and a login. Searching the server's log for them only means something if they can
+ * be found there, which plain_control below proves on the same servers. */
+static int log_shows_client_secrets(const char *log)
+{
+    return strstr(log, "LOGIN") != NULL || strstr(log, "AUTHENTICATE") != NULL ||
+           strstr(log, " ID ") != NULL || strstr(log, "NOOP") != NULL ||
+           strstr(log, "attack-pass") != NULL;
+}
+
 START_TEST(starttls_attack)
 {
     const attack *a = &attacks[_i];
     iwt_fixture f;
     HCLIENT h;
     long long t0, took;
-    int fds;
+    int fds, login_rc = IMAP_ERROR;
+    DWORD err;
     char *log;
 
     iwt_fixture_start(&f, a->scenario, 4);
     fds = iwt_count_fds();
     t0 = iwt_now_ms();
-    h = ImapConnect("127.0.0.1", f.port, TIMEOUT_S, a->options | IMAP_OPTION_TRUSTEDSITE, NULL);
+    h = ImapConnect("127.0.0.1", f.port, TIMEOUT_S,
+                    a->options | IMAP_OPTION_TRUSTEDSITE | IMAP_OPTION_IDENTIFY, NULL);
     took = iwt_now_ms() - t0;
-    ck_assert_msg(h == INVALID_CLIENT, "%s: connect succeeded", a->scenario);
+    err = ImapGetLastError();
+    /* Try what an application does next, whatever the connect said: a connect that
+     * wrongly succeeded in clear would now send the password. */
+    if (h != INVALID_CLIENT) {
+        login_rc = ImapLogin(h, IMAP_AUTH_LOGIN, "attack-user", "attack-pass");
+        ImapCommand(h, "NOOP", NULL, 0);
+        ImapDisconnect(h);
+    }
+    iwt_fixture_stop(&f);
+    log = iwt_read_file(f.log);
+    /* Checkpoint 1: nothing but CAPABILITY and STARTTLS ever went out in clear. */
+    ck_assert_msg(!log_shows_client_secrets(log), "%s: a command went out in clear:\n%s",
+                  a->scenario, log);
+    ck_assert_msg(h == INVALID_CLIENT, "%s: connect succeeded (login %d)", a->scenario, login_rc);
+    ImapSetLastError(err);
     iwt_assert_error(a->error);
     ck_assert_msg(took <= a->max_ms, "%s: took %lld ms", a->scenario, took);
     ck_assert_int_eq(iwt_count_fds(), fds);
-    iwt_fixture_stop(&f);
-
-    log = iwt_read_file(f.log);
-    /* Checkpoint 1: nothing but CAPABILITY and STARTTLS ever went out in clear. */
-    ck_assert_msg(strstr(log, "LOGIN") == NULL && strstr(log, "AUTHENTICATE") == NULL &&
-                  strstr(log, " ID ") == NULL && strstr(log, "NOOP") == NULL,
-                  "%s: a command went out in clear:\n%s", a->scenario, log);
     if (!strcmp(a->scenario, "starttls-inject"))
         /* the injected bytes were refused before any handshake began */
         ck_assert_msg(strstr(log, "<binary") == NULL, "handshake started:\n%s", log);
+    free(log);
+}
+END_TEST
+
+/* The control: on the same scripted servers, a plain connect with ID and a login leaves
+ * exactly what the attack test looks for in the server's log, so its absence above is
+ * a finding, not a blind spot. */
+START_TEST(plain_control)
+{
+    static const char *const scenarios[] = { "nostarttls", "starttls-inject" };
+    iwt_fixture f;
+    HCLIENT h;
+    char *log;
+
+    iwt_fixture_start(&f, scenarios[_i], 2);
+    h = ImapConnect("127.0.0.1", f.port, TIMEOUT_S, IMAP_OPTION_IDENTIFY, NULL);
+    ck_assert_msg(h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    /* the fixture knows only u/p: refused, but sent, which is what counts here */
+    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_LOGIN, "attack-user", "attack-pass"), IMAP_ERROR);
+    iwt_assert_error(ST_ERROR_LOGIN_FAILED);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    iwt_fixture_stop(&f);
+    log = iwt_read_file(f.log);
+    ck_assert_msg(log_shows_client_secrets(log) && strstr(log, " ID ") != NULL &&
+                  strstr(log, "attack-pass") != NULL, "log:\n%s", log);
     free(log);
 }
 END_TEST
@@ -111,6 +155,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, starttls_attack, 0, (int)(sizeof attacks / sizeof attacks[0]));
+    tcase_add_loop_test(tc, plain_control, 0, 2);
     tcase_add_test(tc, plain_is_allowed_when_asked);
     tcase_add_test(tc, option_rules);
     suite_add_tcase(s, tc);
