@@ -301,7 +301,8 @@ int iwt_count_fds(void)
 /* Under ASan, malloc is ASan's and mallinfo2 reads 0: ask ASan's allocator instead,
  * so heap checks measure in both builds rather than passing vacuously in one. */
 #if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/allocator_interface.h>
+/* libasan exports it; GCC ships no header for it (clang's allocator_interface.h) */
+size_t __sanitizer_get_current_allocated_bytes(void);
 size_t iwt_heap_in_use(void)
 {
     return __sanitizer_get_current_allocated_bytes();
