@@ -198,13 +198,12 @@ static int iw_prepare(iw_client *c, const IMAPCONNECTINFO *in)
         if (c->creds->tunnel_user == NULL || *c->creds->tunnel_user == '\0')
             return ST_ERROR_INVALID_PARAMETER;
         if (c->creds->options & CREDENTIAL_TUNNEL_FORWARD) {
-            /* Through a library-managed forward: the connect goes to its local port in
-             * plain TCP; names and certificates still concern the far host. */
-            rc = iw_forward_open(in->lpCredentials, host, port, 0, c->timeout_ms, &c->forward);
+            /* Through a library-managed forward that only this connect can reach (a socket
+             * pair); its SSH hop takes the connect's local address and DNS servers, and
+             * names and certificates still concern the far host. */
+            rc = iw_forward_open_private(in->lpCredentials, &c->ep, &c->forward);
             if (rc != 0)
                 return rc;
-            c->ep.host = "127.0.0.1";
-            c->ep.port = iw_forward_port(c->forward);
         }
     }
     return 0;
@@ -237,6 +236,7 @@ static HCLIENT iw_connect(const IMAPCONNECTINFO *in)
         goto out;
     }
     rc = iw_connect_begin(c);
+    iw_creds_forget_secrets(c->creds);
     if (rc == 0 && IW_INFO(in, lpEventProc) != NULL)
         rc = iw_async_start(c, IW_INFO(in, lpEventProc), IW_INFO(in, lpParam));
     else if (rc == 0)

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "client.h"
+#include "forward.h"
 #include "../security/tls_policy.h"
 #include "../security/ssh_policy.h"
 
@@ -51,12 +52,22 @@ int iw_core_tls_params(void *core, iw_tls_params *out)
     return 0;
 }
 
+/* An SSH phase began inside the chain: it has a whole nTimeout (the total ceiling
+ * still holds). Forward bridges use a core that is not connecting: nothing to move. */
+static void iw_core_ssh_phase(void *core)
+{
+    iw_client *c = core;
+    if (c->cm.state == CM_CHAIN)
+        iw_phase(c, CM_CHAIN);
+}
+
 int iw_core_ssh_params(void *core, iw_ssh_params *out)
 {
     iw_client *c = core;
     const iw_creds *k = c->creds;
     if (k == NULL || k->tunnel_host == NULL || k->tunnel_user == NULL)
         return ST_ERROR_INVALID_PARAMETER;
+    out->phase_started = iw_core_ssh_phase;
     out->host = k->tunnel_host;
     out->port = k->tunnel_port ? k->tunnel_port : 22;
     out->user = k->tunnel_user;
@@ -76,9 +87,15 @@ static int iw_build_chain(iw_client *c)
     unsigned flags = 0;
     int rc;
 
+    /* A private forward's socket pair is the bottom: nothing else carries that connect. */
+    if (c->forward != NULL) {
+        rc = iw_forward_client_layer(c->forward, &c->ep, c, &top);
+        if (rc == 0)
+            c->top = top;
+        return rc;
+    }
     /* An in-process SSH tunnel is the bottom; it makes its own hop to the SSH server. */
-    if ((c->options & IMAP_OPTION_TUNNEL) && c->creds != NULL && c->creds->tunnel_host != NULL &&
-        c->forward == NULL)
+    if ((c->options & IMAP_OPTION_TUNNEL) && c->creds != NULL && c->creds->tunnel_host != NULL)
         spec = "ssh";
     if (spec == NULL || *spec == '\0')
         spec = "tcp";

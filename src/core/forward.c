@@ -1,9 +1,11 @@
 /* forward.c: library-managed port-forwards (like ssh -L on 127.0.0.1): a listener whose
- * every accepted connection is bridged to its own SSH channel, all run by the loop thread. */
+ * every connection from the caller's uid is bridged to its own SSH channel by the loop
+ * thread; a connect's private forward bridges one end of a socket pair instead. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -12,18 +14,19 @@
 #include "loop.h"
 #include "forward.h"
 #include "../security/creds.h"
+#include "../security/peer_uid.h"
 #include "../security/ssh_policy.h"
 
 #define IW_BRIDGE_BUF 16384
 #define IW_BRIDGE_LINGER_MS 2000       /* after one side ends, the other gets this long */
-#define IW_FORWARD_CONNECT_MS 20000    /* a channel that cannot open within this is dropped */
 
 struct iw_forward {
     HFORWARD          handle;
     iw_client        *core;        /* owns the credentials; the layers' core */
     imapwire_endpoint ep;          /* the far end, as the SSH server will reach it */
-    char             *remote_host;
+    char             *remote_host, *local_address, *dns_servers;
     int               listen_fd;
+    int               client_fd;   /* private forward: our end of the pair, until taken */
     unsigned          port;
     void             *session;     /* the held SSH session, shared by every bridge */
     iw_task           listener;
@@ -159,6 +162,36 @@ static int iw_bridge_step(iw_task *t)
     return iw_bridge_pump(b);
 }
 
+/* Bridges fd (now owned by the bridge, closed on any failure) to a new SSH channel. */
+static int iw_bridge_start(struct iw_forward *fw, int fd)
+{
+    iw_bridge *b = calloc(1, sizeof *b);
+    int rc;
+    if (b == NULL) {
+        close(fd);
+        return ST_ERROR_OUT_OF_MEMORY;
+    }
+    b->fd = fd;
+    rc = iw_layer_new("ssh", NULL, &fw->ep, fw->core, NULL, &b->layer);
+    if (rc != 0) {
+        iw_bridge_release(&b->task);
+        return rc;
+    }
+    b->fw = fw;
+    b->state = BR_CONNECTING;
+    /* The SSH layer bounds each phase by nTimeout; this only backstops the whole (a
+     * session found dead is set up again: TCP, handshake, auth, channel). */
+    b->deadline_ms = iw_now_ms() + 4 * (int64_t)fw->ep.timeout_ms;
+    b->task.pollset = iw_bridge_pollset;
+    b->task.step = iw_bridge_step;
+    b->task.release = iw_bridge_release;
+    b->task.owner = fw;
+    rc = iw_loop_add(&b->task);
+    if (rc != 0)
+        iw_bridge_release(&b->task);
+    return rc;
+}
+
 /* ---- the listener ---- */
 
 static void iw_listener_pollset(iw_task *t, imapwire_pollset *ps)
@@ -167,34 +200,41 @@ static void iw_listener_pollset(iw_task *t, imapwire_pollset *ps)
     imapwire_pollset_add(ps, fw->listen_fd, IMAPWIRE_WANT_READ);
 }
 
+/* Only the caller's own user may ride its SSH session: the peer socket's owner is asked
+ * of the kernel before a single byte is read or forwarded. */
+static int iw_listener_admits(struct iw_forward *fw, int fd)
+{
+    char note[128];
+    uid_t uid = (uid_t)-1;
+    int rc = iw_peer_uid(fd, &uid);
+    if (rc == 0 && uid == geteuid())
+        return 1;
+    if (rc == 0)
+        snprintf(note, sizeof note, "forward: port %u refused a connection of uid %u",
+                 fw->port, (unsigned)uid);
+    else
+        snprintf(note, sizeof note, "forward: port %u refused a connection of unknown owner",
+                 fw->port);
+    iw_core_note(fw->core, note);
+    return 0;
+}
+
 static int iw_listener_step(iw_task *t)
 {
     struct iw_forward *fw = t->owner;
     int i, one = 1;
     /* Bounded per round so one busy listener cannot starve the bridges. */
     for (i = 0; i < 64; i++) {
-        iw_bridge *b;
         int fd = accept4(fw->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             break;
-        b = calloc(1, sizeof *b);
-        if (b == NULL || iw_layer_new("ssh", NULL, &fw->ep, fw->core, NULL, &b->layer) != 0) {
-            free(b);
+        if (!iw_listener_admits(fw, fd)) {
             close(fd);
             continue;
         }
         /* IMAP is request/response: Nagle plus delayed ACKs would add 40 ms per turn. */
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        b->fd = fd;
-        b->fw = fw;
-        b->state = BR_CONNECTING;
-        b->deadline_ms = iw_now_ms() + IW_FORWARD_CONNECT_MS;
-        b->task.pollset = iw_bridge_pollset;
-        b->task.step = iw_bridge_step;
-        b->task.release = iw_bridge_release;
-        b->task.owner = fw;
-        if (iw_loop_add(&b->task) != 0)
-            iw_bridge_release(&b->task);
+        iw_bridge_start(fw, fd);
     }
     return 0;
 }
@@ -211,33 +251,41 @@ static void iw_forward_free(struct iw_forward *fw)
 {
     if (fw->listen_fd >= 0)
         close(fw->listen_fd);
+    if (fw->client_fd >= 0)
+        close(fw->client_fd);
     iw_ssh_unhold(fw->session);
     if (fw->core != NULL)
         iw_client_free(fw->core);
     free(fw->remote_host);
+    free(fw->local_address);
+    free(fw->dns_servers);
     free(fw);
 }
 
-int iw_forward_open(const SECURITYCREDENTIALS *creds, const char *remote_host,
-                    unsigned remote_port, unsigned local_port, unsigned timeout_ms,
-                    struct iw_forward **out)
+/* The forward's SSH side, authenticated: far is where its channels go, and the local
+ * address and DNS servers its SSH hop uses. */
+static int iw_forward_new(const SECURITYCREDENTIALS *creds, const imapwire_endpoint *far,
+                          struct iw_forward **out)
 {
     struct iw_forward *fw;
-    struct sockaddr_in a;
-    socklen_t len = sizeof a;
-    int one = 1, rc;
+    int rc;
 
     *out = NULL;
-    if (creds == NULL || remote_host == NULL || *remote_host == '\0' || strlen(remote_host) > 255 ||
-        remote_port == 0 || remote_port > 65535 || local_port > 65535)
+    if (creds == NULL || far->host == NULL || *far->host == '\0' || strlen(far->host) > 255 ||
+        far->port == 0 || far->port > 65535)
         return ST_ERROR_INVALID_PARAMETER;
     fw = calloc(1, sizeof *fw);
     if (fw == NULL)
         return ST_ERROR_OUT_OF_MEMORY;
     fw->listen_fd = -1;
+    fw->client_fd = -1;
     fw->core = iw_client_new();
-    fw->remote_host = iw_strdup(remote_host);
-    if (fw->core == NULL || fw->remote_host == NULL) {
+    fw->remote_host = iw_strdup(far->host);
+    fw->local_address = iw_strdup(far->local_address);
+    fw->dns_servers = iw_strdup(far->dns_servers);
+    if (fw->core == NULL || fw->remote_host == NULL ||
+        (far->local_address != NULL && fw->local_address == NULL) ||
+        (far->dns_servers != NULL && fw->dns_servers == NULL)) {
         iw_forward_free(fw);
         return ST_ERROR_OUT_OF_MEMORY;
     }
@@ -250,18 +298,44 @@ int iw_forward_open(const SECURITYCREDENTIALS *creds, const char *remote_host,
         return rc;
     }
     fw->core->options = IMAP_OPTION_TUNNEL;
-    fw->core->timeout_ms = timeout_ms;
+    fw->core->timeout_ms = far->timeout_ms;
     fw->ep.host = fw->remote_host;
-    fw->ep.port = remote_port;
-    fw->ep.timeout_ms = timeout_ms;
+    fw->ep.port = far->port;
+    fw->ep.timeout_ms = far->timeout_ms;
+    fw->ep.local_address = fw->local_address;
+    fw->ep.dns_servers = fw->dns_servers;
 
     /* Authenticate now: a wrong host key or password is the caller's error today, not a
      * mystery on the first forwarded connection. */
-    rc = iw_ssh_hold(fw->core, &fw->ep, iw_now_ms() + timeout_ms, &fw->session);
+    rc = iw_ssh_hold(fw->core, &fw->ep, &fw->session);
     if (rc != 0) {
         iw_forward_free(fw);
         return rc;
     }
+    *out = fw;
+    return 0;
+}
+
+int iw_forward_open(const SECURITYCREDENTIALS *creds, const char *remote_host,
+                    unsigned remote_port, unsigned local_port, unsigned timeout_ms,
+                    struct iw_forward **out)
+{
+    struct iw_forward *fw;
+    imapwire_endpoint far;
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+    int one = 1, rc;
+
+    *out = NULL;
+    if (local_port > 65535)
+        return ST_ERROR_INVALID_PARAMETER;
+    memset(&far, 0, sizeof far);
+    far.host = remote_host;
+    far.port = remote_port;
+    far.timeout_ms = timeout_ms;
+    rc = iw_forward_new(creds, &far, &fw);
+    if (rc != 0)
+        return rc;
     fw->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fw->listen_fd < 0) {
         iw_forward_free(fw);
@@ -291,6 +365,147 @@ int iw_forward_open(const SECURITYCREDENTIALS *creds, const char *remote_host,
     }
     *out = fw;
     return 0;
+}
+
+/* ---- a connect's private forward: a socket pair, no listener ---- */
+
+struct iw_pair_ctx {
+    int fd;
+};
+
+static int iw_pair_create(imapwire_layer *l, const char *args)
+{
+    struct iw_pair_ctx *p = l->ctx;
+    IW_UNUSED(args);
+    p->fd = -1;
+    return 0;
+}
+
+static void iw_pair_destroy(imapwire_layer *l)
+{
+    struct iw_pair_ctx *p = l->ctx;
+    if (p->fd >= 0)
+        close(p->fd);
+    p->fd = -1;
+}
+
+static int iw_pair_connect(imapwire_layer *l, int *done)
+{
+    struct iw_pair_ctx *p = l->ctx;
+    *done = p->fd >= 0;
+    return p->fd >= 0 ? 0 : ST_ERROR_CONNECTION_CLOSED;
+}
+
+static int iw_pair_error(int e)
+{
+    if (e == EAGAIN || e == EWOULDBLOCK)
+        return IMAPWIRE_AGAIN;
+    return e == EPIPE || e == ECONNRESET ? ST_ERROR_CONNECTION_CLOSED : ST_ERROR_NETWORK_ERROR;
+}
+
+static int iw_pair_send(imapwire_layer *l, const void *buf, size_t len, size_t *sent)
+{
+    struct iw_pair_ctx *p = l->ctx;
+    ssize_t n;
+    do
+        n = send(p->fd, buf, len, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    *sent = n > 0 ? (size_t)n : 0;
+    return n >= 0 ? 0 : iw_pair_error(errno);
+}
+
+static int iw_pair_recv(imapwire_layer *l, void *buf, size_t len, size_t *got)
+{
+    struct iw_pair_ctx *p = l->ctx;
+    ssize_t n;
+    do
+        n = recv(p->fd, buf, len, 0);
+    while (n < 0 && errno == EINTR);
+    *got = n > 0 ? (size_t)n : 0;
+    return n >= 0 ? 0 : iw_pair_error(errno);
+}
+
+static void iw_pair_pollset(imapwire_layer *l, unsigned want, imapwire_pollset *ps)
+{
+    struct iw_pair_ctx *p = l->ctx;
+    imapwire_pollset_add(ps, p->fd, want);
+}
+
+static int iw_pair_shutdown(imapwire_layer *l, int *done)
+{
+    struct iw_pair_ctx *p = l->ctx;
+    *done = 1;
+    shutdown(p->fd, SHUT_WR);
+    return 0;
+}
+
+static int iw_pair_query(imapwire_layer *l, int what, void *out)
+{
+    struct iw_pair_ctx *p = l->ctx;
+    if (what == IMAPWIRE_QUERY_SOCKET) {
+        *(int *)out = p->fd;
+        return 0;
+    }
+    return IMAPWIRE_PASS;
+}
+
+/* Not in the registry: a transport string can never name it or hand it a descriptor. */
+static const imapwire_transport_type iw_pair_type = {
+    .abi_version = IMAPWIRE_TRANSPORT_ABI,
+    .struct_size = sizeof(imapwire_transport_type),
+    .name = "forward-pair",
+    .flags = IMAPWIRE_TRANSPORT_BOTTOM,
+    .ctx_size = sizeof(struct iw_pair_ctx),
+    .create = iw_pair_create,
+    .destroy = iw_pair_destroy,
+    .connect = iw_pair_connect,
+    .shutdown = iw_pair_shutdown,
+    .send = iw_pair_send,
+    .recv = iw_pair_recv,
+    .pollset = iw_pair_pollset,
+    .query = iw_pair_query,
+};
+
+int iw_forward_open_private(const SECURITYCREDENTIALS *creds, const imapwire_endpoint *far,
+                            struct iw_forward **out)
+{
+    struct iw_forward *fw;
+    int sv[2], rc;
+
+    *out = NULL;
+    rc = iw_forward_new(creds, far, &fw);
+    if (rc != 0)
+        return rc;
+    /* The library is this forward's only client: a socket pair has no address anyone
+     * else on the machine could connect to. */
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) {
+        iw_forward_free(fw);
+        return ST_ERROR_SYSTEM_LIMIT;
+    }
+    fw->client_fd = sv[1];
+    /* A bridge that failed to start was never on the loop: freeing is enough. */
+    rc = iw_bridge_start(fw, sv[0]);
+    if (rc != 0) {
+        iw_forward_free(fw);
+        return rc;
+    }
+    *out = fw;
+    return 0;
+}
+
+int iw_forward_client_layer(struct iw_forward *fw, const imapwire_endpoint *ep, void *core,
+                            imapwire_layer **out)
+{
+    int rc;
+    *out = NULL;
+    if (fw->client_fd < 0)
+        return ST_ERROR_INVALID_PARAMETER;
+    rc = iw_layer_new_internal(&iw_pair_type, ep, core, NULL, out);
+    if (rc == 0) {
+        ((struct iw_pair_ctx *)(*out)->ctx)->fd = fw->client_fd;
+        fw->client_fd = -1;
+    }
+    return rc;
 }
 
 unsigned iw_forward_port(const struct iw_forward *fw)

@@ -6,10 +6,20 @@
 #include "iw.h"
 
 struct iw_forward;
-/* Authenticates the SSH session and listens on 127.0.0.1:local_port (0 = any). */
+/* Authenticates the SSH session and listens on 127.0.0.1:local_port (0 = any); only
+ * connections whose peer socket belongs to our effective uid are forwarded. */
 int      iw_forward_open(const SECURITYCREDENTIALS *creds, const char *remote_host,
                          unsigned remote_port, unsigned local_port, unsigned timeout_ms,
                          struct iw_forward **out);
+/* A connect's own forward (CREDENTIAL_TUNNEL_FORWARD): authenticated like the above, but
+ * bridging one end of a socket pair, so nothing on the machine can reach it but us. far
+ * gives the channel's host and port, the timeout, and the SSH hop's local address and
+ * DNS servers. */
+int      iw_forward_open_private(const SECURITYCREDENTIALS *creds, const imapwire_endpoint *far,
+                                 struct iw_forward **out);
+/* The bottom layer of that connect: the other end of the pair (taken once). */
+int      iw_forward_client_layer(struct iw_forward *fw, const imapwire_endpoint *ep, void *core,
+                                 imapwire_layer **out);
 unsigned iw_forward_port(const struct iw_forward *fw);
 /* Stops the listener and every bridge, then frees: the port refuses afterwards. */
 void     iw_forward_close(struct iw_forward *fw);

@@ -16,19 +16,15 @@ struct iw_layer_box {
 #define IW_CTX_OFFSET \
     ((sizeof(struct iw_layer_box) + alignof(max_align_t) - 1) & ~(alignof(max_align_t) - 1))
 
-int iw_layer_new(const char *name, const char *args, const imapwire_endpoint *ep,
-                 void *core, imapwire_layer *below, imapwire_layer **out)
+/* A layer of type t; entry (the registry's reference, or NULL for an internal type)
+ * passes to the layer, or is released on failure. */
+static int iw_layer_make(const imapwire_transport_type *t, iw_type_entry *entry,
+                         const char *args, const imapwire_endpoint *ep, void *core,
+                         imapwire_layer *below, imapwire_layer **out)
 {
-    iw_type_entry *entry = NULL;
-    const imapwire_transport_type *t;
     struct iw_layer_box *box = NULL;
-    int rc;
+    int rc = 0;
 
-    *out = NULL;
-    rc = iw_registry_acquire(name, &entry);
-    if (rc != 0)
-        goto out;
-    t = iw_registry_type(entry);
     if ((t->flags & IMAPWIRE_TRANSPORT_BOTTOM) ? below != NULL : below == NULL) {
         rc = ST_ERROR_INVALID_PARAMETER;
         goto out;
@@ -67,6 +63,27 @@ int iw_layer_new(const char *name, const char *args, const imapwire_endpoint *ep
 out:
     iw_registry_release(entry);
     return rc;
+}
+
+int iw_layer_new(const char *name, const char *args, const imapwire_endpoint *ep,
+                 void *core, imapwire_layer *below, imapwire_layer **out)
+{
+    iw_type_entry *entry = NULL;
+    int rc;
+
+    *out = NULL;
+    rc = iw_registry_acquire(name, &entry);
+    if (rc != 0)
+        return rc;
+    return iw_layer_make(iw_registry_type(entry), entry, args, ep, core, below, out);
+}
+
+/* Internal types are not in the registry: no transport string can name them. */
+int iw_layer_new_internal(const imapwire_transport_type *t, const imapwire_endpoint *ep,
+                          void *core, imapwire_layer *below, imapwire_layer **out)
+{
+    *out = NULL;
+    return iw_layer_make(t, NULL, NULL, ep, core, below, out);
 }
 
 void iw_layer_free_chain(imapwire_layer *top)

@@ -12,6 +12,10 @@ typedef struct iw_ssh_params {
     const char *key;               /* private key file, or NULL */
     const char *password;          /* key passphrase, or account password */
     const char *known_hosts;       /* NULL: ~/.ssh/known_hosts */
+    /* Called when the layer enters a new SSH phase (TCP to the server, handshake and host
+     * key, authentication, channel): each gets its own nTimeout, so the connection's
+     * deadline restarts too. NULL: nothing to tell. */
+    void      (*phase_started)(void *core);
 } iw_ssh_params;
 
 /* Implemented by the core from the connection's owned credentials. */
@@ -20,8 +24,9 @@ int iw_core_ssh_params(void *core, iw_ssh_params *out);
 /* The built-in SSH transport type (src/transports/ssh.c) and its process-wide state. */
 extern const imapwire_transport_type iw_transport_ssh;
 int  iw_ssh_global_init(void);
-/* A reference to an authenticated session for core's credentials (no channel). */
-int  iw_ssh_hold(void *core, const imapwire_endpoint *ep, int64_t deadline_ms, void **hold);
+/* A reference to an authenticated session for core's credentials (no channel); each
+ * phase of setting it up is bounded by ep->timeout_ms. */
+int  iw_ssh_hold(void *core, const imapwire_endpoint *ep, void **hold);
 void iw_ssh_unhold(void *hold);
 void iw_ssh_global_cleanup(void);
 

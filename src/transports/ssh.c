@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdalign.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +13,10 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <libssh2.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 #include "../security/ssh_policy.h"
 
 /* How often a connection that shares its session with another thread re-checks its
@@ -22,9 +27,13 @@
 enum { S_LOWER, S_HANDSHAKE, S_HOSTKEY, S_AUTH_LIST, S_AUTH_KEY, S_AUTH_AGENT_CONNECT,
        S_AUTH_AGENT, S_AUTH_PASSWORD, S_AUTH_KBD, S_READY, S_DEAD };
 
+/* The phases nTimeout bounds one by one: TCP to the server, handshake with the host key
+ * check, authentication, and (per connection) the channel. */
+enum { P_TCP, P_HANDSHAKE, P_AUTH, P_CHANNEL, P_UP };
+
 typedef struct ssh_session {
     struct ssh_session *next;
-    unsigned char    id[32];        /* digest of server, account and secrets */
+    unsigned char    id[32];        /* keyed digest of server, hop, account and secrets */
     unsigned         refs;
     /* Channels driven by the loop thread and by other threads: a channel can only miss
      * a wake-up when a different thread read its packets. */
@@ -36,7 +45,9 @@ typedef struct ssh_session {
     struct libssh2_agent_publickey *identity;
     imapwire_layer  *tcp;           /* the session's own hop to the SSH server */
     imapwire_endpoint ep;
+    /* password (or passphrase) is wiped and dropped once the session is authenticated */
     char            *host, *user, *key, *password, *known_hosts, *methods;
+    char            *local_address, *dns_servers;   /* the hop's, owned (s->ep points here) */
     char             fingerprint[64];
     int              fd;            /* what libssh2 is told the socket is */
     int              dummy_fd;      /* a socket we made for it when the hop has none */
@@ -49,6 +60,9 @@ struct ssh_ctx {
     ssh_session     *sess;
     LIBSSH2_CHANNEL *channel;
     int              on_loop;      /* made (and driven) by the loop thread */
+    int              phase;        /* P_*, or -1 before the first step */
+    int64_t          phase_deadline_ms;
+    void           (*phase_started)(void *core);
 };
 
 static pthread_mutex_t ssh_list_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -110,48 +124,122 @@ static ssize_t ssh_recv_cb(libssh2_socket_t fd, void *buf, size_t len, int flags
     return (ssize_t)got;             /* 0: the server closed */
 }
 
+/* ---- libssh2's memory: every block is wiped before it is freed ---- */
+
+/* libssh2 holds our keyboard-interactive answers, the packets that carried the password
+ * and its key material in memory it allocates and frees itself: each block remembers
+ * its size in front of it so the free can wipe it. */
+#define SSH_MEM_HDR ((sizeof(size_t) + alignof(max_align_t) - 1) & ~(alignof(max_align_t) - 1))
+
+static void *ssh_mem_alloc(size_t n, void **abstract)
+{
+    unsigned char *p;
+    (void)abstract;
+    if (n > SIZE_MAX - SSH_MEM_HDR)
+        return NULL;
+    p = malloc(SSH_MEM_HDR + n);
+    if (p == NULL)
+        return NULL;
+    memcpy(p, &n, sizeof n);
+    return p + SSH_MEM_HDR;
+}
+
+static void ssh_mem_free(void *ptr, void **abstract)
+{
+    unsigned char *p = ptr;
+    size_t n;
+    (void)abstract;
+    if (p == NULL)
+        return;
+    p -= SSH_MEM_HDR;
+    memcpy(&n, p, sizeof n);
+    OPENSSL_cleanse(ptr, n);
+    free(p);
+}
+
+static void *ssh_mem_realloc(void *ptr, size_t n, void **abstract)
+{
+    size_t old;
+    void *q;
+    if (ptr == NULL)
+        return ssh_mem_alloc(n, abstract);
+    /* Never realloc in place: the old block may hold a secret and must be wiped. */
+    q = ssh_mem_alloc(n, abstract);
+    if (q == NULL)
+        return NULL;
+    memcpy(&old, (unsigned char *)ptr - SSH_MEM_HDR, sizeof old);
+    memcpy(q, ptr, old < n ? old : n);
+    ssh_mem_free(ptr, abstract);
+    return q;
+}
+
 static void ssh_kbd_cb(const char *name, int name_len, const char *instruction,
                        int instruction_len, int num_prompts,
                        const LIBSSH2_USERAUTH_KBDINT_PROMPT *prompts,
                        LIBSSH2_USERAUTH_KBDINT_RESPONSE *responses, void **abstract)
 {
     ssh_session *s = *abstract;
+    size_t n = s->password ? strlen(s->password) : 0;
     int i;
     (void)name; (void)name_len; (void)instruction; (void)instruction_len; (void)prompts;
-    /* Every prompt gets the password: keyboard-interactive is how PAM asks for it. */
+    /* Every prompt gets the password: keyboard-interactive is how PAM asks for it.
+     * libssh2 frees the answers with the session's free, which wipes them. */
     for (i = 0; i < num_prompts; i++) {
-        responses[i].text = s->password ? strdup(s->password) : NULL;
-        responses[i].length = responses[i].text ? (unsigned)strlen(responses[i].text) : 0;
+        responses[i].text = s->password ? ssh_mem_alloc(n + 1, abstract) : NULL;
+        if (responses[i].text != NULL)
+            memcpy(responses[i].text, s->password, n + 1);
+        responses[i].length = responses[i].text ? (unsigned)n : 0;
     }
 }
 
 /* ---- shared sessions ---- */
 
-static void ssh_hash_str(EVP_MD_CTX *md, const char *v)
+/* The session list's key: an HMAC under a key drawn once per process, so the id (which
+ * outlives the password in the list) is no offline test for guessed secrets. */
+static pthread_once_t ssh_id_once = PTHREAD_ONCE_INIT;
+static unsigned char ssh_id_key[32];
+static int ssh_id_key_ok;
+
+static void ssh_id_key_init(void)
 {
-    size_t n = v ? strlen(v) + 1 : 0;
-    EVP_DigestUpdate(md, &n, sizeof n);
-    if (v)
-        EVP_DigestUpdate(md, v, n);
+    ssh_id_key_ok = RAND_bytes(ssh_id_key, sizeof ssh_id_key) == 1;
 }
 
-static int ssh_session_id(const iw_ssh_params *p, unsigned char id[32])
+/* Length-prefixed, so no two different field lists give the same bytes. */
+static void ssh_id_str(iw_sb *sb, const char *v)
 {
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    size_t n = v ? strlen(v) : SIZE_MAX;
+    iw_sb_add(sb, &n, sizeof n);
+    if (v)
+        iw_sb_add(sb, v, n);
+}
+
+static int ssh_session_id(const iw_ssh_params *p, const imapwire_endpoint *ep,
+                          unsigned char id[32])
+{
+    iw_sb sb = {0};
     unsigned int n = 0;
-    int ok;
-    if (md == NULL)
-        return ST_ERROR_OUT_OF_MEMORY;
-    ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-    ssh_hash_str(md, p->host);
-    EVP_DigestUpdate(md, &p->port, sizeof p->port);
-    ssh_hash_str(md, p->user);
-    ssh_hash_str(md, p->key);
-    ssh_hash_str(md, p->password);
-    ssh_hash_str(md, p->known_hosts);
-    ok = ok && EVP_DigestFinal_ex(md, id, &n);
-    EVP_MD_CTX_free(md);
-    return ok && n == 32 ? 0 : ST_ERROR_OUT_OF_MEMORY;
+    int rc = 0;
+
+    pthread_once(&ssh_id_once, ssh_id_key_init);
+    if (!ssh_id_key_ok)
+        return ST_ERROR_SYSTEM_LIMIT;
+    /* Everything that decides what the session is: where it goes, from where, as whom. */
+    ssh_id_str(&sb, p->host);
+    iw_sb_add(&sb, &p->port, sizeof p->port);
+    ssh_id_str(&sb, p->user);
+    ssh_id_str(&sb, p->key);
+    ssh_id_str(&sb, p->password);
+    ssh_id_str(&sb, p->known_hosts);
+    ssh_id_str(&sb, ep->local_address);
+    ssh_id_str(&sb, ep->dns_servers);
+    if (sb.err != 0)
+        rc = sb.err;
+    else if (HMAC(EVP_sha256(), ssh_id_key, (int)sizeof ssh_id_key, (const unsigned char *)sb.p,
+                  sb.len, id, &n) == NULL || n != 32)
+        rc = ST_ERROR_OUT_OF_MEMORY;
+    iw_sb_free(&sb);               /* wipes: it held the password */
+    return rc;
 }
 
 /* Waits up to ms for the session's socket in the direction libssh2 is blocked on. */
@@ -207,6 +295,8 @@ static void ssh_session_free(ssh_session *s)
     iw_free_secret(s->password);
     free(s->known_hosts);
     free(s->methods);
+    free(s->local_address);
+    free(s->dns_servers);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }
@@ -253,6 +343,8 @@ static int ssh_session_new(const iw_ssh_params *p, const imapwire_endpoint *ep,
     s->user = iw_strdup(p->user);
     s->key = iw_strdup(p->key);
     s->password = iw_strdup(p->password);
+    s->local_address = iw_strdup(ep->local_address);
+    s->dns_servers = iw_strdup(ep->dns_servers);
     if (p->known_hosts != NULL) {
         s->known_hosts = iw_strdup(p->known_hosts);
     } else {
@@ -263,7 +355,8 @@ static int ssh_session_new(const iw_ssh_params *p, const imapwire_endpoint *ep,
             snprintf(s->known_hosts, n, "%s/.ssh/known_hosts", home ? home : "");
     }
     if (s->host == NULL || s->user == NULL || s->known_hosts == NULL ||
-        (p->key && !s->key) || (p->password && !s->password)) {
+        (p->key && !s->key) || (p->password && !s->password) ||
+        (ep->local_address && !s->local_address) || (ep->dns_servers && !s->dns_servers)) {
         ssh_session_free(s);
         return ST_ERROR_OUT_OF_MEMORY;
     }
@@ -271,11 +364,11 @@ static int ssh_session_new(const iw_ssh_params *p, const imapwire_endpoint *ep,
     s->ep = *ep;
     s->ep.host = s->host;
     s->ep.port = p->port;
-    s->ep.local_address = NULL;
-    s->ep.dns_servers = NULL;
+    s->ep.local_address = s->local_address;
+    s->ep.dns_servers = s->dns_servers;
     rc = iw_layer_new("tcp", NULL, &s->ep, NULL, NULL, &s->tcp);
     if (rc == 0) {
-        s->s = libssh2_session_init_ex(NULL, NULL, NULL, s);
+        s->s = libssh2_session_init_ex(ssh_mem_alloc, ssh_mem_free, ssh_mem_realloc, s);
         if (s->s == NULL)
             rc = ST_ERROR_OUT_OF_MEMORY;
     }
@@ -297,7 +390,7 @@ static int ssh_session_get(const iw_ssh_params *p, const imapwire_endpoint *ep,
 {
     unsigned char id[32];
     ssh_session *s;
-    int rc = ssh_session_id(p, id);
+    int rc = ssh_session_id(p, ep, id);
     if (rc != 0)
         return rc;
     pthread_mutex_lock(&ssh_list_lock);
@@ -544,6 +637,12 @@ static int ssh_session_step(ssh_session *s, imapwire_layer *l)
             s->state = S_READY;
             break;
         case S_READY:
+            /* Authenticated: the secret has done its work. A session found dead later is
+             * replaced with the next connect's own credentials. */
+            if (s->password != NULL) {
+                iw_free_secret(s->password);
+                s->password = NULL;
+            }
             return 1;
         default:
             return s->error ? s->error : (int)ST_ERROR_CONNECTION_CLOSED;
@@ -551,7 +650,40 @@ static int ssh_session_step(ssh_session *s, imapwire_layer *l)
     }
 }
 
+/* The phase a session's set-up is in, as nTimeout counts them. */
+static int ssh_session_phase(const ssh_session *s)
+{
+    switch (s->state) {
+    case S_LOWER:
+        return P_TCP;
+    case S_HANDSHAKE:
+    case S_HOSTKEY:
+        return P_HANDSHAKE;
+    case S_READY:
+    case S_DEAD:
+        return P_CHANNEL;
+    default:
+        return P_AUTH;
+    }
+}
+
 /* ---- the layer ---- */
+
+/* Starts the phase's own deadline when the connection enters a new one; the timeout
+ * error once the current one has run out. */
+static int ssh_phase_check(imapwire_layer *l, int phase)
+{
+    struct ssh_ctx *c = l->ctx;
+    int64_t now = iw_now_ms();
+    if (phase != c->phase) {
+        c->phase = phase;
+        c->phase_deadline_ms = now + l->endpoint->timeout_ms;
+        if (c->phase_started != NULL)
+            c->phase_started(l->core);
+        return 0;
+    }
+    return now >= c->phase_deadline_ms ? (int)ST_ERROR_OPERATION_TIMEOUT : 0;
+}
 
 static int ssh_create(imapwire_layer *l, const char *args)
 {
@@ -565,6 +697,8 @@ static int ssh_create(imapwire_layer *l, const char *args)
     rc = ssh_session_get(&p, l->endpoint, &c->sess);
     if (rc != 0)
         return rc;
+    c->phase = -1;
+    c->phase_started = p.phase_started;
     c->on_loop = iw_loop_is_current();
     pthread_mutex_lock(&ssh_list_lock);
     if (c->on_loop)
@@ -620,6 +754,8 @@ static int ssh_connect(imapwire_layer *l, int *done)
             rc = 0;
         }
     }
+    if (rc == 0 && c->state == L_SESSION)
+        rc = ssh_phase_check(l, ssh_session_phase(s));
     if (rc == 0 && c->state == L_CHANNEL) {
         /* The SSH server resolves and connects to the IMAP host: no local DNS for it. */
         c->channel = libssh2_channel_direct_tcpip_ex(s->s, ep->host, (int)ep->port, "127.0.0.1", 0);
@@ -633,6 +769,8 @@ static int ssh_connect(imapwire_layer *l, int *done)
                 rc = (e == LIBSSH2_ERROR_CHANNEL_FAILURE || e == LIBSSH2_ERROR_CHANNEL_UNKNOWN)
                          ? (int)ST_ERROR_SSH_CHANNEL_FAILED
                          : ssh_libssh2_error(s, e, ST_ERROR_SSH_CHANNEL_FAILED);
+            else
+                rc = ssh_phase_check(l, P_CHANNEL);
         }
     } else if (rc == 0 && c->state == L_UP) {
         *done = 1;
@@ -729,6 +867,9 @@ static void ssh_pollset(imapwire_layer *l, unsigned want, imapwire_pollset *ps)
             imapwire_pollset_wakeup(ps, iw_now_ms());
     }
     pthread_mutex_unlock(&s->lock);
+    /* A phase that runs out must be noticed even if the socket stays silent. */
+    if (c->state == L_SESSION || c->state == L_CHANNEL)
+        imapwire_pollset_wakeup(ps, c->phase_deadline_ms);
     pthread_mutex_lock(&ssh_list_lock);
     shared = s->other_drivers + (s->loop_drivers > 0 ? 1u : 0u) > 1;
     /* Channels all on the loop thread are stepped together and ask for an immediate
@@ -806,12 +947,13 @@ const imapwire_transport_type iw_transport_ssh = {
 
 /* Gets or makes the session for core's tunnel credentials and drives it until it is
  * authenticated or deadline_ms passes: errors surface before anyone uses the forward. */
-int iw_ssh_hold(void *core, const imapwire_endpoint *ep, int64_t deadline_ms, void **hold)
+int iw_ssh_hold(void *core, const imapwire_endpoint *ep, void **hold)
 {
     iw_ssh_params p;
     ssh_session *s;
     imapwire_layer probe;
-    int rc;
+    int64_t deadline_ms = 0;
+    int rc, phase = -1;
 
     *hold = NULL;
     rc = iw_core_ssh_params(core, &p);
@@ -824,9 +966,14 @@ int iw_ssh_hold(void *core, const imapwire_endpoint *ep, int64_t deadline_ms, vo
     memset(&probe, 0, sizeof probe);
     probe.host = &iw_host_api;
     probe.core = core;
+    /* Each phase has ep->timeout_ms; 20 ms waits bound the rounds well beyond that. */
     for (;;) {
         pthread_mutex_lock(&s->lock);
         rc = ssh_session_step(s, &probe);
+        if (rc == 0 && ssh_session_phase(s) != phase) {
+            phase = ssh_session_phase(s);
+            deadline_ms = iw_now_ms() + ep->timeout_ms;
+        }
         pthread_mutex_unlock(&s->lock);
         if (rc != 0)
             break;

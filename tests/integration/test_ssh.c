@@ -319,6 +319,46 @@ START_TEST(sshd_killed_mid_session)
 }
 END_TEST
 
+/* Keyboard-interactive (PAM) with the password: libssh2 frees our answers itself, with
+ * the session's allocator that wipes; ASan checks the two sides of that pairing. */
+START_TEST(auth_keyboard_interactive)
+{
+    char dir[600], conf[700], cmd[2000], envp[700];
+    iwt_sshd mine;
+    SECURITYCREDENTIALS sc;
+    FILE *f;
+
+    snprintf(dir, sizeof dir, "%s-kbd-%d", sshd.dir, (int)getpid());
+    snprintf(conf, sizeof conf, "%s-kbd-%d.conf", sshd.dir, (int)getpid());
+    f = fopen(conf, "w");
+    ck_assert_ptr_nonnull(f);
+    /* no "password" method: libssh2 must take keyboard-interactive */
+    fputs("PasswordAuthentication no\n", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "SSHD_USE_PAM=yes SSHD_EXTRA_CONF=%s %s/../harness/sshd.sh start %s >/dev/null 2>&1",
+             conf, getenv("IW_TESTS_DIR"), dir);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(envp, sizeof envp, "%s/env", dir);
+    iwt_sshd_load(&mine, envp);
+    memset(&sc, 0, sizeof sc);
+    sc.dwSize = sizeof sc;
+    sc.lpszTunnelHost = mine.host;
+    sc.nTunnelPort = mine.port;
+    sc.lpszTunnelUser = mine.user;
+    sc.lpszTunnelPassword = mine.pass;
+    sc.lpszKnownHosts = mine.known;
+    login_and_out(ImapConnect("127.0.0.1", dv.port, 10, IMAP_OPTION_TUNNEL, &sc));
+    ck_assert_msg(iwt_log_wait(mine.log, "Accepted keyboard-interactive/pam", 1, 5000) == 1,
+                  "sshd did not log a keyboard-interactive login");
+    sc.lpszTunnelPassword = "not-the-password";
+    ck_assert(ImapConnect("127.0.0.1", dv.port, 10, IMAP_OPTION_TUNNEL, &sc) == INVALID_CLIENT);
+    iwt_assert_error(ST_ERROR_SSH_AUTH_FAILED);
+    snprintf(cmd, sizeof cmd, "%s/../harness/sshd.sh stop %s >/dev/null 2>&1; rm -rf %s %s",
+             getenv("IW_TESTS_DIR"), dir, dir, conf);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ssh");
@@ -333,6 +373,7 @@ int main(void)
     tcase_add_loop_test(tc, tunnel_starttls_and_implicit, 0, 2);
     tcase_add_loop_test(tc, auth_methods, 0, 3);
     tcase_add_test(tc, auth_agent);
+    tcase_add_test(tc, auth_keyboard_interactive);
     tcase_add_loop_test(tc, tunnel_failures, 0, (int)(sizeof bad_cases / sizeof bad_cases[0]));
     tcase_add_test(tc, session_sharing);
     tcase_add_loop_test(tc, shared_session_wrong_secret, 0, 2);
