@@ -127,6 +127,10 @@ extern const imapwire_transport_type iw_transport_tcp;
 typedef struct iw_creds iw_creds;
 int  iw_creds_copy(const SECURITYCREDENTIALS *in, iw_creds **out);
 void iw_creds_free(iw_creds *c);
+/* Wipes and drops the passphrase and the tunnel password: once the TLS context is
+ * loaded and the chain is built (the SSH layer has taken its own copy), a connect
+ * keeps no secret it will not use again. */
+void iw_creds_forget_secrets(iw_creds *c);
 void iw_wipe(void *p, size_t n);
 void iw_free_secret(char *s);
 

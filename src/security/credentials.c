@@ -215,6 +215,16 @@ int iw_creds_copy(const SECURITYCREDENTIALS *in, iw_creds **out)
     return 0;
 }
 
+void iw_creds_forget_secrets(iw_creds *c)
+{
+    if (c == NULL)
+        return;
+    iw_free_secret(c->password);
+    iw_free_secret(c->tunnel_password);
+    c->password = NULL;
+    c->tunnel_password = NULL;
+}
+
 void iw_creds_free(iw_creds *c)
 {
     if (c == NULL)
