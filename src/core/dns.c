@@ -1,23 +1,33 @@
 /* dns.c: asynchronous name resolution through c-ares, driven from the connect machine's
- * poll loop: one channel per lookup, its sockets in the poll set, never a blocking call. */
+ * poll loop: one channel per lookup, its sockets behind one epoll descriptor in the poll set. */
 #include <arpa/inet.h>
 #include <ares.h>
-#include <poll.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
 #include "iw.h"
 
-#define IW_DNS_MAX_FDS 8
+/* ares_process_fd calls per step: each one handles one ready socket, and a batch is
+ * taken again only while it came back full, so one step stays bounded. */
+#define IW_DNS_EVENTS 16
+#define IW_DNS_BATCHES 8
 
 struct iw_dns {
     ares_channel channel;
     int          have_channel;
-    struct { int fd; unsigned want; } fds[IW_DNS_MAX_FDS];
-    int          nfds;
+    /* c-ares opens a socket per server and keeps each until the lookup ends: a list of
+     * ten servers is ten sockets, more than a poll set holds. They all live in this
+     * epoll set, and the poll set gets the one descriptor. */
+    int          epfd;
+    int          nsock;
+    int          sock_error;       /* ST_ERROR_* when a socket could not be watched */
     int          done;
     int          status;           /* ST_ERROR_* once done, 0 on success */
     iw_addr      addrs[IW_MAX_ADDRS];
     int          naddr;
+    int          nfound;           /* usable addresses in the answer, before the cut */
     unsigned     port;
 };
 
@@ -31,26 +41,31 @@ void iw_dns_global_cleanup(void)
     ares_library_cleanup();
 }
 
-/* c-ares tells us which sockets it needs watched; we keep the list for the poll set. */
+/* c-ares tells us which sockets it needs watched, and for what. */
 static void iw_dns_sock_state(void *data, ares_socket_t fd, int readable, int writable)
 {
     iw_dns *d = data;
-    unsigned want = (readable ? IMAPWIRE_WANT_READ : 0) | (writable ? IMAPWIRE_WANT_WRITE : 0);
-    int i;
-    for (i = 0; i < d->nfds; i++) {
-        if (d->fds[i].fd == (int)fd) {
-            if (want == 0)
-                d->fds[i] = d->fds[--d->nfds];
-            else
-                d->fds[i].want = want;
-            return;
-        }
+    struct epoll_event ev;
+
+    memset(&ev, 0, sizeof ev);
+    ev.events = (readable ? EPOLLIN : 0u) | (writable ? EPOLLOUT : 0u);
+    ev.data.fd = (int)fd;
+    if (ev.events == 0) {
+        /* it is about to be closed, which would drop it too; say so while it is open */
+        if (epoll_ctl(d->epfd, EPOLL_CTL_DEL, (int)fd, NULL) == 0)
+            d->nsock--;
+        return;
     }
-    if (want != 0 && d->nfds < IW_DNS_MAX_FDS) {
-        d->fds[d->nfds].fd = (int)fd;
-        d->fds[d->nfds].want = want;
-        d->nfds++;
+    if (epoll_ctl(d->epfd, EPOLL_CTL_MOD, (int)fd, &ev) == 0)
+        return;
+    if (errno == ENOENT && epoll_ctl(d->epfd, EPOLL_CTL_ADD, (int)fd, &ev) == 0) {
+        d->nsock++;
+        return;
     }
+    /* A socket nobody watches would turn into a timeout later: fail now, and say why. */
+    if (d->sock_error == 0)
+        d->sock_error = (errno == ENOMEM || errno == ENOSPC) ? ST_ERROR_SYSTEM_LIMIT
+                                                             : ST_ERROR_NETWORK_ERROR;
 }
 
 static int iw_dns_map(int status)
@@ -102,6 +117,10 @@ static void iw_dns_collect(iw_dns *d, const struct ares_addrinfo_node *list)
         else
             ((struct sockaddr_in6 *)&a->sa)->sin6_port = htons((uint16_t)d->port);
     }
+    d->nfound = 0;
+    for (n = list; n != NULL; n = n->ai_next)
+        if ((n->ai_family == AF_INET || n->ai_family == AF_INET6) && d->nfound < 65536)
+            d->nfound++;
     d->naddr = 0;
     while (d->naddr < IW_MAX_ADDRS && (i4 < n4 || i6 < n6)) {
         int take_six = (six_first == 1) == (d->naddr % 2 == 0);
@@ -131,35 +150,82 @@ static void iw_dns_done(void *arg, int status, int timeouts, struct ares_addrinf
         ares_freeaddrinfo(res);
 }
 
+/* The servers the channel will ask: the caller's list, or the system's. */
+static int iw_dns_server_count(ares_channel ch)
+{
+    struct ares_addr_port_node *list = NULL, *n;
+    int count = 0;
+    if (ares_get_servers_ports(ch, &list) != ARES_SUCCESS)
+        return 1;
+    for (n = list; n != NULL && count < 1024; n = n->next)
+        count++;
+    ares_free_data(list);
+    return count > 0 ? count : 1;
+}
+
+/* c-ares moves to the next server when one has not answered within the per-try time, so
+ * the last of n servers is first asked after (n - 1) of them. Three rounds over every
+ * server are fitted into the one wait: a long list shortens each try instead of leaving
+ * its last servers beyond the timeout. */
+static int iw_dns_per_try_ms(unsigned timeout_ms, int nservers)
+{
+    unsigned ms = timeout_ms / (3u * (unsigned)nservers);
+    return (int)(ms > 250 ? ms : 250);
+}
+
+static int iw_dns_channel(iw_dns *d, const char *servers, int per_try_ms)
+{
+    struct ares_options opt;
+    int rc;
+
+    memset(&opt, 0, sizeof opt);
+    opt.sock_state_cb = iw_dns_sock_state;
+    opt.sock_state_cb_data = d;
+    opt.timeout = per_try_ms;
+    opt.tries = 3;
+    rc = ares_init_options(&d->channel, &opt,
+                           ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);
+    if (rc != ARES_SUCCESS)
+        return rc == ARES_ENOMEM ? ST_ERROR_OUT_OF_MEMORY : ST_ERROR_NETWORK_ERROR;
+    d->have_channel = 1;
+    if (servers != NULL && ares_set_servers_ports_csv(d->channel, servers) != ARES_SUCCESS)
+        return ST_ERROR_INVALID_PARAMETER;
+    return 0;
+}
+
 int iw_dns_start(const char *host, unsigned port, const char *servers, unsigned timeout_ms,
                  iw_dns **out)
 {
-    struct ares_options opt;
     struct ares_addrinfo_hints hints;
     iw_dns *d;
-    int rc;
+    int rc, guess = 1, count;
+    const char *p;
 
     *out = NULL;
     d = calloc(1, sizeof *d);
     if (d == NULL)
         return ST_ERROR_OUT_OF_MEMORY;
     d->port = port;
-    memset(&opt, 0, sizeof opt);
-    opt.sock_state_cb = iw_dns_sock_state;
-    opt.sock_state_cb_data = d;
-    /* Three tries fit in one wait: each server gets a third of it before the next. */
-    opt.timeout = (int)(timeout_ms / 3 > 250 ? timeout_ms / 3 : 250);
-    opt.tries = 3;
-    rc = ares_init_options(&d->channel, &opt,
-                           ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);
-    if (rc != ARES_SUCCESS) {
+    d->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (d->epfd < 0) {
+        rc = (errno == EMFILE || errno == ENFILE || errno == ENOMEM) ? ST_ERROR_SYSTEM_LIMIT
+                                                                     : ST_ERROR_NETWORK_ERROR;
         free(d);
-        return rc == ARES_ENOMEM ? ST_ERROR_OUT_OF_MEMORY : ST_ERROR_NETWORK_ERROR;
+        return rc;
     }
-    d->have_channel = 1;
-    if (servers != NULL && ares_set_servers_ports_csv(d->channel, servers) != ARES_SUCCESS) {
+    for (p = servers; p != NULL && *p != '\0'; p++)
+        if (*p == ',')
+            guess++;
+    rc = iw_dns_channel(d, servers, iw_dns_per_try_ms(timeout_ms, guess));
+    if (rc == 0 && (count = iw_dns_server_count(d->channel)) != guess) {
+        /* the system's list, known only once read: the per-try time is an init option */
+        ares_destroy(d->channel);
+        d->have_channel = 0;
+        rc = iw_dns_channel(d, servers, iw_dns_per_try_ms(timeout_ms, count));
+    }
+    if (rc != 0) {
         iw_dns_free(d);
-        return ST_ERROR_INVALID_PARAMETER;
+        return rc;
     }
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
@@ -171,29 +237,29 @@ int iw_dns_start(const char *host, unsigned port, const char *servers, unsigned 
 
 int iw_dns_step(iw_dns *d, iw_addr *out, int max, int *count, int *done)
 {
-    struct pollfd pfd[IW_DNS_MAX_FDS];
-    int i, n, nfds = d->nfds > IW_DNS_MAX_FDS ? IW_DNS_MAX_FDS : d->nfds;
+    struct epoll_event ev[IW_DNS_EVENTS];
+    int i, n, batch;
 
     *done = 0;
-    if (!d->done) {
-        /* Our driver polled for us; ask the kernel again, without waiting, which of
-         * c-ares' sockets are ready, and let it read exactly those. */
-        for (i = 0; i < nfds; i++) {
-            pfd[i].fd = d->fds[i].fd;
-            pfd[i].events = (short)(((d->fds[i].want & IMAPWIRE_WANT_READ) ? POLLIN : 0) |
-                                    ((d->fds[i].want & IMAPWIRE_WANT_WRITE) ? POLLOUT : 0));
-            pfd[i].revents = 0;
+    for (batch = 0; !d->done && d->sock_error == 0 && batch < IW_DNS_BATCHES; batch++) {
+        /* Our driver polled the epoll descriptor; ask it, without waiting, which of
+         * c-ares' sockets are ready, and let c-ares read or write exactly those. */
+        n = d->nsock > 0 ? epoll_wait(d->epfd, ev, IW_DNS_EVENTS, 0) : 0;
+        for (i = 0; i < n && !d->done; i++) {
+            ares_socket_t fd = ev[i].data.fd;
+            ares_socket_t rfd = (ev[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) ? fd : ARES_SOCKET_BAD;
+            ares_socket_t wfd = (ev[i].events & EPOLLOUT) ? fd : ARES_SOCKET_BAD;
+            ares_process_fd(d->channel, rfd, wfd);
         }
-        n = nfds > 0 ? poll(pfd, (nfds_t)nfds, 0) : 0;
-        for (i = 0; n > 0 && i < nfds && !d->done; i++) {
-            ares_socket_t rfd = (pfd[i].revents & (POLLIN | POLLERR | POLLHUP)) ? pfd[i].fd : ARES_SOCKET_BAD;
-            ares_socket_t wfd = (pfd[i].revents & POLLOUT) ? pfd[i].fd : ARES_SOCKET_BAD;
-            if (rfd != ARES_SOCKET_BAD || wfd != ARES_SOCKET_BAD)
-                ares_process_fd(d->channel, rfd, wfd);
-        }
-        /* Retransmissions and c-ares' own timeouts. */
-        if (!d->done)
-            ares_process_fd(d->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+        if (n < IW_DNS_EVENTS)
+            break;
+    }
+    /* Retransmissions and c-ares' own timeouts. */
+    if (!d->done && d->sock_error == 0)
+        ares_process_fd(d->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+    if (!d->done && d->sock_error != 0) {
+        *done = 1;
+        return d->sock_error;
     }
     if (!d->done)
         return 0;
@@ -205,18 +271,24 @@ int iw_dns_step(iw_dns *d, iw_addr *out, int max, int *count, int *done)
     return 0;
 }
 
+int iw_dns_found(const iw_dns *d)
+{
+    return d->done && d->status == 0 ? d->nfound : 0;
+}
+
 void iw_dns_pollset(iw_dns *d, imapwire_pollset *ps)
 {
     struct timeval tv, *tvp;
-    int i;
     if (d->done)
         return;
-    for (i = 0; i < d->nfds; i++)
-        imapwire_pollset_add(ps, d->fds[i].fd, d->fds[i].want);
     tvp = ares_timeout(d->channel, NULL, &tv);
     if (tvp != NULL)
         imapwire_pollset_wakeup(ps, iw_now_ms() + (int64_t)tvp->tv_sec * 1000 +
                                         tvp->tv_usec / 1000 + 1);
+    /* A full poll set would leave the answer unread until the next retransmission:
+     * look again soon instead. */
+    if (d->nsock > 0 && imapwire_pollset_add(ps, d->epfd, IMAPWIRE_WANT_READ) != 0)
+        imapwire_pollset_wakeup(ps, iw_now_ms() + 10);
 }
 
 void iw_dns_free(iw_dns *d)
@@ -226,6 +298,9 @@ void iw_dns_free(iw_dns *d)
     /* Destroyed, not cancelled: the callback sees ARES_EDESTRUCTION and only records it. */
     if (d->have_channel)
         ares_destroy(d->channel);
+    /* after ares_destroy, whose socket callbacks still use it */
+    if (d->epfd >= 0)
+        close(d->epfd);
     free(d);
 }
 

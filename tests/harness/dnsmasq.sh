@@ -17,6 +17,10 @@
 #   both.imapwire.test       A 127.0.0.1, AAAA ::1
 #   fallback.imapwire.test   A 127.0.0.2, A 127.0.0.1   (in this order)
 #   blackhole.imapwire.test  A 127.0.0.3, A 127.0.0.1   (in this order)
+#   many.imapwire.test       A 127.0.0.11 ... 127.0.0.21, then A 127.0.0.1
+#                            (12 addresses: more attempts than a poll set holds)
+#   toomany.imapwire.test    A 127.0.0.31 ... 127.0.0.49, then A 127.0.0.1
+#                            (20 addresses: more than the client races)
 #   empty.imapwire.test      TXT only: A/AAAA queries get NODATA
 #   anything else            NXDOMAIN
 #
@@ -118,6 +122,14 @@ write_hosts() {
         printf '127.0.0.1 fallback.%s\n' "$DOMAIN"
         printf '127.0.0.3 blackhole.%s\n' "$DOMAIN"
         printf '127.0.0.1 blackhole.%s\n' "$DOMAIN"
+        for i in $(seq 11 21); do
+            printf '127.0.0.%s many.%s\n' "$i" "$DOMAIN"
+        done
+        printf '127.0.0.1 many.%s\n' "$DOMAIN"
+        for i in $(seq 31 49); do
+            printf '127.0.0.%s toomany.%s\n' "$i" "$DOMAIN"
+        done
+        printf '127.0.0.1 toomany.%s\n' "$DOMAIN"
         if [ -n "${DNSMASQ_EXTRA_HOSTS:-}" ]; then
             [ -r "$DNSMASQ_EXTRA_HOSTS" ] ||
                 die "DNSMASQ_EXTRA_HOSTS=$DNSMASQ_EXTRA_HOSTS is not readable"
