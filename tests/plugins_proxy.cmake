@@ -22,3 +22,5 @@ set_tests_properties(tinyproxy_stop PROPERTIES FIXTURES_CLEANUP tinyproxy TIMEOU
 iw_integration_test(test_proxy FIXTURES "dovecot;dovecot_tls;sshd;danted;tinyproxy")
 # The plugins are loaded at run time, so the test needs them built, not linked.
 add_dependencies(test_proxy socks5 httpconnect)
+# The secrets cases run the command plugin too (what it traces of a command line).
+add_dependencies(test_proxy command)

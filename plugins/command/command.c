@@ -205,6 +205,23 @@ static void cmd_signal(struct cmd_ctx *c, int sig)
     kill(c->pid, sig);
 }
 
+/* Overwrites n bytes in a way the compiler may not drop as a dead store. */
+static void cmd_wipe(void *p, size_t n)
+{
+    volatile unsigned char *v = p;
+    while (n-- > 0)
+        *v++ = 0;
+}
+
+static void cmd_forget_cmdline(struct cmd_ctx *c)
+{
+    if (c->cmdline != NULL) {
+        cmd_wipe(c->cmdline, strlen(c->cmdline));
+        free(c->cmdline);
+        c->cmdline = NULL;
+    }
+}
+
 static void cmd_destroy(imapwire_layer *l)
 {
     struct cmd_ctx *c = l->ctx;
@@ -235,8 +252,7 @@ static void cmd_destroy(imapwire_layer *l)
         c->err_fd = c->pidfd = -1;
         c->fds_open = 0;
     }
-    free(c->cmdline);
-    c->cmdline = NULL;
+    cmd_forget_cmdline(c);
 }
 
 /* The child's ends must not be 0, 1 or 2 in the parent: dup2(x, x) would keep them
@@ -263,6 +279,30 @@ static void cmd_close_pair(int p[2])
     p[0] = p[1] = -1;
 }
 
+/* The trace names the program and nothing else of the command line, which may carry a
+ * secret anywhere: "sshpass -p pw ssh ...", "PASS=pw prog", "prog --password=pw". Only a
+ * first word made of path characters is shown (after an "exec"); an assignment, quoting,
+ * an expansion or anything else in it is not shown at all. */
+static void cmd_trace_program(imapwire_layer *l, const char *cmdline)
+{
+    static const char path_chars[] =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._+-";
+    const char *p = cmdline + strspn(cmdline, " \t");
+    size_t n = strcspn(p, " \t");
+    struct cmd_ctx *c = l->ctx;
+
+    if (n == 4 && memcmp(p, "exec", 4) == 0) {
+        p += n;
+        p += strspn(p, " \t");
+        n = strcspn(p, " \t");
+    }
+    if (n > 0 && n <= 64 && strspn(p, path_chars) >= n)
+        l->host->trace(l, "command: pid %d runs %.*s", (int)c->pid, (int)n, p);
+    else
+        l->host->trace(l, "command: pid %d runs the command line (not traced: its first word "
+                          "is not a plain program name)", (int)c->pid);
+}
+
 static int cmd_spawn(imapwire_layer *l)
 {
     struct cmd_ctx *c = l->ctx;
@@ -272,7 +312,6 @@ static int cmd_spawn(imapwire_layer *l)
     sigset_t none, all;
     char *argv[4];
     int rc = 0, err, have_fa = 0, have_attr = 0;
-    const char *prog;
 
     /* Pipes, not a socketpair: some servers refuse a socket on stdin (Dovecot's imap
      * takes it for inetd and answers BAD). Every end is close-on-exec, so children of
@@ -334,11 +373,11 @@ static int cmd_spawn(imapwire_layer *l)
     c->err_fd = ep[0];
     in[1] = out[0] = ep[0] = -1;
     c->fds_open = 1;
-    /* Only the program's name: the rest of a command line may carry a secret. */
-    prog = c->cmdline + strspn(c->cmdline, " \t");
-    l->host->trace(l, "command: pid %d runs %.*s", (int)c->pid,
-                   (int)(strcspn(prog, " \t") < 64 ? strcspn(prog, " \t") : 64), prog);
+    cmd_trace_program(l, c->cmdline);
 out:
+    /* The child got its own copy at exec (posix_spawn returns after it), and a failed
+     * start is not retried: the line, which may hold a secret, is not kept. */
+    cmd_forget_cmdline(c);
     if (have_fa)
         posix_spawn_file_actions_destroy(&fa);
     if (have_attr)

@@ -156,6 +156,8 @@ int px_hop_parse(imapwire_layer *l, px_hop *h, const char *name, const char *arg
     snprintf(h->text, sizeof h->text, "%.*s:%lu", (int)(hn < 48 ? hn : 48), hostport, port);
     return 0;
 bad_address:
+    /* the layer will never use the password: it goes now, not when the layer is freed */
+    px_forget_password(h);
     l->host->trace(l, "%s: the proxy must be IPv4:port, [IPv6]:port or localhost:port "
                       "(no name resolution for the proxy itself)", name);
     return ST_ERROR_INVALID_PARAMETER;

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -185,6 +187,10 @@ static void ssh_d_stop(void)
     ssh_pid = 0;
 }
 
+/* nTimeout of every connect through via(); bounds on "at once" are a fraction of it, so a
+ * loaded machine cannot break them while a wait for the timeout still does. */
+#define VIA_TIMEOUT_S 10
+
 static HCLIENT via(const char *transport, const char *host, unsigned port, DWORD opts,
                    LPSECURITYCREDENTIALS sc, trace_log *t)
 {
@@ -193,7 +199,7 @@ static HCLIENT via(const char *transport, const char *host, unsigned port, DWORD
     ci.dwSize = sizeof ci;
     ci.lpszHostName = host;
     ci.nRemotePort = port;
-    ci.nTimeout = 10;
+    ci.nTimeout = VIA_TIMEOUT_S;
     ci.dwOptions = opts;
     ci.lpCredentials = sc;
     ci.lpszTransport = transport;
@@ -276,6 +282,16 @@ static int wait_count(const char *path, const char *a, const char *b, int want)
     long long until = iwt_now_ms() + 3000;
     int n;
     while ((n = count_lines(path, a, b)) < want && iwt_now_ms() < until)
+        usleep(20000);
+    return n;
+}
+
+/* The same for lines holding one needle (tinyproxy's log). */
+static int wait_in_file(const char *path, const char *needle, int want)
+{
+    long long until = iwt_now_ms() + 3000;
+    int n;
+    while ((n = iwt_count_in_file(path, needle)) < want && iwt_now_ms() < until)
         usleep(20000);
     return n;
 }
@@ -474,8 +490,8 @@ END_TEST
  * on first use; Dante's log shows the relayed connection. */
 START_TEST(env_transport)
 {
-    char tr[200], dest[64];
-    int before;
+    char tr[200], dest[64], marker[64];
+    int before, marks;
     HCLIENT h;
 
     dante_transport(tr, sizeof tr, dante.user, dante.pass);
@@ -493,7 +509,15 @@ START_TEST(env_transport)
     h = ImapConnect(dv.host, dv.port, 10, IMAP_OPTION_NONE, NULL);
     ck_assert(h != INVALID_CLIENT);
     ck_assert_int_eq(ImapDisconnect(h), 0);
-    usleep(200000);
+    /* A marker through Dante to another destination, made after that connect: once its
+     * line is in Dante's log, a relayed line of the connect above would be there too. */
+    snprintf(marker, sizeof marker, " 127.0.0.1.%u", dvtls.port);
+    marks = count_lines(dante.log, "tcp/connect [: username%imapwire-socks@", marker);
+    h = via(tr, "127.0.0.1", dvtls.port, IMAP_OPTION_NONE, NULL, NULL);
+    ck_assert_msg(h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    ck_assert_int_eq(wait_count(dante.log, "tcp/connect [: username%imapwire-socks@", marker,
+                                marks + 1), marks + 1);
     ck_assert_int_eq(count_lines(dante.log, "tcp/connect [: username%imapwire-socks@", dest),
                      before + 1);
 }
@@ -515,7 +539,7 @@ START_TEST(http_modes)
     before = iwt_count_in_file(tp.log, req);
     through(tr, host, mode, t);
     ck_assert_msg(strstr(t->text, "HTTP/1.0 200 Connection established") != NULL, "%s", t->text);
-    ck_assert_int_eq(iwt_count_in_file(tp.log, req), before + 1);
+    ck_assert_int_eq(wait_in_file(tp.log, req, before + 1), before + 1);
     free(t);
 }
 END_TEST
@@ -585,7 +609,7 @@ START_TEST(proxy_down)
                                    "httpconnect:u:p@[::1]:%u" };
     char tr[100];
     snprintf(tr, sizeof tr, forms[_i], free_port());
-    refused(tr, "127.0.0.1", dv.port, ST_ERROR_CONNECTION_REFUSED, 1000, NULL);
+    refused(tr, "127.0.0.1", dv.port, ST_ERROR_CONNECTION_REFUSED, VIA_TIMEOUT_S * 1000 / 4, NULL);
 }
 END_TEST
 
@@ -645,7 +669,7 @@ END_TEST
 
 /* A one-connection proxy that answers with fixed bytes: per step, read `expect` bytes
  * (0: up to an empty line), then send `reply`. With relay set, it connects to Dovecot
- * first and appends Dovecot's greeting to the first reply, then relays both ways. */
+ * before the last reply and appends Dovecot's greeting to it, then relays both ways. */
 typedef struct script_step {
     size_t expect;
     const char *reply;
@@ -661,10 +685,13 @@ typedef struct script_proxy {
     unsigned relay_port;
 } script_proxy;
 
+/* What the client sent may hold its proxy password: the buffer is wiped before it goes,
+ * so the memory scan below finds only the library's copies. */
 static int read_until(int fd, size_t expect, long long until)
 {
     char buf[16384];
     size_t have = 0;
+    int rc = -1;
     while (have < sizeof buf - 1 && iwt_now_ms() < until) {
         struct pollfd p = { .fd = fd, .events = POLLIN, .revents = 0 };
         ssize_t n;
@@ -672,13 +699,16 @@ static int read_until(int fd, size_t expect, long long until)
             continue;
         n = recv(fd, buf + have, sizeof buf - 1 - have, 0);
         if (n <= 0)
-            return -1;
+            break;
         have += (size_t)n;
         buf[have] = '\0';
-        if (expect ? have >= expect : strstr(buf, "\r\n\r\n") != NULL)
-            return 0;
+        if (expect ? have >= expect : strstr(buf, "\r\n\r\n") != NULL) {
+            rc = 0;
+            break;
+        }
     }
-    return -1;
+    explicit_bzero(buf, sizeof buf);
+    return rc;
 }
 
 static void relay(int a, int b, long long until)
@@ -715,7 +745,7 @@ static void *script_main(void *arg)
         if (read_until(fd, sp->steps[i].expect, until) != 0)
             break;
         memcpy(out, sp->steps[i].reply, len);
-        if (i == 0 && sp->relay_port) {
+        if (i == sp->nsteps - 1 && sp->relay_port) {
             struct sockaddr_in a;
             ssize_t n;
             memset(&a, 0, sizeof a);
@@ -908,6 +938,278 @@ START_TEST(socks_reply_then_greeting)
 }
 END_TEST
 
+/* ------------------------------------------------------------ secrets in traces */
+
+static void b64(const char *in, char *out)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t n = strlen(in), i, o = 0;
+    for (i = 0; i < n; i += 3) {
+        unsigned v = (unsigned char)in[i] << 16;
+        if (i + 1 < n)
+            v |= (unsigned char)in[i + 1] << 8;
+        if (i + 2 < n)
+            v |= (unsigned char)in[i + 2];
+        out[o++] = abc[v >> 18];
+        out[o++] = abc[(v >> 12) & 63];
+        out[o++] = i + 1 < n ? abc[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < n ? abc[v & 63] : '=';
+    }
+    out[o] = '\0';
+}
+
+/* Neither the secret, nor the Basic credentials made of it, in any trace line (notes, sent
+ * and received lines alike) or in the text of the error the connect left behind. */
+static void assert_no_secret(const trace_log *t, const char *user, const char *secret,
+                             const char *what)
+{
+    char cred[300], enc[420], err[512];
+    snprintf(cred, sizeof cred, "%s:%s", user, secret);
+    b64(cred, enc);
+    ck_assert_msg(t->len > 0, "%s: no trace at all", what);
+    ck_assert_msg(strstr(t->text, secret) == NULL, "%s: secret in the trace:\n%s", what, t->text);
+    ck_assert_msg(strstr(t->text, enc) == NULL, "%s: credentials in the trace:\n%s", what, t->text);
+    err[0] = '\0';
+    ImapGetErrorString(ImapGetLastError(), err, (INT)sizeof err);
+    ck_assert_msg(strstr(err, secret) == NULL, "%s: secret in the error text: %s", what, err);
+}
+
+/* Through Dante and tinyproxy with credentials: accepted, and refused for a wrong password;
+ * the trace of each carries no password. */
+START_TEST(proxy_secrets_not_traced)
+{
+    trace_log *t = calloc(1, sizeof *t);
+    char tr[300];
+    HCLIENT h;
+
+    /* socks5, accepted */
+    dante_transport(tr, sizeof tr, dante.user, dante.pass);
+    through(tr, "127.0.0.1", 0, t);
+    ck_assert_msg(strstr(t->text, "accepted user") != NULL, "%s", t->text);
+    assert_no_secret(t, dante.user, dante.pass, "socks5 accepted");
+    /* socks5, refused */
+    t->len = 0;
+    t->text[0] = '\0';
+    dante_transport(tr, sizeof tr, dante.user, "Wr0ng-s0cks-S3cret");
+    refused(tr, "127.0.0.1", dv.port, ST_ERROR_CONNECTION_REFUSED, 5000, t);
+    ck_assert_msg(strstr(t->text, "refused the credentials") != NULL, "%s", t->text);
+    assert_no_secret(t, dante.user, "Wr0ng-s0cks-S3cret", "socks5 refused");
+    /* socks5, a password with ':' and '@' (the last '@' ends it) */
+    t->len = 0;
+    t->text[0] = '\0';
+    dante_transport(tr, sizeof tr, dante.user, "p:a@ss-S3cret");
+    refused(tr, "127.0.0.1", dv.port, ST_ERROR_CONNECTION_REFUSED, 5000, t);
+    assert_no_secret(t, dante.user, "p:a@ss-S3cret", "socks5 odd password");
+
+    /* httpconnect, accepted */
+    t->len = 0;
+    t->text[0] = '\0';
+    snprintf(tr, sizeof tr, "httpconnect:%s:%s@127.0.0.1:%u", tp.user, tp.pass, tp.auth_port);
+    through(tr, "127.0.0.1", 0, t);
+    assert_no_secret(t, tp.user, tp.pass, "httpconnect accepted");
+    /* httpconnect, refused */
+    t->len = 0;
+    t->text[0] = '\0';
+    snprintf(tr, sizeof tr, "httpconnect:%s:Wr0ng-http-S3cret@127.0.0.1:%u", tp.user,
+             tp.auth_port);
+    refused(tr, "127.0.0.1", dv.port, ST_ERROR_CONNECTION_REFUSED, 5000, t);
+    ck_assert_msg(strstr(t->text, "refused the credentials") != NULL, "%s", t->text);
+    assert_no_secret(t, tp.user, "Wr0ng-http-S3cret", "httpconnect refused");
+    /* a bad proxy address after valid credentials: refused before any I/O, still quiet */
+    t->len = 0;
+    t->text[0] = '\0';
+    h = via("socks5:someone:Unus3d-S3cret@proxy.example:1080", "127.0.0.1", dv.port,
+            IMAP_OPTION_NONE, NULL, t);
+    ck_assert(h == INVALID_CLIENT);
+    iwt_assert_error(ST_ERROR_INVALID_PARAMETER);
+    assert_no_secret(t, "someone", "Unus3d-S3cret", "socks5 bad address");
+    free(t);
+}
+END_TEST
+
+/* A command line may carry a secret anywhere (an assignment in front, an option): the
+ * command plugin's trace names the program at most. */
+START_TEST(command_secret_not_traced)
+{
+    static const struct { const char *line; int works; const char *shown; } cases[] = {
+        { "command:IMAPW_TOKEN=Cmd-S3cret-1 sh -c \"printf '* PREAUTH [CAPABILITY IMAP4rev1] "
+          "hi\\r\\n'; cat >/dev/null\"", 1, NULL },
+        { "command:exec sh -c \"printf '* PREAUTH [CAPABILITY IMAP4rev1] hi\\r\\n'; "
+          "cat >/dev/null\" imapd --token=Cmd-S3cret-1", 1, "runs sh\n" },
+        { "command:'Cmd-S3cret-1' 2>/dev/null", 0, NULL },
+        { "command:IMAPW_TOKEN=Cmd-S3cret-1 false", 0, NULL },
+    };
+    trace_log *t = calloc(1, sizeof *t);
+    HCLIENT h = via(cases[_i].line, "127.0.0.1", 143, IMAP_OPTION_NONE, NULL, t);
+    if (cases[_i].works) {
+        ck_assert_msg(h != INVALID_CLIENT, "error %u\n%s", (unsigned)ImapGetLastError(), t->text);
+        ck_assert_int_eq(ImapDisconnect(h), 0);
+    } else {
+        ck_assert(h == INVALID_CLIENT);
+    }
+    ck_assert_msg(strstr(t->text, "command: pid ") != NULL, "%s", t->text);
+    if (cases[_i].shown != NULL)
+        ck_assert_msg(strstr(t->text, cases[_i].shown) != NULL, "%s", t->text);
+    assert_no_secret(t, "-", "Cmd-S3cret-1", cases[_i].line);
+    free(t);
+}
+END_TEST
+
+/* ------------------------------------------------------------ secrets in memory */
+
+#define SCAN_MASK 0x5a
+
+/* Matches of masked[0..n) in [lo, hi) of this process, read through mem into buf. */
+static int scan_range(int mem, unsigned char *buf, size_t size, unsigned long lo,
+                      unsigned long hi, const unsigned char *masked, size_t n)
+{
+    unsigned long off = lo;
+    int found = 0;
+    while (off < hi) {
+        size_t want = hi - off < size ? hi - off : size, i;
+        ssize_t got = pread(mem, buf, want, (off_t)off);
+        if (got <= 0) {
+            off += 4096;               /* a page that cannot be read now: skip it */
+            continue;
+        }
+        for (i = 0; i < (size_t)got; i++)
+            buf[i] ^= SCAN_MASK;
+        for (i = 0; i + n <= (size_t)got; i++)
+            if (buf[i] == masked[0] && memcmp(buf + i, masked, n) == 0)
+                found++;
+        /* the next read overlaps this one by n - 1 bytes: nothing straddles a seam, and
+         * no match is counted twice */
+        off += (size_t)got > n ? (size_t)got - (n - 1) : (size_t)got;
+    }
+    return found;
+}
+
+/* Counts the places in this process's writable memory that hold the secret whose bytes,
+ * each XORed with SCAN_MASK, are in masked[0..n). Only the masked form is ever kept here,
+ * and each chunk is masked as soon as it is read, so the scan does not find itself; the
+ * chunk buffer is a mapping of its own, left out (reading it into itself would smear
+ * it). Reads go through /proc/self/mem, which ASan does not check; huge reservations
+ * (ASan's shadow) are skipped. */
+static int scan_memory(const unsigned char *masked, size_t n)
+{
+    enum { CHUNK = 1 << 20 };
+    FILE *maps = fopen("/proc/self/maps", "r");
+    unsigned char *buf = mmap(NULL, CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                              -1, 0);
+    unsigned long b0 = (unsigned long)buf, b1 = b0 + CHUNK;
+    int mem = open("/proc/self/mem", O_RDONLY), found = 0;
+    char line[512];
+
+    ck_assert_ptr_nonnull(maps);
+    ck_assert(buf != MAP_FAILED);
+    ck_assert_int_ge(mem, 0);
+    while (fgets(line, sizeof line, maps)) {
+        unsigned long lo, hi;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3 || perms[0] != 'r' ||
+            perms[1] != 'w' || hi - lo > (256ul << 20) || strstr(line, "[vvar") != NULL)
+            continue;
+        if (lo < b0)
+            found += scan_range(mem, buf, CHUNK, lo, hi < b0 ? hi : b0, masked, n);
+        if (hi > b1)
+            found += scan_range(mem, buf, CHUNK, lo > b1 ? lo : b1, hi, masked, n);
+    }
+    munmap(buf, CHUNK);
+    close(mem);
+    fclose(maps);
+    return found;
+}
+
+/* A password made here, known to the test only in masked form once the connect is made. */
+static void make_secret(char *out, size_t size, unsigned char *masked)
+{
+    unsigned char rnd[12];
+    size_t i;
+    FILE *f = fopen("/dev/urandom", "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fread(rnd, 1, sizeof rnd, f), sizeof rnd);
+    fclose(f);
+    ck_assert_uint_gt(size, 2 * sizeof rnd + 3);
+    out[0] = 'P';
+    out[1] = 'w';
+    for (i = 0; i < sizeof rnd; i++)
+        snprintf(out + 2 + 2 * i, 3, "%02x", rnd[i]);
+    for (i = 0; out[i] != '\0'; i++)
+        masked[i] = (unsigned char)out[i] ^ SCAN_MASK;
+    explicit_bzero(rnd, sizeof rnd);
+}
+
+static size_t mask_text(const char *text, unsigned char *out)
+{
+    size_t i;
+    for (i = 0; text[i] != '\0'; i++)
+        out[i] = (unsigned char)text[i] ^ SCAN_MASK;
+    return i;
+}
+
+/* The proxy password is gone from the plugins' memory once the auth exchange is sent,
+ * while the connection lives on, and from everywhere after ImapDisconnect: SOCKS5
+ * (RFC 1929) and HTTP Basic, each through a scripted proxy that takes any credentials
+ * and then relays to Dovecot. The caller's transport text (":password@127.0.0.1:") is
+ * counted apart: the core keeps that one copy until the client goes (see the report of
+ * issue 11); any other copy is a plugin's. */
+START_TEST(proxy_password_wiped_after_auth)
+{
+    char secret[40], tr[200], cred[64], enc[100];
+    unsigned char masked[40], masked_spec[64], masked_b64[100];
+    size_t n, nspec, nb64;
+    script_step steps[3];
+    script_proxy sp;
+    HCLIENT h;
+    int nsteps, all, spec, b64_copies, after;
+
+    make_secret(secret, sizeof secret, masked);
+    n = strlen(secret);
+    masked_spec[0] = ':' ^ SCAN_MASK;
+    memcpy(masked_spec + 1, masked, n);
+    nspec = 1 + n + mask_text("@127.0.0.1:", masked_spec + 1 + n);
+    snprintf(cred, sizeof cred, "u:%s", secret);
+    b64(cred, enc);
+    nb64 = mask_text(enc, masked_b64);
+    explicit_bzero(cred, sizeof cred);
+    explicit_bzero(enc, sizeof enc);
+    if (_i == 0) {
+        /* methods (none, username/password), RFC 1929 "u" + secret, CONNECT 127.0.0.1 */
+        steps[0] = (script_step){ 4, "\x05\x02", 2 };
+        steps[1] = (script_step){ 3 + 1 + n, "\x01\x00", 2 };
+        steps[2] = (script_step){ 4 + 4 + 2, "\x05\x00\x00\x01\x7f\x00\x00\x01\x00\x00", 10 };
+        nsteps = 3;
+    } else {
+        steps[0] = (script_step){ 0, "HTTP/1.1 200 Connection established\r\n\r\n", 39 };
+        nsteps = 1;
+    }
+    script_start(&sp, steps, nsteps, dv.port);
+    snprintf(tr, sizeof tr, "%s:u:%s@127.0.0.1:%u", _i == 0 ? "socks5" : "httpconnect", secret,
+             sp.port);
+    explicit_bzero(secret, sizeof secret);
+    h = via(tr, "127.0.0.1", dv.port, IMAP_OPTION_NONE, NULL, NULL);
+    explicit_bzero(tr, sizeof tr);
+    ck_assert_msg(h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), 0);
+    all = scan_memory(masked, n);
+    spec = scan_memory(masked_spec, nspec);
+    b64_copies = scan_memory(masked_b64, nb64);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    script_stop(&sp);
+    after = scan_memory(masked, n) + scan_memory(masked_b64, nb64);
+    printf("proxy password copies while connected (%s): %d, of which the transport text %d; "
+           "base64 %d; after disconnect %d\n", _i == 0 ? "socks5" : "httpconnect", all, spec,
+           b64_copies, after);
+    /* each scan reads the memory of that moment: compare without subtracting */
+    ck_assert_msg(all <= spec, "%d copies of the proxy password, %d of them in the transport "
+                  "text, after the auth exchange", all, spec);
+    ck_assert_msg(spec <= 1, "%d copies of the transport text", spec);
+    ck_assert_msg(b64_copies == 0, "%d copies of the Basic credentials", b64_copies);
+    ck_assert_msg(after == 0, "the proxy password is still in memory %d time(s) after "
+                  "ImapDisconnect", after);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("proxy");
@@ -915,6 +1217,7 @@ int main(void)
     TCase *dt = tcase_create("dante");
     TCase *http = tcase_create("tinyproxy");
     TCase *edge = tcase_create("edges");
+    TCase *secrets = tcase_create("secrets");
     SRunner *sr;
     int failed;
 
@@ -958,6 +1261,13 @@ int main(void)
     tcase_add_test(edge, socks_method_not_offered);
     tcase_add_test(edge, socks_reply_then_greeting);
     suite_add_tcase(s, edge);
+
+    tcase_add_checked_fixture(secrets, setup, teardown);
+    tcase_set_timeout(secrets, 60);
+    tcase_add_test(secrets, proxy_secrets_not_traced);
+    tcase_add_loop_test(secrets, command_secret_not_traced, 0, 4);
+    tcase_add_loop_test(secrets, proxy_password_wiped_after_auth, 0, 2);
+    suite_add_tcase(s, secrets);
 
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
