@@ -219,10 +219,12 @@ START_TEST(refused_port)
     iwt_fixture_start(&f, "normal", 1);
     port = f.port;
     iwt_fixture_stop(&f);
+    /* A refusal ends the connect at once, not at the timeout: with a long timeout, a
+     * bound of a quarter of it tells the two apart even on a loaded machine. */
     t0 = iwt_now_ms();
-    ck_assert(ImapConnect("127.0.0.1", port, TIMEOUT_S, IMAP_OPTION_NONE, NULL) == INVALID_CLIENT);
+    ck_assert(ImapConnect("127.0.0.1", port, 10, IMAP_OPTION_NONE, NULL) == INVALID_CLIENT);
     iwt_assert_error(ST_ERROR_CONNECTION_REFUSED);
-    ck_assert_int_lt(iwt_now_ms() - t0, 1000);
+    ck_assert_int_lt(iwt_now_ms() - t0, 10 * 1000 / 4);
 }
 END_TEST
 
