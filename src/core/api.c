@@ -236,7 +236,11 @@ static HCLIENT iw_connect(const IMAPCONNECTINFO *in)
         goto out;
     }
     rc = iw_connect_begin(c);
+    /* The chain is built and each layer took what it needs: the transport text (which
+     * may hold a proxy password) and the credential secrets go now, not at disconnect. */
     iw_creds_forget_secrets(c->creds);
+    iw_free_secret(c->transport);
+    c->transport = NULL;
     if (rc == 0 && IW_INFO(in, lpEventProc) != NULL)
         rc = iw_async_start(c, IW_INFO(in, lpEventProc), IW_INFO(in, lpParam));
     else if (rc == 0)
