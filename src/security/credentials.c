@@ -4,7 +4,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include "../core/iw.h"
 #include "creds.h"
 
 /* Structs the library allocated: only these have strings it may free. */
@@ -15,20 +14,6 @@ struct iw_owned {
 
 static pthread_mutex_t iw_owned_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct iw_owned *iw_owned_list;
-
-void iw_wipe(void *p, size_t n)
-{
-    if (p != NULL && n > 0)
-        OPENSSL_cleanse(p, n);
-}
-
-void iw_free_secret(char *s)
-{
-    if (s != NULL) {
-        iw_wipe(s, strlen(s));
-        free(s);
-    }
-}
 
 static struct iw_owned *iw_owned_find_locked(const SECURITYCREDENTIALS *p)
 {

@@ -11,7 +11,7 @@
 #include <linux/sock_diag.h>
 #include <linux/inet_diag.h>
 #include <poll.h>
-#include "../core/iw.h"
+#include "../core/runtime/runtime.h"
 #include "peer_uid.h"
 
 #define IW_DIAG_WAIT_MS 1000       /* the kernel answers at once; this only bounds a bug */

@@ -3,6 +3,7 @@
 #ifndef IW_SSH_POLICY_H
 #define IW_SSH_POLICY_H
 
+#include "../core/transport/chain.h"
 #include "creds.h"
 
 typedef struct iw_ssh_params {
@@ -26,7 +27,8 @@ extern const imapwire_transport_type iw_transport_ssh;
 int  iw_ssh_global_init(void);
 /* A reference to an authenticated session for core's credentials (no channel); each
  * phase of setting it up is bounded by ep->timeout_ms. */
-int  iw_ssh_hold(void *core, const imapwire_endpoint *ep, void **hold);
+int  iw_ssh_hold(void *core, const iw_layer_sink *sink, const imapwire_endpoint *ep,
+                 void **hold);
 void iw_ssh_unhold(void *hold);
 void iw_ssh_global_cleanup(void);
 

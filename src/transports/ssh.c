@@ -17,6 +17,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include "../core/runtime/loop.h"
+#include "../core/transport/chain.h"
 #include "../security/ssh_policy.h"
 
 /* How often a connection that shares its session with another thread re-checks its
@@ -366,7 +368,7 @@ static int ssh_session_new(const iw_ssh_params *p, const imapwire_endpoint *ep,
     s->ep.port = p->port;
     s->ep.local_address = s->local_address;
     s->ep.dns_servers = s->dns_servers;
-    rc = iw_layer_new("tcp", NULL, &s->ep, NULL, NULL, &s->tcp);
+    rc = iw_layer_new("tcp", NULL, &s->ep, NULL, NULL, NULL, &s->tcp);
     if (rc == 0) {
         s->s = libssh2_session_init_ex(ssh_mem_alloc, ssh_mem_free, ssh_mem_realloc, s);
         if (s->s == NULL)
@@ -945,13 +947,22 @@ const imapwire_transport_type iw_transport_ssh = {
 
 /* ---- holding a session without a channel (library-managed forwards) ---- */
 
+/* The set-up steps of a held session use a layer only for its traces and marks: one of
+ * this type, which nothing else ever drives. */
+static const imapwire_transport_type ssh_probe_type = {
+    .abi_version = IMAPWIRE_TRANSPORT_ABI,
+    .struct_size = sizeof(imapwire_transport_type),
+    .name = "ssh-probe",
+    .flags = IMAPWIRE_TRANSPORT_BOTTOM,
+};
+
 /* Gets or makes the session for core's tunnel credentials and drives it until it is
  * authenticated or deadline_ms passes: errors surface before anyone uses the forward. */
-int iw_ssh_hold(void *core, const imapwire_endpoint *ep, void **hold)
+int iw_ssh_hold(void *core, const iw_layer_sink *sink, const imapwire_endpoint *ep, void **hold)
 {
     iw_ssh_params p;
     ssh_session *s;
-    imapwire_layer probe;
+    imapwire_layer *probe = NULL;
     int64_t deadline_ms = 0;
     int rc, phase = -1;
 
@@ -959,17 +970,18 @@ int iw_ssh_hold(void *core, const imapwire_endpoint *ep, void **hold)
     rc = iw_core_ssh_params(core, &p);
     if (rc != 0)
         return rc;
-    rc = ssh_session_get(&p, ep, &s);
+    rc = iw_layer_new_internal(&ssh_probe_type, ep, sink, core, NULL, &probe);
     if (rc != 0)
         return rc;
-    /* The set-up steps only use a layer for traces and marks. */
-    memset(&probe, 0, sizeof probe);
-    probe.host = &iw_host_api;
-    probe.core = core;
+    rc = ssh_session_get(&p, ep, &s);
+    if (rc != 0) {
+        iw_layer_free_chain(probe);
+        return rc;
+    }
     /* Each phase has ep->timeout_ms; 20 ms waits bound the rounds well beyond that. */
     for (;;) {
         pthread_mutex_lock(&s->lock);
-        rc = ssh_session_step(s, &probe);
+        rc = ssh_session_step(s, probe);
         if (rc == 0 && ssh_session_phase(s) != phase) {
             phase = ssh_session_phase(s);
             deadline_ms = iw_now_ms() + ep->timeout_ms;
@@ -995,6 +1007,7 @@ int iw_ssh_hold(void *core, const imapwire_endpoint *ep, void **hold)
             pthread_mutex_unlock(&s->lock);
         }
     }
+    iw_layer_free_chain(probe);
     if (rc != 1) {
         ssh_session_release(s);
         return rc;

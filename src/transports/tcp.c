@@ -10,7 +10,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include "../core/iw.h"
+#include "resolve.h"
 
 enum { TCP_START, TCP_RESOLVING, TCP_CONNECTING, TCP_UP, TCP_FAILED };
 

@@ -3,8 +3,7 @@
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
-#include "iw.h"
-#include "auth.h"
+#include "imap/auth.h"
 
 static int build(unsigned type, const char *user, const char *pass, iw_sb *out)
 {

@@ -3,7 +3,7 @@
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
-#include "client.h"
+#include "imap/client.h"
 
 static iw_client *c;
 

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "iw.h"
+#include "transport/chain.h"
 
 #define FORGED_CLIENT ((HCLIENT)0x5eed1234u)
 

@@ -10,7 +10,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include "iw.h"
+#include "runtime/runtime.h"
 #include "../security/peer_uid.h"
 
 #define NOBODY 65534

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "reader.h"
+#include "imap/reader.h"
 
 /* A response copied out of the reader, whose pointers die at the next parse. */
 typedef struct snap {

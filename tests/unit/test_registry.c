@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "iw.h"
+#include "transport/chain.h"
 
 /* ---- the scripted server behind the "memtest" transport ---- */
 

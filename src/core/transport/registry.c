@@ -4,7 +4,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include "iw.h"
+#include "chain.h"
 
 
 struct iw_type_entry {
@@ -23,11 +23,6 @@ static _Thread_local void *iw_loading_plugin;
 void iw_registry_set_loader(void *plugin)
 {
     iw_loading_plugin = plugin;
-}
-
-int iw_registry_init(void)
-{
-    return 0;
 }
 
 /* [a-z0-9_-]{1,31}, tested byte by byte (no locale): a name is never a path, so no

@@ -5,7 +5,7 @@
 #include <netinet/in.h>
 #include <string.h>
 #include <strings.h>
-#include "iw.h"
+#include "resolve.h"
 
 static int iw_add_v4(const struct in_addr *a, unsigned port, iw_addr *out)
 {

@@ -2,7 +2,7 @@
  * A handle is slot index + generation; stale, forged or wrong-kind values never resolve. */
 #include <pthread.h>
 #include <stdlib.h>
-#include "iw.h"
+#include "runtime.h"
 
 #define IW_INDEX_BITS 24u
 #define IW_INDEX_MASK ((1u << IW_INDEX_BITS) - 1u)

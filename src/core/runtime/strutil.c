@@ -1,9 +1,24 @@
-/* strutil.c: the few string helpers the core needs, with explicit sizes.
- * Kept separate so bounded copies are written once and tested once. */
+/* strutil.c: the few string helpers the library needs, with explicit sizes, and the
+ * wiping of secrets. Kept separate so bounded copies are written once and tested once. */
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include "iw.h"
+#include "runtime.h"
+
+void iw_wipe(void *p, size_t n)
+{
+    if (p != NULL && n > 0)
+        OPENSSL_cleanse(p, n);
+}
+
+void iw_free_secret(char *s)
+{
+    if (s != NULL) {
+        iw_wipe(s, strlen(s));
+        free(s);
+    }
+}
 
 char *iw_strdup(const char *s)
 {

@@ -3,8 +3,15 @@
 #ifndef IW_CLIENT_H
 #define IW_CLIENT_H
 
-#include "iw.h"
+#include "../transport/chain.h"
+#include "../../security/creds.h"
 #include "reader.h"
+
+#define IW_MAX_CAPA        (64u << 10)   /* the stored capability list */
+#define IW_LOGOUT_WAIT_MS  3000          /* ImapDisconnect's bound on LOGOUT */
+#define IW_CONNECT_CEILING 2             /* whole connect <= this many timeouts */
+#define IW_MIN_RATE        16u           /* bytes per ms a command must average beyond its
+                                            ceiling (16 KB/s) to keep going */
 
 enum iw_state { IW_NOT_AUTH, IW_AUTH, IW_SELECTED, IW_LOGOUT };
 enum iw_status { IW_STATUS_OK = 1, IW_STATUS_NO, IW_STATUS_BAD };
@@ -96,6 +103,8 @@ int  iw_capa_has(const iw_client *c, const char *name);
 int  iw_capa_from_code(iw_client *c, const char *p, size_t n);
 
 /* connect.c */
+extern const iw_layer_sink iw_client_sink;   /* layers' notes and marks go to the client */
+void iw_client_note(iw_client *c, const char *text);   /* an IMAP_TRACE_INFO line */
 int  iw_connect_begin(iw_client *c);
 int  iw_connect_step(iw_client *c, void *arg, unsigned *want);
 

@@ -2,7 +2,7 @@
  * Ids are kernel thread ids, so any thread can name another by the id it reports. */
 #include <sys/syscall.h>
 #include <unistd.h>
-#include "iw.h"
+#include "runtime.h"
 
 static _Thread_local DWORD iw_tid;
 

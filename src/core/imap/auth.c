@@ -163,7 +163,7 @@ static int iw_pick(iw_client *c, unsigned type, unsigned *out)
     if (type == IMAP_AUTH_LOGIN) {
         /* RFC 3501 6.2.3: a server saying LOGINDISABLED must not be sent LOGIN. */
         if (iw_capa_has(c, "LOGINDISABLED")) {
-            iw_core_note(c, "auth: the server advertises LOGINDISABLED; LOGIN not sent");
+            iw_client_note(c, "auth: the server advertises LOGINDISABLED; LOGIN not sent");
             return ST_ERROR_LOGIN_FAILED;
         }
         *out = type;
@@ -176,7 +176,7 @@ static int iw_pick(iw_client *c, unsigned type, unsigned *out)
     if (!iw_capa_has(c, want)) {
         char note[80];
         snprintf(note, sizeof note, "auth: the server does not offer %s", mech);
-        iw_core_note(c, note);
+        iw_client_note(c, note);
         return ST_ERROR_LOGIN_FAILED;
     }
     *out = type;

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
-#include "iw.h"
+#include "resolve.h"
 
 /* ares_process_fd calls per step: each one handles one ready socket, and a batch is
  * taken again only while it came back full, so one step stays bounded. */

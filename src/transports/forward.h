@@ -3,7 +3,7 @@
 #ifndef IW_FORWARD_H
 #define IW_FORWARD_H
 
-#include "iw.h"
+#include "../core/transport/chain.h"
 
 struct iw_forward;
 /* Authenticates the SSH session and listens on 127.0.0.1:local_port (0 = any); only

@@ -3,7 +3,12 @@
 #ifndef IW_READER_H
 #define IW_READER_H
 
-#include "iw.h"
+#include "../transport/chain.h"
+
+/* Nothing a server sends grows without bound. */
+#define IW_MAX_LINE      (1u << 20)          /* one line piece of a response */
+#define IW_MAX_LITERAL   (256u << 20)        /* one literal */
+#define IW_MAX_RESPONSE  (260u << 20)        /* a whole response with its literals */
 
 enum iw_resp_kind { IW_RESP_UNTAGGED = 1, IW_RESP_CONTINUATION, IW_RESP_TAGGED };
 

@@ -5,11 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
-#include "iw.h"
+#include "chain.h"
 
 struct iw_layer_box {
     imapwire_layer pub;        /* first, so a layer pointer is a box pointer */
     iw_type_entry *entry;      /* registry reference, released on free */
+    const iw_layer_sink *sink; /* the chain builder's notes and marks, or NULL */
     int            created;    /* create() ran, so destroy() must */
 };
 
@@ -19,8 +20,9 @@ struct iw_layer_box {
 /* A layer of type t; entry (the registry's reference, or NULL for an internal type)
  * passes to the layer, or is released on failure. */
 static int iw_layer_make(const imapwire_transport_type *t, iw_type_entry *entry,
-                         const char *args, const imapwire_endpoint *ep, void *core,
-                         imapwire_layer *below, imapwire_layer **out)
+                         const char *args, const imapwire_endpoint *ep,
+                         const iw_layer_sink *sink, void *core, imapwire_layer *below,
+                         imapwire_layer **out)
 {
     struct iw_layer_box *box = NULL;
     int rc = 0;
@@ -46,6 +48,7 @@ static int iw_layer_make(const imapwire_transport_type *t, iw_type_entry *entry,
     box->pub.endpoint = ep;
     box->pub.host = &iw_host_api;
     box->pub.core = core;
+    box->sink = sink;
     /* destroy runs once whatever happens, also for types without create: their
      * connect may allocate. */
     box->created = 1;
@@ -66,7 +69,8 @@ out:
 }
 
 int iw_layer_new(const char *name, const char *args, const imapwire_endpoint *ep,
-                 void *core, imapwire_layer *below, imapwire_layer **out)
+                 const iw_layer_sink *sink, void *core, imapwire_layer *below,
+                 imapwire_layer **out)
 {
     iw_type_entry *entry = NULL;
     int rc;
@@ -75,15 +79,16 @@ int iw_layer_new(const char *name, const char *args, const imapwire_endpoint *ep
     rc = iw_registry_acquire(name, &entry);
     if (rc != 0)
         return rc;
-    return iw_layer_make(iw_registry_type(entry), entry, args, ep, core, below, out);
+    return iw_layer_make(iw_registry_type(entry), entry, args, ep, sink, core, below, out);
 }
 
 /* Internal types are not in the registry: no transport string can name them. */
 int iw_layer_new_internal(const imapwire_transport_type *t, const imapwire_endpoint *ep,
-                          void *core, imapwire_layer *below, imapwire_layer **out)
+                          const iw_layer_sink *sink, void *core, imapwire_layer *below,
+                          imapwire_layer **out)
 {
     *out = NULL;
-    return iw_layer_make(t, NULL, NULL, ep, core, below, out);
+    return iw_layer_make(t, NULL, NULL, ep, sink, core, below, out);
 }
 
 void iw_layer_free_chain(imapwire_layer *top)
@@ -170,19 +175,6 @@ int iw_layer_query(imapwire_layer *l, int what, void *out)
     return IMAPWIRE_PASS;
 }
 
-/* A poll set as poll(2) wants it; out has room for IMAPWIRE_POLLSET_MAX entries. */
-nfds_t iw_pollset_to_pollfd(const imapwire_pollset *ps, struct pollfd *out)
-{
-    unsigned i;
-    for (i = 0; i < ps->count && i < IMAPWIRE_POLLSET_MAX; i++) {
-        out[i].fd = ps->fds[i].fd;
-        out[i].events = (short)(((ps->fds[i].want & IMAPWIRE_WANT_READ) ? POLLIN : 0) |
-                                ((ps->fds[i].want & IMAPWIRE_WANT_WRITE) ? POLLOUT : 0));
-        out[i].revents = 0;
-    }
-    return (nfds_t)i;
-}
-
 /* ---- the host API handed to layers and plugins ---- */
 
 static int iw_host_register(const imapwire_transport_type *type)
@@ -192,25 +184,27 @@ static int iw_host_register(const imapwire_transport_type *type)
 
 static void iw_host_trace(imapwire_layer *layer, const char *fmt, ...)
 {
+    const iw_layer_sink *sink = layer ? ((struct iw_layer_box *)layer)->sink : NULL;
     char line[512];
     va_list ap;
     int n;
     /* Formatting costs more than the rest of a connect's bookkeeping: skip it when
      * nobody listens. */
-    if (layer == NULL || layer->core == NULL || !iw_core_traces(layer->core))
+    if (sink == NULL || sink->note == NULL || (sink->traces && !sink->traces(layer->core)))
         return;
     va_start(ap, fmt);
     n = vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     if (n < 0)
         return;
-    iw_core_note(layer->core, line);
+    sink->note(layer->core, line);
 }
 
 static void iw_host_mark(imapwire_layer *layer, int mark)
 {
-    if (layer != NULL && layer->core != NULL)
-        iw_core_mark(layer->core, mark);
+    const iw_layer_sink *sink = layer ? ((struct iw_layer_box *)layer)->sink : NULL;
+    if (sink != NULL && sink->mark != NULL)
+        sink->mark(layer->core, mark);
 }
 
 static int iw_next_connect(imapwire_layer *l, int *done)

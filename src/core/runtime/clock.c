@@ -1,7 +1,7 @@
 /* clock.c: the monotonic clock every deadline in the library is measured on.
  * Wall-clock time is never used for waits, so a clock change cannot stretch a timeout. */
 #include <time.h>
-#include "iw.h"
+#include "runtime.h"
 
 int64_t iw_now_us(void)
 {

@@ -95,7 +95,7 @@ int iw_session_command(iw_client *c, const char *text, char *result, size_t max)
         result[0] = '\0';
     /* RFC 3501 6.2.3, whichever call the LOGIN comes through. */
     if (row != NULL && strcmp(row->verb, "LOGIN") == 0 && iw_capa_has(c, "LOGINDISABLED")) {
-        iw_core_note(c, "command: the server advertises LOGINDISABLED; LOGIN not sent");
+        iw_client_note(c, "command: the server advertises LOGINDISABLED; LOGIN not sent");
         return ST_ERROR_LOGIN_FAILED;
     }
     if (row != NULL && row->secret)

@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "client.h"
-#include "../security/tls_policy.h"
-#include "forward.h"
+#include "../../security/tls_policy.h"
+#include "../../transports/forward.h"
 
 iw_client *iw_client_new(void)
 {

@@ -1,9 +1,9 @@
-/* loop.h: the library's one event-loop thread: library-managed port-forwards run on it
- * (and asynchronous connects can later), never a thread per connection. */
+/* loop.h: the library's one event-loop thread: asynchronous connects and port-forward
+ * bridges are its tasks, never a thread per connection. */
 #ifndef IW_LOOP_H
 #define IW_LOOP_H
 
-#include "iw.h"
+#include "runtime.h"
 
 typedef struct iw_task iw_task;
 struct iw_task {
@@ -27,5 +27,7 @@ int  iw_loop_call(void (*fn)(void *arg), void *arg);
 void iw_loop_shutdown(void);
 /* Releases every task of owner now (inside an iw_loop_call function only). */
 void iw_loop_release_owned(void *owner);
+/* Nonzero on the library's loop thread. */
+int  iw_loop_is_current(void);
 
 #endif /* IW_LOOP_H */

@@ -2,7 +2,7 @@
  * the library's one loop thread, so thousands of connects share one thread and one poll. */
 #include <stdlib.h>
 #include "client.h"
-#include "loop.h"
+#include "../runtime/loop.h"
 
 typedef struct iw_async {
     iw_task       task;

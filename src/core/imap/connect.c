@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "client.h"
-#include "forward.h"
-#include "../security/tls_policy.h"
-#include "../security/ssh_policy.h"
+#include "../../security/tls_policy.h"
+#include "../../security/ssh_policy.h"
+#include "../../transports/forward.h"
 
 enum { CM_IDLE, CM_CHAIN, CM_TLS_START, CM_TLS, CM_GREETING, CM_CAPA, CM_AFTER_CAPA,
        CM_STARTTLS, CM_ID, CM_READY };
@@ -20,18 +20,22 @@ static void iw_phase(iw_client *c, int state)
                             ? c->cm.phase_deadline_ms : c->cm.total_deadline_ms;
 }
 
-void iw_core_note(void *core, const char *text)
+void iw_client_note(iw_client *c, const char *text)
 {
-    iw_client *c = core;
     iw_trace_line(c, IMAP_TRACE_INFO, text, strlen(text));
 }
 
-int iw_core_traces(void *core)
+static void iw_sink_note(void *core, const char *text)
+{
+    iw_client_note(core, text);
+}
+
+static int iw_sink_traces(void *core)
 {
     return ((iw_client *)core)->trace != NULL;
 }
 
-void iw_core_mark(void *core, int mark)
+static void iw_sink_mark(void *core, int mark)
 {
     iw_client *c = core;
     if (mark == IMAPWIRE_MARK_RESOLVED && c->cm.t_resolved_us == 0)
@@ -39,6 +43,12 @@ void iw_core_mark(void *core, int mark)
     if (mark == IMAPWIRE_MARK_CONNECTED && c->cm.t_connected_us == 0)
         c->cm.t_connected_us = iw_now_us();
 }
+
+const iw_layer_sink iw_client_sink = {
+    .note = iw_sink_note,
+    .mark = iw_sink_mark,
+    .traces = iw_sink_traces,
+};
 
 int iw_core_tls_params(void *core, iw_tls_params *out)
 {
@@ -110,11 +120,11 @@ static int iw_build_chain(iw_client *c)
     if (rc != 0)
         return rc;
     if (!(flags & IMAPWIRE_TRANSPORT_BOTTOM)) {
-        rc = iw_layer_new("tcp", NULL, &c->ep, c, NULL, &bottom);
+        rc = iw_layer_new("tcp", NULL, &c->ep, &iw_client_sink, c, NULL, &bottom);
         if (rc != 0)
             return rc;
     }
-    rc = iw_layer_new(name, args, &c->ep, c, bottom, &top);
+    rc = iw_layer_new(name, args, &c->ep, &iw_client_sink, c, bottom, &top);
     if (rc != 0) {
         iw_layer_free_chain(bottom);
         return rc;
@@ -200,7 +210,7 @@ int iw_connect_step(iw_client *c, void *arg, unsigned *want)
         case CM_TLS_START:
             {
                 imapwire_layer *tls = NULL;
-                rc = iw_layer_new("tls", NULL, &c->ep, c, c->top, &tls);
+                rc = iw_layer_new("tls", NULL, &c->ep, &iw_client_sink, c, c->top, &tls);
                 if (rc != 0)
                     return rc;
                 c->top = tls;
@@ -288,7 +298,7 @@ int iw_connect_step(iw_client *c, void *arg, unsigned *want)
             /* Checkpoint 3: anything already received after the OK was sent before the
              * handshake by someone in the middle (CVE-2021-22947): never parse it. */
             if (iw_reader_buffered(&c->reader) > 0 || iw_layer_pending(c->top) > 0) {
-                iw_core_note(c, "starttls: bytes after the OK before the handshake; refused");
+                iw_client_note(c, "starttls: bytes after the OK before the handshake; refused");
                 return ST_ERROR_INVALID_RESPONSE;
             }
             iw_reader_reset(&c->reader);

@@ -10,8 +10,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include "client.h"
-#include "loop.h"
+#include "../core/imap/client.h"
+#include "../core/runtime/loop.h"
 #include "forward.h"
 #include "../security/creds.h"
 #include "../security/peer_uid.h"
@@ -172,7 +172,7 @@ static int iw_bridge_start(struct iw_forward *fw, int fd)
         return ST_ERROR_OUT_OF_MEMORY;
     }
     b->fd = fd;
-    rc = iw_layer_new("ssh", NULL, &fw->ep, fw->core, NULL, &b->layer);
+    rc = iw_layer_new("ssh", NULL, &fw->ep, &iw_client_sink, fw->core, NULL, &b->layer);
     if (rc != 0) {
         iw_bridge_release(&b->task);
         return rc;
@@ -215,7 +215,7 @@ static int iw_listener_admits(struct iw_forward *fw, int fd)
     else
         snprintf(note, sizeof note, "forward: port %u refused a connection of unknown owner",
                  fw->port);
-    iw_core_note(fw->core, note);
+    iw_client_note(fw->core, note);
     return 0;
 }
 
@@ -307,7 +307,7 @@ static int iw_forward_new(const SECURITYCREDENTIALS *creds, const imapwire_endpo
 
     /* Authenticate now: a wrong host key or password is the caller's error today, not a
      * mystery on the first forwarded connection. */
-    rc = iw_ssh_hold(fw->core, &fw->ep, &fw->session);
+    rc = iw_ssh_hold(fw->core, &iw_client_sink, &fw->ep, &fw->session);
     if (rc != 0) {
         iw_forward_free(fw);
         return rc;
@@ -500,7 +500,7 @@ int iw_forward_client_layer(struct iw_forward *fw, const imapwire_endpoint *ep, 
     *out = NULL;
     if (fw->client_fd < 0)
         return ST_ERROR_INVALID_PARAMETER;
-    rc = iw_layer_new_internal(&iw_pair_type, ep, core, NULL, out);
+    rc = iw_layer_new_internal(&iw_pair_type, ep, &iw_client_sink, core, NULL, out);
     if (rc == 0) {
         ((struct iw_pair_ctx *)(*out)->ctx)->fd = fw->client_fd;
         fw->client_fd = -1;

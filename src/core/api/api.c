@@ -6,11 +6,11 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include "client.h"
-#include "session.h"
-#include "../security/creds.h"
-#include "../security/tls_policy.h"
-#include "forward.h"
+#include "../imap/client.h"
+#include "../imap/session.h"
+#include "../../security/tls_policy.h"
+#include "../../transports/forward.h"
+#include "../../transports/resolve.h"
 
 static int iw_fail(DWORD err)
 {

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "iw.h"
+#include "chain.h"
 
 #ifndef IMAPWIRE_PLUGIN_DIR
 #define IMAPWIRE_PLUGIN_DIR "/usr/local/lib/imapwire/plugins"

@@ -1,6 +1,6 @@
 /* errors.c: the one list of ST_ERROR_* codes with their names and texts, and the
  * per-thread last error. A code cannot exist without a text: the table is the list. */
-#include "iw.h"
+#include "runtime.h"
 
 #define IW_ERROR_LIST(X) \
     X(ST_ERROR_NONE, "no error") \

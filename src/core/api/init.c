@@ -1,19 +1,15 @@
 /* init.c: the counted, thread-safe ImapInitialize/ImapUninitialize pair. The first call
  * registers the built-in transports; the last one frees every open handle. */
 #include <pthread.h>
-#include "client.h"
-#include "../security/tls_policy.h"
-#include "../security/ssh_policy.h"
-#include "forward.h"
-#include "loop.h"
+#include "../imap/client.h"
+#include "../runtime/loop.h"
+#include "../../security/tls_policy.h"
+#include "../../security/ssh_policy.h"
+#include "../../transports/forward.h"
+#include "../../transports/resolve.h"
 
 static pthread_mutex_t iw_init_lock = PTHREAD_MUTEX_INITIALIZER;
 static int iw_init_count;
-
-int iw_initialized(void)
-{
-    return __atomic_load_n(&iw_init_count, __ATOMIC_ACQUIRE) > 0;
-}
 
 static void iw_free_handle_obj(int kind, void *obj)
 {
@@ -52,7 +48,7 @@ BOOL ImapInitialize(LPCTSTR lpszLicenseKey, LPVOID lpReserved)
             rc = 0;
     }
     if (rc == 0)
-        __atomic_add_fetch(&iw_init_count, 1, __ATOMIC_RELEASE);
+        iw_set_initialized(++iw_init_count);
     pthread_mutex_unlock(&iw_init_lock);
     if (rc != 0) {
         iw_set_error((DWORD)rc);
@@ -80,7 +76,7 @@ BOOL ImapUninitialize(VOID)
         iw_dns_global_cleanup();
         iw_ssh_global_cleanup();
     }
-    __atomic_sub_fetch(&iw_init_count, 1, __ATOMIC_RELEASE);
+    iw_set_initialized(--iw_init_count);
     pthread_mutex_unlock(&iw_init_lock);
     return TRUE;
 }

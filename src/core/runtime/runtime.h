@@ -1,0 +1,64 @@
+/* runtime.h: services every other part of the library stands on: errors, clocks, the
+ * handle table, threads, strings and wiping, poll sets. It includes nothing internal. */
+#ifndef IW_RUNTIME_H
+#define IW_RUNTIME_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <poll.h>
+#include <imapwire/imapwire.h>
+#include <imapwire/transport.h>
+
+#define IW_UNUSED(x) ((void)(x))
+
+/* ---- errors.c: the one list of codes, names and texts; the per-thread last error ---- */
+void        iw_set_error(DWORD err);
+const char *iw_error_text(DWORD err);        /* NULL if unknown */
+const char *iw_error_name(DWORD err);        /* "ST_ERROR_..." or NULL */
+DWORD       iw_error_max(void);
+
+/* ---- clock.c ---- */
+int64_t iw_now_us(void);
+int64_t iw_now_ms(void);
+
+/* ---- life.c: whether the library is between ImapInitialize and the last Uninitialize ---- */
+int  iw_initialized(void);
+void iw_set_initialized(int count);          /* api/init.c only, under its lock */
+
+/* ---- handles.c: index + generation table; lookups never dereference bad values ---- */
+enum iw_kind { IW_KIND_CLIENT = 1, IW_KIND_FORWARD = 2 };
+int       iw_handles_init(void);
+void      iw_handles_shutdown(void (*free_obj)(int kind, void *obj));
+uintptr_t iw_handle_add(int kind, void *obj);             /* 0 when out of memory */
+void     *iw_handle_get(uintptr_t h, int kind);           /* NULL if stale or forged */
+void     *iw_handle_remove(uintptr_t h, int kind);        /* NULL if stale or forged */
+/* Runs fn(obj, arg) with the table locked, *rc = its result; NULL if stale or forged. */
+void     *iw_handle_visit(uintptr_t h, int kind, int (*fn)(void *obj, void *arg), void *arg,
+                          int *rc);
+
+/* ---- thread.c ---- */
+DWORD iw_thread_id(void);
+
+/* ---- pollset.c: an SDK poll set as poll(2) wants it (out has IMAPWIRE_POLLSET_MAX) ---- */
+nfds_t iw_pollset_to_pollfd(const imapwire_pollset *ps, struct pollfd *out);
+
+/* ---- strutil.c: strings, builders and wiping ---- */
+char  *iw_strdup(const char *s);              /* NULL in, NULL out */
+int    iw_strcaseeq(const char *a, size_t alen, const char *b);
+size_t iw_strlcpy(char *dst, const char *src, size_t size);
+void   iw_wipe(void *p, size_t n);            /* OPENSSL_cleanse: not optimised away */
+void   iw_free_secret(char *s);               /* wipe, then free; NULL is fine */
+
+typedef struct iw_sb {
+    char  *p;
+    size_t len, cap;
+    int    err;                   /* first failure; later adds do nothing */
+} iw_sb;
+int  iw_sb_add(iw_sb *sb, const void *p, size_t n);
+int  iw_sb_str(iw_sb *sb, const char *s);
+int  iw_sb_quoted(iw_sb *sb, const char *s);   /* caller checked iw_quotable */
+int  iw_quotable(const char *s);
+void iw_sb_free(iw_sb *sb);                    /* wipes: builders may hold secrets */
+
+#endif /* IW_RUNTIME_H */
