@@ -14,7 +14,7 @@ extern "C" {
 /** ABI of this header. A type or plugin built against a different MAJOR is refused with
  *  ST_ERROR_PLUGIN_VERSION; a newer MINOR only appends slots and fields. */
 #define IMAPWIRE_TRANSPORT_ABI_MAJOR 1
-#define IMAPWIRE_TRANSPORT_ABI_MINOR 0
+#define IMAPWIRE_TRANSPORT_ABI_MINOR 1
 #define IMAPWIRE_TRANSPORT_ABI \
     ((unsigned)((IMAPWIRE_TRANSPORT_ABI_MAJOR << 16) | IMAPWIRE_TRANSPORT_ABI_MINOR))
 
@@ -134,7 +134,37 @@ struct imapwire_layer {
     const imapwire_endpoint       *endpoint; /**< where the chain goes */
     const imapwire_host_api       *host;     /**< core services */
     void                          *core;     /**< the core's; implementers MUST NOT touch */
+    /* ABI 1.1 */
+    /** What the layer's creator gives it besides the argument text, or NULL: a struct
+     *  whose first field is its size (for "tls", an imapwire_tls_params). A type MUST
+     *  check that size covers every field it reads. Valid until destroy returns. */
+    const void                    *params;
 };
+
+/** The parameters the core gives a layer of the type named "tls" (ABI 1.1): where trust
+ *  comes from stays the core's (its security module): the layer asks it through these
+ *  calls, so a TLS type needs nothing but this header and OpenSSL. OpenSSL objects are
+ *  passed as void pointers so this header does not need OpenSSL's. */
+typedef struct imapwire_tls_params {
+    size_t      struct_size;       /**< sizeof(imapwire_tls_params) of the core */
+    const char *server_name;       /**< the name to verify and send as SNI: a host name, or
+                                        an IP literal (no brackets), which gets no SNI */
+    int         verify;            /**< 0 with IMAP_OPTION_TRUSTEDSITE: no chain or name check */
+    void       *ssl_ctx;           /**< SSL_CTX *: shared; the layer MUST NOT change or free it */
+    void       *policy;            /**< the core's; passed back to every call below */
+    /** A session to offer for resumption (SSL_SESSION *, a new reference the layer frees
+     *  with SSL_SESSION_free), or NULL. Only ever one made under the same checks. */
+    void      *(*session_get)(void *policy);
+    /** Ties ssl (SSL *) to this connect before the handshake, so the sessions the server
+     *  issues are cached under this connect's checks. */
+    void       (*session_attach)(void *policy, void *ssl);
+    /** The ST_ERROR_CERTIFICATE_* for a failed X509 verification result. */
+    int        (*verify_error)(void *policy, long x509_result);
+    /** Fills the TLS fields of a SECURITYINFO from a connected ssl (SSL *). */
+    void       (*describe)(void *policy, void *ssl, int verify, SECURITYINFO *info);
+    /** The layer is done with ssl_ctx and policy: called once, from destroy. */
+    void       (*release)(void *policy);
+} imapwire_tls_params;
 
 /** Core services handed to plugins, so a plugin never links to library internals. */
 struct imapwire_host_api {
