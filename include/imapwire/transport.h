@@ -137,7 +137,8 @@ struct imapwire_layer {
     /* ABI 1.1 */
     /** What the layer's creator gives it besides the argument text, or NULL: a struct
      *  whose first field is its size (for "tls", an imapwire_tls_params). A type MUST
-     *  check that size covers every field it reads. Valid until destroy returns. */
+     *  check that size covers every field it reads. The creator keeps it, and all it
+     *  points to, valid until the layer is destroyed. */
     const void                    *params;
 };
 
@@ -162,8 +163,6 @@ typedef struct imapwire_tls_params {
     int        (*verify_error)(void *policy, long x509_result);
     /** Fills the TLS fields of a SECURITYINFO from a connected ssl (SSL *). */
     void       (*describe)(void *policy, void *ssl, int verify, SECURITYINFO *info);
-    /** The layer is done with ssl_ctx and policy: called once, from destroy. */
-    void       (*release)(void *policy);
 } imapwire_tls_params;
 
 /** Core services handed to plugins, so a plugin never links to library internals. */

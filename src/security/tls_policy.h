@@ -8,15 +8,6 @@
 
 typedef struct iw_tls_ctx iw_tls_ctx;
 
-/* What one TLS layer needs: a shared context, the name to verify and send as SNI, and
- * the key under which its session is cached for resumption. */
-typedef struct iw_tls_params {
-    iw_tls_ctx *ctx;
-    const char *verify_name;       /* host name or IP literal (no brackets) */
-    int         verify;            /* 0 with IMAP_OPTION_TRUSTEDSITE */
-    const char *session_key;       /* iw_tls_session_key() */
-} iw_tls_params;
-
 /* A context for these credentials, built once and shared: 0, or an ST_ERROR_* with
  * no network traffic (bad CA file, unusable client key, wrong passphrase). */
 int  iw_tls_ctx_acquire(const struct iw_creds *creds, iw_tls_ctx **out);
@@ -39,9 +30,14 @@ DWORD iw_tls_cert_status(long x509_result, int verify);
 /* Fills the TLS fields of a SECURITYINFO from a connected SSL. */
 void  iw_tls_describe(SSL *ssl, int verify, SECURITYINFO *info);
 
-/* Implemented by the core: the parameters of the connection a TLS layer belongs to. */
-int   iw_core_tls_params(void *core, iw_tls_params *out);
-/* The built-in TLS transport type (src/transports/tls.c). */
-extern const imapwire_transport_type iw_transport_tls;
+/* ---- tls_use.c: one connect's TLS, as the parameters of its tls layer ---- */
+typedef struct iw_tls_use iw_tls_use;
+/* Everything settled before a byte is sent: the shared context (a bad CA file or client
+ * key fails here), the name to verify (name_len bytes of name) and the resumption key. */
+int  iw_tls_use_new(const struct iw_creds *creds, const char *host, unsigned port,
+                    const char *name, size_t name_len, int verify, iw_tls_use **out);
+/* What the tls layer is created with; valid until iw_tls_use_free. */
+const imapwire_tls_params *iw_tls_use_params(const iw_tls_use *u);
+void iw_tls_use_free(iw_tls_use *u);                 /* after the layer is gone */
 
 #endif /* IW_TLS_POLICY_H */

@@ -1,33 +1,36 @@
 /* tls.c: the TLS layer. OpenSSL runs over whatever layer is below through a custom BIO
  * that calls that layer (never a socket), so TLS works over TCP, SSH and plugins alike. */
+/* Built from the SDK alone (trust decisions come in imapwire_tls_params), so the same
+ * source also builds as a plugin; tests/sdk/tls_plugin.c proves it. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
 #include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <openssl/x509v3.h>
-#include "../security/tls_policy.h"
+#include "tls.h"
 
 enum { TLS_LOWER, TLS_HANDSHAKE, TLS_UP, TLS_CLOSED };
 
-struct tls_ctx {
+struct tls_layer {
     int            state;
     SSL           *ssl;
-    iw_tls_ctx    *shared;
-    int            verify;
-    char          *session_key;
+    const imapwire_tls_params *params;   /* the core's policy for this connect */
     unsigned       below_wants;    /* what the BIO last waited for: IMAPWIRE_WANT_* */
     int            below_error;    /* an ST_ERROR_* from the layer below, if any */
 };
 
+/* Made on first use and kept for the process; a failure is retried next time rather
+ * than remembered, so one failed allocation does not end TLS for good. */
 static BIO_METHOD *tls_bio_method;
-static pthread_once_t tls_bio_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t tls_bio_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* The BIO's data pointer is the layer; reads and writes go to the layer below. */
 static int tls_bio_write(BIO *b, const char *buf, int len)
 {
     imapwire_layer *l = BIO_get_data(b);
-    struct tls_ctx *t = l->ctx;
+    struct tls_layer *t = l->ctx;
     size_t sent = 0;
     int rc;
 
@@ -48,7 +51,7 @@ static int tls_bio_write(BIO *b, const char *buf, int len)
 static int tls_bio_read(BIO *b, char *buf, int len)
 {
     imapwire_layer *l = BIO_get_data(b);
-    struct tls_ctx *t = l->ctx;
+    struct tls_layer *t = l->ctx;
     size_t got = 0;
     int rc;
 
@@ -77,60 +80,71 @@ static long tls_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
     return cmd == BIO_CTRL_FLUSH ? 1 : 0;
 }
 
-static void tls_bio_setup(void)
+static int tls_bio_write(BIO *b, const char *buf, int len);
+static int tls_bio_read(BIO *b, char *buf, int len);
+static long tls_bio_ctrl(BIO *b, int cmd, long num, void *ptr);
+
+static BIO_METHOD *tls_bio_get(void)
 {
-    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "imapwire-layer");
-    if (m != NULL && BIO_meth_set_write(m, tls_bio_write) == 1 &&
-        BIO_meth_set_read(m, tls_bio_read) == 1 && BIO_meth_set_ctrl(m, tls_bio_ctrl) == 1)
-        tls_bio_method = m;
-    else
-        BIO_meth_free(m);
+    BIO_METHOD *m;
+    pthread_mutex_lock(&tls_bio_lock);
+    if (tls_bio_method == NULL) {
+        m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "imapwire-layer");
+        if (m != NULL && BIO_meth_set_write(m, tls_bio_write) == 1 &&
+            BIO_meth_set_read(m, tls_bio_read) == 1 && BIO_meth_set_ctrl(m, tls_bio_ctrl) == 1)
+            tls_bio_method = m;
+        else
+            BIO_meth_free(m);
+    }
+    m = tls_bio_method;
+    pthread_mutex_unlock(&tls_bio_lock);
+    return m;
 }
 
 static int tls_create(imapwire_layer *l, const char *args)
 {
-    struct tls_ctx *t = l->ctx;
-    iw_tls_params p;
+    struct tls_layer *t = l->ctx;
+    const imapwire_tls_params *p = l->params;
+    BIO_METHOD *method;
     BIO *bio;
     SSL_SESSION *sess;
     X509_VERIFY_PARAM *vp;
     unsigned char ip[16];
-    int is_ip, rc;
+    int is_ip;
 
     (void)args;
-    rc = iw_core_tls_params(l->core, &p);
-    if (rc != 0)
-        return rc;
-    pthread_once(&tls_bio_once, tls_bio_setup);
-    if (tls_bio_method == NULL)
+    /* Without the core's policy there is nothing to verify against: refuse. */
+    if (p == NULL || p->struct_size < sizeof *p || p->ssl_ctx == NULL || p->server_name == NULL)
+        return ST_ERROR_INVALID_PARAMETER;
+    t->params = p;
+    method = tls_bio_get();
+    if (method == NULL)
         return ST_ERROR_OUT_OF_MEMORY;
-    t->shared = p.ctx;             /* the core's reference is now ours */
-    t->verify = p.verify;
-    t->session_key = iw_strdup(p.session_key);
-    t->ssl = SSL_new(iw_tls_ctx_ssl(t->shared));
-    bio = BIO_new(tls_bio_method);
-    if (t->ssl == NULL || bio == NULL || t->session_key == NULL) {
-        BIO_free(bio);
+    t->ssl = SSL_new(p->ssl_ctx);
+    if (t->ssl == NULL)
         return ST_ERROR_OUT_OF_MEMORY;
-    }
+    bio = BIO_new(method);
+    if (bio == NULL)
+        return ST_ERROR_OUT_OF_MEMORY;
     BIO_set_data(bio, l);
     BIO_set_init(bio, 1);
     SSL_set_bio(t->ssl, bio, bio);
-    SSL_set_ex_data(t->ssl, iw_tls_ex_slot(), t->session_key);
+    p->session_attach(p->policy, t->ssl);
 
-    is_ip = inet_pton(AF_INET, p.verify_name, ip) == 1 || inet_pton(AF_INET6, p.verify_name, ip) == 1;
-    if (!is_ip && SSL_set_tlsext_host_name(t->ssl, p.verify_name) != 1)
+    is_ip = inet_pton(AF_INET, p->server_name, ip) == 1 ||
+            inet_pton(AF_INET6, p->server_name, ip) == 1;
+    if (!is_ip && SSL_set_tlsext_host_name(t->ssl, p->server_name) != 1)
         return ST_ERROR_INVALID_PARAMETER;
-    if (t->verify) {
+    if (p->verify) {
         vp = SSL_get0_param(t->ssl);
         X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-        if ((is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, p.verify_name)
-                   : X509_VERIFY_PARAM_set1_host(vp, p.verify_name, 0)) != 1)
+        if ((is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, p->server_name)
+                   : X509_VERIFY_PARAM_set1_host(vp, p->server_name, 0)) != 1)
             return ST_ERROR_INVALID_PARAMETER;
     } else {
         SSL_set_verify(t->ssl, SSL_VERIFY_NONE, NULL);
     }
-    sess = iw_tls_session_get(t->shared, t->session_key);
+    sess = p->session_get(p->policy);
     if (sess != NULL) {
         SSL_set_session(t->ssl, sess);
         SSL_SESSION_free(sess);
@@ -141,18 +155,17 @@ static int tls_create(imapwire_layer *l, const char *args)
 
 static void tls_destroy(imapwire_layer *l)
 {
-    struct tls_ctx *t = l->ctx;
+    struct tls_layer *t = l->ctx;
     if (t->ssl != NULL)
         SSL_free(t->ssl);
-    iw_tls_ctx_release(t->shared);
-    free(t->session_key);
+    ERR_clear_error();
 }
 
 /* The one place an OpenSSL result becomes our answer: AGAIN with the wait recorded,
  * or the most specific error known. */
 static int tls_result(imapwire_layer *l, int ret, int handshake)
 {
-    struct tls_ctx *t = l->ctx;
+    struct tls_layer *t = l->ctx;
     int err = SSL_get_error(t->ssl, ret);
     long vr;
 
@@ -170,8 +183,8 @@ static int tls_result(imapwire_layer *l, int ret, int handshake)
         break;
     }
     ERR_clear_error();
-    if (handshake && t->verify && (vr = SSL_get_verify_result(t->ssl)) != X509_V_OK)
-        return iw_tls_verify_error(vr);
+    if (handshake && t->params->verify && (vr = SSL_get_verify_result(t->ssl)) != X509_V_OK)
+        return t->params->verify_error(t->params->policy, vr);
     if (t->below_error != 0 && (!handshake || t->below_error != ST_ERROR_CONNECTION_CLOSED))
         return t->below_error;
     return handshake ? ST_ERROR_TLS_HANDSHAKE : ST_ERROR_CONNECTION_CLOSED;
@@ -179,7 +192,7 @@ static int tls_result(imapwire_layer *l, int ret, int handshake)
 
 static int tls_connect(imapwire_layer *l, int *done)
 {
-    struct tls_ctx *t = l->ctx;
+    struct tls_layer *t = l->ctx;
     int rc, ret;
 
     *done = 0;
@@ -199,13 +212,14 @@ static int tls_connect(imapwire_layer *l, int *done)
     if (ret == 1) {
         /* A resumed handshake verifies nothing: the result is the one stored with the
          * session. Check it every time, so no path through the cache skips the check. */
-        if (t->verify) {
+        if (t->params->verify) {
             long vr = SSL_get_verify_result(t->ssl);
             X509 *peer = SSL_get0_peer_certificate(t->ssl);
             if (vr != X509_V_OK || peer == NULL) {
                 l->host->trace(l, "tls: the server certificate failed verification%s",
                                SSL_session_reused(t->ssl) ? " (resumed session refused)" : "");
-                return iw_tls_verify_error(vr == X509_V_OK ? X509_V_ERR_UNSPECIFIED : vr);
+                return t->params->verify_error(t->params->policy,
+                                               vr == X509_V_OK ? X509_V_ERR_UNSPECIFIED : vr);
             }
         }
         t->state = TLS_UP;
@@ -220,7 +234,7 @@ static int tls_connect(imapwire_layer *l, int *done)
 
 static int tls_send(imapwire_layer *l, const void *buf, size_t len, size_t *sent)
 {
-    struct tls_ctx *t = l->ctx;
+    struct tls_layer *t = l->ctx;
     int ret;
     if (t->state != TLS_UP)
         return ST_ERROR_CONNECTION_CLOSED;
@@ -231,7 +245,7 @@ static int tls_send(imapwire_layer *l, const void *buf, size_t len, size_t *sent
 
 static int tls_recv(imapwire_layer *l, void *buf, size_t len, size_t *got)
 {
-    struct tls_ctx *t = l->ctx;
+    struct tls_layer *t = l->ctx;
     int ret, rc;
     if (t->state == TLS_CLOSED) {
         *got = 0;
@@ -255,7 +269,7 @@ static int tls_recv(imapwire_layer *l, void *buf, size_t len, size_t *got)
  * layer below, not only what the caller above wants. */
 static void tls_pollset(imapwire_layer *l, unsigned want, imapwire_pollset *ps)
 {
-    struct tls_ctx *t = l->ctx;
+    struct tls_layer *t = l->ctx;
     unsigned below = t->below_wants ? t->below_wants : want;
     if (t->state == TLS_LOWER)
         below = want;
@@ -264,14 +278,14 @@ static void tls_pollset(imapwire_layer *l, unsigned want, imapwire_pollset *ps)
 
 static size_t tls_pending(imapwire_layer *l)
 {
-    struct tls_ctx *t = l->ctx;
+    struct tls_layer *t = l->ctx;
     size_t n = t->ssl && t->state == TLS_UP ? (size_t)SSL_pending(t->ssl) : 0;
     return n + l->host->pending_next(l);
 }
 
 static int tls_shutdown(imapwire_layer *l, int *done)
 {
-    struct tls_ctx *t = l->ctx;
+    struct tls_layer *t = l->ctx;
     *done = 1;
     /* One close_notify, no wait for the peer's: the connection is going away. */
     if (t->state == TLS_UP)
@@ -283,11 +297,11 @@ static int tls_shutdown(imapwire_layer *l, int *done)
 
 static int tls_query(imapwire_layer *l, int what, void *out)
 {
-    struct tls_ctx *t = l->ctx;
+    struct tls_layer *t = l->ctx;
     if (what == IMAPWIRE_QUERY_SECURITY && t->state == TLS_UP) {
         /* the layers below (an SSH hop) add their own fields */
         l->host->query_next(l, what, out);
-        iw_tls_describe(t->ssl, t->verify, out);
+        t->params->describe(t->params->policy, t->ssl, t->params->verify, out);
         return IMAPWIRE_OK;
     }
     return l->host->query_next(l, what, out);
@@ -298,7 +312,7 @@ const imapwire_transport_type iw_transport_tls = {
     .struct_size = sizeof(imapwire_transport_type),
     .name = "tls",
     .flags = IMAPWIRE_TRANSPORT_ENCRYPTED,
-    .ctx_size = sizeof(struct tls_ctx),
+    .ctx_size = sizeof(struct tls_layer),
     .create = tls_create,
     .destroy = tls_destroy,
     .connect = tls_connect,

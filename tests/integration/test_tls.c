@@ -25,6 +25,17 @@ static void setup(void)
     snprintf(ca, sizeof ca, "%s/ca.pem", certs);
     snprintf(capath, sizeof capath, "%s/capath", certs);
     ck_assert(ImapInitialize(NULL, NULL));
+    /* IW_TLS_PLUGIN: the built-in tls type is replaced by src/transports/tls.c built as
+     * a plugin against the SDK only, and every test below runs through it. */
+    if (getenv("IW_TLS_PLUGIN") != NULL) {
+        ck_assert_int_eq(ImapUnregisterTransport("tls"), 0);
+        /* without a tls type a secure connect cannot start: the plugin is what serves */
+        ck_assert(ImapConnect("127.0.0.1", dv.imaps_port, 10, IMAP_OPTION_SECURE_IMPLICIT,
+                              NULL) == INVALID_CLIENT);
+        iwt_assert_error(ST_ERROR_TRANSPORT_NOT_FOUND);
+        ck_assert_msg(ImapLoadPlugin(getenv("IW_TLS_PLUGIN")) == 0, "error %u",
+                      (unsigned)ImapGetLastError());
+    }
 }
 
 static void teardown(void)

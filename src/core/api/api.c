@@ -91,7 +91,6 @@ static int iw_prepare_tls(iw_client *c, const char *host, unsigned port)
 {
     const char *name = c->creds ? c->creds->server_name : NULL;
     size_t n;
-    int rc;
 
     /* A forward the caller made says nothing about the server's name: it must be given. */
     if (name == NULL && (c->options & IMAP_OPTION_TUNNEL) &&
@@ -107,17 +106,8 @@ static int iw_prepare_tls(iw_client *c, const char *host, unsigned port)
     }
     if (n == 0)
         return ST_ERROR_INVALID_PARAMETER;
-    c->verify_name = malloc(n + 1);
-    if (c->verify_name == NULL)
-        return ST_ERROR_OUT_OF_MEMORY;
-    memcpy(c->verify_name, name, n);
-    c->verify_name[n] = '\0';
-    c->session_key = iw_tls_session_key(host, port, c->verify_name,
-                                        !(c->options & IMAP_OPTION_TRUSTEDSITE));
-    if (c->session_key == NULL)
-        return ST_ERROR_OUT_OF_MEMORY;
-    rc = iw_tls_ctx_acquire(c->creds, &c->tls_ctx);
-    return rc;
+    return iw_tls_use_new(c->creds, host, port, name, n,
+                          !(c->options & IMAP_OPTION_TRUSTEDSITE), &c->tls);
 }
 
 /* Validates the arguments and fills a new client; no I/O. */

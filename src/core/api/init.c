@@ -7,6 +7,7 @@
 #include "../../security/ssh_policy.h"
 #include "../../transports/forward.h"
 #include "../../transports/resolve.h"
+#include "../../transports/tls.h"
 
 static pthread_mutex_t iw_init_lock = PTHREAD_MUTEX_INITIALIZER;
 static int iw_init_count;

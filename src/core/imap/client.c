@@ -62,8 +62,6 @@ void iw_client_free(iw_client *c)
     /* after the chain: the forward's bridge must not outlive its client side */
     iw_forward_close(c->forward);
     iw_creds_free(c->creds);
-    iw_tls_ctx_release(c->tls_ctx);
-    free(c->verify_name);
-    free(c->session_key);
+    iw_tls_use_free(c->tls);                  /* its layer went with the chain */
     free(c);
 }

@@ -55,9 +55,7 @@ typedef struct iw_client {
     char              *host, *local_address, *dns_servers, *transport;
     char              *client_name, *client_version;
     iw_creds          *creds;
-    struct iw_tls_ctx *tls_ctx;    /* shared TLS context when a secure option is set */
-    char              *verify_name;/* certificate name and SNI */
-    char              *session_key;/* TLS resumption: "host port name" */
+    struct iw_tls_use *tls;        /* the TLS policy of a secure connect (its layer's params) */
     int                tls_up;
     struct iw_forward *forward;    /* CREDENTIAL_TUNNEL_FORWARD: the forward in use */
     int                async_pending;  /* an asynchronous connect is running (atomic) */

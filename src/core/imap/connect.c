@@ -50,18 +50,6 @@ const iw_layer_sink iw_client_sink = {
     .traces = iw_sink_traces,
 };
 
-int iw_core_tls_params(void *core, iw_tls_params *out)
-{
-    iw_client *c = core;
-    if (c->tls_ctx == NULL)
-        return ST_ERROR_INVALID_PARAMETER;
-    out->ctx = iw_tls_ctx_ref(c->tls_ctx);
-    out->verify_name = c->verify_name;
-    out->verify = !(c->options & IMAP_OPTION_TRUSTEDSITE);
-    out->session_key = c->session_key;
-    return 0;
-}
-
 /* An SSH phase began inside the chain: it has a whole nTimeout (the total ceiling
  * still holds). Forward bridges use a core that is not connecting: nothing to move. */
 static void iw_core_ssh_phase(void *core)
@@ -210,7 +198,10 @@ int iw_connect_step(iw_client *c, void *arg, unsigned *want)
         case CM_TLS_START:
             {
                 imapwire_layer *tls = NULL;
-                rc = iw_layer_new("tls", NULL, &c->ep, &iw_client_sink, c, c->top, &tls);
+                if (c->tls == NULL)
+                    return ST_ERROR_INVALID_PARAMETER;
+                rc = iw_layer_new_params("tls", NULL, iw_tls_use_params(c->tls), &c->ep,
+                                         &iw_client_sink, c, c->top, &tls);
                 if (rc != 0)
                     return rc;
                 c->top = tls;

@@ -39,6 +39,11 @@ extern const imapwire_host_api iw_host_api;
 int    iw_layer_new(const char *name, const char *args, const imapwire_endpoint *ep,
                     const iw_layer_sink *sink, void *core, imapwire_layer *below,
                     imapwire_layer **out);
+/* The same, with the parameters the type documents (layer->params); the caller keeps
+ * them valid until the layer is freed. */
+int    iw_layer_new_params(const char *name, const char *args, const void *params,
+                           const imapwire_endpoint *ep, const iw_layer_sink *sink,
+                           void *core, imapwire_layer *below, imapwire_layer **out);
 /* The same for a type that is not in the registry (no transport string can name it). */
 int    iw_layer_new_internal(const imapwire_transport_type *t, const imapwire_endpoint *ep,
                              const iw_layer_sink *sink, void *core, imapwire_layer *below,

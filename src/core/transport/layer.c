@@ -20,7 +20,7 @@ struct iw_layer_box {
 /* A layer of type t; entry (the registry's reference, or NULL for an internal type)
  * passes to the layer, or is released on failure. */
 static int iw_layer_make(const imapwire_transport_type *t, iw_type_entry *entry,
-                         const char *args, const imapwire_endpoint *ep,
+                         const char *args, const void *params, const imapwire_endpoint *ep,
                          const iw_layer_sink *sink, void *core, imapwire_layer *below,
                          imapwire_layer **out)
 {
@@ -48,6 +48,7 @@ static int iw_layer_make(const imapwire_transport_type *t, iw_type_entry *entry,
     box->pub.endpoint = ep;
     box->pub.host = &iw_host_api;
     box->pub.core = core;
+    box->pub.params = params;
     box->sink = sink;
     /* destroy runs once whatever happens, also for types without create: their
      * connect may allocate. */
@@ -68,9 +69,9 @@ out:
     return rc;
 }
 
-int iw_layer_new(const char *name, const char *args, const imapwire_endpoint *ep,
-                 const iw_layer_sink *sink, void *core, imapwire_layer *below,
-                 imapwire_layer **out)
+int iw_layer_new_params(const char *name, const char *args, const void *params,
+                        const imapwire_endpoint *ep, const iw_layer_sink *sink, void *core,
+                        imapwire_layer *below, imapwire_layer **out)
 {
     iw_type_entry *entry = NULL;
     int rc;
@@ -79,7 +80,15 @@ int iw_layer_new(const char *name, const char *args, const imapwire_endpoint *ep
     rc = iw_registry_acquire(name, &entry);
     if (rc != 0)
         return rc;
-    return iw_layer_make(iw_registry_type(entry), entry, args, ep, sink, core, below, out);
+    return iw_layer_make(iw_registry_type(entry), entry, args, params, ep, sink, core, below,
+                         out);
+}
+
+int iw_layer_new(const char *name, const char *args, const imapwire_endpoint *ep,
+                 const iw_layer_sink *sink, void *core, imapwire_layer *below,
+                 imapwire_layer **out)
+{
+    return iw_layer_new_params(name, args, NULL, ep, sink, core, below, out);
 }
 
 /* Internal types are not in the registry: no transport string can name them. */
@@ -88,7 +97,7 @@ int iw_layer_new_internal(const imapwire_transport_type *t, const imapwire_endpo
                           imapwire_layer **out)
 {
     *out = NULL;
-    return iw_layer_make(t, NULL, NULL, ep, sink, core, below, out);
+    return iw_layer_make(t, NULL, NULL, NULL, ep, sink, core, below, out);
 }
 
 void iw_layer_free_chain(imapwire_layer *top)
