@@ -23,7 +23,7 @@ struct iw_tls_ctx {
     struct iw_tls_ctx *next;
     unsigned      refs;
     unsigned char id[32];          /* iw_ctx_id(): keyed HMAC of what shaped the context */
-    SSL_CTX      *ssl;
+    SSL_CTX      *ssl_ctx;
     iw_tls_session sessions[IW_TLS_SESSIONS];
     uint64_t      clock;
 };
@@ -89,7 +89,7 @@ static int iw_new_session(SSL *ssl, SSL_SESSION *sess)
     if (key == NULL || !SSL_SESSION_is_resumable(sess))
         return 0;
     pthread_mutex_lock(&iw_tls_lock);
-    for (t = iw_tls_list; t != NULL && t->ssl != sctx; t = t->next)
+    for (t = iw_tls_list; t != NULL && t->ssl_ctx != sctx; t = t->next)
         ;
     if (t != NULL) {
         for (i = 0; i < IW_TLS_SESSIONS; i++) {
@@ -262,7 +262,7 @@ int iw_tls_ctx_acquire(const struct iw_creds *creds, iw_tls_ctx **out)
         return ST_ERROR_OUT_OF_MEMORY;
     }
     memcpy(t->id, id, sizeof id);
-    t->ssl = ssl;
+    t->ssl_ctx = ssl;
     t->refs = 2;                   /* the caller's, and the cache's until shutdown */
     t->next = iw_tls_list;
     iw_tls_list = t;
@@ -279,7 +279,7 @@ static void iw_tls_ctx_free(iw_tls_ctx *t)
         if (t->sessions[i].sess != NULL)
             SSL_SESSION_free(t->sessions[i].sess);
     }
-    SSL_CTX_free(t->ssl);
+    SSL_CTX_free(t->ssl_ctx);
     free(t);
 }
 
@@ -305,7 +305,7 @@ iw_tls_ctx *iw_tls_ctx_ref(iw_tls_ctx *t)
 
 SSL_CTX *iw_tls_ctx_ssl(iw_tls_ctx *t)
 {
-    return t->ssl;
+    return t->ssl_ctx;
 }
 
 int iw_tls_ex_slot(void)

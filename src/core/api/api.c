@@ -69,7 +69,7 @@ static iw_client *iw_client_for(HCLIENT h)
     return iw_client_lookup(h, 0);
 }
 
-static int iw_has_ctl(const char *s)
+static int iw_has_crlf(const char *s)
 {
     for (; s != NULL && *s; s++)
         if (*s == '\r' || *s == '\n')
@@ -118,7 +118,7 @@ static int iw_prepare(iw_client *c, const IMAPCONNECTINFO *in)
     DWORD opt = in->dwOptions;
     int rc;
 
-    if (host == NULL || *host == '\0' || strlen(host) > 255 || iw_has_ctl(host) ||
+    if (host == NULL || *host == '\0' || strlen(host) > 255 || iw_has_crlf(host) ||
         port > 65535 || (opt & ~IW_ALL_OPTIONS) != 0 ||
         ((opt & IMAP_OPTION_SECURE_EXPLICIT) && (opt & IMAP_OPTION_SECURE_IMPLICIT)))
         return ST_ERROR_INVALID_PARAMETER;
@@ -168,7 +168,7 @@ static int iw_prepare(iw_client *c, const IMAPCONNECTINFO *in)
     c->host = iw_strdup(host);
     if (c->host == NULL)
         return ST_ERROR_OUT_OF_MEMORY;
-    if (iw_has_ctl(c->client_name) || iw_has_ctl(c->client_version))
+    if (iw_has_crlf(c->client_name) || iw_has_crlf(c->client_version))
         return ST_ERROR_INVALID_PARAMETER;
     if ((c->client_name && !iw_quotable(c->client_name)) ||
         (c->client_version && !iw_quotable(c->client_version)))
@@ -393,7 +393,7 @@ INT ImapCommand(HCLIENT hClient, LPCTSTR lpszCommand, LPTSTR lpszResult, INT nMa
     n = strlen(lpszCommand);
     /* One command per call: a CR or LF would smuggle a second one onto the wire, and
      * STARTTLS here would hand the stream to a TLS layer nobody set up. */
-    if (n == 0 || n > IW_MAX_LINE || iw_has_ctl(lpszCommand) ||
+    if (n == 0 || n > IW_MAX_LINE || iw_has_crlf(lpszCommand) ||
         (n >= 8 && strncasecmp(lpszCommand, "STARTTLS", 8) == 0 &&
          (n == 8 || lpszCommand[8] == ' ')))
         return iw_fail(ST_ERROR_INVALID_PARAMETER);

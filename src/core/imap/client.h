@@ -42,8 +42,9 @@ typedef struct iw_connect_machine {
     int64_t total_deadline_ms;
     int64_t deadline_ms;           /* the nearer of the two: what the driver waits for */
     int64_t t_start_us, t_resolved_us, t_chain_us, t_ready_us;
-    int64_t t_secure_start_us, t_secure_us;
-    int64_t t_connected_us;                   /* first hop up (tunnels, proxies) */   /* STARTTLS exchange and handshake */
+    int64_t t_secure_start_us;     /* the STARTTLS command or the implicit handshake began */
+    int64_t t_secure_us;           /* STARTTLS exchange and handshake, in total */
+    int64_t t_connected_us;        /* first hop up (before a tunnel or proxy handshake) */
     iw_cmd  cmd;
 } iw_connect_machine;
 
@@ -72,7 +73,6 @@ typedef struct iw_client {
     unsigned           next_tag;
     int                state;      /* enum iw_state */
     int                broken;     /* an I/O error made the stream unusable */
-    int                saw_bye;
     unsigned           timeout_ms;
     IMAPTIMINGS        timings;
     iw_connect_machine cm;

@@ -102,19 +102,15 @@ int iw_read_response(iw_client *c, iw_response *r, unsigned *want)
     return 0;
 }
 
-/* What every response may carry, whoever waits for it: capabilities and BYE. */
+/* What every response may carry, whoever waits for it: capabilities. */
 int iw_handle_common(iw_client *c, const iw_response *r)
 {
     int rc = iw_capa_from_code(c, r->rest, r->rest_len);
     if (rc != 0)
         return rc;
-    if (r->kind == IW_RESP_UNTAGGED) {
-        if (r->rest_len >= 11 && iw_strcaseeq(r->rest, 11, "CAPABILITY "))
-            return iw_capa_set(c, r->rest + 11, r->rest_len - 11);
-        if (r->rest_len >= 3 && iw_strcaseeq(r->rest, 3, "BYE") &&
-            (r->rest_len == 3 || r->rest[3] == ' '))
-            c->saw_bye = 1;
-    }
+    if (r->kind == IW_RESP_UNTAGGED && r->rest_len >= 11 &&
+        iw_strcaseeq(r->rest, 11, "CAPABILITY "))
+        return iw_capa_set(c, r->rest + 11, r->rest_len - 11);
     return 0;
 }
 

@@ -89,7 +89,7 @@ static void *iw_loop_main(void *arg)
 
         /* Step everything, drop the finished, then gather what the rest wait for. */
         for (pp = &iw_tasks; (t = *pp) != NULL;) {
-            if (t->cancelled || t->step(t)) {
+            if (t->step(t)) {
                 *pp = t->next;
                 t->release(t);
             } else {

@@ -11,11 +11,11 @@ struct iw_task {
     void (*pollset)(iw_task *t, imapwire_pollset *ps);
     /* Make progress without blocking; return nonzero when the task is finished. */
     int  (*step)(iw_task *t);
-    /* Free the task; called on the loop thread once it is finished or cancelled. */
+    /* Free the task; called on the loop thread once it is finished, or from
+     * iw_loop_release_owned when its owner goes. */
     void (*release)(iw_task *t);
     iw_task *next;
     void    *owner;                /* whose task it is (a forward), for cancelling */
-    int      cancelled;
 };
 
 /* Adds a task (starting the thread on first use): 0 or an ST_ERROR_*. */
