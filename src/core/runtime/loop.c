@@ -20,6 +20,7 @@ static int iw_loop_stop;
 static int iw_loop_wake_fd = -1;
 static iw_task *iw_tasks;           /* loop thread only */
 static iw_task *iw_incoming;        /* added by other threads, under the lock */
+static _Thread_local int iw_on_loop;  /* set on the loop thread only */
 
 struct iw_loop_call_req {
     void (*fn)(void *arg);
@@ -73,6 +74,7 @@ static void *iw_loop_main(void *arg)
     struct pollfd *pfd = NULL;
     size_t cap = 0;
     (void)arg;
+    iw_on_loop = 1;
     for (;;) {
         imapwire_pollset ps;
         iw_task **pp, *t;
@@ -165,13 +167,11 @@ static int iw_loop_start_locked(void)
     return 0;
 }
 
+/* A thread-local mark, not the loop's lock: calls and releases run with that lock held
+ * and may well ask where they run. */
 int iw_loop_is_current(void)
 {
-    int yes;
-    pthread_mutex_lock(&iw_loop_lock);
-    yes = iw_loop_running && pthread_equal(pthread_self(), iw_loop_thread);
-    pthread_mutex_unlock(&iw_loop_lock);
-    return yes;
+    return iw_on_loop;
 }
 
 int iw_loop_add(iw_task *t)
