@@ -1,5 +1,5 @@
 /* fuzz_proxy.c: libFuzzer target for a proxy plugin's handshake (linked with socks5.c or
- * httpconnect.c): a fake host API and fake sockets replay the input as the proxy's reply. */
+ * httpconnect.c): a fake host API (hops) or fake sockets replay the input as the reply. */
 #define _GNU_SOURCE               /* memmem */
 #include <errno.h>
 #include <stdarg.h>
@@ -201,6 +201,105 @@ int fz_net_close(int fd)
     return 0;
 }
 
+/* ---- hops (SDK 1.1): the same replay behind host->hop_*, for plugins that reach the
+ * proxy through the library's TCP instead of their own sockets ---- */
+#ifdef IMAPWIRE_HOST_HAS
+struct imapwire_hop {
+    int fd;                       /* a fake descriptor: fz.open[] tracks hop_free */
+    int up;
+};
+
+static struct imapwire_hop fz_hops[FZ_MAX_FDS];
+
+static int fz_hop_open(imapwire_layer *l, const char *host, unsigned port, imapwire_hop **hop)
+{
+    int fd;
+    (void)l;
+    *hop = NULL;
+    if (host == NULL || *host == '\0' || port == 0 || port > 65535)
+        return ST_ERROR_INVALID_PARAMETER;
+    fd = fz_net_socket(0, 0, 0);
+    if (fd < 0)
+        return ST_ERROR_OUT_OF_MEMORY;
+    *hop = &fz_hops[fd - FZ_FD_BASE];
+    (*hop)->fd = fd;
+    (*hop)->up = 0;
+    return 0;
+}
+
+/* connect modes as for sockets: 0 at once, 1 after waiting, 2 and 3 refused */
+static int fz_hop_connect(imapwire_hop *hop, int *done)
+{
+    fz_fd_index(hop->fd);
+    *done = 0;
+    if (fz.connect_mode >= 2)
+        return ST_ERROR_CONNECTION_REFUSED;
+    if (fz.connect_mode == 1 && fz_again())
+        return IMAPWIRE_AGAIN;
+    hop->up = 1;
+    *done = 1;
+    return 0;
+}
+
+static int fz_hop_send(imapwire_hop *hop, const void *buf, size_t len, size_t *sent)
+{
+    ssize_t n;
+    *sent = 0;
+    if (!hop->up)
+        abort();                  /* "MUST be connected before hop_send" */
+    do
+        n = fz_net_send(hop->fd, buf, len, 0);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return IMAPWIRE_AGAIN;
+    *sent = (size_t)n;
+    return 0;
+}
+
+static int fz_hop_recv(imapwire_hop *hop, void *buf, size_t len, size_t *got)
+{
+    ssize_t n;
+    *got = 0;
+    if (!hop->up)
+        abort();                  /* "MUST be connected before hop_recv" */
+    do
+        n = fz_net_recv(hop->fd, buf, len, 0);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EAGAIN ? IMAPWIRE_AGAIN : (int)ST_ERROR_CONNECTION_CLOSED;
+    *got = (size_t)n;
+    return 0;
+}
+
+static void fz_hop_pollset(imapwire_hop *hop, unsigned want, imapwire_pollset *ps)
+{
+    fz_fd_index(hop->fd);
+    imapwire_pollset_add(ps, hop->fd, want);
+}
+
+static size_t fz_hop_pending(imapwire_hop *hop)
+{
+    fz_fd_index(hop->fd);
+    return 0;
+}
+
+static int fz_hop_query(imapwire_hop *hop, int what, void *out)
+{
+    fz_fd_index(hop->fd);
+    if (what == IMAPWIRE_QUERY_SOCKET) {
+        *(int *)out = hop->fd;
+        return 0;
+    }
+    return IMAPWIRE_PASS;
+}
+
+static void fz_hop_free(imapwire_hop *hop)
+{
+    if (hop != NULL)
+        fz_net_close(hop->fd);
+}
+#endif
+
 /* ---- the fake host API ---- */
 
 static const imapwire_transport_type *fz_type;
@@ -302,6 +401,16 @@ static const imapwire_host_api fz_host = {
     .pollset_next = fz_no_pollset,
     .pending_next = fz_no_pending,
     .query_next = fz_no_query,
+#ifdef IMAPWIRE_HOST_HAS
+    .hop_open = fz_hop_open,
+    .hop_connect = fz_hop_connect,
+    .hop_send = fz_hop_send,
+    .hop_recv = fz_hop_recv,
+    .hop_pollset = fz_hop_pollset,
+    .hop_pending = fz_hop_pending,
+    .hop_query = fz_hop_query,
+    .hop_free = fz_hop_free,
+#endif
 };
 
 int imapwire_plugin_init(const imapwire_host_api *host);
@@ -424,7 +533,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fz_check_secret("the layer after destroy", layer.ctx, fz_type->ctx_size);
     for (i = 0; i < FZ_MAX_FDS; i++)
         if (fz.open[i]) {
-            fprintf(stderr, "fuzz proxy: descriptor %d left open after destroy\n",
+            fprintf(stderr, "fuzz proxy: descriptor or hop %d left open after destroy\n",
                     FZ_FD_BASE + i);
             abort();
         }
