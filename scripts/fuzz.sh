@@ -60,19 +60,21 @@ command -v clang >/dev/null 2>&1 || { say "clang not found"; exit 1; }
 # plus coverage for libFuzzer; its plugin directory points nowhere, so no fuzz input can
 # load an installed plugin (command:... would run a shell).
 start=$(date +%s)
+mkdir -p "$LIB_BUILD" "$BUILD"
+LIB_LOG="$LIB_BUILD/fuzz-sh.log" FUZZ_LOG="$BUILD/fuzz-sh.log"
 say "building the library in $LIB_BUILD"
 CC=clang cmake -S "$ROOT" -B "$LIB_BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DIMAPWIRE_SANITIZE=ON -DIMAPWIRE_BUILD_TESTS=OFF -DIMAPWIRE_BUILD_EXAMPLES=OFF \
     -DIMAPWIRE_BUILD_BENCH=OFF -DCMAKE_C_FLAGS=-fsanitize=fuzzer-no-link \
-    -DIMAPWIRE_PLUGIN_DIR=/nonexistent/imapwire-fuzz-plugins >"$LIB_BUILD.log" 2>&1 ||
-    { tail -30 "$LIB_BUILD.log" >&2; say "configuring the library failed"; exit 1; }
-cmake --build "$LIB_BUILD" -j "$JOBS" --target imapwire_static >>"$LIB_BUILD.log" 2>&1 ||
-    { tail -30 "$LIB_BUILD.log" >&2; say "building the library failed"; exit 1; }
+    -DIMAPWIRE_PLUGIN_DIR=/nonexistent/imapwire-fuzz-plugins >"$LIB_LOG" 2>&1 ||
+    { tail -30 "$LIB_LOG" >&2; say "configuring the library failed"; exit 1; }
+cmake --build "$LIB_BUILD" -j "$JOBS" --target imapwire_static >>"$LIB_LOG" 2>&1 ||
+    { tail -30 "$LIB_LOG" >&2; say "building the library failed"; exit 1; }
 say "building the fuzz targets in $BUILD"
 cmake -S "$ROOT/fuzz" -B "$BUILD" -DCMAKE_C_COMPILER=clang \
-    -DIMAPWIRE_FUZZ_LIB="$LIB_BUILD/libimapwire.a" >"$BUILD.log" 2>&1 &&
-    cmake --build "$BUILD" -j "$JOBS" >>"$BUILD.log" 2>&1 ||
-    { tail -30 "$BUILD.log" >&2; say "building the fuzz targets failed"; exit 1; }
+    -DIMAPWIRE_FUZZ_LIB="$LIB_BUILD/libimapwire.a" >"$FUZZ_LOG" 2>&1 &&
+    cmake --build "$BUILD" -j "$JOBS" >>"$FUZZ_LOG" 2>&1 ||
+    { tail -30 "$FUZZ_LOG" >&2; say "building the fuzz targets failed"; exit 1; }
 say "built in $(( $(date +%s) - start )) s"
 
 WORK=$(mktemp -d /tmp/imapwire-fuzz.XXXXXX)
