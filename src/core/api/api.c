@@ -251,17 +251,25 @@ out:
     return c->handle;
 }
 
+/* The five ImapConnect arguments as a zeroed IMAPCONNECTINFO: every entry point is
+ * ImapConnectEx underneath. */
+static void iw_info_fill(IMAPCONNECTINFO *in, LPCTSTR host, UINT port, UINT timeout,
+                         DWORD options, LPSECURITYCREDENTIALS creds)
+{
+    memset(in, 0, sizeof *in);
+    in->dwSize = sizeof *in;
+    in->lpszHostName = host;
+    in->nRemotePort = port;
+    in->nTimeout = timeout;
+    in->dwOptions = options;
+    in->lpCredentials = creds;
+}
+
 HCLIENT ImapConnect(LPCTSTR lpszHostName, UINT nRemotePort, UINT nTimeout,
                     DWORD dwOptions, LPSECURITYCREDENTIALS lpCredentials)
 {
     IMAPCONNECTINFO in;
-    memset(&in, 0, sizeof in);
-    in.dwSize = sizeof in;
-    in.lpszHostName = lpszHostName;
-    in.nRemotePort = nRemotePort;
-    in.nTimeout = nTimeout;
-    in.dwOptions = dwOptions;
-    in.lpCredentials = lpCredentials;
+    iw_info_fill(&in, lpszHostName, nRemotePort, nTimeout, dwOptions, lpCredentials);
     return iw_connect(&in);
 }
 
@@ -279,13 +287,7 @@ HCLIENT ImapAsyncConnect(LPCTSTR lpszHostName, UINT nRemotePort, UINT nTimeout,
         iw_set_error(ST_ERROR_INVALID_PARAMETER);
         return INVALID_CLIENT;
     }
-    memset(&in, 0, sizeof in);
-    in.dwSize = sizeof in;
-    in.lpszHostName = lpszHostName;
-    in.nRemotePort = nRemotePort;
-    in.nTimeout = nTimeout;
-    in.dwOptions = dwOptions;
-    in.lpCredentials = lpCredentials;
+    iw_info_fill(&in, lpszHostName, nRemotePort, nTimeout, dwOptions, lpCredentials);
     in.lpEventProc = lpEventProc;
     in.lpParam = lpParam;
     return iw_connect(&in);

@@ -82,19 +82,6 @@ static struct iw_slot *iw_slot_of(uintptr_t h, int kind)
     return s;
 }
 
-void *iw_handle_get(uintptr_t h, int kind)
-{
-    struct iw_slot *s;
-    void *obj = NULL;
-
-    pthread_mutex_lock(&iw_handles_lock);
-    s = iw_slot_of(h, kind);
-    if (s != NULL)
-        obj = s->obj;
-    pthread_mutex_unlock(&iw_handles_lock);
-    return obj;
-}
-
 void *iw_handle_visit(uintptr_t h, int kind, int (*fn)(void *obj, void *arg), void *arg,
                       int *rc)
 {
@@ -107,10 +94,16 @@ void *iw_handle_visit(uintptr_t h, int kind, int (*fn)(void *obj, void *arg), vo
     s = iw_slot_of(h, kind);
     if (s != NULL) {
         obj = s->obj;
-        *rc = fn(obj, arg);
+        if (fn != NULL)
+            *rc = fn(obj, arg);
     }
     pthread_mutex_unlock(&iw_handles_lock);
     return obj;
+}
+
+void *iw_handle_get(uintptr_t h, int kind)
+{
+    return iw_handle_visit(h, kind, NULL, NULL, NULL);
 }
 
 void *iw_handle_remove(uintptr_t h, int kind)

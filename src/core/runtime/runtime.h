@@ -33,7 +33,8 @@ void      iw_handles_shutdown(void (*free_obj)(int kind, void *obj));
 uintptr_t iw_handle_add(int kind, void *obj);             /* 0 when out of memory */
 void     *iw_handle_get(uintptr_t h, int kind);           /* NULL if stale or forged */
 void     *iw_handle_remove(uintptr_t h, int kind);        /* NULL if stale or forged */
-/* Runs fn(obj, arg) with the table locked, *rc = its result; NULL if stale or forged. */
+/* Runs fn(obj, arg) with the table locked, *rc = its result (fn may be NULL: a lookup
+ * only); returns the object, or NULL if stale or forged. */
 void     *iw_handle_visit(uintptr_t h, int kind, int (*fn)(void *obj, void *arg), void *arg,
                           int *rc);
 
