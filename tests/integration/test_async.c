@@ -189,6 +189,104 @@ START_TEST(disconnect_inside_event)
 }
 END_TEST
 
+/* An event that disconnects another handle whose connect is still pending: the loop must
+ * not step, poll or free that connect's task under its own feet (it used to free it
+ * while walking its task list: a use-after-free under ASan). */
+typedef struct cross {
+    HCLIENT other;
+    int     rc;                    /* ImapDisconnect(other) in the event */
+    int     count;                 /* atomic */
+} cross;
+
+static void disconnect_other(HCLIENT h, UINT id, DWORD err, LPVOID param)
+{
+    cross *x = param;
+    (void)h;
+    (void)id;
+    (void)err;
+    x->rc = ImapDisconnect(x->other);
+    __atomic_add_fetch(&x->count, 1, __ATOMIC_ACQ_REL);
+}
+
+START_TEST(event_disconnects_pending_other)
+{
+    iwt_fixture silent;
+    events e;
+    int round;
+
+    iwt_fixture_start(&silent, "silent", 100);
+    for (round = 0; round < 20; round++) {
+        cross x;
+        HCLIENT a;
+        memset(&x, 0, sizeof x);
+        memset(&e, 0, sizeof e);
+        /* b waits on a silent server; a's event (Dovecot answers at once) cancels it */
+        x.other = ImapAsyncConnect("127.0.0.1", silent.port, 10, IMAP_OPTION_FREETHREAD, NULL,
+                                   on_event, &e);
+        ck_assert(x.other != INVALID_CLIENT);
+        a = ImapAsyncConnect(dv.host, dv.port, 10, IMAP_OPTION_FREETHREAD, NULL,
+                             disconnect_other, &x);
+        ck_assert(a != INVALID_CLIENT);
+        {
+            long long until = iwt_now_ms() + 5000;
+            while (__atomic_load_n(&x.count, __ATOMIC_ACQUIRE) == 0 && iwt_now_ms() < until)
+                usleep(1000);
+        }
+        ck_assert_int_eq(__atomic_load_n(&x.count, __ATOMIC_ACQUIRE), 1);
+        ck_assert_int_eq(x.rc, 0);
+        ck_assert_int_eq(ImapDisconnect(a), 0);
+        /* the cancelled connect never reports */
+        ck_assert_int_eq(wait_events(&e, 1, 50), 0);
+    }
+    iwt_fixture_stop(&silent);
+}
+END_TEST
+
+/* ImapDisconnect from this thread races the event on the loop thread: whichever wins,
+ * no event starts after ImapDisconnect has returned, and lpParam is never touched after
+ * (it is poisoned, then freed, right after the call). */
+typedef struct racer {
+    int disconnected;              /* atomic: set once ImapDisconnect returned */
+    int late;                      /* atomic: events that started after that */
+    int magic;
+} racer;
+
+static int race_late_total;        /* atomic */
+
+static void race_event(HCLIENT h, UINT id, DWORD err, LPVOID param)
+{
+    racer *r = param;
+    (void)h;
+    (void)id;
+    (void)err;
+    if (r->magic != 0x5eed || __atomic_load_n(&r->disconnected, __ATOMIC_ACQUIRE))
+        __atomic_add_fetch(&race_late_total, 1, __ATOMIC_ACQ_REL);
+}
+
+START_TEST(disconnect_races_event)
+{
+    int round, spin;
+    for (round = 0; round < 1000; round++) {
+        racer *r = calloc(1, sizeof *r);
+        HCLIENT h;
+        ck_assert_ptr_nonnull(r);
+        r->magic = 0x5eed;
+        h = ImapAsyncConnect(dv.host, dv.port, 10, IMAP_OPTION_NONE, NULL, race_event, r);
+        ck_assert(h != INVALID_CLIENT);
+        /* vary the moment: from at once to after the connect has most likely finished */
+        for (spin = 0; spin < (round % 50) * 200; spin++)
+            __asm__ volatile("" ::: "memory");
+        if (round % 7 == 0)
+            usleep((unsigned)(round % 3) * 500);
+        ck_assert_int_eq(ImapDisconnect(h), 0);
+        __atomic_store_n(&r->disconnected, 1, __ATOMIC_RELEASE);
+        r->magic = 0;
+        free(r);
+    }
+    ck_assert_int_eq(__atomic_load_n(&race_late_total, __ATOMIC_ACQUIRE), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("async");
@@ -202,6 +300,8 @@ int main(void)
     tcase_add_test(tc, failures_are_events);
     tcase_add_test(tc, cancel_while_pending);
     tcase_add_test(tc, disconnect_inside_event);
+    tcase_add_test(tc, event_disconnects_pending_other);
+    tcase_add_test(tc, disconnect_races_event);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -27,7 +27,7 @@ static int iw_owner_check(void *obj, void *arg)
     if (!(c->options & IMAP_OPTION_FREETHREAD) &&
         __atomic_load_n(&c->owner, __ATOMIC_ACQUIRE) != iw_thread_id())
         return 1;
-    return __atomic_load_n(&c->async_pending, __ATOMIC_ACQUIRE) ? 2 : 0;
+    return iw_async_pending(c) ? 2 : 0;
 }
 
 static int iw_owner_swap(void *obj, void *arg)
@@ -302,8 +302,7 @@ INT ImapDisconnect(HCLIENT hClient)
         return IMAP_ERROR;
     if (iw_handle_remove(hClient, IW_KIND_CLIENT) != c)
         return iw_fail(ST_ERROR_INVALID_HANDLE);
-    pending = __atomic_load_n(&c->async_pending, __ATOMIC_ACQUIRE);
-    iw_async_cancel(c);
+    pending = iw_async_detach(c);
     /* an abandoned connect gets no LOGOUT: the server may not even have greeted */
     iw_client_close(c, !pending);
     iw_client_free(c);

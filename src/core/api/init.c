@@ -15,7 +15,7 @@ static int iw_init_count;
 static void iw_free_handle_obj(int kind, void *obj)
 {
     if (kind == IW_KIND_CLIENT) {
-        iw_async_cancel(obj);
+        iw_async_detach(obj);
         iw_client_free(obj);
     }
     else if (kind == IW_KIND_FORWARD)

@@ -59,7 +59,7 @@ typedef struct iw_client {
     struct iw_tls_use *tls;        /* the TLS policy of a secure connect (its layer's params) */
     int                tls_up;
     struct iw_forward *forward;    /* CREDENTIAL_TUNNEL_FORWARD: the forward in use */
-    int                async_pending;  /* an asynchronous connect is running (atomic) */
+    struct iw_async   *async;      /* an asynchronous connect's state (async.c), or NULL */
     int                async_error;    /* its result, once the event has fired */
     IMAPTRACEPROC      trace;
     void              *trace_param;
@@ -107,8 +107,13 @@ int  iw_connect_begin(iw_client *c);
 int  iw_connect_step(iw_client *c, void *arg, unsigned *want);
 
 /* async.c: connects run by the loop thread */
+typedef struct iw_async iw_async;
 int  iw_async_start(iw_client *c, IMAPEVENTPROC proc, void *param);
-void iw_async_cancel(iw_client *c);
+int  iw_async_pending(const iw_client *c);   /* the connect runs and its event is to come */
+/* Before the client is freed: a pending connect is cancelled (no event ever; returns 1),
+ * a running event is waited for (unless called from inside it); then the loop no longer
+ * refers to the client. */
+int  iw_async_detach(iw_client *c);
 
 /* client.c */
 iw_client *iw_client_new(void);

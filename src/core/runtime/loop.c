@@ -21,6 +21,7 @@ static int iw_loop_wake_fd = -1;
 static iw_task *iw_tasks;           /* loop thread only */
 static iw_task *iw_incoming;        /* added by other threads, under the lock */
 static _Thread_local int iw_on_loop;  /* set on the loop thread only */
+static int iw_walking;              /* loop thread only: stepping the task list */
 
 struct iw_loop_call_req {
     void (*fn)(void *arg);
@@ -42,7 +43,10 @@ void iw_loop_release_owned(void *owner)
 {
     iw_task **pp, *t;
     for (pp = &iw_tasks; (t = *pp) != NULL;) {
-        if (t->owner == owner) {
+        if (t->owner == owner && iw_walking) {
+            t->dead = 1;
+            pp = &t->next;
+        } else if (t->owner == owner) {
             *pp = t->next;
             t->release(t);
         } else {
@@ -89,15 +93,20 @@ static void *iw_loop_main(void *arg)
         }
         pthread_mutex_unlock(&iw_loop_lock);
 
-        /* Step everything, drop the finished, then gather what the rest wait for. */
+        /* Step everything, drop the finished and the dead, then gather what the rest
+         * wait for. A step may mark other tasks dead (an event callback that disconnects
+         * another handle): they stay linked until the walk reaches them or, if it has
+         * passed them, until the next turn's walk. */
+        iw_walking = 1;
         for (pp = &iw_tasks; (t = *pp) != NULL;) {
-            if (t->step(t)) {
+            if (t->dead || t->step(t)) {
                 *pp = t->next;
                 t->release(t);
             } else {
                 pp = &t->next;
             }
         }
+        iw_walking = 0;
         if (cap == 0) {
             pfd = malloc(IW_LOOP_FIRST_FDS * sizeof *pfd);
             if (pfd == NULL) {
@@ -110,6 +119,10 @@ static void *iw_loop_main(void *arg)
         pfd[0].events = POLLIN;
         pfd[0].revents = 0;
         for (t = iw_tasks; t != NULL; t = t->next) {
+            if (t->dead) {
+                until = iw_now_ms();       /* reap it on the next turn, at once */
+                continue;
+            }
             memset(&ps, 0, sizeof ps);
             t->pollset(t, &ps);
             if (n + IMAPWIRE_POLLSET_MAX > cap) {

@@ -16,6 +16,8 @@ struct iw_task {
     void (*release)(iw_task *t);
     iw_task *next;
     void    *owner;                /* whose task it is (a forward), for cancelling */
+    int      dead;                 /* loop thread only: released at the next safe point,
+                                      never stepped or polled again */
 };
 
 /* Adds a task (starting the thread on first use): 0 or an ST_ERROR_*. */
@@ -25,7 +27,11 @@ int  iw_loop_add(iw_task *t);
 int  iw_loop_call(void (*fn)(void *arg), void *arg);
 /* Cancels every task and joins the thread (last ImapUninitialize). */
 void iw_loop_shutdown(void);
-/* Releases every task of owner now (inside an iw_loop_call function only). */
+/* Releases every task of owner (on the loop thread only: inside an iw_loop_call
+ * function or a task's step). Between turns they are released at once; from inside a
+ * step (an event callback) they are only marked, and the loop releases them where it
+ * is not walking its list: nothing is freed under the loop's feet either way, and a
+ * marked task is never stepped or polled again. */
 void iw_loop_release_owned(void *owner);
 /* Nonzero on the library's loop thread. */
 int  iw_loop_is_current(void);
