@@ -1,11 +1,15 @@
 #!/bin/sh
 # Runs every imapwire test on this machine: installs what is missing, builds the normal
-# and the ASan+UBSan configurations, and runs the whole ctest suite in both.
+# and the ASan+UBSan configurations, runs the whole ctest suite in both, then the fuzzers.
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 jobs=$(nproc 2>/dev/null || echo 2)
 status=0
+passed=0
+failed=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 for cfg in build:OFF build-asan:ON; do
     dir=${cfg%%:*}
     san=${cfg##*:}
@@ -15,6 +19,28 @@ for cfg in build:OFF build-asan:ON; do
     # abort_on_error makes any sanitizer report fail the test that caused it
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-        ctest --test-dir "$dir" --output-on-failure || status=1
+        ctest --test-dir "$dir" --output-on-failure >"$log" 2>&1 || status=1
+    cat "$log"
+    # "N% tests passed, F tests failed out of T"
+    line=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1 || true)
+    if [ -n "$line" ]; then
+        f=$(echo "$line" | sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/')
+        t=$(echo "$line" | sed -E 's/.* failed out of ([0-9]+).*/\1/')
+        failed=$((failed + f))
+        passed=$((passed + t - f))
+    else
+        failed=$((failed + 1))
+    fi
 done
+# The libFuzzer targets (clang, ASan+UBSan): saved findings replayed, then each target
+# fuzzed for FUZZ_SECONDS; any crash, leak or timeout fails the run.
+echo "=== fuzz (${FUZZ_SECONDS:-45} s per target) ==="
+if FUZZ_SECONDS=${FUZZ_SECONDS:-45} ./scripts/fuzz.sh; then
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1))
+    status=1
+fi
+# one closing line for both builds and the fuzz run
+echo "$passed passed, $failed failed"
 exit $status
