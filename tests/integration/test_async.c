@@ -287,6 +287,61 @@ START_TEST(disconnect_races_event)
 }
 END_TEST
 
+/* ImapDisconnect from inside an event runs on the loop thread, which must never wait:
+ * LOGOUT goes out, but a server that never answers it (slow-logout) costs nothing
+ * (it used to hold the loop for min(nTimeout, 3 s)). */
+typedef struct timed {
+    long long took_ms;
+    int       rc;
+    int       count;               /* atomic */
+} timed;
+
+static void disconnect_timed(HCLIENT h, UINT id, DWORD err, LPVOID param)
+{
+    timed *t = param;
+    long long t0 = iwt_now_ms();
+    (void)id;
+    (void)err;
+    t->rc = ImapDisconnect(h);
+    t->took_ms = iwt_now_ms() - t0;
+    __atomic_add_fetch(&t->count, 1, __ATOMIC_ACQ_REL);
+}
+
+START_TEST(disconnect_in_event_does_not_wait)
+{
+    iwt_fixture f;
+    timed t;
+    HCLIENT h;
+    char *log;
+    long long until;
+
+    iwt_fixture_start(&f, "slow-logout", 2);
+    memset(&t, 0, sizeof t);
+    h = ImapAsyncConnect("127.0.0.1", f.port, 5, IMAP_OPTION_FREETHREAD, NULL,
+                         disconnect_timed, &t);
+    ck_assert(h != INVALID_CLIENT);
+    until = iwt_now_ms() + 10000;
+    while (__atomic_load_n(&t.count, __ATOMIC_ACQUIRE) == 0 && iwt_now_ms() < until)
+        usleep(1000);
+    ck_assert_int_eq(__atomic_load_n(&t.count, __ATOMIC_ACQUIRE), 1);
+    ck_assert_int_eq(t.rc, 0);
+    /* a tenth of the 3 s it used to hold the loop, on a loaded 2-core machine */
+    ck_assert_msg(t.took_ms < 300, "ImapDisconnect in the event took %lld ms", t.took_ms);
+    /* still polite: the server got its LOGOUT */
+    until = iwt_now_ms() + 3000;
+    for (;;) {
+        log = iwt_read_file(f.log);
+        if (strstr(log, "LOGOUT") != NULL || iwt_now_ms() >= until)
+            break;
+        free(log);
+        usleep(10000);
+    }
+    ck_assert_msg(strstr(log, "LOGOUT") != NULL, "no LOGOUT:\n%s", log);
+    free(log);
+    iwt_fixture_stop(&f);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("async");
@@ -302,6 +357,7 @@ int main(void)
     tcase_add_test(tc, disconnect_inside_event);
     tcase_add_test(tc, event_disconnects_pending_other);
     tcase_add_test(tc, disconnect_races_event);
+    tcase_add_test(tc, disconnect_in_event_does_not_wait);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "client.h"
+#include "../runtime/loop.h"
 #include "../../security/tls_policy.h"
 #include "../../transports/forward.h"
 
@@ -19,16 +20,23 @@ static int iw_logout_step(iw_client *c, void *arg, unsigned *want)
     return iw_cmd_step(c, arg, want);
 }
 
-/* LOGOUT and wait at most IW_LOGOUT_WAIT_MS (or the timeout if shorter); then close. */
+/* LOGOUT and wait at most IW_LOGOUT_WAIT_MS (or the timeout if shorter); then close.
+ * On the loop thread (a disconnect from inside an event) nothing may wait: LOGOUT goes
+ * out if the socket takes it at once, and the answer is not waited for. */
 void iw_client_close(iw_client *c, int polite)
 {
     if (c->top != NULL && polite && !c->broken && c->state != IW_LOGOUT) {
         iw_cmd cmd;
         int64_t wait = c->timeout_ms < IW_LOGOUT_WAIT_MS ? c->timeout_ms : IW_LOGOUT_WAIT_MS;
         int64_t deadline = iw_now_ms() + wait;
+        unsigned want = 0;
         memset(&cmd, 0, sizeof cmd);
-        if (iw_cmd_start(c, &cmd, "LOGOUT", 6, NULL, 0, 0, NULL) == 0)
-            iw_drive(c, iw_logout_step, &cmd, &deadline);
+        if (iw_cmd_start(c, &cmd, "LOGOUT", 6, NULL, 0, 0, NULL) == 0) {
+            if (iw_loop_is_current())
+                iw_flush(c, &want);
+            else
+                iw_drive(c, iw_logout_step, &cmd, &deadline);
+        }
         iw_cmd_clear(&cmd);
         c->state = IW_LOGOUT;
     }
