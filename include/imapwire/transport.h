@@ -83,6 +83,9 @@ static inline void imapwire_pollset_wakeup(imapwire_pollset *ps, int64_t at_ms)
 
 typedef struct imapwire_layer imapwire_layer;
 typedef struct imapwire_host_api imapwire_host_api;
+/** A connection a layer opens for itself through the host API (hop_open): opaque, used
+ *  only through the host->hop_* calls, so a layer never depends on how the core makes it. */
+typedef struct imapwire_hop imapwire_hop;
 
 /** Where the connection is going, as the caller asked (read-only for layers). */
 typedef struct imapwire_endpoint {
@@ -186,12 +189,100 @@ struct imapwire_host_api {
     void    (*pollset_next)(imapwire_layer *layer, unsigned want, imapwire_pollset *ps);
     size_t  (*pending_next)(imapwire_layer *layer);
     int     (*query_next)(imapwire_layer *layer, int what, void *out);
+
+    /* ABI 1.1: a hop, a connection of the calling layer's own (check IMAPWIRE_HOST_HAS). */
+    /** Makes a TCP connection to host:port owned by layer, without I/O yet: the library's
+     *  own TCP, resolving a name with c-ares, racing the addresses (RFC 8305) and binding
+     *  the local address, with the DNS servers and timeout of layer->endpoint. host is a
+     *  name, an IPv4 literal or an IPv6 literal with or without brackets; it is copied.
+     *  The hop's traces and its IMAPWIRE_MARK_RESOLVED go where layer's go; the layer
+     *  marks IMAPWIRE_MARK_CONNECTED itself if the hop is its first one.
+     *  Returns 0 with *hop set, ST_ERROR_INVALID_PARAMETER (bad host or port) or
+     *  ST_ERROR_OUT_OF_MEMORY. A layer MAY call it from create or connect; it MUST free
+     *  the hop with hop_free by the end of its destroy. A hop MUST NOT outlive its layer
+     *  or be used by another layer, and is used by one thread at a time, as its layer. */
+    int     (*hop_open)(imapwire_layer *layer, const char *host, unsigned port,
+                        imapwire_hop **hop);
+    /** As the connect slot: non-blocking; 0 with *done = 1 once connected, 0 with
+     *  *done = 0 (or IMAPWIRE_AGAIN) to wait on hop_pollset, or an ST_ERROR_* such as
+     *  ST_ERROR_HOST_NOT_FOUND or ST_ERROR_CONNECTION_REFUSED. The hop MUST be connected
+     *  before hop_send or hop_recv are called. */
+    int     (*hop_connect)(imapwire_hop *hop, int *done);
+    /** As the send and recv slots: 0 with *sent > 0, or with *got bytes (0 is the end of
+     *  the stream), IMAPWIRE_AGAIN, or an ST_ERROR_*. They never block. */
+    int     (*hop_send)(imapwire_hop *hop, const void *buf, size_t len, size_t *sent);
+    int     (*hop_recv)(imapwire_hop *hop, void *buf, size_t len, size_t *got);
+    /** Adds what the hop waits for, given what the caller wants (IMAPWIRE_WANT_*); while
+     *  connecting, what the connect waits for. A layer MUST add its hop's poll set to its
+     *  own from its pollset slot, or it is never woken for the hop. */
+    void    (*hop_pollset)(imapwire_hop *hop, unsigned want, imapwire_pollset *ps);
+    /** Bytes the hop holds that hop_recv would return without waiting. */
+    size_t  (*hop_pending)(imapwire_hop *hop);
+    /** Answers IMAPWIRE_QUERY_SOCKET and IMAPWIRE_QUERY_PEER for the hop (its peer is
+     *  host:port of hop_open, as an address), else IMAPWIRE_PASS. */
+    int     (*hop_query)(imapwire_hop *hop, int what, void *out);
+    /** Closes the hop and frees it; NULL is allowed. The pointer MUST NOT be used again. */
+    void    (*hop_free)(imapwire_hop *hop);
 };
+
+/** Whether the library's host API has member (one appended in a later minor version):
+ *  a plugin MUST check this before it calls such a member, e.g.
+ *  IMAPWIRE_HOST_HAS(host, hop_open). */
+#define IMAPWIRE_HOST_HAS(host, member) \
+    ((host)->struct_size >= offsetof(imapwire_host_api, member) + sizeof((host)->member))
 
 /** The one symbol a plugin exports. Check host->abi_version's major, register types with
  *  host->register_transport, return 0 or an ST_ERROR_* code. */
 typedef int (*imapwire_plugin_init_fn)(const imapwire_host_api *host);
 #define IMAPWIRE_PLUGIN_INIT_SYMBOL "imapwire_plugin_init"
+
+/** Plugins are often built with -fvisibility=hidden: the two symbols are exported anyway. */
+#if defined(__GNUC__)
+#define IMAPWIRE_PLUGIN_EXPORT __attribute__((visibility("default")))
+#else
+#define IMAPWIRE_PLUGIN_EXPORT
+#endif
+#ifdef __cplusplus
+#define IMAPWIRE_PLUGIN_LINKAGE extern "C"
+#else
+#define IMAPWIRE_PLUGIN_LINKAGE extern
+#endif
+
+/** What IMAPWIRE_PLUGIN_DEFINE's init does: refuses another ABI major (before it reads
+ *  anything else of host), then registers the n types in order and stops at the first
+ *  error, which it returns (the loader then removes what was registered). */
+static inline int imapwire_plugin_register(const imapwire_host_api *host,
+                                           const imapwire_transport_type *const *types,
+                                           size_t n)
+{
+    size_t i;
+    if (host == NULL || (host->abi_version >> 16) != IMAPWIRE_TRANSPORT_ABI_MAJOR)
+        return ST_ERROR_PLUGIN_VERSION;
+    for (i = 0; i < n; i++) {
+        int rc = host->register_transport(types[i]);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/** Writes a plugin's two exports: imapwire_plugin_init, which registers the types given
+ *  as pointers, and imapwire_plugin_abi, which the loader reads before it runs any code
+ *  of the file. Use it once, at file scope, in one file of the plugin, ending with a ';':
+ *  IMAPWIRE_PLUGIN_DEFINE(&my_type); or IMAPWIRE_PLUGIN_DEFINE(&type_a, &type_b); */
+#define IMAPWIRE_PLUGIN_DEFINE(...)                                                        \
+    IMAPWIRE_PLUGIN_LINKAGE IMAPWIRE_PLUGIN_EXPORT int                                     \
+    imapwire_plugin_init(const imapwire_host_api *host);                                   \
+    IMAPWIRE_PLUGIN_EXPORT int imapwire_plugin_init(const imapwire_host_api *host)         \
+    {                                                                                      \
+        static const imapwire_transport_type *const imapwire_plugin_types_[] = {          \
+            __VA_ARGS__ };                                                                 \
+        return imapwire_plugin_register(host, imapwire_plugin_types_,                      \
+                                        sizeof imapwire_plugin_types_ /                    \
+                                            sizeof imapwire_plugin_types_[0]);             \
+    }                                                                                      \
+    IMAPWIRE_PLUGIN_LINKAGE IMAPWIRE_PLUGIN_EXPORT const unsigned imapwire_plugin_abi;     \
+    IMAPWIRE_PLUGIN_EXPORT const unsigned imapwire_plugin_abi = IMAPWIRE_TRANSPORT_ABI
 
 #ifdef __cplusplus
 }

@@ -251,6 +251,105 @@ static int iw_next_query(imapwire_layer *l, int what, void *out)
     return iw_layer_query(l->next, what, out);
 }
 
+/* ---- hops: connections a layer opens for itself (host->hop_*) ---- */
+
+/* The plugin sees only the opaque pointer; behind it is an ordinary tcp layer whose
+ * endpoint is the hop's own copy: the owner's settings with the hop's host and port. */
+struct imapwire_hop {
+    imapwire_layer   *tcp;
+    imapwire_endpoint ep;
+    char              host[];      /* ep.host points here */
+};
+
+/* A host text the resolver may see: a name or a literal, nothing that could smuggle a
+ * second meaning (spaces, control bytes) into a trace or a query. */
+static int iw_hop_host_ok(const char *host, size_t n)
+{
+    size_t i;
+    if (n == 0 || n > 255)
+        return 0;
+    for (i = 0; i < n; i++)
+        if ((unsigned char)host[i] <= 0x20 || host[i] == 0x7f)
+            return 0;
+    return 1;
+}
+
+static int iw_host_hop_open(imapwire_layer *owner, const char *host, unsigned port,
+                            imapwire_hop **out)
+{
+    const struct iw_layer_box *box = (const struct iw_layer_box *)owner;
+    imapwire_hop *hop;
+    size_t n;
+    int rc;
+
+    if (out == NULL)
+        return ST_ERROR_INVALID_PARAMETER;
+    *out = NULL;
+    if (owner == NULL || owner->endpoint == NULL || host == NULL || port == 0 || port > 65535)
+        return ST_ERROR_INVALID_PARAMETER;
+    n = strlen(host);
+    if (!iw_hop_host_ok(host, n))
+        return ST_ERROR_INVALID_PARAMETER;
+    hop = calloc(1, sizeof *hop + n + 1);
+    if (hop == NULL)
+        return ST_ERROR_OUT_OF_MEMORY;
+    memcpy(hop->host, host, n + 1);
+    /* The whole endpoint is copied, so settings added to it later reach hops as well;
+     * its strings belong to the owner, which outlives the hop. */
+    hop->ep = *owner->endpoint;
+    hop->ep.host = hop->host;
+    hop->ep.port = port;
+    /* The owner's sink: the hop's traces and its RESOLVED mark belong to the same connect. */
+    rc = iw_layer_new("tcp", NULL, &hop->ep, box->sink, owner->core, NULL, &hop->tcp);
+    if (rc != 0) {
+        free(hop);
+        return rc;
+    }
+    *out = hop;
+    return 0;
+}
+
+static int iw_host_hop_connect(imapwire_hop *hop, int *done)
+{
+    return iw_layer_connect(hop->tcp, done);
+}
+
+static int iw_host_hop_send(imapwire_hop *hop, const void *buf, size_t len, size_t *sent)
+{
+    return iw_layer_send(hop->tcp, buf, len, sent);
+}
+
+static int iw_host_hop_recv(imapwire_hop *hop, void *buf, size_t len, size_t *got)
+{
+    return iw_layer_recv(hop->tcp, buf, len, got);
+}
+
+static void iw_host_hop_pollset(imapwire_hop *hop, unsigned want, imapwire_pollset *ps)
+{
+    iw_layer_pollset(hop->tcp, want, ps);
+}
+
+static size_t iw_host_hop_pending(imapwire_hop *hop)
+{
+    return iw_layer_pending(hop->tcp);
+}
+
+static int iw_host_hop_query(imapwire_hop *hop, int what, void *out)
+{
+    /* only what describes the hop's own connection: nothing of the owner's chain */
+    if (what != IMAPWIRE_QUERY_SOCKET && what != IMAPWIRE_QUERY_PEER)
+        return IMAPWIRE_PASS;
+    return iw_layer_query(hop->tcp, what, out);
+}
+
+static void iw_host_hop_free(imapwire_hop *hop)
+{
+    if (hop == NULL)
+        return;
+    iw_layer_free_chain(hop->tcp);
+    free(hop);
+}
+
 const imapwire_host_api iw_host_api = {
     .abi_version = IMAPWIRE_TRANSPORT_ABI,
     .struct_size = sizeof(imapwire_host_api),
@@ -265,4 +364,12 @@ const imapwire_host_api iw_host_api = {
     .pollset_next = iw_next_pollset,
     .pending_next = iw_next_pending,
     .query_next = iw_next_query,
+    .hop_open = iw_host_hop_open,
+    .hop_connect = iw_host_hop_connect,
+    .hop_send = iw_host_hop_send,
+    .hop_recv = iw_host_hop_recv,
+    .hop_pollset = iw_host_hop_pollset,
+    .hop_pending = iw_host_hop_pending,
+    .hop_query = iw_host_hop_query,
+    .hop_free = iw_host_hop_free,
 };
