@@ -5,7 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include "iwtest.h"
 
@@ -342,6 +345,65 @@ START_TEST(disconnect_in_event_does_not_wait)
 }
 END_TEST
 
+/* ImapUninitialize with many connects in flight: it returns, every handle is gone, and
+ * no event starts after it has returned (ASan's leak check covers what it frees). */
+static int uninit_done;            /* atomic */
+static int uninit_late;            /* atomic */
+
+static void uninit_event(HCLIENT h, UINT id, DWORD err, LPVOID param)
+{
+    (void)h;
+    (void)id;
+    (void)err;
+    (void)param;
+    if (__atomic_load_n(&uninit_done, __ATOMIC_ACQUIRE))
+        __atomic_add_fetch(&uninit_late, 1, __ATOMIC_ACQ_REL);
+}
+
+START_TEST(uninitialize_with_connects_in_flight)
+{
+    static HCLIENT h[1000];
+    struct sockaddr_in sa;
+    socklen_t len = sizeof sa;
+    struct rlimit rl;
+    int lfd, i, n = 1000, fds;
+
+    /* a listener that never accepts: connects complete in the kernel and then wait for
+     * a greeting that never comes */
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < 2600 && rl.rlim_max >= 2600) {
+        rl.rlim_cur = 2600;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    lfd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(lfd, 0);
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(listen(lfd, 4096), 0);
+    ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
+    fds = iwt_count_fds();
+    for (i = 0; i < n; i++) {
+        h[i] = ImapAsyncConnect("127.0.0.1", ntohs(sa.sin_port), 30, IMAP_OPTION_NONE, NULL,
+                                uninit_event, NULL);
+        ck_assert_msg(h[i] != INVALID_CLIENT, "connect %d: error %u", i,
+                      (unsigned)ImapGetLastError());
+    }
+    usleep(200000);                 /* most are now waiting for their greeting */
+    ck_assert(ImapUninitialize());
+    __atomic_store_n(&uninit_done, 1, __ATOMIC_RELEASE);
+    usleep(300000);
+    ck_assert_int_eq(__atomic_load_n(&uninit_late, __ATOMIC_ACQUIRE), 0);
+    /* every connection and the loop's own descriptors are gone */
+    ck_assert_int_le(iwt_count_fds(), fds);
+    ck_assert(ImapInitialize(NULL, NULL));   /* for teardown */
+    ck_assert_int_eq(ImapDisconnect(h[0]), IMAP_ERROR);
+    iwt_assert_error(ST_ERROR_INVALID_HANDLE);
+    close(lfd);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("async");
@@ -358,6 +420,7 @@ int main(void)
     tcase_add_test(tc, event_disconnects_pending_other);
     tcase_add_test(tc, disconnect_races_event);
     tcase_add_test(tc, disconnect_in_event_does_not_wait);
+    tcase_add_test(tc, uninitialize_with_connects_in_flight);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
