@@ -18,9 +18,11 @@ add_test(NAME tinyproxy_stop
 set_tests_properties(tinyproxy_start PROPERTIES FIXTURES_SETUP tinyproxy TIMEOUT 60)
 set_tests_properties(tinyproxy_stop PROPERTIES FIXTURES_CLEANUP tinyproxy TIMEOUT 60)
 
-# The test finds the proxies' env files under IW_TMPDIR (danted/env, tinyproxy/env).
-iw_integration_test(test_proxy FIXTURES "dovecot;dovecot_tls;sshd;danted;tinyproxy")
+# The test finds the proxies' env files under IW_TMPDIR (danted/env, tinyproxy/env); proxies
+# named by host name are resolved through the test dnsmasq (IW_DNS_ENV).
+iw_integration_test(test_proxy FIXTURES "dovecot;dovecot_tls;sshd;danted;tinyproxy;dnsmasq")
 # The plugins are loaded at run time, so the test needs them built, not linked.
 add_dependencies(test_proxy socks5 httpconnect)
 # The secrets cases run the command plugin too (what it traces of a command line).
 add_dependencies(test_proxy command)
+

@@ -544,13 +544,4 @@ static const imapwire_transport_type cmd_type = {
     .query = cmd_query,
 };
 
-__attribute__((visibility("default")))
-const unsigned imapwire_plugin_abi = IMAPWIRE_TRANSPORT_ABI;
-
-__attribute__((visibility("default")))
-int imapwire_plugin_init(const imapwire_host_api *host)
-{
-    if ((host->abi_version >> 16) != IMAPWIRE_TRANSPORT_ABI_MAJOR)
-        return ST_ERROR_PLUGIN_VERSION;
-    return host->register_transport(&cmd_type);
-}
+IMAPWIRE_PLUGIN_DEFINE(&cmd_type);

@@ -21,6 +21,7 @@
 static iwt_sshd sshd;
 static iwt_dovecot dv, dvtls;
 static char ca[700];
+static char dns_server[64];         /* the test dnsmasq (tests/harness/dnsmasq.sh) */
 
 /* Dante (tests/harness/danted.sh) and tinyproxy (tests/harness/tinyproxy.sh). */
 static struct {
@@ -94,6 +95,8 @@ static void setup(void)
     ck_assert_uint_gt(dvtls.imaps_port, 0);
     snprintf(ca, sizeof ca, "%s/certs/ca.pem", dvtls.dir);
     load_proxies();
+    iwt_env_value(getenv("IW_DNS_ENV"), "DNSMASQ_SERVER", dns_server, sizeof dns_server);
+    ck_assert_msg(dns_server[0] != '\0', "no DNSMASQ_SERVER in $IW_DNS_ENV");
     unsetenv("IMAPWIRE_TRANSPORT");
     ck_assert(ImapInitialize(NULL, NULL));
 }
@@ -599,6 +602,126 @@ START_TEST(http_refused_destination)
 }
 END_TEST
 
+/* ------------------------------------------------------------ proxies by name */
+
+/* A connect through a proxy with the DNS servers and local address given: the hop to the
+ * proxy is the library's TCP, so both apply to it. */
+static HCLIENT via_named(const char *transport, const char *local, trace_log *t)
+{
+    IMAPCONNECTINFO ci;
+    memset(&ci, 0, sizeof ci);
+    ci.dwSize = sizeof ci;
+    ci.lpszHostName = "127.0.0.1";
+    ci.nRemotePort = dv.port;
+    ci.nTimeout = VIA_TIMEOUT_S;
+    ci.lpszTransport = transport;
+    ci.lpszDnsServers = dns_server;
+    ci.lpszLocalAddress = local;
+    ci.lpTraceProc = trace_cb;
+    ci.lpParam = t;
+    return ImapConnectEx(&ci);
+}
+
+/* The proxy named by host name: localhost, and names only the test dnsmasq serves (both
+ * families for both.imapwire.test, where the proxies listen on 127.0.0.1 alone, so the
+ * hop races ::1 and 127.0.0.1). The proxy still resolves the IMAP host. */
+START_TEST(proxy_by_name)
+{
+    static const char *names[] = { "localhost", "v4.imapwire.test", "both.imapwire.test" };
+    const char *name = names[_i % 3];
+    int socks = _i < 3, before;
+    trace_log *t = calloc(1, sizeof *t);
+    char tr[300], seen[200], dest[64];
+    HCLIENT h;
+
+    if (socks) {
+        snprintf(tr, sizeof tr, "socks5:%s:%s@%s:%u", dante.user, dante.pass, name, dante.port);
+        snprintf(dest, sizeof dest, " 127.0.0.1.%u", dv.port);
+        before = count_lines(dante.log, "tcp/connect [: username%imapwire-socks@", dest);
+    } else {
+        snprintf(tr, sizeof tr, "httpconnect:%s:%u", name, tp.port);
+        snprintf(dest, sizeof dest, "CONNECT 127.0.0.1:%u HTTP/1.1", dv.port);
+        before = iwt_count_in_file(tp.log, dest);
+    }
+    h = via_named(tr, NULL, t);
+    ck_assert_msg(h != INVALID_CLIENT, "%s: error %u, trace:\n%s", tr,
+                  (unsigned)ImapGetLastError(), t->text);
+    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
+    ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), 0);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    snprintf(seen, sizeof seen, "-%s: connected to proxy %s:%u", socks ? "socks5" : "httpconnect",
+             name, socks ? dante.port : tp.port);
+    ck_assert_msg(strstr(t->text, seen) != NULL, "no \"%s\" in:\n%s", seen, t->text);
+    if (_i % 3 != 0) {
+        /* resolved here, through the connect's DNS servers, by the hop's c-ares */
+        snprintf(seen, sizeof seen, "-tcp: %s has address 127.0.0.1:", name);
+        ck_assert_msg(strstr(t->text, seen) != NULL, "no \"%s\" in:\n%s", seen, t->text);
+    }
+    snprintf(seen, sizeof seen, "-tcp: connected to 127.0.0.1:%u", socks ? dante.port : tp.port);
+    ck_assert_msg(strstr(t->text, seen) != NULL, "no \"%s\" in:\n%s", seen, t->text);
+    if (socks)
+        ck_assert_int_eq(wait_count(dante.log, "tcp/connect [: username%imapwire-socks@", dest,
+                                    before + 1), before + 1);
+    else
+        ck_assert_int_eq(wait_in_file(tp.log, dest, before + 1), before + 1);
+    ck_assert_msg(strstr(t->text, dante.pass) == NULL, "%s", t->text);
+    free(t);
+}
+END_TEST
+
+static void assert_no_secret(const trace_log *t, const char *user, const char *secret,
+                             const char *what);
+
+/* A proxy name that does not exist is the caller's HOST_NOT_FOUND, as for TCP, at once
+ * (dnsmasq answers NXDOMAIN), and the password stays out of the trace. */
+START_TEST(proxy_name_unknown)
+{
+    static const char *forms[] = { "socks5:u:Unkn0wn-S3cret@nosuch.imapwire.test:1080",
+                                   "httpconnect:u:Unkn0wn-S3cret@nosuch.imapwire.test:3128" };
+    trace_log *t = calloc(1, sizeof *t);
+    long long t0 = iwt_now_ms();
+    HCLIENT h = via_named(forms[_i], NULL, t);
+    ck_assert(h == INVALID_CLIENT);
+    iwt_assert_error(ST_ERROR_HOST_NOT_FOUND);
+    ck_assert_msg(iwt_now_ms() - t0 < VIA_TIMEOUT_S * 1000 / 4, "took %lld ms", iwt_now_ms() - t0);
+    ck_assert_msg(strstr(t->text, "no connection to proxy nosuch.imapwire.test:") != NULL, "%s",
+                  t->text);
+    assert_no_secret(t, "u", "Unkn0wn-S3cret", forms[_i]);
+    free(t);
+}
+END_TEST
+
+/* lpszLocalAddress binds the hop to the proxy: Dante logs the client address; a proxy
+ * name with both families keeps to the local address's family; a literal of the other
+ * family is refused as for TCP. */
+START_TEST(proxy_local_address)
+{
+    trace_log *t = calloc(1, sizeof *t);
+    char tr[300], dest[64];
+    int before;
+    HCLIENT h;
+
+    snprintf(tr, sizeof tr, "socks5:%s:%s@both.imapwire.test:%u", dante.user, dante.pass,
+             dante.port);
+    snprintf(dest, sizeof dest, " 127.0.0.1.%u", dv.port);
+    before = count_lines(dante.log, "tcp/connect [: username%imapwire-socks@127.0.0.2.", dest);
+    h = via_named(tr, "127.0.0.2", t);
+    ck_assert_msg(h != INVALID_CLIENT, "error %u, trace:\n%s", (unsigned)ImapGetLastError(),
+                  t->text);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    ck_assert_int_eq(wait_count(dante.log, "tcp/connect [: username%imapwire-socks@127.0.0.2.", dest, before + 1),
+                     before + 1);
+    ck_assert_msg(strstr(t->text, "trying [::1]") == NULL, "%s", t->text);
+    t->len = 0;
+    t->text[0] = '\0';
+    snprintf(tr, sizeof tr, "socks5:127.0.0.1:%u", dante.port);
+    h = via_named(tr, "::1", t);
+    ck_assert(h == INVALID_CLIENT);
+    iwt_assert_error(ST_ERROR_INVALID_PARAMETER);
+    free(t);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- proxies down */
 
 START_TEST(proxy_down)
@@ -640,7 +763,7 @@ START_TEST(bad_arguments)
 {
     static const char *bad[] = {
         "socks5", "socks5:", "socks5:127.0.0.1", "socks5:127.0.0.1:", "socks5:127.0.0.1:0",
-        "socks5:127.0.0.1:65536", "socks5:127.0.0.1:12a", "socks5:proxy.example:1080",
+        "socks5:127.0.0.1:65536", "socks5:127.0.0.1:12a", "socks5:proxy!example:1080",
         "socks5:::1:1080", "socks5:user@127.0.0.1:1080", "socks5::pw@127.0.0.1:1080",
         "socks5:user:@127.0.0.1:1080", "httpconnect", "httpconnect:[::1:3128",
         "httpconnect:[nothost]:3128", "httpconnect:10.0.0.1:123456",
@@ -1018,7 +1141,7 @@ START_TEST(proxy_secrets_not_traced)
     /* a bad proxy address after valid credentials: refused before any I/O, still quiet */
     t->len = 0;
     t->text[0] = '\0';
-    h = via("socks5:someone:Unus3d-S3cret@proxy.example:1080", "127.0.0.1", dv.port,
+    h = via("socks5:someone:Unus3d-S3cret@proxy!example:1080", "127.0.0.1", dv.port,
             IMAP_OPTION_NONE, NULL, t);
     ck_assert(h == INVALID_CLIENT);
     iwt_assert_error(ST_ERROR_INVALID_PARAMETER);
@@ -1253,6 +1376,9 @@ int main(void)
     tcase_add_checked_fixture(edge, setup, teardown);
     tcase_set_timeout(edge, 60);
     tcase_add_loop_test(edge, proxy_down, 0, 7);
+    tcase_add_loop_test(edge, proxy_by_name, 0, 6);
+    tcase_add_loop_test(edge, proxy_name_unknown, 0, 2);
+    tcase_add_test(edge, proxy_local_address);
     tcase_add_test(edge, wrong_protocol);
     tcase_add_test(edge, bad_arguments);
     tcase_add_test(edge, http_bytes_after_head);
