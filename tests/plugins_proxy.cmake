@@ -26,3 +26,7 @@ add_dependencies(test_proxy socks5 httpconnect)
 # The secrets cases run the command plugin too (what it traces of a command line).
 add_dependencies(test_proxy command)
 
+# The SSH tunnel's hop carried by a transport (httpconnect, socks5, command) to the test
+# sshd, and on to Dovecot.
+iw_integration_test(test_ssh_proxy FIXTURES "dovecot;dovecot_tls;sshd;danted;tinyproxy")
+add_dependencies(test_ssh_proxy socks5 httpconnect command)

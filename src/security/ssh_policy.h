@@ -13,6 +13,10 @@ typedef struct iw_ssh_params {
     const char *key;               /* private key file, or NULL */
     const char *password;          /* key passphrase, or account password */
     const char *known_hosts;       /* NULL: ~/.ssh/known_hosts */
+    /* What carries the hop to the SSH server: a transport text ("socks5:...",
+     * "httpconnect:...", "command:...", a filter over TCP), or NULL for TCP. It may hold a
+     * proxy password: read only while the layer is created, never kept. */
+    const char *transport;
     /* Called when the layer enters a new SSH phase (TCP to the server, handshake and host
      * key, authentication, channel): each gets its own nTimeout, so the connection's
      * deadline restarts too. NULL: nothing to tell. */

@@ -45,7 +45,8 @@ typedef struct ssh_session {
     LIBSSH2_SESSION *s;
     LIBSSH2_AGENT   *agent;
     struct libssh2_agent_publickey *identity;
-    imapwire_layer  *tcp;           /* the session's own hop to the SSH server */
+    imapwire_layer  *tcp;           /* the session's own hop to the SSH server (TCP, or
+                                       the caller's transport) */
     imapwire_endpoint ep;
     /* password (or passphrase) is wiped and dropped once the session is authenticated */
     char            *host, *user, *key, *password, *known_hosts, *methods;
@@ -235,6 +236,9 @@ static int ssh_session_id(const iw_ssh_params *p, const imapwire_endpoint *ep,
     ssh_id_str(&sb, p->known_hosts);
     ssh_id_str(&sb, ep->local_address);
     ssh_id_str(&sb, ep->dns_servers);
+    /* the same server through another proxy is another session (NULL, TCP, differs
+     * from every text, "tcp" included: harmless, at most one session more) */
+    ssh_id_str(&sb, p->transport);
     if (sb.err != 0)
         rc = sb.err;
     else if (HMAC(EVP_sha256(), ssh_id_key, (int)sizeof ssh_id_key, (const unsigned char *)sb.p,
@@ -362,13 +366,15 @@ static int ssh_session_new(const iw_ssh_params *p, const imapwire_endpoint *ep,
         ssh_session_free(s);
         return ST_ERROR_OUT_OF_MEMORY;
     }
-    /* The session's hop: the caller's local address and DNS settings, the SSH server. */
+    /* The session's hop: the caller's local address and DNS settings, the SSH server,
+     * through the caller's transport when one is given (a proxy then resolves the SSH
+     * server's name). It outlives the connect that made it, so it gets no trace sink. */
     s->ep = *ep;
     s->ep.host = s->host;
     s->ep.port = p->port;
     s->ep.local_address = s->local_address;
     s->ep.dns_servers = s->dns_servers;
-    rc = iw_layer_new("tcp", NULL, &s->ep, NULL, NULL, NULL, &s->tcp);
+    rc = iw_layer_new_spec(p->transport, &s->ep, NULL, NULL, &s->tcp);
     if (rc == 0) {
         s->s = libssh2_session_init_ex(ssh_mem_alloc, ssh_mem_free, ssh_mem_realloc, s);
         if (s->s == NULL)

@@ -72,16 +72,19 @@ int iw_core_ssh_params(void *core, iw_ssh_params *out)
     out->key = k->tunnel_key;
     out->password = k->tunnel_password;
     out->known_hosts = k->known_hosts;
+    /* read while the chain is built, before the core drops the text */
+    out->transport = c->transport;
     return 0;
 }
 
-/* The lowest layer: the caller's transport ("name" or "name:args") or TCP. A filter type
- * named there (not a bottom one) is stacked over TCP. */
+/* The lowest layer: the caller's transport ("name" or "name:args") or TCP, a filter type
+ * stacked over TCP. With an SSH tunnel, the SSH layer is the bottom and that transport
+ * carries its hop to the SSH server instead (iw_core_ssh_params hands it on). */
 static int iw_build_chain(iw_client *c)
 {
     char name[IW_TYPE_NAME_MAX + 1];
-    const char *spec = c->transport, *args = NULL;
-    imapwire_layer *bottom = NULL, *top = NULL;
+    const char *args = NULL;
+    imapwire_layer *top = NULL;
     unsigned flags = 0;
     int rc;
 
@@ -92,33 +95,19 @@ static int iw_build_chain(iw_client *c)
             c->top = top;
         return rc;
     }
-    /* An in-process SSH tunnel is the bottom; it makes its own hop to the SSH server. */
-    if ((c->options & IMAP_OPTION_TUNNEL) && c->creds != NULL && c->creds->tunnel_host != NULL)
-        spec = "ssh";
-    if (spec == NULL || *spec == '\0')
-        spec = "tcp";
-    /* Only a valid name reaches the loader, which then looks in the plugin
-     * directories: a transport string never names a file. */
-    rc = iw_transport_spec_split(spec, name, &args);
-    if (rc != 0)
-        return rc;
-    rc = iw_transport_flags(name, &flags);
-    if (rc == ST_ERROR_TRANSPORT_NOT_FOUND && iw_plugin_load(name) == 0)
-        rc = iw_transport_flags(name, &flags);
-    if (rc != 0)
-        return rc;
-    if (!(flags & IMAPWIRE_TRANSPORT_BOTTOM)) {
-        rc = iw_layer_new("tcp", NULL, &c->ep, &iw_client_sink, c, NULL, &bottom);
-        if (rc != 0)
+    if ((c->options & IMAP_OPTION_TUNNEL) && c->creds != NULL && c->creds->tunnel_host != NULL) {
+        /* The hop's type is checked (and its plugin loaded) here, before the SSH layer
+         * makes a session: a bad name fails this connect alone, with no session made. */
+        if (c->transport != NULL && *c->transport != '\0' &&
+            (rc = iw_transport_lookup(c->transport, name, &args, &flags)) != 0)
             return rc;
+        rc = iw_layer_new("ssh", NULL, &c->ep, &iw_client_sink, c, NULL, &top);
+    } else {
+        rc = iw_layer_new_spec(c->transport, &c->ep, &iw_client_sink, c, &top);
     }
-    rc = iw_layer_new(name, args, &c->ep, &iw_client_sink, c, bottom, &top);
-    if (rc != 0) {
-        iw_layer_free_chain(bottom);
-        return rc;
-    }
-    c->top = top;
-    return 0;
+    if (rc == 0)
+        c->top = top;
+    return rc;
 }
 
 int iw_connect_begin(iw_client *c)

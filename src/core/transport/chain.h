@@ -48,6 +48,16 @@ int    iw_layer_new_params(const char *name, const char *args, const void *param
 int    iw_layer_new_internal(const imapwire_transport_type *t, const imapwire_endpoint *ep,
                              const iw_layer_sink *sink, void *core, imapwire_layer *below,
                              imapwire_layer **out);
+/* A transport text ("name" or "name:args"; NULL or "" is "tcp"): the name checked and
+ * copied, *args after the colon or NULL, and the type's flags; a name not registered
+ * yet is loaded as a plugin first. 0, ST_ERROR_INVALID_PARAMETER or
+ * ST_ERROR_TRANSPORT_NOT_FOUND. */
+int    iw_transport_lookup(const char *spec, char name[IW_TYPE_NAME_MAX + 1],
+                           const char **args, unsigned *flags);
+/* The bottom of a chain to ep from a transport text: its type alone when that is a
+ * bottom type, else the filter over TCP to ep. */
+int    iw_layer_new_spec(const char *spec, const imapwire_endpoint *ep,
+                         const iw_layer_sink *sink, void *core, imapwire_layer **out);
 void   iw_layer_free_chain(imapwire_layer *top);
 int    iw_layer_connect(imapwire_layer *l, int *done);
 int    iw_layer_shutdown(imapwire_layer *l, int *done);

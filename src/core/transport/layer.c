@@ -100,6 +100,48 @@ int iw_layer_new_internal(const imapwire_transport_type *t, const imapwire_endpo
     return iw_layer_make(t, NULL, NULL, NULL, ep, sink, core, below, out);
 }
 
+int iw_transport_lookup(const char *spec, char name[IW_TYPE_NAME_MAX + 1], const char **args,
+                        unsigned *flags)
+{
+    int rc;
+    if (spec == NULL || *spec == '\0')
+        spec = "tcp";
+    /* Only a valid name reaches the loader, which then looks in the plugin directories:
+     * a transport text never names a file. */
+    rc = iw_transport_spec_split(spec, name, args);
+    if (rc != 0)
+        return rc;
+    rc = iw_transport_flags(name, flags);
+    if (rc == ST_ERROR_TRANSPORT_NOT_FOUND && iw_plugin_load(name) == 0)
+        rc = iw_transport_flags(name, flags);
+    return rc;
+}
+
+int iw_layer_new_spec(const char *spec, const imapwire_endpoint *ep, const iw_layer_sink *sink,
+                      void *core, imapwire_layer **out)
+{
+    char name[IW_TYPE_NAME_MAX + 1];
+    const char *args = NULL;
+    imapwire_layer *bottom = NULL;
+    unsigned flags = 0;
+    int rc;
+
+    *out = NULL;
+    rc = iw_transport_lookup(spec, name, &args, &flags);
+    if (rc != 0)
+        return rc;
+    /* a filter needs a connection to filter: TCP to the same endpoint */
+    if (!(flags & IMAPWIRE_TRANSPORT_BOTTOM)) {
+        rc = iw_layer_new("tcp", NULL, ep, sink, core, NULL, &bottom);
+        if (rc != 0)
+            return rc;
+    }
+    rc = iw_layer_new(name, args, ep, sink, core, bottom, out);
+    if (rc != 0)
+        iw_layer_free_chain(bottom);
+    return rc;
+}
+
 void iw_layer_free_chain(imapwire_layer *top)
 {
     while (top != NULL) {
