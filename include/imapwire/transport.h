@@ -244,8 +244,15 @@ typedef int (*imapwire_plugin_init_fn)(const imapwire_host_api *host);
 #endif
 #ifdef __cplusplus
 #define IMAPWIRE_PLUGIN_LINKAGE extern "C"
+/* a namespace-scope const has internal linkage in C++ unless declared extern */
+#define IMAPWIRE_PLUGIN_ABI_EXPORT_                                                        \
+    extern "C" IMAPWIRE_PLUGIN_EXPORT const unsigned imapwire_plugin_abi = IMAPWIRE_TRANSPORT_ABI
 #else
 #define IMAPWIRE_PLUGIN_LINKAGE extern
+/* declared first, so -Wmissing-variable-declarations has nothing to say */
+#define IMAPWIRE_PLUGIN_ABI_EXPORT_                                                        \
+    extern IMAPWIRE_PLUGIN_EXPORT const unsigned imapwire_plugin_abi;                      \
+    IMAPWIRE_PLUGIN_EXPORT const unsigned imapwire_plugin_abi = IMAPWIRE_TRANSPORT_ABI
 #endif
 
 /** What IMAPWIRE_PLUGIN_DEFINE's init does: refuses another ABI major (before it reads
@@ -281,8 +288,7 @@ static inline int imapwire_plugin_register(const imapwire_host_api *host,
                                         sizeof imapwire_plugin_types_ /                    \
                                             sizeof imapwire_plugin_types_[0]);             \
     }                                                                                      \
-    IMAPWIRE_PLUGIN_LINKAGE IMAPWIRE_PLUGIN_EXPORT const unsigned imapwire_plugin_abi;     \
-    IMAPWIRE_PLUGIN_EXPORT const unsigned imapwire_plugin_abi = IMAPWIRE_TRANSPORT_ABI
+    IMAPWIRE_PLUGIN_ABI_EXPORT_
 
 #ifdef __cplusplus
 }
