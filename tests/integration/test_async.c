@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -404,6 +406,134 @@ START_TEST(uninitialize_with_connects_in_flight)
 }
 END_TEST
 
+/* IMAP_EVENT_DISCONNECT: after a successful connect the library watches the idle
+ * connection and reports, once, a server that goes away while no call runs. */
+typedef struct watch {
+    int   connects, disconnects;   /* atomic */
+    DWORD disc_error;
+    int   after_disconnect;        /* atomic: events once ImapDisconnect returned */
+    int   disconnected;            /* atomic */
+} watch;
+
+static void on_watch(HCLIENT h, UINT id, DWORD err, LPVOID param)
+{
+    watch *w = param;
+    (void)h;
+    if (__atomic_load_n(&w->disconnected, __ATOMIC_ACQUIRE))
+        __atomic_add_fetch(&w->after_disconnect, 1, __ATOMIC_ACQ_REL);
+    if (id == IMAP_EVENT_CONNECT)
+        __atomic_add_fetch(&w->connects, 1, __ATOMIC_ACQ_REL);
+    else if (id == IMAP_EVENT_DISCONNECT) {
+        w->disc_error = err;
+        __atomic_add_fetch(&w->disconnects, 1, __ATOMIC_ACQ_REL);
+    }
+}
+
+static int wait_count(int *counter, int n, long long ms)
+{
+    long long until = iwt_now_ms() + ms;
+    while (__atomic_load_n(counter, __ATOMIC_ACQUIRE) < n && iwt_now_ms() < until)
+        usleep(2000);
+    return __atomic_load_n(counter, __ATOMIC_ACQUIRE);
+}
+
+START_TEST(disconnect_event_on_bye)
+{
+    iwt_fixture f;
+    watch w;
+    HCLIENT h;
+
+    iwt_fixture_start(&f, "idle-bye", 2);
+    memset(&w, 0, sizeof w);
+    h = ImapAsyncConnect("127.0.0.1", f.port, 5, IMAP_OPTION_NONE, NULL, on_watch, &w);
+    ck_assert(h != INVALID_CLIENT);
+    ck_assert_int_eq(wait_count(&w.connects, 1, 5000), 1);
+    /* a call while watched works, and its answer is the call's, not the watcher's */
+    ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), 0);
+    ck_assert_int_eq(wait_count(&w.disconnects, 1, 5000), 1);
+    ck_assert_uint_eq(w.disc_error, ST_ERROR_CONNECTION_CLOSED);
+    /* once only, and the handle stays valid until ImapDisconnect */
+    usleep(100000);
+    ck_assert_int_eq(__atomic_load_n(&w.disconnects, __ATOMIC_ACQUIRE), 1);
+    ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), IMAP_ERROR);
+    iwt_assert_error(ST_ERROR_CONNECTION_CLOSED);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    iwt_fixture_stop(&f);
+}
+END_TEST
+
+/* The pids of Dovecot's "imap" processes, as a bit set over pid numbers below 1<<22. */
+static void imap_pids(unsigned char *set, size_t size)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    memset(set, 0, size);
+    ck_assert_ptr_nonnull(d);
+    while ((e = readdir(d)) != NULL) {
+        char path[64], comm[32] = "";
+        FILE *f;
+        long pid = strtol(e->d_name, NULL, 10);
+        if (pid <= 0 || (size_t)pid / 8 >= size)
+            continue;
+        snprintf(path, sizeof path, "/proc/%ld/comm", pid);
+        f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        if (fgets(comm, sizeof comm, f) != NULL && strcmp(comm, "imap\n") == 0)
+            set[pid / 8] |= (unsigned char)(1u << (pid % 8));
+        fclose(f);
+    }
+    closedir(d);
+}
+
+START_TEST(disconnect_event_when_imap_killed)
+{
+    static unsigned char before[1 << 19], after[1 << 19];
+    watch w;
+    HCLIENT h;
+    long pid, victim = 0;
+
+    memset(&w, 0, sizeof w);
+    imap_pids(before, sizeof before);
+    h = ImapAsyncConnect(dv.host, dv.port, 10, IMAP_OPTION_NONE, NULL, on_watch, &w);
+    ck_assert(h != INVALID_CLIENT);
+    ck_assert_int_eq(wait_count(&w.connects, 1, 5000), 1);
+    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
+    ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), 0);
+    imap_pids(after, sizeof after);
+    for (pid = 1; pid < (long)sizeof after * 8 && victim == 0; pid++)
+        if ((after[pid / 8] & (1u << (pid % 8))) && !(before[pid / 8] & (1u << (pid % 8))))
+            victim = pid;
+    ck_assert_msg(victim > 0, "no new imap process found");
+    ck_assert_int_eq(kill((pid_t)victim, SIGKILL), 0);
+    ck_assert_int_eq(wait_count(&w.disconnects, 1, 5000), 1);
+    ck_assert_uint_eq(w.disc_error, ST_ERROR_CONNECTION_CLOSED);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+}
+END_TEST
+
+/* No event of any kind after ImapDisconnect has returned, with the watcher running. */
+START_TEST(no_disconnect_event_after_disconnect)
+{
+    iwt_fixture f;
+    watch w;
+    HCLIENT h;
+
+    iwt_fixture_start(&f, "idle-bye", 2);
+    memset(&w, 0, sizeof w);
+    h = ImapAsyncConnect("127.0.0.1", f.port, 5, IMAP_OPTION_NONE, NULL, on_watch, &w);
+    ck_assert(h != INVALID_CLIENT);
+    ck_assert_int_eq(wait_count(&w.connects, 1, 5000), 1);
+    ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), 0);   /* the BYE comes in 300 ms */
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    __atomic_store_n(&w.disconnected, 1, __ATOMIC_RELEASE);
+    usleep(600000);
+    ck_assert_int_eq(__atomic_load_n(&w.after_disconnect, __ATOMIC_ACQUIRE), 0);
+    ck_assert_int_eq(__atomic_load_n(&w.disconnects, __ATOMIC_ACQUIRE), 0);
+    iwt_fixture_stop(&f);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("async");
@@ -421,6 +551,9 @@ int main(void)
     tcase_add_test(tc, disconnect_races_event);
     tcase_add_test(tc, disconnect_in_event_does_not_wait);
     tcase_add_test(tc, uninitialize_with_connects_in_flight);
+    tcase_add_test(tc, disconnect_event_on_bye);
+    tcase_add_test(tc, disconnect_event_when_imap_killed);
+    tcase_add_test(tc, no_disconnect_event_after_disconnect);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

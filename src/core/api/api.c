@@ -1,6 +1,7 @@
 /* api.c: the public entry points of the standard connect API: argument checks, handle
  * lookup and ownership, then one call into the connect machine or the session code. */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -347,9 +348,11 @@ INT ImapLogin(HCLIENT hClient, UINT nAuthType, LPCTSTR lpszUserName, LPCTSTR lps
         return iw_fail(ST_ERROR_INVALID_PARAMETER);
     if (nAuthType > IMAP_AUTH_DEFAULT || nAuthType == 2 || nAuthType == 3)
         return iw_fail(ST_ERROR_INVALID_PARAMETER);
-    if (c->broken)
-        return iw_fail(ST_ERROR_CONNECTION_CLOSED);
-    rc = iw_session_login(c, nAuthType, lpszUserName, lpszPassword ? lpszPassword : "");
+    pthread_mutex_lock(&c->io_lock);
+    rc = c->broken ? (int)ST_ERROR_CONNECTION_CLOSED
+                   : iw_session_login(c, nAuthType, lpszUserName,
+                                      lpszPassword ? lpszPassword : "");
+    pthread_mutex_unlock(&c->io_lock);
     return rc ? iw_fail((DWORD)rc) : 0;
 }
 
@@ -398,9 +401,11 @@ INT ImapCommand(HCLIENT hClient, LPCTSTR lpszCommand, LPTSTR lpszResult, INT nMa
         (n >= 8 && strncasecmp(lpszCommand, "STARTTLS", 8) == 0 &&
          (n == 8 || lpszCommand[8] == ' ')))
         return iw_fail(ST_ERROR_INVALID_PARAMETER);
-    if (c->broken)
-        return iw_fail(ST_ERROR_CONNECTION_CLOSED);
-    rc = iw_session_command(c, lpszCommand, lpszResult, lpszResult ? (size_t)nMaxLength : 0);
+    pthread_mutex_lock(&c->io_lock);
+    rc = c->broken ? (int)ST_ERROR_CONNECTION_CLOSED
+                   : iw_session_command(c, lpszCommand, lpszResult,
+                                        lpszResult ? (size_t)nMaxLength : 0);
+    pthread_mutex_unlock(&c->io_lock);
     return rc ? iw_fail((DWORD)rc) : 0;
 }
 
@@ -412,9 +417,10 @@ INT ImapSelectMailbox(HCLIENT hClient, LPCTSTR lpszMailbox, LPIMAPMAILBOX lpMail
         return IMAP_ERROR;
     if (lpszMailbox == NULL || *lpszMailbox == '\0' || strlen(lpszMailbox) > 1024)
         return iw_fail(ST_ERROR_INVALID_PARAMETER);
-    if (c->broken)
-        return iw_fail(ST_ERROR_CONNECTION_CLOSED);
-    rc = iw_session_select(c, lpszMailbox, lpMailboxInfo);
+    pthread_mutex_lock(&c->io_lock);
+    rc = c->broken ? (int)ST_ERROR_CONNECTION_CLOSED
+                   : iw_session_select(c, lpszMailbox, lpMailboxInfo);
+    pthread_mutex_unlock(&c->io_lock);
     return rc ? iw_fail((DWORD)rc) : 0;
 }
 
@@ -431,9 +437,10 @@ INT ImapGetMessage(HCLIENT hClient, UINT nMessageId, UINT nMessagePart,
         return IMAP_ERROR;
     if (lpvMessage == NULL || lpdwLength == NULL || nMessageId == 0)
         return iw_fail(ST_ERROR_INVALID_PARAMETER);
-    if (c->broken)
-        return iw_fail(ST_ERROR_CONNECTION_CLOSED);
-    rc = iw_session_fetch(c, nMessageId, nMessagePart, &body, &len);
+    pthread_mutex_lock(&c->io_lock);
+    rc = c->broken ? (int)ST_ERROR_CONNECTION_CLOSED
+                   : iw_session_fetch(c, nMessageId, nMessagePart, &body, &len);
+    pthread_mutex_unlock(&c->io_lock);
     if (rc != 0)
         return iw_fail((DWORD)rc);
     if (len > 0xffffffffu) {
@@ -477,7 +484,9 @@ INT ImapGetSecurityInformation(HCLIENT hClient, LPSECURITYINFO lpInfo)
     info.dwProtocol = SECURITY_PROTOCOL_NONE;
     info.dwCertificateStatus = CERTIFICATE_STATUS_NONE;
     info.dwTunnelProtocol = SECURITY_PROTOCOL_NONE;
+    pthread_mutex_lock(&c->io_lock);
     iw_layer_query(c->top, IMAPWIRE_QUERY_SECURITY, &info);
+    pthread_mutex_unlock(&c->io_lock);
     /* Only the fields the caller's struct has. */
     n = lpInfo->dwSize < sizeof info ? lpInfo->dwSize : sizeof info;
     memcpy(lpInfo, &info, n);

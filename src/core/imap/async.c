@@ -1,17 +1,28 @@
 /* async.c: asynchronous connects: the same connect step as ImapConnect, run as a task of
  * the library's one loop thread, so thousands of connects share one thread and one poll. */
-/* One atomic state per connect decides, once, whether its event fires, and
- * ImapDisconnect either wins (no event, ever) or waits until the event has returned. */
+/* One atomic state per connect decides, once, whether each event fires, and
+ * ImapDisconnect either wins (no event, ever) or waits until the event has returned.
+ * After a successful connect the same task watches the idle connection and reports a
+ * server that goes away with IMAP_EVENT_DISCONNECT, once. */
+#include <pthread.h>
 #include <stdlib.h>
 #include "client.h"
 #include "../runtime/loop.h"
 
-enum { IW_ASYNC_PENDING = 1, IW_ASYNC_FIRING, IW_ASYNC_DONE, IW_ASYNC_CANCELLED };
+enum { IW_ASYNC_PENDING = 1, IW_ASYNC_FIRING, IW_ASYNC_WATCHING, IW_ASYNC_DONE,
+       IW_ASYNC_CANCELLED };
+
+/* A watched handle whose call is running is looked at again this often, rather than
+ * polled: its socket is readable with the call's own answers. */
+#define IW_WATCH_BUSY_MS 20
 
 struct iw_async {
     iw_task       task;            /* first: the loop hands us this pointer */
-    iw_client    *c;               /* only while PENDING (the loop's use of the client) */
+    iw_client    *c;               /* while PENDING or WATCHING (the loop's use of it) */
     int           state;           /* atomic: IW_ASYNC_* */
+    int           fd;              /* the watched socket, -1 if the chain has none */
+    int           busy;            /* loop thread: a call held the client last time */
+    int           detached;        /* loop thread: disconnected inside its own event */
     int           refs;            /* atomic: the loop's task and the client each hold one */
     unsigned      want;
     IMAPEVENTPROC proc;
@@ -27,21 +38,85 @@ static void iw_async_unref(iw_async *a)
 static void iw_async_pollset(iw_task *t, imapwire_pollset *ps)
 {
     iw_async *a = (iw_async *)t;
+    if (__atomic_load_n(&a->state, __ATOMIC_ACQUIRE) == IW_ASYNC_WATCHING) {
+        /* The chain is the caller's while a call runs: only the raw socket is watched,
+         * and not at all while it carries a call's answers. */
+        if (a->busy)
+            imapwire_pollset_wakeup(ps, iw_now_ms() + IW_WATCH_BUSY_MS);
+        else
+            imapwire_pollset_add(ps, a->fd, IMAPWIRE_WANT_READ);
+        return;
+    }
     iw_layer_pollset(a->c->top, a->want, ps);
     imapwire_pollset_wakeup(ps, a->c->cm.deadline_ms);
+}
+
+/* Reads what an idle server sent, with the caller's calls kept out: 0 while the
+ * connection is fine, else the error to report (end of stream, reset, untagged BYE). */
+static int iw_async_peek(iw_async *a)
+{
+    iw_client *c = a->c;
+    int rc = 0, i;
+
+    if (pthread_mutex_trylock(&c->io_lock) != 0) {
+        a->busy = 1;
+        return 0;
+    }
+    a->busy = 0;
+    if (c->broken) {
+        pthread_mutex_unlock(&c->io_lock);
+        return 0;                  /* a call already met the end and reported it */
+    }
+    /* bounded: an idle server that floods is read a little each turn */
+    for (i = 0; i < 16 && rc == 0; i++) {
+        iw_response r;
+        unsigned want = IMAPWIRE_WANT_READ;
+        int got = iw_read_response(c, &r, &want);
+        if (got == IMAPWIRE_AGAIN)
+            break;
+        if (got != 0)
+            rc = got == ST_ERROR_OPERATION_TIMEOUT ? 0 : ST_ERROR_CONNECTION_CLOSED;
+        else if (r.kind == IW_RESP_UNTAGGED && r.rest_len >= 3 &&
+                 iw_strcaseeq(r.rest, 3, "BYE") && (r.rest_len == 3 || r.rest[3] == ' '))
+            rc = ST_ERROR_CONNECTION_CLOSED;
+    }
+    if (rc != 0)
+        c->broken = 1;
+    pthread_mutex_unlock(&c->io_lock);
+    return rc;
+}
+
+static int iw_async_watch(iw_async *a)
+{
+    HCLIENT h = a->c->handle;
+    int rc = iw_async_peek(a), expect = IW_ASYNC_WATCHING;
+    if (rc == 0)
+        return 0;
+    if (!__atomic_compare_exchange_n(&a->state, &expect, IW_ASYNC_FIRING, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE))
+        return 1;                  /* disconnected meanwhile: no event */
+    a->c = NULL;
+    a->proc(h, IMAP_EVENT_DISCONNECT, (DWORD)rc, a->param);
+    __atomic_store_n(&a->state, IW_ASYNC_DONE, __ATOMIC_RELEASE);
+    return 1;
 }
 
 static int iw_async_step(iw_task *t)
 {
     iw_async *a = (iw_async *)t;
     iw_client *c = a->c;
-    HCLIENT h = c->handle;
+    HCLIENT h;
     int rc, expect = IW_ASYNC_PENDING;
 
+    int state = __atomic_load_n(&a->state, __ATOMIC_ACQUIRE);
+
+    if (state == IW_ASYNC_WATCHING)
+        return iw_async_watch(a);
     /* A disconnect that won is waiting for this turn to end (or marked this task dead
      * from a callback): the client is the caller's again. */
-    if (__atomic_load_n(&a->state, __ATOMIC_ACQUIRE) != IW_ASYNC_PENDING)
+    if (state != IW_ASYNC_PENDING)
         return 1;
+    h = c->handle;
     a->want = IMAPWIRE_WANT_READ;
     rc = iw_connect_step(c, NULL, &a->want);
     if (rc == IMAPWIRE_AGAIN) {
@@ -58,12 +133,20 @@ static int iw_async_step(iw_task *t)
     if (!__atomic_compare_exchange_n(&a->state, &expect, IW_ASYNC_FIRING, 0, __ATOMIC_ACQ_REL,
                                      __ATOMIC_ACQUIRE))
         return 1;                  /* cancelled meanwhile: no event */
+    /* The socket to watch afterwards, found now: the callback may free the client. */
+    a->fd = -1;
+    if (rc == 0 && iw_layer_query(c->top, IMAPWIRE_QUERY_SOCKET, &a->fd) != IMAPWIRE_OK)
+        a->fd = -1;
     /* From here on the caller may use (or free) the client, even inside the callback:
      * only a is touched below, and a lives until both of its references are gone. */
-    a->c = NULL;
     a->proc(h, IMAP_EVENT_CONNECT, (DWORD)rc, a->param);
-    __atomic_store_n(&a->state, IW_ASYNC_DONE, __ATOMIC_RELEASE);
-    return 1;
+    if (rc != 0 || a->fd < 0 || a->detached) {
+        a->c = NULL;
+        __atomic_store_n(&a->state, IW_ASYNC_DONE, __ATOMIC_RELEASE);
+        return 1;
+    }
+    __atomic_store_n(&a->state, IW_ASYNC_WATCHING, __ATOMIC_RELEASE);
+    return 0;
 }
 
 static void iw_async_release(iw_task *t)
@@ -115,22 +198,35 @@ static void iw_async_nothing(void *arg)
 int iw_async_detach(iw_client *c)
 {
     iw_async *a = c->async;
-    int expect = IW_ASYNC_PENDING, was_pending;
+    int was_pending = 0, round;
 
     if (a == NULL)
         return 0;
     c->async = NULL;
-    was_pending = __atomic_compare_exchange_n(&a->state, &expect, IW_ASYNC_CANCELLED, 0,
-                                              __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
-    if (was_pending) {
-        /* Won: no event will fire. The loop may be stepping the task right now (another
-         * thread) or walking past it (a callback here): either way it is dropped where
-         * the loop is not using it, before the caller frees the client. */
-        iw_loop_call(iw_async_drop_task, a);
-    } else if (expect == IW_ASYNC_FIRING && !iw_loop_is_current()) {
-        /* Lost while the event runs on the loop thread: a call runs after that turn,
-         * so once it returns the event has returned too. From inside the event itself
-         * there is nothing to wait for. */
+    /* Bounded: each pass either settles or waits out one event, and a handle has two. */
+    for (round = 0; round < 4; round++) {
+        int expect = __atomic_load_n(&a->state, __ATOMIC_ACQUIRE);
+        if (expect == IW_ASYNC_PENDING || expect == IW_ASYNC_WATCHING) {
+            if (!__atomic_compare_exchange_n(&a->state, &expect, IW_ASYNC_CANCELLED, 0,
+                                             __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                continue;
+            /* Won: no event will fire. The loop may be stepping the task right now
+             * (another thread) or walking past it (a callback here): either way it is
+             * dropped where the loop is not using it, before the client is freed. */
+            was_pending = expect == IW_ASYNC_PENDING;
+            iw_loop_call(iw_async_drop_task, a);
+            break;
+        }
+        if (expect != IW_ASYNC_FIRING)
+            break;                 /* DONE or CANCELLED: the loop is done with c */
+        if (iw_loop_is_current()) {
+            /* Inside this handle's own event: after it returns, the task neither
+             * watches nor touches the client. */
+            a->detached = 1;
+            break;
+        }
+        /* The event runs on the loop thread: a call runs after that turn, so once it
+         * returns the event has returned too; then look again (it may now watch). */
         iw_loop_call(iw_async_nothing, NULL);
     }
     iw_async_unref(a);

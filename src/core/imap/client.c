@@ -10,8 +10,13 @@
 iw_client *iw_client_new(void)
 {
     iw_client *c = calloc(1, sizeof *c);
-    if (c != NULL)
-        iw_reader_init(&c->reader);
+    if (c == NULL)
+        return NULL;
+    if (pthread_mutex_init(&c->io_lock, NULL) != 0) {
+        free(c);
+        return NULL;
+    }
+    iw_reader_init(&c->reader);
     return c;
 }
 
@@ -71,5 +76,6 @@ void iw_client_free(iw_client *c)
     iw_forward_close(c->forward);
     iw_creds_free(c->creds);
     iw_tls_use_free(c->tls);                  /* its layer went with the chain */
+    pthread_mutex_destroy(&c->io_lock);
     free(c);
 }

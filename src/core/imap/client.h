@@ -3,6 +3,7 @@
 #ifndef IW_CLIENT_H
 #define IW_CLIENT_H
 
+#include <pthread.h>
 #include "../transport/chain.h"
 #include "../../security/creds.h"
 #include "reader.h"
@@ -60,6 +61,8 @@ typedef struct iw_client {
     int                tls_up;
     struct iw_forward *forward;    /* CREDENTIAL_TUNNEL_FORWARD: the forward in use */
     struct iw_async   *async;      /* an asynchronous connect's state (async.c), or NULL */
+    pthread_mutex_t    io_lock;    /* held by a call using the chain; the idle watcher
+                                      of an event handle only ever tries it */
     int                async_error;    /* its result, once the event has fired */
     IMAPTRACEPROC      trace;
     void              *trace_param;
