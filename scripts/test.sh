@@ -1,6 +1,7 @@
 #!/bin/sh
 # Runs every imapwire test on this machine: installs what is missing, builds the normal
-# and the ASan+UBSan configurations, runs the whole ctest suite in both, then the fuzzers.
+# and the ASan+UBSan configurations, runs the whole ctest suite in both, the threaded
+# suites under ThreadSanitizer, then the fuzzers.
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -32,6 +33,24 @@ for cfg in build:OFF build-asan:ON; do
         failed=$((failed + 1))
     fi
 done
+# ThreadSanitizer over the suites where threads meet: the loop thread, async connects,
+# forwards, FREETHREAD handles and SSH sessions shared between threads.
+echo "=== build-tsan (ThreadSanitizer) ==="
+cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIMAPWIRE_TSAN=ON >/dev/null
+cmake --build build-tsan -j "$jobs" >/dev/null
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+    ctest --test-dir build-tsan --output-on-failure \
+          -R '^(test_loop|test_async|test_handles|test_forward|test_ssh)$' >"$log" 2>&1 || status=1
+cat "$log"
+line=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1 || true)
+if [ -n "$line" ]; then
+    f=$(echo "$line" | sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/')
+    t=$(echo "$line" | sed -E 's/.* failed out of ([0-9]+).*/\1/')
+    failed=$((failed + f))
+    passed=$((passed + t - f))
+else
+    failed=$((failed + 1))
+fi
 # The libFuzzer targets (clang, ASan+UBSan): saved findings replayed, then each target
 # fuzzed for FUZZ_SECONDS; any crash, leak or timeout fails the run.
 echo "=== fuzz (${FUZZ_SECONDS:-45} s per target) ==="

@@ -203,6 +203,7 @@ static int iw_prepare(iw_client *c, const IMAPCONNECTINFO *in)
 static HCLIENT iw_connect(const IMAPCONNECTINFO *in)
 {
     iw_client *c = NULL;
+    HCLIENT h = INVALID_CLIENT;
     int rc;
 
     if (!iw_initialized()) {
@@ -232,6 +233,9 @@ static HCLIENT iw_connect(const IMAPCONNECTINFO *in)
     iw_creds_forget_secrets(c->creds);
     iw_free_secret(c->transport);
     c->transport = NULL;
+    h = c->handle;
+    /* Once the loop has the connect, its event may free c before this returns: c is not
+     * touched after iw_async_start succeeds. */
     if (rc == 0 && IW_INFO(in, lpEventProc) != NULL)
         rc = iw_async_start(c, IW_INFO(in, lpEventProc), IW_INFO(in, lpParam));
     else if (rc == 0)
@@ -249,7 +253,7 @@ out:
         iw_set_error((DWORD)rc);
         return INVALID_CLIENT;
     }
-    return c->handle;
+    return h;
 }
 
 /* The five ImapConnect arguments as a zeroed IMAPCONNECTINFO: every entry point is
