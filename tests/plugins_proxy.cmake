@@ -1,6 +1,7 @@
 # The proxy plugins' suite (socks5, httpconnect): Dante with username/password and three
 # tinyproxy instances as fixtures, OpenSSH's ssh -D started by the test itself, all in front
-# of the test Dovecots. Included by tests/CMakeLists.txt.
+# of the test Dovecots, and carrying SSH tunnels to the test sshd. Included by
+# tests/CMakeLists.txt.
 set(IW_DANTED_DIR "/tmp/imapwire-test-${IW_RUN_HASH}/danted")
 set(IW_TINYPROXY_DIR "/tmp/imapwire-test-${IW_RUN_HASH}/tinyproxy")
 
@@ -23,10 +24,6 @@ set_tests_properties(tinyproxy_stop PROPERTIES FIXTURES_CLEANUP tinyproxy TIMEOU
 iw_integration_test(test_proxy FIXTURES "dovecot;dovecot_tls;sshd;danted;tinyproxy;dnsmasq")
 # The plugins are loaded at run time, so the test needs them built, not linked.
 add_dependencies(test_proxy socks5 httpconnect)
-# The secrets cases run the command plugin too (what it traces of a command line).
+# The secrets cases run the command plugin too (what it traces of a command line), and so
+# does an SSH tunnel carried by a command.
 add_dependencies(test_proxy command)
-
-# The SSH tunnel's hop carried by a transport (httpconnect, socks5, command) to the test
-# sshd, and on to Dovecot.
-iw_integration_test(test_ssh_proxy FIXTURES "dovecot;dovecot_tls;sshd;danted;tinyproxy")
-add_dependencies(test_ssh_proxy socks5 httpconnect command)

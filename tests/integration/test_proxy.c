@@ -1,5 +1,5 @@
 /* test_proxy.c: the socks5 and httpconnect plugins against real proxies on loopback
- * (OpenSSH's ssh -D, Dante with username/password, tinyproxy) in front of real Dovecots. */
+ * (OpenSSH's ssh -D, Dante, tinyproxy) in front of real Dovecots, also carrying SSH tunnels. */
 #define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
@@ -1061,6 +1061,169 @@ START_TEST(socks_reply_then_greeting)
 }
 END_TEST
 
+/* --------------------------------- the SSH tunnel's hop carried by a transport */
+
+/* IMAP to port of Dovecot's host "localhost" (which the SSH server resolves) through an
+ * SSH tunnel whose hop to sshd is carried by transport (NULL: TCP). mode 0 is plain,
+ * 1 STARTTLS, 2 implicit TLS, inside the tunnel. */
+static HCLIENT tunnel_via(const char *transport, int mode, trace_log *t)
+{
+    SECURITYCREDENTIALS sc;
+    IMAPCONNECTINFO ci;
+
+    memset(&sc, 0, sizeof sc);
+    sc.dwSize = sizeof sc;
+    sc.lpszTunnelHost = sshd.host;
+    sc.nTunnelPort = sshd.port;
+    sc.lpszTunnelUser = sshd.user;
+    sc.lpszTunnelKey = sshd.key;
+    sc.lpszKnownHosts = sshd.known;
+    sc.lpszCAFile = ca;
+    memset(&ci, 0, sizeof ci);
+    ci.dwSize = sizeof ci;
+    ci.lpszHostName = "localhost";
+    ci.nRemotePort = mode == 0 ? dv.port : mode == 1 ? dvtls.port : dvtls.imaps_port;
+    ci.nTimeout = 10;
+    ci.dwOptions = IMAP_OPTION_TUNNEL | (mode == 1 ? IMAP_OPTION_SECURE_EXPLICIT
+                                         : mode == 2 ? IMAP_OPTION_SECURE_IMPLICIT : 0);
+    ci.lpCredentials = &sc;
+    ci.lpszTransport = transport;
+    if (t != NULL) {
+        ci.lpTraceProc = trace_cb;
+        ci.lpParam = t;
+    }
+    return ImapConnectEx(&ci);
+}
+
+/* The connect worked, went through SSH (and TLS for modes 1 and 2); login, NOOP, out. */
+static void use_and_close(HCLIENT h, int mode, const trace_log *t)
+{
+    const iwt_dovecot *d = mode == 0 ? &dv : &dvtls;
+    SECURITYINFO si;
+
+    ck_assert_msg(h != INVALID_CLIENT, "mode %d: error %u, trace:\n%s", mode,
+                  (unsigned)ImapGetLastError(), t ? t->text : "");
+    memset(&si, 0, sizeof si);
+    si.dwSize = sizeof si;
+    ck_assert_int_eq(ImapGetSecurityInformation(h, &si), 0);
+    ck_assert_uint_eq(si.dwTunnelProtocol, SECURITY_PROTOCOL_SSH2);
+    ck_assert_str_eq(si.szHostKeyFingerprint, sshd.fingerprint);
+    if (mode)
+        ck_assert_uint_eq(si.dwCertificateStatus, CERTIFICATE_STATUS_VALID);
+    else
+        ck_assert_uint_eq(si.dwProtocol, SECURITY_PROTOCOL_NONE);
+    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_PLAIN, d->user, d->pass), 0);
+    ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), 0);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+}
+
+/* tinyproxy carries the SSH connection: its log shows the CONNECT to sshd's port (the
+ * proxy named "localhost", the SSH server's name resolved by the proxy). */
+START_TEST(ssh_through_httpconnect)
+{
+    trace_log *t = calloc(1, sizeof *t);
+    char tr[100], req[100];
+    int before;
+
+    snprintf(tr, sizeof tr, "httpconnect:localhost:%u", tp.port);
+    snprintf(req, sizeof req, "CONNECT %s:%u HTTP/1.1", sshd.host, sshd.port);
+    before = iwt_count_in_file(tp.log, req);
+    use_and_close(tunnel_via(tr, _i, t), _i, t);
+    ck_assert_int_eq(wait_in_file(tp.log, req, before + 1), before + 1);
+    free(t);
+}
+END_TEST
+
+/* Dante (SOCKS5 with username/password) carries it: its log shows the relayed connection
+ * to sshd's port. */
+START_TEST(ssh_through_socks5)
+{
+    trace_log *t = calloc(1, sizeof *t);
+    char tr[200], dest[100];
+    int before;
+
+    snprintf(tr, sizeof tr, "socks5:%s:%s@127.0.0.1:%u", dante.user, dante.pass, dante.port);
+    snprintf(dest, sizeof dest, " %s.%u", sshd.host, sshd.port);
+    before = count_lines(dante.log, "tcp/connect [: username%imapwire-socks@", dest);
+    use_and_close(tunnel_via(tr, _i, t), _i, t);
+    ck_assert_int_eq(wait_count(dante.log, "tcp/connect [: username%imapwire-socks@", dest,
+                                before + 1), before + 1);
+    ck_assert_msg(strstr(t->text, dante.pass) == NULL, "%s", t->text);
+    free(t);
+}
+END_TEST
+
+/* A command carries it: OpenSSH's client with -W, as a ProxyCommand would, relays the
+ * bytes to sshd (here through sshd itself, the only SSH server there is). */
+START_TEST(ssh_through_command)
+{
+    trace_log *t = calloc(1, sizeof *t);
+    char tr[2000];
+    snprintf(tr, sizeof tr,
+             "command:exec ssh -q -W %s:%u -p %u -i %s -o UserKnownHostsFile=%s "
+             "-o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o BatchMode=yes "
+             "-o IdentitiesOnly=yes -l %s %s",
+             sshd.host, sshd.port, sshd.port, sshd.key, sshd.known, sshd.user, sshd.host);
+    use_and_close(tunnel_via(tr, 0, t), 0, t);
+    free(t);
+}
+END_TEST
+
+/* Shared sessions are keyed by what carries them: a tunnel through the proxy gets its own
+ * session beside a direct one to the same server, and shares it with the next tunnel
+ * through the same proxy. */
+START_TEST(ssh_sessions_keyed_by_transport)
+{
+    char tr[100], req[100], marker[100];
+    HCLIENT direct, first, second, probe;
+    int before, marks;
+
+    snprintf(tr, sizeof tr, "httpconnect:127.0.0.1:%u", tp.port);
+    snprintf(req, sizeof req, "CONNECT %s:%u HTTP/1.1", sshd.host, sshd.port);
+    before = iwt_count_in_file(tp.log, req);
+    direct = tunnel_via(NULL, 0, NULL);
+    ck_assert_msg(direct != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    first = tunnel_via(tr, 0, NULL);
+    ck_assert_msg(first != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    ck_assert_int_eq(wait_in_file(tp.log, req, before + 1), before + 1);
+    second = tunnel_via(tr, 0, NULL);
+    ck_assert_msg(second != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    ck_assert_int_eq(ImapCommand(direct, "NOOP", NULL, 0), 0);
+    ck_assert_int_eq(ImapCommand(first, "NOOP", NULL, 0), 0);
+    ck_assert_int_eq(ImapCommand(second, "NOOP", NULL, 0), 0);
+    /* A CONNECT made after the second tunnel: once it is logged, a CONNECT of that
+     * tunnel would be logged too. */
+    snprintf(marker, sizeof marker, "CONNECT 127.0.0.1:%u HTTP/1.1", dv.port);
+    marks = iwt_count_in_file(tp.log, marker);
+    probe = via(tr, "127.0.0.1", dv.port, IMAP_OPTION_NONE, NULL, NULL);
+    ck_assert_msg(probe != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    ck_assert_int_eq(ImapDisconnect(probe), 0);
+    ck_assert_int_eq(wait_in_file(tp.log, marker, marks + 1), marks + 1);
+    ck_assert_int_eq(iwt_count_in_file(tp.log, req), before + 1);
+    ck_assert_int_eq(ImapDisconnect(second), 0);
+    ck_assert_int_eq(ImapDisconnect(first), 0);
+    ck_assert_int_eq(ImapDisconnect(direct), 0);
+}
+END_TEST
+
+/* What fails on the way to the SSH server fails the connect as it would without a
+ * tunnel: a proxy that is down, a transport that does not exist; nothing is left open. */
+START_TEST(ssh_through_failures)
+{
+    int fds = iwt_count_fds();
+    char tr[100];
+
+    snprintf(tr, sizeof tr, "httpconnect:127.0.0.1:%u", free_port());
+    ck_assert(tunnel_via(tr, 0, NULL) == INVALID_CLIENT);
+    iwt_assert_error(ST_ERROR_CONNECTION_REFUSED);
+    ck_assert(tunnel_via("no-such-transport", 0, NULL) == INVALID_CLIENT);
+    iwt_assert_error(ST_ERROR_TRANSPORT_NOT_FOUND);
+    ck_assert(tunnel_via("socks5:not a proxy", 0, NULL) == INVALID_CLIENT);
+    iwt_assert_error(ST_ERROR_INVALID_PARAMETER);
+    ck_assert_int_eq(iwt_count_fds(), fds);
+}
+END_TEST
+
 /* ------------------------------------------------------------ secrets in traces */
 
 static void b64(const char *in, char *out)
@@ -1340,6 +1503,7 @@ int main(void)
     TCase *dt = tcase_create("dante");
     TCase *http = tcase_create("tinyproxy");
     TCase *edge = tcase_create("edges");
+    TCase *tunnel = tcase_create("ssh hop over a proxy");
     TCase *secrets = tcase_create("secrets");
     SRunner *sr;
     int failed;
@@ -1387,6 +1551,15 @@ int main(void)
     tcase_add_test(edge, socks_method_not_offered);
     tcase_add_test(edge, socks_reply_then_greeting);
     suite_add_tcase(s, edge);
+
+    tcase_add_checked_fixture(tunnel, setup, teardown);
+    tcase_set_timeout(tunnel, 60);
+    tcase_add_loop_test(tunnel, ssh_through_httpconnect, 0, 3);
+    tcase_add_loop_test(tunnel, ssh_through_socks5, 0, 3);
+    tcase_add_test(tunnel, ssh_through_command);
+    tcase_add_test(tunnel, ssh_sessions_keyed_by_transport);
+    tcase_add_test(tunnel, ssh_through_failures);
+    suite_add_tcase(s, tunnel);
 
     tcase_add_checked_fixture(secrets, setup, teardown);
     tcase_set_timeout(secrets, 60);
