@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs every imapwire test on this machine: installs what is missing, builds the normal
 # and the ASan+UBSan configurations, runs the whole ctest suite in both, the threaded
-# suites under ThreadSanitizer, then the fuzzers.
+# suites under ThreadSanitizer, then the fuzzers. Ends with one "N passed, N failed" line.
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -11,18 +11,10 @@ passed=0
 failed=0
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-for cfg in build:OFF build-asan:ON; do
-    dir=${cfg%%:*}
-    san=${cfg##*:}
-    echo "=== $dir (sanitizers $san) ==="
-    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIMAPWIRE_SANITIZE="$san" >/dev/null
-    cmake --build "$dir" -j "$jobs" >/dev/null
-    # abort_on_error makes any sanitizer report fail the test that caused it
-    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
-    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-        ctest --test-dir "$dir" --output-on-failure >"$log" 2>&1 || status=1
-    cat "$log"
-    # "N% tests passed, F tests failed out of T"
+
+# Adds ctest's "N% tests passed, F tests failed out of T" in $log to the totals (a run
+# without that line counts as one failure).
+count() {
     line=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1 || true)
     if [ -n "$line" ]; then
         f=$(echo "$line" | sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/')
@@ -32,25 +24,32 @@ for cfg in build:OFF build-asan:ON; do
     else
         failed=$((failed + 1))
     fi
-done
-# ThreadSanitizer over the suites where threads meet: the loop thread, async connects,
-# forwards, FREETHREAD handles and SSH sessions shared between threads.
-echo "=== build-tsan (ThreadSanitizer) ==="
-cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIMAPWIRE_TSAN=ON >/dev/null
-cmake --build build-tsan -j "$jobs" >/dev/null
-TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-    ctest --test-dir build-tsan --output-on-failure \
-          -R '^(test_loop|test_async|test_handles|test_forward|test_ssh)$' >"$log" 2>&1 || status=1
-cat "$log"
-line=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1 || true)
-if [ -n "$line" ]; then
-    f=$(echo "$line" | sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/')
-    t=$(echo "$line" | sed -E 's/.* failed out of ([0-9]+).*/\1/')
-    failed=$((failed + f))
-    passed=$((passed + t - f))
-else
-    failed=$((failed + 1))
-fi
+}
+
+# name, cmake options, then optional ctest arguments
+run_build() {
+    dir=$1
+    opts=$2
+    shift 2
+    echo "=== $dir ($opts) ==="
+    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo $opts >/dev/null
+    cmake --build "$dir" -j "$jobs" >/dev/null
+    # abort_on_error / halt_on_error make any sanitizer report fail the test behind it
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+        ctest --test-dir "$dir" --output-on-failure "$@" >"$log" 2>&1 || status=1
+    cat "$log"
+    count
+}
+
+run_build build "-DIMAPWIRE_SANITIZE=OFF"
+run_build build-asan "-DIMAPWIRE_SANITIZE=ON"
+# where threads meet: the loop thread, async connects, forwards, FREETHREAD handles and
+# SSH sessions shared between threads
+run_build build-tsan "-DIMAPWIRE_TSAN=ON" \
+    -R '^(test_loop|test_async|test_handles|test_forward|test_ssh)$'
+
 # The libFuzzer targets (clang, ASan+UBSan): saved findings replayed, then each target
 # fuzzed for FUZZ_SECONDS; any crash, leak or timeout fails the run.
 echo "=== fuzz (${FUZZ_SECONDS:-45} s per target) ==="
@@ -60,6 +59,5 @@ else
     failed=$((failed + 1))
     status=1
 fi
-# one closing line for both builds and the fuzz run
 echo "$passed passed, $failed failed"
 exit $status
