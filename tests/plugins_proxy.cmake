@@ -27,3 +27,12 @@ add_dependencies(test_proxy socks5 httpconnect)
 # The secrets cases run the command plugin too (what it traces of a command line), and so
 # does an SSH tunnel carried by a command.
 add_dependencies(test_proxy command)
+
+# The proxy plugins' shared code (with socks5) against a fake host API: no library, no
+# network; what a plugin sees, including a library too old to have hops.
+add_executable(test_proxy_host unit/test_proxy_host.c
+  ${PROJECT_SOURCE_DIR}/plugins/common/proxy.c ${PROJECT_SOURCE_DIR}/plugins/socks5/socks5.c)
+target_include_directories(test_proxy_host PRIVATE ${PROJECT_SOURCE_DIR}/include)
+target_link_libraries(test_proxy_host PRIVATE PkgConfig::CHECK)
+add_test(NAME test_proxy_host COMMAND test_proxy_host)
+set_tests_properties(test_proxy_host PROPERTIES LABELS unit TIMEOUT 60)

@@ -172,11 +172,19 @@ void px_tunnel_up(px_proxy *p, const unsigned char *left, size_t left_len)
     p->state = PX_UP;
 }
 
+/* Frees the hop if there is one: without one, the host may be a library that has no
+ * hop_free at all (create refused it). */
+static void px_close(imapwire_layer *l, px_proxy *p)
+{
+    if (p->hop != NULL)
+        l->host->hop_free(p->hop);
+    p->hop = NULL;
+}
+
 void px_destroy(imapwire_layer *l)
 {
     px_proxy *p = l->ctx;
-    l->host->hop_free(p->hop);
-    p->hop = NULL;
+    px_close(l, p);
     /* the whole ctx: the plugin's buffers may hold what was sent and received */
     px_wipe(l->ctx, l->type->ctx_size);
 }
@@ -192,8 +200,7 @@ static int px_fail(imapwire_layer *l, int error)
     }
     px_forget_password(p);
     /* nothing more will cross this connection: give the descriptor back now */
-    l->host->hop_free(p->hop);
-    p->hop = NULL;
+    px_close(l, p);
     return error;
 }
 
