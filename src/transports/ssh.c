@@ -41,7 +41,8 @@ typedef struct ssh_session {
      * a wake-up when a different thread read its packets. */
     unsigned         loop_drivers, other_drivers;
     pthread_mutex_t  lock;
-    int              state, error;
+    int              state, error;  /* under lock */
+    int              dead;          /* atomic: read by lookups that do not take lock */
     LIBSSH2_SESSION *s;
     LIBSSH2_AGENT   *agent;
     struct libssh2_agent_publickey *identity;
@@ -403,7 +404,7 @@ static int ssh_session_get(const iw_ssh_params *p, const imapwire_endpoint *ep,
         return rc;
     pthread_mutex_lock(&ssh_list_lock);
     for (s = ssh_sessions; s != NULL; s = s->next) {
-        if (memcmp(s->id, id, 32) == 0 && s->state != S_DEAD) {
+        if (memcmp(s->id, id, 32) == 0 && !__atomic_load_n(&s->dead, __ATOMIC_ACQUIRE)) {
             s->refs++;
             pthread_mutex_unlock(&ssh_list_lock);
             *out = s;
@@ -426,6 +427,7 @@ static int ssh_session_die(ssh_session *s, int error)
     if (s->state != S_DEAD) {
         s->state = S_DEAD;
         s->error = error;
+        __atomic_store_n(&s->dead, 1, __ATOMIC_RELEASE);
         pthread_mutex_lock(&ssh_list_lock);
         ssh_session_unlist(s);
         pthread_mutex_unlock(&ssh_list_lock);
