@@ -6,7 +6,11 @@
 #include "../core/transport/chain.h"
 #include "creds.h"
 
+/* The parameters an "ssh" layer is created with (imapwire_layer.params). The layer
+ * reads them in create and keeps copies of what it needs, so they need only live
+ * until iw_layer_new returns. */
 typedef struct iw_ssh_params {
+    size_t      struct_size;       /* sizeof(iw_ssh_params) */
     const char *host;              /* the SSH server */
     unsigned    port;              /* 22 when the caller said 0 */
     const char *user;
@@ -23,16 +27,32 @@ typedef struct iw_ssh_params {
     void      (*phase_started)(void *core);
 } iw_ssh_params;
 
-/* Implemented by the core from the connection's owned credentials. */
-int iw_core_ssh_params(void *core, iw_ssh_params *out);
+/* The parameters for a connect's tunnel credentials: 0, or ST_ERROR_INVALID_PARAMETER
+ * when they name no SSH server or user. Strings point into k. */
+static inline int iw_ssh_params_from(const iw_creds *k, const char *transport,
+                                     void (*phase_started)(void *core), iw_ssh_params *out)
+{
+    if (k == NULL || k->tunnel_host == NULL || k->tunnel_user == NULL)
+        return ST_ERROR_INVALID_PARAMETER;
+    out->struct_size = sizeof *out;
+    out->host = k->tunnel_host;
+    out->port = k->tunnel_port ? k->tunnel_port : 22;
+    out->user = k->tunnel_user;
+    out->key = k->tunnel_key;
+    out->password = k->tunnel_password;
+    out->known_hosts = k->known_hosts;
+    out->transport = transport;
+    out->phase_started = phase_started;
+    return 0;
+}
 
 /* The built-in SSH transport type (src/transports/ssh.c) and its process-wide state. */
 extern const imapwire_transport_type iw_transport_ssh;
 int  iw_ssh_global_init(void);
-/* A reference to an authenticated session for core's credentials (no channel); each
- * phase of setting it up is bounded by ep->timeout_ms. */
-int  iw_ssh_hold(void *core, const iw_layer_sink *sink, const imapwire_endpoint *ep,
-                 void **hold);
+/* A reference to an authenticated session for these parameters (no channel); each
+ * phase of setting it up is bounded by ep->timeout_ms; sink and core get its traces. */
+int  iw_ssh_hold(const iw_ssh_params *p, const iw_layer_sink *sink, void *core,
+                 const imapwire_endpoint *ep, void **hold);
 void iw_ssh_unhold(void *hold);
 void iw_ssh_global_cleanup(void);
 

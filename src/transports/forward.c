@@ -166,13 +166,17 @@ static int iw_bridge_step(iw_task *t)
 static int iw_bridge_start(struct iw_forward *fw, int fd)
 {
     iw_bridge *b = calloc(1, sizeof *b);
+    iw_ssh_params p;
     int rc;
     if (b == NULL) {
         close(fd);
         return ST_ERROR_OUT_OF_MEMORY;
     }
     b->fd = fd;
-    rc = iw_layer_new("ssh", NULL, &fw->ep, &iw_client_sink, fw->core, NULL, &b->layer);
+    rc = iw_ssh_params_from(fw->core->creds, NULL, NULL, &p);
+    if (rc == 0)
+        rc = iw_layer_new_params("ssh", NULL, &p, &fw->ep, &iw_client_sink, fw->core, NULL,
+                                 &b->layer);
     if (rc != 0) {
         iw_bridge_release(&b->task);
         return rc;
@@ -268,6 +272,7 @@ static int iw_forward_new(const SECURITYCREDENTIALS *creds, const imapwire_endpo
                           struct iw_forward **out)
 {
     struct iw_forward *fw;
+    iw_ssh_params p;
     int rc;
 
     *out = NULL;
@@ -307,7 +312,9 @@ static int iw_forward_new(const SECURITYCREDENTIALS *creds, const imapwire_endpo
 
     /* Authenticate now: a wrong host key or password is the caller's error today, not a
      * mystery on the first forwarded connection. */
-    rc = iw_ssh_hold(fw->core, &iw_client_sink, &fw->ep, &fw->session);
+    rc = iw_ssh_params_from(fw->core->creds, NULL, NULL, &p);
+    if (rc == 0)
+        rc = iw_ssh_hold(&p, &iw_client_sink, fw->core, &fw->ep, &fw->session);
     if (rc != 0) {
         iw_forward_free(fw);
         return rc;

@@ -698,17 +698,17 @@ static int ssh_phase_check(imapwire_layer *l, int phase)
 static int ssh_create(imapwire_layer *l, const char *args)
 {
     struct ssh_ctx *c = l->ctx;
-    iw_ssh_params p;
+    const iw_ssh_params *p = l->params;
     int rc;
     (void)args;
-    rc = iw_core_ssh_params(l->core, &p);
-    if (rc != 0)
-        return rc;
-    rc = ssh_session_get(&p, l->endpoint, &c->sess);
+    /* everything comes from the creator; without it there is no server to trust */
+    if (p == NULL || p->struct_size < sizeof *p)
+        return ST_ERROR_INVALID_PARAMETER;
+    rc = ssh_session_get(p, l->endpoint, &c->sess);
     if (rc != 0)
         return rc;
     c->phase = -1;
-    c->phase_started = p.phase_started;
+    c->phase_started = p->phase_started;
     c->on_loop = iw_loop_is_current();
     pthread_mutex_lock(&ssh_list_lock);
     if (c->on_loop)
@@ -966,22 +966,19 @@ static const imapwire_transport_type ssh_probe_type = {
 
 /* Gets or makes the session for core's tunnel credentials and drives it until it is
  * authenticated or deadline_ms passes: errors surface before anyone uses the forward. */
-int iw_ssh_hold(void *core, const iw_layer_sink *sink, const imapwire_endpoint *ep, void **hold)
+int iw_ssh_hold(const iw_ssh_params *p, const iw_layer_sink *sink, void *core,
+                const imapwire_endpoint *ep, void **hold)
 {
-    iw_ssh_params p;
     ssh_session *s;
     imapwire_layer *probe = NULL;
     int64_t deadline_ms = 0;
     int rc, phase = -1;
 
     *hold = NULL;
-    rc = iw_core_ssh_params(core, &p);
-    if (rc != 0)
-        return rc;
     rc = iw_layer_new_internal(&ssh_probe_type, ep, sink, core, NULL, &probe);
     if (rc != 0)
         return rc;
-    rc = ssh_session_get(&p, ep, &s);
+    rc = ssh_session_get(p, ep, &s);
     if (rc != 0) {
         iw_layer_free_chain(probe);
         return rc;

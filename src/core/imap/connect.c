@@ -59,27 +59,9 @@ static void iw_core_ssh_phase(void *core)
         iw_phase(c, CM_CHAIN);
 }
 
-int iw_core_ssh_params(void *core, iw_ssh_params *out)
-{
-    iw_client *c = core;
-    const iw_creds *k = c->creds;
-    if (k == NULL || k->tunnel_host == NULL || k->tunnel_user == NULL)
-        return ST_ERROR_INVALID_PARAMETER;
-    out->phase_started = iw_core_ssh_phase;
-    out->host = k->tunnel_host;
-    out->port = k->tunnel_port ? k->tunnel_port : 22;
-    out->user = k->tunnel_user;
-    out->key = k->tunnel_key;
-    out->password = k->tunnel_password;
-    out->known_hosts = k->known_hosts;
-    /* read while the chain is built, before the core drops the text */
-    out->transport = c->transport;
-    return 0;
-}
-
 /* The lowest layer: the caller's transport ("name" or "name:args") or TCP, a filter type
  * stacked over TCP. With an SSH tunnel, the SSH layer is the bottom and that transport
- * carries its hop to the SSH server instead (iw_core_ssh_params hands it on). */
+ * carries its hop to the SSH server instead (its parameters hand it on). */
 static int iw_build_chain(iw_client *c)
 {
     char name[IW_TYPE_NAME_MAX + 1];
@@ -101,7 +83,12 @@ static int iw_build_chain(iw_client *c)
         if (c->transport != NULL && *c->transport != '\0' &&
             (rc = iw_transport_lookup(c->transport, name, &args, &flags)) != 0)
             return rc;
-        rc = iw_layer_new("ssh", NULL, &c->ep, &iw_client_sink, c, NULL, &top);
+        iw_ssh_params p;
+        /* read while the chain is built, before the core drops the transport text */
+        rc = iw_ssh_params_from(c->creds, c->transport, iw_core_ssh_phase, &p);
+        if (rc != 0)
+            return rc;
+        rc = iw_layer_new_params("ssh", NULL, &p, &c->ep, &iw_client_sink, c, NULL, &top);
     } else {
         rc = iw_layer_new_spec(c->transport, &c->ep, &iw_client_sink, c, &top);
     }
