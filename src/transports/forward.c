@@ -10,7 +10,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include "../core/imap/client.h"
 #include "../core/runtime/loop.h"
 #include "forward.h"
 #include "../security/creds.h"
@@ -22,7 +21,7 @@
 
 struct iw_forward {
     HFORWARD          handle;
-    iw_client        *core;        /* owns the credentials; the layers' core */
+    iw_creds         *creds;       /* the tunnel credentials, for the forward's life */
     imapwire_endpoint ep;          /* the far end, as the SSH server will reach it */
     char             *remote_host, *local_address, *dns_servers;
     int               listen_fd;
@@ -173,10 +172,10 @@ static int iw_bridge_start(struct iw_forward *fw, int fd)
         return ST_ERROR_OUT_OF_MEMORY;
     }
     b->fd = fd;
-    rc = iw_ssh_params_from(fw->core->creds, NULL, NULL, &p);
+    /* A forward has no trace callback: its layers get no sink. */
+    rc = iw_ssh_params_from(fw->creds, NULL, NULL, &p);
     if (rc == 0)
-        rc = iw_layer_new_params("ssh", NULL, &p, &fw->ep, &iw_client_sink, fw->core, NULL,
-                                 &b->layer);
+        rc = iw_layer_new_params("ssh", NULL, &p, &fw->ep, NULL, NULL, NULL, &b->layer);
     if (rc != 0) {
         iw_bridge_release(&b->task);
         return rc;
@@ -206,21 +205,10 @@ static void iw_listener_pollset(iw_task *t, imapwire_pollset *ps)
 
 /* Only the caller's own user may ride its SSH session: the peer socket's owner is asked
  * of the kernel before a single byte is read or forwarded. */
-static int iw_listener_admits(struct iw_forward *fw, int fd)
+static int iw_listener_admits(int fd)
 {
-    char note[128];
     uid_t uid = (uid_t)-1;
-    int rc = iw_peer_uid(fd, &uid);
-    if (rc == 0 && uid == geteuid())
-        return 1;
-    if (rc == 0)
-        snprintf(note, sizeof note, "forward: port %u refused a connection of uid %u",
-                 fw->port, (unsigned)uid);
-    else
-        snprintf(note, sizeof note, "forward: port %u refused a connection of unknown owner",
-                 fw->port);
-    iw_client_note(fw->core, note);
-    return 0;
+    return iw_peer_uid(fd, &uid) == 0 && uid == geteuid();
 }
 
 static int iw_listener_step(iw_task *t)
@@ -232,7 +220,7 @@ static int iw_listener_step(iw_task *t)
         int fd = accept4(fw->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             break;
-        if (!iw_listener_admits(fw, fd)) {
+        if (!iw_listener_admits(fd)) {
             close(fd);
             continue;
         }
@@ -258,8 +246,7 @@ static void iw_forward_free(struct iw_forward *fw)
     if (fw->client_fd >= 0)
         close(fw->client_fd);
     iw_ssh_unhold(fw->session);
-    if (fw->core != NULL)
-        iw_client_free(fw->core);
+    iw_creds_free(fw->creds);
     free(fw->remote_host);
     free(fw->local_address);
     free(fw->dns_servers);
@@ -284,26 +271,23 @@ static int iw_forward_new(const SECURITYCREDENTIALS *creds, const imapwire_endpo
         return ST_ERROR_OUT_OF_MEMORY;
     fw->listen_fd = -1;
     fw->client_fd = -1;
-    fw->core = iw_client_new();
     fw->remote_host = iw_strdup(far->host);
     fw->local_address = iw_strdup(far->local_address);
     fw->dns_servers = iw_strdup(far->dns_servers);
-    if (fw->core == NULL || fw->remote_host == NULL ||
+    if (fw->remote_host == NULL ||
         (far->local_address != NULL && fw->local_address == NULL) ||
         (far->dns_servers != NULL && fw->dns_servers == NULL)) {
         iw_forward_free(fw);
         return ST_ERROR_OUT_OF_MEMORY;
     }
-    rc = iw_creds_copy(creds, &fw->core->creds);
-    if (rc == 0 && (fw->core->creds == NULL || fw->core->creds->tunnel_host == NULL ||
-                    fw->core->creds->tunnel_user == NULL))
+    rc = iw_creds_copy(creds, &fw->creds);
+    if (rc == 0 && (fw->creds == NULL || fw->creds->tunnel_host == NULL ||
+                    fw->creds->tunnel_user == NULL))
         rc = ST_ERROR_INVALID_PARAMETER;
     if (rc != 0) {
         iw_forward_free(fw);
         return rc;
     }
-    fw->core->options = IMAP_OPTION_TUNNEL;
-    fw->core->timeout_ms = far->timeout_ms;
     fw->ep.host = fw->remote_host;
     fw->ep.port = far->port;
     fw->ep.timeout_ms = far->timeout_ms;
@@ -312,9 +296,9 @@ static int iw_forward_new(const SECURITYCREDENTIALS *creds, const imapwire_endpo
 
     /* Authenticate now: a wrong host key or password is the caller's error today, not a
      * mystery on the first forwarded connection. */
-    rc = iw_ssh_params_from(fw->core->creds, NULL, NULL, &p);
+    rc = iw_ssh_params_from(fw->creds, NULL, NULL, &p);
     if (rc == 0)
-        rc = iw_ssh_hold(&p, &iw_client_sink, fw->core, &fw->ep, &fw->session);
+        rc = iw_ssh_hold(&p, NULL, NULL, &fw->ep, &fw->session);
     if (rc != 0) {
         iw_forward_free(fw);
         return rc;
@@ -500,14 +484,15 @@ int iw_forward_open_private(const SECURITYCREDENTIALS *creds, const imapwire_end
     return 0;
 }
 
-int iw_forward_client_layer(struct iw_forward *fw, const imapwire_endpoint *ep, void *core,
+int iw_forward_client_layer(struct iw_forward *fw, const imapwire_endpoint *ep,
+                            const iw_layer_sink *sink, void *core,
                             imapwire_layer **out)
 {
     int rc;
     *out = NULL;
     if (fw->client_fd < 0)
         return ST_ERROR_INVALID_PARAMETER;
-    rc = iw_layer_new_internal(&iw_pair_type, ep, &iw_client_sink, core, NULL, out);
+    rc = iw_layer_new_internal(&iw_pair_type, ep, sink, core, NULL, out);
     if (rc == 0) {
         ((struct iw_pair_ctx *)(*out)->ctx)->fd = fw->client_fd;
         fw->client_fd = -1;

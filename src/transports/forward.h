@@ -18,8 +18,8 @@ int      iw_forward_open(const SECURITYCREDENTIALS *creds, const char *remote_ho
 int      iw_forward_open_private(const SECURITYCREDENTIALS *creds, const imapwire_endpoint *far,
                                  struct iw_forward **out);
 /* The bottom layer of that connect: the other end of the pair (taken once). */
-int      iw_forward_client_layer(struct iw_forward *fw, const imapwire_endpoint *ep, void *core,
-                                 imapwire_layer **out);
+int      iw_forward_client_layer(struct iw_forward *fw, const imapwire_endpoint *ep,
+                                 const iw_layer_sink *sink, void *core, imapwire_layer **out);
 unsigned iw_forward_port(const struct iw_forward *fw);
 /* Stops the listener and every bridge, then frees: the port refuses afterwards. */
 void     iw_forward_close(struct iw_forward *fw);

@@ -72,7 +72,7 @@ static int iw_build_chain(iw_client *c)
 
     /* A private forward's socket pair is the bottom: nothing else carries that connect. */
     if (c->forward != NULL) {
-        rc = iw_forward_client_layer(c->forward, &c->ep, c, &top);
+        rc = iw_forward_client_layer(c->forward, &c->ep, &iw_client_sink, c, &top);
         if (rc == 0)
             c->top = top;
         return rc;
