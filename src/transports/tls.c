@@ -101,6 +101,14 @@ static BIO_METHOD *tls_bio_get(void)
     return m;
 }
 
+/* When the code goes (exit, or a tls plugin unloaded at the last ImapUninitialize), the
+ * method goes with it: no layer can be left to use it by then. */
+__attribute__((destructor)) static void tls_bio_free(void)
+{
+    BIO_meth_free(tls_bio_method);
+    tls_bio_method = NULL;
+}
+
 static int tls_create(imapwire_layer *l, const char *args)
 {
     struct tls_layer *t = l->ctx;
