@@ -107,7 +107,10 @@ typedef uintptr_t HFORWARD;          /* a port-forward's handle */
 #define IMAP_AUTH_XOAUTH2   4u
 #define IMAP_AUTH_BEARER    5u       /* OAUTHBEARER (RFC 7628) */
 #define IMAP_AUTH_ANONYMOUS 6u
-#define IMAP_AUTH_DEFAULT   7u
+#define IMAP_AUTH_DEFAULT   7u       /* strongest both sides have: SCRAM-SHA-256, SCRAM-SHA-1,
+                                        PLAIN, LOGIN */
+#define IMAP_AUTH_SCRAM_SHA256 8u    /* extension: RFC 7677, server signature verified */
+#define IMAP_AUTH_SCRAM_SHA1   9u    /* extension: RFC 5802, server signature verified */
 
 /* ---- Error codes: nonzero and distinct; 0 means no error ------------------------- */
 #define ST_ERROR_NONE                      0u
@@ -207,6 +210,9 @@ typedef struct _IMAPMAILBOX {        /* filled by ImapSelectMailbox; no dwSize *
 typedef VOID (*IMAPEVENTPROC)(HCLIENT hClient, UINT nEventId, DWORD dwError, LPVOID lpParam);
 typedef VOID (*IMAPTRACEPROC)(HCLIENT hClient, UINT nDirection,
                               LPCTSTR lpszLine, INT nLength, LPVOID lpParam);
+/* ImapCommandEx: one untagged response, literals inline (not NUL-terminated). */
+typedef VOID (*IMAPRESPONSEPROC)(HCLIENT hClient, LPCTSTR lpszData, DWORD dwLength,
+                                 LPVOID lpParam);
 
 typedef struct _IMAPCONNECTINFO {
     DWORD   dwSize;
@@ -256,6 +262,11 @@ INT     ImapLogin(HCLIENT hClient, UINT nAuthType, LPCTSTR lpszUserName, LPCTSTR
 INT     ImapGetCapabilities(HCLIENT hClient, LPTSTR lpszBuffer, INT nMaxLength);
 BOOL    ImapHasCapability(HCLIENT hClient, LPCTSTR lpszCapability);
 INT     ImapCommand(HCLIENT hClient, LPCTSTR lpszCommand, LPTSTR lpszResult, INT nMaxLength);
+/* Extension: as ImapCommand, and lpResponseProc (may be NULL) is called once for each
+ * untagged response, in order, with its bytes (literals inline, no final CRLF), before
+ * the call returns, on the calling thread. */
+INT     ImapCommandEx(HCLIENT hClient, LPCTSTR lpszCommand, IMAPRESPONSEPROC lpResponseProc,
+                      LPVOID lpParam, LPTSTR lpszResult, INT nMaxLength);
 INT     ImapSelectMailbox(HCLIENT hClient, LPCTSTR lpszMailbox, LPIMAPMAILBOX lpMailboxInfo);
 INT     ImapGetMessage(HCLIENT hClient, UINT nMessageId, UINT nMessagePart,
                        LPVOID lpvMessage, LPDWORD lpdwLength, DWORD dwOptions);

@@ -389,7 +389,8 @@ BOOL ImapHasCapability(HCLIENT hClient, LPCTSTR lpszCapability)
     return iw_capa_has(c, lpszCapability) ? TRUE : FALSE;
 }
 
-INT ImapCommand(HCLIENT hClient, LPCTSTR lpszCommand, LPTSTR lpszResult, INT nMaxLength)
+INT ImapCommandEx(HCLIENT hClient, LPCTSTR lpszCommand, IMAPRESPONSEPROC lpResponseProc,
+                  LPVOID lpParam, LPTSTR lpszResult, INT nMaxLength)
 {
     iw_client *c = iw_client_for(hClient);
     size_t n;
@@ -399,18 +400,23 @@ INT ImapCommand(HCLIENT hClient, LPCTSTR lpszCommand, LPTSTR lpszResult, INT nMa
     if (lpszCommand == NULL || (lpszResult != NULL && nMaxLength <= 0))
         return iw_fail(ST_ERROR_INVALID_PARAMETER);
     n = strlen(lpszCommand);
-    /* One command per call: a CR or LF would smuggle a second one onto the wire, and
+    /* One command per call (CR and LF only inside literals, checked with the wire form);
      * STARTTLS here would hand the stream to a TLS layer nobody set up. */
-    if (n == 0 || n > IW_MAX_LINE || iw_has_crlf(lpszCommand) ||
+    if (n == 0 || n > IW_MAX_RESPONSE ||
         (n >= 8 && strncasecmp(lpszCommand, "STARTTLS", 8) == 0 &&
          (n == 8 || lpszCommand[8] == ' ')))
         return iw_fail(ST_ERROR_INVALID_PARAMETER);
     pthread_mutex_lock(&c->io_lock);
     rc = c->broken ? (int)ST_ERROR_CONNECTION_CLOSED
-                   : iw_session_command(c, lpszCommand, lpszResult,
+                   : iw_session_command(c, lpszCommand, lpResponseProc, lpParam, lpszResult,
                                         lpszResult ? (size_t)nMaxLength : 0);
     pthread_mutex_unlock(&c->io_lock);
     return rc ? iw_fail((DWORD)rc) : 0;
+}
+
+INT ImapCommand(HCLIENT hClient, LPCTSTR lpszCommand, LPTSTR lpszResult, INT nMaxLength)
+{
+    return ImapCommandEx(hClient, lpszCommand, NULL, NULL, lpszResult, nMaxLength);
 }
 
 INT ImapSelectMailbox(HCLIENT hClient, LPCTSTR lpszMailbox, LPIMAPMAILBOX lpMailboxInfo)

@@ -17,7 +17,7 @@
 enum iw_state { IW_NOT_AUTH, IW_AUTH, IW_SELECTED, IW_LOGOUT };
 enum iw_status { IW_STATUS_OK = 1, IW_STATUS_NO, IW_STATUS_BAD };
 
-#define IW_MAX_CUTS 4
+#define IW_MAX_CUTS 16
 
 struct iw_client;
 
@@ -102,6 +102,11 @@ int  iw_run_command(iw_client *c, iw_cmd *cmd);
 int  iw_capa_set(iw_client *c, const char *p, size_t n);
 int  iw_capa_has(const iw_client *c, const char *name);
 int  iw_capa_from_code(iw_client *c, const char *p, size_t n);
+
+/* mutf7.c: a UTF-8 mailbox name in modified UTF-7 (RFC 3501 5.1.3), appended to out;
+ * 0 or ST_ERROR_INVALID_PARAMETER for bytes that are not UTF-8. */
+#define IW_MUTF7_RUN 64                       /* code units encoded per run at most */
+int  iw_mutf7_encode(const char *utf8, iw_sb *out);
 
 /* connect.c */
 extern const iw_layer_sink iw_client_sink;   /* layers' notes and marks go to the client */

@@ -82,13 +82,99 @@ static void iw_redacted_form(const char *text, size_t n, int keep, char *out, si
              end < n ? " <redacted>" : "");
 }
 
-int iw_session_command(iw_client *c, const char *text, char *result, size_t max)
+/* A literal's head "{n}" or "{n+}" followed by CRLF at text[i]: 1 with its size and the
+ * offset of its first byte; 0 if there is none there. */
+static int iw_literal_head(const char *text, size_t len, size_t i, size_t *size, size_t *data)
 {
-    size_t n = strlen(text);
+    size_t j = i + 1, v = 0;
+    if (text[i] != '{')
+        return 0;
+    while (j < len && text[j] >= '0' && text[j] <= '9' && j - i <= 10) {
+        v = v * 10 + (size_t)(text[j] - '0');
+        j++;
+    }
+    if (j == i + 1 || j - i > 10)
+        return 0;
+    if (j < len && text[j] == '+')
+        j++;
+    if (j + 3 > len || text[j] != '}' || text[j + 1] != '\r' || text[j + 2] != '\n')
+        return 0;
+    *size = v;
+    *data = j + 3;
+    return 1;
+}
+
+int iw_command_wire(const char *text, size_t len, int plus, int minus, iw_sb *out,
+                    size_t *cuts, int *ncuts, size_t *first_line)
+{
+    size_t i = 0, line = 0;
+    *ncuts = 0;
+    *first_line = len;
+    while (i < len) {
+        size_t size, data;
+        char head[32];
+        if (iw_literal_head(text, len, i, &size, &data)) {
+            /* exactly size bytes follow, whatever they are */
+            if (size > IW_MAX_LITERAL || size > len - data)
+                return ST_ERROR_INVALID_PARAMETER;
+            if (*first_line == len)
+                *first_line = out->len + (size_t)snprintf(head, sizeof head, "{%zu}", size);
+            if (plus || (minus && size <= 4096)) {
+                snprintf(head, sizeof head, "{%zu+}\r\n", size);
+                iw_sb_str(out, head);
+            } else {
+                if (*ncuts >= IW_MAX_CUTS)
+                    return ST_ERROR_INVALID_PARAMETER;
+                snprintf(head, sizeof head, "{%zu}\r\n", size);
+                iw_sb_str(out, head);
+                cuts[(*ncuts)++] = out->len;
+            }
+            iw_sb_add(out, text + data, size);
+            i = data + size;
+            line = 0;
+            continue;
+        }
+        /* one command per call: a CR or LF outside a literal would start another */
+        if (text[i] == '\r' || text[i] == '\n' || ++line > IW_MAX_LINE)
+            return ST_ERROR_INVALID_PARAMETER;
+        iw_sb_add(out, text + i, 1);
+        i++;
+    }
+    return out->err;
+}
+
+typedef struct iw_untagged_sink {
+    IMAPRESPONSEPROC proc;
+    void            *param;
+} iw_untagged_sink;
+
+/* Each untagged response to ImapCommandEx's caller as the server sent it, from "*",
+ * literals inline, without its final CRLF. */
+static int iw_deliver_untagged(iw_client *c, const iw_response *r, void *arg)
+{
+    iw_untagged_sink *u = arg;
+    size_t n = r->len;
+    if (n >= 2 && r->data[n - 2] == '\r' && r->data[n - 1] == '\n')
+        n -= 2;
+    else if (n >= 1 && r->data[n - 1] == '\n')
+        n -= 1;
+    if (n > 0xffffffffu)
+        return ST_ERROR_RESPONSE_TOO_LARGE;
+    u->proc(c->handle, r->data, (DWORD)n, u->param);
+    return 0;
+}
+
+int iw_session_command(iw_client *c, const char *text, IMAPRESPONSEPROC proc, void *param,
+                       char *result, size_t max)
+{
+    size_t n = strlen(text), cuts[IW_MAX_CUTS], first_line;
     const iw_command_row *row = iw_command_find(text, n);
+    iw_untagged_sink sink = { proc, param };
     char redacted[256];
+    const char *trace = NULL;
+    iw_sb wire = {0};
     iw_cmd cmd;
-    int rc;
+    int rc, ncuts = 0;
 
     memset(&cmd, 0, sizeof cmd);
     if (result != NULL && max > 0)
@@ -98,10 +184,29 @@ int iw_session_command(iw_client *c, const char *text, char *result, size_t max)
         iw_client_note(c, "command: the server advertises LOGINDISABLED; LOGIN not sent");
         return ST_ERROR_LOGIN_FAILED;
     }
-    if (row != NULL && row->secret)
+    /* RFC 7888: LITERAL+ takes any literal without a wait, LITERAL- up to 4096 bytes */
+    rc = iw_command_wire(text, n, iw_capa_has(c, "LITERAL+"), iw_capa_has(c, "LITERAL-"),
+                         &wire, cuts, &ncuts, &first_line);
+    if (rc != 0) {
+        iw_sb_free(&wire);
+        return rc;
+    }
+    if (row != NULL && row->secret) {
         iw_redacted_form(text, n, row->keep, redacted, sizeof redacted);
-    rc = iw_cmd_start(c, &cmd, text, n, NULL, 0, row != NULL && row->secret,
-                      row != NULL && row->secret ? redacted : NULL);
+        trace = redacted;
+    } else if (first_line < wire.len) {
+        /* a literal's bytes are not traced: the line up to its head says enough */
+        snprintf(redacted, sizeof redacted, "%.*s <literal>",
+                 (int)(first_line < 200 ? first_line : 200), wire.p);
+        trace = redacted;
+    }
+    rc = iw_cmd_start(c, &cmd, wire.p, wire.len, cuts, ncuts, row != NULL && row->secret,
+                      trace);
+    iw_sb_free(&wire);
+    if (proc != NULL) {            /* after the start, which clears the command */
+        cmd.on_untagged = iw_deliver_untagged;
+        cmd.arg = &sink;
+    }
     if (rc == 0)
         rc = iw_run_command(c, &cmd);
     if (rc == 0) {
@@ -178,20 +283,26 @@ static int iw_on_select(iw_client *c, const iw_response *r, void *arg)
 
 int iw_session_select(iw_client *c, const char *mailbox, IMAPMAILBOX *mb)
 {
-    iw_sb sb = {0};
+    iw_sb sb = {0}, name = {0};
     iw_cmd cmd;
     int rc;
 
     if (c->state == IW_NOT_AUTH)
         return ST_ERROR_NOT_AUTHENTICATED;
-    if (!iw_quotable(mailbox))
-        return ST_ERROR_INVALID_PARAMETER;
     if (mb != NULL)
         memset(mb, 0, sizeof *mb);
     memset(&cmd, 0, sizeof cmd);
-    iw_sb_str(&sb, "SELECT ");
-    iw_sb_quoted(&sb, mailbox);
-    rc = sb.err ? sb.err : iw_cmd_start(c, &cmd, sb.p, sb.len, NULL, 0, 0, NULL);
+    /* modified UTF-7 is printable ASCII: a quoted string always carries it */
+    rc = iw_mutf7_encode(mailbox, &name);
+    if (rc == 0)
+        rc = iw_sb_add(&name, "", 1);          /* a C string for the quoting */
+    if (rc == 0) {
+        iw_sb_str(&sb, "SELECT ");
+        iw_sb_quoted(&sb, name.p);
+    }
+    iw_sb_free(&name);
+    if (rc == 0)
+        rc = sb.err ? sb.err : iw_cmd_start(c, &cmd, sb.p, sb.len, NULL, 0, 0, NULL);
     cmd.on_untagged = iw_on_select;
     cmd.arg = mb;
     if (rc == 0)

@@ -6,7 +6,15 @@
 #include "client.h"
 
 int iw_session_login(iw_client *c, unsigned type, const char *user, const char *pass);
-int iw_session_command(iw_client *c, const char *text, char *result, size_t max);
+/* One command with its tagged reply in result; proc (may be NULL) gets each untagged
+ * response. CR and LF only inside literals ({n} CRLF, then n bytes). */
+int iw_session_command(iw_client *c, const char *text, IMAPRESPONSEPROC proc, void *param,
+                       char *result, size_t max);
+/* The wire form of ImapCommand's text (see session.c): 0 or ST_ERROR_INVALID_PARAMETER;
+ * cuts (IW_MAX_CUTS of them) where a synchronising literal waits for "+", first_line the
+ * length of the wire text up to the first literal's head. */
+int iw_command_wire(const char *text, size_t len, int plus, int minus, iw_sb *out,
+                    size_t *cuts, int *ncuts, size_t *first_line);
 int iw_session_select(iw_client *c, const char *mailbox, IMAPMAILBOX *mb);
 int iw_session_fetch(iw_client *c, unsigned id, unsigned part, char **body, size_t *len);
 
