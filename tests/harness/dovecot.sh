@@ -207,7 +207,7 @@ log_timestamp = "%Y-%m-%d %H:%M:%S "
 
 ssl = no
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login scram-sha-1 scram-sha-256
 auth_failure_delay = 0
 # Connections from these networks are "trusted": the login process sends
 # "no-penalty" with their auth requests, so anvil's auth penalty (2, 4, 8,
