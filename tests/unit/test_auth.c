@@ -161,12 +161,12 @@ START_TEST(scram_wrong_signature)
         char bad[128];
         iw_scram s;
         iw_sb fin;
+        if (v->server_final[pos] == '=')
+            continue;                              /* padding: not a signature byte */
         start_vector(v, &s);
         ck_assert_int_eq(feed_first(&s, v->server_first, &fin), 0);
         iw_sb_free(&fin);
         memcpy(bad, v->server_final, len + 1);
-        if (bad[pos] == '=')
-            continue;                              /* padding: not a signature byte */
         bad[pos] = bad[pos] == 'A' ? 'B' : 'A';
         ck_assert_int_eq(feed_final(&s, bad), ST_ERROR_LOGIN_FAILED);
         ck_assert_int_ne(s.step, IW_SCRAM_VERIFIED);
