@@ -177,6 +177,29 @@ START_TEST(scram_bad_signature)
 }
 END_TEST
 
+/* A server that answers the proof with a plain OK, never sending its signature, has not
+ * shown it knows the password: the login fails and the session is not used. */
+START_TEST(scram_no_signature)
+{
+    trace_log *t = calloc(1, sizeof *t);
+    iwt_fixture f;
+    HCLIENT h;
+    char *log;
+
+    iwt_fixture_start(&f, "scram-no-signature", 4);
+    h = connect_traced("127.0.0.1", f.port, t);
+    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_SCRAM_SHA256, "u", "p"), IMAP_ERROR);
+    iwt_assert_error(ST_ERROR_LOGIN_FAILED);
+    ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), IMAP_ERROR);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    iwt_fixture_stop(&f);
+    log = iwt_read_file(f.log);
+    ck_assert_msg(strstr(log, "1 Yz1i") != NULL, "log: %s", log);   /* the proof went out */
+    free(log);
+    free(t);
+}
+END_TEST
+
 /* A mechanism the server does not offer is not tried. */
 START_TEST(scram_not_offered)
 {
@@ -215,6 +238,7 @@ int main(void)
     tcase_add_test(tc, default_is_scram_sha256);
     tcase_add_loop_test(tc, scram_bad_signature, 0, 2);
     tcase_add_loop_test(tc, scram_not_offered, 0, 2);
+    tcase_add_test(tc, scram_no_signature);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -24,6 +24,10 @@ int iw_session_login(iw_client *c, unsigned type, const char *user, const char *
     rc = iw_login_start(c, &lg, type, user, pass);
     if (rc == 0)
         rc = iw_run_command(c, &lg.cmd);
+    /* An OK is not enough for SCRAM: the server must have proved itself too. One that
+     * did not is not talked to again (it claims a session it could not have opened). */
+    if (rc == 0 && lg.cmd.status == IW_STATUS_OK && (rc = iw_login_finish(c, &lg)) != 0)
+        c->broken = 1;
     if (rc == 0) {
         if (lg.cmd.status == IW_STATUS_OK)
             c->state = IW_AUTH;
