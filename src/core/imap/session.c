@@ -327,27 +327,21 @@ int iw_session_select(iw_client *c, const char *mailbox, IMAPMAILBOX *mb)
 
 /* ---- FETCH BODY.PEEK[...] ---- */
 
-struct iw_fetch {
-    unsigned id;
-    char    *body;
-    size_t   len;
-    int      found;
-};
-
 /* Finds "BODY[...]" (then an optional <origin>) in each line piece and takes the
- * literal, quoted string or NIL that follows. */
-static int iw_on_fetch(iw_client *c, const iw_response *r, void *arg)
+ * literal, quoted string or NIL that follows. Every look stays inside r->data[0..len):
+ * the reader's spare byte must not be what makes a short response safe. */
+int iw_fetch_parse(const iw_response *r, struct iw_fetch *f)
 {
-    struct iw_fetch *f = arg;
     const char *d = r->data;
     size_t pos = 0, sp;
 
-    IW_UNUSED(c);
     if (r->rest_len == 0 || r->rest[0] < '0' || r->rest[0] > '9' || f->found)
         return 0;
     for (sp = 0; sp < r->rest_len && r->rest[sp] != ' '; sp++)
         ;
-    if (iw_number(r->rest, sp) != f->id || !iw_word_is(r->rest + sp + 1, r->rest_len - sp - 1, "FETCH"))
+    /* "* 1" alone has no word after the number: nothing to look at past it */
+    if (sp >= r->rest_len || iw_number(r->rest, sp) != f->id ||
+        !iw_word_is(r->rest + sp + 1, r->rest_len - sp - 1, "FETCH"))
         return 0;
     while (pos < r->len) {
         const char *lf = memchr(d + pos, '\n', r->len - pos);
@@ -371,6 +365,8 @@ static int iw_on_fetch(iw_client *c, const iw_response *r, void *arg)
             if (q >= d + pos + n || *q != ' ')
                 return ST_ERROR_INVALID_RESPONSE;
             q++;
+            if (q >= d + pos + n)
+                return ST_ERROR_INVALID_RESPONSE;
             if (*q == '{') {
                 if (iw_literal_size(d + pos, n, &lit) <= 0 || end + 1 + lit > r->len)
                     return ST_ERROR_INVALID_RESPONSE;
@@ -405,6 +401,12 @@ static int iw_on_fetch(iw_client *c, const iw_response *r, void *arg)
         pos = end + 1 + lit;
     }
     return 0;
+}
+
+static int iw_on_fetch(iw_client *c, const iw_response *r, void *arg)
+{
+    IW_UNUSED(c);
+    return iw_fetch_parse(r, arg);
 }
 
 int iw_session_fetch(iw_client *c, unsigned id, unsigned part, char **body, size_t *len)

@@ -10,6 +10,15 @@ int iw_session_login(iw_client *c, unsigned type, const char *user, const char *
  * response. CR and LF only inside literals ({n} CRLF, then n bytes). */
 int iw_session_command(iw_client *c, const char *text, IMAPRESPONSEPROC proc, void *param,
                        char *result, size_t max);
+/* FETCH BODY[...] of message id in one untagged response: body (malloc'd, NUL after
+ * len bytes) once found; 0, or ST_ERROR_* for a malformed or oversized answer. */
+struct iw_fetch {
+    unsigned id;
+    char    *body;
+    size_t   len;
+    int      found;
+};
+int iw_fetch_parse(const iw_response *r, struct iw_fetch *f);
 /* The wire form of ImapCommand's text (see session.c): 0 or ST_ERROR_INVALID_PARAMETER;
  * cuts (IW_MAX_CUTS of them) where a synchronising literal waits for "+", first_line the
  * length of the wire text up to the first literal's head. */
