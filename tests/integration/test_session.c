@@ -164,6 +164,54 @@ START_TEST(utf8_mailbox_names)
 }
 END_TEST
 
+/* Capabilities change at login (RFC 3501 6.2.3): a server whose OK carries no new list
+ * is asked for it; one whose OK carries it (Dovecot) is not asked again. */
+static void count_capability(HCLIENT hc, UINT dir, LPCTSTR line, INT n, LPVOID param)
+{
+    (void)hc;
+    if (dir == IMAP_TRACE_SEND && n > 0 && memmem(line, (size_t)n, " CAPABILITY", 11) != NULL)
+        (*(int *)param)++;
+}
+
+START_TEST(capabilities_after_login)
+{
+    iwt_fixture f;
+    HCLIENT hf;
+    IMAPCONNECTINFO ci;
+    int sent = 0, before;
+    char *log, *login, *capa;
+
+    /* the scripted server's LOGIN OK has no [CAPABILITY]: asked after the login */
+    iwt_fixture_start(&f, "normal", 2);
+    hf = ImapConnect("127.0.0.1", f.port, 5, IMAP_OPTION_NONE, NULL);
+    ck_assert(hf != INVALID_CLIENT);
+    ck_assert_int_eq(ImapLogin(hf, IMAP_AUTH_LOGIN, "u", "p"), 0);
+    ck_assert_int_eq(ImapDisconnect(hf), 0);
+    iwt_fixture_stop(&f);
+    log = iwt_read_file(f.log);
+    login = strstr(log, " LOGIN ");
+    capa = login ? strstr(login, " CAPABILITY") : NULL;
+    ck_assert_msg(capa != NULL, "no CAPABILITY after LOGIN:\n%s", log);
+    free(log);
+
+    /* Dovecot's OK carries the list: no second CAPABILITY */
+    memset(&ci, 0, sizeof ci);
+    ci.dwSize = sizeof ci;
+    ci.lpszHostName = dv.host;
+    ci.nRemotePort = dv.port;
+    ci.nTimeout = 10;
+    ci.lpTraceProc = count_capability;
+    ci.lpParam = &sent;
+    hf = ImapConnectEx(&ci);
+    ck_assert(hf != INVALID_CLIENT);
+    before = sent;                               /* Dovecot's greeting carries its list */
+    ck_assert_int_eq(ImapLogin(hf, IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
+    ck_assert_int_eq(sent, before);
+    ck_assert(ImapHasCapability(hf, "IDLE"));    /* a post-login capability */
+    ck_assert_int_eq(ImapDisconnect(hf), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("session");
@@ -176,6 +224,7 @@ int main(void)
     tcase_add_test(tc, command_ex_untagged);
     tcase_add_test(tc, append_literal);
     tcase_add_loop_test(tc, utf8_mailbox_names, 0, 5);
+    tcase_add_test(tc, capabilities_after_login);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

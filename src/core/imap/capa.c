@@ -33,7 +33,23 @@ int iw_capa_set(iw_client *c, const char *p, size_t n)
     s[o] = '\0';
     free(c->capa);
     c->capa = s;
+    c->capa_gen++;
     return 0;
+}
+
+int iw_capa_refresh(iw_client *c, unsigned gen)
+{
+    iw_cmd cmd;
+    int rc;
+    if (c->capa_gen != gen)
+        return 0;
+    memset(&cmd, 0, sizeof cmd);
+    rc = iw_cmd_start(c, &cmd, "CAPABILITY", 10, NULL, 0, 0, NULL);
+    if (rc == 0)
+        rc = iw_run_command(c, &cmd);
+    /* a server that will not say keeps the list it gave before */
+    iw_cmd_clear(&cmd);
+    return rc;
 }
 
 int iw_capa_has(const iw_client *c, const char *name)

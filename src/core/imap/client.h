@@ -73,6 +73,7 @@ typedef struct iw_client {
     size_t             out_len, out_off, out_cap;
     int                out_secret; /* the queue holds a secret: wipe when drained */
     char              *capa;       /* space-separated, as the server sent them */
+    unsigned           capa_gen;   /* bumped by every new list: "did this answer have one?" */
     unsigned           next_tag;
     int                state;      /* enum iw_state */
     int                broken;     /* an I/O error made the stream unusable */
@@ -102,6 +103,9 @@ int  iw_run_command(iw_client *c, iw_cmd *cmd);
 int  iw_capa_set(iw_client *c, const char *p, size_t n);
 int  iw_capa_has(const iw_client *c, const char *name);
 int  iw_capa_from_code(iw_client *c, const char *p, size_t n);
+/* After a login: capabilities change (RFC 3501 6.2.3), so unless the answer carried the
+ * new list (capa_gen moved past gen), they are asked for. */
+int  iw_capa_refresh(iw_client *c, unsigned gen);
 
 /* mutf7.c: a UTF-8 mailbox name in modified UTF-7 (RFC 3501 5.1.3), appended to out;
  * 0 or ST_ERROR_INVALID_PARAMETER for bytes that are not UTF-8. */

@@ -17,6 +17,7 @@ static int iw_word_is(const char *p, size_t n, const char *w)
 int iw_session_login(iw_client *c, unsigned type, const char *user, const char *pass)
 {
     iw_login lg;
+    unsigned gen = c->capa_gen;
     int rc;
 
     if (c->state != IW_NOT_AUTH)
@@ -35,6 +36,8 @@ int iw_session_login(iw_client *c, unsigned type, const char *user, const char *
             rc = ST_ERROR_LOGIN_FAILED;
     }
     iw_login_clear(&lg);
+    if (rc == 0)
+        rc = iw_capa_refresh(c, gen);
     return rc;
 }
 
@@ -174,6 +177,7 @@ int iw_session_command(iw_client *c, const char *text, IMAPRESPONSEPROC proc, vo
     size_t n = strlen(text), cuts[IW_MAX_CUTS], first_line;
     const iw_command_row *row = iw_command_find(text, n);
     iw_untagged_sink sink = { proc, param };
+    unsigned gen = c->capa_gen;
     char redacted[256];
     const char *trace = NULL;
     iw_sb wire = {0};
@@ -219,9 +223,12 @@ int iw_session_command(iw_client *c, const char *text, IMAPRESPONSEPROC proc, vo
         if (cmd.status != IW_STATUS_OK) {
             rc = ST_ERROR_COMMAND_FAILED;
         } else if (row != NULL && row->next_state >= 0) {
+            int was = c->state;
             c->state = row->next_state;
             if (c->state == IW_LOGOUT)
                 c->broken = 1;
+            if (was == IW_NOT_AUTH && c->state == IW_AUTH)
+                rc = iw_capa_refresh(c, gen);
         }
     }
     iw_cmd_clear(&cmd);
