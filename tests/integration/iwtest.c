@@ -381,3 +381,18 @@ int iwt_count_in_file(const char *path, const char *needle)
     free(text);
     return n;
 }
+
+void trace_cb(HCLIENT h, UINT dir, LPCTSTR line, INT n, LPVOID param)
+{
+    trace_log *t = param;
+    (void)h;
+    if (dir == IMAP_TRACE_SEND)
+        t->sends++;
+    if (n < 0 || t->len + (size_t)n + 4 >= sizeof t->text)
+        return;
+    t->text[t->len++] = dir == IMAP_TRACE_SEND ? '>' : dir == IMAP_TRACE_RECV ? '<' : '-';
+    memcpy(t->text + t->len, line, (size_t)n);
+    t->len += (size_t)n;
+    t->text[t->len++] = '\n';
+    t->text[t->len] = '\0';
+}

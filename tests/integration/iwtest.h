@@ -70,6 +70,16 @@ size_t iwt_heap_in_use(void);
 /* Milliseconds on the monotonic clock. */
 long long iwt_now_ms(void);
 
+/* Every traced line of a connection, one per line, prefixed '>' (sent), '<' (received)
+ * or '-' (a library note); sends counts the sent lines, including any cut off. */
+typedef struct trace_log {
+    char   text[65536];
+    size_t len;
+    int    sends;
+} trace_log;
+/* An IMAPTRACEPROC for IMAPCONNECTINFO.lpTraceProc with lpParam a trace_log. */
+void trace_cb(HCLIENT h, UINT dir, LPCTSTR line, INT n, LPVOID param);
+
 /* Fails the test with the library's error name and text. */
 #define iwt_assert_error(expected) \
     iwt_assert_error_at((expected), __FILE__, __LINE__)

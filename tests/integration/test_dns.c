@@ -40,14 +40,14 @@ static void teardown(void)
     ImapUninitialize();
 }
 
-typedef struct trace_log {
+typedef struct note_log {
     char text[16384];
     size_t len;
-} trace_log;
+} note_log;
 
-static void trace_cb(HCLIENT h, UINT dir, LPCTSTR line, INT n, LPVOID param)
+static void note_cb(HCLIENT h, UINT dir, LPCTSTR line, INT n, LPVOID param)
 {
-    trace_log *t = param;
+    note_log *t = param;
     (void)h;
     if (dir != 3 || n < 0 || t->len + (size_t)n + 2 >= sizeof t->text)
         return;
@@ -57,7 +57,7 @@ static void trace_cb(HCLIENT h, UINT dir, LPCTSTR line, INT n, LPVOID param)
     t->text[t->len] = '\0';
 }
 
-static HCLIENT connect_traced(const char *host, unsigned port, UINT timeout, trace_log *t,
+static HCLIENT connect_traced(const char *host, unsigned port, UINT timeout, note_log *t,
                               const char *local)
 {
     IMAPCONNECTINFO ci;
@@ -67,14 +67,14 @@ static HCLIENT connect_traced(const char *host, unsigned port, UINT timeout, tra
     ci.nRemotePort = port;
     ci.nTimeout = timeout;
     ci.lpszLocalAddress = local;
-    ci.lpTraceProc = trace_cb;
+    ci.lpTraceProc = note_cb;
     ci.lpParam = t;
     return ImapConnectEx(&ci);
 }
 
 /* The TCP phase of one connect (IMAPTIMINGS.dwConnect) in ms: it leaves out resolution
  * and the greeting, whose cost on a loaded machine says nothing about the race. */
-static long long tcp_phase_ms(const char *host, trace_log *t)
+static long long tcp_phase_ms(const char *host, note_log *t)
 {
     IMAPTIMINGS tm;
     HCLIENT h;
@@ -109,7 +109,7 @@ static int wait_in_file(const char *path, const char *needle, int want, long lon
 START_TEST(v4_name)
 {
     static const char *names[] = { "v4.imapwire.test", "v4.imapwire.test.", "V4.IMAPWIRE.TEST" };
-    trace_log *t = calloc(1, sizeof *t);
+    note_log *t = calloc(1, sizeof *t);
     IMAPTIMINGS tm;
     HCLIENT h = connect_traced(names[_i], dv.port, 10, t, NULL);
     ck_assert_msg(h != INVALID_CLIENT, "error %u\n%s", (unsigned)ImapGetLastError(), t->text);
@@ -149,7 +149,7 @@ START_TEST(v6_name)
     struct sockaddr_in6 a;
     socklen_t len = sizeof a;
     pthread_t th;
-    trace_log *t = calloc(1, sizeof *t);
+    note_log *t = calloc(1, sizeof *t);
     int ls = socket(AF_INET6, SOCK_STREAM, 0);
     HCLIENT h;
 
@@ -175,7 +175,7 @@ END_TEST
  * once, not after the attempt delay. */
 START_TEST(both_families)
 {
-    trace_log *t = calloc(1, sizeof *t);
+    note_log *t = calloc(1, sizeof *t);
     long long ms, best = -1;
     int run;
     for (run = 0; run < RACE_RUNS && (best < 0 || best >= ATTEMPT_DELAY_MS); run++) {
@@ -194,7 +194,7 @@ END_TEST
 /* The first address refuses: the second is tried immediately, not after 250 ms. */
 START_TEST(refused_then_next)
 {
-    trace_log *t = calloc(1, sizeof *t);
+    note_log *t = calloc(1, sizeof *t);
     long long ms, best = -1;
     int run;
     for (run = 0; run < RACE_RUNS && (best < 0 || best >= ATTEMPT_DELAY_MS); run++) {
@@ -216,7 +216,7 @@ START_TEST(happy_eyeballs)
     const char *bin = getenv("IW_TCP_BLACKHOLE_BIN");
     char port[16];
     const char *argv[] = { bin, "--addr", "127.0.0.3", "--port", port, "--idle-exit", "60", NULL };
-    trace_log *t = calloc(1, sizeof *t);
+    note_log *t = calloc(1, sizeof *t);
     iwt_fixture f;
     long long ms, best = -1;
     HCLIENT h;
@@ -256,7 +256,7 @@ START_TEST(many_addresses)
     const char *bin = getenv("IW_TCP_BLACKHOLE_BIN");
     enum { NHOLES = 11, TIMEOUT_S = 10 };
     iwt_fixture holes[NHOLES];
-    trace_log *t = calloc(1, sizeof *t);
+    note_log *t = calloc(1, sizeof *t);
     long long t0, took;
     HCLIENT h;
     int i, fds;
@@ -295,7 +295,7 @@ END_TEST
  * and says so in the trace instead of dropping the rest without a word. */
 START_TEST(too_many_addresses)
 {
-    trace_log *t = calloc(1, sizeof *t);
+    note_log *t = calloc(1, sizeof *t);
     HCLIENT h = connect_traced("toomany.imapwire.test", dv.port, 10, t, NULL);
     ck_assert(h == INVALID_CLIENT);
     iwt_assert_error(ST_ERROR_CONNECTION_REFUSED);
@@ -317,7 +317,7 @@ START_TEST(many_dns_servers)
     iwt_fixture silent[NSILENT];
     char servers[512];
     size_t used = 0;
-    trace_log *t = calloc(1, sizeof *t);
+    note_log *t = calloc(1, sizeof *t);
     long long t0, took;
     IMAPCONNECTINFO ci;
     HCLIENT h;
@@ -338,7 +338,7 @@ START_TEST(many_dns_servers)
     ci.nRemotePort = dv.port;
     ci.nTimeout = TIMEOUT_S;
     ci.lpszDnsServers = servers;
-    ci.lpTraceProc = trace_cb;
+    ci.lpTraceProc = note_cb;
     ci.lpParam = t;
     fds = iwt_count_fds();
     t0 = iwt_now_ms();
@@ -430,7 +430,7 @@ END_TEST
 /* The outgoing socket is bound where asked: Dovecot logs the address it saw. */
 START_TEST(local_address)
 {
-    trace_log *t = calloc(1, sizeof *t);
+    note_log *t = calloc(1, sizeof *t);
     int before = iwt_count_in_file(dv.log, "rip=127.0.0.5");
     HCLIENT h = connect_traced("v4.imapwire.test", dv.port, 10, t, "127.0.0.5");
     ck_assert_msg(h != INVALID_CLIENT, "error %u\n%s", (unsigned)ImapGetLastError(), t->text);

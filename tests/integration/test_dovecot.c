@@ -28,28 +28,6 @@ static HCLIENT connect_plain(void)
     return h;
 }
 
-/* Records every traced line so tests can check what went on the wire. */
-typedef struct trace_log {
-    char text[65536];
-    size_t len;
-    int sends;
-} trace_log;
-
-static void trace_cb(HCLIENT h, UINT dir, LPCTSTR line, INT n, LPVOID param)
-{
-    trace_log *t = param;
-    (void)h;
-    if (dir == IMAP_TRACE_SEND)
-        t->sends++;
-    if (n < 0 || t->len + (size_t)n + 4 >= sizeof t->text)
-        return;
-    t->text[t->len++] = dir == IMAP_TRACE_SEND ? '>' : dir == IMAP_TRACE_RECV ? '<' : '-';
-    memcpy(t->text + t->len, line, (size_t)n);
-    t->len += (size_t)n;
-    t->text[t->len++] = '\n';
-    t->text[t->len] = '\0';
-}
-
 START_TEST(login_each_mechanism)
 {
     static const UINT mechs[] = { IMAP_AUTH_LOGIN, IMAP_AUTH_PLAIN, IMAP_AUTH_DEFAULT };

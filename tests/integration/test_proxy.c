@@ -37,24 +37,6 @@ static struct {
 static pid_t ssh_pid;
 static unsigned ssh_port;
 
-typedef struct trace_log {
-    char text[65536];
-    size_t len;
-} trace_log;
-
-static void trace_cb(HCLIENT h, UINT dir, LPCTSTR line, INT n, LPVOID param)
-{
-    trace_log *t = param;
-    (void)h;
-    if (n < 0 || t->len + (size_t)n + 4 >= sizeof t->text)
-        return;
-    t->text[t->len++] = dir == IMAP_TRACE_SEND ? '>' : dir == IMAP_TRACE_RECV ? '<' : '-';
-    memcpy(t->text + t->len, line, (size_t)n);
-    t->len += (size_t)n;
-    t->text[t->len++] = '\n';
-    t->text[t->len] = '\0';
-}
-
 static unsigned env_uint(const char *path, const char *key)
 {
     char v[32];

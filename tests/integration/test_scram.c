@@ -22,25 +22,6 @@ static void teardown(void)
     ImapUninitialize();
 }
 
-/* Every traced line, one per row: '>' sent, '<' received, '-' a note. */
-typedef struct trace_log {
-    char text[65536];
-    size_t len;
-} trace_log;
-
-static void trace_cb(HCLIENT h, UINT dir, LPCTSTR line, INT n, LPVOID param)
-{
-    trace_log *t = param;
-    (void)h;
-    if (n < 0 || t->len + (size_t)n + 4 >= sizeof t->text)
-        return;
-    t->text[t->len++] = dir == IMAP_TRACE_SEND ? '>' : dir == IMAP_TRACE_RECV ? '<' : '-';
-    memcpy(t->text + t->len, line, (size_t)n);
-    t->len += (size_t)n;
-    t->text[t->len++] = '\n';
-    t->text[t->len] = '\0';
-}
-
 static HCLIENT connect_traced(const char *host, unsigned port, trace_log *t)
 {
     IMAPCONNECTINFO ci;

@@ -52,14 +52,14 @@ START_TEST(client_certificate_accepted)
 }
 END_TEST
 
-typedef struct trace_log {
+typedef struct note_log {
     char text[16384];
     size_t len;
-} trace_log;
+} note_log;
 
-static void trace_cb(HCLIENT h, UINT dir, LPCTSTR line, INT n, LPVOID param)
+static void note_cb(HCLIENT h, UINT dir, LPCTSTR line, INT n, LPVOID param)
 {
-    trace_log *t = param;
+    note_log *t = param;
     (void)h;
     (void)dir;
     if (n < 0 || t->len + (size_t)n + 2 >= sizeof t->text)
@@ -76,7 +76,7 @@ START_TEST(client_certificate_missing)
 {
     SECURITYCREDENTIALS sc;
     IMAPCONNECTINFO ci;
-    trace_log *t = calloc(1, sizeof *t);
+    note_log *t = calloc(1, sizeof *t);
     HCLIENT h;
 
     memset(&sc, 0, sizeof sc);
@@ -89,7 +89,7 @@ START_TEST(client_certificate_missing)
     ci.nTimeout = 10;
     ci.dwOptions = IMAP_OPTION_SECURE_IMPLICIT;
     ci.lpCredentials = &sc;
-    ci.lpTraceProc = trace_cb;
+    ci.lpTraceProc = note_cb;
     ci.lpParam = t;
     h = ImapConnectEx(&ci);
     ck_assert(h != INVALID_CLIENT);

@@ -57,24 +57,6 @@ static int marker_exists(void)
     return access(marker, F_OK) == 0;
 }
 
-typedef struct trace_log {
-    char text[65536];
-    size_t len;
-} trace_log;
-
-static void trace_cb(HCLIENT h, UINT dir, LPCTSTR line, INT n, LPVOID param)
-{
-    trace_log *t = param;
-    (void)h;
-    if (n < 0 || t->len + (size_t)n + 4 >= sizeof t->text)
-        return;
-    t->text[t->len++] = dir == IMAP_TRACE_SEND ? '>' : dir == IMAP_TRACE_RECV ? '<' : '-';
-    memcpy(t->text + t->len, line, (size_t)n);
-    t->len += (size_t)n;
-    t->text[t->len++] = '\n';
-    t->text[t->len] = '\0';
-}
-
 /* Transport strings whose name part is not [a-z0-9_-]{1,31}. */
 static const char *const bad_names[] = {
     "./evil.so:x", NULL /* an absolute path, filled in */, "evil.so", "Tcp", "a/b",
