@@ -396,3 +396,16 @@ void trace_cb(HCLIENT h, UINT dir, LPCTSTR line, INT n, LPVOID param)
     t->text[t->len++] = '\n';
     t->text[t->len] = '\0';
 }
+
+SECURITYCREDENTIALS iwt_tunnel_creds(const iwt_sshd *e)
+{
+    SECURITYCREDENTIALS sc;
+    memset(&sc, 0, sizeof sc);
+    sc.dwSize = sizeof sc;
+    sc.lpszTunnelHost = e->host;
+    sc.nTunnelPort = e->port;
+    sc.lpszTunnelUser = e->user;
+    sc.lpszTunnelKey = e->key;
+    sc.lpszKnownHosts = e->known;
+    return sc;
+}

@@ -28,6 +28,8 @@ typedef struct iwt_sshd {
     int pid;
 } iwt_sshd;
 void iwt_sshd_load(iwt_sshd *e, const char *env_path);
+/* Tunnel credentials for e: key authentication, the usual known_hosts. */
+SECURITYCREDENTIALS iwt_tunnel_creds(const iwt_sshd *e);
 /* One KEY=value from an env file ("" when absent). */
 void iwt_env_value(const char *path, const char *key, char *out, size_t size);
 /* Counts lines containing needle in a file. */

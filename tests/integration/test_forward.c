@@ -31,26 +31,13 @@ static void teardown(void)
     ImapUninitialize();
 }
 
-static SECURITYCREDENTIALS tunnel_creds(void)
-{
-    SECURITYCREDENTIALS sc;
-    memset(&sc, 0, sizeof sc);
-    sc.dwSize = sizeof sc;
-    sc.lpszTunnelHost = sshd.host;
-    sc.nTunnelPort = sshd.port;
-    sc.lpszTunnelUser = sshd.user;
-    sc.lpszTunnelKey = sshd.key;
-    sc.lpszKnownHosts = sshd.known;
-    return sc;
-}
-
 #define FORWARDED 100
 
 /* 100 connections at once through one forward: one SSH connection carries them all;
  * closing stops the port and leaves no descriptor behind. */
 START_TEST(hundred_through_one_forward)
 {
-    SECURITYCREDENTIALS sc = tunnel_creds();
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
     static HCLIENT h[FORWARDED];
     UINT bound = 0;
     HFORWARD f;
@@ -90,7 +77,7 @@ END_TEST
 /* Errors come back from the create call itself, before anyone uses the port. */
 START_TEST(forward_errors)
 {
-    SECURITYCREDENTIALS sc = tunnel_creds();
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
     UINT bound = 0;
     ck_assert(ImapCreatePortForward(NULL, "127.0.0.1", dv.port, 0, &bound) == INVALID_FORWARD);
     iwt_assert_error(ST_ERROR_INVALID_PARAMETER);
@@ -101,7 +88,7 @@ START_TEST(forward_errors)
     sc.lpszKnownHosts = sshd.known_wrong;
     ck_assert(ImapCreatePortForward(&sc, "127.0.0.1", dv.port, 0, &bound) == INVALID_FORWARD);
     iwt_assert_error(ST_ERROR_SSH_HOST_KEY_MISMATCH);
-    sc = tunnel_creds();
+    sc = iwt_tunnel_creds(&sshd);
     sc.lpszTunnelKey = sshd.wrong_key;
     ck_assert(ImapCreatePortForward(&sc, "127.0.0.1", dv.port, 0, &bound) == INVALID_FORWARD);
     iwt_assert_error(ST_ERROR_SSH_AUTH_FAILED);
@@ -113,7 +100,7 @@ END_TEST
 /* A fixed local port is honoured, and a taken one is refused. */
 START_TEST(forward_fixed_port)
 {
-    SECURITYCREDENTIALS sc = tunnel_creds();
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
     UINT bound = 0, again = 0;
     HFORWARD f = ImapCreatePortForward(&sc, "127.0.0.1", dv.port, 0, &bound), g;
     ck_assert(f != INVALID_FORWARD);
@@ -131,7 +118,7 @@ END_TEST
  * is checked against the far host's name. */
 START_TEST(connect_through_managed_forward)
 {
-    SECURITYCREDENTIALS sc = tunnel_creds();
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
     SECURITYINFO si;
     HCLIENT h;
     sc.dwOptions = CREDENTIAL_TUNNEL_FORWARD;
@@ -184,7 +171,7 @@ static char *connect_as(const char *user, unsigned port, int *closed)
  * gets the greeting, before and after. */
 START_TEST(forward_refuses_other_uid)
 {
-    SECURITYCREDENTIALS sc = tunnel_creds();
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
     UINT bound = 0;
     HFORWARD f;
     char *got;
@@ -261,7 +248,7 @@ static void count_listeners_on_greeting(HCLIENT h, UINT dir, LPCTSTR line, INT l
  * socket anyone on the machine could reach exists, during the connect or after. */
 START_TEST(managed_forward_has_no_listener)
 {
-    SECURITYCREDENTIALS sc = tunnel_creds();
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
     IMAPCONNECTINFO in;
     HCLIENT h;
 
@@ -300,7 +287,7 @@ START_TEST(caller_made_forward)
 
     /* any free port will do: ImapCreatePortForward finds one for us, then lets it go */
     {
-        SECURITYCREDENTIALS t = tunnel_creds();
+        SECURITYCREDENTIALS t = iwt_tunnel_creds(&sshd);
         UINT bound = 0;
         HFORWARD f = ImapCreatePortForward(&t, "127.0.0.1", dv.port, 0, &bound);
         ck_assert(f != INVALID_FORWARD);

@@ -1053,13 +1053,7 @@ static HCLIENT tunnel_via(const char *transport, int mode, trace_log *t)
     SECURITYCREDENTIALS sc;
     IMAPCONNECTINFO ci;
 
-    memset(&sc, 0, sizeof sc);
-    sc.dwSize = sizeof sc;
-    sc.lpszTunnelHost = sshd.host;
-    sc.nTunnelPort = sshd.port;
-    sc.lpszTunnelUser = sshd.user;
-    sc.lpszTunnelKey = sshd.key;
-    sc.lpszKnownHosts = sshd.known;
+    sc = iwt_tunnel_creds(&sshd);
     sc.lpszCAFile = ca;
     memset(&ci, 0, sizeof ci);
     ci.dwSize = sizeof ci;

@@ -30,20 +30,6 @@ static void teardown(void)
     ImapUninitialize();
 }
 
-/* Key authentication, the usual known_hosts. */
-static SECURITYCREDENTIALS tunnel_creds(void)
-{
-    SECURITYCREDENTIALS sc;
-    memset(&sc, 0, sizeof sc);
-    sc.dwSize = sizeof sc;
-    sc.lpszTunnelHost = sshd.host;
-    sc.nTunnelPort = sshd.port;
-    sc.lpszTunnelUser = sshd.user;
-    sc.lpszTunnelKey = sshd.key;
-    sc.lpszKnownHosts = sshd.known;
-    return sc;
-}
-
 static void login_and_out(HCLIENT h)
 {
     ck_assert_msg(h != INVALID_CLIENT, "connect: error %u", (unsigned)ImapGetLastError());
@@ -54,7 +40,7 @@ static void login_and_out(HCLIENT h)
 
 START_TEST(tunnel_plain)
 {
-    SECURITYCREDENTIALS sc = tunnel_creds();
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
     SECURITYINFO si;
     IMAPTIMINGS tm;
     HCLIENT h = ImapConnect("127.0.0.1", dv.port, 10, IMAP_OPTION_TUNNEL, &sc);
@@ -77,7 +63,7 @@ END_TEST
 /* The IMAP host name is resolved by the SSH server, not here. */
 START_TEST(tunnel_far_name)
 {
-    SECURITYCREDENTIALS sc = tunnel_creds();
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
     HCLIENT h;
     /* a name only the far side could know would do; localhost shows the path */
     h = ImapConnect("localhost", dv.port, 10, IMAP_OPTION_TUNNEL, &sc);
@@ -88,7 +74,7 @@ END_TEST
 START_TEST(tunnel_starttls_and_implicit)
 {
     char ca[700];
-    SECURITYCREDENTIALS sc = tunnel_creds();
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
     SECURITYINFO si;
     HCLIENT h;
     snprintf(ca, sizeof ca, "%s/certs/ca.pem", dvtls.dir);
@@ -114,7 +100,7 @@ END_TEST
 
 START_TEST(auth_methods)
 {
-    SECURITYCREDENTIALS sc = tunnel_creds();
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
     switch (_i) {
     case 0:                                   /* key with a passphrase */
         sc.lpszTunnelKey = sshd.key_pass_file;
@@ -137,7 +123,7 @@ END_TEST
 START_TEST(auth_agent)
 {
     char agent_env[600], sock[512];
-    SECURITYCREDENTIALS sc = tunnel_creds();
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
     snprintf(agent_env, sizeof agent_env, "%s/agent.env", sshd.dir);
     iwt_env_value(agent_env, "SSH_AUTH_SOCK", sock, sizeof sock);
     ck_assert_msg(sock[0] != '\0', "no agent socket in %s", agent_env);
@@ -168,7 +154,7 @@ static const bad_case bad_cases[] = {
 START_TEST(tunnel_failures)
 {
     const bad_case *b = &bad_cases[_i];
-    SECURITYCREDENTIALS sc = tunnel_creds();
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
     char missing[600];
     unsigned port = dv.port;
     long long t0;
@@ -203,7 +189,7 @@ static HCLIENT shared_handles[SHARERS];
 static void *share_worker(void *arg)
 {
     long i = (long)arg;
-    SECURITYCREDENTIALS sc = tunnel_creds();
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
     pthread_barrier_wait(&share_barrier);
     shared_handles[i] = ImapConnect("127.0.0.1", dv.port, 20,
                                     IMAP_OPTION_TUNNEL | IMAP_OPTION_FREETHREAD, &sc);
@@ -243,7 +229,7 @@ END_TEST
  * a wrong one: that connect authenticates on its own SSH connection, and fails. */
 START_TEST(shared_session_wrong_secret)
 {
-    SECURITYCREDENTIALS sc = tunnel_creds();
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
     const char *right, *wrong = "not-the-secret";
     HCLIENT h1, h3;
     int before, after;

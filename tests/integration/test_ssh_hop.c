@@ -38,19 +38,6 @@ static void teardown(void)
     ImapUninitialize();
 }
 
-static SECURITYCREDENTIALS tunnel_creds(void)
-{
-    SECURITYCREDENTIALS sc;
-    memset(&sc, 0, sizeof sc);
-    sc.dwSize = sizeof sc;
-    sc.lpszTunnelHost = sshd.host;
-    sc.nTunnelPort = sshd.port;
-    sc.lpszTunnelUser = sshd.user;
-    sc.lpszTunnelKey = sshd.key;
-    sc.lpszKnownHosts = sshd.known;
-    return sc;
-}
-
 /* A known_hosts file naming sshd's keys for [host]:port, in the test's scratch dir. */
 static void known_hosts_for(const char *host, unsigned port, char *path, size_t size)
 {
@@ -170,7 +157,7 @@ static void hold_on_hostkey(HCLIENT h, UINT dir, LPCTSTR line, INT len, LPVOID p
 
 static HCLIENT connect_through_relay(unsigned timeout_s, char *known, size_t known_size)
 {
-    SECURITYCREDENTIALS sc = tunnel_creds();
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
     IMAPCONNECTINFO in;
     known_hosts_for("127.0.0.1", relay.port, known, known_size);
     sc.nTunnelPort = relay.port;
@@ -228,7 +215,7 @@ END_TEST
 START_TEST(silent_ssh_server_times_out)
 {
     iwt_fixture f;
-    SECURITYCREDENTIALS sc = tunnel_creds();
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
     long long t0, took;
     iwt_fixture_start(&f, "silent", 1);
     sc.nTunnelPort = f.port;
@@ -260,7 +247,7 @@ static HCLIENT connect_ex(SECURITYCREDENTIALS *sc, const char *local, const char
  * for an in-process tunnel (_i 0) and for CREDENTIAL_TUNNEL_FORWARD (_i 1). */
 START_TEST(local_address_binds_ssh_hop)
 {
-    SECURITYCREDENTIALS sc = tunnel_creds();
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
     int before = iwt_count_in_file(sshd.log, "Connection from 127.0.0.2 "), after;
     HCLIENT h;
     if (_i)
@@ -279,7 +266,7 @@ END_TEST
  * with the same error a plain TCP connect gives for it. */
 START_TEST(foreign_local_address_fails)
 {
-    SECURITYCREDENTIALS sc = tunnel_creds();
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
     IMAPCONNECTINFO in;
     DWORD direct;
     memset(&in, 0, sizeof in);
@@ -302,7 +289,7 @@ END_TEST
  * test's dnsmasq, never in the system's resolver. */
 START_TEST(dns_servers_resolve_ssh_host)
 {
-    SECURITYCREDENTIALS sc = tunnel_creds();
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
     char known[700];
     HCLIENT h;
     known_hosts_for("v4.imapwire.test", sshd.port, known, sizeof known);
