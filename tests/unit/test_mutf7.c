@@ -57,9 +57,10 @@ START_TEST(long_runs_split)
 }
 END_TEST
 
+static size_t first;                /* iw_command_wire's first_line of the last call */
+
 static int wire(const char *text, int plus, int minus, iw_sb *out, size_t *cuts, int *ncuts)
 {
-    size_t first;
     memset(out, 0, sizeof *out);
     return iw_command_wire(text, strlen(text), plus, minus, out, cuts, ncuts, &first);
 }
@@ -76,11 +77,14 @@ START_TEST(literals)
     ck_assert_uint_eq(sb.len, strlen(cmd));
     ck_assert(memcmp(sb.p, cmd, sb.len) == 0);
     ck_assert_uint_eq(cuts[0], strlen("APPEND INBOX {5}\r\n"));
+    ck_assert_uint_eq(first, strlen("APPEND INBOX {5}"));
     iw_sb_free(&sb);
     /* LITERAL+: no cut, {5+} */
     ck_assert_int_eq(wire(cmd, 1, 0, &sb, cuts, &ncuts), 0);
     ck_assert_int_eq(ncuts, 0);
     ck_assert(sb.len == strlen(cmd) + 1 && memcmp(sb.p, "APPEND INBOX {5+}\r\nab\r\nc", sb.len) == 0);
+    /* the trace shows the line up to the end of the head as sent, "{5+}" */
+    ck_assert_uint_eq(first, strlen("APPEND INBOX {5+}"));
     iw_sb_free(&sb);
     /* LITERAL-: only up to 4096 bytes go without a wait */
     ck_assert_int_eq(wire(cmd, 0, 1, &sb, cuts, &ncuts), 0);

@@ -106,9 +106,7 @@ static int iw_async_step(iw_task *t)
     iw_async *a = (iw_async *)t;
     iw_client *c = a->c;
     HCLIENT h;
-    int rc, expect = IW_ASYNC_PENDING;
-
-    int state = __atomic_load_n(&a->state, __ATOMIC_ACQUIRE);
+    int rc, expect = IW_ASYNC_PENDING, state = __atomic_load_n(&a->state, __ATOMIC_ACQUIRE);
 
     if (state == IW_ASYNC_WATCHING)
         return iw_async_watch(a);

@@ -116,26 +116,25 @@ int iw_command_wire(const char *text, size_t len, int plus, int minus, iw_sb *ou
 {
     size_t i = 0, line = 0;
     *ncuts = 0;
-    *first_line = len;
+    *first_line = (size_t)-1;
     while (i < len) {
         size_t size, data;
         char head[32];
         if (iw_literal_head(text, len, i, &size, &data)) {
+            int wait;
             /* exactly size bytes follow, whatever they are */
             if (size > IW_MAX_LITERAL || size > len - data)
                 return ST_ERROR_INVALID_PARAMETER;
-            if (*first_line == len)
-                *first_line = out->len + (size_t)snprintf(head, sizeof head, "{%zu}", size);
-            if (plus || (minus && size <= 4096)) {
-                snprintf(head, sizeof head, "{%zu+}\r\n", size);
-                iw_sb_str(out, head);
-            } else {
-                if (*ncuts >= IW_MAX_CUTS)
-                    return ST_ERROR_INVALID_PARAMETER;
-                snprintf(head, sizeof head, "{%zu}\r\n", size);
-                iw_sb_str(out, head);
+            wait = !(plus || (minus && size <= 4096));
+            if (wait && *ncuts >= IW_MAX_CUTS)
+                return ST_ERROR_INVALID_PARAMETER;
+            snprintf(head, sizeof head, wait ? "{%zu}\r\n" : "{%zu+}\r\n", size);
+            if (iw_sb_str(out, head) != 0)
+                return out->err;
+            if (*first_line == (size_t)-1)
+                *first_line = out->len - 2;       /* up to the head, without its CRLF */
+            if (wait)
                 cuts[(*ncuts)++] = out->len;
-            }
             iw_sb_add(out, text + data, size);
             i = data + size;
             line = 0;
@@ -202,7 +201,7 @@ int iw_session_command(iw_client *c, const char *text, IMAPRESPONSEPROC proc, vo
     if (row != NULL && row->secret) {
         iw_redacted_form(text, n, row->keep, redacted, sizeof redacted);
         trace = redacted;
-    } else if (first_line < wire.len) {
+    } else if (first_line != (size_t)-1) {
         /* a literal's bytes are not traced: the line up to its head says enough */
         snprintf(redacted, sizeof redacted, "%.*s <literal>",
                  (int)(first_line < 200 ? first_line : 200), wire.p);

@@ -21,7 +21,8 @@ struct iw_fetch {
 int iw_fetch_parse(const iw_response *r, struct iw_fetch *f);
 /* The wire form of ImapCommand's text (see session.c): 0 or ST_ERROR_INVALID_PARAMETER;
  * cuts (IW_MAX_CUTS of them) where a synchronising literal waits for "+", first_line the
- * length of the wire text up to the first literal's head. */
+ * length of the wire text up to the end of the first literal's head ((size_t)-1 if the
+ * text has no literal): what the trace shows of it. */
 int iw_command_wire(const char *text, size_t len, int plus, int minus, iw_sb *out,
                     size_t *cuts, int *ncuts, size_t *first_line);
 int iw_session_select(iw_client *c, const char *mailbox, IMAPMAILBOX *mb);
