@@ -282,7 +282,7 @@ static int iw_forward_new(const SECURITYCREDENTIALS *creds, const imapwire_endpo
     }
     rc = iw_creds_copy(creds, &fw->creds);
     if (rc == 0 && (fw->creds == NULL || fw->creds->tunnel_host == NULL ||
-                    fw->creds->tunnel_user == NULL))
+                    !iw_ssh_route_valid(fw->creds)))
         rc = ST_ERROR_INVALID_PARAMETER;
     if (rc != 0) {
         iw_forward_free(fw);

@@ -19,6 +19,7 @@
 #include <openssl/rand.h>
 #include "../core/runtime/loop.h"
 #include "../core/transport/chain.h"
+#include "../security/ssh_hops.h"
 #include "../security/ssh_policy.h"
 
 /* How often a connection that shares its session with another thread re-checks its
@@ -30,8 +31,10 @@ enum { S_LOWER, S_HANDSHAKE, S_HOSTKEY, S_AUTH_LIST, S_AUTH_KEY, S_AUTH_AGENT_CO
        S_AUTH_AGENT, S_AUTH_PASSWORD, S_AUTH_KBD, S_READY, S_DEAD };
 
 /* The phases nTimeout bounds one by one: TCP to the server, handshake with the host key
- * check, authentication, and (per connection) the channel. */
-enum { P_TCP, P_HANDSHAKE, P_AUTH, P_CHANNEL, P_UP };
+ * check, authentication, and (per connection) the channel. Behind a jump host the route
+ * to the server has phases of its own: P_VIA plus the route's phase, so each hop's
+ * phases get their own deadline too. */
+enum { P_TCP, P_HANDSHAKE, P_AUTH, P_CHANNEL, P_UP, P_VIA = 16 };
 
 typedef struct ssh_session {
     struct ssh_session *next;
@@ -46,8 +49,11 @@ typedef struct ssh_session {
     LIBSSH2_SESSION *s;
     LIBSSH2_AGENT   *agent;
     struct libssh2_agent_publickey *identity;
-    imapwire_layer  *tcp;           /* the session's own hop to the SSH server (TCP, or
-                                       the caller's transport) */
+    imapwire_layer  *tcp;           /* the session's own hop to the SSH server (TCP, the
+                                       caller's transport, or a channel through the
+                                       previous jump host) */
+    int              jump;          /* tcp is an "ssh" layer: a channel of a jump host */
+    int              route_failed;  /* died because tcp failed, not in its own steps */
     imapwire_endpoint ep;
     /* password (or passphrase) is wiped and dropped once the session is authenticated */
     char            *host, *user, *key, *password, *known_hosts, *methods;
@@ -332,9 +338,11 @@ static void ssh_session_release(ssh_session *s)
         ssh_session_free(s);
 }
 
-static int ssh_session_new(const iw_ssh_params *p, const imapwire_endpoint *ep,
-                           const unsigned char id[32], ssh_session **out)
+static int ssh_session_new(const iw_ssh_params *p, const iw_ssh_hop *hop,
+                           const imapwire_endpoint *ep, const unsigned char id[32],
+                           ssh_session **out)
 {
+    size_t via_len = iw_ssh_hops_via_len(p->host);
     ssh_session *s = calloc(1, sizeof *s);
     int rc;
 
@@ -346,8 +354,8 @@ static int ssh_session_new(const iw_ssh_params *p, const imapwire_endpoint *ep,
     s->fd = -1;
     memcpy(s->id, id, 32);
     s->refs = 1;
-    s->host = iw_strdup(p->host);
-    s->user = iw_strdup(p->user);
+    s->host = iw_strdup(hop->host);
+    s->user = iw_strdup(hop->user);
     s->key = iw_strdup(p->key);
     s->password = iw_strdup(p->password);
     s->local_address = iw_strdup(ep->local_address);
@@ -372,10 +380,28 @@ static int ssh_session_new(const iw_ssh_params *p, const imapwire_endpoint *ep,
      * server's name). It outlives the connect that made it, so it gets no trace sink. */
     s->ep = *ep;
     s->ep.host = s->host;
-    s->ep.port = p->port;
+    s->ep.port = hop->port;
     s->ep.local_address = s->local_address;
     s->ep.dns_servers = s->dns_servers;
-    rc = iw_layer_new_spec(p->transport, &s->ep, NULL, NULL, &s->tcp);
+    if (via_len > 0) {
+        /* Behind jump hosts: the hop is a channel of the session to the route before
+         * it (itself shared, and itself perhaps behind jump hosts), which carries the
+         * caller's transport down to the first SSH server. */
+        iw_ssh_params via = *p;
+        char *route = malloc(via_len + 1);
+        rc = ST_ERROR_OUT_OF_MEMORY;
+        if (route != NULL) {
+            memcpy(route, p->host, via_len);
+            route[via_len] = '\0';
+            via.host = route;
+            via.phase_started = NULL;
+            rc = iw_layer_new_params("ssh", NULL, &via, &s->ep, NULL, NULL, NULL, &s->tcp);
+            free(route);
+        }
+        s->jump = rc == 0;
+    } else {
+        rc = iw_layer_new_spec(p->transport, &s->ep, NULL, NULL, &s->tcp);
+    }
     if (rc == 0) {
         s->s = libssh2_session_init_ex(ssh_mem_alloc, ssh_mem_free, ssh_mem_realloc, s);
         if (s->s == NULL)
@@ -393,32 +419,53 @@ static int ssh_session_new(const iw_ssh_params *p, const imapwire_endpoint *ep,
     return 0;
 }
 
+/* A live listed session with this id, with a reference taken; under ssh_list_lock. */
+static ssh_session *ssh_session_find_locked(const unsigned char id[32])
+{
+    ssh_session *s;
+    for (s = ssh_sessions; s != NULL; s = s->next) {
+        if (memcmp(s->id, id, 32) == 0 && !__atomic_load_n(&s->dead, __ATOMIC_ACQUIRE)) {
+            s->refs++;
+            return s;
+        }
+    }
+    return NULL;
+}
+
 /* The session for these parameters: a live shared one, or a new one in the list. */
-static int ssh_session_get(const iw_ssh_params *p, const imapwire_endpoint *ep,
-                           ssh_session **out)
+static int ssh_session_get(const iw_ssh_params *p, const iw_ssh_hop *hop,
+                           const imapwire_endpoint *ep, ssh_session **out)
 {
     unsigned char id[32];
-    ssh_session *s;
+    ssh_session *s, *other;
     int rc = ssh_session_id(p, ep, id);
     if (rc != 0)
         return rc;
     pthread_mutex_lock(&ssh_list_lock);
-    for (s = ssh_sessions; s != NULL; s = s->next) {
-        if (memcmp(s->id, id, 32) == 0 && !__atomic_load_n(&s->dead, __ATOMIC_ACQUIRE)) {
-            s->refs++;
-            pthread_mutex_unlock(&ssh_list_lock);
-            *out = s;
-            return 0;
-        }
+    s = ssh_session_find_locked(id);
+    pthread_mutex_unlock(&ssh_list_lock);
+    if (s != NULL) {
+        *out = s;
+        return 0;
     }
-    rc = ssh_session_new(p, ep, id, &s);
-    if (rc == 0) {
+    /* Made outside the lock: behind a jump host, making it gets the route's session. */
+    rc = ssh_session_new(p, hop, ep, id, &s);
+    if (rc != 0)
+        return rc;
+    pthread_mutex_lock(&ssh_list_lock);
+    other = ssh_session_find_locked(id);
+    if (other == NULL) {
         s->next = ssh_sessions;
         ssh_sessions = s;
-        *out = s;
     }
     pthread_mutex_unlock(&ssh_list_lock);
-    return rc;
+    if (other != NULL) {
+        /* another thread made the same session meanwhile: share theirs */
+        ssh_session_free(s);
+        s = other;
+    }
+    *out = s;
+    return 0;
 }
 
 /* A dead session is never handed out again; its channels report the closed connection. */
@@ -516,6 +563,33 @@ static int ssh_check_hostkey(ssh_session *s)
     }
 }
 
+/* The session a jump host's layer serves (s->jump: s->tcp is one of ours). */
+static ssh_session *ssh_route(const ssh_session *s)
+{
+    const struct ssh_ctx *lc = s->tcp->ctx;
+    return lc->sess;
+}
+
+/* Behind jump hosts, says which hop a failure belongs to, counted from the first: the
+ * deepest session on the route that died in its own steps (host key, authentication), or
+ * the first one the hop before it could not open a channel to. */
+static void ssh_trace_failed_hop(const ssh_session *s, imapwire_layer *l, int error)
+{
+    const ssh_session *cur = s, *lower;
+    int depth = 0, hop;
+    const char *text = iw_error_name((DWORD)error);
+    if (!s->jump)
+        return;
+    while (cur->route_failed && cur->jump && (lower = ssh_route(cur)) != NULL &&
+           __atomic_load_n(&lower->dead, __ATOMIC_ACQUIRE))
+        cur = lower;
+    for (lower = cur; lower->jump; lower = ssh_route(lower))
+        depth++;
+    hop = depth + 1;
+    l->host->trace(l, "ssh: hop %d (%s@%s:%u) failed: %s", hop, cur->user, cur->host,
+                   cur->ep.port, text ? text : "error");
+}
+
 /* One non-blocking round of session set-up under s->lock: 1 when ready, 0 to wait. */
 static int ssh_session_step(ssh_session *s, imapwire_layer *l)
 {
@@ -527,12 +601,16 @@ static int ssh_session_step(ssh_session *s, imapwire_layer *l)
         switch (s->state) {
         case S_LOWER:
             rc = iw_layer_connect(s->tcp, &done);
-            if (rc != 0)
+            if (rc != 0) {
+                s->route_failed = 1;
                 return ssh_session_die(s, rc);
+            }
             if (!done)
                 return 0;
             l->host->mark(l, IMAPWIRE_MARK_CONNECTED);
-            if (iw_layer_query(s->tcp, IMAPWIRE_QUERY_SOCKET, &s->fd) != 0 || s->fd < 0) {
+            /* A jump host's channel would name the jump host's socket: not ours. */
+            if (s->jump || iw_layer_query(s->tcp, IMAPWIRE_QUERY_SOCKET, &s->fd) != 0 ||
+                s->fd < 0) {
                 /* libssh2 wants a descriptor to put in non-blocking mode even when its
                  * I/O goes through our callbacks; give it one of its own. */
                 int sv[2];
@@ -665,6 +743,11 @@ static int ssh_session_phase(const ssh_session *s)
 {
     switch (s->state) {
     case S_LOWER:
+        /* The route's layer is driven only under our lock: its phase is ours to read. */
+        if (s->jump) {
+            const struct ssh_ctx *lc = s->tcp->ctx;
+            return P_VIA + lc->phase + 1;
+        }
         return P_TCP;
     case S_HANDSHAKE:
     case S_HOSTKEY:
@@ -699,12 +782,17 @@ static int ssh_create(imapwire_layer *l, const char *args)
 {
     struct ssh_ctx *c = l->ctx;
     const iw_ssh_params *p = l->params;
-    int rc;
+    iw_ssh_hop hops[IW_SSH_MAX_HOPS];
+    int rc, n;
     (void)args;
     /* everything comes from the creator; without it there is no server to trust */
     if (p == NULL || p->struct_size < sizeof *p)
         return ST_ERROR_INVALID_PARAMETER;
-    rc = ssh_session_get(p, l->endpoint, &c->sess);
+    /* the last hop is this layer's SSH server; the ones before it are its route */
+    rc = iw_ssh_hops_parse(p->host, p->user, p->port, hops, IW_SSH_MAX_HOPS, &n);
+    if (rc != 0)
+        return rc;
+    rc = ssh_session_get(p, &hops[n - 1], l->endpoint, &c->sess);
     if (rc != 0)
         return rc;
     c->phase = -1;
@@ -762,6 +850,8 @@ static int ssh_connect(imapwire_layer *l, int *done)
         if (rc == 1) {
             c->state = L_CHANNEL;
             rc = 0;
+        } else if (rc != 0) {
+            ssh_trace_failed_hop(s, l, rc);
         }
     }
     if (rc == 0 && c->state == L_SESSION)
@@ -971,14 +1061,18 @@ int iw_ssh_hold(const iw_ssh_params *p, const iw_layer_sink *sink, void *core,
 {
     ssh_session *s;
     imapwire_layer *probe = NULL;
+    iw_ssh_hop hops[IW_SSH_MAX_HOPS];
     int64_t deadline_ms = 0;
-    int rc, phase = -1;
+    int rc, n, phase = -1;
 
     *hold = NULL;
+    rc = iw_ssh_hops_parse(p->host, p->user, p->port, hops, IW_SSH_MAX_HOPS, &n);
+    if (rc != 0)
+        return rc;
     rc = iw_layer_new_internal(&ssh_probe_type, ep, sink, core, NULL, &probe);
     if (rc != 0)
         return rc;
-    rc = ssh_session_get(p, ep, &s);
+    rc = ssh_session_get(p, &hops[n - 1], ep, &s);
     if (rc != 0) {
         iw_layer_free_chain(probe);
         return rc;
@@ -987,6 +1081,8 @@ int iw_ssh_hold(const iw_ssh_params *p, const iw_layer_sink *sink, void *core,
     for (;;) {
         pthread_mutex_lock(&s->lock);
         rc = ssh_session_step(s, probe);
+        if (rc != 0 && rc != 1)
+            ssh_trace_failed_hop(s, probe, rc);
         if (rc == 0 && ssh_session_phase(s) != phase) {
             phase = ssh_session_phase(s);
             deadline_ms = iw_now_ms() + ep->timeout_ms;

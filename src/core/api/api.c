@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include "../imap/client.h"
 #include "../imap/session.h"
+#include "../../security/ssh_policy.h"
 #include "../../security/tls_policy.h"
 #include "../../transports/forward.h"
 #include "../../transports/resolve.h"
@@ -186,7 +187,7 @@ static int iw_prepare(iw_client *c, const IMAPCONNECTINFO *in)
             return rc;
     }
     if ((opt & IMAP_OPTION_TUNNEL) && c->creds != NULL && c->creds->tunnel_host != NULL) {
-        if (c->creds->tunnel_user == NULL || *c->creds->tunnel_user == '\0')
+        if (!iw_ssh_route_valid(c->creds))
             return ST_ERROR_INVALID_PARAMETER;
         if (c->creds->options & CREDENTIAL_TUNNEL_FORWARD) {
             /* Through a library-managed forward that only this connect can reach (a socket
