@@ -92,7 +92,11 @@ typedef uintptr_t HFORWARD;          /* a port-forward's handle */
 #define CERTIFICATE_STATUS_NOT_CHECKED   5u
 
 /* CREDENTIAL_* bits of SECURITYCREDENTIALS.dwOptions */
-#define CREDENTIAL_TUNNEL_FORWARD 0x0001u
+#define CREDENTIAL_TUNNEL_FORWARD    0x0001u
+/* lpszTunnelHost is a Host of the OpenSSH client configuration (IMAPWIRE_SSH_CONFIG, else
+ * ~/.ssh/config): HostName, Port, User, IdentityFile, IdentitiesOnly, ProxyJump,
+ * UserKnownHostsFile, ConnectTimeout, ServerAliveInterval; fields set here win. */
+#define CREDENTIAL_TUNNEL_SSH_CONFIG 0x0002u
 
 /* ---- Events, trace directions, auth types ---------------------------------------- */
 #define IMAP_EVENT_CONNECT    1u

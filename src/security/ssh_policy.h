@@ -26,6 +26,8 @@ typedef struct iw_ssh_params {
      * key, authentication, channel): each gets its own nTimeout, so the connection's
      * deadline restarts too. NULL: nothing to tell. */
     void      (*phase_started)(void *core);
+    unsigned    connect_timeout_ms; /* 0, or a shorter bound for each hop's TCP phase */
+    unsigned    alive_interval_s;   /* 0, or seconds between keepalives of the session */
 } iw_ssh_params;
 
 /* Nonzero when the tunnel host list parses with the credentials' user and port as the
@@ -48,6 +50,8 @@ static inline int iw_ssh_params_from(const iw_creds *k, const char *transport,
     out->known_hosts = k->known_hosts;
     out->transport = transport;
     out->phase_started = phase_started;
+    out->connect_timeout_ms = k->ssh_connect_timeout * 1000u;
+    out->alive_interval_s = k->ssh_alive_interval;
     return 0;
 }
 

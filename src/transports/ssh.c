@@ -54,6 +54,7 @@ typedef struct ssh_session {
                                        previous jump host) */
     int              jump;          /* tcp is an "ssh" layer: a channel of a jump host */
     int              route_failed;  /* died because tcp failed, not in its own steps */
+    unsigned         alive_s;       /* keepalive interval once ready (0: none) */
     imapwire_endpoint ep;
     /* password (or passphrase) is wiped and dropped once the session is authenticated */
     char            *host, *user, *key, *password, *known_hosts, *methods;
@@ -72,6 +73,7 @@ struct ssh_ctx {
     int              on_loop;      /* made (and driven) by the loop thread */
     int              phase;        /* P_*, or -1 before the first step */
     int64_t          phase_deadline_ms;
+    unsigned         connect_timeout_ms;   /* 0: the endpoint's timeout */
     void           (*phase_started)(void *core);
 };
 
@@ -354,6 +356,7 @@ static int ssh_session_new(const iw_ssh_params *p, const iw_ssh_hop *hop,
     s->fd = -1;
     memcpy(s->id, id, 32);
     s->refs = 1;
+    s->alive_s = p->alive_interval_s;
     s->host = iw_strdup(hop->host);
     s->user = iw_strdup(hop->user);
     s->key = iw_strdup(p->key);
@@ -731,6 +734,9 @@ static int ssh_session_step(ssh_session *s, imapwire_layer *l)
                 iw_free_secret(s->password);
                 s->password = NULL;
             }
+            /* ServerAliveInterval: only sets two fields; sent when the session is driven */
+            if (s->alive_s != 0)
+                libssh2_keepalive_config(s->s, 1, s->alive_s);
             return 1;
         default:
             return s->error ? s->error : (int)ST_ERROR_CONNECTION_CLOSED;
@@ -769,8 +775,12 @@ static int ssh_phase_check(imapwire_layer *l, int phase)
     struct ssh_ctx *c = l->ctx;
     int64_t now = iw_now_ms();
     if (phase != c->phase) {
+        int64_t t = l->endpoint->timeout_ms;
+        /* ConnectTimeout from the SSH configuration bounds reaching the server */
+        if (phase == P_TCP && c->connect_timeout_ms != 0 && c->connect_timeout_ms < t)
+            t = c->connect_timeout_ms;
         c->phase = phase;
-        c->phase_deadline_ms = now + l->endpoint->timeout_ms;
+        c->phase_deadline_ms = now + t;
         if (c->phase_started != NULL)
             c->phase_started(l->core);
         return 0;
@@ -797,6 +807,7 @@ static int ssh_create(imapwire_layer *l, const char *args)
         return rc;
     c->phase = -1;
     c->phase_started = p->phase_started;
+    c->connect_timeout_ms = p->connect_timeout_ms;
     c->on_loop = iw_loop_is_current();
     pthread_mutex_lock(&ssh_list_lock);
     if (c->on_loop)
@@ -960,6 +971,11 @@ static void ssh_pollset(imapwire_layer *l, unsigned want, imapwire_pollset *ps)
         if (dir & LIBSSH2_SESSION_BLOCK_OUTBOUND)
             below |= IMAPWIRE_WANT_WRITE;
         iw_layer_pollset(s->tcp, below ? below : IMAPWIRE_WANT_READ, ps);
+        if (s->alive_s != 0 && s->state == S_READY) {
+            int next = 0;
+            if (libssh2_keepalive_send(s->s, &next) == 0 && next > 0)
+                imapwire_pollset_wakeup(ps, iw_now_ms() + (int64_t)next * 1000);
+        }
         /* Another channel's read may have queued our data inside libssh2: the socket
          * will not say so, so ask to be stepped again at once. */
         if ((want & IMAPWIRE_WANT_READ) && c->state == L_UP &&

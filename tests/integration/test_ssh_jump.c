@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "iwtest.h"
 #include "sshd_log.h"
@@ -238,6 +239,98 @@ START_TEST(forward_through_jump)
 }
 END_TEST
 
+
+/* ---- CREDENTIAL_TUNNEL_SSH_CONFIG ---- */
+
+static void write_config(char *path, size_t size, const char *extra)
+{
+    FILE *f;
+    snprintf(path, size, "%s/ssh-config-%d", getenv("IW_TMPDIR"), (int)getpid());
+    f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "Host imapbastion\n"
+               "  HostName 127.0.0.1\n"
+               "  Port %u\n"
+               "  User %s\n"
+               "  IdentityFile %s\n"
+               "  UserKnownHostsFile %s\n"
+               "  ServerAliveInterval 15\n"
+               "Host imapinner\n"
+               "  HostName 127.0.0.1\n"
+               "  ProxyJump imapbastion\n"
+               "%s"
+               "Host *\n"
+               "  Port %u\n"
+               "  User %s\n"
+               "  IdentityFile %s\n"
+               "  UserKnownHostsFile %s\n",
+            sshd.port, sshd.user, sshd.key, sshd.known, extra, sshd.port, sshd.user,
+            sshd.key, sshd.known);
+    fclose(f);
+    ck_assert_int_eq(chmod(path, 0600), 0);
+    setenv("IMAPWIRE_SSH_CONFIG", path, 1);
+}
+
+static HCLIENT config_connect(const char *alias)
+{
+    SECURITYCREDENTIALS sc;
+    IMAPCONNECTINFO in;
+    memset(&sc, 0, sizeof sc);
+    sc.dwSize = sizeof sc;
+    sc.dwOptions = CREDENTIAL_TUNNEL_SSH_CONFIG;
+    sc.lpszTunnelHost = alias;
+    memset(&in, 0, sizeof in);
+    in.dwSize = sizeof in;
+    in.lpszHostName = "127.0.0.1";
+    in.nRemotePort = dv.port;
+    in.nTimeout = 10;
+    in.dwOptions = IMAP_OPTION_TUNNEL;
+    in.lpCredentials = &sc;
+    in.lpTraceProc = trace_cb;
+    in.lpParam = &tl;
+    return ImapConnectEx(&in);
+}
+
+/* Only the alias comes from the caller: host, port, user, key and known_hosts from the
+ * file; an alias with ProxyJump goes through the bastion. */
+START_TEST(config_alias_and_proxyjump)
+{
+    char path[512];
+    int accepted;
+    HCLIENT h;
+    write_config(path, sizeof path, "");
+    accepted = iwt_count_in_file(sshd.log, "Accepted publickey for ");
+    h = config_connect("imapbastion");
+    login_noop(h);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    iwt_sshd_marker(&sshd);
+    ck_assert_int_eq(iwt_count_in_file(sshd.log, "Accepted publickey for ") - accepted, 1);
+    h = config_connect("imapinner");
+    login_noop(h);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    iwt_sshd_marker(&sshd);
+    ck_assert_int_eq(iwt_count_in_file(sshd.log, "Accepted publickey for ") - accepted, 3);
+    unsetenv("IMAPWIRE_SSH_CONFIG");
+}
+END_TEST
+
+/* A keyword we cannot honour fails before any traffic, named with its line. */
+START_TEST(config_refusal_named)
+{
+    char path[512];
+    int before;
+    write_config(path, sizeof path, "Host imapproxied\n  ProxyCommand nc %h %p\n");
+    before = iwt_count_in_file(sshd.log, "Connection from 127.0.0.1 ");
+    ck_assert(config_connect("imapproxied") == INVALID_CLIENT);
+    iwt_assert_error(ST_ERROR_INVALID_PARAMETER);
+    ck_assert_msg(strstr(tl.text, "ProxyCommand") != NULL && strstr(tl.text, "line 12") != NULL,
+                  "trace:\n%s", tl.text);
+    iwt_sshd_marker(&sshd);
+    ck_assert_int_eq(iwt_count_in_file(sshd.log, "Connection from 127.0.0.1 ") - before, 0);
+    unsetenv("IMAPWIRE_SSH_CONFIG");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ssh_jump");
@@ -256,6 +349,8 @@ int main(void)
     tcase_add_test(tc, hop2_unreachable);
     tcase_add_test(tc, bad_route_no_traffic);
     tcase_add_test(tc, forward_through_jump);
+    tcase_add_test(tc, config_alias_and_proxyjump);
+    tcase_add_test(tc, config_refusal_named);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

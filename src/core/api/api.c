@@ -135,9 +135,18 @@ static int iw_prepare(iw_client *c, const IMAPCONNECTINFO *in)
     if (in->nTimeout > 86400)
         return ST_ERROR_INVALID_PARAMETER;
     c->owner = iw_thread_id();
-    rc = iw_creds_copy(in->lpCredentials, &c->creds);
-    if (rc != 0)
-        return rc;
+    c->trace = IW_INFO(in, lpTraceProc);
+    c->trace_param = IW_INFO(in, lpParam);
+    {
+        char why[256] = "";
+        rc = iw_creds_copy_why(in->lpCredentials, &c->creds, why, sizeof why);
+        if (rc != 0) {
+            /* the SSH configuration's line and keyword: the one thing to fix */
+            if (why[0] != '\0')
+                iw_client_note(c, why);
+            return rc;
+        }
+    }
 
     /* secure_getenv: a setuid or file-capability program ignores the environment. */
     c->transport = iw_strdup(IW_INFO(in, lpszTransport));
@@ -165,8 +174,6 @@ static int iw_prepare(iw_client *c, const IMAPCONNECTINFO *in)
     }
     c->client_name = iw_strdup(IW_INFO(in, lpszClientName));
     c->client_version = iw_strdup(IW_INFO(in, lpszClientVersion));
-    c->trace = IW_INFO(in, lpTraceProc);
-    c->trace_param = IW_INFO(in, lpParam);
     c->host = iw_strdup(host);
     if (c->host == NULL)
         return ST_ERROR_OUT_OF_MEMORY;
