@@ -200,7 +200,8 @@ static int iw_prepare(iw_client *c, const IMAPCONNECTINFO *in)
             /* Through a library-managed forward that only this connect can reach (a socket
              * pair); its SSH hop takes the connect's local address and DNS servers, and
              * names and certificates still concern the far host. */
-            rc = iw_forward_open_private(in->lpCredentials, &c->ep, &c->forward);
+            rc = iw_forward_open_private(in->lpCredentials, &c->ep,
+                                         IW_INFO(in, lpEventProc) == NULL, &c->forward);
             if (rc != 0)
                 return rc;
         }
