@@ -46,6 +46,7 @@ typedef struct ssh_session {
     pthread_mutex_t  lock;
     int              state, error;  /* under lock */
     int              dead;          /* atomic: read by lookups that do not take lock */
+    int              live_fd;       /* atomic: the server socket once ready, else -1 */
     LIBSSH2_SESSION *s;
     LIBSSH2_AGENT   *agent;
     struct libssh2_agent_publickey *identity;
@@ -55,6 +56,11 @@ typedef struct ssh_session {
     int              jump;          /* tcp is an "ssh" layer: a channel of a jump host */
     int              route_failed;  /* died because tcp failed, not in its own steps */
     unsigned         alive_s;       /* keepalive interval once ready (0: none) */
+    /* Channels whose close the loop thread could not finish at once: whoever drives the
+     * session next retries them (the loop never waits for a peer), and the session's
+     * own end frees what is left. Under lock. */
+    LIBSSH2_CHANNEL **closing;
+    size_t           nclosing, capclosing;
     imapwire_endpoint ep;
     /* password (or passphrase) is wiped and dropped once the session is authenticated */
     char            *host, *user, *key, *password, *known_hosts, *methods;
@@ -257,16 +263,23 @@ static int ssh_session_id(const iw_ssh_params *p, const imapwire_endpoint *ep,
     return rc;
 }
 
-/* Waits up to ms for the session's socket in the direction libssh2 is blocked on. */
-static void ssh_wait(ssh_session *s, int ms)
+/* The descriptors to wait on for the direction libssh2 is blocked on; under s->lock. */
+static nfds_t ssh_wait_fds(ssh_session *s, struct pollfd *pfd)
 {
     imapwire_pollset ps = {0};
-    struct pollfd pfd[IMAPWIRE_POLLSET_MAX];
     int dir = libssh2_session_block_directions(s->s);
     iw_layer_pollset(s->tcp, ((dir & LIBSSH2_SESSION_BLOCK_OUTBOUND) ? IMAPWIRE_WANT_WRITE : 0) |
                                  IMAPWIRE_WANT_READ, &ps);
-    if (ps.count > 0)
-        poll(pfd, iw_pollset_to_pollfd(&ps, pfd), ms);
+    return ps.count > 0 ? iw_pollset_to_pollfd(&ps, pfd) : 0;
+}
+
+/* Waits up to ms for the session's socket (teardown, which owns the session). */
+static void ssh_wait(ssh_session *s, int ms)
+{
+    struct pollfd pfd[IMAPWIRE_POLLSET_MAX];
+    nfds_t n = ssh_wait_fds(s, pfd);
+    if (n > 0)
+        poll(pfd, n, ms);
 }
 
 /* libssh2's closing calls may want the network even when freeing: give each a short,
@@ -276,23 +289,25 @@ static void ssh_wait(ssh_session *s, int ms)
 
 static void ssh_session_free(ssh_session *s)
 {
-    int i;
+    /* The loop thread never waits for a peer: one polite try, then the socket goes. */
+    int i, tries = iw_loop_is_current() ? 0 : SSH_CLOSE_TRIES;
     /* The agent handle lives inside the session's memory: it goes first. */
     if (s->agent != NULL) {
         libssh2_agent_disconnect(s->agent);
         libssh2_agent_free(s->agent);
     }
     if (s->s != NULL) {
-        if (s->state == S_READY)
-            for (i = 0; i < SSH_CLOSE_TRIES &&
-                        libssh2_session_disconnect(s->s, "imapwire: done") == LIBSSH2_ERROR_EAGAIN;
+        if (s->state == S_READY) {
+            for (i = 0; libssh2_session_disconnect(s->s, "imapwire: done") == LIBSSH2_ERROR_EAGAIN &&
+                        i < tries;
                  i++)
                 ssh_wait(s, SSH_CLOSE_WAIT_MS);
+        }
         /* Freeing must finish, or the session's memory stays behind: once the socket is
          * dead (closed below) nothing can block any more. */
-        for (i = 0; i < SSH_CLOSE_TRIES && libssh2_session_free(s->s) == LIBSSH2_ERROR_EAGAIN; i++)
+        for (i = 0; i < tries && libssh2_session_free(s->s) == LIBSSH2_ERROR_EAGAIN; i++)
             ssh_wait(s, SSH_CLOSE_WAIT_MS);
-        if (i == SSH_CLOSE_TRIES) {
+        if (i == tries) {
             iw_layer_free_chain(s->tcp);
             s->tcp = NULL;
             s->state = S_DEAD;
@@ -312,6 +327,7 @@ static void ssh_session_free(ssh_session *s)
     free(s->methods);
     free(s->local_address);
     free(s->dns_servers);
+    free(s->closing);              /* the channels themselves went with the session */
     pthread_mutex_destroy(&s->lock);
     free(s);
 }
@@ -354,6 +370,7 @@ static int ssh_session_new(const iw_ssh_params *p, const iw_ssh_hop *hop,
     pthread_mutex_init(&s->lock, NULL);
     s->dummy_fd = -1;
     s->fd = -1;
+    s->live_fd = -1;
     memcpy(s->id, id, 32);
     s->refs = 1;
     s->alive_s = p->alive_interval_s;
@@ -422,15 +439,50 @@ static int ssh_session_new(const iw_ssh_params *p, const iw_ssh_hop *hop,
     return 0;
 }
 
-/* A live listed session with this id, with a reference taken; under ssh_list_lock. */
+/* A ready session whose server has closed its end while nobody used it (sshd killed
+ * or restarted, a reset): its socket says so without a byte being read. Behind a jump
+ * host, the route's session answers. Under ssh_list_lock, which keeps s and its route
+ * listed, so their sockets are open. */
+static int ssh_session_gone(const ssh_session *s)
+{
+    int depth;
+    for (depth = 0; depth <= IW_SSH_MAX_HOPS; depth++) {
+        int fd = __atomic_load_n(&s->live_fd, __ATOMIC_ACQUIRE);
+        char b;
+        ssize_t n;
+        if (__atomic_load_n(&s->dead, __ATOMIC_ACQUIRE))
+            return 1;
+        if (fd < 0) {
+            if (!s->jump)
+                return 0;          /* still being set up: its own steps will tell */
+            s = ((const struct ssh_ctx *)s->tcp->ctx)->sess;
+            continue;
+        }
+        n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+        return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+    }
+    return 0;
+}
+
+/* A live listed session with this id, with a reference taken; under ssh_list_lock. A
+ * shared session found dead is dropped from the list (its users see the error on their
+ * next call) and replaced by the caller, never handed out. */
 static ssh_session *ssh_session_find_locked(const unsigned char id[32])
 {
-    ssh_session *s;
-    for (s = ssh_sessions; s != NULL; s = s->next) {
-        if (memcmp(s->id, id, 32) == 0 && !__atomic_load_n(&s->dead, __ATOMIC_ACQUIRE)) {
-            s->refs++;
-            return s;
+    ssh_session **pp, *s;
+    for (pp = &ssh_sessions; (s = *pp) != NULL;) {
+        if (memcmp(s->id, id, 32) != 0 || __atomic_load_n(&s->dead, __ATOMIC_ACQUIRE)) {
+            pp = &s->next;
+            continue;
         }
+        if (ssh_session_gone(s)) {
+            __atomic_store_n(&s->dead, 1, __ATOMIC_RELEASE);
+            *pp = s->next;
+            s->next = NULL;
+            continue;
+        }
+        s->refs++;
+        return s;
     }
     return NULL;
 }
@@ -563,6 +615,19 @@ static int ssh_check_hostkey(ssh_session *s)
         return ST_ERROR_SSH_HOST_KEY_MISMATCH;
     default:
         return ST_ERROR_SSH_HOST_KEY_UNKNOWN;
+    }
+}
+
+/* Retries the closes the loop thread left behind; under s->lock, session ready. */
+static void ssh_closing_step(ssh_session *s)
+{
+    size_t i = 0;
+    while (i < s->nclosing) {
+        if (libssh2_channel_free(s->closing[i]) == LIBSSH2_ERROR_EAGAIN) {
+            i++;
+            continue;
+        }
+        s->closing[i] = s->closing[--s->nclosing];
     }
 }
 
@@ -734,6 +799,8 @@ static int ssh_session_step(ssh_session *s, imapwire_layer *l)
                 iw_free_secret(s->password);
                 s->password = NULL;
             }
+            if (!s->jump && s->dummy_fd < 0)
+                __atomic_store_n(&s->live_fd, s->fd, __ATOMIC_RELEASE);
             /* ServerAliveInterval: only sets two fields; sent when the session is driven */
             if (s->alive_s != 0)
                 libssh2_keepalive_config(s->s, 1, s->alive_s);
@@ -827,12 +894,25 @@ static void ssh_destroy(imapwire_layer *l)
         return;
     if (c->channel != NULL) {
         pthread_mutex_lock(&s->lock);
-        /* A close that would wait longer is finished by the session's end. */
+        /* A close that would wait longer is finished by the session's next driver or by
+         * its end; the loop thread does not wait for the peer at all. */
         if (s->state == S_READY) {
-            int i;
-            for (i = 0; i < SSH_CLOSE_TRIES &&
-                        libssh2_channel_free(c->channel) == LIBSSH2_ERROR_EAGAIN; i++)
+            int i, tries = iw_loop_is_current() ? 0 : SSH_CLOSE_TRIES;
+            for (i = 0; libssh2_channel_free(c->channel) == LIBSSH2_ERROR_EAGAIN; i++) {
+                if (i >= tries) {
+                    if (s->nclosing == s->capclosing) {
+                        size_t cap = s->capclosing ? 2 * s->capclosing : 8;
+                        LIBSSH2_CHANNEL **n = realloc(s->closing, cap * sizeof *n);
+                        if (n == NULL)
+                            break;  /* the session's end frees it */
+                        s->closing = n;
+                        s->capclosing = cap;
+                    }
+                    s->closing[s->nclosing++] = c->channel;
+                    break;
+                }
                 ssh_wait(s, SSH_CLOSE_WAIT_MS);
+            }
         }
         pthread_mutex_unlock(&s->lock);
         c->channel = NULL;
@@ -905,6 +985,8 @@ static int ssh_send(imapwire_layer *l, const void *buf, size_t len, size_t *sent
         pthread_mutex_unlock(&s->lock);
         return ST_ERROR_CONNECTION_CLOSED;
     }
+    if (s->nclosing > 0)
+        ssh_closing_step(s);
     n = libssh2_channel_write(c->channel, buf, len);
     if (n >= 0) {
         *sent = (size_t)n;
@@ -935,6 +1017,8 @@ static int ssh_recv(imapwire_layer *l, void *buf, size_t len, size_t *got)
         pthread_mutex_unlock(&s->lock);
         return ST_ERROR_CONNECTION_CLOSED;
     }
+    if (s->nclosing > 0)
+        ssh_closing_step(s);
     n = libssh2_channel_read(c->channel, buf, len);
     if (n > 0) {
         *got = (size_t)n;
@@ -1120,8 +1204,11 @@ int iw_ssh_hold(const iw_ssh_params *p, const iw_layer_sink *sink, void *core,
             pthread_mutex_unlock(&s->lock);
             poll(pfd, n, 20);
         } else {
-            ssh_wait(s, 20);
+            /* never sleep holding the lock: other connects share this session */
+            struct pollfd pfd[IMAPWIRE_POLLSET_MAX];
+            nfds_t n = ssh_wait_fds(s, pfd);
             pthread_mutex_unlock(&s->lock);
+            poll(pfd, n, 20);
         }
     }
     iw_layer_free_chain(probe);
