@@ -289,6 +289,18 @@ INT     ImapRegisterTransport(const IMAPTRANSPORTTYPE *lpType);
 INT     ImapUnregisterTransport(LPCTSTR lpszName);
 INT     ImapLoadPlugin(LPCTSTR lpszPath);
 
+/* Extension: what the library's event-loop thread (asynchronous connects, forwards,
+ * disconnect watching) costs. dwLongestStepUs is the longest time the loop spent in one
+ * step of one task (or one release, or one cross-thread call) since the last reset:
+ * while it runs, every other asynchronous connection waits. bReset zeroes it. */
+typedef struct _IMAPLOOPSTATS {
+    DWORD   dwSize;                  /* sizeof(IMAPLOOPSTATS) */
+    DWORD   dwTasks;                 /* tasks on the loop after its last turn */
+    DWORD   dwTurns;                 /* wake-ups since the loop started */
+    DWORD   dwLongestStepUs;
+} IMAPLOOPSTATS, *LPIMAPLOOPSTATS;
+BOOL    ImapGetLoopStatistics(LPIMAPLOOPSTATS lpStats, BOOL bReset);
+
 HFORWARD ImapCreatePortForward(LPSECURITYCREDENTIALS lpCredentials, LPCTSTR lpszRemoteHost,
         UINT nRemotePort, UINT nLocalPort, UINT *lpnBoundPort);
 BOOL    ImapClosePortForward(HFORWARD hForward);
