@@ -1,16 +1,20 @@
-/* loop.c: the event-loop thread shared by every library-managed forward: it polls what
- * all tasks wait for in one poll() and steps them; other threads talk to it by calls. */
+/* loop.c: the event-loop thread shared by asynchronous connects, forwards and reapers:
+ * epoll with a ready list and a timer heap, so a wake-up costs O(ready), not O(tasks). */
+/* A task says what it waits for through its poll set after every step; only then are its
+ * registrations and its timer brought up to date. Between steps nothing about an idle
+ * task is touched: 100,000 idle connections cost the kernel's interest list, not turns. */
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 #include "loop.h"
 
-/* The poll array grows with the tasks; it starts small and never shrinks. */
-#define IW_LOOP_FIRST_FDS 64
+#define IW_LOOP_EVENTS     256     /* epoll events taken per wait */
+#define IW_LOOP_ROUNDS     8       /* ready-list rounds per turn before waiting again */
+#define IW_LOOP_IDLE_MS    1000    /* a task that waits for nothing is looked at this often */
 
 static pthread_mutex_t iw_loop_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t iw_loop_cond = PTHREAD_COND_INITIALIZER;
@@ -18,16 +22,50 @@ static pthread_t iw_loop_thread;
 static int iw_loop_running;
 static int iw_loop_stop;
 static int iw_loop_wake_fd = -1;
-static iw_task *iw_tasks;           /* loop thread only */
 static iw_task *iw_incoming;        /* added by other threads, under the lock */
+static _Thread_local int iw_on_loop;  /* set on the loop thread only */
+
+/* Loop thread only from here on. */
+static int iw_epfd = -1;
+static iw_task *iw_tasks;           /* every task, doubly linked */
 static iw_task *iw_local;           /* added on the loop thread itself, no lock: a step,
                                        a release or a call may add (child reaping) */
-static _Thread_local int iw_on_loop;  /* set on the loop thread only */
-static int iw_walking;              /* loop thread only: stepping the task list */
+static iw_task *iw_ready_head, *iw_ready_tail;
+static int iw_stepping;             /* inside the ready walk: releases only mark */
+static unsigned long iw_ntasks;
+
+/* Tasks waiting on a descriptor. Usually one; channels of one SSH session share its
+ * socket, so a few more are possible. */
+typedef struct iw_sub {
+    iw_task *t;
+    unsigned want;
+} iw_sub;
+
+typedef struct iw_fdent {
+    iw_sub   one;
+    iw_sub  *more;
+    unsigned nmore, capmore;
+    unsigned kernel;               /* EPOLL* events registered for the fd, 0: none */
+} iw_fdent;
+
+static iw_fdent *iw_fds;
+static size_t iw_fds_cap;
+
+/* The timer heap: tasks by wake_ms, earliest first. */
+static iw_task **iw_heap;
+static size_t iw_heap_len, iw_heap_cap;
 
 /* What the loop's cost looks like from outside (ImapGetLoopStatistics); written by the
  * loop thread, read by any, so atomics. */
 static unsigned long iw_stat_turns, iw_stat_tasks, iw_stat_longest_us;
+
+struct iw_loop_call_req {
+    void (*fn)(void *arg);
+    void *arg;
+    int   done;
+    struct iw_loop_call_req *next;
+};
+static struct iw_loop_call_req *iw_calls;
 
 static void iw_stat_step(int64_t t0_us)
 {
@@ -45,25 +83,6 @@ void iw_loop_stats(unsigned long *tasks, unsigned long *turns, unsigned long *lo
                         : __atomic_load_n(&iw_stat_longest_us, __ATOMIC_RELAXED);
 }
 
-/* Moves tasks added on the loop thread into the list; loop thread, not walking. */
-static void iw_loop_take_local(void)
-{
-    while (iw_local != NULL) {
-        iw_task *t = iw_local;
-        iw_local = t->next;
-        t->next = iw_tasks;
-        iw_tasks = t;
-    }
-}
-
-struct iw_loop_call_req {
-    void (*fn)(void *arg);
-    void *arg;
-    int   done;
-    struct iw_loop_call_req *next;
-};
-static struct iw_loop_call_req *iw_calls;
-
 static void iw_loop_wake(void)
 {
     uint64_t one = 1;
@@ -72,18 +91,347 @@ static void iw_loop_wake(void)
     }
 }
 
+/* ---- the ready list ---- */
+
+static void iw_ready_push(iw_task *t)
+{
+    if (t->ready)
+        return;
+    t->ready = 1;
+    t->ready_next = NULL;
+    if (iw_ready_tail != NULL)
+        iw_ready_tail->ready_next = t;
+    else
+        iw_ready_head = t;
+    iw_ready_tail = t;
+}
+
+/* ---- the timer heap ---- */
+
+static void iw_heap_set(size_t i, iw_task *t)
+{
+    iw_heap[i] = t;
+    t->heap_at = (long)i;
+}
+
+static void iw_heap_up(size_t i)
+{
+    iw_task *t = iw_heap[i];
+    while (i > 0 && iw_heap[(i - 1) / 2]->wake_ms > t->wake_ms) {
+        iw_heap_set(i, iw_heap[(i - 1) / 2]);
+        i = (i - 1) / 2;
+    }
+    iw_heap_set(i, t);
+}
+
+static void iw_heap_down(size_t i)
+{
+    iw_task *t = iw_heap[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= iw_heap_len)
+            break;
+        if (c + 1 < iw_heap_len && iw_heap[c + 1]->wake_ms < iw_heap[c]->wake_ms)
+            c++;
+        if (iw_heap[c]->wake_ms >= t->wake_ms)
+            break;
+        iw_heap_set(i, iw_heap[c]);
+        i = c;
+    }
+    iw_heap_set(i, t);
+}
+
+static void iw_heap_remove(iw_task *t)
+{
+    size_t i;
+    iw_task *last;
+    if (t->heap_at < 0)
+        return;
+    i = (size_t)t->heap_at;
+    t->heap_at = -1;
+    last = iw_heap[--iw_heap_len];
+    if (i == iw_heap_len)
+        return;
+    iw_heap_set(i, last);
+    iw_heap_up(i);
+    iw_heap_down((size_t)last->heap_at);
+}
+
+/* 0, or -1 without memory (the task is then looked at again by the idle bound). */
+static int iw_heap_put(iw_task *t, int64_t at)
+{
+    if (t->heap_at >= 0) {
+        int64_t old = t->wake_ms;
+        t->wake_ms = at;
+        if (at < old)
+            iw_heap_up((size_t)t->heap_at);
+        else
+            iw_heap_down((size_t)t->heap_at);
+        return 0;
+    }
+    if (iw_heap_len == iw_heap_cap) {
+        size_t cap = iw_heap_cap ? 2 * iw_heap_cap : 256;
+        iw_task **n = realloc(iw_heap, cap * sizeof *n);
+        if (n == NULL)
+            return -1;
+        iw_heap = n;
+        iw_heap_cap = cap;
+    }
+    t->wake_ms = at;
+    iw_heap_set(iw_heap_len++, t);
+    iw_heap_up((size_t)t->heap_at);
+    return 0;
+}
+
+/* ---- descriptors ---- */
+
+static unsigned iw_epoll_events(unsigned want)
+{
+    return ((want & IMAPWIRE_WANT_READ) ? (unsigned)EPOLLIN : 0u) |
+           ((want & IMAPWIRE_WANT_WRITE) ? (unsigned)EPOLLOUT : 0u);
+}
+
+/* Registers what the fd's tasks want now. force: the fd may be a new file behind an old
+ * number (closed and reused since it was registered), so the kernel is told again. */
+static void iw_fd_sync(int fd, int force)
+{
+    iw_fdent *e = &iw_fds[fd];
+    struct epoll_event ev;
+    unsigned want = 0, i;
+    if (e->one.t != NULL)
+        want |= e->one.want;
+    for (i = 0; i < e->nmore; i++)
+        want |= e->more[i].want;
+    memset(&ev, 0, sizeof ev);
+    ev.events = iw_epoll_events(want);
+    ev.data.fd = fd;
+    if (e->one.t == NULL) {
+        if (e->kernel != 0)
+            epoll_ctl(iw_epfd, EPOLL_CTL_DEL, fd, &ev);
+        e->kernel = 0;
+        return;
+    }
+    if (!force && e->kernel == ev.events && e->kernel != 0)
+        return;
+    if (epoll_ctl(iw_epfd, EPOLL_CTL_MOD, fd, &ev) != 0 &&
+        epoll_ctl(iw_epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        /* a descriptor epoll cannot watch (closed already): its task finds out on the
+         * step its wake-up brings */
+        e->kernel = 0;
+        return;
+    }
+    e->kernel = ev.events ? ev.events : 1u;
+}
+
+static int iw_fd_grow(int fd)
+{
+    size_t cap;
+    iw_fdent *n;
+    if ((size_t)fd < iw_fds_cap)
+        return 0;
+    cap = iw_fds_cap ? iw_fds_cap : 256;
+    while (cap <= (size_t)fd)
+        cap *= 2;
+    n = realloc(iw_fds, cap * sizeof *n);
+    if (n == NULL)
+        return -1;
+    memset(n + iw_fds_cap, 0, (cap - iw_fds_cap) * sizeof *n);
+    iw_fds = n;
+    iw_fds_cap = cap;
+    return 0;
+}
+
+static int iw_fd_sub(int fd, iw_task *t, unsigned want)
+{
+    iw_fdent *e;
+    if (fd < 0 || iw_fd_grow(fd) != 0)
+        return -1;
+    e = &iw_fds[fd];
+    if (e->one.t == NULL) {
+        e->one.t = t;
+        e->one.want = want;
+    } else {
+        if (e->nmore == e->capmore) {
+            unsigned cap = e->capmore ? 2 * e->capmore : 2;
+            iw_sub *n = realloc(e->more, cap * sizeof *n);
+            if (n == NULL)
+                return -1;
+            e->more = n;
+            e->capmore = cap;
+        }
+        e->more[e->nmore].t = t;
+        e->more[e->nmore].want = want;
+        e->nmore++;
+    }
+    return 0;
+}
+
+static void iw_fd_unsub(int fd, iw_task *t)
+{
+    iw_fdent *e;
+    unsigned i;
+    if (fd < 0 || (size_t)fd >= iw_fds_cap)
+        return;
+    e = &iw_fds[fd];
+    if (e->one.t == t) {
+        if (e->nmore > 0)
+            e->one = e->more[--e->nmore];
+        else
+            e->one.t = NULL;
+    } else {
+        for (i = 0; i < e->nmore; i++) {
+            if (e->more[i].t == t) {
+                e->more[i] = e->more[--e->nmore];
+                break;
+            }
+        }
+    }
+    if (e->one.t == NULL && e->capmore > 0) {
+        free(e->more);
+        e->more = NULL;
+        e->capmore = 0;
+    }
+}
+
+/* Drops every registration and timer of t. */
+static void iw_task_forget(iw_task *t)
+{
+    unsigned i;
+    for (i = 0; i < t->nreg; i++) {
+        iw_fd_unsub(t->reg_fd[i], t);
+        iw_fd_sync(t->reg_fd[i], 0);
+    }
+    t->nreg = 0;
+    iw_heap_remove(t);
+}
+
+/* After a step: what t waits for now, registered; the kernel is told again about every
+ * descriptor t names (a step may have closed one and got the same number back). */
+static void iw_task_arm(iw_task *t)
+{
+    imapwire_pollset ps;
+    unsigned i;
+    int64_t at;
+
+    memset(&ps, 0, sizeof ps);
+    t->pollset(t, &ps);
+    for (i = 0; i < t->nreg; i++)
+        iw_fd_unsub(t->reg_fd[i], t);
+    /* old descriptors no longer named are synced below, after the new ones are in */
+    {
+        int old_fd[IMAPWIRE_POLLSET_MAX];
+        unsigned nold = t->nreg, j;
+        memcpy(old_fd, t->reg_fd, sizeof old_fd);
+        t->nreg = 0;
+        for (i = 0; i < ps.count && i < IMAPWIRE_POLLSET_MAX; i++) {
+            if (ps.fds[i].fd < 0 || ps.fds[i].want == 0)
+                continue;
+            if (iw_fd_sub(ps.fds[i].fd, t, ps.fds[i].want) != 0) {
+                /* no memory to watch it: look again soon instead */
+                imapwire_pollset_wakeup(&ps, iw_now_ms() + 10);
+                continue;
+            }
+            t->reg_fd[t->nreg] = ps.fds[i].fd;
+            t->reg_want[t->nreg] = ps.fds[i].want;
+            t->nreg++;
+            iw_fd_sync(ps.fds[i].fd, 1);
+        }
+        for (j = 0; j < nold; j++) {
+            int still = 0;
+            for (i = 0; i < t->nreg; i++)
+                still |= t->reg_fd[i] == old_fd[j];
+            if (!still)
+                iw_fd_sync(old_fd[j], 0);
+        }
+    }
+    at = ps.wakeup_ms;
+    /* waiting for nothing at all would be waiting forever: bound it */
+    if (at == 0 && t->nreg == 0)
+        at = iw_now_ms() + IW_LOOP_IDLE_MS;
+    if (at == 0)
+        iw_heap_remove(t);
+    else if (iw_heap_put(t, at) != 0)
+        iw_ready_push(t);          /* no memory for the timer: step it again soon */
+}
+
+/* ---- the task list ---- */
+
+static void iw_task_link(iw_task *t)
+{
+    t->prev = NULL;
+    t->next = iw_tasks;
+    if (iw_tasks != NULL)
+        iw_tasks->prev = t;
+    iw_tasks = t;
+    t->heap_at = -1;
+    t->nreg = 0;
+    t->ready = 0;
+    iw_ntasks++;
+    iw_ready_push(t);              /* its first step at once */
+}
+
+static void iw_task_unlink(iw_task *t)
+{
+    if (t->prev != NULL)
+        t->prev->next = t->next;
+    else
+        iw_tasks = t->next;
+    if (t->next != NULL)
+        t->next->prev = t->prev;
+    t->next = t->prev = NULL;
+    iw_ntasks--;
+}
+
+/* Takes t off the ready list (outside the walk, which detaches its list first). */
+static void iw_ready_remove(iw_task *t)
+{
+    iw_task **pp, *prev = NULL;
+    for (pp = &iw_ready_head; *pp != NULL; prev = *pp, pp = &(*pp)->ready_next) {
+        if (*pp == t) {
+            *pp = t->ready_next;
+            if (iw_ready_tail == t)
+                iw_ready_tail = prev;
+            break;
+        }
+    }
+    t->ready = 0;
+    t->ready_next = NULL;
+}
+
+static void iw_task_finish(iw_task *t)
+{
+    int64_t t0 = iw_now_us();
+    if (t->ready)
+        iw_ready_remove(t);
+    iw_task_forget(t);
+    iw_task_unlink(t);
+    t->release(t);
+    iw_stat_step(t0);
+}
+
+/* Moves tasks added on the loop thread into the list. */
+static void iw_loop_take_local(void)
+{
+    while (iw_local != NULL) {
+        iw_task *t = iw_local;
+        iw_local = t->next;
+        iw_task_link(t);
+    }
+}
+
 void iw_loop_release_owned(void *owner)
 {
-    iw_task **pp, *t;
-    for (pp = &iw_tasks; (t = *pp) != NULL;) {
-        if (t->owner == owner && iw_walking) {
+    iw_task *t, *next;
+    for (t = iw_tasks; t != NULL; t = next) {
+        next = t->next;
+        if (t->owner != owner || t->dead)
+            continue;
+        if (iw_stepping) {
+            /* inside a step: the walk may hold it; it is reaped when the walk reaches it */
             t->dead = 1;
-            pp = &t->next;
-        } else if (t->owner == owner) {
-            *pp = t->next;
-            t->release(t);
+            iw_ready_push(t);
         } else {
-            pp = &t->next;
+            iw_task_finish(t);
         }
     }
 }
@@ -95,8 +443,7 @@ static void iw_loop_intake(void)
     while (iw_incoming != NULL) {
         iw_task *t = iw_incoming;
         iw_incoming = t->next;
-        t->next = iw_tasks;
-        iw_tasks = t;
+        iw_task_link(t);
     }
     while ((c = iw_calls) != NULL) {
         int64_t t0 = iw_now_us();
@@ -108,17 +455,95 @@ static void iw_loop_intake(void)
     pthread_cond_broadcast(&iw_loop_cond);
 }
 
+/* Steps what is ready, a few rounds (a step can make others ready). */
+static void iw_loop_run_ready(void)
+{
+    int round;
+    for (round = 0; round < IW_LOOP_ROUNDS && iw_ready_head != NULL; round++) {
+        iw_task *t = iw_ready_head, *next;
+        iw_ready_head = iw_ready_tail = NULL;
+        iw_stepping = 1;
+        for (; t != NULL; t = next) {
+            int64_t t0;
+            int finished;
+            next = t->ready_next;
+            t->ready = 0;
+            t->ready_next = NULL;
+            if (t->dead) {
+                iw_task_finish(t);
+                continue;
+            }
+            t0 = iw_now_us();
+            finished = t->step(t);
+            iw_stat_step(t0);
+            if (finished || t->dead)
+                iw_task_finish(t);
+            else
+                iw_task_arm(t);
+        }
+        iw_stepping = 0;
+        iw_loop_take_local();
+    }
+}
+
+static void iw_loop_expire_timers(int64_t now)
+{
+    while (iw_heap_len > 0 && iw_heap[0]->wake_ms <= now) {
+        iw_task *t = iw_heap[0];
+        iw_heap_remove(t);
+        iw_ready_push(t);
+    }
+}
+
+static void iw_loop_dispatch(const struct epoll_event *ev, int n)
+{
+    int i;
+    for (i = 0; i < n; i++) {
+        int fd = ev[i].data.fd;
+        unsigned got = ev[i].events, k;
+        iw_fdent *e;
+        if (fd == iw_loop_wake_fd) {
+            uint64_t v;
+            if (read(iw_loop_wake_fd, &v, sizeof v) < 0) {
+                /* spurious: nothing to drain */
+            }
+            continue;
+        }
+        if (fd < 0 || (size_t)fd >= iw_fds_cap)
+            continue;
+        e = &iw_fds[fd];
+        /* errors and hang-ups wake whoever waits, in whichever direction */
+        if (e->one.t != NULL &&
+            ((got & (EPOLLERR | EPOLLHUP)) || (iw_epoll_events(e->one.want) & got)))
+            iw_ready_push(e->one.t);
+        for (k = 0; k < e->nmore; k++)
+            if ((got & (EPOLLERR | EPOLLHUP)) || (iw_epoll_events(e->more[k].want) & got))
+                iw_ready_push(e->more[k].t);
+    }
+}
+
+static void iw_loop_free_tables(void)
+{
+    size_t i;
+    for (i = 0; i < iw_fds_cap; i++)
+        free(iw_fds[i].more);
+    free(iw_fds);
+    iw_fds = NULL;
+    iw_fds_cap = 0;
+    free(iw_heap);
+    iw_heap = NULL;
+    iw_heap_len = iw_heap_cap = 0;
+    iw_ready_head = iw_ready_tail = NULL;
+}
+
 static void *iw_loop_main(void *arg)
 {
-    struct pollfd *pfd = NULL;
-    size_t cap = 0;
+    struct epoll_event ev[IW_LOOP_EVENTS];
     (void)arg;
     iw_on_loop = 1;
     for (;;) {
-        imapwire_pollset ps;
-        iw_task **pp, *t;
-        int64_t now, until = 0;
-        nfds_t n = 1;
+        int64_t now, until;
+        int n, timeout;
 
         pthread_mutex_lock(&iw_loop_lock);
         iw_loop_intake();
@@ -128,102 +553,54 @@ static void *iw_loop_main(void *arg)
         }
         pthread_mutex_unlock(&iw_loop_lock);
 
-        /* Step everything, drop the finished and the dead, then gather what the rest
-         * wait for. A step may mark other tasks dead (an event callback that disconnects
-         * another handle): they stay linked until the walk reaches them or, if it has
-         * passed them, until the next turn's walk. */
         iw_loop_take_local();
-        iw_walking = 1;
-        for (pp = &iw_tasks; (t = *pp) != NULL;) {
-            int64_t t0 = iw_now_us();
-            if (t->dead || t->step(t)) {
-                *pp = t->next;
-                t->release(t);
-            } else {
-                pp = &t->next;
-            }
-            iw_stat_step(t0);
-        }
-        iw_walking = 0;
-        iw_loop_take_local();
-        {
-            unsigned long count = 0;
-            for (t = iw_tasks; t != NULL; t = t->next)
-                count++;
-            __atomic_store_n(&iw_stat_tasks, count, __ATOMIC_RELAXED);
-            __atomic_add_fetch(&iw_stat_turns, 1, __ATOMIC_RELAXED);
-        }
-        if (cap == 0) {
-            pfd = malloc(IW_LOOP_FIRST_FDS * sizeof *pfd);
-            if (pfd == NULL) {
-                poll(NULL, 0, 10);     /* no memory for even the wake-up: try again soon */
-                continue;
-            }
-            cap = IW_LOOP_FIRST_FDS;
-        }
-        pfd[0].fd = iw_loop_wake_fd;
-        pfd[0].events = POLLIN;
-        pfd[0].revents = 0;
-        for (t = iw_tasks; t != NULL; t = t->next) {
-            if (t->dead) {
-                until = iw_now_ms();       /* reap it on the next turn, at once */
-                continue;
-            }
-            memset(&ps, 0, sizeof ps);
-            t->pollset(t, &ps);
-            if (n + IMAPWIRE_POLLSET_MAX > cap) {
-                size_t ncap = cap ? cap * 2 : IW_LOOP_FIRST_FDS;
-                struct pollfd *np = realloc(pfd, ncap * sizeof *np);
-                if (np == NULL) {
-                    /* out of memory: this task is looked at again shortly instead */
-                    imapwire_pollset_wakeup(&ps, iw_now_ms() + 10);
-                    ps.count = 0;
-                } else {
-                    pfd = np;
-                    cap = ncap;
-                }
-            }
-            if (ps.count > 0)
-                n += iw_pollset_to_pollfd(&ps, pfd + n);
-            if (ps.wakeup_ms != 0 && (until == 0 || ps.wakeup_ms < until))
-                until = ps.wakeup_ms;
-        }
+        iw_loop_run_ready();
+        __atomic_store_n(&iw_stat_tasks, iw_ntasks, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&iw_stat_turns, 1, __ATOMIC_RELAXED);
+
         now = iw_now_ms();
-        /* a pollset may have added a task: it gets its first step at once */
-        if (iw_local != NULL)
-            until = now;
-        /* An idle loop still looks around once a second: cheap, and bounds any miss. */
-        if (until == 0 || until > now + 1000)
-            until = now + 1000;
-        if (poll(pfd, n, until > now ? (int)(until - now) : 0) > 0 && pfd[0].revents) {
-            uint64_t v;
-            if (read(iw_loop_wake_fd, &v, sizeof v) < 0) {
-                /* spurious: nothing to drain */
-            }
-        }
+        until = iw_heap_len > 0 ? iw_heap[0]->wake_ms : now + 60000;
+        timeout = iw_ready_head != NULL || iw_local != NULL ? 0
+                  : until <= now ? 0 : (int)(until - now > 60000 ? 60000 : until - now);
+        n = epoll_wait(iw_epfd, ev, IW_LOOP_EVENTS, timeout);
+        if (n > 0)
+            iw_loop_dispatch(ev, n);
+        iw_loop_expire_timers(iw_now_ms());
     }
     /* Cancelled at shutdown: every task is released on this thread (a release may add
      * one, a child to end: it is released in turn). */
     iw_loop_take_local();
     while (iw_tasks != NULL) {
-        iw_task *t = iw_tasks;
-        iw_tasks = t->next;
-        t->release(t);
+        iw_task_finish(iw_tasks);
         iw_loop_take_local();
     }
-    free(pfd);
+    iw_loop_free_tables();
     return NULL;
 }
 
 /* With the lock held: starts the thread if it is not running. */
 static int iw_loop_start_locked(void)
 {
+    struct epoll_event ev;
     if (iw_loop_running)
         return 0;
     if (iw_loop_wake_fd < 0) {
         iw_loop_wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (iw_loop_wake_fd < 0)
             return ST_ERROR_SYSTEM_LIMIT;
+    }
+    if (iw_epfd < 0) {
+        iw_epfd = epoll_create1(EPOLL_CLOEXEC);
+        if (iw_epfd < 0)
+            return ST_ERROR_SYSTEM_LIMIT;
+        memset(&ev, 0, sizeof ev);
+        ev.events = EPOLLIN;
+        ev.data.fd = iw_loop_wake_fd;
+        if (epoll_ctl(iw_epfd, EPOLL_CTL_ADD, iw_loop_wake_fd, &ev) != 0) {
+            close(iw_epfd);
+            iw_epfd = -1;
+            return ST_ERROR_SYSTEM_LIMIT;
+        }
     }
     iw_loop_stop = 0;
     if (pthread_create(&iw_loop_thread, NULL, iw_loop_main, NULL) != 0)
@@ -300,6 +677,9 @@ void iw_loop_shutdown(void)
         pthread_join(iw_loop_thread, NULL);
     pthread_mutex_lock(&iw_loop_lock);
     iw_loop_running = 0;
+    if (iw_epfd >= 0)
+        close(iw_epfd);
+    iw_epfd = -1;
     if (iw_loop_wake_fd >= 0)
         close(iw_loop_wake_fd);
     iw_loop_wake_fd = -1;

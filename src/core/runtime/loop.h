@@ -14,10 +14,18 @@ struct iw_task {
     /* Free the task; called on the loop thread once it is finished, or from
      * iw_loop_release_owned when its owner goes. */
     void (*release)(iw_task *t);
-    iw_task *next;
     void    *owner;                /* whose task it is (a forward), for cancelling */
     int      dead;                 /* loop thread only: released at the next safe point,
                                       never stepped or polled again */
+    /* The loop's own bookkeeping (loop.c only): the task list, the ready list, the
+     * timer heap, and the descriptors registered for it with epoll. */
+    iw_task *next, *prev, *ready_next;
+    int      ready;
+    long     heap_at;              /* index in the timer heap, -1 when not in it */
+    int64_t  wake_ms;
+    unsigned nreg;
+    int      reg_fd[IMAPWIRE_POLLSET_MAX];
+    unsigned reg_want[IMAPWIRE_POLLSET_MAX];
 };
 
 /* Adds a task (starting the thread on first use): 0 or an ST_ERROR_*. */
