@@ -1,10 +1,13 @@
 /* uv_connects.c: many IMAP connects at once on a libuv loop, stepped through imapwire's
  * own-loop extension (a uv_poll_t per socket, a uv_timer_t for the deadline).
  *
- *   usage: uv_connects HOST PORT [COUNT [USER PASSWORD]]
+ *   usage: uv_connects [--cut K] HOST PORT [COUNT [USER PASSWORD]]
  *
  * Prints how many connected and the wall time; exits 0 only if all of them did. With
- * USER and PASSWORD, every connected handle then logs in and sends NOOP (not timed). */
+ * USER and PASSWORD, every connected handle then logs in and sends NOOP (not timed).
+ * With --cut K, every K-th connect is disconnected from inside its second libuv
+ * callback instead; then the others must connect, and no descriptor may be left. */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,11 +32,13 @@ struct conn {
     HCLIENT    h;
     uv_timer_t timer;
     watch     *watches;
-    int        done;               /* 1 connected, -1 failed */
+    int        done;               /* 1 connected, -1 failed, 2 cut short */
+    int        steps;
+    int        cut;                /* to be disconnected in its second callback */
     DWORD      error;
 };
 
-static int finished, connected;
+static int finished, connected, cut_ok;
 static double t_last;
 
 static double now_s(void)
@@ -140,29 +145,61 @@ static void finish(conn *c, int ok, DWORD error)
 
 static void step(conn *c, int fd, DWORD events)
 {
-    int rc = ImapConnectAction(c->h, fd, events);
+    int rc;
+    if (c->cut && ++c->steps == 2) {
+        /* In the middle of the connect. Stop watching first: ImapDisconnect closes the
+         * descriptors handed out. */
+        finish(c, 0, 0);
+        c->done = 2;
+        cut_ok += ImapDisconnect(c->h) == 0;
+        c->h = INVALID_CLIENT;
+        return;
+    }
+    rc = ImapConnectAction(c->h, fd, events);
     if (rc == IMAP_CONNECT_PENDING && sync_watches(c) == 0)
         return;
     finish(c, rc == 0, rc == 0 ? 0 : ImapGetLastError());
 }
 
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = 0;
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
 int main(int argc, char **argv)
 {
     static conn conns[MAX_COUNT];
-    const char *user = argc > 5 ? argv[4] : NULL, *pass = argc > 5 ? argv[5] : NULL;
-    int count = argc > 3 ? atoi(argv[3]) : 100, i, logged = 0;
+    const char *user, *pass;
+    int count, i, logged = 0, cut_every = 0, ncut = 0, fds, want;
     uv_loop_t *loop = uv_default_loop();
     IMAPCONNECTINFO ci;
     double t0;
     char err[128];
 
-    if (argc < 3 || count < 1 || count > MAX_COUNT) {
-        fprintf(stderr, "usage: %s HOST PORT [COUNT (1..%d) [USER PASSWORD]]\n", argv[0],
+    if (argc > 2 && strcmp(argv[1], "--cut") == 0) {
+        cut_every = atoi(argv[2]);
+        argc -= 2;
+        argv += 2;
+    }
+    user = argc > 5 ? argv[4] : NULL;
+    pass = argc > 5 ? argv[5] : NULL;
+    count = argc > 3 ? atoi(argv[3]) : 100;
+    if (argc < 3 || count < 1 || count > MAX_COUNT || cut_every < 0) {
+        fprintf(stderr, "usage: uv_connects [--cut K] HOST PORT [COUNT (1..%d) [USER PASSWORD]]\n",
                 MAX_COUNT);
         return 2;
     }
     if (!ImapInitialize(NULL, NULL))
         return 1;
+    fds = count_fds();
     memset(&ci, 0, sizeof ci);
     ci.dwSize = sizeof ci;
     ci.lpszHostName = argv[1];
@@ -171,6 +208,8 @@ int main(int argc, char **argv)
     t0 = now_s();
     for (i = 0; i < count; i++) {
         conn *c = &conns[i];
+        c->cut = cut_every > 0 && i % cut_every == cut_every - 1;
+        ncut += c->cut;
         c->h = ImapConnectStart(&ci);
         if (c->h == INVALID_CLIENT) {
             ImapGetErrorString(ImapGetLastError(), err, sizeof err);
@@ -187,14 +226,17 @@ int main(int argc, char **argv)
             finish(c, 0, ImapGetLastError());
     }
     uv_run(loop, UV_RUN_DEFAULT);
-    printf("%d of %d connected on one libuv loop in %.3f s\n", connected, count,
+    want = count - ncut;
+    printf("%d of %d connected on one libuv loop in %.3f s\n", connected, want,
            (finished > 0 ? t_last : now_s()) - t0);
+    if (ncut > 0)
+        printf("%d of %d disconnected from inside their second callback\n", cut_ok, ncut);
     for (i = 0; i < count; i++) {
         if (conns[i].done < 0 && conns[i].error != 0) {
             ImapGetErrorString(conns[i].error, err, sizeof err);
             fprintf(stderr, "connect %d failed: %s\n", i, err);
         }
-        if (conns[i].done > 0 && user != NULL) {
+        if (conns[i].done == 1 && user != NULL) {
             char result[128];
             if (ImapLogin(conns[i].h, IMAP_AUTH_LOGIN, user, pass) == 0 &&
                 ImapCommand(conns[i].h, "NOOP", result, sizeof result) == 0)
@@ -205,7 +247,12 @@ int main(int argc, char **argv)
     }
     if (user != NULL)
         printf("%d of %d logged in and answered NOOP\n", logged, connected);
+    /* every socket and every duplicate handed out went with its handle */
+    if (count_fds() != fds) {
+        printf("%d descriptors left open\n", count_fds() - fds);
+        want = -1;
+    }
     uv_loop_close(loop);
     ImapUninitialize();
-    return connected == count && (user == NULL || logged == count) ? 0 : 1;
+    return connected == want && cut_ok == ncut && (user == NULL || logged == want) ? 0 : 1;
 }
