@@ -340,7 +340,8 @@ BOOL    ImapClosePortForward(HFORWARD hForward);
  * ST_ERROR_INVALID_HANDLE). The extension's calls on a handle that ImapConnectStart
  * did not make fail with ST_ERROR_INVALID_PARAMETER; on a dead one with
  * ST_ERROR_INVALID_HANDLE; from another thread (without FREETHREAD) with
- * ST_ERROR_NOT_HANDLE_OWNER. */
+ * ST_ERROR_NOT_HANDLE_OWNER; ImapConnectAction from the trace callback of its own step
+ * with ST_ERROR_IN_PROGRESS. Calls on one handle must not overlap, FREETHREAD or not. */
 typedef struct _IMAPSOCKET {
     INT   nSocket;                   /* a descriptor to watch */
     DWORD dwEvents;                  /* IMAP_SOCKET_READ and/or IMAP_SOCKET_WRITE */

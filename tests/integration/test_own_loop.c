@@ -369,6 +369,7 @@ END_TEST
 typedef struct cut_at {
     HCLIENT h;
     int lines, at, done;
+    DWORD nested;                  /* what a nested ImapConnectAction said */
 } cut_at;
 
 static void cut_trace(HCLIENT h, UINT dir, LPCTSTR line, INT n, LPVOID param)
@@ -379,6 +380,9 @@ static void cut_trace(HCLIENT h, UINT dir, LPCTSTR line, INT n, LPVOID param)
     (void)n;
     if (c->done || h != c->h)
         return;
+    /* a step cannot be entered again from inside itself */
+    if (c->nested == 0 && ImapConnectAction(h, IMAP_SOCKET_TIMEOUT, 0) == IMAP_ERROR)
+        c->nested = ImapGetLastError();
     if (++c->lines == c->at) {
         ck_assert_int_eq(ImapDisconnect(h), 0);
         c->done = 1;
@@ -402,6 +406,7 @@ START_TEST(disconnect_from_trace)
         cut.h = h;
         drive(h, -1, 10000, &st);
         ck_assert_msg(cut.done, "only %d trace lines", cut.lines);
+        ck_assert_uint_eq(cut.nested, ST_ERROR_IN_PROGRESS);
         ck_assert_int_eq(st.final_rc, IMAP_ERROR);
         ck_assert_uint_eq(st.error, ST_ERROR_INVALID_HANDLE);
         ck_assert_int_eq(ImapDisconnect(h), IMAP_ERROR);
