@@ -24,7 +24,8 @@ enum { IW_SLOT_FREE = 0, IW_SLOT_ACTIVE, IW_SLOT_RETIRED };
 typedef struct iw_own_slot {
     int      use;                  /* IW_SLOT_* */
     int      fd;                   /* the duplicate the caller watches */
-    dev_t    dev;                  /* which socket it is, where kcmp is refused */
+    int      lib_fd;               /* the chain's descriptor it duplicates */
+    dev_t    dev;                  /* which file it is */
     ino_t    ino;
     int      sock;                 /* S_ISSOCK: dev and ino tell sockets apart */
     unsigned want;                 /* IMAPWIRE_WANT_* */
@@ -84,17 +85,21 @@ static void iw_own_retire_all(iw_own *o)
             o->slot[i].use = IW_SLOT_RETIRED;
 }
 
-/* Whether dup and fd refer to one open file. kcmp says so exactly. Where it is refused
- * (seccomp, an old kernel) a socket's inode still names it; every epoll descriptor
- * shares one anonymous inode, so without kcmp such a descriptor counts as new: a fresh
- * duplicate each step, never a wrong "same". */
+/* Whether the slot's duplicate and the chain's fd refer to one open file. A socket's
+ * inode names it, and cannot be reused while the duplicate holds it open. Every epoll
+ * descriptor shares one anonymous inode: kcmp tells those apart, and where it is refused
+ * (seccomp, an old kernel) such a descriptor counts as new, a fresh duplicate each step,
+ * never a wrong "same". The chain keeps its own numbers, so another number is another
+ * file. */
 static int iw_own_same(const iw_own_slot *s, int fd, const struct stat *st)
 {
-    pid_t me = getpid();
-    long k = syscall(SYS_kcmp, me, me, KCMP_FILE, s->fd, fd);
-    if (k >= 0)
-        return k == 0;
-    return s->sock && S_ISSOCK(st->st_mode) && s->dev == st->st_dev && s->ino == st->st_ino;
+    pid_t me;
+    if (s->lib_fd != fd || s->dev != st->st_dev || s->ino != st->st_ino)
+        return 0;
+    if (s->sock && S_ISSOCK(st->st_mode))
+        return 1;
+    me = getpid();
+    return syscall(SYS_kcmp, me, me, KCMP_FILE, s->fd, fd) == 0;
 }
 
 /* The set after a step: sockets still in it keep their duplicate, new ones get one,
@@ -129,6 +134,7 @@ static int iw_own_refresh(iw_client *c, iw_own *o)
             if (s->fd < 0)
                 return ST_ERROR_SYSTEM_LIMIT;
             s->use = IW_SLOT_ACTIVE;
+            s->lib_fd = ps.fds[i].fd;
             s->dev = st.st_dev;
             s->ino = st.st_ino;
             s->sock = S_ISSOCK(st.st_mode);
