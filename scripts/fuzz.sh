@@ -15,7 +15,7 @@ set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
-FUZZ_TARGETS=${FUZZ_TARGETS:-"fuzz_client fuzz_socks5 fuzz_httpconnect fuzz_connect_args fuzz_parsers"}
+FUZZ_TARGETS=${FUZZ_TARGETS:-"fuzz_client fuzz_socks5 fuzz_httpconnect fuzz_connect_args fuzz_parsers fuzz_ssh_config"}
 LIB_BUILD=${FUZZ_LIB_BUILD:-$ROOT/build-fuzz-lib}
 BUILD=${FUZZ_BUILD:-$ROOT/build-fuzz}
 JOBS=$(nproc 2>/dev/null || echo 2)
@@ -29,6 +29,7 @@ max_len() {
     fuzz_client) echo 4096 ;;
     fuzz_httpconnect) echo 8400 ;;
     fuzz_socks5) echo 600 ;;
+    fuzz_ssh_config) echo 1024 ;;
     *) echo 512 ;;
     esac
 }

@@ -92,7 +92,11 @@ typedef uintptr_t HFORWARD;          /* a port-forward's handle */
 #define CERTIFICATE_STATUS_NOT_CHECKED   5u
 
 /* CREDENTIAL_* bits of SECURITYCREDENTIALS.dwOptions */
-#define CREDENTIAL_TUNNEL_FORWARD 0x0001u
+#define CREDENTIAL_TUNNEL_FORWARD    0x0001u
+/* lpszTunnelHost is a Host of the OpenSSH client configuration (IMAPWIRE_SSH_CONFIG, else
+ * ~/.ssh/config): HostName, Port, User, IdentityFile, IdentitiesOnly, ProxyJump,
+ * UserKnownHostsFile, ConnectTimeout, ServerAliveInterval; fields set here win. */
+#define CREDENTIAL_TUNNEL_SSH_CONFIG 0x0002u
 
 /* ---- Events, trace directions, auth types ---------------------------------------- */
 #define IMAP_EVENT_CONNECT    1u
@@ -284,6 +288,18 @@ VOID    ImapDeleteSecurityCredentials(LPSECURITYCREDENTIALS lpCredentials);
 INT     ImapRegisterTransport(const IMAPTRANSPORTTYPE *lpType);
 INT     ImapUnregisterTransport(LPCTSTR lpszName);
 INT     ImapLoadPlugin(LPCTSTR lpszPath);
+
+/* Extension: what the library's event-loop thread (asynchronous connects, forwards,
+ * disconnect watching) costs. dwLongestStepUs is the longest time the loop spent in one
+ * step of one task (or one release, or one cross-thread call) since the last reset:
+ * while it runs, every other asynchronous connection waits. bReset zeroes it. */
+typedef struct _IMAPLOOPSTATS {
+    DWORD   dwSize;                  /* sizeof(IMAPLOOPSTATS) */
+    DWORD   dwTasks;                 /* tasks on the loop after its last turn */
+    DWORD   dwTurns;                 /* wake-ups since the loop started */
+    DWORD   dwLongestStepUs;
+} IMAPLOOPSTATS, *LPIMAPLOOPSTATS;
+BOOL    ImapGetLoopStatistics(LPIMAPLOOPSTATS lpStats, BOOL bReset);
 
 HFORWARD ImapCreatePortForward(LPSECURITYCREDENTIALS lpCredentials, LPCTSTR lpszRemoteHost,
         UINT nRemotePort, UINT nLocalPort, UINT *lpnBoundPort);

@@ -14,7 +14,7 @@ extern "C" {
 /** ABI of this header. A type or plugin built against a different MAJOR is refused with
  *  ST_ERROR_PLUGIN_VERSION; a newer MINOR only appends slots and fields. */
 #define IMAPWIRE_TRANSPORT_ABI_MAJOR 1
-#define IMAPWIRE_TRANSPORT_ABI_MINOR 1
+#define IMAPWIRE_TRANSPORT_ABI_MINOR 2
 #define IMAPWIRE_TRANSPORT_ABI \
     ((unsigned)((IMAPWIRE_TRANSPORT_ABI_MAJOR << 16) | IMAPWIRE_TRANSPORT_ABI_MINOR))
 
@@ -223,6 +223,20 @@ struct imapwire_host_api {
     int     (*hop_query)(imapwire_hop *hop, int what, void *out);
     /** Closes the hop and frees it; NULL is allowed. The pointer MUST NOT be used again. */
     void    (*hop_free)(imapwire_hop *hop);
+
+    /* ABI 1.2 (check IMAPWIRE_HOST_HAS). */
+    /** Ends a child process the layer started, without anyone waiting for it. destroy may
+     *  run on the library's event-loop thread, which serves every asynchronous connect and
+     *  forward and must never wait; a layer whose destroy would wait for a child calls
+     *  this first (with the child's stdin already closed). On the loop thread the library
+     *  takes the child and returns 0: it gives it grace_ms to exit, then SIGTERM and
+     *  term_ms, then SIGKILL, reaps it, and closes pidfd and err_fd (each may be -1;
+     *  err_fd, the child's stderr, is read and dropped meanwhile). On any other thread it
+     *  returns IMAPWIRE_PASS and takes nothing: the layer ends the child itself as
+     *  before, so a blocking disconnect returns with the child gone. Otherwise an
+     *  ST_ERROR_*, and the layer keeps the child. */
+    int     (*child_end)(imapwire_layer *layer, int pid, int pidfd, int err_fd,
+                         unsigned grace_ms, unsigned term_ms);
 };
 
 /** Whether the library's host API has member (one appended in a later minor version):

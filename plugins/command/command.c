@@ -233,6 +233,19 @@ static void cmd_destroy(imapwire_layer *l)
         if (c->out_fd >= 0)
             close(c->out_fd);
         c->in_fd = c->out_fd = -1;
+        /* On the library's loop thread nobody may wait: the library ends the child the
+         * same way (grace, SIGTERM, SIGKILL) as a task of its own. */
+        if (c->pid > 0 && !cmd_try_reap(l) && IMAPWIRE_HOST_HAS(l->host, child_end)) {
+            int pid = (int)c->pid;
+            cmd_err_drain(l);
+            cmd_err_flush(l);
+            if (l->host->child_end(l, pid, c->pidfd, c->err_fd, CMD_GRACE_MS,
+                                   CMD_TERM_WAIT_MS) == 0) {
+                l->host->trace(l, "command: pid %d left to the library to end", pid);
+                c->pid = 0;
+                c->pidfd = c->err_fd = -1;
+            }
+        }
         if (c->pid > 0 && !cmd_wait_exit(l, CMD_GRACE_MS)) {
             l->host->trace(l, "command: pid %d still running; SIGTERM", (int)c->pid);
             cmd_signal(c, SIGTERM);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "creds.h"
+#include "ssh_config.h"
 
 /* Structs the library allocated: only these have strings it may free. */
 struct iw_owned {
@@ -61,7 +62,7 @@ LPSECURITYCREDENTIALS ImapCreateSecurityCredentials(DWORD dwProtocol, DWORD dwOp
     int rc = 0;
 
     if ((dwProtocol & ~(SECURITY_PROTOCOL_TLS12 | SECURITY_PROTOCOL_TLS13)) != 0 ||
-        (dwOptions & ~CREDENTIAL_TUNNEL_FORWARD) != 0) {
+        (dwOptions & ~IW_CREDENTIAL_ALL) != 0) {
         iw_set_error(ST_ERROR_INVALID_PARAMETER);
         return NULL;
     }
@@ -158,8 +159,14 @@ VOID ImapDeleteSecurityCredentials(LPSECURITYCREDENTIALS lpCredentials)
 
 int iw_creds_copy(const SECURITYCREDENTIALS *in, iw_creds **out)
 {
+    char why[8];
+    return iw_creds_copy_why(in, out, why, sizeof why);
+}
+
+int iw_creds_copy_why(const SECURITYCREDENTIALS *in, iw_creds **out, char *why, size_t size)
+{
     iw_creds *c;
-    int bad = 0;
+    int bad = 0, rc;
 
     *out = NULL;
     if (in == NULL)
@@ -192,9 +199,16 @@ int iw_creds_copy(const SECURITYCREDENTIALS *in, iw_creds **out)
         return ST_ERROR_OUT_OF_MEMORY;
     }
     if ((c->protocol & ~(SECURITY_PROTOCOL_TLS12 | SECURITY_PROTOCOL_TLS13)) != 0 ||
-        c->tunnel_port > 65535) {
+        (c->options & ~IW_CREDENTIAL_ALL) != 0 || c->tunnel_port > 65535) {
         iw_creds_free(c);
         return ST_ERROR_INVALID_PARAMETER;
+    }
+    /* The alias becomes the route and fields now, once: every layer after this sees
+     * only explicit hops, as if the caller had written them. */
+    rc = iw_ssh_config_apply(c, why, size);
+    if (rc != 0) {
+        iw_creds_free(c);
+        return rc;
     }
     *out = c;
     return 0;

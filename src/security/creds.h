@@ -12,10 +12,18 @@ struct iw_creds {
     char    *ca_file, *ca_path, *server_name;
     char    *tunnel_host, *tunnel_user, *tunnel_key, *tunnel_password, *known_hosts;
     unsigned tunnel_port;
+    /* From the SSH configuration (CREDENTIAL_TUNNEL_SSH_CONFIG), seconds, 0 = not set:
+     * ConnectTimeout bounds the TCP phase of each SSH hop, ServerAliveInterval paces
+     * keepalives of the sessions. */
+    unsigned ssh_connect_timeout, ssh_alive_interval;
 };
 
 typedef struct iw_creds iw_creds;
+#define IW_CREDENTIAL_ALL (CREDENTIAL_TUNNEL_FORWARD | CREDENTIAL_TUNNEL_SSH_CONFIG)
 int  iw_creds_copy(const SECURITYCREDENTIALS *in, iw_creds **out);
+/* The same, with why (may be NULL) saying what in the SSH configuration could not be
+ * honoured when that is the reason for ST_ERROR_INVALID_PARAMETER. */
+int  iw_creds_copy_why(const SECURITYCREDENTIALS *in, iw_creds **out, char *why, size_t size);
 void iw_creds_free(iw_creds *c);
 /* Wipes and drops the passphrase and the tunnel password: once the TLS context is
  * loaded and the chain is built (the SSH layer has taken its own copy), a connect

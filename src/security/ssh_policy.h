@@ -11,9 +11,10 @@
  * until iw_layer_new returns. */
 typedef struct iw_ssh_params {
     size_t      struct_size;       /* sizeof(iw_ssh_params) */
-    const char *host;              /* the SSH server */
-    unsigned    port;              /* 22 when the caller said 0 */
-    const char *user;
+    const char *host;              /* the SSH server, or a jump-host list ending with it
+                                      ("[user@]host[:port],...", see ssh_hops.h) */
+    unsigned    port;              /* 22 when the caller said 0; hops' default */
+    const char *user;              /* hops' default user */
     const char *key;               /* private key file, or NULL */
     const char *password;          /* key passphrase, or account password */
     const char *known_hosts;       /* NULL: ~/.ssh/known_hosts */
@@ -25,14 +26,20 @@ typedef struct iw_ssh_params {
      * key, authentication, channel): each gets its own nTimeout, so the connection's
      * deadline restarts too. NULL: nothing to tell. */
     void      (*phase_started)(void *core);
+    unsigned    connect_timeout_ms; /* 0, or a shorter bound for each hop's TCP phase */
+    unsigned    alive_interval_s;   /* 0, or seconds between keepalives of the session */
 } iw_ssh_params;
+
+/* Nonzero when the tunnel host list parses with the credentials' user and port as the
+ * hops' defaults (every hop then has a user, a host and a port). */
+int iw_ssh_route_valid(const iw_creds *k);
 
 /* The parameters for a connect's tunnel credentials: 0, or ST_ERROR_INVALID_PARAMETER
  * when they name no SSH server or user. Strings point into k. */
 static inline int iw_ssh_params_from(const iw_creds *k, const char *transport,
                                      void (*phase_started)(void *core), iw_ssh_params *out)
 {
-    if (k == NULL || k->tunnel_host == NULL || k->tunnel_user == NULL)
+    if (k == NULL || k->tunnel_host == NULL || !iw_ssh_route_valid(k))
         return ST_ERROR_INVALID_PARAMETER;
     out->struct_size = sizeof *out;
     out->host = k->tunnel_host;
@@ -43,6 +50,8 @@ static inline int iw_ssh_params_from(const iw_creds *k, const char *transport,
     out->known_hosts = k->known_hosts;
     out->transport = transport;
     out->phase_started = phase_started;
+    out->connect_timeout_ms = k->ssh_connect_timeout * 1000u;
+    out->alive_interval_s = k->ssh_alive_interval;
     return 0;
 }
 

@@ -28,6 +28,7 @@ struct iw_forward {
     int               client_fd;   /* private forward: our end of the pair, until taken */
     unsigned          port;
     void             *session;     /* the held SSH session, shared by every bridge */
+    int               error;       /* atomic: why a private forward's bridge ended early */
     iw_task           listener;
 };
 
@@ -151,8 +152,13 @@ static int iw_bridge_step(iw_task *t)
     int rc, done = 0;
     if (b->state == BR_CONNECTING) {
         rc = iw_layer_connect(b->layer, &done);
-        if (rc != 0 || (!done && iw_now_ms() >= b->deadline_ms))
+        if (rc == 0 && !done && iw_now_ms() >= b->deadline_ms)
+            rc = ST_ERROR_OPERATION_TIMEOUT;
+        if (rc != 0) {
+            /* before the pair closes: its other end reports this, not a bare close */
+            __atomic_store_n(&b->fw->error, rc, __ATOMIC_RELEASE);
             return 1;
+        }
         if (!done)
             return 0;
         b->state = BR_PUMP;
@@ -256,7 +262,7 @@ static void iw_forward_free(struct iw_forward *fw)
 /* The forward's SSH side, authenticated: far is where its channels go, and the local
  * address and DNS servers its SSH hop uses. */
 static int iw_forward_new(const SECURITYCREDENTIALS *creds, const imapwire_endpoint *far,
-                          struct iw_forward **out)
+                          int hold, struct iw_forward **out)
 {
     struct iw_forward *fw;
     iw_ssh_params p;
@@ -282,7 +288,7 @@ static int iw_forward_new(const SECURITYCREDENTIALS *creds, const imapwire_endpo
     }
     rc = iw_creds_copy(creds, &fw->creds);
     if (rc == 0 && (fw->creds == NULL || fw->creds->tunnel_host == NULL ||
-                    fw->creds->tunnel_user == NULL))
+                    !iw_ssh_route_valid(fw->creds)))
         rc = ST_ERROR_INVALID_PARAMETER;
     if (rc != 0) {
         iw_forward_free(fw);
@@ -297,7 +303,7 @@ static int iw_forward_new(const SECURITYCREDENTIALS *creds, const imapwire_endpo
     /* Authenticate now: a wrong host key or password is the caller's error today, not a
      * mystery on the first forwarded connection. */
     rc = iw_ssh_params_from(fw->creds, NULL, NULL, &p);
-    if (rc == 0)
+    if (rc == 0 && hold)
         rc = iw_ssh_hold(&p, NULL, NULL, &fw->ep, &fw->session);
     if (rc != 0) {
         iw_forward_free(fw);
@@ -324,7 +330,7 @@ int iw_forward_open(const SECURITYCREDENTIALS *creds, const char *remote_host,
     far.host = remote_host;
     far.port = remote_port;
     far.timeout_ms = timeout_ms;
-    rc = iw_forward_new(creds, &far, &fw);
+    rc = iw_forward_new(creds, &far, 1, &fw);
     if (rc != 0)
         return rc;
     fw->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -361,8 +367,16 @@ int iw_forward_open(const SECURITYCREDENTIALS *creds, const char *remote_host,
 /* ---- a connect's private forward: a socket pair, no listener ---- */
 
 struct iw_pair_ctx {
-    int fd;
+    int        fd;
+    const int *error;              /* the forward's: what ended its bridge, if anything */
 };
+
+/* The pair ended: the bridge's own reason when it gave one (SSH host key, auth, ...). */
+static int iw_pair_closed(const struct iw_pair_ctx *p, int fallback)
+{
+    int e = p->error ? __atomic_load_n(p->error, __ATOMIC_ACQUIRE) : 0;
+    return e != 0 ? e : fallback;
+}
 
 static int iw_pair_create(imapwire_layer *l, const char *args)
 {
@@ -402,6 +416,8 @@ static int iw_pair_send(imapwire_layer *l, const void *buf, size_t len, size_t *
         n = send(p->fd, buf, len, MSG_NOSIGNAL);
     while (n < 0 && errno == EINTR);
     *sent = n > 0 ? (size_t)n : 0;
+    if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+        return iw_pair_closed(p, ST_ERROR_CONNECTION_CLOSED);
     return n >= 0 ? 0 : iw_pair_error(errno);
 }
 
@@ -413,6 +429,10 @@ static int iw_pair_recv(imapwire_layer *l, void *buf, size_t len, size_t *got)
         n = recv(p->fd, buf, len, 0);
     while (n < 0 && errno == EINTR);
     *got = n > 0 ? (size_t)n : 0;
+    if (n == 0)
+        return iw_pair_closed(p, 0);
+    if (n < 0 && errno == ECONNRESET)
+        return iw_pair_closed(p, ST_ERROR_CONNECTION_CLOSED);
     return n >= 0 ? 0 : iw_pair_error(errno);
 }
 
@@ -458,13 +478,13 @@ static const imapwire_transport_type iw_pair_type = {
 };
 
 int iw_forward_open_private(const SECURITYCREDENTIALS *creds, const imapwire_endpoint *far,
-                            struct iw_forward **out)
+                            int hold, struct iw_forward **out)
 {
     struct iw_forward *fw;
     int sv[2], rc;
 
     *out = NULL;
-    rc = iw_forward_new(creds, far, &fw);
+    rc = iw_forward_new(creds, far, hold, &fw);
     if (rc != 0)
         return rc;
     /* The library is this forward's only client: a socket pair has no address anyone
@@ -494,7 +514,9 @@ int iw_forward_client_layer(struct iw_forward *fw, const imapwire_endpoint *ep,
         return ST_ERROR_INVALID_PARAMETER;
     rc = iw_layer_new_internal(&iw_pair_type, ep, sink, core, NULL, out);
     if (rc == 0) {
-        ((struct iw_pair_ctx *)(*out)->ctx)->fd = fw->client_fd;
+        struct iw_pair_ctx *p = (*out)->ctx;
+        p->fd = fw->client_fd;
+        p->error = &fw->error;     /* the client frees its chain before its forward */
         fw->client_fd = -1;
     }
     return rc;

@@ -11,12 +11,13 @@ struct iw_forward;
 int      iw_forward_open(const SECURITYCREDENTIALS *creds, const char *remote_host,
                          unsigned remote_port, unsigned local_port, unsigned timeout_ms,
                          struct iw_forward **out);
-/* A connect's own forward (CREDENTIAL_TUNNEL_FORWARD): authenticated like the above, but
- * bridging one end of a socket pair, so nothing on the machine can reach it but us. far
- * gives the channel's host and port, the timeout, and the SSH hop's local address and
- * DNS servers. */
+/* A connect's own forward (CREDENTIAL_TUNNEL_FORWARD): like the above, but bridging one
+ * end of a socket pair, so nothing on the machine can reach it but us. far gives the
+ * channel's host and port, the timeout, and the SSH hop's local address and DNS servers.
+ * hold: authenticate now, on the caller's thread (a blocking connect); otherwise the
+ * loop sets the SSH side up and the pair's other end reports its error (an async one). */
 int      iw_forward_open_private(const SECURITYCREDENTIALS *creds, const imapwire_endpoint *far,
-                                 struct iw_forward **out);
+                                 int hold, struct iw_forward **out);
 /* The bottom layer of that connect: the other end of the pair (taken once). */
 int      iw_forward_client_layer(struct iw_forward *fw, const imapwire_endpoint *ep,
                                  const iw_layer_sink *sink, void *core, imapwire_layer **out);

@@ -19,6 +19,7 @@
 #include <openssl/rand.h>
 #include "../core/runtime/loop.h"
 #include "../core/transport/chain.h"
+#include "../security/ssh_hops.h"
 #include "../security/ssh_policy.h"
 
 /* How often a connection that shares its session with another thread re-checks its
@@ -30,8 +31,10 @@ enum { S_LOWER, S_HANDSHAKE, S_HOSTKEY, S_AUTH_LIST, S_AUTH_KEY, S_AUTH_AGENT_CO
        S_AUTH_AGENT, S_AUTH_PASSWORD, S_AUTH_KBD, S_READY, S_DEAD };
 
 /* The phases nTimeout bounds one by one: TCP to the server, handshake with the host key
- * check, authentication, and (per connection) the channel. */
-enum { P_TCP, P_HANDSHAKE, P_AUTH, P_CHANNEL, P_UP };
+ * check, authentication, and (per connection) the channel. Behind a jump host the route
+ * to the server has phases of its own: P_VIA plus the route's phase, so each hop's
+ * phases get their own deadline too. */
+enum { P_TCP, P_HANDSHAKE, P_AUTH, P_CHANNEL, P_UP, P_VIA = 16 };
 
 typedef struct ssh_session {
     struct ssh_session *next;
@@ -43,11 +46,21 @@ typedef struct ssh_session {
     pthread_mutex_t  lock;
     int              state, error;  /* under lock */
     int              dead;          /* atomic: read by lookups that do not take lock */
+    int              live_fd;       /* atomic: the server socket once ready, else -1 */
     LIBSSH2_SESSION *s;
     LIBSSH2_AGENT   *agent;
     struct libssh2_agent_publickey *identity;
-    imapwire_layer  *tcp;           /* the session's own hop to the SSH server (TCP, or
-                                       the caller's transport) */
+    imapwire_layer  *tcp;           /* the session's own hop to the SSH server (TCP, the
+                                       caller's transport, or a channel through the
+                                       previous jump host) */
+    int              jump;          /* tcp is an "ssh" layer: a channel of a jump host */
+    int              route_failed;  /* died because tcp failed, not in its own steps */
+    unsigned         alive_s;       /* keepalive interval once ready (0: none) */
+    /* Channels whose close the loop thread could not finish at once: whoever drives the
+     * session next retries them (the loop never waits for a peer), and the session's
+     * own end frees what is left. Under lock. */
+    LIBSSH2_CHANNEL **closing;
+    size_t           nclosing, capclosing;
     imapwire_endpoint ep;
     /* password (or passphrase) is wiped and dropped once the session is authenticated */
     char            *host, *user, *key, *password, *known_hosts, *methods;
@@ -66,6 +79,7 @@ struct ssh_ctx {
     int              on_loop;      /* made (and driven) by the loop thread */
     int              phase;        /* P_*, or -1 before the first step */
     int64_t          phase_deadline_ms;
+    unsigned         connect_timeout_ms;   /* 0: the endpoint's timeout */
     void           (*phase_started)(void *core);
 };
 
@@ -249,16 +263,23 @@ static int ssh_session_id(const iw_ssh_params *p, const imapwire_endpoint *ep,
     return rc;
 }
 
-/* Waits up to ms for the session's socket in the direction libssh2 is blocked on. */
-static void ssh_wait(ssh_session *s, int ms)
+/* The descriptors to wait on for the direction libssh2 is blocked on; under s->lock. */
+static nfds_t ssh_wait_fds(ssh_session *s, struct pollfd *pfd)
 {
     imapwire_pollset ps = {0};
-    struct pollfd pfd[IMAPWIRE_POLLSET_MAX];
     int dir = libssh2_session_block_directions(s->s);
     iw_layer_pollset(s->tcp, ((dir & LIBSSH2_SESSION_BLOCK_OUTBOUND) ? IMAPWIRE_WANT_WRITE : 0) |
                                  IMAPWIRE_WANT_READ, &ps);
-    if (ps.count > 0)
-        poll(pfd, iw_pollset_to_pollfd(&ps, pfd), ms);
+    return ps.count > 0 ? iw_pollset_to_pollfd(&ps, pfd) : 0;
+}
+
+/* Waits up to ms for the session's socket (teardown, which owns the session). */
+static void ssh_wait(ssh_session *s, int ms)
+{
+    struct pollfd pfd[IMAPWIRE_POLLSET_MAX];
+    nfds_t n = ssh_wait_fds(s, pfd);
+    if (n > 0)
+        poll(pfd, n, ms);
 }
 
 /* libssh2's closing calls may want the network even when freeing: give each a short,
@@ -268,23 +289,25 @@ static void ssh_wait(ssh_session *s, int ms)
 
 static void ssh_session_free(ssh_session *s)
 {
-    int i;
+    /* The loop thread never waits for a peer: one polite try, then the socket goes. */
+    int i, tries = iw_loop_is_current() ? 0 : SSH_CLOSE_TRIES;
     /* The agent handle lives inside the session's memory: it goes first. */
     if (s->agent != NULL) {
         libssh2_agent_disconnect(s->agent);
         libssh2_agent_free(s->agent);
     }
     if (s->s != NULL) {
-        if (s->state == S_READY)
-            for (i = 0; i < SSH_CLOSE_TRIES &&
-                        libssh2_session_disconnect(s->s, "imapwire: done") == LIBSSH2_ERROR_EAGAIN;
+        if (s->state == S_READY) {
+            for (i = 0; libssh2_session_disconnect(s->s, "imapwire: done") == LIBSSH2_ERROR_EAGAIN &&
+                        i < tries;
                  i++)
                 ssh_wait(s, SSH_CLOSE_WAIT_MS);
+        }
         /* Freeing must finish, or the session's memory stays behind: once the socket is
          * dead (closed below) nothing can block any more. */
-        for (i = 0; i < SSH_CLOSE_TRIES && libssh2_session_free(s->s) == LIBSSH2_ERROR_EAGAIN; i++)
+        for (i = 0; i < tries && libssh2_session_free(s->s) == LIBSSH2_ERROR_EAGAIN; i++)
             ssh_wait(s, SSH_CLOSE_WAIT_MS);
-        if (i == SSH_CLOSE_TRIES) {
+        if (i == tries) {
             iw_layer_free_chain(s->tcp);
             s->tcp = NULL;
             s->state = S_DEAD;
@@ -304,6 +327,7 @@ static void ssh_session_free(ssh_session *s)
     free(s->methods);
     free(s->local_address);
     free(s->dns_servers);
+    free(s->closing);              /* the channels themselves went with the session */
     pthread_mutex_destroy(&s->lock);
     free(s);
 }
@@ -332,9 +356,11 @@ static void ssh_session_release(ssh_session *s)
         ssh_session_free(s);
 }
 
-static int ssh_session_new(const iw_ssh_params *p, const imapwire_endpoint *ep,
-                           const unsigned char id[32], ssh_session **out)
+static int ssh_session_new(const iw_ssh_params *p, const iw_ssh_hop *hop,
+                           const imapwire_endpoint *ep, const unsigned char id[32],
+                           ssh_session **out)
 {
+    size_t via_len = iw_ssh_hops_via_len(p->host);
     ssh_session *s = calloc(1, sizeof *s);
     int rc;
 
@@ -344,10 +370,12 @@ static int ssh_session_new(const iw_ssh_params *p, const imapwire_endpoint *ep,
     pthread_mutex_init(&s->lock, NULL);
     s->dummy_fd = -1;
     s->fd = -1;
+    s->live_fd = -1;
     memcpy(s->id, id, 32);
     s->refs = 1;
-    s->host = iw_strdup(p->host);
-    s->user = iw_strdup(p->user);
+    s->alive_s = p->alive_interval_s;
+    s->host = iw_strdup(hop->host);
+    s->user = iw_strdup(hop->user);
     s->key = iw_strdup(p->key);
     s->password = iw_strdup(p->password);
     s->local_address = iw_strdup(ep->local_address);
@@ -372,10 +400,28 @@ static int ssh_session_new(const iw_ssh_params *p, const imapwire_endpoint *ep,
      * server's name). It outlives the connect that made it, so it gets no trace sink. */
     s->ep = *ep;
     s->ep.host = s->host;
-    s->ep.port = p->port;
+    s->ep.port = hop->port;
     s->ep.local_address = s->local_address;
     s->ep.dns_servers = s->dns_servers;
-    rc = iw_layer_new_spec(p->transport, &s->ep, NULL, NULL, &s->tcp);
+    if (via_len > 0) {
+        /* Behind jump hosts: the hop is a channel of the session to the route before
+         * it (itself shared, and itself perhaps behind jump hosts), which carries the
+         * caller's transport down to the first SSH server. */
+        iw_ssh_params via = *p;
+        char *route = malloc(via_len + 1);
+        rc = ST_ERROR_OUT_OF_MEMORY;
+        if (route != NULL) {
+            memcpy(route, p->host, via_len);
+            route[via_len] = '\0';
+            via.host = route;
+            via.phase_started = NULL;
+            rc = iw_layer_new_params("ssh", NULL, &via, &s->ep, NULL, NULL, NULL, &s->tcp);
+            free(route);
+        }
+        s->jump = rc == 0;
+    } else {
+        rc = iw_layer_new_spec(p->transport, &s->ep, NULL, NULL, &s->tcp);
+    }
     if (rc == 0) {
         s->s = libssh2_session_init_ex(ssh_mem_alloc, ssh_mem_free, ssh_mem_realloc, s);
         if (s->s == NULL)
@@ -393,32 +439,88 @@ static int ssh_session_new(const iw_ssh_params *p, const imapwire_endpoint *ep,
     return 0;
 }
 
+/* A ready session whose server has closed its end while nobody used it (sshd killed
+ * or restarted, a reset): its socket says so without a byte being read. Behind a jump
+ * host, the route's session answers. Under ssh_list_lock, which keeps s and its route
+ * listed, so their sockets are open. */
+static int ssh_session_gone(const ssh_session *s)
+{
+    int depth;
+    for (depth = 0; depth <= IW_SSH_MAX_HOPS; depth++) {
+        int fd = __atomic_load_n(&s->live_fd, __ATOMIC_ACQUIRE);
+        char b;
+        ssize_t n;
+        if (__atomic_load_n(&s->dead, __ATOMIC_ACQUIRE))
+            return 1;
+        if (fd < 0) {
+            if (!s->jump)
+                return 0;          /* still being set up: its own steps will tell */
+            s = ((const struct ssh_ctx *)s->tcp->ctx)->sess;
+            continue;
+        }
+        n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+        return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+    }
+    return 0;
+}
+
+/* A live listed session with this id, with a reference taken; under ssh_list_lock. A
+ * shared session found dead is dropped from the list (its users see the error on their
+ * next call) and replaced by the caller, never handed out. */
+static ssh_session *ssh_session_find_locked(const unsigned char id[32])
+{
+    ssh_session **pp, *s;
+    for (pp = &ssh_sessions; (s = *pp) != NULL;) {
+        if (memcmp(s->id, id, 32) != 0 || __atomic_load_n(&s->dead, __ATOMIC_ACQUIRE)) {
+            pp = &s->next;
+            continue;
+        }
+        if (ssh_session_gone(s)) {
+            __atomic_store_n(&s->dead, 1, __ATOMIC_RELEASE);
+            *pp = s->next;
+            s->next = NULL;
+            continue;
+        }
+        s->refs++;
+        return s;
+    }
+    return NULL;
+}
+
 /* The session for these parameters: a live shared one, or a new one in the list. */
-static int ssh_session_get(const iw_ssh_params *p, const imapwire_endpoint *ep,
-                           ssh_session **out)
+static int ssh_session_get(const iw_ssh_params *p, const iw_ssh_hop *hop,
+                           const imapwire_endpoint *ep, ssh_session **out)
 {
     unsigned char id[32];
-    ssh_session *s;
+    ssh_session *s, *other;
     int rc = ssh_session_id(p, ep, id);
     if (rc != 0)
         return rc;
     pthread_mutex_lock(&ssh_list_lock);
-    for (s = ssh_sessions; s != NULL; s = s->next) {
-        if (memcmp(s->id, id, 32) == 0 && !__atomic_load_n(&s->dead, __ATOMIC_ACQUIRE)) {
-            s->refs++;
-            pthread_mutex_unlock(&ssh_list_lock);
-            *out = s;
-            return 0;
-        }
+    s = ssh_session_find_locked(id);
+    pthread_mutex_unlock(&ssh_list_lock);
+    if (s != NULL) {
+        *out = s;
+        return 0;
     }
-    rc = ssh_session_new(p, ep, id, &s);
-    if (rc == 0) {
+    /* Made outside the lock: behind a jump host, making it gets the route's session. */
+    rc = ssh_session_new(p, hop, ep, id, &s);
+    if (rc != 0)
+        return rc;
+    pthread_mutex_lock(&ssh_list_lock);
+    other = ssh_session_find_locked(id);
+    if (other == NULL) {
         s->next = ssh_sessions;
         ssh_sessions = s;
-        *out = s;
     }
     pthread_mutex_unlock(&ssh_list_lock);
-    return rc;
+    if (other != NULL) {
+        /* another thread made the same session meanwhile: share theirs */
+        ssh_session_free(s);
+        s = other;
+    }
+    *out = s;
+    return 0;
 }
 
 /* A dead session is never handed out again; its channels report the closed connection. */
@@ -516,6 +618,46 @@ static int ssh_check_hostkey(ssh_session *s)
     }
 }
 
+/* Retries the closes the loop thread left behind; under s->lock, session ready. */
+static void ssh_closing_step(ssh_session *s)
+{
+    size_t i = 0;
+    while (i < s->nclosing) {
+        if (libssh2_channel_free(s->closing[i]) == LIBSSH2_ERROR_EAGAIN) {
+            i++;
+            continue;
+        }
+        s->closing[i] = s->closing[--s->nclosing];
+    }
+}
+
+/* The session a jump host's layer serves (s->jump: s->tcp is one of ours). */
+static ssh_session *ssh_route(const ssh_session *s)
+{
+    const struct ssh_ctx *lc = s->tcp->ctx;
+    return lc->sess;
+}
+
+/* Behind jump hosts, says which hop a failure belongs to, counted from the first: the
+ * deepest session on the route that died in its own steps (host key, authentication), or
+ * the first one the hop before it could not open a channel to. */
+static void ssh_trace_failed_hop(const ssh_session *s, imapwire_layer *l, int error)
+{
+    const ssh_session *cur = s, *lower;
+    int depth = 0, hop;
+    const char *text = iw_error_name((DWORD)error);
+    if (!s->jump)
+        return;
+    while (cur->route_failed && cur->jump && (lower = ssh_route(cur)) != NULL &&
+           __atomic_load_n(&lower->dead, __ATOMIC_ACQUIRE))
+        cur = lower;
+    for (lower = cur; lower->jump; lower = ssh_route(lower))
+        depth++;
+    hop = depth + 1;
+    l->host->trace(l, "ssh: hop %d (%s@%s:%u) failed: %s", hop, cur->user, cur->host,
+                   cur->ep.port, text ? text : "error");
+}
+
 /* One non-blocking round of session set-up under s->lock: 1 when ready, 0 to wait. */
 static int ssh_session_step(ssh_session *s, imapwire_layer *l)
 {
@@ -527,12 +669,16 @@ static int ssh_session_step(ssh_session *s, imapwire_layer *l)
         switch (s->state) {
         case S_LOWER:
             rc = iw_layer_connect(s->tcp, &done);
-            if (rc != 0)
+            if (rc != 0) {
+                s->route_failed = 1;
                 return ssh_session_die(s, rc);
+            }
             if (!done)
                 return 0;
             l->host->mark(l, IMAPWIRE_MARK_CONNECTED);
-            if (iw_layer_query(s->tcp, IMAPWIRE_QUERY_SOCKET, &s->fd) != 0 || s->fd < 0) {
+            /* A jump host's channel would name the jump host's socket: not ours. */
+            if (s->jump || iw_layer_query(s->tcp, IMAPWIRE_QUERY_SOCKET, &s->fd) != 0 ||
+                s->fd < 0) {
                 /* libssh2 wants a descriptor to put in non-blocking mode even when its
                  * I/O goes through our callbacks; give it one of its own. */
                 int sv[2];
@@ -653,6 +799,11 @@ static int ssh_session_step(ssh_session *s, imapwire_layer *l)
                 iw_free_secret(s->password);
                 s->password = NULL;
             }
+            if (!s->jump && s->dummy_fd < 0)
+                __atomic_store_n(&s->live_fd, s->fd, __ATOMIC_RELEASE);
+            /* ServerAliveInterval: only sets two fields; sent when the session is driven */
+            if (s->alive_s != 0)
+                libssh2_keepalive_config(s->s, 1, s->alive_s);
             return 1;
         default:
             return s->error ? s->error : (int)ST_ERROR_CONNECTION_CLOSED;
@@ -665,6 +816,11 @@ static int ssh_session_phase(const ssh_session *s)
 {
     switch (s->state) {
     case S_LOWER:
+        /* The route's layer is driven only under our lock: its phase is ours to read. */
+        if (s->jump) {
+            const struct ssh_ctx *lc = s->tcp->ctx;
+            return P_VIA + lc->phase + 1;
+        }
         return P_TCP;
     case S_HANDSHAKE:
     case S_HOSTKEY:
@@ -686,8 +842,12 @@ static int ssh_phase_check(imapwire_layer *l, int phase)
     struct ssh_ctx *c = l->ctx;
     int64_t now = iw_now_ms();
     if (phase != c->phase) {
+        int64_t t = l->endpoint->timeout_ms;
+        /* ConnectTimeout from the SSH configuration bounds reaching the server */
+        if (phase == P_TCP && c->connect_timeout_ms != 0 && c->connect_timeout_ms < t)
+            t = c->connect_timeout_ms;
         c->phase = phase;
-        c->phase_deadline_ms = now + l->endpoint->timeout_ms;
+        c->phase_deadline_ms = now + t;
         if (c->phase_started != NULL)
             c->phase_started(l->core);
         return 0;
@@ -699,16 +859,22 @@ static int ssh_create(imapwire_layer *l, const char *args)
 {
     struct ssh_ctx *c = l->ctx;
     const iw_ssh_params *p = l->params;
-    int rc;
+    iw_ssh_hop hops[IW_SSH_MAX_HOPS];
+    int rc, n;
     (void)args;
     /* everything comes from the creator; without it there is no server to trust */
     if (p == NULL || p->struct_size < sizeof *p)
         return ST_ERROR_INVALID_PARAMETER;
-    rc = ssh_session_get(p, l->endpoint, &c->sess);
+    /* the last hop is this layer's SSH server; the ones before it are its route */
+    rc = iw_ssh_hops_parse(p->host, p->user, p->port, hops, IW_SSH_MAX_HOPS, &n);
+    if (rc != 0)
+        return rc;
+    rc = ssh_session_get(p, &hops[n - 1], l->endpoint, &c->sess);
     if (rc != 0)
         return rc;
     c->phase = -1;
     c->phase_started = p->phase_started;
+    c->connect_timeout_ms = p->connect_timeout_ms;
     c->on_loop = iw_loop_is_current();
     pthread_mutex_lock(&ssh_list_lock);
     if (c->on_loop)
@@ -728,12 +894,25 @@ static void ssh_destroy(imapwire_layer *l)
         return;
     if (c->channel != NULL) {
         pthread_mutex_lock(&s->lock);
-        /* A close that would wait longer is finished by the session's end. */
+        /* A close that would wait longer is finished by the session's next driver or by
+         * its end; the loop thread does not wait for the peer at all. */
         if (s->state == S_READY) {
-            int i;
-            for (i = 0; i < SSH_CLOSE_TRIES &&
-                        libssh2_channel_free(c->channel) == LIBSSH2_ERROR_EAGAIN; i++)
+            int i, tries = iw_loop_is_current() ? 0 : SSH_CLOSE_TRIES;
+            for (i = 0; libssh2_channel_free(c->channel) == LIBSSH2_ERROR_EAGAIN; i++) {
+                if (i >= tries) {
+                    if (s->nclosing == s->capclosing) {
+                        size_t cap = s->capclosing ? 2 * s->capclosing : 8;
+                        LIBSSH2_CHANNEL **n = realloc(s->closing, cap * sizeof *n);
+                        if (n == NULL)
+                            break;  /* the session's end frees it */
+                        s->closing = n;
+                        s->capclosing = cap;
+                    }
+                    s->closing[s->nclosing++] = c->channel;
+                    break;
+                }
                 ssh_wait(s, SSH_CLOSE_WAIT_MS);
+            }
         }
         pthread_mutex_unlock(&s->lock);
         c->channel = NULL;
@@ -762,6 +941,8 @@ static int ssh_connect(imapwire_layer *l, int *done)
         if (rc == 1) {
             c->state = L_CHANNEL;
             rc = 0;
+        } else if (rc != 0) {
+            ssh_trace_failed_hop(s, l, rc);
         }
     }
     if (rc == 0 && c->state == L_SESSION)
@@ -804,6 +985,8 @@ static int ssh_send(imapwire_layer *l, const void *buf, size_t len, size_t *sent
         pthread_mutex_unlock(&s->lock);
         return ST_ERROR_CONNECTION_CLOSED;
     }
+    if (s->nclosing > 0)
+        ssh_closing_step(s);
     n = libssh2_channel_write(c->channel, buf, len);
     if (n >= 0) {
         *sent = (size_t)n;
@@ -834,6 +1017,8 @@ static int ssh_recv(imapwire_layer *l, void *buf, size_t len, size_t *got)
         pthread_mutex_unlock(&s->lock);
         return ST_ERROR_CONNECTION_CLOSED;
     }
+    if (s->nclosing > 0)
+        ssh_closing_step(s);
     n = libssh2_channel_read(c->channel, buf, len);
     if (n > 0) {
         *got = (size_t)n;
@@ -870,6 +1055,11 @@ static void ssh_pollset(imapwire_layer *l, unsigned want, imapwire_pollset *ps)
         if (dir & LIBSSH2_SESSION_BLOCK_OUTBOUND)
             below |= IMAPWIRE_WANT_WRITE;
         iw_layer_pollset(s->tcp, below ? below : IMAPWIRE_WANT_READ, ps);
+        if (s->alive_s != 0 && s->state == S_READY) {
+            int next = 0;
+            if (libssh2_keepalive_send(s->s, &next) == 0 && next > 0)
+                imapwire_pollset_wakeup(ps, iw_now_ms() + (int64_t)next * 1000);
+        }
         /* Another channel's read may have queued our data inside libssh2: the socket
          * will not say so, so ask to be stepped again at once. */
         if ((want & IMAPWIRE_WANT_READ) && c->state == L_UP &&
@@ -971,14 +1161,18 @@ int iw_ssh_hold(const iw_ssh_params *p, const iw_layer_sink *sink, void *core,
 {
     ssh_session *s;
     imapwire_layer *probe = NULL;
+    iw_ssh_hop hops[IW_SSH_MAX_HOPS];
     int64_t deadline_ms = 0;
-    int rc, phase = -1;
+    int rc, n, phase = -1;
 
     *hold = NULL;
+    rc = iw_ssh_hops_parse(p->host, p->user, p->port, hops, IW_SSH_MAX_HOPS, &n);
+    if (rc != 0)
+        return rc;
     rc = iw_layer_new_internal(&ssh_probe_type, ep, sink, core, NULL, &probe);
     if (rc != 0)
         return rc;
-    rc = ssh_session_get(p, ep, &s);
+    rc = ssh_session_get(p, &hops[n - 1], ep, &s);
     if (rc != 0) {
         iw_layer_free_chain(probe);
         return rc;
@@ -987,6 +1181,8 @@ int iw_ssh_hold(const iw_ssh_params *p, const iw_layer_sink *sink, void *core,
     for (;;) {
         pthread_mutex_lock(&s->lock);
         rc = ssh_session_step(s, probe);
+        if (rc != 0 && rc != 1)
+            ssh_trace_failed_hop(s, probe, rc);
         if (rc == 0 && ssh_session_phase(s) != phase) {
             phase = ssh_session_phase(s);
             deadline_ms = iw_now_ms() + ep->timeout_ms;
@@ -1008,8 +1204,11 @@ int iw_ssh_hold(const iw_ssh_params *p, const iw_layer_sink *sink, void *core,
             pthread_mutex_unlock(&s->lock);
             poll(pfd, n, 20);
         } else {
-            ssh_wait(s, 20);
+            /* never sleep holding the lock: other connects share this session */
+            struct pollfd pfd[IMAPWIRE_POLLSET_MAX];
+            nfds_t n = ssh_wait_fds(s, pfd);
             pthread_mutex_unlock(&s->lock);
+            poll(pfd, n, 20);
         }
     }
     iw_layer_free_chain(probe);

@@ -2,7 +2,11 @@
  * (ImapCreatePortForward, CREDENTIAL_TUNNEL_FORWARD) and a forward the caller made (ssh -L). */
 #define _GNU_SOURCE
 #include <check.h>
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -342,6 +346,138 @@ START_TEST(caller_made_forward)
 }
 END_TEST
 
+
+/* ---- CREDENTIAL_TUNNEL_FORWARD with an asynchronous connect ---- */
+
+struct fw_event {
+    pthread_mutex_t lock;
+    int             events;
+    DWORD           error;
+    long long       at_ms;
+};
+
+static void fw_event_cb(HCLIENT h, UINT event, DWORD error, LPVOID param)
+{
+    struct fw_event *e = param;
+    (void)h;
+    if (event != IMAP_EVENT_CONNECT)
+        return;
+    pthread_mutex_lock(&e->lock);
+    e->events++;
+    e->error = error;
+    e->at_ms = iwt_now_ms();
+    pthread_mutex_unlock(&e->lock);
+}
+
+static int fw_event_wait(struct fw_event *e, int timeout_ms)
+{
+    long long until = iwt_now_ms() + timeout_ms;
+    int n;
+    for (;;) {
+        pthread_mutex_lock(&e->lock);
+        n = e->events;
+        pthread_mutex_unlock(&e->lock);
+        if (n > 0 || iwt_now_ms() >= until)
+            return n;
+        usleep(5000);
+    }
+}
+
+/* An "SSH server" that takes the connection and never says a word, as a stopped sshd:
+ * the kernel completes the handshake from the listen queue. */
+static int silent_listener(unsigned *port)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(listen(fd, 64), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* The SSH side of a private forward is set up by the loop, never by the caller: with an
+ * SSH server that does not answer, ImapAsyncConnect still returns at once. */
+START_TEST(async_forward_never_blocks)
+{
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
+    struct fw_event ev = { PTHREAD_MUTEX_INITIALIZER, 0, 0, 0 };
+    unsigned port;
+    int lfd = silent_listener(&port), i;
+    long long t0, took, worst = 0;
+    HCLIENT h;
+
+    sc.dwOptions = CREDENTIAL_TUNNEL_FORWARD;
+    sc.nTunnelPort = port;
+    /* 20 rounds, each disconnected while its SSH handshake waits */
+    for (i = 0; i < 20; i++) {
+        t0 = iwt_now_ms();
+        h = ImapAsyncConnect("127.0.0.1", dv.port, 1, IMAP_OPTION_TUNNEL, &sc, fw_event_cb, &ev);
+        took = iwt_now_ms() - t0;
+        ck_assert_msg(h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+        if (took > worst)
+            worst = took;
+        if (i % 2)
+            usleep(20000);
+        ck_assert_int_eq(ImapDisconnect(h), 0);
+    }
+    ck_assert_msg(worst < 50, "ImapAsyncConnect took %lld ms", worst);
+    usleep(100000);
+    ck_assert_int_eq(ev.events, 0);
+    /* one that runs its course: the silence becomes a timeout event */
+    t0 = iwt_now_ms();
+    h = ImapAsyncConnect("127.0.0.1", dv.port, 1, IMAP_OPTION_TUNNEL, &sc, fw_event_cb, &ev);
+    ck_assert_int_lt(iwt_now_ms() - t0, 50);
+    ck_assert_int_eq(fw_event_wait(&ev, 8000), 1);
+    ck_assert_msg(ev.error == ST_ERROR_OPERATION_TIMEOUT, "event error %u", (unsigned)ev.error);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    close(lfd);
+}
+END_TEST
+
+/* Set up by the loop, the SSH side still reports its own error, not a closed stream. */
+START_TEST(async_forward_precise_errors)
+{
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
+    struct fw_event ev = { PTHREAD_MUTEX_INITIALIZER, 0, 0, 0 };
+    HCLIENT h;
+
+    sc.dwOptions = CREDENTIAL_TUNNEL_FORWARD;
+    sc.lpszKnownHosts = sshd.known_empty;
+    h = ImapAsyncConnect("127.0.0.1", dv.port, 5, IMAP_OPTION_TUNNEL, &sc, fw_event_cb, &ev);
+    ck_assert(h != INVALID_CLIENT);
+    ck_assert_int_eq(fw_event_wait(&ev, 8000), 1);
+    ck_assert_msg(ev.error == ST_ERROR_SSH_HOST_KEY_UNKNOWN, "event error %u", (unsigned)ev.error);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+
+    sc = iwt_tunnel_creds(&sshd);
+    sc.dwOptions = CREDENTIAL_TUNNEL_FORWARD;
+    sc.lpszTunnelKey = sshd.wrong_key;
+    ev.events = 0;
+    h = ImapAsyncConnect("127.0.0.1", dv.port, 5, IMAP_OPTION_TUNNEL, &sc, fw_event_cb, &ev);
+    ck_assert(h != INVALID_CLIENT);
+    ck_assert_int_eq(fw_event_wait(&ev, 8000), 1);
+    ck_assert_msg(ev.error == ST_ERROR_SSH_AUTH_FAILED, "event error %u", (unsigned)ev.error);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+
+    /* and the good case: connected by the event, usable by its owner */
+    sc = iwt_tunnel_creds(&sshd);
+    sc.dwOptions = CREDENTIAL_TUNNEL_FORWARD;
+    ev.events = 0;
+    h = ImapAsyncConnect("127.0.0.1", dv.port, 5, IMAP_OPTION_TUNNEL, &sc, fw_event_cb, &ev);
+    ck_assert(h != INVALID_CLIENT);
+    ck_assert_int_eq(fw_event_wait(&ev, 8000), 1);
+    ck_assert_msg(ev.error == 0, "event error %u", (unsigned)ev.error);
+    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("forward");
@@ -358,6 +494,8 @@ int main(void)
     tcase_add_test(tc, forward_refuses_other_uid);
     tcase_add_test(tc, managed_forward_has_no_listener);
     tcase_add_test(tc, caller_made_forward);
+    tcase_add_test(tc, async_forward_never_blocks);
+    tcase_add_test(tc, async_forward_precise_errors);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

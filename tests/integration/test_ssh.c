@@ -305,6 +305,46 @@ START_TEST(sshd_killed_mid_session)
 }
 END_TEST
 
+
+/* The server side of a shared session goes away while nobody uses it (its sshd process
+ * is killed, as by a restart or a reset): the next connect with the same credentials
+ * gets a new session and succeeds; the dead one is not handed out, nor is it refused. */
+START_TEST(shared_session_replaced_when_dead)
+{
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
+    char cmd[300];
+    int before, after, round;
+    HCLIENT h1, h2;
+
+    for (round = 0; round < 2; round++) {
+        before = iwt_count_in_file(sshd.log, "Accepted publickey for ");
+        h1 = ImapConnect("127.0.0.1", dv.port, 5, IMAP_OPTION_TUNNEL, &sc);
+        ck_assert_msg(h1 != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+        ck_assert_int_eq(ImapCommand(h1, "NOOP", NULL, 0), 0);
+        /* sshd's per-connection processes (children of the listener) go; it listens on */
+        snprintf(cmd, sizeof cmd, "for p in $(pgrep -P %d); do pkill -KILL -P $p; "
+                 "kill -KILL $p; done; exit 0", sshd.pid);
+        ck_assert_int_eq(system(cmd), 0);
+        usleep(200000);
+        /* round 0: the idle first handle is still open; round 1: closed before */
+        if (round == 1)
+            ImapDisconnect(h1);
+        h2 = ImapConnect("127.0.0.1", dv.port, 5, IMAP_OPTION_TUNNEL, &sc);
+        ck_assert_msg(h2 != INVALID_CLIENT, "round %d: error %u", round,
+                      (unsigned)ImapGetLastError());
+        ck_assert_int_eq(ImapLogin(h2, IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
+        ck_assert_int_eq(ImapDisconnect(h2), 0);
+        if (round == 0) {
+            ck_assert_int_eq(ImapCommand(h1, "NOOP", NULL, 0), IMAP_ERROR);
+            ImapDisconnect(h1);
+        }
+        iwt_sshd_marker(&sshd);
+        after = iwt_count_in_file(sshd.log, "Accepted publickey for ");
+        ck_assert_int_eq(after - before, 2);
+    }
+}
+END_TEST
+
 /* Keyboard-interactive (PAM) with the password: libssh2 frees our answers itself, with
  * the session's allocator that wipes; ASan checks the two sides of that pairing. */
 START_TEST(auth_keyboard_interactive)
@@ -364,6 +404,7 @@ int main(void)
     tcase_add_test(tc, session_sharing);
     tcase_add_loop_test(tc, shared_session_wrong_secret, 0, 2);
     tcase_add_test(tc, sshd_killed_mid_session);
+    tcase_add_test(tc, shared_session_replaced_when_dead);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

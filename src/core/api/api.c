@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include "../imap/client.h"
 #include "../imap/session.h"
+#include "../../security/ssh_policy.h"
 #include "api.h"
 #include "../../security/tls_policy.h"
 #include "../../transports/forward.h"
@@ -140,9 +141,18 @@ static int iw_prepare(iw_client *c, const IMAPCONNECTINFO *in)
     if (in->nTimeout > 86400)
         return ST_ERROR_INVALID_PARAMETER;
     c->owner = iw_thread_id();
-    rc = iw_creds_copy(in->lpCredentials, &c->creds);
-    if (rc != 0)
-        return rc;
+    c->trace = IW_INFO(in, lpTraceProc);
+    c->trace_param = IW_INFO(in, lpParam);
+    {
+        char why[256] = "";
+        rc = iw_creds_copy_why(in->lpCredentials, &c->creds, why, sizeof why);
+        if (rc != 0) {
+            /* the SSH configuration's line and keyword: the one thing to fix */
+            if (why[0] != '\0')
+                iw_client_note(c, why);
+            return rc;
+        }
+    }
 
     /* secure_getenv: a setuid or file-capability program ignores the environment. */
     c->transport = iw_strdup(IW_INFO(in, lpszTransport));
@@ -170,8 +180,6 @@ static int iw_prepare(iw_client *c, const IMAPCONNECTINFO *in)
     }
     c->client_name = iw_strdup(IW_INFO(in, lpszClientName));
     c->client_version = iw_strdup(IW_INFO(in, lpszClientVersion));
-    c->trace = IW_INFO(in, lpTraceProc);
-    c->trace_param = IW_INFO(in, lpParam);
     c->host = iw_strdup(host);
     if (c->host == NULL)
         return ST_ERROR_OUT_OF_MEMORY;
@@ -192,13 +200,14 @@ static int iw_prepare(iw_client *c, const IMAPCONNECTINFO *in)
             return rc;
     }
     if ((opt & IMAP_OPTION_TUNNEL) && c->creds != NULL && c->creds->tunnel_host != NULL) {
-        if (c->creds->tunnel_user == NULL || *c->creds->tunnel_user == '\0')
+        if (!iw_ssh_route_valid(c->creds))
             return ST_ERROR_INVALID_PARAMETER;
         if (c->creds->options & CREDENTIAL_TUNNEL_FORWARD) {
             /* Through a library-managed forward that only this connect can reach (a socket
              * pair); its SSH hop takes the connect's local address and DNS servers, and
              * names and certificates still concern the far host. */
-            rc = iw_forward_open_private(in->lpCredentials, &c->ep, &c->forward);
+            rc = iw_forward_open_private(in->lpCredentials, &c->ep,
+                                         IW_INFO(in, lpEventProc) == NULL, &c->forward);
             if (rc != 0)
                 return rc;
         }

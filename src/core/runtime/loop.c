@@ -20,8 +20,41 @@ static int iw_loop_stop;
 static int iw_loop_wake_fd = -1;
 static iw_task *iw_tasks;           /* loop thread only */
 static iw_task *iw_incoming;        /* added by other threads, under the lock */
+static iw_task *iw_local;           /* added on the loop thread itself, no lock: a step,
+                                       a release or a call may add (child reaping) */
 static _Thread_local int iw_on_loop;  /* set on the loop thread only */
 static int iw_walking;              /* loop thread only: stepping the task list */
+
+/* What the loop's cost looks like from outside (ImapGetLoopStatistics); written by the
+ * loop thread, read by any, so atomics. */
+static unsigned long iw_stat_turns, iw_stat_tasks, iw_stat_longest_us;
+
+static void iw_stat_step(int64_t t0_us)
+{
+    unsigned long d = (unsigned long)(iw_now_us() - t0_us);
+    if (d > __atomic_load_n(&iw_stat_longest_us, __ATOMIC_RELAXED))
+        __atomic_store_n(&iw_stat_longest_us, d, __ATOMIC_RELAXED);
+}
+
+void iw_loop_stats(unsigned long *tasks, unsigned long *turns, unsigned long *longest_us,
+                   int reset)
+{
+    *tasks = __atomic_load_n(&iw_stat_tasks, __ATOMIC_RELAXED);
+    *turns = __atomic_load_n(&iw_stat_turns, __ATOMIC_RELAXED);
+    *longest_us = reset ? __atomic_exchange_n(&iw_stat_longest_us, 0, __ATOMIC_RELAXED)
+                        : __atomic_load_n(&iw_stat_longest_us, __ATOMIC_RELAXED);
+}
+
+/* Moves tasks added on the loop thread into the list; loop thread, not walking. */
+static void iw_loop_take_local(void)
+{
+    while (iw_local != NULL) {
+        iw_task *t = iw_local;
+        iw_local = t->next;
+        t->next = iw_tasks;
+        iw_tasks = t;
+    }
+}
 
 struct iw_loop_call_req {
     void (*fn)(void *arg);
@@ -66,9 +99,11 @@ static void iw_loop_intake(void)
         iw_tasks = t;
     }
     while ((c = iw_calls) != NULL) {
+        int64_t t0 = iw_now_us();
         iw_calls = c->next;
         c->fn(c->arg);
         c->done = 1;
+        iw_stat_step(t0);
     }
     pthread_cond_broadcast(&iw_loop_cond);
 }
@@ -97,16 +132,27 @@ static void *iw_loop_main(void *arg)
          * wait for. A step may mark other tasks dead (an event callback that disconnects
          * another handle): they stay linked until the walk reaches them or, if it has
          * passed them, until the next turn's walk. */
+        iw_loop_take_local();
         iw_walking = 1;
         for (pp = &iw_tasks; (t = *pp) != NULL;) {
+            int64_t t0 = iw_now_us();
             if (t->dead || t->step(t)) {
                 *pp = t->next;
                 t->release(t);
             } else {
                 pp = &t->next;
             }
+            iw_stat_step(t0);
         }
         iw_walking = 0;
+        iw_loop_take_local();
+        {
+            unsigned long count = 0;
+            for (t = iw_tasks; t != NULL; t = t->next)
+                count++;
+            __atomic_store_n(&iw_stat_tasks, count, __ATOMIC_RELAXED);
+            __atomic_add_fetch(&iw_stat_turns, 1, __ATOMIC_RELAXED);
+        }
         if (cap == 0) {
             pfd = malloc(IW_LOOP_FIRST_FDS * sizeof *pfd);
             if (pfd == NULL) {
@@ -143,6 +189,9 @@ static void *iw_loop_main(void *arg)
                 until = ps.wakeup_ms;
         }
         now = iw_now_ms();
+        /* a pollset may have added a task: it gets its first step at once */
+        if (iw_local != NULL)
+            until = now;
         /* An idle loop still looks around once a second: cheap, and bounds any miss. */
         if (until == 0 || until > now + 1000)
             until = now + 1000;
@@ -153,11 +202,14 @@ static void *iw_loop_main(void *arg)
             }
         }
     }
-    /* Cancelled at shutdown: every task is released on this thread. */
+    /* Cancelled at shutdown: every task is released on this thread (a release may add
+     * one, a child to end: it is released in turn). */
+    iw_loop_take_local();
     while (iw_tasks != NULL) {
         iw_task *t = iw_tasks;
         iw_tasks = t->next;
         t->release(t);
+        iw_loop_take_local();
     }
     free(pfd);
     return NULL;
@@ -190,6 +242,13 @@ int iw_loop_is_current(void)
 int iw_loop_add(iw_task *t)
 {
     int rc;
+    /* The loop thread may hold the lock already (inside a call): its own adds go to a
+     * list only it touches, taken in before the next walk. */
+    if (iw_on_loop) {
+        t->next = iw_local;
+        iw_local = t;
+        return 0;
+    }
     pthread_mutex_lock(&iw_loop_lock);
     rc = iw_loop_start_locked();
     if (rc == 0) {

@@ -35,5 +35,9 @@ void iw_loop_shutdown(void);
 void iw_loop_release_owned(void *owner);
 /* Nonzero on the library's loop thread. */
 int  iw_loop_is_current(void);
+/* Tasks now, turns so far, and the longest single step, release or call in microseconds
+ * (since the last reset): how long the loop was ever unavailable to everyone else. */
+void iw_loop_stats(unsigned long *tasks, unsigned long *turns, unsigned long *longest_us,
+                   int reset);
 
 #endif /* IW_LOOP_H */

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <poll.h>
 #include "chain.h"
+#include "../runtime/reaper.h"
 
 struct iw_layer_box {
     imapwire_layer pub;        /* first, so a layer pointer is a box pointer */
@@ -392,6 +393,13 @@ static void iw_host_hop_free(imapwire_hop *hop)
     free(hop);
 }
 
+static int iw_host_child_end(imapwire_layer *layer, int pid, int pidfd, int err_fd,
+                             unsigned grace_ms, unsigned term_ms)
+{
+    IW_UNUSED(layer);
+    return iw_child_end(pid, pidfd, err_fd, grace_ms, term_ms);
+}
+
 const imapwire_host_api iw_host_api = {
     .abi_version = IMAPWIRE_TRANSPORT_ABI,
     .struct_size = sizeof(imapwire_host_api),
@@ -414,4 +422,5 @@ const imapwire_host_api iw_host_api = {
     .hop_pending = iw_host_hop_pending,
     .hop_query = iw_host_hop_query,
     .hop_free = iw_host_hop_free,
+    .child_end = iw_host_child_end,
 };

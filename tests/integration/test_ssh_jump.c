@@ -1,0 +1,360 @@
+/* test_ssh_jump.c: jump hosts (lpszTunnelHost "hop,hop,..."): SSH over a channel of the hop
+ * before, every hop's host key checked, each hop's failure named, sessions shared per route. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "iwtest.h"
+#include "sshd_log.h"
+
+static iwt_sshd sshd;
+static iwt_dovecot dv;
+static trace_log tl;
+
+static void setup(void)
+{
+    const char *p = getenv("IW_SSHD_ENV");
+    ck_assert_msg(p != NULL, "IW_SSHD_ENV not set (run through ctest)");
+    iwt_sshd_load(&sshd, p);
+    iwt_dovecot_load(&dv);
+    unsetenv("SSH_AUTH_SOCK");
+    memset(&tl, 0, sizeof tl);
+    ck_assert(ImapInitialize(NULL, NULL));
+}
+
+static void teardown(void)
+{
+    ImapUninitialize();
+}
+
+/* A tunnelled connect to Dovecot's plain port through route, from local (NULL: any). */
+static HCLIENT jump_connect(const char *route, const char *known, const char *local)
+{
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
+    IMAPCONNECTINFO in;
+    sc.lpszTunnelHost = route;
+    sc.nTunnelPort = sshd.port;
+    if (known != NULL)
+        sc.lpszKnownHosts = known;
+    memset(&in, 0, sizeof in);
+    in.dwSize = sizeof in;
+    in.lpszHostName = "127.0.0.1";
+    in.nRemotePort = dv.port;
+    in.nTimeout = 10;
+    in.dwOptions = IMAP_OPTION_TUNNEL;
+    in.lpCredentials = &sc;
+    in.lpszLocalAddress = local;
+    in.lpTraceProc = trace_cb;
+    in.lpParam = &tl;
+    return ImapConnectEx(&in);
+}
+
+static void login_noop(HCLIENT h)
+{
+    ck_assert_msg(h != INVALID_CLIENT, "connect failed: %u\n%s", (unsigned)ImapGetLastError(),
+                  tl.text);
+    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_LOGIN, dv.user, dv.pass), 0);
+    ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), 0);
+}
+
+/* Two hops on the one sshd: we reach it from 127.0.0.4, and the second SSH connection
+ * comes from sshd itself (127.0.0.1) through the first one's channel. */
+START_TEST(two_hops_reach_dovecot)
+{
+    char route[128];
+    int from_us, from_hop1, accepted;
+    HCLIENT h;
+
+    snprintf(route, sizeof route, "127.0.0.1,%s@127.0.0.1:%u", sshd.user, sshd.port);
+    from_us = iwt_count_in_file(sshd.log, "Connection from 127.0.0.4 ");
+    from_hop1 = iwt_count_in_file(sshd.log, "Connection from 127.0.0.1 ");
+    accepted = iwt_count_in_file(sshd.log, "Accepted publickey for ");
+    h = jump_connect(route, NULL, "127.0.0.4");
+    login_noop(h);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    iwt_sshd_marker(&sshd);
+    ck_assert_int_eq(iwt_count_in_file(sshd.log, "Connection from 127.0.0.4 ") - from_us, 1);
+    ck_assert_int_eq(iwt_count_in_file(sshd.log, "Connection from 127.0.0.1 ") - from_hop1, 1);
+    ck_assert_int_eq(iwt_count_in_file(sshd.log, "Accepted publickey for ") - accepted, 2);
+}
+END_TEST
+
+START_TEST(three_hops)
+{
+    char route[128];
+    int accepted = iwt_count_in_file(sshd.log, "Accepted publickey for ");
+    HCLIENT h;
+    snprintf(route, sizeof route, "127.0.0.1,127.0.0.1,127.0.0.1");
+    h = jump_connect(route, NULL, NULL);
+    login_noop(h);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    iwt_sshd_marker(&sshd);
+    ck_assert_int_eq(iwt_count_in_file(sshd.log, "Accepted publickey for ") - accepted, 3);
+}
+END_TEST
+
+/* A second connect over the same route, and a direct one to the first hop, open no new
+ * SSH connection while the first connect is up: sessions are shared per route. */
+START_TEST(sessions_shared_per_route)
+{
+    int before = iwt_count_in_file(sshd.log, "Accepted publickey for ");
+    HCLIENT a, b, c;
+    a = jump_connect("127.0.0.1,127.0.0.1", NULL, NULL);
+    login_noop(a);
+    b = jump_connect("127.0.0.1,127.0.0.1", NULL, NULL);
+    login_noop(b);
+    c = jump_connect("127.0.0.1", NULL, NULL);
+    login_noop(c);
+    iwt_sshd_marker(&sshd);
+    ck_assert_int_eq(iwt_count_in_file(sshd.log, "Accepted publickey for ") - before, 2);
+    ck_assert_int_eq(ImapDisconnect(b), 0);
+    ck_assert_int_eq(ImapCommand(a, "NOOP", NULL, 0), 0);
+    ck_assert_int_eq(ImapDisconnect(a), 0);
+    ck_assert_int_eq(ImapCommand(c, "NOOP", NULL, 0), 0);
+    ck_assert_int_eq(ImapDisconnect(c), 0);
+}
+END_TEST
+
+/* known_hosts lines of sshd's keys under the name [name]:port, from src (the right keys,
+ * or the wrong ones), appended to path. */
+static void known_add(const char *path, const char *src, const char *name)
+{
+    char *text = iwt_read_file(src), *line, *save = NULL;
+    FILE *f = fopen(path, "a");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_ptr_nonnull(text);
+    for (line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+        const char *key = strchr(line, ' ');
+        if (key != NULL)
+            fprintf(f, "[%s]:%u%s\n", name, sshd.port, key);
+    }
+    fclose(f);
+    free(text);
+}
+
+static void known_path(char *path, size_t size, const char *what)
+{
+    snprintf(path, size, "%s/known-jump-%s-%d", getenv("IW_TMPDIR"), what, (int)getpid());
+    unlink(path);
+}
+
+/* The failing hop is named in the trace with its own error. */
+static void expect_hop_failure(const char *route, const char *known, DWORD error, int hop,
+                               const char *who)
+{
+    char needle[160];
+    HCLIENT h = jump_connect(route, known, NULL);
+    ck_assert(h == INVALID_CLIENT);
+    iwt_assert_error(error);
+    snprintf(needle, sizeof needle, "hop %d (%s) failed", hop, who);
+    ck_assert_msg(strstr(tl.text, needle) != NULL, "no \"%s\" in trace:\n%s", needle, tl.text);
+}
+
+START_TEST(hop2_host_key_unknown)
+{
+    char known[512], who[128];
+    known_path(known, sizeof known, "h2unknown");
+    known_add(known, sshd.known, "127.0.0.1");
+    snprintf(who, sizeof who, "%s@localhost:%u", sshd.user, sshd.port);
+    expect_hop_failure("127.0.0.1,localhost", known, ST_ERROR_SSH_HOST_KEY_UNKNOWN, 2, who);
+}
+END_TEST
+
+START_TEST(hop1_host_key_unknown)
+{
+    char known[512], who[128];
+    known_path(known, sizeof known, "h1unknown");
+    known_add(known, sshd.known, "127.0.0.1");
+    snprintf(who, sizeof who, "%s@localhost:%u", sshd.user, sshd.port);
+    expect_hop_failure("localhost,127.0.0.1", known, ST_ERROR_SSH_HOST_KEY_UNKNOWN, 1, who);
+}
+END_TEST
+
+START_TEST(hop2_host_key_mismatch)
+{
+    char known[512], who[128];
+    known_path(known, sizeof known, "h2wrong");
+    known_add(known, sshd.known, "127.0.0.1");
+    known_add(known, sshd.known_wrong, "localhost");
+    snprintf(who, sizeof who, "%s@localhost:%u", sshd.user, sshd.port);
+    expect_hop_failure("127.0.0.1,localhost", known, ST_ERROR_SSH_HOST_KEY_MISMATCH, 2, who);
+}
+END_TEST
+
+START_TEST(hop2_auth_failed)
+{
+    char route[128], who[128];
+    snprintf(route, sizeof route, "127.0.0.1,nosuchuser@127.0.0.1");
+    snprintf(who, sizeof who, "nosuchuser@127.0.0.1:%u", sshd.port);
+    expect_hop_failure(route, NULL, ST_ERROR_SSH_AUTH_FAILED, 2, who);
+}
+END_TEST
+
+/* The first hop cannot reach the second: its channel is refused. */
+START_TEST(hop2_unreachable)
+{
+    char who[128];
+    snprintf(who, sizeof who, "%s@127.0.0.1:1", sshd.user);
+    expect_hop_failure("127.0.0.1,127.0.0.1:1", NULL, ST_ERROR_SSH_CHANNEL_FAILED, 2, who);
+}
+END_TEST
+
+/* A malformed route fails before any traffic. */
+START_TEST(bad_route_no_traffic)
+{
+    static const char *const bad[] = { "127.0.0.1,", ",127.0.0.1", "127.0.0.1,,127.0.0.1",
+                                       "127.0.0.1, 127.0.0.1", "127.0.0.1,-oProxyCommand=x",
+                                       "a,b,c,d,e,f,g,h,i" };
+    int before = iwt_count_in_file(sshd.log, "Connection from 127.0.0.1 ");
+    size_t i;
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_msg(jump_connect(bad[i], NULL, NULL) == INVALID_CLIENT, "%s", bad[i]);
+        iwt_assert_error(ST_ERROR_INVALID_PARAMETER);
+    }
+    iwt_sshd_marker(&sshd);
+    ck_assert_int_eq(iwt_count_in_file(sshd.log, "Connection from 127.0.0.1 ") - before, 0);
+}
+END_TEST
+
+/* A port-forward through two hops carries a whole IMAP session. */
+START_TEST(forward_through_jump)
+{
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
+    UINT port = 0;
+    HFORWARD fw;
+    HCLIENT h;
+    int accepted = iwt_count_in_file(sshd.log, "Accepted publickey for ");
+    sc.lpszTunnelHost = "127.0.0.1,127.0.0.1";
+    fw = ImapCreatePortForward(&sc, "127.0.0.1", dv.port, 0, &port);
+    ck_assert_msg(fw != INVALID_FORWARD, "forward: %u", (unsigned)ImapGetLastError());
+    h = ImapConnect("127.0.0.1", port, 10, IMAP_OPTION_TUNNEL, NULL);
+    login_noop(h);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    ck_assert(ImapClosePortForward(fw));
+    iwt_sshd_marker(&sshd);
+    ck_assert_int_eq(iwt_count_in_file(sshd.log, "Accepted publickey for ") - accepted, 2);
+}
+END_TEST
+
+
+/* ---- CREDENTIAL_TUNNEL_SSH_CONFIG ---- */
+
+static void write_config(char *path, size_t size, const char *extra)
+{
+    FILE *f;
+    snprintf(path, size, "%s/ssh-config-%d", getenv("IW_TMPDIR"), (int)getpid());
+    f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "Host imapbastion\n"
+               "  HostName 127.0.0.1\n"
+               "  Port %u\n"
+               "  User %s\n"
+               "  IdentityFile %s\n"
+               "  UserKnownHostsFile %s\n"
+               "  ServerAliveInterval 15\n"
+               "Host imapinner\n"
+               "  HostName 127.0.0.1\n"
+               "  ProxyJump imapbastion\n"
+               "%s"
+               "Host *\n"
+               "  Port %u\n"
+               "  User %s\n"
+               "  IdentityFile %s\n"
+               "  UserKnownHostsFile %s\n",
+            sshd.port, sshd.user, sshd.key, sshd.known, extra, sshd.port, sshd.user,
+            sshd.key, sshd.known);
+    fclose(f);
+    ck_assert_int_eq(chmod(path, 0600), 0);
+    setenv("IMAPWIRE_SSH_CONFIG", path, 1);
+}
+
+static HCLIENT config_connect(const char *alias)
+{
+    SECURITYCREDENTIALS sc;
+    IMAPCONNECTINFO in;
+    memset(&sc, 0, sizeof sc);
+    sc.dwSize = sizeof sc;
+    sc.dwOptions = CREDENTIAL_TUNNEL_SSH_CONFIG;
+    sc.lpszTunnelHost = alias;
+    memset(&in, 0, sizeof in);
+    in.dwSize = sizeof in;
+    in.lpszHostName = "127.0.0.1";
+    in.nRemotePort = dv.port;
+    in.nTimeout = 10;
+    in.dwOptions = IMAP_OPTION_TUNNEL;
+    in.lpCredentials = &sc;
+    in.lpTraceProc = trace_cb;
+    in.lpParam = &tl;
+    return ImapConnectEx(&in);
+}
+
+/* Only the alias comes from the caller: host, port, user, key and known_hosts from the
+ * file; an alias with ProxyJump goes through the bastion. */
+START_TEST(config_alias_and_proxyjump)
+{
+    char path[512];
+    int accepted;
+    HCLIENT h;
+    write_config(path, sizeof path, "");
+    accepted = iwt_count_in_file(sshd.log, "Accepted publickey for ");
+    h = config_connect("imapbastion");
+    login_noop(h);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    iwt_sshd_marker(&sshd);
+    ck_assert_int_eq(iwt_count_in_file(sshd.log, "Accepted publickey for ") - accepted, 1);
+    h = config_connect("imapinner");
+    login_noop(h);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    iwt_sshd_marker(&sshd);
+    ck_assert_int_eq(iwt_count_in_file(sshd.log, "Accepted publickey for ") - accepted, 3);
+    unsetenv("IMAPWIRE_SSH_CONFIG");
+}
+END_TEST
+
+/* A keyword we cannot honour fails before any traffic, named with its line. */
+START_TEST(config_refusal_named)
+{
+    char path[512];
+    int before;
+    write_config(path, sizeof path, "Host imapproxied\n  ProxyCommand nc %h %p\n");
+    before = iwt_count_in_file(sshd.log, "Connection from 127.0.0.1 ");
+    ck_assert(config_connect("imapproxied") == INVALID_CLIENT);
+    iwt_assert_error(ST_ERROR_INVALID_PARAMETER);
+    ck_assert_msg(strstr(tl.text, "ProxyCommand") != NULL && strstr(tl.text, "line 12") != NULL,
+                  "trace:\n%s", tl.text);
+    iwt_sshd_marker(&sshd);
+    ck_assert_int_eq(iwt_count_in_file(sshd.log, "Connection from 127.0.0.1 ") - before, 0);
+    unsetenv("IMAPWIRE_SSH_CONFIG");
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("ssh_jump");
+    TCase *tc = tcase_create("jump");
+    SRunner *sr;
+    int failed;
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, two_hops_reach_dovecot);
+    tcase_add_test(tc, three_hops);
+    tcase_add_test(tc, sessions_shared_per_route);
+    tcase_add_test(tc, hop2_host_key_unknown);
+    tcase_add_test(tc, hop1_host_key_unknown);
+    tcase_add_test(tc, hop2_host_key_mismatch);
+    tcase_add_test(tc, hop2_auth_failed);
+    tcase_add_test(tc, hop2_unreachable);
+    tcase_add_test(tc, bad_route_no_traffic);
+    tcase_add_test(tc, forward_through_jump);
+    tcase_add_test(tc, config_alias_and_proxyjump);
+    tcase_add_test(tc, config_refusal_named);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
