@@ -309,6 +309,82 @@ BOOL    ImapClosePortForward(HFORWARD hForward);
 #pragma GCC visibility pop
 #endif
 
+/* ---- Extension: connects driven by the caller's own event loop ------------------
+ * For a program that runs its own loop (libuv, libevent, GLib, a GUI) instead of the
+ * library's loop thread; curl's multi-socket interface is the model. The connect is
+ * the same machine ImapConnect runs (resolve, address racing, TLS, STARTTLS, SSH
+ * tunnel, greeting, CAPABILITY, ID); only who waits differs.
+ *
+ *   h = ImapConnectStart(&info);         no I/O yet: the first step is yours to run
+ *   loop:
+ *     n = ImapConnectSockets(h, socks, IMAP_CONNECT_SOCKETS_MAX, &timeout_ms);
+ *     watch socks[0..n-1] for their dwEvents, and time out after timeout_ms;
+ *     rc = ImapConnectAction(h, fd, events)    a watched fd was ready, or
+ *     rc = ImapConnectAction(h, IMAP_SOCKET_TIMEOUT, 0)   the timeout ran out;
+ *     rc == IMAP_CONNECT_PENDING: fetch the sockets again and go on;
+ *     rc == 0: connected; rc == IMAP_ERROR: ImapGetLastError() says why.
+ *
+ * ImapConnectStart takes what ImapConnectEx takes, with lpEventProc NULL
+ * (ST_ERROR_INVALID_PARAMETER otherwise); CREDENTIAL_TUNNEL_FORWARD is refused with
+ * ST_ERROR_FEATURE_NOT_AVAILABLE (its forward runs on the library's loop thread). It
+ * fails at once only for what ImapConnectEx rejects before any I/O; everything else,
+ * a refused port included, comes from ImapConnectAction. The first
+ * ImapConnectSockets reports no socket and a timeout of 0: run the first step then.
+ *
+ * The set changes from step to step: a lookup's sockets give way to racing connect
+ * attempts, the losers go, TLS and SSH ask for writing as well as reading. After
+ * every ImapConnectAction fetch the set again; stop watching what is no longer in it.
+ * The descriptors handed out are the library's own duplicates (dup): one that leaves
+ * the set stays open until the next ImapConnectAction or ImapDisconnect on the handle,
+ * so a loop that registers descriptors (epoll, libuv's uv_poll_t) never watches a
+ * closed or reused number, provided it stops watching before that next call. A
+ * number that stays in the set is the same socket. Once the connect has ended,
+ * ImapConnectSockets reports no socket and a timeout of -1; the descriptors last
+ * handed out stay open until ImapDisconnect (stop watching them first).
+ *
+ * ImapConnectAction never blocks: each call does what can be done at once. Its
+ * nSocket must be one handed out (or IMAP_SOCKET_TIMEOUT), else
+ * ST_ERROR_INVALID_PARAMETER; which socket it names does not restrict the step. The
+ * connect fails with ST_ERROR_OPERATION_TIMEOUT once its deadline has passed
+ * (nTimeout per phase, twice that in all, as ImapConnect) at a call after it. After
+ * the end, further calls return the same result again.
+ *
+ * While the connect runs, other calls on the handle fail with ST_ERROR_IN_PROGRESS;
+ * after success it is an ordinary handle of the thread that started it. ImapDisconnect
+ * works at any point, also from inside the trace callback during ImapConnectAction
+ * (the handle is freed when that step returns, which then fails with
+ * ST_ERROR_INVALID_HANDLE). The extension's calls on a handle that ImapConnectStart
+ * did not make fail with ST_ERROR_INVALID_PARAMETER; on a dead one with
+ * ST_ERROR_INVALID_HANDLE; from another thread (without FREETHREAD) with
+ * ST_ERROR_NOT_HANDLE_OWNER; ImapConnectAction from the trace callback of its own step
+ * with ST_ERROR_IN_PROGRESS. Calls on one handle must not overlap, FREETHREAD or not. */
+typedef struct _IMAPSOCKET {
+    INT   nSocket;                   /* a descriptor to watch */
+    DWORD dwEvents;                  /* IMAP_SOCKET_READ and/or IMAP_SOCKET_WRITE */
+} IMAPSOCKET, *LPIMAPSOCKET;
+
+#define IMAP_SOCKET_READ         0x1u
+#define IMAP_SOCKET_WRITE        0x2u
+#define IMAP_SOCKET_TIMEOUT      (-1)  /* ImapConnectAction: no socket, the time ran out */
+#define IMAP_CONNECT_PENDING     1     /* ImapConnectAction: not done; watch again */
+#define IMAP_CONNECT_SOCKETS_MAX 8     /* a set never holds more */
+
+#if defined(__GNUC__) && !defined(_WIN32)
+#pragma GCC visibility push(default)
+#endif
+HCLIENT ImapConnectStart(const IMAPCONNECTINFO *lpInfo);
+/* The sockets to watch now (the count, or IMAP_ERROR; ST_ERROR_BUFFER_TOO_SMALL when
+ * nMaxSockets is too small), and in *lpnTimeoutMs the milliseconds until
+ * ImapConnectAction(h, IMAP_SOCKET_TIMEOUT, 0) is due (-1: never, the connect ended). */
+INT     ImapConnectSockets(HCLIENT hClient, LPIMAPSOCKET lpSockets, INT nMaxSockets,
+                           INT *lpnTimeoutMs);
+/* One step after nSocket was ready for dwEvents (IMAP_SOCKET_* bits): 0 connected,
+ * IMAP_CONNECT_PENDING, or IMAP_ERROR with the connect's ST_ERROR_*. */
+INT     ImapConnectAction(HCLIENT hClient, INT nSocket, DWORD dwEvents);
+#if defined(__GNUC__) && !defined(_WIN32)
+#pragma GCC visibility pop
+#endif
+
 #ifdef __cplusplus
 }
 #endif

@@ -10,6 +10,7 @@
 #include "../imap/client.h"
 #include "../imap/session.h"
 #include "../../security/ssh_policy.h"
+#include "api.h"
 #include "../../security/tls_policy.h"
 #include "../../transports/forward.h"
 #include "../../transports/resolve.h"
@@ -29,7 +30,7 @@ static int iw_owner_check(void *obj, void *arg)
     if (!(c->options & IMAP_OPTION_FREETHREAD) &&
         __atomic_load_n(&c->owner, __ATOMIC_ACQUIRE) != iw_thread_id())
         return 1;
-    return iw_async_pending(c) ? 2 : 0;
+    return iw_async_pending(c) || iw_own_pending(c) ? 2 : 0;
 }
 
 static int iw_owner_swap(void *obj, void *arg)
@@ -64,6 +65,11 @@ static iw_client *iw_client_lookup(HCLIENT h, int allow_pending)
         return NULL;
     }
     return c;
+}
+
+iw_client *iw_api_client(HCLIENT h)
+{
+    return iw_client_lookup(h, 1);
 }
 
 static iw_client *iw_client_for(HCLIENT h)
@@ -209,7 +215,8 @@ static int iw_prepare(iw_client *c, const IMAPCONNECTINFO *in)
     return 0;
 }
 
-static HCLIENT iw_connect(const IMAPCONNECTINFO *in)
+/* own_loop: ImapConnectStart's connect, stepped by the caller's loop (own_loop.c). */
+HCLIENT iw_api_connect(const IMAPCONNECTINFO *in, int own_loop)
 {
     iw_client *c = NULL;
     HCLIENT h = INVALID_CLIENT;
@@ -226,6 +233,19 @@ static HCLIENT iw_connect(const IMAPCONNECTINFO *in)
     c = iw_client_new();
     if (c == NULL) {
         rc = ST_ERROR_OUT_OF_MEMORY;
+        goto out;
+    }
+    /* The caller's loop cannot wait for an event procedure, nor for a private
+     * forward: opening one authenticates SSH at once and its bridge runs on the
+     * library's loop thread. */
+    if (own_loop && IW_INFO(in, lpEventProc) != NULL) {
+        rc = ST_ERROR_INVALID_PARAMETER;
+        goto out;
+    }
+    if (own_loop && in->lpCredentials != NULL && (in->dwOptions & IMAP_OPTION_TUNNEL) &&
+        in->lpCredentials->dwSize >= offsetof(SECURITYCREDENTIALS, lpszCertificate) &&
+        (in->lpCredentials->dwOptions & CREDENTIAL_TUNNEL_FORWARD)) {
+        rc = ST_ERROR_FEATURE_NOT_AVAILABLE;
         goto out;
     }
     rc = iw_prepare(c, in);
@@ -245,7 +265,9 @@ static HCLIENT iw_connect(const IMAPCONNECTINFO *in)
     h = c->handle;
     /* Once the loop has the connect, its event may free c before this returns: c is not
      * touched after iw_async_start succeeds. */
-    if (rc == 0 && IW_INFO(in, lpEventProc) != NULL)
+    if (rc == 0 && own_loop)
+        rc = iw_own_start(c);
+    else if (rc == 0 && IW_INFO(in, lpEventProc) != NULL)
         rc = iw_async_start(c, IW_INFO(in, lpEventProc), IW_INFO(in, lpParam));
     else if (rc == 0)
         rc = iw_drive(c, iw_connect_step, NULL, &c->cm.deadline_ms);
@@ -284,12 +306,12 @@ HCLIENT ImapConnect(LPCTSTR lpszHostName, UINT nRemotePort, UINT nTimeout,
 {
     IMAPCONNECTINFO in;
     iw_info_fill(&in, lpszHostName, nRemotePort, nTimeout, dwOptions, lpCredentials);
-    return iw_connect(&in);
+    return iw_api_connect(&in, 0);
 }
 
 HCLIENT ImapConnectEx(const IMAPCONNECTINFO *lpInfo)
 {
-    return iw_connect(lpInfo);
+    return iw_api_connect(lpInfo, 0);
 }
 
 HCLIENT ImapAsyncConnect(LPCTSTR lpszHostName, UINT nRemotePort, UINT nTimeout,
@@ -304,7 +326,7 @@ HCLIENT ImapAsyncConnect(LPCTSTR lpszHostName, UINT nRemotePort, UINT nTimeout,
     iw_info_fill(&in, lpszHostName, nRemotePort, nTimeout, dwOptions, lpCredentials);
     in.lpEventProc = lpEventProc;
     in.lpParam = lpParam;
-    return iw_connect(&in);
+    return iw_api_connect(&in, 0);
 }
 
 INT ImapDisconnect(HCLIENT hClient)
@@ -316,7 +338,11 @@ INT ImapDisconnect(HCLIENT hClient)
         return IMAP_ERROR;
     if (iw_handle_remove(hClient, IW_KIND_CLIENT) != c)
         return iw_fail(ST_ERROR_INVALID_HANDLE);
-    pending = iw_async_detach(c);
+    /* A disconnect from inside a step of the caller's loop: that step frees c. */
+    pending = iw_own_detach(c);
+    if (pending == 2)
+        return 0;
+    pending |= iw_async_detach(c);
     /* an abandoned connect gets no LOGOUT: the server may not even have greeted */
     iw_client_close(c, !pending);
     iw_client_free(c);

@@ -59,6 +59,7 @@ void iw_client_free(iw_client *c)
     if (c == NULL)
         return;
     iw_client_close(c, 0);
+    iw_own_free(c);
     iw_cmd_clear(&c->cm.cmd);
     iw_reader_free(&c->reader);
     if (c->out != NULL) {

@@ -61,6 +61,7 @@ typedef struct iw_client {
     int                tls_up;
     struct iw_forward *forward;    /* CREDENTIAL_TUNNEL_FORWARD: the forward in use */
     struct iw_async   *async;      /* an asynchronous connect's state (async.c), or NULL */
+    struct iw_own     *own;        /* a connect stepped by the caller's loop (own_loop.c) */
     pthread_mutex_t    io_lock;    /* held by a call using the chain; the idle watcher
                                       of an event handle only ever tries it */
     int                async_error;    /* its result, once the event has fired */
@@ -126,6 +127,20 @@ int  iw_async_pending(const iw_client *c);   /* the connect runs and its event i
  * a running event is waited for (unless called from inside it); then the loop no longer
  * refers to the client. */
 int  iw_async_detach(iw_client *c);
+
+/* own_loop.c: connects stepped by the caller's own event loop (the extension's calls) */
+typedef struct iw_own iw_own;
+int  iw_own_start(iw_client *c);             /* after iw_connect_begin; no I/O */
+int  iw_own_pending(const iw_client *c);     /* such a connect runs: other calls wait */
+/* The sockets to watch now and the milliseconds until a timeout step is due. */
+int  iw_own_sockets(iw_client *c, IMAPSOCKET *out, int max, int *count, int *timeout_ms);
+/* One step: 0 connected, IMAPWIRE_AGAIN, or the connect's error; a client disconnected
+ * inside the step (from its trace callback) is freed here: ST_ERROR_INVALID_HANDLE. */
+int  iw_own_action(iw_client *c, int fd, unsigned events);
+/* ImapDisconnect: 2 when a step is running (that step frees the client when it
+ * returns), 1 when the connect did not succeed (no LOGOUT), else 0. */
+int  iw_own_detach(iw_client *c);
+void iw_own_free(iw_client *c);              /* closes the duplicates handed out */
 
 /* client.c */
 iw_client *iw_client_new(void);
