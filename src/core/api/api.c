@@ -448,9 +448,14 @@ INT ImapGetMessage(HCLIENT hClient, UINT nMessageId, UINT nMessagePart,
     if (lpvMessage == NULL || lpdwLength == NULL || nMessageId == 0)
         return iw_fail(ST_ERROR_INVALID_PARAMETER);
     pthread_mutex_lock(&c->io_lock);
+    /* a caller's buffer receives the body directly: no copy of it in between */
     rc = c->broken ? (int)ST_ERROR_CONNECTION_CLOSED
-                   : iw_session_fetch(c, nMessageId, nMessagePart, &body, &len);
+                   : iw_session_fetch(c, nMessageId, nMessagePart,
+                                      *lpdwLength > 0 ? (char *)lpvMessage : NULL,
+                                      *lpdwLength, &body, &len);
     pthread_mutex_unlock(&c->io_lock);
+    if (rc == ST_ERROR_BUFFER_TOO_SMALL)
+        *lpdwLength = (DWORD)len;
     if (rc != 0)
         return iw_fail((DWORD)rc);
     if (len > 0xffffffffu) {
@@ -462,16 +467,9 @@ INT ImapGetMessage(HCLIENT hClient, UINT nMessageId, UINT nMessagePart,
         *lpdwLength = (DWORD)len;
         return 0;
     }
-    if (len > *lpdwLength) {
-        free(body);
-        *lpdwLength = (DWORD)len;
-        return iw_fail(ST_ERROR_BUFFER_TOO_SMALL);
-    }
-    memcpy(lpvMessage, body, len);
     if (len < *lpdwLength)
         ((char *)lpvMessage)[len] = '\0';
     *lpdwLength = (DWORD)len;
-    free(body);
     return 0;
 }
 

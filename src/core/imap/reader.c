@@ -4,9 +4,9 @@
 #include <string.h>
 #include "reader.h"
 
-#define IW_READ_CHUNK 16384u
-#define IW_MIN_BUF    4096u
-#define IW_KEEP_BUF   65536u       /* a buffer larger than this is shrunk when idle */
+#define IW_MIN_BUF    4096u        /* the buffer's size at rest: protocol lines fit */
+#define IW_MIN_ROOM   1024u        /* free bytes a read is given at least */
+#define IW_DROP_READ  16384u       /* one read of a literal that is dropped */
 
 void iw_reader_init(iw_reader *r)
 {
@@ -23,33 +23,54 @@ void iw_reader_free(iw_reader *r)
     r->cap = r->len = 0;
 }
 
+void iw_reader_set_hook(iw_reader *r, iw_lit_hook hook, void *arg)
+{
+    r->hook = hook;
+    r->hook_arg = arg;
+    r->div_mode = IW_LIT_INLINE;
+    r->div_p = NULL;
+    r->div_left = 0;
+}
+
+size_t iw_reader_capacity(const iw_reader *r)
+{
+    return r->cap;
+}
+
 size_t iw_reader_buffered(const iw_reader *r)
 {
     return r->len - r->consumed;
 }
 
-void iw_reader_reset(iw_reader *r)
+static void iw_reader_restart(iw_reader *r)
 {
-    r->len = r->consumed = r->scan = r->line_start = r->literal_left = 0;
+    r->consumed = r->scan = r->line_start = r->literal_left = 0;
     r->literals = 0;
+    r->div_mode = IW_LIT_INLINE;
+    r->div_p = NULL;
+    r->div_size = r->div_left = r->gone_at = 0;
 }
 
-/* Drops the response returned last time; a big idle buffer is given back. */
+void iw_reader_reset(iw_reader *r)
+{
+    r->len = 0;
+    iw_reader_restart(r);
+}
+
+/* Drops the response returned last time; a buffer grown for a big response goes back
+ * to its resting size once what it holds fits, so an idle connection costs little. */
 static void iw_reader_compact(iw_reader *r)
 {
     if (r->consumed > 0) {
         memmove(r->buf, r->buf + r->consumed, r->len - r->consumed);
         r->len -= r->consumed;
-        r->consumed = 0;
-        r->scan = r->line_start = 0;
-        r->literal_left = 0;
-        r->literals = 0;
+        iw_reader_restart(r);
     }
-    if (r->cap > IW_KEEP_BUF && r->len < IW_KEEP_BUF / 2) {
-        char *b = realloc(r->buf, IW_KEEP_BUF);
+    if (r->cap > IW_MIN_BUF && r->scan == 0 && r->len < IW_MIN_BUF) {
+        char *b = realloc(r->buf, IW_MIN_BUF);
         if (b != NULL) {
             r->buf = b;
-            r->cap = IW_KEEP_BUF;
+            r->cap = IW_MIN_BUF;
         }
     }
 }
@@ -67,8 +88,8 @@ static int iw_reader_reserve(iw_reader *r, size_t want)
     cap = r->cap ? r->cap : IW_MIN_BUF;
     while (cap < need)
         cap *= 2;
-    if (cap > r->max_response + IW_READ_CHUNK + 1)
-        cap = r->max_response + IW_READ_CHUNK + 1;
+    if (cap > r->max_response + IW_MIN_ROOM + 1)
+        cap = r->max_response + IW_MIN_ROOM + 1;
     if (cap < need)
         return ST_ERROR_RESPONSE_TOO_LARGE;    /* the capped buffer cannot take it all */
     b = realloc(r->buf, cap);
@@ -130,7 +151,8 @@ int iw_literal_size(const char *s, size_t n, size_t *size)
     return 1;
 }
 
-static int iw_finish(iw_reader *r, size_t end, iw_response *out)
+/* The response held in buf[0..end): kind, tag and first line. */
+static int iw_describe(const iw_reader *r, size_t end, iw_response *out)
 {
     const char *d = r->buf;
     size_t first_end, sp;
@@ -139,11 +161,11 @@ static int iw_finish(iw_reader *r, size_t end, iw_response *out)
     out->data = d;
     out->len = end;
     out->literals = r->literals;
+    out->gone_at = r->gone_at;
     first_end = (const char *)memchr(d, '\n', end) - d;
     if (first_end > 0 && d[first_end - 1] == '\r')
         first_end--;
     out->line_len = first_end;
-    r->consumed = end;
     if (d[0] == '*' || d[0] == '+') {
         if (first_end < 1 || (first_end > 1 && d[1] != ' '))
             return ST_ERROR_INVALID_RESPONSE;
@@ -165,6 +187,51 @@ static int iw_finish(iw_reader *r, size_t end, iw_response *out)
     return 0;
 }
 
+static int iw_finish(iw_reader *r, size_t end, iw_response *out)
+{
+    r->consumed = end;
+    return iw_describe(r, end, out);
+}
+
+/* Moves what is held of a literal received elsewhere to its destination (or drops it):
+ * at most one read's worth, since later bytes go there directly. */
+static void iw_divert_held(iw_reader *r)
+{
+    size_t have = r->len - r->scan, take = have < r->div_left ? have : r->div_left;
+    if (take == 0)
+        return;
+    if (r->div_mode == IW_LIT_TO)
+        memcpy(r->div_p + (r->div_size - r->div_left), r->buf + r->scan, take);
+    memmove(r->buf + r->scan, r->buf + r->scan + take, have - take);
+    r->len -= take;
+    r->div_left -= take;
+}
+
+/* Asks the hook where the literal just announced goes; 1 when it leaves the buffer. */
+static int iw_ask_hook(iw_reader *r, size_t lit, int *rc)
+{
+    iw_response head;
+    iw_lit_dest d = { IW_LIT_INLINE, NULL };
+
+    *rc = 0;
+    if (r->hook == NULL || r->gone_at != 0)
+        return 0;
+    if ((*rc = iw_describe(r, r->scan, &head)) != 0 ||
+        (*rc = r->hook(r->hook_arg, &head, lit, &d)) != 0)
+        return 0;
+    if (d.mode != IW_LIT_TO && d.mode != IW_LIT_DROP)
+        return 0;
+    if (d.mode == IW_LIT_TO && d.p == NULL && lit > 0) {
+        *rc = ST_ERROR_INVALID_PARAMETER;
+        return 0;
+    }
+    r->div_mode = d.mode;
+    r->div_p = d.p;
+    r->div_size = r->div_left = lit;
+    r->gone_at = r->scan;
+    return 1;
+}
+
 int iw_reader_parse(iw_reader *r, iw_response *out)
 {
     iw_reader_compact(r);
@@ -179,6 +246,14 @@ int iw_reader_parse(iw_reader *r, iw_response *out)
         size_t piece, lit;
         int k;
 
+        if (r->div_mode != IW_LIT_INLINE) {
+            iw_divert_held(r);
+            if (r->div_left > 0)
+                return IMAPWIRE_AGAIN;
+            r->div_mode = IW_LIT_INLINE;
+            r->div_p = NULL;
+            r->line_start = r->scan;
+        }
         if (r->literal_left > 0) {
             size_t have = r->len - r->scan;
             if (have < r->literal_left) {
@@ -213,10 +288,17 @@ int iw_reader_parse(iw_reader *r, iw_response *out)
             return ST_ERROR_RESPONSE_TOO_LARGE;
         r->scan = (size_t)(lf - r->buf) + 1;
         k = iw_literal_size(r->buf + r->line_start, piece, &lit);
-        if (k < 0 || (k > 0 && (lit > r->max_literal || r->scan + lit > r->max_response)))
+        /* a literal received elsewhere still counts towards the response */
+        if (k < 0 || (k > 0 && (lit > r->max_literal ||
+                                r->scan + r->div_size + lit > r->max_response)))
             return ST_ERROR_RESPONSE_TOO_LARGE;
         if (k > 0) {
+            int rc;
             r->literals++;
+            if (iw_ask_hook(r, lit, &rc))
+                continue;
+            if (rc != 0)
+                return rc;
             r->literal_left = lit;
             r->line_start = r->scan;
             continue;
@@ -232,15 +314,30 @@ int iw_reader_next(iw_reader *r, imapwire_layer *top, iw_response *out, uint64_t
         int rc = iw_reader_parse(r, out);
         if (rc != IMAPWIRE_AGAIN)
             return rc;
-        rc = iw_reader_reserve(r, IW_READ_CHUNK);
-        if (rc != 0)
-            return rc;
-        rc = iw_layer_recv(top, r->buf + r->len, r->cap - r->len - 1, &got);
+        if (r->div_mode == IW_LIT_TO) {
+            /* The literal's bytes go from the layer to where they belong, in reads as
+             * large as the layer gives: no copy through the buffer. */
+            rc = iw_layer_recv(top, r->div_p + (r->div_size - r->div_left), r->div_left, &got);
+            if (rc == 0)
+                r->div_left -= got;
+        } else if (r->div_mode == IW_LIT_DROP) {
+            char sink[IW_DROP_READ];
+            rc = iw_layer_recv(top, sink, r->div_left < sizeof sink ? r->div_left : sizeof sink,
+                               &got);
+            if (rc == 0)
+                r->div_left -= got;
+        } else {
+            rc = iw_reader_reserve(r, IW_MIN_ROOM);
+            if (rc != 0)
+                return rc;
+            rc = iw_layer_recv(top, r->buf + r->len, r->cap - r->len - 1, &got);
+            if (rc == 0)
+                r->len += got;
+        }
         if (rc != 0)
             return rc;
         if (got == 0)
             return ST_ERROR_CONNECTION_CLOSED;
-        r->len += got;
         if (rx != NULL)
             *rx += got;
     }
