@@ -51,6 +51,14 @@ static void iw_reader_restart(iw_reader *r)
     r->div_size = r->div_left = r->gone_at = 0;
 }
 
+void iw_reader_rest(iw_reader *r)
+{
+    if (r->len != r->consumed || r->div_mode != IW_LIT_INLINE)
+        return;
+    iw_reader_free(r);
+    iw_reader_restart(r);
+}
+
 void iw_reader_reset(iw_reader *r)
 {
     r->len = 0;

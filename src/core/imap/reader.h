@@ -72,6 +72,10 @@ void iw_reader_free(iw_reader *r);
 /* Routes literals through hook from now on (NULL: none); a literal being received
  * elsewhere is abandoned (the stream is then out of step: only after an error). */
 void iw_reader_set_hook(iw_reader *r, iw_lit_hook hook, void *arg);
+/* Between commands: with nothing held beyond the last response, the buffer is freed
+ * (the next read allocates IW_MIN_BUF again), so an idle connection keeps none. The
+ * last response's data is invalid afterwards. */
+void iw_reader_rest(iw_reader *r);
 /* Bytes allocated for the buffer (the footprint at rest). */
 size_t iw_reader_capacity(const iw_reader *r);
 /* Bytes held beyond the last returned response (STARTTLS injection check). */

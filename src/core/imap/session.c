@@ -38,6 +38,7 @@ int iw_session_login(iw_client *c, unsigned type, const char *user, const char *
     iw_login_clear(&lg);
     if (rc == 0)
         rc = iw_capa_refresh(c, gen);
+    iw_reader_rest(&c->reader);
     return rc;
 }
 
@@ -231,6 +232,7 @@ int iw_session_command(iw_client *c, const char *text, IMAPRESPONSEPROC proc, vo
         }
     }
     iw_cmd_clear(&cmd);
+    iw_reader_rest(&c->reader);
     return rc;
 }
 
@@ -328,6 +330,7 @@ int iw_session_select(iw_client *c, const char *mailbox, IMAPMAILBOX *mb)
     }
     iw_cmd_clear(&cmd);
     iw_sb_free(&sb);
+    iw_reader_rest(&c->reader);
     return rc;
 }
 
@@ -529,5 +532,6 @@ int iw_session_fetch(iw_client *c, unsigned id, unsigned part, char *dest, size_
     }
     free(f.body);
     iw_cmd_clear(&cmd);
+    iw_reader_rest(&c->reader);
     return rc;
 }
