@@ -274,7 +274,7 @@ END_TEST
 
 /* ---- a scripted server in a thread: what a FETCH of message 1 gets ---- */
 
-enum serve_mode { SERVE_DRIP, SERVE_HUGE, SERVE_DIE };
+enum serve_mode { SERVE_DRIP, SERVE_HUGE, SERVE_DIE, SERVE_SMALL };
 #define DRIP_SIZE 5000u
 #define DIE_SIZE  100000u
 
@@ -340,7 +340,13 @@ static void *serve(void *arg)
                 break;
             for (i = 0; i < DIE_SIZE; i++)
                 body[i] = (char)('A' + i % 23);
-            if (s->mode == SERVE_DRIP) {
+            if (s->mode == SERVE_SMALL) {
+                /* more after the literal than the literal itself */
+                int n = snprintf(out, sizeof out,
+                                 "* 1 FETCH (BODY[] {5}\r\nhello FLAGS (\\Seen))\r\n"
+                                 "%s OK done\r\n", tag);
+                send_all(fd, out, (size_t)n, 0);
+            } else if (s->mode == SERVE_DRIP) {
                 int n = snprintf(out, sizeof out, "* 1 FETCH (BODY[] {%u}\r\n", DRIP_SIZE);
                 send_all(fd, out, (size_t)n, 1);
                 send_all(fd, body, DRIP_SIZE, 1);
@@ -399,14 +405,52 @@ static void server_stop(server *s)
     close(s->lfd);
 }
 
-static HCLIENT connect_to(const server *s)
+static HCLIENT connect_to_traced(const server *s, trace_log *log)
 {
-    HCLIENT h = ImapConnect("127.0.0.1", s->port, 10, IMAP_OPTION_NONE, NULL);
+    IMAPCONNECTINFO ci;
+    HCLIENT h;
+    memset(&ci, 0, sizeof ci);
+    ci.dwSize = sizeof ci;
+    ci.lpszHostName = "127.0.0.1";
+    ci.nRemotePort = s->port;
+    ci.nTimeout = 10;
+    ci.lpTraceProc = log != NULL ? trace_cb : NULL;
+    ci.lpParam = log;
+    h = ImapConnectEx(&ci);
     ck_assert_msg(h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
     ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_LOGIN, "u", "p"), 0);
     ck_assert_int_eq(ImapSelectMailbox(h, "INBOX", NULL), 0);
     return h;
 }
+
+static HCLIENT connect_to(const server *s)
+{
+    return connect_to_traced(s, NULL);
+}
+
+/* The trace of a response whose literal went straight to its destination shows the
+ * head as sent and the rest of the response after the literal, not bytes off by it. */
+START_TEST(trace_after_literal)
+{
+    static trace_log log;
+    server s;
+    HCLIENT h;
+    char *got = NULL, buf[16];
+    DWORD len = _i ? sizeof buf : 0;
+
+    memset(&log, 0, sizeof log);
+    server_start(&s, SERVE_SMALL);
+    h = connect_to_traced(&s, &log);
+    ck_assert_int_eq(ImapGetMessage(h, 1, 0, _i ? (void *)buf : (void *)&got, &len, 0), 0);
+    ck_assert_uint_eq(len, 5);
+    ck_assert(memcmp(_i ? buf : got, "hello", 5) == 0);
+    ImapFreeMemory(got);
+    ck_assert_msg(strstr(log.text, "\n<* 1 FETCH (BODY[] {5}\n< FLAGS (\\Seen))\n") != NULL,
+                  "trace: %s", log.text);
+    ImapDisconnect(h);
+    server_stop(&s);
+}
+END_TEST
 
 /* A literal arriving one byte per segment, into a library buffer (_i 0) or the
  * caller's (_i 1): every byte where it belongs. */
@@ -499,6 +543,7 @@ int main(void)
     tcase_add_checked_fixture(f, setup, teardown);
     tcase_set_timeout(f, 60);
     tcase_add_loop_test(f, drip, 0, 2);
+    tcase_add_loop_test(f, trace_after_literal, 0, 2);
     tcase_add_loop_test(f, too_large, 0, 2);
     tcase_add_loop_test(f, dies_mid_literal, 0, 2);
     suite_add_tcase(s, f);
