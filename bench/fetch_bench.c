@@ -465,7 +465,7 @@ static void throughput(int tls, unsigned seq, size_t size)
     printf("\nFETCH %.2f MB, %s, %d rounds (median; CPU is this process: client side only)\n",
            (double)size / 1e6, tls ? "IMAPS" : "plain", cfg.rounds);
     printf("  %-28s %9s %9s %9s %10s %10s %12s\n", "side", "MB/s", "min", "max", "CPU ms",
-           "x floor", "peak RSS MB");
+           "x floor", "peak RSS MiB");
     for (k = 0; k < NSIDES; k++) {
         double m = median(st[k].mbs, st[k].n), lo = m, hi = m;
         int floor_side = (k == IW_BUF || k == FLOOR_BUF) ? FLOOR_BUF : FLOOR_LIB;
@@ -479,12 +479,14 @@ static void throughput(int tls, unsigned seq, size_t size)
                m / median(st[floor_side].mbs, st[floor_side].n), st[k].peak_kb / 1024.0);
     }
     printf("  ratios: imapwire/floor throughput %.2f (library buffer) %.2f (caller buffer),"
-           " CPU %.2f / %.2f; imapwire/libcurl throughput %.2f\n",
+           " CPU %.2f / %.2f; imapwire/libcurl throughput %.2f (library buffer) %.2f (caller"
+           " buffer)\n",
            median(st[IW_LIB].mbs, st[IW_LIB].n) / median(st[FLOOR_LIB].mbs, st[FLOOR_LIB].n),
            median(st[IW_BUF].mbs, st[IW_BUF].n) / median(st[FLOOR_BUF].mbs, st[FLOOR_BUF].n),
            median(st[IW_LIB].cpu, st[IW_LIB].n) / median(st[FLOOR_LIB].cpu, st[FLOOR_LIB].n),
            median(st[IW_BUF].cpu, st[IW_BUF].n) / median(st[FLOOR_BUF].cpu, st[FLOOR_BUF].n),
-           median(st[IW_LIB].mbs, st[IW_LIB].n) / median(st[CURL_SIDE].mbs, st[CURL_SIDE].n));
+           median(st[IW_LIB].mbs, st[IW_LIB].n) / median(st[CURL_SIDE].mbs, st[CURL_SIDE].n),
+           median(st[IW_BUF].mbs, st[IW_BUF].n) / median(st[CURL_SIDE].mbs, st[CURL_SIDE].n));
     printf("  goals: throughput >= 0.9x the floor; peak RSS < 1.1x the message (%.1f MB) with "
            "the library's buffer, < 1 MB beyond the caller's\n", 1.1 * (double)size / 1048576.0);
     curl_easy_cleanup(e);

@@ -341,6 +341,9 @@ int iw_reader_next(iw_reader *r, imapwire_layer *top, iw_response *out, uint64_t
             rc = iw_layer_recv(top, r->buf + r->len, r->cap - r->len - 1, &got);
             if (rc == 0)
                 r->len += got;
+            /* Nothing held and nothing came (an idle watcher's look): keep no buffer. */
+            if (rc == IMAPWIRE_AGAIN && r->len == 0)
+                iw_reader_free(r);
         }
         if (rc != 0)
             return rc;
