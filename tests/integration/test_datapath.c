@@ -58,6 +58,29 @@ static void append(HCLIENT h, const char *box, const char *msg, size_t n)
     free(cmd);
 }
 
+/* ImapGetMessageStream's pieces, checked against want as they come (want NULL: the
+ * serve() pattern), copied nowhere. */
+typedef struct collect {
+    const char *want;
+    size_t got, pieces, largest;
+    int    bad;
+} collect;
+
+static VOID on_piece(HCLIENT h, const VOID *data, DWORD n, LPVOID param)
+{
+    collect *c = param;
+    const char *p = data;
+    DWORD i;
+    (void)h;
+    c->pieces++;
+    if (n > c->largest)
+        c->largest = n;
+    for (i = 0; i < n && !c->bad; i++)
+        if (p[i] != (c->want ? c->want[c->got + i] : (char)('A' + (c->got + i) % 23)))
+            c->bad = 1;
+    c->got += n;
+}
+
 /* Message id (part) fetched in every mode of ImapGetMessage must be want[0..n). */
 static void fetch_all_modes(HCLIENT h, UINT id, UINT part, const char *want, size_t n)
 {
@@ -88,6 +111,16 @@ static void fetch_all_modes(HCLIENT h, UINT id, UINT part, const char *want, siz
     ck_assert(memcmp(buf, want, n) == 0);
     ck_assert_int_eq(buf[n], '\0');
     ck_assert_int_eq((unsigned char)buf[n + 1], 0x5a);
+    /* streamed: every byte in order, in pieces of at most 64 KB */
+    {
+        collect c = { want, 0, 0, 0, 0 };
+        len = 0;
+        ck_assert_int_eq(ImapGetMessageStream(h, id, part, on_piece, &c, &len), 0);
+        ck_assert_uint_eq(len, n);
+        ck_assert_uint_eq(c.got, n);
+        ck_assert(!c.bad);
+        ck_assert_uint_le(c.largest, 65536);
+    }
     /* one byte short: the size it needs, the buffer's end untouched, the connection
      * still in step */
     if (n > 1) {
@@ -274,7 +307,8 @@ END_TEST
 
 /* ---- a scripted server in a thread: what a FETCH of message 1 gets ---- */
 
-enum serve_mode { SERVE_DRIP, SERVE_HUGE, SERVE_DIE, SERVE_SMALL };
+enum serve_mode { SERVE_DRIP, SERVE_HUGE, SERVE_DIE, SERVE_SMALL, SERVE_PAST };
+#define PAST_SIZE 300000000u      /* past the 256 MB literal limit */
 #define DRIP_SIZE 5000u
 #define DIE_SIZE  100000u
 
@@ -340,7 +374,20 @@ static void *serve(void *arg)
                 break;
             for (i = 0; i < DIE_SIZE; i++)
                 body[i] = (char)('A' + i % 23);
-            if (s->mode == SERVE_SMALL) {
+            if (s->mode == SERVE_PAST) {
+                /* the pattern, from a buffer whose length is a multiple of its period */
+                size_t sent = 0, step = DIE_SIZE - DIE_SIZE % 23;
+                int n = snprintf(out, sizeof out, "* 1 FETCH (BODY[] {%u}\r\n", PAST_SIZE);
+                send_all(fd, out, (size_t)n, 0);
+                while (sent < PAST_SIZE) {
+                    size_t k = PAST_SIZE - sent < step ? PAST_SIZE - sent : step;
+                    if (send_all(fd, body, k, 0) != 0)
+                        break;
+                    sent += k;
+                }
+                n = snprintf(out, sizeof out, ")\r\n%s OK done\r\n", tag);
+                send_all(fd, out, (size_t)n, 0);
+            } else if (s->mode == SERVE_SMALL) {
                 /* more after the literal than the literal itself */
                 int n = snprintf(out, sizeof out,
                                  "* 1 FETCH (BODY[] {5}\r\nhello FLAGS (\\Seen))\r\n"
@@ -452,8 +499,8 @@ START_TEST(trace_after_literal)
 }
 END_TEST
 
-/* A literal arriving one byte per segment, into a library buffer (_i 0) or the
- * caller's (_i 1): every byte where it belongs. */
+/* A literal arriving one byte per segment, into a library buffer (_i 0), the caller's
+ * (_i 1) or streamed (_i 2): every byte where it belongs. */
 START_TEST(drip)
 {
     server s;
@@ -465,18 +512,50 @@ START_TEST(drip)
     ck_assert_ptr_nonnull(buf);
     server_start(&s, SERVE_DRIP);
     h = connect_to(&s);
-    ck_assert_msg(ImapGetMessage(h, 1, 0, _i ? (void *)buf : (void *)&got, &len, 0) == 0,
-                  "error %u", (unsigned)ImapGetLastError());
+    if (_i == 2) {
+        collect c = { NULL, 0, 0, 0, 0 };
+        ck_assert_int_eq(ImapGetMessageStream(h, 1, 0, on_piece, &c, &len), 0);
+        ck_assert_uint_eq(len, DRIP_SIZE);
+        ck_assert_uint_eq(c.got, DRIP_SIZE);
+        ck_assert(!c.bad);               /* on_piece compared every byte */
+    } else {
+        ck_assert_msg(ImapGetMessage(h, 1, 0, _i ? (void *)buf : (void *)&got, &len, 0) == 0,
+                      "error %u", (unsigned)ImapGetLastError());
+    }
     ck_assert_uint_eq(len, DRIP_SIZE);
-    if (!_i)
+    if (_i == 0)
         buf = memcpy(buf, got, DRIP_SIZE);
-    for (i = 0; i < DRIP_SIZE; i++)
+    for (i = 0; _i < 2 && i < DRIP_SIZE; i++)
         ck_assert_int_eq(buf[i], (char)('A' + i % 23));
     ImapFreeMemory(got);
     ck_assert_uint_le(reader_cap(h), REST_MAX);
     ImapDisconnect(h);
     server_stop(&s);
     free(buf);
+}
+END_TEST
+
+/* Streamed, a body past the 256 MB literal limit is allowed: no buffer holds it. Then
+ * the handle is in step for the next command. */
+START_TEST(stream_past_limit)
+{
+    server s;
+    HCLIENT h;
+    collect c = { NULL, 0, 0, 0, 0 };
+    DWORD len = 0;
+
+    server_start(&s, SERVE_PAST);
+    h = connect_to(&s);
+    ck_assert_msg(ImapGetMessageStream(h, 1, 0, on_piece, &c, &len) == 0, "error %u",
+                  (unsigned)ImapGetLastError());
+    ck_assert_uint_eq(len, PAST_SIZE);
+    ck_assert_uint_eq(c.got, PAST_SIZE);
+    ck_assert(!c.bad);
+    ck_assert_uint_le(c.largest, 65536);
+    ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), 0);
+    ck_assert_uint_le(reader_cap(h), REST_MAX);
+    ImapDisconnect(h);
+    server_stop(&s);
 }
 END_TEST
 
@@ -542,7 +621,8 @@ int main(void)
     suite_add_tcase(s, t);
     tcase_add_checked_fixture(f, setup, teardown);
     tcase_set_timeout(f, 60);
-    tcase_add_loop_test(f, drip, 0, 2);
+    tcase_add_loop_test(f, drip, 0, 3);
+    tcase_add_test(f, stream_past_limit);
     tcase_add_loop_test(f, trace_after_literal, 0, 2);
     tcase_add_loop_test(f, too_large, 0, 2);
     tcase_add_loop_test(f, dies_mid_literal, 0, 2);

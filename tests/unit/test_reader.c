@@ -532,9 +532,11 @@ typedef struct hook_state {
     char   head[128];
 } hook_state;
 
-static int test_hook(void *arg, const iw_response *head, size_t size, iw_lit_dest *d)
+static int test_hook(void *arg, const iw_response *head, size_t size, int over,
+                     iw_lit_dest *d)
 {
     hook_state *h = arg;
+    (void)over;
     h->calls++;
     if (h->fail)
         return ST_ERROR_OUT_OF_MEMORY;

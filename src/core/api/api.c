@@ -473,6 +473,42 @@ INT ImapGetMessage(HCLIENT hClient, UINT nMessageId, UINT nMessagePart,
     return 0;
 }
 
+typedef struct iw_stream_sink {
+    HCLIENT         handle;
+    IMAPMESSAGEPROC proc;
+    LPVOID          param;
+} iw_stream_sink;
+
+static void iw_stream_piece(void *arg, const char *p, size_t n)
+{
+    iw_stream_sink *s = arg;
+    s->proc(s->handle, p, (DWORD)n, s->param);     /* n <= IW_STREAM_CHUNK */
+}
+
+INT ImapGetMessageStream(HCLIENT hClient, UINT nMessageId, UINT nMessagePart,
+                         IMAPMESSAGEPROC lpMessageProc, LPVOID lpParam, LPDWORD lpdwLength)
+{
+    iw_client *c = iw_client_for(hClient);
+    iw_stream_sink sink = { hClient, lpMessageProc, lpParam };
+    size_t len = 0;
+    int rc;
+
+    if (c == NULL)
+        return IMAP_ERROR;
+    if (lpMessageProc == NULL || nMessageId == 0)
+        return iw_fail(ST_ERROR_INVALID_PARAMETER);
+    pthread_mutex_lock(&c->io_lock);
+    rc = c->broken ? (int)ST_ERROR_CONNECTION_CLOSED
+                   : iw_session_fetch_stream(c, nMessageId, nMessagePart, iw_stream_piece,
+                                             &sink, &len);
+    pthread_mutex_unlock(&c->io_lock);
+    if (rc != 0)
+        return iw_fail((DWORD)rc);
+    if (lpdwLength != NULL)
+        *lpdwLength = (DWORD)len;                  /* below 4 GB: the hook checked */
+    return 0;
+}
+
 VOID ImapFreeMemory(LPVOID lpvMemory)
 {
     free(lpvMemory);

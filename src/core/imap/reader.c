@@ -31,7 +31,7 @@ void iw_reader_set_hook(iw_reader *r, iw_lit_hook hook, void *arg)
     r->hook = hook;
     r->hook_arg = arg;
     r->div_mode = IW_LIT_INLINE;
-    r->div_p = NULL;
+    memset(&r->div, 0, sizeof r->div);
     r->div_left = 0;
 }
 
@@ -50,8 +50,8 @@ static void iw_reader_restart(iw_reader *r)
     r->consumed = r->scan = r->line_start = r->literal_left = 0;
     r->literals = 0;
     r->div_mode = IW_LIT_INLINE;
-    r->div_p = NULL;
-    r->div_size = r->div_left = r->gone_at = 0;
+    memset(&r->div, 0, sizeof r->div);
+    r->div_size = r->div_left = r->div_counted = r->gone_at = 0;
 }
 
 void iw_reader_rest(iw_reader *r)
@@ -212,33 +212,40 @@ static void iw_divert_held(iw_reader *r)
     if (take == 0)
         return;
     if (r->div_mode == IW_LIT_TO)
-        memcpy(r->div_p + (r->div_size - r->div_left), r->buf + r->scan, take);
+        memcpy(r->div.p + (r->div_size - r->div_left), r->buf + r->scan, take);
+    else if (r->div_mode == IW_LIT_STREAM)
+        r->div.piece(r->div.piece_arg, r->buf + r->scan, take);
     memmove(r->buf + r->scan, r->buf + r->scan + take, have - take);
     r->len -= take;
     r->div_left -= take;
 }
 
 /* Asks the hook where the literal just announced goes; 1 when it leaves the buffer. */
-static int iw_ask_hook(iw_reader *r, size_t lit, int *rc)
+static int iw_ask_hook(iw_reader *r, size_t lit, int over, int *rc)
 {
     iw_response head;
-    iw_lit_dest d = { IW_LIT_INLINE, NULL };
+    iw_lit_dest d;
 
+    memset(&d, 0, sizeof d);
     *rc = 0;
     if (r->hook == NULL || r->gone_at != 0)
         return 0;
     if ((*rc = iw_describe(r, r->scan, &head)) != 0 ||
-        (*rc = r->hook(r->hook_arg, &head, lit, &d)) != 0)
+        (*rc = r->hook(r->hook_arg, &head, lit, over, &d)) != 0)
         return 0;
-    if (d.mode != IW_LIT_TO && d.mode != IW_LIT_DROP)
+    if (d.mode == IW_LIT_INLINE || (over && d.mode != IW_LIT_STREAM))
         return 0;
-    if (d.mode == IW_LIT_TO && d.p == NULL && lit > 0) {
+    if ((d.mode == IW_LIT_TO && d.p == NULL && lit > 0) ||
+        (d.mode == IW_LIT_STREAM && (d.p == NULL || d.cap == 0 || d.piece == NULL)) ||
+        d.mode > IW_LIT_STREAM) {
         *rc = ST_ERROR_INVALID_PARAMETER;
         return 0;
     }
     r->div_mode = d.mode;
-    r->div_p = d.p;
+    r->div = d;
     r->div_size = r->div_left = lit;
+    /* a streamed literal holds no memory, so it does not count towards the response */
+    r->div_counted = d.mode == IW_LIT_STREAM ? 0 : lit;
     r->gone_at = r->scan;
     return 1;
 }
@@ -262,7 +269,6 @@ int iw_reader_parse(iw_reader *r, iw_response *out)
             if (r->div_left > 0)
                 return IMAPWIRE_AGAIN;
             r->div_mode = IW_LIT_INLINE;
-            r->div_p = NULL;
             r->line_start = r->scan;
         }
         if (r->literal_left > 0) {
@@ -299,17 +305,19 @@ int iw_reader_parse(iw_reader *r, iw_response *out)
             return ST_ERROR_RESPONSE_TOO_LARGE;
         r->scan = (size_t)(lf - r->buf) + 1;
         k = iw_literal_size(r->buf + r->line_start, piece, &lit);
-        /* a literal received elsewhere still counts towards the response */
-        if (k < 0 || (k > 0 && (lit > r->max_literal ||
-                                r->scan + r->div_size + lit > r->max_response)))
+        if (k < 0)
             return ST_ERROR_RESPONSE_TOO_LARGE;
         if (k > 0) {
-            int rc;
+            /* a literal received elsewhere still counts towards the response */
+            int rc, over = lit > r->max_literal ||
+                           r->scan + r->div_counted + lit > r->max_response;
             r->literals++;
-            if (iw_ask_hook(r, lit, &rc))
+            if (iw_ask_hook(r, lit, over, &rc))
                 continue;
             if (rc != 0)
                 return rc;
+            if (over)
+                return ST_ERROR_RESPONSE_TOO_LARGE;
             r->literal_left = lit;
             r->line_start = r->scan;
             continue;
@@ -329,9 +337,16 @@ int iw_reader_next(iw_reader *r, imapwire_layer *top, iw_response *out, uint64_t
             /* The literal's bytes go from the layer to where they belong, no copy
              * through the buffer, in reads large enough to take what the socket holds. */
             size_t want = r->div_left < IW_LITERAL_READ ? r->div_left : IW_LITERAL_READ;
-            rc = iw_layer_recv(top, r->div_p + (r->div_size - r->div_left), want, &got);
+            rc = iw_layer_recv(top, r->div.p + (r->div_size - r->div_left), want, &got);
             if (rc == 0)
                 r->div_left -= got;
+        } else if (r->div_mode == IW_LIT_STREAM) {
+            size_t want = r->div_left < r->div.cap ? r->div_left : r->div.cap;
+            rc = iw_layer_recv(top, r->div.p, want, &got);
+            if (rc == 0 && got > 0) {
+                r->div_left -= got;
+                r->div.piece(r->div.piece_arg, r->div.p, got);
+            }
         } else if (r->div_mode == IW_LIT_DROP) {
             char sink[IW_DROP_READ];
             rc = iw_layer_recv(top, sink, r->div_left < sizeof sink ? r->div_left : sizeof sink,

@@ -36,16 +36,22 @@ static inline size_t iw_literal_span(const iw_response *r, size_t at, size_t n)
 }
 
 /* Where a hook sends a literal: kept in the response (INLINE), received straight into
- * p (TO, p holds the whole size) or received and dropped (DROP). */
-enum iw_lit_mode { IW_LIT_INLINE = 0, IW_LIT_TO, IW_LIT_DROP };
+ * p (TO, p holds the whole size), received and dropped (DROP), or handed to piece in
+ * order as it arrives, through p as a scratch of cap bytes (STREAM). */
+enum iw_lit_mode { IW_LIT_INLINE = 0, IW_LIT_TO, IW_LIT_DROP, IW_LIT_STREAM };
 typedef struct iw_lit_dest {
-    int   mode;
-    char *p;
+    int    mode;
+    char  *p;
+    size_t cap;
+    void (*piece)(void *arg, const char *p, size_t n);
+    void  *piece_arg;
 } iw_lit_dest;
 /* Asked once a literal's size is known, with the response so far (through the LF of the
- * line that announces it); 0 (dest filled in) or an ST_ERROR_*. At most one literal of a
- * response leaves it. */
-typedef int (*iw_lit_hook)(void *arg, const iw_response *head, size_t size, iw_lit_dest *d);
+ * line that announces it); 0 (dest filled in) or an ST_ERROR_*. over: the size is past
+ * the reader's limits, and only STREAM (which holds none of it) may take it. At most one
+ * literal of a response leaves it. */
+typedef int (*iw_lit_hook)(void *arg, const iw_response *head, size_t size, int over,
+                           iw_lit_dest *d);
 
 typedef struct iw_reader {
     char    *buf;
@@ -59,8 +65,9 @@ typedef struct iw_reader {
     iw_lit_hook hook;          /* NULL: every literal stays in buf */
     void    *hook_arg;
     int      div_mode;         /* the literal being received elsewhere: IW_LIT_* */
-    char    *div_p;
+    iw_lit_dest div;
     size_t   div_size, div_left;
+    size_t   div_counted;      /* its bytes that count towards the response limit */
     size_t   gone_at;          /* as in iw_response, for the response being read */
 } iw_reader;
 

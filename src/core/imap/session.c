@@ -441,8 +441,10 @@ int iw_fetch_parse(const iw_response *r, struct iw_fetch *f)
 
 /* The reader asks where a literal goes once its size is known: the body we wait for
  * goes straight into the caller's buffer, or into one allocation of its size made
- * now, or (too big for the caller's buffer) is read and dropped; any other stays. */
-static int iw_fetch_hook(void *arg, const iw_response *head, size_t size, iw_lit_dest *d)
+ * now, or to the caller's piece function through a scratch buffer, or (too big for the
+ * caller's buffer) is read and dropped; any other stays. */
+static int iw_fetch_hook(void *arg, const iw_response *head, size_t size, int over,
+                         iw_lit_dest *d)
 {
     struct iw_fetch *f = arg;
     size_t at, pos, n;
@@ -455,8 +457,23 @@ static int iw_fetch_hook(void *arg, const iw_response *head, size_t size, iw_lit
     if ((pos + n + 1 != head->len && pos + n + 2 != head->len) ||
         memchr(head->data + at, ' ', pos + n - at) != NULL)
         return 0;
+    if (over && f->piece == NULL)
+        return 0;                      /* the reader refuses it: past the limits */
+    if (size > 0xffffffffu)
+        return ST_ERROR_RESPONSE_TOO_LARGE;    /* a length the API cannot report */
     f->found = 1;
     f->len = size;
+    if (f->piece != NULL) {
+        f->chunk = malloc(IW_STREAM_CHUNK);
+        if (f->chunk == NULL)
+            return ST_ERROR_OUT_OF_MEMORY;
+        d->mode = IW_LIT_STREAM;
+        d->p = f->chunk;
+        d->cap = IW_STREAM_CHUNK;
+        d->piece = f->piece;
+        d->piece_arg = f->piece_arg;
+        return 0;
+    }
     if (f->dest != NULL) {
         if (size > f->dest_cap) {
             f->too_small = 1;
@@ -482,39 +499,52 @@ static int iw_on_fetch(iw_client *c, const iw_response *r, void *arg)
     return iw_fetch_parse(r, arg);
 }
 
-int iw_session_fetch(iw_client *c, unsigned id, unsigned part, char *dest, size_t cap,
-                     char **body, size_t *len)
+/* One FETCH BODY.PEEK[...] of f->id with f's destination set; 0 once found. */
+static int iw_fetch_run(iw_client *c, unsigned part, struct iw_fetch *f)
 {
     char text[64];
-    struct iw_fetch f;
     iw_cmd cmd;
     int rc;
 
-    *body = NULL;
-    *len = 0;
     if (c->state == IW_NOT_AUTH)
         return ST_ERROR_NOT_AUTHENTICATED;
-    if (id == 0)
+    if (f->id == 0)
         return ST_ERROR_INVALID_PARAMETER;
-    memset(&f, 0, sizeof f);
     memset(&cmd, 0, sizeof cmd);
-    f.id = id;
-    f.dest = dest;
-    f.dest_cap = dest != NULL ? cap : 0;
     if (part == 0)
-        snprintf(text, sizeof text, "FETCH %u BODY.PEEK[]", id);
+        snprintf(text, sizeof text, "FETCH %u BODY.PEEK[]", f->id);
     else
-        snprintf(text, sizeof text, "FETCH %u BODY.PEEK[%u]", id, part);
+        snprintf(text, sizeof text, "FETCH %u BODY.PEEK[%u]", f->id, part);
     rc = iw_cmd_start(c, &cmd, text, strlen(text), NULL, 0, 0, NULL);
     cmd.on_untagged = iw_on_fetch;
-    cmd.arg = &f;
-    iw_reader_set_hook(&c->reader, iw_fetch_hook, &f);
+    cmd.arg = f;
+    iw_reader_set_hook(&c->reader, iw_fetch_hook, f);
     if (rc == 0)
         rc = iw_run_command(c, &cmd);
     /* after an error the reader may still point into dest: it must forget it */
     iw_reader_set_hook(&c->reader, NULL, NULL);
-    if (rc == 0 && (cmd.status != IW_STATUS_OK || !f.found))
+    if (rc == 0 && (cmd.status != IW_STATUS_OK || !f->found))
         rc = ST_ERROR_MESSAGE_NOT_FOUND;
+    iw_cmd_clear(&cmd);
+    free(f->chunk);
+    f->chunk = NULL;
+    iw_reader_rest(&c->reader);
+    return rc;
+}
+
+int iw_session_fetch(iw_client *c, unsigned id, unsigned part, char *dest, size_t cap,
+                     char **body, size_t *len)
+{
+    struct iw_fetch f;
+    int rc;
+
+    *body = NULL;
+    *len = 0;
+    memset(&f, 0, sizeof f);
+    f.id = id;
+    f.dest = dest;
+    f.dest_cap = dest != NULL ? cap : 0;
+    rc = iw_fetch_run(c, part, &f);
     if (rc == 0 && dest != NULL && f.body != NULL) {
         /* a quoted string (or a literal the hook did not take) still needs its copy */
         if (f.len > cap)
@@ -531,7 +561,26 @@ int iw_session_fetch(iw_client *c, unsigned id, unsigned part, char *dest, size_
         f.body = NULL;
     }
     free(f.body);
-    iw_cmd_clear(&cmd);
-    iw_reader_rest(&c->reader);
+    return rc;
+}
+
+int iw_session_fetch_stream(iw_client *c, unsigned id, unsigned part,
+                            void (*piece)(void *arg, const char *p, size_t n), void *arg,
+                            size_t *len)
+{
+    struct iw_fetch f;
+    int rc;
+
+    *len = 0;
+    memset(&f, 0, sizeof f);
+    f.id = id;
+    f.piece = piece;
+    f.piece_arg = arg;
+    rc = iw_fetch_run(c, part, &f);
+    if (rc == 0 && f.body != NULL && f.len > 0)
+        piece(arg, f.body, f.len);     /* a quoted string: one piece */
+    if (rc == 0)
+        *len = f.len;
+    free(f.body);
     return rc;
 }
