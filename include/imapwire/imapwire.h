@@ -214,6 +214,9 @@ typedef struct _IMAPMAILBOX {        /* filled by ImapSelectMailbox; no dwSize *
 typedef VOID (*IMAPEVENTPROC)(HCLIENT hClient, UINT nEventId, DWORD dwError, LPVOID lpParam);
 typedef VOID (*IMAPTRACEPROC)(HCLIENT hClient, UINT nDirection,
                               LPCTSTR lpszLine, INT nLength, LPVOID lpParam);
+/* ImapGetMessageStream: the next piece of a message body, in order. */
+typedef VOID (*IMAPMESSAGEPROC)(HCLIENT hClient, const VOID *lpvData, DWORD dwLength,
+                                LPVOID lpParam);
 /* ImapCommandEx: one untagged response, literals inline (not NUL-terminated). */
 typedef VOID (*IMAPRESPONSEPROC)(HCLIENT hClient, LPCTSTR lpszData, DWORD dwLength,
                                  LPVOID lpParam);
@@ -274,6 +277,13 @@ INT     ImapCommandEx(HCLIENT hClient, LPCTSTR lpszCommand, IMAPRESPONSEPROC lpR
 INT     ImapSelectMailbox(HCLIENT hClient, LPCTSTR lpszMailbox, LPIMAPMAILBOX lpMailboxInfo);
 INT     ImapGetMessage(HCLIENT hClient, UINT nMessageId, UINT nMessagePart,
                        LPVOID lpvMessage, LPDWORD lpdwLength, DWORD dwOptions);
+/* Extension: as ImapGetMessage, and the body goes to lpMessageProc in pieces (at most
+ * 64 KB each) as it arrives, on the calling thread, before the call returns; no buffer
+ * holds the whole message, so a body past the 256 MB literal limit (below 4 GB) is
+ * allowed. *lpdwLength (may be NULL) gets the body's length. */
+INT     ImapGetMessageStream(HCLIENT hClient, UINT nMessageId, UINT nMessagePart,
+                             IMAPMESSAGEPROC lpMessageProc, LPVOID lpParam,
+                             LPDWORD lpdwLength);
 VOID    ImapFreeMemory(LPVOID lpvMemory);
 INT     ImapGetSecurityInformation(HCLIENT hClient, LPSECURITYINFO lpInfo);
 INT     ImapGetTimings(HCLIENT hClient, LPIMAPTIMINGS lpTimings);

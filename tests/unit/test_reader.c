@@ -523,6 +523,154 @@ START_TEST(reset_drops_everything)
 }
 END_TEST
 
+/* A hook that sends the first literal of each response to dest (mode), remembering
+ * what it was shown. */
+typedef struct hook_state {
+    int    mode, calls, fail;
+    char   dest[64];
+    size_t size;
+    char   head[128];
+} hook_state;
+
+static int test_hook(void *arg, const iw_response *head, size_t size, int over,
+                     iw_lit_dest *d)
+{
+    hook_state *h = arg;
+    (void)over;
+    h->calls++;
+    if (h->fail)
+        return ST_ERROR_OUT_OF_MEMORY;
+    h->size = size;
+    ck_assert_uint_lt(head->len, sizeof h->head);
+    memcpy(h->head, head->data, head->len);
+    h->head[head->len] = '\0';
+    d->mode = h->mode;
+    d->p = h->mode == IW_LIT_TO ? h->dest : NULL;
+    return 0;
+}
+
+/* Whatever the split of the bytes, a literal sent elsewhere lands there whole, leaves
+ * only its head and the rest of the response in the buffer, and a second literal of
+ * the same response stays inline. */
+START_TEST(hook_literal_any_split)
+{
+    static const char in[] = "* 1 FETCH (BODY[] {10}\r\n0123456789 X {3}\r\nabc)\r\n"
+                             "A1 OK done\r\n";
+    static const char left[] = "* 1 FETCH (BODY[] {10}\r\n X {3}\r\nabc)\r\n";
+    size_t total = sizeof in - 1, cut;
+    for (cut = 1; cut < total; cut++) {
+        iw_reader r;
+        hook_state h;
+        snap got[4];
+        int n = 0;
+        memset(&h, 0, sizeof h);
+        h.mode = IW_LIT_TO;
+        iw_reader_init(&r);
+        iw_reader_set_hook(&r, test_hook, &h);
+        ck_assert_int_eq(iw_reader_feed(&r, in, cut), 0);
+        drain(&r, got, 4, &n);
+        ck_assert_int_eq(iw_reader_feed(&r, in + cut, total - cut), 0);
+        drain(&r, got, 4, &n);
+        ck_assert_int_eq(n, 2);
+        ck_assert_int_eq(h.calls, 1);
+        ck_assert_uint_eq(h.size, 10);
+        ck_assert_str_eq(h.head, "* 1 FETCH (BODY[] {10}\r\n");
+        ck_assert(memcmp(h.dest, "0123456789", 10) == 0);
+        ck_assert_uint_eq(got[0].len, sizeof left - 1);
+        ck_assert(memcmp(got[0].data, left, sizeof left - 1) == 0);
+        ck_assert_uint_eq(got[0].literals, 2);
+        ck_assert_str_eq(got[1].tag, "A1");
+        iw_reader_free(&r);
+    }
+}
+END_TEST
+
+/* Dropped literals and empty ones; a hook's error is the parse's; the limit on a whole
+ * response still counts a literal that left the buffer. */
+START_TEST(hook_drop_empty_error_limit)
+{
+    static const char in[] = "* 1 FETCH (BODY[] {4}\r\nabcd)\r\n";
+    static const char empty[] = "* 1 FETCH (BODY[] {0}\r\n)\r\n";
+    iw_reader r;
+    hook_state h;
+    snap got[2];
+    int n = 0;
+    char line[64];
+
+    memset(&h, 0, sizeof h);
+    h.mode = IW_LIT_DROP;
+    iw_reader_init(&r);
+    iw_reader_set_hook(&r, test_hook, &h);
+    ck_assert_int_eq(iw_reader_feed(&r, in, sizeof in - 1), 0);
+    drain(&r, got, 2, &n);
+    ck_assert_int_eq(n, 1);
+    ck_assert_str_eq(got[0].data, "* 1 FETCH (BODY[] {4}\r\n)\r\n");
+
+    h.mode = IW_LIT_TO;
+    ck_assert_int_eq(iw_reader_feed(&r, empty, sizeof empty - 1), 0);
+    n = 0;
+    drain(&r, got, 2, &n);
+    ck_assert_int_eq(n, 1);
+    ck_assert_uint_eq(h.size, 0);
+    ck_assert_uint_eq(got[0].len, sizeof empty - 1);
+    iw_reader_free(&r);
+
+    iw_reader_init(&r);
+    h.fail = 1;
+    iw_reader_set_hook(&r, test_hook, &h);
+    ck_assert_int_eq(iw_reader_feed(&r, in, sizeof in - 1), 0);
+    {
+        iw_response resp;
+        ck_assert_int_eq(iw_reader_parse(&r, &resp), ST_ERROR_OUT_OF_MEMORY);
+    }
+    iw_reader_free(&r);
+
+    /* 40 bytes of literal taken elsewhere, 30 more inline: over a 64-byte response */
+    iw_reader_init(&r);
+    r.max_response = 64;
+    h.fail = 0;
+    h.mode = IW_LIT_TO;
+    iw_reader_set_hook(&r, test_hook, &h);
+    snprintf(line, sizeof line, "* 1 X {40}\r\n");
+    ck_assert_int_eq(iw_reader_feed(&r, line, strlen(line)), 0);
+    ck_assert_int_eq(iw_reader_feed(&r, "0123456789012345678901234567890123456789", 40), 0);
+    ck_assert_int_eq(iw_reader_feed(&r, " {30}\r\n", 7), 0);
+    {
+        iw_response resp;
+        ck_assert_int_eq(iw_reader_parse(&r, &resp), ST_ERROR_RESPONSE_TOO_LARGE);
+    }
+    iw_reader_free(&r);
+}
+END_TEST
+
+/* At rest the reader holds nothing; a large response's buffer goes back to 4 KB as soon
+ * as what it holds fits. */
+START_TEST(buffer_at_rest)
+{
+    iw_reader r;
+    iw_response resp;
+    char *big = malloc(100000);
+    size_t i;
+
+    ck_assert_ptr_nonnull(big);
+    iw_reader_init(&r);
+    ck_assert_uint_eq(iw_reader_capacity(&r), 0);
+    i = (size_t)snprintf(big, 100000, "* 1 X {%d}\r\n", 90000);
+    memset(big + i, 'x', 90000);
+    memcpy(big + i + 90000, ")\r\n* OK next\r\n", 14);
+    ck_assert_int_eq(iw_reader_feed(&r, big, i + 90000 + 14), 0);
+    ck_assert_int_eq(iw_reader_parse(&r, &resp), 0);
+    ck_assert_uint_gt(iw_reader_capacity(&r), 90000);
+    ck_assert_int_eq(iw_reader_parse(&r, &resp), 0);    /* "* OK next" */
+    ck_assert_uint_le(iw_reader_capacity(&r), 4096);
+    ck_assert_int_eq(iw_reader_parse(&r, &resp), IMAPWIRE_AGAIN);
+    iw_reader_rest(&r);
+    ck_assert_uint_eq(iw_reader_capacity(&r), 0);
+    iw_reader_free(&r);
+    free(big);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("reader");
@@ -550,6 +698,9 @@ int main(void)
     tcase_add_test(tc, literal_size_leading_zeros);
     tcase_add_test(tc, literal_size);
     tcase_add_test(tc, reset_drops_everything);
+    tcase_add_test(tc, hook_literal_any_split);
+    tcase_add_test(tc, hook_drop_empty_error_limit);
+    tcase_add_test(tc, buffer_at_rest);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -483,9 +483,14 @@ INT ImapGetMessage(HCLIENT hClient, UINT nMessageId, UINT nMessagePart,
     if (lpvMessage == NULL || lpdwLength == NULL || nMessageId == 0)
         return iw_fail(ST_ERROR_INVALID_PARAMETER);
     pthread_mutex_lock(&c->io_lock);
+    /* a caller's buffer receives the body directly: no copy of it in between */
     rc = c->broken ? (int)ST_ERROR_CONNECTION_CLOSED
-                   : iw_session_fetch(c, nMessageId, nMessagePart, &body, &len);
+                   : iw_session_fetch(c, nMessageId, nMessagePart,
+                                      *lpdwLength > 0 ? (char *)lpvMessage : NULL,
+                                      *lpdwLength, &body, &len);
     pthread_mutex_unlock(&c->io_lock);
+    if (rc == ST_ERROR_BUFFER_TOO_SMALL)
+        *lpdwLength = (DWORD)len;
     if (rc != 0)
         return iw_fail((DWORD)rc);
     if (len > 0xffffffffu) {
@@ -497,16 +502,45 @@ INT ImapGetMessage(HCLIENT hClient, UINT nMessageId, UINT nMessagePart,
         *lpdwLength = (DWORD)len;
         return 0;
     }
-    if (len > *lpdwLength) {
-        free(body);
-        *lpdwLength = (DWORD)len;
-        return iw_fail(ST_ERROR_BUFFER_TOO_SMALL);
-    }
-    memcpy(lpvMessage, body, len);
     if (len < *lpdwLength)
         ((char *)lpvMessage)[len] = '\0';
     *lpdwLength = (DWORD)len;
-    free(body);
+    return 0;
+}
+
+typedef struct iw_stream_sink {
+    HCLIENT         handle;
+    IMAPMESSAGEPROC proc;
+    LPVOID          param;
+} iw_stream_sink;
+
+static void iw_stream_piece(void *arg, const char *p, size_t n)
+{
+    iw_stream_sink *s = arg;
+    s->proc(s->handle, p, (DWORD)n, s->param);     /* n <= IW_STREAM_CHUNK */
+}
+
+INT ImapGetMessageStream(HCLIENT hClient, UINT nMessageId, UINT nMessagePart,
+                         IMAPMESSAGEPROC lpMessageProc, LPVOID lpParam, LPDWORD lpdwLength)
+{
+    iw_client *c = iw_client_for(hClient);
+    iw_stream_sink sink = { hClient, lpMessageProc, lpParam };
+    size_t len = 0;
+    int rc;
+
+    if (c == NULL)
+        return IMAP_ERROR;
+    if (lpMessageProc == NULL || nMessageId == 0)
+        return iw_fail(ST_ERROR_INVALID_PARAMETER);
+    pthread_mutex_lock(&c->io_lock);
+    rc = c->broken ? (int)ST_ERROR_CONNECTION_CLOSED
+                   : iw_session_fetch_stream(c, nMessageId, nMessagePart, iw_stream_piece,
+                                             &sink, &len);
+    pthread_mutex_unlock(&c->io_lock);
+    if (rc != 0)
+        return iw_fail((DWORD)rc);
+    if (lpdwLength != NULL)
+        *lpdwLength = (DWORD)len;                  /* below 4 GB: the hook checked */
     return 0;
 }
 

@@ -29,6 +29,7 @@ void iw_trace_response(iw_client *c, const iw_response *r)
         if (iw_literal_size(r->data + pos, n, &lit) <= 0)
             lit = 0;
         pos = end + 1;
+        lit = iw_literal_span(r, pos, lit);      /* none here if it went straight on */
         if (lit > 0) {
             if (pos >= r->len || lit > r->len - pos)
                 break;

@@ -4,9 +4,12 @@
 #include <string.h>
 #include "reader.h"
 
-#define IW_READ_CHUNK 16384u
-#define IW_MIN_BUF    4096u
-#define IW_KEEP_BUF   65536u       /* a buffer larger than this is shrunk when idle */
+#define IW_MIN_BUF    4096u        /* the buffer's size at rest: protocol lines fit */
+#define IW_MIN_ROOM   1024u        /* free bytes a read is given at least */
+#define IW_DROP_READ  16384u       /* one read of a literal that is dropped */
+#define IW_LITERAL_READ (256u << 10) /* one read of a literal into its destination: as
+                                        much as a loopback socket holds; larger reads
+                                        measured no faster */
 
 void iw_reader_init(iw_reader *r)
 {
@@ -23,33 +26,62 @@ void iw_reader_free(iw_reader *r)
     r->cap = r->len = 0;
 }
 
+void iw_reader_set_hook(iw_reader *r, iw_lit_hook hook, void *arg)
+{
+    r->hook = hook;
+    r->hook_arg = arg;
+    r->div_mode = IW_LIT_INLINE;
+    memset(&r->div, 0, sizeof r->div);
+    r->div_left = 0;
+}
+
+size_t iw_reader_capacity(const iw_reader *r)
+{
+    return r->cap;
+}
+
 size_t iw_reader_buffered(const iw_reader *r)
 {
     return r->len - r->consumed;
 }
 
-void iw_reader_reset(iw_reader *r)
+static void iw_reader_restart(iw_reader *r)
 {
-    r->len = r->consumed = r->scan = r->line_start = r->literal_left = 0;
+    r->consumed = r->scan = r->line_start = r->literal_left = 0;
     r->literals = 0;
+    r->div_mode = IW_LIT_INLINE;
+    memset(&r->div, 0, sizeof r->div);
+    r->div_size = r->div_left = r->div_counted = r->gone_at = 0;
 }
 
-/* Drops the response returned last time; a big idle buffer is given back. */
+void iw_reader_rest(iw_reader *r)
+{
+    if (r->len != r->consumed || r->div_mode != IW_LIT_INLINE)
+        return;
+    iw_reader_free(r);
+    iw_reader_restart(r);
+}
+
+void iw_reader_reset(iw_reader *r)
+{
+    r->len = 0;
+    iw_reader_restart(r);
+}
+
+/* Drops the response returned last time; a buffer grown for a big response goes back
+ * to its resting size once what it holds fits, so an idle connection costs little. */
 static void iw_reader_compact(iw_reader *r)
 {
     if (r->consumed > 0) {
         memmove(r->buf, r->buf + r->consumed, r->len - r->consumed);
         r->len -= r->consumed;
-        r->consumed = 0;
-        r->scan = r->line_start = 0;
-        r->literal_left = 0;
-        r->literals = 0;
+        iw_reader_restart(r);
     }
-    if (r->cap > IW_KEEP_BUF && r->len < IW_KEEP_BUF / 2) {
-        char *b = realloc(r->buf, IW_KEEP_BUF);
+    if (r->cap > IW_MIN_BUF && r->scan == 0 && r->len < IW_MIN_BUF) {
+        char *b = realloc(r->buf, IW_MIN_BUF);
         if (b != NULL) {
             r->buf = b;
-            r->cap = IW_KEEP_BUF;
+            r->cap = IW_MIN_BUF;
         }
     }
 }
@@ -67,8 +99,8 @@ static int iw_reader_reserve(iw_reader *r, size_t want)
     cap = r->cap ? r->cap : IW_MIN_BUF;
     while (cap < need)
         cap *= 2;
-    if (cap > r->max_response + IW_READ_CHUNK + 1)
-        cap = r->max_response + IW_READ_CHUNK + 1;
+    if (cap > r->max_response + IW_MIN_ROOM + 1)
+        cap = r->max_response + IW_MIN_ROOM + 1;
     if (cap < need)
         return ST_ERROR_RESPONSE_TOO_LARGE;    /* the capped buffer cannot take it all */
     b = realloc(r->buf, cap);
@@ -130,7 +162,8 @@ int iw_literal_size(const char *s, size_t n, size_t *size)
     return 1;
 }
 
-static int iw_finish(iw_reader *r, size_t end, iw_response *out)
+/* The response held in buf[0..end): kind, tag and first line. */
+static int iw_describe(const iw_reader *r, size_t end, iw_response *out)
 {
     const char *d = r->buf;
     size_t first_end, sp;
@@ -139,11 +172,11 @@ static int iw_finish(iw_reader *r, size_t end, iw_response *out)
     out->data = d;
     out->len = end;
     out->literals = r->literals;
+    out->gone_at = r->gone_at;
     first_end = (const char *)memchr(d, '\n', end) - d;
     if (first_end > 0 && d[first_end - 1] == '\r')
         first_end--;
     out->line_len = first_end;
-    r->consumed = end;
     if (d[0] == '*' || d[0] == '+') {
         if (first_end < 1 || (first_end > 1 && d[1] != ' '))
             return ST_ERROR_INVALID_RESPONSE;
@@ -165,6 +198,58 @@ static int iw_finish(iw_reader *r, size_t end, iw_response *out)
     return 0;
 }
 
+static int iw_finish(iw_reader *r, size_t end, iw_response *out)
+{
+    r->consumed = end;
+    return iw_describe(r, end, out);
+}
+
+/* Moves what is held of a literal received elsewhere to its destination (or drops it):
+ * at most one read's worth, since later bytes go there directly. */
+static void iw_divert_held(iw_reader *r)
+{
+    size_t have = r->len - r->scan, take = have < r->div_left ? have : r->div_left;
+    if (take == 0)
+        return;
+    if (r->div_mode == IW_LIT_TO)
+        memcpy(r->div.p + (r->div_size - r->div_left), r->buf + r->scan, take);
+    else if (r->div_mode == IW_LIT_STREAM)
+        r->div.piece(r->div.piece_arg, r->buf + r->scan, take);
+    memmove(r->buf + r->scan, r->buf + r->scan + take, have - take);
+    r->len -= take;
+    r->div_left -= take;
+}
+
+/* Asks the hook where the literal just announced goes; 1 when it leaves the buffer. */
+static int iw_ask_hook(iw_reader *r, size_t lit, int over, int *rc)
+{
+    iw_response head;
+    iw_lit_dest d;
+
+    memset(&d, 0, sizeof d);
+    *rc = 0;
+    if (r->hook == NULL || r->gone_at != 0)
+        return 0;
+    if ((*rc = iw_describe(r, r->scan, &head)) != 0 ||
+        (*rc = r->hook(r->hook_arg, &head, lit, over, &d)) != 0)
+        return 0;
+    if (d.mode == IW_LIT_INLINE || (over && d.mode != IW_LIT_STREAM))
+        return 0;
+    if ((d.mode == IW_LIT_TO && d.p == NULL && lit > 0) ||
+        (d.mode == IW_LIT_STREAM && (d.p == NULL || d.cap == 0 || d.piece == NULL)) ||
+        d.mode > IW_LIT_STREAM) {
+        *rc = ST_ERROR_INVALID_PARAMETER;
+        return 0;
+    }
+    r->div_mode = d.mode;
+    r->div = d;
+    r->div_size = r->div_left = lit;
+    /* a streamed literal holds no memory, so it does not count towards the response */
+    r->div_counted = d.mode == IW_LIT_STREAM ? 0 : lit;
+    r->gone_at = r->scan;
+    return 1;
+}
+
 int iw_reader_parse(iw_reader *r, iw_response *out)
 {
     iw_reader_compact(r);
@@ -179,6 +264,13 @@ int iw_reader_parse(iw_reader *r, iw_response *out)
         size_t piece, lit;
         int k;
 
+        if (r->div_mode != IW_LIT_INLINE) {
+            iw_divert_held(r);
+            if (r->div_left > 0)
+                return IMAPWIRE_AGAIN;
+            r->div_mode = IW_LIT_INLINE;
+            r->line_start = r->scan;
+        }
         if (r->literal_left > 0) {
             size_t have = r->len - r->scan;
             if (have < r->literal_left) {
@@ -213,10 +305,19 @@ int iw_reader_parse(iw_reader *r, iw_response *out)
             return ST_ERROR_RESPONSE_TOO_LARGE;
         r->scan = (size_t)(lf - r->buf) + 1;
         k = iw_literal_size(r->buf + r->line_start, piece, &lit);
-        if (k < 0 || (k > 0 && (lit > r->max_literal || r->scan + lit > r->max_response)))
+        if (k < 0)
             return ST_ERROR_RESPONSE_TOO_LARGE;
         if (k > 0) {
+            /* a literal received elsewhere still counts towards the response */
+            int rc, over = lit > r->max_literal ||
+                           r->scan + r->div_counted + lit > r->max_response;
             r->literals++;
+            if (iw_ask_hook(r, lit, over, &rc))
+                continue;
+            if (rc != 0)
+                return rc;
+            if (over)
+                return ST_ERROR_RESPONSE_TOO_LARGE;
             r->literal_left = lit;
             r->line_start = r->scan;
             continue;
@@ -232,15 +333,41 @@ int iw_reader_next(iw_reader *r, imapwire_layer *top, iw_response *out, uint64_t
         int rc = iw_reader_parse(r, out);
         if (rc != IMAPWIRE_AGAIN)
             return rc;
-        rc = iw_reader_reserve(r, IW_READ_CHUNK);
-        if (rc != 0)
-            return rc;
-        rc = iw_layer_recv(top, r->buf + r->len, r->cap - r->len - 1, &got);
+        if (r->div_mode == IW_LIT_TO) {
+            /* The literal's bytes go from the layer to where they belong, no copy
+             * through the buffer, in reads large enough to take what the socket holds. */
+            size_t want = r->div_left < IW_LITERAL_READ ? r->div_left : IW_LITERAL_READ;
+            rc = iw_layer_recv(top, r->div.p + (r->div_size - r->div_left), want, &got);
+            if (rc == 0)
+                r->div_left -= got;
+        } else if (r->div_mode == IW_LIT_STREAM) {
+            size_t want = r->div_left < r->div.cap ? r->div_left : r->div.cap;
+            rc = iw_layer_recv(top, r->div.p, want, &got);
+            if (rc == 0 && got > 0) {
+                r->div_left -= got;
+                r->div.piece(r->div.piece_arg, r->div.p, got);
+            }
+        } else if (r->div_mode == IW_LIT_DROP) {
+            char sink[IW_DROP_READ];
+            rc = iw_layer_recv(top, sink, r->div_left < sizeof sink ? r->div_left : sizeof sink,
+                               &got);
+            if (rc == 0)
+                r->div_left -= got;
+        } else {
+            rc = iw_reader_reserve(r, IW_MIN_ROOM);
+            if (rc != 0)
+                return rc;
+            rc = iw_layer_recv(top, r->buf + r->len, r->cap - r->len - 1, &got);
+            if (rc == 0)
+                r->len += got;
+            /* Nothing held and nothing came (an idle watcher's look): keep no buffer. */
+            if (rc == IMAPWIRE_AGAIN && r->len == 0)
+                iw_reader_free(r);
+        }
         if (rc != 0)
             return rc;
         if (got == 0)
             return ST_ERROR_CONNECTION_CLOSED;
-        r->len += got;
         if (rx != NULL)
             *rx += got;
     }

@@ -24,7 +24,34 @@ typedef struct iw_response {
     size_t      rest_len;
     size_t      line_len;      /* length of the first line piece without CRLF */
     unsigned    literals;      /* how many literals the response carries */
+    size_t      gone_at;       /* 0, or where the one literal whose bytes went to a hook's
+                                  destination would start in data (its head stays) */
 } iw_response;
+
+/* Bytes in r->data of a literal of n announced by the line piece whose LF ends just
+ * before data offset at: none when its bytes went elsewhere. */
+static inline size_t iw_literal_span(const iw_response *r, size_t at, size_t n)
+{
+    return r->gone_at != 0 && at == r->gone_at ? 0 : n;
+}
+
+/* Where a hook sends a literal: kept in the response (INLINE), received straight into
+ * p (TO, p holds the whole size), received and dropped (DROP), or handed to piece in
+ * order as it arrives, through p as a scratch of cap bytes (STREAM). */
+enum iw_lit_mode { IW_LIT_INLINE = 0, IW_LIT_TO, IW_LIT_DROP, IW_LIT_STREAM };
+typedef struct iw_lit_dest {
+    int    mode;
+    char  *p;
+    size_t cap;
+    void (*piece)(void *arg, const char *p, size_t n);
+    void  *piece_arg;
+} iw_lit_dest;
+/* Asked once a literal's size is known, with the response so far (through the LF of the
+ * line that announces it); 0 (dest filled in) or an ST_ERROR_*. over: the size is past
+ * the reader's limits, and only STREAM (which holds none of it) may take it. At most one
+ * literal of a response leaves it. */
+typedef int (*iw_lit_hook)(void *arg, const iw_response *head, size_t size, int over,
+                           iw_lit_dest *d);
 
 typedef struct iw_reader {
     char    *buf;
@@ -35,6 +62,13 @@ typedef struct iw_reader {
     size_t   literal_left;     /* literal bytes still expected */
     unsigned literals;
     size_t   max_line, max_literal, max_response;
+    iw_lit_hook hook;          /* NULL: every literal stays in buf */
+    void    *hook_arg;
+    int      div_mode;         /* the literal being received elsewhere: IW_LIT_* */
+    iw_lit_dest div;
+    size_t   div_size, div_left;
+    size_t   div_counted;      /* its bytes that count towards the response limit */
+    size_t   gone_at;          /* as in iw_response, for the response being read */
 } iw_reader;
 
 /* 1 and *size when a line piece (without CRLF) ends in {n} or {n+}; 0 if not; -1 if
@@ -42,6 +76,15 @@ typedef struct iw_reader {
 int iw_literal_size(const char *s, size_t n, size_t *size);
 void iw_reader_init(iw_reader *r);
 void iw_reader_free(iw_reader *r);
+/* Routes literals through hook from now on (NULL: none); a literal being received
+ * elsewhere is abandoned (the stream is then out of step: only after an error). */
+void iw_reader_set_hook(iw_reader *r, iw_lit_hook hook, void *arg);
+/* Between commands: with nothing held beyond the last response, the buffer is freed
+ * (the next read allocates IW_MIN_BUF again), so an idle connection keeps none. The
+ * last response's data is invalid afterwards. */
+void iw_reader_rest(iw_reader *r);
+/* Bytes allocated for the buffer (the footprint at rest). */
+size_t iw_reader_capacity(const iw_reader *r);
 /* Bytes held beyond the last returned response (STARTTLS injection check). */
 size_t iw_reader_buffered(const iw_reader *r);
 /* Drops everything held (after the last returned response too). */

@@ -38,6 +38,7 @@ int iw_session_login(iw_client *c, unsigned type, const char *user, const char *
     iw_login_clear(&lg);
     if (rc == 0)
         rc = iw_capa_refresh(c, gen);
+    iw_reader_rest(&c->reader);
     return rc;
 }
 
@@ -231,6 +232,7 @@ int iw_session_command(iw_client *c, const char *text, IMAPRESPONSEPROC proc, vo
         }
     }
     iw_cmd_clear(&cmd);
+    iw_reader_rest(&c->reader);
     return rc;
 }
 
@@ -328,25 +330,29 @@ int iw_session_select(iw_client *c, const char *mailbox, IMAPMAILBOX *mb)
     }
     iw_cmd_clear(&cmd);
     iw_sb_free(&sb);
+    iw_reader_rest(&c->reader);
     return rc;
 }
 
 /* ---- FETCH BODY.PEEK[...] ---- */
 
-/* Finds "BODY[...]" (then an optional <origin>) in each line piece and takes the
- * literal, quoted string or NIL that follows. Every look stays inside r->data[0..len):
- * the reader's spare byte must not be what makes a short response safe. */
-int iw_fetch_parse(const iw_response *r, struct iw_fetch *f)
+/* Finds message id's "BODY[...]" (then an optional <origin>) in r's line pieces: 1 with
+ * *at the offset of its value ('{', '"' or NIL), *piece and *piece_n the offset and
+ * length (without CRLF) of the line piece it is in; 0 if r has none. Every look stays
+ * inside r->data[0..len): the reader's spare byte must not be what makes a short
+ * response safe. A response so far (the hook's head) works the same way. */
+static int iw_fetch_locate(const iw_response *r, unsigned id, size_t *at, size_t *piece,
+                           size_t *piece_n)
 {
     const char *d = r->data;
     size_t pos = 0, sp;
 
-    if (r->rest_len == 0 || r->rest[0] < '0' || r->rest[0] > '9' || f->found)
+    if (r->rest_len == 0 || r->rest[0] < '0' || r->rest[0] > '9')
         return 0;
     for (sp = 0; sp < r->rest_len && r->rest[sp] != ' '; sp++)
         ;
     /* "* 1" alone has no word after the number: nothing to look at past it */
-    if (sp >= r->rest_len || iw_number(r->rest, sp) != f->id ||
+    if (sp >= r->rest_len || iw_number(r->rest, sp) != id ||
         !iw_word_is(r->rest + sp + 1, r->rest_len - sp - 1, "FETCH"))
         return 0;
     while (pos < r->len) {
@@ -373,39 +379,117 @@ int iw_fetch_parse(const iw_response *r, struct iw_fetch *f)
             q++;
             if (q >= d + pos + n)
                 return ST_ERROR_INVALID_RESPONSE;
-            if (*q == '{') {
-                if (iw_literal_size(d + pos, n, &lit) <= 0 || end + 1 + lit > r->len)
-                    return ST_ERROR_INVALID_RESPONSE;
-                f->body = malloc(lit + 1);
-                if (f->body == NULL)
-                    return ST_ERROR_OUT_OF_MEMORY;
-                memcpy(f->body, d + end + 1, lit);
-                f->body[lit] = '\0';
-                f->len = lit;
-                f->found = 1;
-                return 0;
-            }
-            if (*q == '"') {
-                size_t o = 0, k;
-                f->body = malloc(n + 1);
-                if (f->body == NULL)
-                    return ST_ERROR_OUT_OF_MEMORY;
-                for (k = (size_t)(q - d) + 1; k < pos + n && d[k] != '"'; k++) {
-                    if (d[k] == '\\' && k + 1 < pos + n)
-                        k++;
-                    f->body[o++] = d[k];
-                }
-                f->body[o] = '\0';
-                f->len = o;
-                f->found = 1;
-                return 0;
-            }
-            return 0;                      /* NIL: the part does not exist */
+            *at = (size_t)(q - d);
+            *piece = pos;
+            *piece_n = n;
+            return 1;
         }
         if (iw_literal_size(d + pos, n, &lit) <= 0)
             lit = 0;
+        lit = iw_literal_span(r, end + 1, lit);
+        if (end + 1 > r->len || lit > r->len - (end + 1))
+            break;
         pos = end + 1 + lit;
     }
+    return 0;
+}
+
+int iw_fetch_parse(const iw_response *r, struct iw_fetch *f)
+{
+    const char *d = r->data;
+    size_t at, pos, n, lit = 0;
+    int k;
+
+    if (f->found)
+        return 0;                      /* taken already (straight to its destination) */
+    k = iw_fetch_locate(r, f->id, &at, &pos, &n);
+    if (k <= 0)
+        return k;
+    if (d[at] == '{') {
+        size_t end = pos + n;           /* the CR or LF after the head */
+        while (end < r->len && d[end] != '\n')
+            end++;
+        if (iw_literal_size(d + pos, n, &lit) <= 0 || end >= r->len ||
+            iw_literal_span(r, end + 1, lit) != lit || lit > r->len - end - 1)
+            return ST_ERROR_INVALID_RESPONSE;
+        f->body = malloc(lit + 1);
+        if (f->body == NULL)
+            return ST_ERROR_OUT_OF_MEMORY;
+        memcpy(f->body, d + end + 1, lit);
+        f->body[lit] = '\0';
+        f->len = lit;
+        f->found = 1;
+        return 0;
+    }
+    if (d[at] == '"') {
+        size_t o = 0, k2;
+        f->body = malloc(n + 1);
+        if (f->body == NULL)
+            return ST_ERROR_OUT_OF_MEMORY;
+        for (k2 = at + 1; k2 < pos + n && d[k2] != '"'; k2++) {
+            if (d[k2] == '\\' && k2 + 1 < pos + n)
+                k2++;
+            f->body[o++] = d[k2];
+        }
+        f->body[o] = '\0';
+        f->len = o;
+        f->found = 1;
+        return 0;
+    }
+    return 0;                          /* NIL: the part does not exist */
+}
+
+/* The reader asks where a literal goes once its size is known: the body we wait for
+ * goes straight into the caller's buffer, or into one allocation of its size made
+ * now, or to the caller's piece function through a scratch buffer, or (too big for the
+ * caller's buffer) is read and dropped; any other stays. */
+static int iw_fetch_hook(void *arg, const iw_response *head, size_t size, int over,
+                         iw_lit_dest *d)
+{
+    struct iw_fetch *f = arg;
+    size_t at, pos, n;
+
+    if (f->found || head->kind != IW_RESP_UNTAGGED ||
+        iw_fetch_locate(head, f->id, &at, &pos, &n) != 1 || head->data[at] != '{')
+        return 0;
+    /* ours only when the value is the whole rest of the last line piece so far: the
+     * literal announced is then this one */
+    if ((pos + n + 1 != head->len && pos + n + 2 != head->len) ||
+        memchr(head->data + at, ' ', pos + n - at) != NULL)
+        return 0;
+    if (over && f->piece == NULL)
+        return 0;                      /* the reader refuses it: past the limits */
+    if (size > 0xffffffffu)
+        return ST_ERROR_RESPONSE_TOO_LARGE;    /* a length the API cannot report */
+    f->found = 1;
+    f->len = size;
+    if (f->piece != NULL) {
+        f->chunk = malloc(IW_STREAM_CHUNK);
+        if (f->chunk == NULL)
+            return ST_ERROR_OUT_OF_MEMORY;
+        d->mode = IW_LIT_STREAM;
+        d->p = f->chunk;
+        d->cap = IW_STREAM_CHUNK;
+        d->piece = f->piece;
+        d->piece_arg = f->piece_arg;
+        return 0;
+    }
+    if (f->dest != NULL) {
+        if (size > f->dest_cap) {
+            f->too_small = 1;
+            d->mode = IW_LIT_DROP;
+            return 0;
+        }
+        d->mode = IW_LIT_TO;
+        d->p = f->dest;
+        return 0;
+    }
+    f->body = malloc(size + 1);        /* +1: the library's buffer ends with a NUL */
+    if (f->body == NULL)
+        return ST_ERROR_OUT_OF_MEMORY;
+    f->body[size] = '\0';
+    d->mode = IW_LIT_TO;
+    d->p = f->body;
     return 0;
 }
 
@@ -415,39 +499,88 @@ static int iw_on_fetch(iw_client *c, const iw_response *r, void *arg)
     return iw_fetch_parse(r, arg);
 }
 
-int iw_session_fetch(iw_client *c, unsigned id, unsigned part, char **body, size_t *len)
+/* One FETCH BODY.PEEK[...] of f->id with f's destination set; 0 once found. */
+static int iw_fetch_run(iw_client *c, unsigned part, struct iw_fetch *f)
 {
     char text[64];
-    struct iw_fetch f;
     iw_cmd cmd;
+    int rc;
+
+    if (c->state == IW_NOT_AUTH)
+        return ST_ERROR_NOT_AUTHENTICATED;
+    if (f->id == 0)
+        return ST_ERROR_INVALID_PARAMETER;
+    memset(&cmd, 0, sizeof cmd);
+    if (part == 0)
+        snprintf(text, sizeof text, "FETCH %u BODY.PEEK[]", f->id);
+    else
+        snprintf(text, sizeof text, "FETCH %u BODY.PEEK[%u]", f->id, part);
+    rc = iw_cmd_start(c, &cmd, text, strlen(text), NULL, 0, 0, NULL);
+    cmd.on_untagged = iw_on_fetch;
+    cmd.arg = f;
+    iw_reader_set_hook(&c->reader, iw_fetch_hook, f);
+    if (rc == 0)
+        rc = iw_run_command(c, &cmd);
+    /* after an error the reader may still point into dest: it must forget it */
+    iw_reader_set_hook(&c->reader, NULL, NULL);
+    if (rc == 0 && (cmd.status != IW_STATUS_OK || !f->found))
+        rc = ST_ERROR_MESSAGE_NOT_FOUND;
+    iw_cmd_clear(&cmd);
+    free(f->chunk);
+    f->chunk = NULL;
+    iw_reader_rest(&c->reader);
+    return rc;
+}
+
+int iw_session_fetch(iw_client *c, unsigned id, unsigned part, char *dest, size_t cap,
+                     char **body, size_t *len)
+{
+    struct iw_fetch f;
     int rc;
 
     *body = NULL;
     *len = 0;
-    if (c->state == IW_NOT_AUTH)
-        return ST_ERROR_NOT_AUTHENTICATED;
-    if (id == 0)
-        return ST_ERROR_INVALID_PARAMETER;
     memset(&f, 0, sizeof f);
-    memset(&cmd, 0, sizeof cmd);
     f.id = id;
-    if (part == 0)
-        snprintf(text, sizeof text, "FETCH %u BODY.PEEK[]", id);
-    else
-        snprintf(text, sizeof text, "FETCH %u BODY.PEEK[%u]", id, part);
-    rc = iw_cmd_start(c, &cmd, text, strlen(text), NULL, 0, 0, NULL);
-    cmd.on_untagged = iw_on_fetch;
-    cmd.arg = &f;
-    if (rc == 0)
-        rc = iw_run_command(c, &cmd);
-    if (rc == 0 && (cmd.status != IW_STATUS_OK || !f.found))
-        rc = ST_ERROR_MESSAGE_NOT_FOUND;
-    if (rc == 0) {
+    f.dest = dest;
+    f.dest_cap = dest != NULL ? cap : 0;
+    rc = iw_fetch_run(c, part, &f);
+    if (rc == 0 && dest != NULL && f.body != NULL) {
+        /* a quoted string (or a literal the hook did not take) still needs its copy */
+        if (f.len > cap)
+            f.too_small = 1;
+        else
+            memcpy(dest, f.body, f.len);
+    }
+    if (rc == 0 && f.too_small)
+        rc = ST_ERROR_BUFFER_TOO_SMALL;
+    if (rc == 0 || rc == ST_ERROR_BUFFER_TOO_SMALL)
+        *len = f.len;                  /* too small: the size it would need */
+    if (rc == 0 && dest == NULL) {
         *body = f.body;
-        *len = f.len;
         f.body = NULL;
     }
     free(f.body);
-    iw_cmd_clear(&cmd);
+    return rc;
+}
+
+int iw_session_fetch_stream(iw_client *c, unsigned id, unsigned part,
+                            void (*piece)(void *arg, const char *p, size_t n), void *arg,
+                            size_t *len)
+{
+    struct iw_fetch f;
+    int rc;
+
+    *len = 0;
+    memset(&f, 0, sizeof f);
+    f.id = id;
+    f.piece = piece;
+    f.piece_arg = arg;
+    rc = iw_fetch_run(c, part, &f);
+    if (rc == 0 && f.body != NULL && f.len > 0)
+        piece(arg, f.body, f.len);     /* a quoted string: one piece */
+    if (rc == 0)
+        *len = f.len;
+    free(f.body);
     return rc;
 }
