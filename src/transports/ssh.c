@@ -20,12 +20,14 @@
 #include "../core/runtime/loop.h"
 #include "../core/transport/chain.h"
 #include "../security/ssh_hops.h"
+#include "../security/ssh_keyfile.h"
 #include "../security/ssh_policy.h"
 
 /* How often a connection that shares its session with another thread re-checks its
  * channel: that thread may have read our packets off the socket into libssh2's queue. */
 #define SSH_SHARED_RECHECK_MS 20
 #define SSH_LOOP_RECHECK_MS 100
+#define SSH_QUICKACK_BELOW 2048       /* bytes: a read this small is an exchange, not bulk */
 
 enum { S_LOWER, S_HANDSHAKE, S_HOSTKEY, S_AUTH_LIST, S_AUTH_KEY, S_AUTH_AGENT_CONNECT,
        S_AUTH_AGENT, S_AUTH_PASSWORD, S_AUTH_KBD, S_READY, S_DEAD };
@@ -129,9 +131,11 @@ static ssize_t ssh_recv_cb(libssh2_socket_t fd, void *buf, size_t len, int flags
         return n < 0 ? -errno : n;
     }
     rc = iw_layer_recv(s->tcp, buf, len, &got);
-    /* sshd leaves Nagle on for forwarded channels, so its small replies wait for our
-     * ACK; a delayed ACK would cost 40 ms per exchange. Acknowledge at once. */
-    if (rc == 0 && got > 0 && s->dummy_fd < 0) {
+    /* sshd leaves Nagle on for forwarded channels, so a small reply of its waits for our
+     * ACK of the one before; a delayed ACK would cost 40 ms per exchange. Acknowledge at
+     * once after a small read only: during bulk data the kernel acknowledges every other
+     * segment anyway, and a system call per read would cost more than it saves. */
+    if (rc == 0 && got > 0 && got < SSH_QUICKACK_BELOW && s->dummy_fd < 0) {
         int one = 1;
         setsockopt(s->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
     }
@@ -658,6 +662,22 @@ static void ssh_trace_failed_hop(const ssh_session *s, imapwire_layer *l, int er
                    cur->ep.port, text ? text : "error");
 }
 
+/* libssh2 before 1.11 signs with an RSA key only as "ssh-rsa" (SHA-1), which OpenSSH 8.8
+ * and later refuse by default: a refused RSA key is most likely that, so say so. */
+static void ssh_explain_key_failure(const ssh_session *s, imapwire_layer *l)
+{
+#if LIBSSH2_VERSION_NUM < 0x010b00
+    if (iw_ssh_key_is_rsa(s->key))
+        l->host->trace(l, "ssh: %s is an RSA key, which libssh2 %s can sign only with SHA-1 "
+                       "(ssh-rsa), refused by OpenSSH 8.8 and later: use an ed25519 or ECDSA "
+                       "key, or build imapwire with libssh2 1.11 or later",
+                       s->key, LIBSSH2_VERSION);
+#else
+    (void)s;
+    (void)l;
+#endif
+}
+
 /* One non-blocking round of session set-up under s->lock: 1 when ready, 0 to wait. */
 static int ssh_session_step(ssh_session *s, imapwire_layer *l)
 {
@@ -736,8 +756,10 @@ static int ssh_session_step(ssh_session *s, imapwire_layer *l)
                                                         s->password ? s->password : "");
             if (rc == LIBSSH2_ERROR_EAGAIN)
                 return 0;
-            if (rc != 0)
+            if (rc != 0) {
+                ssh_explain_key_failure(s, l);
                 return ssh_libssh2_error(s, rc, ST_ERROR_SSH_AUTH_FAILED);
+            }
             s->state = S_READY;
             break;
         case S_AUTH_AGENT_CONNECT:

@@ -345,6 +345,50 @@ START_TEST(shared_session_replaced_when_dead)
 }
 END_TEST
 
+
+/* An RSA user key under libssh2 1.10 (which signs only with SHA-1) against OpenSSH 9:
+ * refused, and the trace says why and what to do instead. */
+START_TEST(rsa_key_explained)
+{
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
+    IMAPCONNECTINFO in;
+    char key[600], cmd[4096];
+    static trace_log tl;
+    HCLIENT h;
+
+    snprintf(key, sizeof key, "%s/rsa-%d", getenv("IW_TMPDIR"), (int)getpid());
+    snprintf(cmd, sizeof cmd, "rm -f %s %s.pub && ssh-keygen -q -t rsa -b 2048 -N '' -f %s && "
+             "cat %s.pub >> %s/authorized_keys", key, key, key, key, sshd.dir);
+    ck_assert_int_eq(system(cmd), 0);
+    sc.lpszTunnelKey = key;
+    memset(&in, 0, sizeof in);
+    memset(&tl, 0, sizeof tl);
+    in.dwSize = sizeof in;
+    in.lpszHostName = "127.0.0.1";
+    in.nRemotePort = dv.port;
+    in.nTimeout = 5;
+    in.dwOptions = IMAP_OPTION_TUNNEL;
+    in.lpCredentials = &sc;
+    in.lpTraceProc = trace_cb;
+    in.lpParam = &tl;
+    h = ImapConnectEx(&in);
+    if (h != INVALID_CLIENT) {
+        /* a libssh2 that signs with rsa-sha2 (1.11+): RSA simply works */
+        ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), 0);
+        ImapDisconnect(h);
+        return;
+    }
+    iwt_assert_error(ST_ERROR_SSH_AUTH_FAILED);
+    ck_assert_msg(strstr(tl.text, "is an RSA key") != NULL &&
+                  strstr(tl.text, "ed25519 or ECDSA") != NULL, "trace:\n%s", tl.text);
+    /* an ed25519 key on the same server still works */
+    sc = iwt_tunnel_creds(&sshd);
+    h = ImapConnect("127.0.0.1", dv.port, 5, IMAP_OPTION_TUNNEL, &sc);
+    ck_assert_msg(h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    ImapDisconnect(h);
+}
+END_TEST
+
 /* Keyboard-interactive (PAM) with the password: libssh2 frees our answers itself, with
  * the session's allocator that wipes; ASan checks the two sides of that pairing. */
 START_TEST(auth_keyboard_interactive)
@@ -405,6 +449,7 @@ int main(void)
     tcase_add_loop_test(tc, shared_session_wrong_secret, 0, 2);
     tcase_add_test(tc, sshd_killed_mid_session);
     tcase_add_test(tc, shared_session_replaced_when_dead);
+    tcase_add_test(tc, rsa_key_explained);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
