@@ -38,6 +38,11 @@ enum { S_LOWER, S_HANDSHAKE, S_HOSTKEY, S_AUTH_LIST, S_AUTH_KEY, S_AUTH_AGENT_CO
  * phases get their own deadline too. */
 enum { P_TCP, P_HANDSHAKE, P_AUTH, P_CHANNEL, P_UP, P_VIA = 16 };
 
+typedef struct ssh_mem_block {
+    struct ssh_mem_block *prev, *next;
+    size_t                n;
+} ssh_mem_block;
+
 typedef struct ssh_session {
     struct ssh_session *next;
     unsigned char    id[32];        /* keyed digest of server, hop, account and secrets */
@@ -61,6 +66,7 @@ typedef struct ssh_session {
     /* Channels whose close the loop thread could not finish at once: whoever drives the
      * session next retries them (the loop never waits for a peer), and the session's
      * own end frees what is left. Under lock. */
+    ssh_mem_block   *blocks;        /* what libssh2 holds of ours (see ssh_mem_alloc) */
     LIBSSH2_CHANNEL **closing;
     size_t           nclosing, capclosing;
     imapwire_endpoint ep;
@@ -150,33 +156,48 @@ static ssize_t ssh_recv_cb(libssh2_socket_t fd, void *buf, size_t len, int flags
 
 /* libssh2 holds our keyboard-interactive answers, the packets that carried the password
  * and its key material in memory it allocates and frees itself: each block remembers
- * its size in front of it so the free can wipe it. */
-#define SSH_MEM_HDR ((sizeof(size_t) + alignof(max_align_t) - 1) & ~(alignof(max_align_t) - 1))
+ * its size in front of it so the free can wipe it, and is listed in its session, since
+ * libssh2 1.10 forgets a few blocks when a session is freed in the middle of its key
+ * exchange: the session's end frees (and wipes) whatever libssh2 left. The list is the
+ * session's, used under its lock like every other libssh2 call on it. */
+#define SSH_MEM_HDR \
+    ((sizeof(ssh_mem_block) + alignof(max_align_t) - 1) & ~(alignof(max_align_t) - 1))
 
 static void *ssh_mem_alloc(size_t n, void **abstract)
 {
-    unsigned char *p;
-    (void)abstract;
+    ssh_session *s = *abstract;
+    ssh_mem_block *b;
     if (n > SIZE_MAX - SSH_MEM_HDR)
         return NULL;
-    p = malloc(SSH_MEM_HDR + n);
-    if (p == NULL)
+    b = malloc(SSH_MEM_HDR + n);
+    if (b == NULL)
         return NULL;
-    memcpy(p, &n, sizeof n);
-    return p + SSH_MEM_HDR;
+    b->n = n;
+    b->prev = NULL;
+    b->next = s->blocks;
+    if (s->blocks != NULL)
+        s->blocks->prev = b;
+    s->blocks = b;
+    return (unsigned char *)b + SSH_MEM_HDR;
+}
+
+static void ssh_mem_drop(ssh_session *s, ssh_mem_block *b)
+{
+    if (b->prev != NULL)
+        b->prev->next = b->next;
+    else
+        s->blocks = b->next;
+    if (b->next != NULL)
+        b->next->prev = b->prev;
+    OPENSSL_cleanse((unsigned char *)b + SSH_MEM_HDR, b->n);
+    free(b);
 }
 
 static void ssh_mem_free(void *ptr, void **abstract)
 {
-    unsigned char *p = ptr;
-    size_t n;
-    (void)abstract;
-    if (p == NULL)
+    if (ptr == NULL)
         return;
-    p -= SSH_MEM_HDR;
-    memcpy(&n, p, sizeof n);
-    OPENSSL_cleanse(ptr, n);
-    free(p);
+    ssh_mem_drop(*abstract, (ssh_mem_block *)(void *)((unsigned char *)ptr - SSH_MEM_HDR));
 }
 
 static void *ssh_mem_realloc(void *ptr, size_t n, void **abstract)
@@ -189,7 +210,7 @@ static void *ssh_mem_realloc(void *ptr, size_t n, void **abstract)
     q = ssh_mem_alloc(n, abstract);
     if (q == NULL)
         return NULL;
-    memcpy(&old, (unsigned char *)ptr - SSH_MEM_HDR, sizeof old);
+    old = ((ssh_mem_block *)(void *)((unsigned char *)ptr - SSH_MEM_HDR))->n;
     memcpy(q, ptr, old < n ? old : n);
     ssh_mem_free(ptr, abstract);
     return q;
@@ -319,6 +340,9 @@ static void ssh_session_free(ssh_session *s)
                 ;
         }
     }
+    /* what libssh2 forgot to free (a key exchange cut short) */
+    while (s->blocks != NULL)
+        ssh_mem_drop(s, s->blocks);
     if (s->tcp != NULL)
         iw_layer_free_chain(s->tcp);
     if (s->dummy_fd >= 0)
