@@ -27,7 +27,10 @@
  * channel: that thread may have read our packets off the socket into libssh2's queue. */
 #define SSH_SHARED_RECHECK_MS 20
 #define SSH_LOOP_RECHECK_MS 100
-#define SSH_QUICKACK_BELOW 2048       /* bytes: a read this small is an exchange, not bulk */
+#define SSH_QUICKACK_BELOW 2048
+#ifndef POLLRDHUP
+#define POLLRDHUP 0x2000              /* Linux: the peer shut down its writing side */
+#endif       /* bytes: a read this small is an exchange, not bulk */
 
 enum { S_LOWER, S_HANDSHAKE, S_HOSTKEY, S_AUTH_LIST, S_AUTH_KEY, S_AUTH_AGENT_CONNECT,
        S_AUTH_AGENT, S_AUTH_PASSWORD, S_AUTH_KBD, S_READY, S_DEAD };
@@ -476,6 +479,7 @@ static int ssh_session_gone(const ssh_session *s)
     int depth;
     for (depth = 0; depth <= IW_SSH_MAX_HOPS; depth++) {
         int fd = __atomic_load_n(&s->live_fd, __ATOMIC_ACQUIRE);
+        struct pollfd pfd;
         char b;
         ssize_t n;
         if (__atomic_load_n(&s->dead, __ATOMIC_ACQUIRE))
@@ -486,6 +490,15 @@ static int ssh_session_gone(const ssh_session *s)
             s = ((const struct ssh_ctx *)s->tcp->ctx)->sess;
             continue;
         }
+        /* The peer's FIN shows even behind bytes nobody read (the close of a channel
+         * that ended): POLLRDHUP, not a peek. */
+        pfd.fd = fd;
+        pfd.events = POLLIN | POLLRDHUP;
+        pfd.revents = 0;
+        if (poll(&pfd, 1, 0) <= 0)
+            return 0;
+        if (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL))
+            return 1;
         n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
         return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
     }

@@ -478,6 +478,36 @@ START_TEST(async_forward_precise_errors)
 }
 END_TEST
 
+
+/* The forward's SSH session dies (its sshd processes are killed): the next connection
+ * through the forward gets a new session and works. */
+START_TEST(forward_recovers_dead_session)
+{
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
+    UINT port = 0;
+    HFORWARD fw;
+    HCLIENT h;
+    char cmd[300];
+
+    fw = ImapCreatePortForward(&sc, "127.0.0.1", dv.port, 0, &port);
+    ck_assert_msg(fw != INVALID_FORWARD, "forward: %u", (unsigned)ImapGetLastError());
+    h = ImapConnect("127.0.0.1", port, 10, IMAP_OPTION_TUNNEL, NULL);
+    ck_assert_msg(h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), 0);
+    ImapDisconnect(h);
+    snprintf(cmd, sizeof cmd, "for p in $(pgrep -P %d); do pkill -KILL -P $p; "
+             "kill -KILL $p; done; exit 0", sshd.pid);
+    ck_assert_int_eq(system(cmd), 0);
+    usleep(200000);
+    h = ImapConnect("127.0.0.1", port, 10, IMAP_OPTION_TUNNEL, NULL);
+    ck_assert_msg(h != INVALID_CLIENT, "after the session died: error %u",
+                  (unsigned)ImapGetLastError());
+    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
+    ImapDisconnect(h);
+    ck_assert(ImapClosePortForward(fw));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("forward");
@@ -496,6 +526,7 @@ int main(void)
     tcase_add_test(tc, caller_made_forward);
     tcase_add_test(tc, async_forward_never_blocks);
     tcase_add_test(tc, async_forward_precise_errors);
+    tcase_add_test(tc, forward_recovers_dead_session);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
