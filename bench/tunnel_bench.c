@@ -99,6 +99,118 @@ static long long ssh_l_connect(char **argv, unsigned local)
     return t;
 }
 
+/* ---- 3. bulk data: one large FETCH through each path ---- */
+
+#define BIG_MB 4.76
+#define BIG_BYTES 5000000u
+
+static double cpu_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Puts a BIG_BYTES message alone in mailbox "tunnelbench" (direct connection). */
+static int big_message(unsigned imap_port, const char *user, const char *pass)
+{
+    size_t head, i;
+    char *cmd = malloc(BIG_BYTES + 128);
+    HCLIENT h = ImapConnect("127.0.0.1", imap_port, 30, IMAP_OPTION_NONE, NULL);
+    int rc;
+    if (cmd == NULL || h == INVALID_CLIENT || ImapLogin(h, IMAP_AUTH_PLAIN, user, pass) != 0)
+        return -1;
+    ImapCommand(h, "DELETE tunnelbench", NULL, 0);
+    if (ImapCommand(h, "CREATE tunnelbench", NULL, 0) != 0)
+        return -1;
+    head = (size_t)snprintf(cmd, 128, "APPEND tunnelbench {%u}\r\n", BIG_BYTES);
+    memcpy(cmd + head, "Subject: big\r\n\r\n", 16);
+    for (i = head + 16; i < head + BIG_BYTES; i++)
+        cmd[i] = (i - head) % 78 == 76 ? '\r' : (i - head) % 78 == 77 ? '\n' : (char)('a' + i % 26);
+    cmd[head + BIG_BYTES] = '\0';
+    rc = ImapCommand(h, cmd, NULL, 0);
+    if (rc != 0)
+        fprintf(stderr, "bulk: APPEND failed: error %u\n", (unsigned)ImapGetLastError());
+    free(cmd);
+    ImapDisconnect(h);
+    return rc;
+}
+
+/* Selects the mailbox and fetches the message once; its time, *cpu its CPU. */
+static long long timed_fetch(HCLIENT h, double *cpu)
+{
+    static char buf[BIG_BYTES + 4096];
+    DWORD len = sizeof buf;
+    double c0 = cpu_ms();
+    long long t0 = now_us();
+    if (ImapGetMessage(h, 1, 0, buf, &len, 0) != 0 || len < BIG_BYTES)
+        return -1;
+    *cpu = cpu_ms() - c0;
+    return now_us() - t0;
+}
+
+static HCLIENT fetch_client(const char *host, unsigned port, DWORD opt, SECURITYCREDENTIALS *sc,
+                            const char *user, const char *pass)
+{
+    HCLIENT h = ImapConnect(host, port, 30, opt, sc);
+    if (h == INVALID_CLIENT || ImapLogin(h, IMAP_AUTH_PLAIN, user, pass) != 0 ||
+        ImapSelectMailbox(h, "tunnelbench", NULL) != 0)
+        return INVALID_CLIENT;
+    return h;
+}
+
+static void bulk(char **argv, SECURITYCREDENTIALS *sc, unsigned imap_port, unsigned local,
+                 int rounds, const char *user, const char *pass)
+{
+    long long *t = calloc((size_t)rounds * 3, sizeof *t);
+    double cpu[3] = { 0, 0, 0 }, c = 0;
+    char spec[96], known[600];
+    HCLIENT h[3];
+    pid_t pid;
+    int i, k;
+
+    if (t == NULL || big_message(imap_port, user, pass) != 0) {
+        fprintf(stderr, "bulk: cannot put the message in place\n");
+        return;
+    }
+    /* a long-lived ssh -L, as people keep one open */
+    snprintf(spec, sizeof spec, "127.0.0.1:%u:127.0.0.1:%u", local, imap_port);
+    snprintf(known, sizeof known, "UserKnownHostsFile=%s", argv[4]);
+    pid = fork();
+    if (pid == 0) {
+        execlp("ssh", "ssh", "-N", "-L", spec, "-p", argv[1], "-i", argv[3], "-o", known,
+               "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-l", argv[2],
+               "127.0.0.1", (char *)NULL);
+        _exit(127);
+    }
+    for (i = 0; i < 5000 && !port_listening(local); i++)
+        usleep(1000);
+    h[0] = fetch_client("127.0.0.1", imap_port, IMAP_OPTION_TUNNEL, sc, user, pass);
+    h[1] = fetch_client("127.0.0.1", imap_port, IMAP_OPTION_NONE, NULL, user, pass);
+    h[2] = fetch_client("127.0.0.1", local, IMAP_OPTION_TUNNEL, NULL, user, pass);
+    for (i = 0; i < rounds; i++)
+        for (k = 0; k < 3; k++) {
+            int j = (i + k) % 3;               /* the order rotates each round */
+            t[j * rounds + i] = h[j] == INVALID_CLIENT ? -1 : timed_fetch(h[j], &c);
+            cpu[j] += c;
+        }
+    for (k = 0; k < 3; k++)
+        ImapDisconnect(h[k]);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    {
+        long long mt = median(t, rounds), md = median(t + rounds, rounds),
+                  ml = median(t + 2 * rounds, rounds);
+        printf("FETCH %.2f MB: in-process tunnel median %lld us (%.0f MB/s, CPU %.1f ms), "
+               "direct %lld us (%.0f MB/s, CPU %.1f ms), through ssh -L %lld us (%.0f MB/s, "
+               "CPU %.1f ms); tunnel/direct %.2f, tunnel/ssh -L %.2f\n",
+               BIG_MB, mt, BIG_BYTES / (double)mt, cpu[0] / rounds, md,
+               BIG_BYTES / (double)md, cpu[1] / rounds, ml, BIG_BYTES / (double)ml,
+               cpu[2] / rounds, (double)mt / (double)md, (double)mt / (double)ml);
+    }
+    free(t);
+}
+
 int main(int argc, char **argv)
 {
     SECURITYCREDENTIALS sc;
@@ -109,8 +221,9 @@ int main(int argc, char **argv)
     UINT bound = 0;
     HFORWARD f;
 
-    if (argc != 7) {
-        fprintf(stderr, "usage: %s SSH_PORT SSH_USER SSH_KEY KNOWN_HOSTS IMAP_PORT ROUNDS\n", argv[0]);
+    if (argc != 7 && argc != 9) {
+        fprintf(stderr, "usage: %s SSH_PORT SSH_USER SSH_KEY KNOWN_HOSTS IMAP_PORT ROUNDS "
+                "[IMAP_USER IMAP_PASS]\n", argv[0]);
         return 2;
     }
     imap_port = (unsigned)atoi(argv[5]);
@@ -152,6 +265,8 @@ int main(int argc, char **argv)
     printf("first tunnelled connect: median %lld us; ssh -L start + connect: median %lld us; "
            "ratio %.2f\n", median(a, rounds), median(b, rounds),
            (double)median(a, rounds) / (double)median(b, rounds));
+    if (argc == 9)
+        bulk(argv, &sc, imap_port, local, rounds > 15 ? 15 : rounds, argv[7], argv[8]);
     ImapUninitialize();
     free(a);
     free(b);

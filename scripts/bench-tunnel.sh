@@ -21,4 +21,4 @@ bash "$ROOT/tests/harness/sshd.sh" start "$DIR/sshd" >/dev/null
 . "$DIR/dovecot/env.sh"
 . "$DIR/sshd/env.sh"
 "$BUILD/bench/imapwire_tunnel_bench" "$SSHD_PORT" "$SSHD_USER" "$SSHD_KEY" "$SSHD_KNOWN_HOSTS" \
-    "$DOVECOT_PORT" "${ROUNDS:-30}"
+    "$DOVECOT_PORT" "${ROUNDS:-30}" "$DOVECOT_USER" "$DOVECOT_PASS"
