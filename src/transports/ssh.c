@@ -66,6 +66,7 @@ typedef struct ssh_session {
     int              jump;          /* tcp is an "ssh" layer: a channel of a jump host */
     int              route_failed;  /* died because tcp failed, not in its own steps */
     unsigned         alive_s;       /* keepalive interval once ready (0: none) */
+    int              alive_task;    /* a loop task sends the keepalives (under lock) */
     /* Channels whose close the loop thread could not finish at once: whoever drives the
      * session next retries them (the loop never waits for a peer), and the session's
      * own end frees what is left. Under lock. */
@@ -715,6 +716,77 @@ static void ssh_explain_key_failure(const ssh_session *s, imapwire_layer *l)
 #endif
 }
 
+/* ---- keepalives: a loop task per session, so an idle session is kept alive too ---- */
+
+typedef struct ssh_alive {
+    iw_task      task;             /* first: the loop hands us this pointer */
+    ssh_session *s;                /* a reference of the task's own */
+    int64_t      next_ms;
+} ssh_alive;
+
+static void ssh_alive_pollset(iw_task *t, imapwire_pollset *ps)
+{
+    imapwire_pollset_wakeup(ps, ((ssh_alive *)t)->next_ms);
+}
+
+static int ssh_alive_step(iw_task *t)
+{
+    ssh_alive *a = (ssh_alive *)t;
+    ssh_session *s = a->s;
+    int64_t now = iw_now_ms();
+    int alone, next = 0;
+
+    pthread_mutex_lock(&ssh_list_lock);
+    alone = s->refs == 1;
+    pthread_mutex_unlock(&ssh_list_lock);
+    if (alone || __atomic_load_n(&s->dead, __ATOMIC_ACQUIRE))
+        return 1;                  /* nobody uses the session any more: it goes */
+    if (now < a->next_ms)
+        return 0;
+    /* never wait for the lock: a connection busy on the session is traffic enough */
+    if (pthread_mutex_trylock(&s->lock) == 0) {
+        if (s->state == S_READY && libssh2_keepalive_send(s->s, &next) != 0)
+            next = 1;
+        pthread_mutex_unlock(&s->lock);
+    }
+    a->next_ms = now + (int64_t)(next > 0 ? next : 1) * 1000;
+    return 0;
+}
+
+static void ssh_alive_release(iw_task *t)
+{
+    ssh_alive *a = (ssh_alive *)t;
+    ssh_session_release(a->s);
+    free(a);
+}
+
+/* Starts the keepalive task of a session that asked for one; under s->lock. */
+static void ssh_alive_start(ssh_session *s)
+{
+    ssh_alive *a;
+    if (s->alive_s == 0 || s->alive_task)
+        return;
+    a = calloc(1, sizeof *a);
+    if (a == NULL)
+        return;                    /* no keepalives: the session works without them */
+    pthread_mutex_lock(&ssh_list_lock);
+    s->refs++;
+    pthread_mutex_unlock(&ssh_list_lock);
+    a->s = s;
+    a->next_ms = iw_now_ms() + (int64_t)s->alive_s * 1000;
+    a->task.pollset = ssh_alive_pollset;
+    a->task.step = ssh_alive_step;
+    a->task.release = ssh_alive_release;
+    if (iw_loop_add(&a->task) != 0) {
+        pthread_mutex_lock(&ssh_list_lock);
+        s->refs--;
+        pthread_mutex_unlock(&ssh_list_lock);
+        free(a);
+        return;
+    }
+    s->alive_task = 1;
+}
+
 /* One non-blocking round of session set-up under s->lock: 1 when ready, 0 to wait. */
 static int ssh_session_step(ssh_session *s, imapwire_layer *l)
 {
@@ -860,9 +932,11 @@ static int ssh_session_step(ssh_session *s, imapwire_layer *l)
             }
             if (!s->jump && s->dummy_fd < 0)
                 __atomic_store_n(&s->live_fd, s->fd, __ATOMIC_RELEASE);
-            /* ServerAliveInterval: only sets two fields; sent when the session is driven */
-            if (s->alive_s != 0)
+            /* ServerAliveInterval: libssh2 paces them, a loop task sends them */
+            if (s->alive_s != 0) {
                 libssh2_keepalive_config(s->s, 1, s->alive_s);
+                ssh_alive_start(s);
+            }
             return 1;
         default:
             return s->error ? s->error : (int)ST_ERROR_CONNECTION_CLOSED;

@@ -305,11 +305,13 @@ START_TEST(config_alias_and_proxyjump)
     ck_assert_int_eq(ImapDisconnect(h), 0);
     iwt_sshd_marker(&sshd);
     ck_assert_int_eq(iwt_count_in_file(sshd.log, "Accepted publickey for ") - accepted, 1);
+    /* the bastion's session outlives its connect while its keepalives run (up to one
+     * ServerAliveInterval): the route reuses it, so only the inner hop logs in anew */
     h = config_connect("imapinner");
     login_noop(h);
     ck_assert_int_eq(ImapDisconnect(h), 0);
     iwt_sshd_marker(&sshd);
-    ck_assert_int_eq(iwt_count_in_file(sshd.log, "Accepted publickey for ") - accepted, 3);
+    ck_assert_int_eq(iwt_count_in_file(sshd.log, "Accepted publickey for ") - accepted, 2);
     unsetenv("IMAPWIRE_SSH_CONFIG");
 }
 END_TEST
@@ -328,6 +330,152 @@ START_TEST(config_refusal_named)
     iwt_sshd_marker(&sshd);
     ck_assert_int_eq(iwt_count_in_file(sshd.log, "Connection from 127.0.0.1 ") - before, 0);
     unsetenv("IMAPWIRE_SSH_CONFIG");
+}
+END_TEST
+
+
+/* ---- a second sshd that only the first can reach ---- */
+
+static iwt_sshd inner;
+static char inner_dir[600];
+
+/* Starts (once per test process) an sshd that refuses the test user from 127.0.0.4,
+ * with a debug log; the client connects from 127.0.0.4, so it gets in only through the
+ * first sshd, whose onward connections come from 127.0.0.1. */
+static void inner_start(void)
+{
+    char conf[700], cmd[4096], envp[700];
+    FILE *f;
+    snprintf(inner_dir, sizeof inner_dir, "%s-inner-%d", sshd.dir, (int)getpid());
+    snprintf(conf, sizeof conf, "%s.conf", inner_dir);
+    f = fopen(conf, "w");
+    ck_assert_ptr_nonnull(f);
+    /* DenyUsers wins over the harness's AllowUsers */
+    fprintf(f, "DenyUsers %s@127.0.0.4\n", sshd.user);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "SSHD_LOGLEVEL=DEBUG1 SSHD_EXTRA_CONF=%s %s/../harness/sshd.sh "
+             "start %s >/dev/null 2>&1", conf, getenv("IW_TESTS_DIR"), inner_dir);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(envp, sizeof envp, "%s/env", inner_dir);
+    iwt_sshd_load(&inner, envp);
+}
+
+static void inner_stop(void)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s/../harness/sshd.sh stop %s >/dev/null 2>&1; rm -rf %s %s.conf",
+             getenv("IW_TESTS_DIR"), inner_dir, inner_dir, inner_dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+/* A known_hosts naming both servers (each keyed [127.0.0.1]:its port). */
+static void both_known(char *path, size_t size)
+{
+    char cmd[4096];
+    snprintf(path, size, "%s/known-both-%d", getenv("IW_TMPDIR"), (int)getpid());
+    snprintf(cmd, sizeof cmd, "cat %s %s > %s", sshd.known, inner.known, path);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static HCLIENT pw_connect(const char *route, const char *known, const char *host, unsigned port,
+                          DWORD opt, const char *ca, const char *local)
+{
+    SECURITYCREDENTIALS sc;
+    IMAPCONNECTINFO in;
+    memset(&sc, 0, sizeof sc);
+    sc.dwSize = sizeof sc;
+    sc.lpszTunnelHost = route;
+    sc.lpszTunnelUser = sshd.user;
+    sc.lpszTunnelPassword = sshd.pass;
+    sc.lpszKnownHosts = known;
+    sc.lpszCAFile = ca;
+    memset(&in, 0, sizeof in);
+    in.dwSize = sizeof in;
+    in.lpszHostName = host;
+    in.nRemotePort = port;
+    in.nTimeout = 10;
+    in.dwOptions = IMAP_OPTION_TUNNEL | opt;
+    in.lpCredentials = &sc;
+    in.lpszLocalAddress = local;
+    in.lpTraceProc = trace_cb;
+    in.lpParam = &tl;
+    return ImapConnectEx(&in);
+}
+
+/* jump -> inner sshd -> Dovecot with STARTTLS inside: the inner server admits us only
+ * through the jump host; each hop with a wrong host key fails with that hop named. */
+START_TEST(inner_only_through_jump)
+{
+    iwt_dovecot dvtls;
+    char known[600], route[160], ca[700], who[128];
+    SECURITYINFO si;
+    HCLIENT h;
+
+    inner_start();
+    iwt_dovecot_load_file(&dvtls, getenv("IW_DOVECOT_TLS_ENV"));
+    snprintf(ca, sizeof ca, "%s/certs/ca.pem", dvtls.dir);
+    both_known(known, sizeof known);
+    /* directly, from 127.0.0.4: refused by the inner server */
+    snprintf(route, sizeof route, "127.0.0.1:%u", inner.port);
+    ck_assert(pw_connect(route, known, "127.0.0.1", dv.port, 0, NULL, "127.0.0.4") == INVALID_CLIENT);
+    iwt_assert_error(ST_ERROR_SSH_AUTH_FAILED);
+    /* through the jump host: in, and STARTTLS verified inside */
+    snprintf(route, sizeof route, "127.0.0.1:%u,127.0.0.1:%u", sshd.port, inner.port);
+    h = pw_connect(route, known, "localhost", dvtls.port, IMAP_OPTION_SECURE_EXPLICIT, ca,
+                   "127.0.0.4");
+    ck_assert_msg(h != INVALID_CLIENT, "error %u\n%s", (unsigned)ImapGetLastError(), tl.text);
+    memset(&si, 0, sizeof si);
+    si.dwSize = sizeof si;
+    ck_assert_int_eq(ImapGetSecurityInformation(h, &si), 0);
+    ck_assert_uint_eq(si.dwCertificateStatus, CERTIFICATE_STATUS_VALID);
+    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_PLAIN, dvtls.user, dvtls.pass), 0);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    ck_assert(iwt_log_wait(inner.log, "Accepted password for", 1, 5000) >= 1);
+    /* a wrong host key for each hop in turn */
+    snprintf(who, sizeof who, "%s@127.0.0.1:%u", sshd.user, inner.port);
+    ImapUninitialize();
+    ck_assert(ImapInitialize(NULL, NULL));
+    memset(&tl, 0, sizeof tl);
+    ck_assert(pw_connect(route, sshd.known, "127.0.0.1", dv.port, 0, NULL, NULL) == INVALID_CLIENT);
+    iwt_assert_error(ST_ERROR_SSH_HOST_KEY_UNKNOWN);
+    ck_assert_msg(strstr(tl.text, "hop 2") && strstr(tl.text, who), "%s", tl.text);
+    memset(&tl, 0, sizeof tl);
+    ck_assert(pw_connect(route, inner.known, "127.0.0.1", dv.port, 0, NULL, NULL) == INVALID_CLIENT);
+    iwt_assert_error(ST_ERROR_SSH_HOST_KEY_UNKNOWN);
+    ck_assert_msg(strstr(tl.text, "hop 1") != NULL, "%s", tl.text);
+    inner_stop();
+}
+END_TEST
+
+/* ServerAliveInterval from the SSH configuration: keepalives reach sshd while the
+ * session sits idle, sent by the loop. */
+START_TEST(keepalives_while_idle)
+{
+    char path[600];
+    FILE *f;
+    HCLIENT h;
+    int before;
+
+    inner_start();
+    snprintf(path, sizeof path, "%s/alive-config-%d", getenv("IW_TMPDIR"), (int)getpid());
+    f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "Host alive\n  HostName 127.0.0.1\n  Port %u\n  User %s\n  IdentityFile %s\n"
+               "  UserKnownHostsFile %s\n  ServerAliveInterval 1\n",
+            inner.port, inner.user, inner.key, inner.known);
+    fclose(f);
+    ck_assert_int_eq(chmod(path, 0600), 0);
+    setenv("IMAPWIRE_SSH_CONFIG", path, 1);
+    h = config_connect("alive");
+    login_noop(h);
+    before = iwt_count_in_file(inner.log, "keepalive@");
+    sleep(4);
+    ck_assert_msg(iwt_count_in_file(inner.log, "keepalive@") - before >= 2,
+                  "%d keepalives in 4 s", iwt_count_in_file(inner.log, "keepalive@") - before);
+    ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), 0);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    unsetenv("IMAPWIRE_SSH_CONFIG");
+    inner_stop();
 }
 END_TEST
 
@@ -351,6 +499,8 @@ int main(void)
     tcase_add_test(tc, forward_through_jump);
     tcase_add_test(tc, config_alias_and_proxyjump);
     tcase_add_test(tc, config_refusal_named);
+    tcase_add_test(tc, inner_only_through_jump);
+    tcase_add_test(tc, keepalives_while_idle);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
