@@ -403,8 +403,8 @@ int iw_fetch_parse(const iw_response *r, struct iw_fetch *f)
     if (f->found)
         return 0;                      /* taken already (straight to its destination) */
     k = iw_fetch_locate(r, f->id, &at, &pos, &n);
-    if (k <= 0)
-        return k;
+    if (k != 1)
+        return k;                      /* nothing for us (0), or the locate's own error */
     if (d[at] == '{') {
         size_t end = pos + n;           /* the CR or LF after the head */
         while (end < r->len && d[end] != '\n')
