@@ -9,6 +9,7 @@
 #include <string.h>
 #include "client.h"
 #include "auth.h"
+#include "tokenizer.h"
 
 /* An astring argument: quoted when it can be, else a literal (non-synchronising with
  * LITERAL+, else we stop at a cut and wait for the server's "+"). */
@@ -401,28 +402,36 @@ out:
  * verified. Anything else is a missing signature. */
 int iw_scram_verify_tagged(iw_scram *s, const char *text, size_t n)
 {
-    const char *open = memchr(text, '[', n), *close, *p;
+    iw_tokenizer t;
+    iw_tok k;
 
-    if (open == NULL || (close = memchr(open, ']', n - (size_t)(open - text))) == NULL) {
-        s->step = IW_SCRAM_FAILED;
-        return ST_ERROR_LOGIN_FAILED;
-    }
-    for (p = open + 1; p < close;) {
-        const char *sp = memchr(p, ' ', (size_t)(close - p));
-        const char *end = sp ? sp : close;
-        unsigned char *dec = NULL;
-        size_t dl = 0;
-        if (iw_unbase64(p, (size_t)(end - p), IW_SCRAM_MAX_MSG, &dec, &dl) == 0 && dl >= 2 &&
-            dec[0] == 'v' && dec[1] == '=') {
-            int rc = iw_scram_verify(s, (const char *)dec, dl);
+    iw_tok_init_mem(&t, text, n);
+    if (iw_tok_next(&t, &k) == 0 && k.type == IW_TOK_ATOM && iw_tok_next(&t, &k) == 0 &&
+        k.type == IW_TOK_LBRACKET) {
+        /* at most one token per byte of the code */
+        while (iw_tok_next(&t, &k) == 0 && k.type != IW_TOK_RBRACKET && k.type != IW_TOK_END) {
+            unsigned char *dec = NULL;
+            size_t dl = 0;
+            if (k.type == IW_TOK_ATOM &&
+                iw_unbase64(k.p, k.n, IW_SCRAM_MAX_MSG, &dec, &dl) == 0 && dl >= 2 &&
+                dec[0] == 'v' && dec[1] == '=') {
+                int rc = iw_scram_verify(s, (const char *)dec, dl);
+                free(dec);
+                return rc;
+            }
             free(dec);
-            return rc;
         }
-        free(dec);
-        p = end + 1;
     }
     s->step = IW_SCRAM_FAILED;
     return ST_ERROR_LOGIN_FAILED;
+}
+
+/* The text of a "+" continuation: the SASL challenge, base64 (possibly empty). */
+static void iw_challenge(const iw_response *r, const char **p, size_t *n)
+{
+    iw_tokenizer t;
+    iw_tok_init(&t, r);
+    iw_tok_text(&t, p, n);
 }
 
 static const char *iw_mech_name(unsigned type)
@@ -458,16 +467,18 @@ static int iw_on_scram_continue(iw_client *c, const iw_response *r, void *arg)
     iw_login *lg = arg;
     iw_sb out = {0}, b64 = {0};
     unsigned char *dec = NULL;
-    size_t dl = 0;
+    const char *ch;
+    size_t dl = 0, chn;
     int rc;
 
     if (!lg->ir_sent) {
         lg->ir_sent = 1;
         return iw_send_secret_line(c, lg->ir.p, lg->ir.len);
     }
+    iw_challenge(r, &ch, &chn);
     switch (lg->scram.step) {
     case IW_SCRAM_FIRST:
-        rc = iw_unbase64(r->rest, r->rest_len, IW_SCRAM_MAX_MSG, &dec, &dl);
+        rc = iw_unbase64(ch, chn, IW_SCRAM_MAX_MSG, &dec, &dl);
         if (rc == 0)
             rc = iw_scram_client_final(&lg->scram, (const char *)dec, dl, &out);
         if (rc == 0)
@@ -478,7 +489,7 @@ static int iw_on_scram_continue(iw_client *c, const iw_response *r, void *arg)
             iw_client_note(c, "auth: the server's SCRAM challenge is malformed; login abandoned");
         break;
     case IW_SCRAM_FINAL:
-        rc = iw_unbase64(r->rest, r->rest_len, IW_SCRAM_MAX_MSG, &dec, &dl);
+        rc = iw_unbase64(ch, chn, IW_SCRAM_MAX_MSG, &dec, &dl);
         rc = rc == 0 ? iw_scram_verify(&lg->scram, (const char *)dec, dl)
                      : (int)ST_ERROR_LOGIN_FAILED;
         if (rc == 0) {

@@ -42,7 +42,7 @@ static int iw_tok_literal(iw_tokenizer *t, iw_tok *out)
         v = v * 10 + (size_t)(t->d[j] - '0');
         j++;
     }
-    if (digits == 0 || v > IW_MAX_LITERAL)
+    if (digits == 0)
         return ST_ERROR_INVALID_RESPONSE;
     if (j < t->len && t->d[j] == '+')
         j++;
@@ -69,7 +69,9 @@ static int iw_tok_literal(iw_tokenizer *t, iw_tok *out)
         t->pos = at;
         return 0;
     }
-    if (v > avail)
+    /* only a literal held here must be within the reader's limit: one on its way or
+     * gone was sized by the reader (a stream may take one past it) */
+    if (v > avail || v > IW_MAX_LITERAL)
         return ST_ERROR_INVALID_RESPONSE;
     out->p = t->d + at;
     t->pos = at + v;
@@ -108,7 +110,8 @@ int iw_tok_next(iw_tokenizer *t, iw_tok *out)
     unsigned char ch;
     size_t start;
 
-    while (t->pos < t->len && t->d[t->pos] == ' ')
+    /* SP separates tokens; a tab too, as some servers put one in capability lists */
+    while (t->pos < t->len && (t->d[t->pos] == ' ' || t->d[t->pos] == '\t'))
         t->pos++;
     memset(out, 0, sizeof *out);
     out->at = t->pos;
@@ -237,4 +240,32 @@ size_t iw_tok_unquote(const iw_tok *k, char *out)
         out[o++] = k->p[i];
     }
     return o;
+}
+
+int iw_resp_status(const iw_response *r)
+{
+    static const char *const words[] = { "OK", "NO", "BAD", "PREAUTH", "BYE" };
+    iw_tokenizer t;
+    iw_tok k;
+    size_t i;
+
+    iw_tok_init(&t, r);
+    if (iw_tok_next(&t, &k) != 0 || k.type != IW_TOK_ATOM)
+        return IW_STATUS_WORD_NONE;
+    for (i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (iw_tok_is(&k, words[i]))
+            return (int)i + 1;
+    return IW_STATUS_WORD_NONE;
+}
+
+int iw_resp_code(const iw_response *r, iw_tokenizer *t, iw_tok *name)
+{
+    iw_tok k;
+    if (iw_resp_status(r) == IW_STATUS_WORD_NONE)
+        return 0;
+    iw_tok_init(t, r);
+    if (iw_tok_next(t, &k) != 0 || iw_tok_next(t, &k) != 0 || k.type != IW_TOK_LBRACKET ||
+        iw_tok_next(t, name) != 0 || name->type != IW_TOK_ATOM)
+        return 0;
+    return 1;
 }

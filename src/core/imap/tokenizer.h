@@ -60,4 +60,12 @@ int iw_tok_number(const iw_tok *k, uint32_t *v);
 /* A quoted string's value into out (at least k->n bytes); its length. */
 size_t iw_tok_unquote(const iw_tok *k, char *out);
 
+/* The status word that starts r's rest: one of these, or IW_STATUS_WORD_NONE. */
+enum iw_status_word { IW_STATUS_WORD_NONE = 0, IW_STATUS_WORD_OK, IW_STATUS_WORD_NO,
+                      IW_STATUS_WORD_BAD, IW_STATUS_WORD_PREAUTH, IW_STATUS_WORD_BYE };
+int iw_resp_status(const iw_response *r);
+/* A status response's code "[NAME ...]": 1 with *name and t just after it (the code's
+ * arguments follow, up to its RBRACKET); 0 when r has none. */
+int iw_resp_code(const iw_response *r, iw_tokenizer *t, iw_tok *name);
+
 #endif /* IW_TOKENIZER_H */
