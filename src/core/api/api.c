@@ -436,10 +436,9 @@ INT ImapCommandEx(HCLIENT hClient, LPCTSTR lpszCommand, IMAPRESPONSEPROC lpRespo
         return iw_fail(ST_ERROR_INVALID_PARAMETER);
     n = strlen(lpszCommand);
     /* One command per call (CR and LF only inside literals, checked with the wire form);
-     * STARTTLS here would hand the stream to a TLS layer nobody set up. */
-    if (n == 0 || n > IW_MAX_RESPONSE ||
-        (n >= 8 && strncasecmp(lpszCommand, "STARTTLS", 8) == 0 &&
-         (n == 8 || lpszCommand[8] == ' ')))
+     * the forms that would change the stream (STARTTLS ...) are refused by the command
+     * table (src/core/imap/command_table.c). */
+    if (n == 0 || n > IW_MAX_RESPONSE)
         return iw_fail(ST_ERROR_INVALID_PARAMETER);
     pthread_mutex_lock(&c->io_lock);
     rc = c->broken ? (int)ST_ERROR_CONNECTION_CLOSED

@@ -7,13 +7,8 @@
 #include "client.h"
 #include "auth.h"
 #include "session.h"
+#include "command_table.h"
 #include "tokenizer.h"
-
-static int iw_word_is(const char *p, size_t n, const char *w)
-{
-    size_t wl = strlen(w);
-    return n >= wl && strncasecmp(p, w, wl) == 0 && (n == wl || p[wl] == ' ');
-}
 
 int iw_session_login(iw_client *c, unsigned type, const char *user, const char *pass)
 {
@@ -41,35 +36,6 @@ int iw_session_login(iw_client *c, unsigned type, const char *user, const char *
         rc = iw_capa_refresh(c, gen);
     iw_reader_rest(&c->reader);
     return rc;
-}
-
-/* What ImapCommand must know of a command before it goes out: whether its arguments
- * are secret (traced up to `keep` words, the rest redacted; wire bytes wiped), and the
- * session state its OK leads to. */
-typedef struct iw_command_row {
-    const char *verb;
-    int         secret;
-    int         keep;              /* words of the command traced before "<redacted>" */
-    int         next_state;        /* after OK; -1 = unchanged */
-} iw_command_row;
-
-static const iw_command_row iw_commands[] = {
-    { "LOGIN",        1, 1, IW_AUTH },
-    { "AUTHENTICATE", 1, 2, IW_AUTH },
-    { "SELECT",       0, 0, IW_SELECTED },
-    { "EXAMINE",      0, 0, IW_SELECTED },
-    { "CLOSE",        0, 0, IW_AUTH },
-    { "UNSELECT",     0, 0, IW_AUTH },
-    { "LOGOUT",       0, 0, IW_LOGOUT },
-};
-
-static const iw_command_row *iw_command_find(const char *text, size_t n)
-{
-    size_t i;
-    for (i = 0; i < sizeof iw_commands / sizeof iw_commands[0]; i++)
-        if (iw_word_is(text, n, iw_commands[i].verb))
-            return &iw_commands[i];
-    return NULL;
 }
 
 /* The trace form of a secret command: its first `keep` words, then "<redacted>" if
@@ -176,7 +142,7 @@ int iw_session_command(iw_client *c, const char *text, IMAPRESPONSEPROC proc, vo
                        char *result, size_t max)
 {
     size_t n = strlen(text), cuts[IW_MAX_CUTS], first_line;
-    const iw_command_row *row = iw_command_find(text, n);
+    const iw_command_row *row = iw_command_lookup(text, n);
     iw_untagged_sink sink = { proc, param };
     unsigned gen = c->capa_gen;
     char redacted[256];
@@ -188,6 +154,12 @@ int iw_session_command(iw_client *c, const char *text, IMAPRESPONSEPROC proc, vo
     memset(&cmd, 0, sizeof cmd);
     if (result != NULL && max > 0)
         result[0] = '\0';
+    if (row != NULL && row->refused != NULL) {
+        char note[160];
+        snprintf(note, sizeof note, "command: %s; not sent", row->refused);
+        iw_client_note(c, note);
+        return ST_ERROR_INVALID_PARAMETER;
+    }
     /* RFC 3501 6.2.3, whichever call the LOGIN comes through. */
     if (row != NULL && strcmp(row->verb, "LOGIN") == 0 && iw_capa_has(c, "LOGINDISABLED")) {
         iw_client_note(c, "command: the server advertises LOGINDISABLED; LOGIN not sent");
@@ -356,6 +328,7 @@ static int iw_fetch_find(const iw_response *r, unsigned id, iw_tok *val)
     iw_tok k;
     uint32_t n;
 
+    memset(val, 0, sizeof *val);
     iw_tok_init(&t, r);
     if (iw_tok_next(&t, &k) != 0 || !iw_tok_number(&k, &n) || n != id ||
         iw_tok_next(&t, &k) != 0 || !iw_tok_is(&k, "FETCH"))
@@ -408,8 +381,8 @@ int iw_fetch_parse(const iw_response *r, struct iw_fetch *f)
     if (f->found)
         return 0;                      /* taken already (straight to its destination) */
     k = iw_fetch_find(r, f->id, &v);
-    if (k <= 0)
-        return k;
+    if (k != 1)
+        return k;                      /* none (0) or the error: v is not set */
     if (v.type == IW_TOK_NIL)
         return 0;                      /* the part does not exist */
     if (v.pending || v.gone)
