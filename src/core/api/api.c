@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include "../imap/client.h"
 #include "../imap/session.h"
+#include "../imap/auth.h"
 #include "../../security/ssh_policy.h"
 #include "api.h"
 #include "../../security/tls_policy.h"
@@ -385,7 +386,7 @@ INT ImapLogin(HCLIENT hClient, UINT nAuthType, LPCTSTR lpszUserName, LPCTSTR lps
     if (lpszUserName == NULL || (lpszPassword == NULL && nAuthType != IMAP_AUTH_ANONYMOUS) ||
         strlen(lpszUserName) > 65536 || (lpszPassword && strlen(lpszPassword) > 65536))
         return iw_fail(ST_ERROR_INVALID_PARAMETER);
-    if (nAuthType > IMAP_AUTH_SCRAM_SHA1 || nAuthType == 2 || nAuthType == 3)
+    if (!iw_auth_type_known(nAuthType))
         return iw_fail(ST_ERROR_INVALID_PARAMETER);
     pthread_mutex_lock(&c->io_lock);
     rc = c->broken ? (int)ST_ERROR_CONNECTION_CLOSED

@@ -1,0 +1,116 @@
+/* test_oauth.c: OAUTHBEARER and XOAUTH2 logins against a scripted server whose token
+ * check fails (RFC 7628 error challenge): the exchange is ended as each mechanism says,
+ * the login fails with ST_ERROR_LOGIN_FAILED, the server's status is in the trace and the
+ * token is not. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "iwtest.h"
+
+#define TOKEN "ya29.fixture-token-never-traced"
+
+static void setup(void)
+{
+    ck_assert(ImapInitialize(NULL, NULL));
+}
+
+static void teardown(void)
+{
+    ImapUninitialize();
+}
+
+static HCLIENT connect_traced(unsigned port, trace_log *t)
+{
+    IMAPCONNECTINFO ci;
+    HCLIENT h;
+    memset(&ci, 0, sizeof ci);
+    ci.dwSize = sizeof ci;
+    ci.lpszHostName = "127.0.0.1";
+    ci.nRemotePort = port;
+    ci.nTimeout = 10;
+    ci.lpTraceProc = trace_cb;
+    ci.lpParam = t;
+    h = ImapConnectEx(&ci);
+    ck_assert_msg(h != INVALID_CLIENT, "connect failed: %u", (unsigned)ImapGetLastError());
+    return h;
+}
+
+/* OAUTHBEARER answers the error challenge with the dummy 0x01 (AQ==), XOAUTH2 with an
+ * empty line; both give the server's NO as ST_ERROR_LOGIN_FAILED, and the session stays
+ * usable (not authenticated). */
+START_TEST(json_error)
+{
+    static const unsigned types[] = { IMAP_AUTH_BEARER, IMAP_AUTH_XOAUTH2 };
+    static const char *const answer[] = { "1 AQ==\n", "1 \n" };
+    trace_log *t = calloc(1, sizeof *t);
+    iwt_fixture f;
+    HCLIENT h;
+    char *log;
+
+    ck_assert_ptr_nonnull(t);
+    iwt_fixture_start(&f, "oauth-error", 4);
+    h = connect_traced(f.port, t);
+    ck_assert_int_eq(ImapLogin(h, types[_i], "me@example.org", TOKEN), IMAP_ERROR);
+    iwt_assert_error(ST_ERROR_LOGIN_FAILED);
+    ck_assert_msg(strstr(t->text, "status \"invalid_token\"") != NULL, "%s", t->text);
+    ck_assert_msg(strstr(t->text, TOKEN) == NULL, "token traced: %s", t->text);
+    ck_assert_ptr_nonnull(strstr(t->text, "<redacted>"));
+    ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), 0);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    iwt_fixture_stop(&f);
+    log = iwt_read_file(f.log);
+    ck_assert_msg(strstr(log, "1 initial response received\n") != NULL, "log: %s", log);
+    ck_assert_msg(strstr(log, answer[_i]) != NULL, "log: %s", log);
+    free(log);
+    free(t);
+}
+END_TEST
+
+/* Types that are no row of the SASL table are refused before anything is sent; with
+ * OAUTHBEARER and XOAUTH2 only, IMAP_AUTH_DEFAULT (which never picks them) has LOGIN. */
+START_TEST(unknown_types)
+{
+    static const unsigned bad[] = { 2, 3, 10, 0xffffffffu };
+    trace_log *t = calloc(1, sizeof *t);
+    iwt_fixture f;
+    HCLIENT h;
+    size_t i;
+    int sends;
+
+    ck_assert_ptr_nonnull(t);
+    iwt_fixture_start(&f, "oauth-error", 4);
+    h = connect_traced(f.port, t);
+    sends = t->sends;
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_int_eq(ImapLogin(h, bad[i], "u", "p"), IMAP_ERROR);
+        iwt_assert_error(ST_ERROR_INVALID_PARAMETER);
+    }
+    ck_assert_int_eq(t->sends, sends);
+    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_DEFAULT, "u", "p"), 0);
+    ck_assert_msg(strstr(t->text, "LOGIN <redacted>") != NULL, "%s", t->text);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    iwt_fixture_stop(&f);
+    free(t);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("oauth");
+    TCase *tc = tcase_create("oauth");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, json_error, 0, 2);
+    tcase_add_test(tc, unknown_types);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
