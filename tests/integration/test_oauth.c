@@ -1,7 +1,7 @@
-/* test_oauth.c: OAUTHBEARER and XOAUTH2 logins against a scripted server whose token
- * check fails (RFC 7628 error challenge): the exchange is ended as each mechanism says,
- * the login fails with ST_ERROR_LOGIN_FAILED, the server's status is in the trace and the
- * token is not. */
+/* test_oauth.c: OAUTHBEARER and XOAUTH2 logins against real Dovecot with its oauth2
+ * passdb (token introspection by POST and by GET), and against a scripted server whose
+ * token check fails (RFC 7628 error challenge): the login fails with
+ * ST_ERROR_LOGIN_FAILED, the server's status is in the trace and the token never is. */
 #define _GNU_SOURCE
 #include <check.h>
 #include <stdio.h>
@@ -96,6 +96,65 @@ START_TEST(unknown_types)
 }
 END_TEST
 
+/* The Dovecot instance of mode i (0 post, 1 get) from $IW_DOVECOT_OAUTH_ENVS. */
+static void oauth_instance(int i, iwt_dovecot *d, char *token, size_t tcap, char *log,
+                           size_t lcap)
+{
+    const char *envs = getenv("IW_DOVECOT_OAUTH_ENVS");
+    char path[1024];
+    const char *colon;
+    ck_assert_msg(envs != NULL, "IW_DOVECOT_OAUTH_ENVS not set (run through ctest)");
+    colon = strchr(envs, ':');
+    ck_assert_ptr_nonnull(colon);
+    if (i == 0)
+        snprintf(path, sizeof path, "%.*s", (int)(colon - envs), envs);
+    else
+        snprintf(path, sizeof path, "%s", colon + 1);
+    iwt_dovecot_load_file(d, path);
+    iwt_env_value(path, "DOVECOT_OAUTH_TOKEN", token, tcap);
+    iwt_env_value(path, "DOVECOT_OAUTH_LOG", log, lcap);
+    ck_assert_int_gt((int)strlen(token), 10);
+}
+
+/* Each mechanism with each introspection mode: the right token logs in (a command then
+ * works), a wrong one is ST_ERROR_LOGIN_FAILED; Dovecot asked the introspection server
+ * both times; neither token is in any trace. */
+START_TEST(dovecot_oauth2)
+{
+    static const unsigned types[] = { IMAP_AUTH_BEARER, IMAP_AUTH_XOAUTH2 };
+    static const char *const modes[] = { "POST post", "GET get" };
+    char token[128], wrong[160], logpath[512], *log;
+    iwt_dovecot d;
+    trace_log *t = calloc(1, sizeof *t);
+    HCLIENT h;
+    int before_right, before_wrong, mode = _i / 2;
+    char right_line[32], wrong_line[32];
+
+    ck_assert_ptr_nonnull(t);
+    oauth_instance(mode, &d, token, sizeof token, logpath, sizeof logpath);
+    snprintf(wrong, sizeof wrong, "%s-not", token);
+    snprintf(right_line, sizeof right_line, "%s right", modes[mode]);
+    snprintf(wrong_line, sizeof wrong_line, "%s wrong", modes[mode]);
+    before_right = iwt_count_in_file(logpath, right_line);
+    before_wrong = iwt_count_in_file(logpath, wrong_line);
+
+    h = connect_traced(d.port, t);
+    ck_assert_int_eq(ImapLogin(h, types[_i % 2], d.user, wrong), IMAP_ERROR);
+    iwt_assert_error(ST_ERROR_LOGIN_FAILED);
+    ck_assert_int_eq(ImapLogin(h, types[_i % 2], d.user, token), 0);
+    ck_assert_int_eq(ImapCommand(h, "SELECT INBOX", NULL, 0), 0);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    ck_assert_msg(strstr(t->text, token) == NULL, "token traced: %s", t->text);
+    ck_assert_ptr_nonnull(strstr(t->text, "<redacted>"));
+    ck_assert_int_gt(iwt_count_in_file(logpath, right_line), before_right);
+    ck_assert_int_gt(iwt_count_in_file(logpath, wrong_line), before_wrong);
+    log = iwt_read_file(d.log);
+    ck_assert_msg(strstr(log, token) == NULL, "token in Dovecot's log");
+    free(log);
+    free(t);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("oauth");
@@ -107,6 +166,7 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, json_error, 0, 2);
     tcase_add_test(tc, unknown_types);
+    tcase_add_loop_test(tc, dovecot_oauth2, 0, 4);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
