@@ -1,5 +1,7 @@
 /* test_session.c: a session after login against a real Dovecot: ImapCommandEx's untagged
- * responses, literals through ImapCommand (APPEND), and UTF-8 mailbox names. */
+ * responses, literals through ImapCommand (APPEND), and UTF-8 mailbox names. ctest runs
+ * it twice: against the usual Dovecot (LITERAL+) and, as test_session_sync, against one
+ * that offers neither LITERAL+ nor LITERAL- (IW_EXPECT_SYNC_LITERALS=1). */
 #define _GNU_SOURCE
 #include <check.h>
 #include <stdio.h>
@@ -11,12 +13,29 @@
 static iwt_dovecot dv;
 static HCLIENT h;
 static char box[64];
+static trace_log *tl;
+
+static int sync_expected(void)
+{
+    const char *e = getenv("IW_EXPECT_SYNC_LITERALS");
+    return e != NULL && strcmp(e, "1") == 0;
+}
 
 static void setup(void)
 {
+    IMAPCONNECTINFO ci;
     iwt_dovecot_load(&dv);
     ck_assert(ImapInitialize(NULL, NULL));
-    h = ImapConnect(dv.host, dv.port, 10, IMAP_OPTION_NONE, NULL);
+    tl = calloc(1, sizeof *tl);
+    ck_assert_ptr_nonnull(tl);
+    memset(&ci, 0, sizeof ci);
+    ci.dwSize = sizeof ci;
+    ci.lpszHostName = dv.host;
+    ci.nRemotePort = dv.port;
+    ci.nTimeout = 10;
+    ci.lpTraceProc = trace_cb;
+    ci.lpParam = tl;
+    h = ImapConnectEx(&ci);
     ck_assert_msg(h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
     ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
     snprintf(box, sizeof box, "iwtest-%d", (int)getpid());
@@ -30,6 +49,7 @@ static void teardown(void)
     ImapCommand(h, cmd, NULL, 0);
     ImapDisconnect(h);
     ImapUninitialize();
+    free(tl);
 }
 
 typedef struct got {
@@ -99,7 +119,8 @@ START_TEST(command_ex_untagged)
 END_TEST
 
 /* APPEND of 1 MB through ImapCommand with a literal; SELECT shows it and a fetch returns
- * it byte for byte. Dovecot offers LITERAL+, so this is the non-synchronising form. */
+ * it byte for byte. The usual Dovecot offers LITERAL+ (the non-synchronising form is
+ * sent); the other offers neither, and the library waits for its "+". */
 START_TEST(append_literal)
 {
     size_t n = 1u << 20, head_len, i;
@@ -117,7 +138,18 @@ START_TEST(append_literal)
     for (i = 16; i < n; i++)
         cmd[head_len + i] = (i % 80 == 78) ? '\r' : (i % 80 == 79) ? '\n' : (char)('a' + i % 26);
     cmd[head_len + n] = '\0';
+    if (sync_expected()) {
+        ck_assert(!ImapHasCapability(h, "LITERAL+") && !ImapHasCapability(h, "LITERAL-"));
+        ck_assert_ptr_null(strstr(tl->text, "\n<+ "));
+    } else {
+        ck_assert(ImapHasCapability(h, "LITERAL+"));
+    }
     ck_assert_msg(ImapCommand(h, cmd, NULL, 0) == 0, "error %u", (unsigned)ImapGetLastError());
+    /* the continuation came only where the library had to wait for it */
+    if (sync_expected())
+        ck_assert_msg(strstr(tl->text, "\n<+ ") != NULL, "%s", tl->text);
+    else
+        ck_assert_ptr_null(strstr(tl->text, "\n<+ "));
     ck_assert_int_eq(ImapSelectMailbox(h, box, &mb), 0);
     ck_assert_uint_eq(mb.dwMessages, 1);
     ck_assert_int_eq(ImapGetMessage(h, 1, 0, &got_msg, &len, 0), 0);

@@ -90,6 +90,18 @@ START_TEST(truncated)
 }
 END_TEST
 
+/* Found by fuzz_parsers: our message's FETCH without its "(" is an error, and no body is
+ * made from a value that was never read. */
+START_TEST(no_list)
+{
+    struct iw_fetch f;
+    ck_assert_int_eq(parse("* 1 FETCH f\xc3\xa9 & (BODY[1] \"a\\\"b\")\r\n", 1, &f),
+                     ST_ERROR_INVALID_RESPONSE);
+    ck_assert(!f.found);
+    ck_assert_ptr_null(f.body);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("fetch_parse");
@@ -101,6 +113,7 @@ int main(void)
     tcase_add_test(tc, literal_body);
     tcase_add_test(tc, quoted_and_nil);
     tcase_add_loop_test(tc, truncated, 0, 9);
+    tcase_add_test(tc, no_list);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include "../imap/client.h"
 #include "../imap/session.h"
+#include "../imap/auth.h"
 #include "../../security/ssh_policy.h"
 #include "api.h"
 #include "../../security/tls_policy.h"
@@ -385,7 +386,7 @@ INT ImapLogin(HCLIENT hClient, UINT nAuthType, LPCTSTR lpszUserName, LPCTSTR lps
     if (lpszUserName == NULL || (lpszPassword == NULL && nAuthType != IMAP_AUTH_ANONYMOUS) ||
         strlen(lpszUserName) > 65536 || (lpszPassword && strlen(lpszPassword) > 65536))
         return iw_fail(ST_ERROR_INVALID_PARAMETER);
-    if (nAuthType > IMAP_AUTH_SCRAM_SHA1 || nAuthType == 2 || nAuthType == 3)
+    if (!iw_auth_type_known(nAuthType))
         return iw_fail(ST_ERROR_INVALID_PARAMETER);
     pthread_mutex_lock(&c->io_lock);
     rc = c->broken ? (int)ST_ERROR_CONNECTION_CLOSED
@@ -436,10 +437,9 @@ INT ImapCommandEx(HCLIENT hClient, LPCTSTR lpszCommand, IMAPRESPONSEPROC lpRespo
         return iw_fail(ST_ERROR_INVALID_PARAMETER);
     n = strlen(lpszCommand);
     /* One command per call (CR and LF only inside literals, checked with the wire form);
-     * STARTTLS here would hand the stream to a TLS layer nobody set up. */
-    if (n == 0 || n > IW_MAX_RESPONSE ||
-        (n >= 8 && strncasecmp(lpszCommand, "STARTTLS", 8) == 0 &&
-         (n == 8 || lpszCommand[8] == ' ')))
+     * the forms that would change the stream (STARTTLS ...) are refused by the command
+     * table (src/core/imap/command_table.c). */
+    if (n == 0 || n > IW_MAX_RESPONSE)
         return iw_fail(ST_ERROR_INVALID_PARAMETER);
     pthread_mutex_lock(&c->io_lock);
     rc = c->broken ? (int)ST_ERROR_CONNECTION_CLOSED

@@ -9,6 +9,7 @@
 #include <string.h>
 #include "client.h"
 #include "auth.h"
+#include "tokenizer.h"
 
 /* An astring argument: quoted when it can be, else a literal (non-synchronising with
  * LITERAL+, else we stop at a cut and wait for the server's "+"). */
@@ -401,41 +402,36 @@ out:
  * verified. Anything else is a missing signature. */
 int iw_scram_verify_tagged(iw_scram *s, const char *text, size_t n)
 {
-    const char *open = memchr(text, '[', n), *close, *p;
+    iw_tokenizer t;
+    iw_tok k;
 
-    if (open == NULL || (close = memchr(open, ']', n - (size_t)(open - text))) == NULL) {
-        s->step = IW_SCRAM_FAILED;
-        return ST_ERROR_LOGIN_FAILED;
-    }
-    for (p = open + 1; p < close;) {
-        const char *sp = memchr(p, ' ', (size_t)(close - p));
-        const char *end = sp ? sp : close;
-        unsigned char *dec = NULL;
-        size_t dl = 0;
-        if (iw_unbase64(p, (size_t)(end - p), IW_SCRAM_MAX_MSG, &dec, &dl) == 0 && dl >= 2 &&
-            dec[0] == 'v' && dec[1] == '=') {
-            int rc = iw_scram_verify(s, (const char *)dec, dl);
+    iw_tok_init_mem(&t, text, n);
+    if (iw_tok_next(&t, &k) == 0 && k.type == IW_TOK_ATOM && iw_tok_next(&t, &k) == 0 &&
+        k.type == IW_TOK_LBRACKET) {
+        /* at most one token per byte of the code */
+        while (iw_tok_next(&t, &k) == 0 && k.type != IW_TOK_RBRACKET && k.type != IW_TOK_END) {
+            unsigned char *dec = NULL;
+            size_t dl = 0;
+            if (k.type == IW_TOK_ATOM &&
+                iw_unbase64(k.p, k.n, IW_SCRAM_MAX_MSG, &dec, &dl) == 0 && dl >= 2 &&
+                dec[0] == 'v' && dec[1] == '=') {
+                int rc = iw_scram_verify(s, (const char *)dec, dl);
+                free(dec);
+                return rc;
+            }
             free(dec);
-            return rc;
         }
-        free(dec);
-        p = end + 1;
     }
     s->step = IW_SCRAM_FAILED;
     return ST_ERROR_LOGIN_FAILED;
 }
 
-static const char *iw_mech_name(unsigned type)
+/* The text of a "+" continuation: the SASL challenge, base64 (possibly empty). */
+static void iw_challenge(const iw_response *r, const char **p, size_t *n)
 {
-    switch (type) {
-    case IMAP_AUTH_PLAIN: return "PLAIN";
-    case IMAP_AUTH_XOAUTH2: return "XOAUTH2";
-    case IMAP_AUTH_BEARER: return "OAUTHBEARER";
-    case IMAP_AUTH_ANONYMOUS: return "ANONYMOUS";
-    case IMAP_AUTH_SCRAM_SHA256: return "SCRAM-SHA-256";
-    case IMAP_AUTH_SCRAM_SHA1: return "SCRAM-SHA-1";
-    default: return NULL;
-    }
+    iw_tokenizer t;
+    iw_tok_init(&t, r);
+    iw_tok_text(&t, p, n);
 }
 
 /* One line of the SASL exchange from us: never traced, wiped once sent. */
@@ -458,16 +454,18 @@ static int iw_on_scram_continue(iw_client *c, const iw_response *r, void *arg)
     iw_login *lg = arg;
     iw_sb out = {0}, b64 = {0};
     unsigned char *dec = NULL;
-    size_t dl = 0;
+    const char *ch;
+    size_t dl = 0, chn;
     int rc;
 
     if (!lg->ir_sent) {
         lg->ir_sent = 1;
         return iw_send_secret_line(c, lg->ir.p, lg->ir.len);
     }
+    iw_challenge(r, &ch, &chn);
     switch (lg->scram.step) {
     case IW_SCRAM_FIRST:
-        rc = iw_unbase64(r->rest, r->rest_len, IW_SCRAM_MAX_MSG, &dec, &dl);
+        rc = iw_unbase64(ch, chn, IW_SCRAM_MAX_MSG, &dec, &dl);
         if (rc == 0)
             rc = iw_scram_client_final(&lg->scram, (const char *)dec, dl, &out);
         if (rc == 0)
@@ -478,7 +476,7 @@ static int iw_on_scram_continue(iw_client *c, const iw_response *r, void *arg)
             iw_client_note(c, "auth: the server's SCRAM challenge is malformed; login abandoned");
         break;
     case IW_SCRAM_FINAL:
-        rc = iw_unbase64(r->rest, r->rest_len, IW_SCRAM_MAX_MSG, &dec, &dl);
+        rc = iw_unbase64(ch, chn, IW_SCRAM_MAX_MSG, &dec, &dl);
         rc = rc == 0 ? iw_scram_verify(&lg->scram, (const char *)dec, dl)
                      : (int)ST_ERROR_LOGIN_FAILED;
         if (rc == 0) {
@@ -501,69 +499,169 @@ static int iw_on_scram_continue(iw_client *c, const iw_response *r, void *arg)
     return rc;
 }
 
+/* A value of the server's JSON error (RFC 7628 section 3.2.2): the string after "key":,
+ * printable ASCII only, at most cap - 1 bytes; "" if there is none. A reading for the
+ * trace, not a JSON parser: escapes end the value. */
+static void iw_json_string(const char *j, size_t n, const char *key, char *out, size_t cap)
+{
+    size_t kl = strlen(key), i, o = 0;
+    out[0] = '\0';
+    for (i = 0; i + kl + 2 <= n; i++) {
+        size_t p;
+        if (j[i] != '"' || memcmp(j + i + 1, key, kl) != 0 || j[i + 1 + kl] != '"')
+            continue;
+        p = i + kl + 2;
+        while (p < n && (j[p] == ' ' || j[p] == ':' || j[p] == '\t'))
+            p++;
+        if (p >= n || j[p] != '"')
+            return;
+        for (p++; p < n && j[p] != '"' && j[p] != '\\' && o + 1 < cap; p++)
+            if (j[p] >= 0x20 && j[p] < 0x7f)
+                out[o++] = j[p];
+        out[o] = '\0';
+        return;
+    }
+}
+
+/* One-step mechanisms (PLAIN, XOAUTH2, OAUTHBEARER, ANONYMOUS): the initial response on
+ * the first "+" when SASL-IR was not used; a challenge after it is the server's error.
+ * OAUTHBEARER's (RFC 7628 3.2.3) and XOAUTH2's is a JSON object: its status goes to the
+ * trace, and the exchange is ended as each mechanism says (OAUTHBEARER: the dummy
+ * "\x01"; XOAUTH2: an empty line), so the server ends it with its tagged NO; any other
+ * mechanism's challenge is cancelled with "*". */
 static int iw_on_sasl_continue(iw_client *c, const iw_response *r, void *arg)
 {
     iw_login *lg = arg;
-    IW_UNUSED(r);
+    const char *ch;
+    size_t chn;
+
     if (!lg->ir_sent && lg->ir.p != NULL) {
-        /* The initial response the server asked for; never traced. */
-        int rc;
         lg->ir_sent = 1;
-        iw_trace_line(c, IMAP_TRACE_SEND, "<redacted>", 10);
-        rc = iw_queue(c, lg->ir.p, lg->ir.len, 1);
-        return rc ? rc : iw_queue(c, "\r\n", 2, 0);
+        return iw_send_secret_line(c, lg->ir.p, lg->ir.len);
     }
-    /* A challenge after our response is an error report (XOAUTH2, OAUTHBEARER): cancel. */
+    if (lg->type == IMAP_AUTH_BEARER || lg->type == IMAP_AUTH_XOAUTH2) {
+        unsigned char *dec = NULL;
+        size_t dl = 0;
+        char status[64], note[128];
+        iw_challenge(r, &ch, &chn);
+        status[0] = '\0';
+        if (chn > 0 && iw_unbase64(ch, chn, IW_SCRAM_MAX_MSG, &dec, &dl) == 0)
+            iw_json_string((const char *)dec, dl, "status", status, sizeof status);
+        free(dec);
+        snprintf(note, sizeof note, "auth: the server refused the token (status \"%s\")",
+                 status[0] ? status : "none given");
+        iw_client_note(c, note);
+        if (lg->type == IMAP_AUTH_BEARER) {
+            iw_trace_line(c, IMAP_TRACE_SEND, "AQ==", 4);
+            return iw_queue(c, "AQ==\r\n", 6, 0);          /* base64 of 0x01 */
+        }
+        iw_trace_line(c, IMAP_TRACE_SEND, "", 0);
+        return iw_queue(c, "\r\n", 2, 0);
+    }
     iw_trace_line(c, IMAP_TRACE_SEND, "*", 1);
     return iw_queue(c, "*\r\n", 3, 0);
 }
 
-/* Picks the mechanism (IMAP_AUTH_DEFAULT: the strongest both sides have). */
-static int iw_pick(iw_client *c, unsigned type, unsigned *out)
+/* ---- the SASL table ---- */
+
+static int iw_start_sasl(iw_client *c, iw_login *lg, const char *user, const char *pass)
+{
+    return iw_sasl_response(c, lg->type, user, pass, &lg->ir);
+}
+
+static int iw_start_scram(iw_client *c, iw_login *lg, const char *user, const char *pass)
+{
+    iw_sb first = {0};
+    int rc;
+    IW_UNUSED(c);
+    rc = iw_scram_start(&lg->scram, lg->type, user, pass, NULL, &first);
+    if (rc == 0)
+        rc = iw_base64((const unsigned char *)first.p, first.len, &lg->ir);
+    iw_sb_free(&first);
+    return rc;
+}
+
+/* One row per mechanism: a new one is one row (and its start/step). The LOGIN command
+ * is a row too, without a SASL name: it needs no AUTH= capability. rank: the order
+ * IMAP_AUTH_DEFAULT tries them in, highest first; 0 = only when asked for by name. */
+typedef struct iw_mech {
+    unsigned    id;
+    const char *name;
+    int         rank;
+    int (*start)(iw_client *c, iw_login *lg, const char *user, const char *pass);
+    int (*step)(iw_client *c, const iw_response *r, void *arg);
+} iw_mech;
+
+static const iw_mech iw_mechs[] = {
+    { IMAP_AUTH_SCRAM_SHA256, "SCRAM-SHA-256", 4, iw_start_scram, iw_on_scram_continue },
+    { IMAP_AUTH_SCRAM_SHA1,   "SCRAM-SHA-1",   3, iw_start_scram, iw_on_scram_continue },
+    { IMAP_AUTH_PLAIN,        "PLAIN",         2, iw_start_sasl,  iw_on_sasl_continue },
+    { IMAP_AUTH_LOGIN,        NULL,            1, NULL,           NULL },
+    { IMAP_AUTH_XOAUTH2,      "XOAUTH2",       0, iw_start_sasl,  iw_on_sasl_continue },
+    { IMAP_AUTH_BEARER,       "OAUTHBEARER",   0, iw_start_sasl,  iw_on_sasl_continue },
+    { IMAP_AUTH_ANONYMOUS,    "ANONYMOUS",     0, iw_start_sasl,  iw_on_sasl_continue },
+};
+
+static const iw_mech *iw_mech_find(unsigned type)
+{
+    size_t i;
+    for (i = 0; i < sizeof iw_mechs / sizeof iw_mechs[0]; i++)
+        if (iw_mechs[i].id == type)
+            return &iw_mechs[i];
+    return NULL;
+}
+
+int iw_auth_type_known(unsigned type)
+{
+    return type == IMAP_AUTH_DEFAULT || iw_mech_find(type) != NULL;
+}
+
+static int iw_mech_offered(iw_client *c, const iw_mech *m)
 {
     char want[40];
-    const char *mech;
+    if (m->name == NULL)
+        return 1;
+    snprintf(want, sizeof want, "AUTH=%s", m->name);
+    return iw_capa_has(c, want);
+}
+
+/* Picks the mechanism (IMAP_AUTH_DEFAULT: the highest rank both sides have). */
+static int iw_pick(iw_client *c, unsigned type, const iw_mech **out)
+{
+    const iw_mech *m = NULL;
+    size_t i;
 
     if (type == IMAP_AUTH_DEFAULT) {
-        /* By rank; LOGIN last, and only without LOGINDISABLED (checked below). */
-        static const unsigned rank[] = { IMAP_AUTH_SCRAM_SHA256, IMAP_AUTH_SCRAM_SHA1,
-                                         IMAP_AUTH_PLAIN };
-        size_t i;
-        type = IMAP_AUTH_LOGIN;
-        for (i = 0; i < sizeof rank / sizeof rank[0]; i++) {
-            snprintf(want, sizeof want, "AUTH=%s", iw_mech_name(rank[i]));
-            if (iw_capa_has(c, want)) {
-                type = rank[i];
-                break;
-            }
-        }
-    }
-    if (type == IMAP_AUTH_LOGIN) {
-        /* RFC 3501 6.2.3: a server saying LOGINDISABLED must not be sent LOGIN. */
-        if (iw_capa_has(c, "LOGINDISABLED")) {
-            iw_client_note(c, "auth: the server advertises LOGINDISABLED; LOGIN not sent");
+        for (i = 0; i < sizeof iw_mechs / sizeof iw_mechs[0]; i++)
+            if (iw_mechs[i].rank > 0 && iw_mech_offered(c, &iw_mechs[i]) &&
+                (m == NULL || iw_mechs[i].rank > m->rank))
+                m = &iw_mechs[i];
+    } else {
+        m = iw_mech_find(type);
+        if (m == NULL)
+            return ST_ERROR_INVALID_PARAMETER;
+        if (!iw_mech_offered(c, m)) {
+            char note[80];
+            snprintf(note, sizeof note, "auth: the server does not offer %s", m->name);
+            iw_client_note(c, note);
             return ST_ERROR_LOGIN_FAILED;
         }
-        *out = type;
-        return 0;
     }
-    mech = iw_mech_name(type);
-    if (mech == NULL)
-        return ST_ERROR_INVALID_PARAMETER;
-    snprintf(want, sizeof want, "AUTH=%s", mech);
-    if (!iw_capa_has(c, want)) {
-        char note[80];
-        snprintf(note, sizeof note, "auth: the server does not offer %s", mech);
-        iw_client_note(c, note);
+    if (m != NULL && m->name == NULL && iw_capa_has(c, "LOGINDISABLED")) {
+        /* RFC 3501 6.2.3: a server saying LOGINDISABLED must not be sent LOGIN. */
+        iw_client_note(c, "auth: the server advertises LOGINDISABLED; LOGIN not sent");
         return ST_ERROR_LOGIN_FAILED;
     }
-    *out = type;
+    if (m == NULL)
+        return ST_ERROR_LOGIN_FAILED;
+    *out = m;
     return 0;
 }
 
 int iw_login_start(iw_client *c, iw_login *lg, unsigned type, const char *user,
                    const char *pass)
 {
+    const iw_mech *m = NULL;
     iw_sb sb = {0};
     size_t cuts[IW_MAX_CUTS];
     int ncuts = 0, rc;
@@ -571,30 +669,23 @@ int iw_login_start(iw_client *c, iw_login *lg, unsigned type, const char *user,
 
     memset(lg, 0, sizeof *lg);
     lg->c = c;
-    rc = iw_pick(c, type, &lg->type);
+    rc = iw_pick(c, type, &m);
     if (rc != 0)
         return rc;
-    if (lg->type == IMAP_AUTH_LOGIN) {
+    lg->type = m->id;
+    if (m->name == NULL) {
         iw_sb_str(&sb, "LOGIN ");
         iw_astring(c, &sb, user, cuts, &ncuts);
         iw_sb_str(&sb, " ");
         iw_astring(c, &sb, pass, cuts, &ncuts);
         snprintf(trace, sizeof trace, "LOGIN <redacted>");
     } else {
-        if (iw_is_scram(lg->type)) {
-            iw_sb first = {0};
-            rc = iw_scram_start(&lg->scram, lg->type, user, pass, NULL, &first);
-            if (rc == 0)
-                rc = iw_base64((const unsigned char *)first.p, first.len, &lg->ir);
-            iw_sb_free(&first);
-        } else {
-            rc = iw_sasl_response(c, lg->type, user, pass, &lg->ir);
-        }
+        rc = m->start(c, lg, user, pass);
         if (rc != 0)
             goto out;
         iw_sb_str(&sb, "AUTHENTICATE ");
-        iw_sb_str(&sb, iw_mech_name(lg->type));
-        snprintf(trace, sizeof trace, "AUTHENTICATE %s", iw_mech_name(lg->type));
+        iw_sb_str(&sb, m->name);
+        snprintf(trace, sizeof trace, "AUTHENTICATE %s", m->name);
         if (iw_capa_has(c, "SASL-IR")) {
             /* RFC 4959: an empty initial response is sent as "=". */
             iw_sb_str(&sb, " ");
@@ -603,20 +694,15 @@ int iw_login_start(iw_client *c, iw_login *lg, unsigned type, const char *user,
             else
                 iw_sb_add(&sb, lg->ir.p, lg->ir.len);
             lg->ir_sent = 1;
-            snprintf(trace, sizeof trace, "AUTHENTICATE %s <redacted>", iw_mech_name(lg->type));
+            snprintf(trace, sizeof trace, "AUTHENTICATE %s <redacted>", m->name);
         }
-        lg->cmd.on_continue = iw_is_scram(lg->type) ? iw_on_scram_continue
-                                                     : iw_on_sasl_continue;
-        lg->cmd.arg = lg;
     }
     rc = sb.err;
-    if (rc == 0) {
-        int (*cont)(struct iw_client *, const iw_response *, void *) = lg->cmd.on_continue;
-        void *arg = lg->cmd.arg;
+    if (rc == 0)
         rc = iw_cmd_start(c, &lg->cmd, sb.p, sb.len, cuts, ncuts, 1, trace);
-        lg->cmd.on_continue = cont;
-        lg->cmd.arg = arg;
-    }
+    /* after the start, which clears the command */
+    lg->cmd.on_continue = m->step;
+    lg->cmd.arg = m->step != NULL ? lg : NULL;
 out:
     iw_sb_free(&sb);
     return rc;

@@ -38,6 +38,8 @@ typedef struct iw_login {
     int        finished;    /* iw_login_finish ran */
 } iw_login;
 
+/* A type ImapLogin takes: a row of the SASL table or IMAP_AUTH_DEFAULT. */
+int  iw_auth_type_known(unsigned type);
 int  iw_login_start(iw_client *c, iw_login *lg, unsigned type, const char *user,
                     const char *pass);
 /* After the command's tagged end: a SCRAM login that ended OK without the server's

@@ -4,37 +4,74 @@
 #include <string.h>
 #include <strings.h>
 #include "client.h"
+#include "tokenizer.h"
 
-/* Stores the tokens of p[0..n) separated by single spaces. */
-int iw_capa_set(iw_client *c, const char *p, size_t n)
+/* The capability atoms from t up to the end (or, in a response code, its "]"), stored
+ * separated by single spaces. A code cut short with nothing in it is no code. */
+static int iw_capa_collect(iw_client *c, iw_tokenizer *t, int in_code)
 {
+    iw_sb sb = {0};
+    iw_tok k;
+    int rc;
     char *s;
-    size_t i, o = 0;
 
-    if (n > IW_MAX_CAPA)
-        return ST_ERROR_RESPONSE_TOO_LARGE;
-    s = malloc(n + 1);
-    if (s == NULL)
-        return ST_ERROR_OUT_OF_MEMORY;
-    for (i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)p[i];
-        if (ch == ' ' || ch == '\t') {
-            if (o > 0 && s[o - 1] != ' ')
-                s[o++] = ' ';
-        } else if (ch >= 0x21 && ch < 0x7f) {
-            s[o++] = (char)ch;
-        } else {
-            free(s);
-            return ST_ERROR_INVALID_RESPONSE;
+    for (;;) {
+        size_t i;
+        rc = iw_tok_next(t, &k);
+        if (rc != 0)
+            break;
+        if (k.type == IW_TOK_END) {
+            rc = in_code && sb.len > 0 ? ST_ERROR_INVALID_RESPONSE : 0;
+            if (in_code)
+                goto out;
+            break;
+        }
+        if (in_code && k.type == IW_TOK_RBRACKET)
+            break;
+        if (k.type != IW_TOK_ATOM && k.type != IW_TOK_NIL) {
+            rc = ST_ERROR_INVALID_RESPONSE;
+            break;
+        }
+        for (i = 0; i < k.n; i++)
+            if ((unsigned char)k.p[i] >= 0x7f)
+                rc = ST_ERROR_INVALID_RESPONSE;    /* capability names are ASCII */
+        if (rc != 0)
+            break;
+        if (sb.len > 0)
+            iw_sb_str(&sb, " ");
+        iw_sb_add(&sb, k.p, k.n);
+        if (sb.len > IW_MAX_CAPA) {
+            rc = ST_ERROR_RESPONSE_TOO_LARGE;
+            break;
         }
     }
-    if (o > 0 && s[o - 1] == ' ')
-        o--;
-    s[o] = '\0';
-    free(c->capa);
-    c->capa = s;
-    c->capa_gen++;
-    return 0;
+    if (rc == 0)
+        rc = sb.err;
+    if (rc == 0) {
+        s = malloc(sb.len + 1);
+        if (s == NULL) {
+            rc = ST_ERROR_OUT_OF_MEMORY;
+        } else {
+            if (sb.len > 0)
+                memcpy(s, sb.p, sb.len);
+            s[sb.len] = '\0';
+            free(c->capa);
+            c->capa = s;
+            c->capa_gen++;
+        }
+    }
+out:
+    iw_sb_free(&sb);
+    return rc;
+}
+
+int iw_capa_set(iw_client *c, const char *p, size_t n)
+{
+    iw_tokenizer t;
+    if (n > IW_MAX_CAPA)
+        return ST_ERROR_RESPONSE_TOO_LARGE;
+    iw_tok_init_mem(&t, p, n);
+    return iw_capa_collect(c, &t, 0);
 }
 
 int iw_capa_refresh(iw_client *c, unsigned gen)
@@ -71,21 +108,33 @@ int iw_capa_has(const iw_client *c, const char *name)
     return 0;
 }
 
-/* rest is a status response after its tag: "OK [CAPABILITY a b] text". */
+/* rest is a status response after its tag: "OK [CAPABILITY a b] text". Any other code,
+ * or text the tokenizer cannot split before a code starts, carries no capabilities. */
 int iw_capa_from_code(iw_client *c, const char *p, size_t n)
 {
-    const char *sp, *close;
-    size_t off;
+    iw_tokenizer t;
+    iw_tok k;
 
-    sp = memchr(p, ' ', n);
-    if (sp == NULL)
+    iw_tok_init_mem(&t, p, n);
+    if (iw_tok_next(&t, &k) != 0 || k.type != IW_TOK_ATOM ||
+        iw_tok_next(&t, &k) != 0 || k.type != IW_TOK_LBRACKET ||
+        iw_tok_next(&t, &k) != 0 || !iw_tok_is(&k, "CAPABILITY"))
         return 0;
-    off = (size_t)(sp - p) + 1;
-    if (off + 12 > n || p[off] != '[' || !iw_strcaseeq(p + off + 1, 11, "CAPABILITY "))
+    return iw_capa_collect(c, &t, 1);
+}
+
+/* An untagged "CAPABILITY a b c" response: 1 when r is one (its list stored into c). */
+int iw_capa_from_untagged(iw_client *c, const iw_response *r, int *rc)
+{
+    iw_tokenizer t;
+    iw_tok k;
+
+    iw_tok_init(&t, r);
+    if (r->kind != IW_RESP_UNTAGGED || iw_tok_next(&t, &k) != 0 || !iw_tok_is(&k, "CAPABILITY"))
         return 0;
-    off += 12;
-    close = memchr(p + off, ']', n - off);
-    if (close == NULL)
-        return ST_ERROR_INVALID_RESPONSE;
-    return iw_capa_set(c, p + off, (size_t)(close - (p + off)));
+    if (r->rest_len - k.n > IW_MAX_CAPA + 1)
+        *rc = ST_ERROR_RESPONSE_TOO_LARGE;
+    else
+        *rc = iw_capa_collect(c, &t, 0);
+    return 1;
 }

@@ -104,6 +104,7 @@ int  iw_run_command(iw_client *c, iw_cmd *cmd);
 int  iw_capa_set(iw_client *c, const char *p, size_t n);
 int  iw_capa_has(const iw_client *c, const char *name);
 int  iw_capa_from_code(iw_client *c, const char *p, size_t n);
+int  iw_capa_from_untagged(iw_client *c, const iw_response *r, int *rc);
 /* After a login: capabilities change (RFC 3501 6.2.3), so unless the answer carried the
  * new list (capa_gen moved past gen), they are asked for. */
 int  iw_capa_refresh(iw_client *c, unsigned gen);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "client.h"
+#include "tokenizer.h"
 
 void iw_trace_line(iw_client *c, unsigned dir, const char *p, size_t n)
 {
@@ -109,9 +110,8 @@ int iw_handle_common(iw_client *c, const iw_response *r)
     int rc = iw_capa_from_code(c, r->rest, r->rest_len);
     if (rc != 0)
         return rc;
-    if (r->kind == IW_RESP_UNTAGGED && r->rest_len >= 11 &&
-        iw_strcaseeq(r->rest, 11, "CAPABILITY "))
-        return iw_capa_set(c, r->rest + 11, r->rest_len - 11);
+    if (iw_capa_from_untagged(c, r, &rc))
+        return rc;
     return 0;
 }
 
@@ -199,16 +199,11 @@ int iw_cmd_step(iw_client *c, iw_cmd *cmd, unsigned *want)
                 c->broken = 1;
                 return ST_ERROR_INVALID_RESPONSE;
             }
-            if (r.rest_len >= 2 && iw_strcaseeq(r.rest, 2, "OK") &&
-                (r.rest_len == 2 || r.rest[2] == ' '))
-                cmd->status = IW_STATUS_OK;
-            else if (r.rest_len >= 2 && iw_strcaseeq(r.rest, 2, "NO") &&
-                     (r.rest_len == 2 || r.rest[2] == ' '))
-                cmd->status = IW_STATUS_NO;
-            else if (r.rest_len >= 3 && iw_strcaseeq(r.rest, 3, "BAD") &&
-                     (r.rest_len == 3 || r.rest[3] == ' '))
-                cmd->status = IW_STATUS_BAD;
-            else {
+            switch (iw_resp_status(&r)) {
+            case IW_STATUS_WORD_OK:  cmd->status = IW_STATUS_OK;  break;
+            case IW_STATUS_WORD_NO:  cmd->status = IW_STATUS_NO;  break;
+            case IW_STATUS_WORD_BAD: cmd->status = IW_STATUS_BAD; break;
+            default:
                 c->broken = 1;
                 return ST_ERROR_INVALID_RESPONSE;
             }

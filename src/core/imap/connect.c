@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "client.h"
+#include "tokenizer.h"
 #include "../../security/tls_policy.h"
 #include "../../security/ssh_policy.h"
 #include "../../transports/forward.h"
@@ -132,15 +133,17 @@ static int iw_greeting(iw_client *c, const iw_response *r)
     int rc;
     if (r->kind != IW_RESP_UNTAGGED)
         return ST_ERROR_INVALID_RESPONSE;
-    if (r->rest_len >= 3 && iw_strcaseeq(r->rest, 3, "BYE") &&
-        (r->rest_len == 3 || r->rest[3] == ' '))
+    switch (iw_resp_status(r)) {
+    case IW_STATUS_WORD_BYE:
         return ST_ERROR_SERVER_REJECTED;
-    if (r->rest_len >= 7 && iw_strcaseeq(r->rest, 7, "PREAUTH") &&
-        (r->rest_len == 7 || r->rest[7] == ' '))
+    case IW_STATUS_WORD_PREAUTH:
         c->state = IW_AUTH;
-    else if (!(r->rest_len >= 2 && iw_strcaseeq(r->rest, 2, "OK") &&
-               (r->rest_len == 2 || r->rest[2] == ' ')))
+        break;
+    case IW_STATUS_WORD_OK:
+        break;
+    default:
         return ST_ERROR_INVALID_RESPONSE;
+    }
     if (r->literals > 0)
         return ST_ERROR_INVALID_RESPONSE;
     rc = iw_handle_common(c, r);

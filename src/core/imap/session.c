@@ -7,12 +7,8 @@
 #include "client.h"
 #include "auth.h"
 #include "session.h"
-
-static int iw_word_is(const char *p, size_t n, const char *w)
-{
-    size_t wl = strlen(w);
-    return n >= wl && strncasecmp(p, w, wl) == 0 && (n == wl || p[wl] == ' ');
-}
+#include "command_table.h"
+#include "tokenizer.h"
 
 int iw_session_login(iw_client *c, unsigned type, const char *user, const char *pass)
 {
@@ -40,35 +36,6 @@ int iw_session_login(iw_client *c, unsigned type, const char *user, const char *
         rc = iw_capa_refresh(c, gen);
     iw_reader_rest(&c->reader);
     return rc;
-}
-
-/* What ImapCommand must know of a command before it goes out: whether its arguments
- * are secret (traced up to `keep` words, the rest redacted; wire bytes wiped), and the
- * session state its OK leads to. */
-typedef struct iw_command_row {
-    const char *verb;
-    int         secret;
-    int         keep;              /* words of the command traced before "<redacted>" */
-    int         next_state;        /* after OK; -1 = unchanged */
-} iw_command_row;
-
-static const iw_command_row iw_commands[] = {
-    { "LOGIN",        1, 1, IW_AUTH },
-    { "AUTHENTICATE", 1, 2, IW_AUTH },
-    { "SELECT",       0, 0, IW_SELECTED },
-    { "EXAMINE",      0, 0, IW_SELECTED },
-    { "CLOSE",        0, 0, IW_AUTH },
-    { "UNSELECT",     0, 0, IW_AUTH },
-    { "LOGOUT",       0, 0, IW_LOGOUT },
-};
-
-static const iw_command_row *iw_command_find(const char *text, size_t n)
-{
-    size_t i;
-    for (i = 0; i < sizeof iw_commands / sizeof iw_commands[0]; i++)
-        if (iw_word_is(text, n, iw_commands[i].verb))
-            return &iw_commands[i];
-    return NULL;
 }
 
 /* The trace form of a secret command: its first `keep` words, then "<redacted>" if
@@ -175,7 +142,7 @@ int iw_session_command(iw_client *c, const char *text, IMAPRESPONSEPROC proc, vo
                        char *result, size_t max)
 {
     size_t n = strlen(text), cuts[IW_MAX_CUTS], first_line;
-    const iw_command_row *row = iw_command_find(text, n);
+    const iw_command_row *row = iw_command_lookup(text, n);
     iw_untagged_sink sink = { proc, param };
     unsigned gen = c->capa_gen;
     char redacted[256];
@@ -187,6 +154,12 @@ int iw_session_command(iw_client *c, const char *text, IMAPRESPONSEPROC proc, vo
     memset(&cmd, 0, sizeof cmd);
     if (result != NULL && max > 0)
         result[0] = '\0';
+    if (row != NULL && row->refused != NULL) {
+        char note[160];
+        snprintf(note, sizeof note, "command: %s; not sent", row->refused);
+        iw_client_note(c, note);
+        return ST_ERROR_INVALID_PARAMETER;
+    }
     /* RFC 3501 6.2.3, whichever call the LOGIN comes through. */
     if (row != NULL && strcmp(row->verb, "LOGIN") == 0 && iw_capa_has(c, "LOGINDISABLED")) {
         iw_client_note(c, "command: the server advertises LOGINDISABLED; LOGIN not sent");
@@ -238,59 +211,69 @@ int iw_session_command(iw_client *c, const char *text, IMAPRESPONSEPROC proc, vo
 
 /* ---- SELECT ---- */
 
-static DWORD iw_number(const char *p, size_t n)
+/* The number token after a code's name ("[UIDNEXT 5]"), if it is one. */
+static void iw_code_number(iw_tokenizer *t, DWORD *out)
 {
-    uint64_t v = 0;
-    size_t i;
-    for (i = 0; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
-        v = v * 10 + (uint64_t)(p[i] - '0');
-        if (v > 0xffffffffu)
-            return 0xffffffffu;
-    }
-    return (DWORD)v;
+    iw_tok k;
+    uint32_t v;
+    if (iw_tok_next(t, &k) == 0 && iw_tok_number(&k, &v))
+        *out = v;
 }
 
-/* "[NAME n]" code after "OK ": the number, if the code is NAME. */
-static int iw_code_number(const char *p, size_t n, const char *name, DWORD *out)
+int iw_select_parse(const iw_response *r, IMAPMAILBOX *mb)
 {
-    size_t wl = strlen(name);
-    if (n < 4 + wl + 2 || strncasecmp(p, "OK [", 4) != 0 || strncasecmp(p + 4, name, wl) != 0 ||
-        p[4 + wl] != ' ')
+    iw_tokenizer t;
+    iw_tok k, name;
+    uint32_t v;
+
+    if (r->kind != IW_RESP_UNTAGGED)
         return 0;
-    *out = iw_number(p + 5 + wl, n - 5 - wl);
-    return 1;
+    if (iw_resp_code(r, &t, &name)) {
+        /* a server that leaves one out (Courier omits UIDNEXT) leaves it 0 */
+        if (iw_tok_is(&name, "UNSEEN"))
+            iw_code_number(&t, &mb->dwFirstUnseen);
+        else if (iw_tok_is(&name, "UIDVALIDITY"))
+            iw_code_number(&t, &mb->dwUidValidity);
+        else if (iw_tok_is(&name, "UIDNEXT"))
+            iw_code_number(&t, &mb->dwUidNext);
+        return 0;
+    }
+    iw_tok_init(&t, r);
+    if (iw_tok_next(&t, &k) != 0)
+        return 0;                      /* not data SELECT knows: someone else's concern */
+    if (iw_tok_number(&k, &v)) {
+        if (iw_tok_next(&t, &k) != 0)
+            return 0;
+        if (iw_tok_is(&k, "EXISTS"))
+            mb->dwMessages = v;
+        else if (iw_tok_is(&k, "RECENT"))
+            mb->dwRecent = v;
+    } else if (iw_tok_is(&k, "FLAGS")) {
+        char flags[sizeof mb->szFlags];
+        size_t o = 0;
+        if (iw_tok_next(&t, &k) != 0 || k.type != IW_TOK_LPAREN)
+            return 0;
+        /* whole flags only: one cut in half would be a different flag */
+        while (iw_tok_next(&t, &k) == 0 && k.type == IW_TOK_ATOM) {
+            if (o + (o > 0) + k.n >= sizeof flags)
+                continue;
+            if (o > 0)
+                flags[o++] = ' ';
+            memcpy(flags + o, k.p, k.n);
+            o += k.n;
+        }
+        if (k.type != IW_TOK_RPAREN)
+            return 0;
+        memcpy(mb->szFlags, flags, o);
+        mb->szFlags[o] = '\0';
+    }
+    return 0;
 }
 
 static int iw_on_select(iw_client *c, const iw_response *r, void *arg)
 {
-    IMAPMAILBOX *mb = arg;
-    const char *p = r->rest;
-    size_t n = r->rest_len, sp;
-
     IW_UNUSED(c);
-    if (mb == NULL)
-        return 0;
-    if (n > 0 && p[0] >= '0' && p[0] <= '9') {
-        DWORD v = iw_number(p, n);
-        for (sp = 0; sp < n && p[sp] != ' '; sp++)
-            ;
-        if (sp < n && iw_word_is(p + sp + 1, n - sp - 1, "EXISTS"))
-            mb->dwMessages = v;
-        else if (sp < n && iw_word_is(p + sp + 1, n - sp - 1, "RECENT"))
-            mb->dwRecent = v;
-    } else if (iw_word_is(p, n, "FLAGS") && n > 7 && p[6] == '(') {
-        const char *close = memchr(p + 7, ')', n - 7);
-        size_t len = close ? (size_t)(close - (p + 7)) : 0;
-        if (len >= sizeof mb->szFlags)
-            len = sizeof mb->szFlags - 1;
-        memcpy(mb->szFlags, p + 7, len);
-        mb->szFlags[len] = '\0';
-    } else {
-        iw_code_number(p, n, "UNSEEN", &mb->dwFirstUnseen);
-        iw_code_number(p, n, "UIDVALIDITY", &mb->dwUidValidity);
-        iw_code_number(p, n, "UIDNEXT", &mb->dwUidNext);
-    }
-    return 0;
+    return arg == NULL ? 0 : iw_select_parse(r, arg);
 }
 
 int iw_session_select(iw_client *c, const char *mailbox, IMAPMAILBOX *mb)
@@ -336,107 +319,86 @@ int iw_session_select(iw_client *c, const char *mailbox, IMAPMAILBOX *mb)
 
 /* ---- FETCH BODY.PEEK[...] ---- */
 
-/* Finds message id's "BODY[...]" (then an optional <origin>) in r's line pieces: 1 with
- * *at the offset of its value ('{', '"' or NIL), *piece and *piece_n the offset and
- * length (without CRLF) of the line piece it is in; 0 if r has none. Every look stays
- * inside r->data[0..len): the reader's spare byte must not be what makes a short
- * response safe. A response so far (the hook's head) works the same way. */
-static int iw_fetch_locate(const iw_response *r, unsigned id, size_t *at, size_t *piece,
-                           size_t *piece_n)
+/* Finds message id's first BODY[section]<origin> value in r (a whole response, or a
+ * reader hook's head, which ends where its last literal's bytes would start): 1 with
+ * *val (LITERAL, QUOTED or NIL), 0 if r has none, or ST_ERROR_INVALID_RESPONSE. */
+static int iw_fetch_find(const iw_response *r, unsigned id, iw_tok *val)
 {
-    const char *d = r->data;
-    size_t pos = 0, sp;
+    iw_tokenizer t;
+    iw_tok k;
+    uint32_t n;
 
-    if (r->rest_len == 0 || r->rest[0] < '0' || r->rest[0] > '9')
+    memset(val, 0, sizeof *val);
+    iw_tok_init(&t, r);
+    if (iw_tok_next(&t, &k) != 0 || !iw_tok_number(&k, &n) || n != id ||
+        iw_tok_next(&t, &k) != 0 || !iw_tok_is(&k, "FETCH"))
         return 0;
-    for (sp = 0; sp < r->rest_len && r->rest[sp] != ' '; sp++)
-        ;
-    /* "* 1" alone has no word after the number: nothing to look at past it */
-    if (sp >= r->rest_len || iw_number(r->rest, sp) != id ||
-        !iw_word_is(r->rest + sp + 1, r->rest_len - sp - 1, "FETCH"))
-        return 0;
-    while (pos < r->len) {
-        const char *lf = memchr(d + pos, '\n', r->len - pos);
-        size_t end = lf ? (size_t)(lf - d) : r->len, n = end - pos, lit = 0, i;
-        if (n > 0 && d[pos + n - 1] == '\r')
-            n--;
-        for (i = pos; i + 5 <= pos + n; i++) {
-            const char *q;
-            if (strncasecmp(d + i, "BODY[", 5) != 0)
-                continue;
-            q = memchr(d + i, ']', pos + n - i);
-            if (q == NULL)
+    if (iw_tok_next(&t, &k) != 0 || k.type != IW_TOK_LPAREN)
+        return ST_ERROR_INVALID_RESPONSE;
+    /* each turn takes at least one token, and each token at least one byte */
+    for (;;) {
+        int body, section = 0;
+        if (iw_tok_next(&t, &k) != 0 || k.type == IW_TOK_END)
+            return ST_ERROR_INVALID_RESPONSE;
+        if (k.type == IW_TOK_RPAREN)
+            return 0;
+        if (k.type != IW_TOK_ATOM)
+            return ST_ERROR_INVALID_RESPONSE;
+        body = iw_tok_is(&k, "BODY");
+        if (iw_tok_peek(&t, &k) != 0)
+            return ST_ERROR_INVALID_RESPONSE;
+        if (k.type == IW_TOK_LBRACKET) {
+            section = 1;
+            if (iw_tok_next(&t, &k) != 0 || iw_tok_skip_to(&t, IW_TOK_RBRACKET) != 0 ||
+                iw_tok_peek(&t, &k) != 0)
                 return ST_ERROR_INVALID_RESPONSE;
-            q++;
-            if (q < d + pos + n && *q == '<') {
-                q = memchr(q, '>', (size_t)(d + pos + n - q));
-                if (q == NULL)
-                    return ST_ERROR_INVALID_RESPONSE;
-                q++;
-            }
-            if (q >= d + pos + n || *q != ' ')
+            if (k.type == IW_TOK_ATOM && k.p[0] == '<' && iw_tok_next(&t, &k) != 0)
                 return ST_ERROR_INVALID_RESPONSE;
-            q++;
-            if (q >= d + pos + n)
+        }
+        if (iw_tok_next(&t, val) != 0 || val->type == IW_TOK_END)
+            return ST_ERROR_INVALID_RESPONSE;
+        if (body && section) {
+            if (val->type != IW_TOK_LITERAL && val->type != IW_TOK_QUOTED &&
+                val->type != IW_TOK_NIL)
                 return ST_ERROR_INVALID_RESPONSE;
-            *at = (size_t)(q - d);
-            *piece = pos;
-            *piece_n = n;
             return 1;
         }
-        if (iw_literal_size(d + pos, n, &lit) <= 0)
-            lit = 0;
-        lit = iw_literal_span(r, end + 1, lit);
-        if (end + 1 > r->len || lit > r->len - (end + 1))
-            break;
-        pos = end + 1 + lit;
+        if (val->pending)
+            return 0;                  /* another item's literal is on its way */
+        if (val->type == IW_TOK_LPAREN && iw_tok_skip_to(&t, IW_TOK_RPAREN) != 0)
+            return ST_ERROR_INVALID_RESPONSE;
+        if (val->type == IW_TOK_RPAREN || val->type == IW_TOK_RBRACKET ||
+            val->type == IW_TOK_LBRACKET)
+            return ST_ERROR_INVALID_RESPONSE;
     }
-    return 0;
 }
 
 int iw_fetch_parse(const iw_response *r, struct iw_fetch *f)
 {
-    const char *d = r->data;
-    size_t at, pos, n, lit = 0;
+    iw_tok v;
     int k;
 
     if (f->found)
         return 0;                      /* taken already (straight to its destination) */
-    k = iw_fetch_locate(r, f->id, &at, &pos, &n);
+    k = iw_fetch_find(r, f->id, &v);
     if (k != 1)
-        return k;                      /* nothing for us (0), or the locate's own error */
-    if (d[at] == '{') {
-        size_t end = pos + n;           /* the CR or LF after the head */
-        while (end < r->len && d[end] != '\n')
-            end++;
-        if (iw_literal_size(d + pos, n, &lit) <= 0 || end >= r->len ||
-            iw_literal_span(r, end + 1, lit) != lit || lit > r->len - end - 1)
-            return ST_ERROR_INVALID_RESPONSE;
-        f->body = malloc(lit + 1);
-        if (f->body == NULL)
-            return ST_ERROR_OUT_OF_MEMORY;
-        memcpy(f->body, d + end + 1, lit);
-        f->body[lit] = '\0';
-        f->len = lit;
-        f->found = 1;
-        return 0;
+        return k;                      /* none (0) or the error: v is not set */
+    if (v.type == IW_TOK_NIL)
+        return 0;                      /* the part does not exist */
+    if (v.pending || v.gone)
+        return ST_ERROR_INVALID_RESPONSE;          /* a whole response has its bytes */
+    f->body = malloc(v.n + 1);
+    if (f->body == NULL)
+        return ST_ERROR_OUT_OF_MEMORY;
+    if (v.type == IW_TOK_LITERAL) {
+        memcpy(f->body, v.p, v.n);
+        f->len = v.n;
+    } else {
+        f->len = iw_tok_unquote(&v, f->body);
     }
-    if (d[at] == '"') {
-        size_t o = 0, k2;
-        f->body = malloc(n + 1);
-        if (f->body == NULL)
-            return ST_ERROR_OUT_OF_MEMORY;
-        for (k2 = at + 1; k2 < pos + n && d[k2] != '"'; k2++) {
-            if (d[k2] == '\\' && k2 + 1 < pos + n)
-                k2++;
-            f->body[o++] = d[k2];
-        }
-        f->body[o] = '\0';
-        f->len = o;
-        f->found = 1;
-        return 0;
-    }
-    return 0;                          /* NIL: the part does not exist */
+    f->body[f->len] = '\0';
+    f->found = 1;
+    return 0;
 }
 
 /* The reader asks where a literal goes once its size is known: the body we wait for
@@ -447,15 +409,11 @@ static int iw_fetch_hook(void *arg, const iw_response *head, size_t size, int ov
                          iw_lit_dest *d)
 {
     struct iw_fetch *f = arg;
-    size_t at, pos, n;
+    iw_tok v;
 
-    if (f->found || head->kind != IW_RESP_UNTAGGED ||
-        iw_fetch_locate(head, f->id, &at, &pos, &n) != 1 || head->data[at] != '{')
-        return 0;
-    /* ours only when the value is the whole rest of the last line piece so far: the
-     * literal announced is then this one */
-    if ((pos + n + 1 != head->len && pos + n + 2 != head->len) ||
-        memchr(head->data + at, ' ', pos + n - at) != NULL)
+    /* ours only when the body's value is the literal whose bytes are yet to come */
+    if (f->found || head->kind != IW_RESP_UNTAGGED || iw_fetch_find(head, f->id, &v) != 1 ||
+        v.type != IW_TOK_LITERAL || !v.pending || v.n != size)
         return 0;
     if (over && f->piece == NULL)
         return 0;                      /* the reader refuses it: past the limits */

@@ -33,6 +33,9 @@ int iw_fetch_parse(const iw_response *r, struct iw_fetch *f);
  * text has no literal): what the trace shows of it. */
 int iw_command_wire(const char *text, size_t len, int plus, int minus, iw_sb *out,
                     size_t *cuts, int *ncuts, size_t *first_line);
+/* SELECT's untagged data into mb (which the caller zeroed): EXISTS, RECENT, FLAGS and the
+ * UNSEEN, UIDVALIDITY and UIDNEXT codes; anything else is left alone. Always 0. */
+int iw_select_parse(const iw_response *r, IMAPMAILBOX *mb);
 int iw_session_select(iw_client *c, const char *mailbox, IMAPMAILBOX *mb);
 /* dest NULL: *body gets a malloc'd copy (NUL after *len bytes). dest set: the body is
  * received into dest[0..cap) and *len is its length, or ST_ERROR_BUFFER_TOO_SMALL with
