@@ -749,7 +749,9 @@ static int ssh_alive_step(iw_task *t)
             next = 1;
         pthread_mutex_unlock(&s->lock);
     }
-    a->next_ms = now + (int64_t)(next > 0 ? next : 1) * 1000;
+    /* libssh2 counts in whole seconds of time(): a second's boundary may come just after
+     * we ask, so the last second before a send is looked at twice */
+    a->next_ms = now + (next > 1 ? (int64_t)(next - 1) * 1000 : 0) + 500;
     return 0;
 }
 
