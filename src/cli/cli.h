@@ -69,6 +69,7 @@ struct cli_session {
     IMAPCONNECTINFO info;
     char transport[1024];     /* the --proxy string made into a plugin transport string */
     char tunnel_pass[512];
+    char password[1024];      /* the IMAP password, wiped by cli_release */
     unsigned port;
     const char *mode;         /* "plain", "starttls" or "imaps" */
 };

@@ -211,6 +211,7 @@ void cli_release(struct cli_session *s)
     s->h = INVALID_CLIENT;
     wipe(s->transport, sizeof s->transport);
     wipe(s->tunnel_pass, sizeof s->tunnel_pass);
+    wipe(s->password, sizeof s->password);
 }
 
 static void describe_target(json_object *report, const struct cli_opts *o,
@@ -250,6 +251,15 @@ int cli_open(const struct cli_opts *o, const struct cli_url *u, struct cli_sessi
     if (o->insecure)
         cli_warn(o, "--insecure: the server's certificate is NOT checked; anyone on the "
                  "path can read and change this connection");
+    if (user != NULL && (o->login || u->user[0])) {
+        /* asked before connecting, so the server's login timer does not run while a
+         * person types */
+        char prompt[600];
+        int r;
+        snprintf(prompt, sizeof prompt, "Password for %.256s@%.256s: ", user, u->host);
+        if ((r = cli_read_password(o, prompt, s->password, sizeof s->password)) != 0)
+            return r;
+    }
     s->h = ImapConnectEx(&s->info);
     if (s->h == INVALID_CLIENT) {
         json_object_object_add(report, "connected", json_object_new_boolean(0));
@@ -270,19 +280,12 @@ int cli_open(const struct cli_opts *o, const struct cli_url *u, struct cli_sessi
         cli_print_facts(o, report, "  ");
     }
     if (user != NULL && (o->login || u->user[0])) {
-        char pass[1024], prompt[600];
         int r;
-        snprintf(prompt, sizeof prompt, "Password for %.256s@%.256s: ", user, u->host);
-        if ((r = cli_read_password(o, prompt, pass, sizeof pass)) != 0) {
-            wipe(pass, sizeof pass);
-            return r;
-        }
         login = json_object_new_object();
         json_object_object_add(login, "user", json_object_new_string(user));
         json_object_object_add(login, "auth", json_object_new_string(o->auth ? o->auth : "default"));
         json_object_object_add(report, "login", login);
-        r = ImapLogin(s->h, auth, user, pass);
-        wipe(pass, sizeof pass);
+        r = ImapLogin(s->h, auth, user, s->password);
         if (r == IMAP_ERROR && ImapGetLastError() != ST_ERROR_ALREADY_AUTHENTICATED) {
             json_object_object_add(login, "ok", json_object_new_boolean(0));
             return cli_fail(o, report, ImapGetLastError(), "login", u->host, s->port);
