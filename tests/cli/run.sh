@@ -132,6 +132,15 @@ connect)
         has "$err" 'warning: --insecure'
         jqok "$out" '.insecure == true and .tls.certificate_status == "not-checked"'
     }
+    # a name through the test resolver, the socket bound to a chosen local address
+    load dnsmasq
+    run 0 connect "imap://v4.imapwire.test:$P" --dns-server "$DNSMASQ_SERVER" --local-address 127.0.0.1 --json && {
+        jqok "$out" '.connected and .host == "v4.imapwire.test" and .timings_us.resolve > 0'
+    }
+    run 3 connect "imap://nosuch.imapwire.test:$P" --dns-server "$DNSMASQ_SERVER" && {
+        has "$err" 'ST_ERROR_HOST_NOT_FOUND'
+        has "$err" 'the name nosuch\.imapwire\.test does not resolve'
+    }
     # --help names every long option of the program (the list is read from main.c)
     run 0 --help && for opt in $(sed -n 's/^    {"\([a-z-]*\)", .*/\1/p' "$src/src/cli/main.c"); do
         has "$out" "--$opt"
