@@ -2,6 +2,7 @@
  * proxy, transport), reads the password without echo or argv, and runs "connect". */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,25 +17,45 @@ static void wipe(void *p, size_t n)
         *v++ = 0;
 }
 
+/* Ctrl-C or a kill at the prompt must not leave the terminal without echo. */
+static struct termios tty_saved;
+static volatile sig_atomic_t tty_fd = -1;
+
+static void restore_tty(int sig)
+{
+    if (tty_fd >= 0)
+        tcsetattr(tty_fd, TCSAFLUSH, &tty_saved);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
 /* A no-echo prompt on the controlling terminal (not stdin, which may carry data). */
 static int prompt_password(const char *prompt, char *buf, size_t size)
 {
     struct termios old, quiet;
+    struct sigaction sa, old_int, old_term, old_hup;
     int fd = open("/dev/tty", O_RDWR | O_CLOEXEC), echo_off = 0;
     size_t n = 0;
 
     if (fd < 0)
         return -1;
-    if (write(fd, prompt, strlen(prompt)) < 0) {
-        close(fd);
-        return -1;
-    }
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = restore_tty;
+    sigemptyset(&sa.sa_mask);
     if (tcgetattr(fd, &old) == 0) {
+        tty_saved = old;
+        tty_fd = fd;
+        sigaction(SIGINT, &sa, &old_int);
+        sigaction(SIGTERM, &sa, &old_term);
+        sigaction(SIGHUP, &sa, &old_hup);
         quiet = old;
         quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
         quiet.c_lflag |= ICANON;
         echo_off = tcsetattr(fd, TCSAFLUSH, &quiet) == 0;
     }
+    /* the prompt only once echo is off: what is typed after it is never shown or lost */
+    if (write(fd, prompt, strlen(prompt)) < 0)
+        n = 0;
     for (;;) {
         char c;
         ssize_t r = read(fd, &c, 1);
@@ -47,7 +68,13 @@ static int prompt_password(const char *prompt, char *buf, size_t size)
     }
     buf[n] = '\0';
     if (echo_off)
-        tcsetattr(fd, TCSAFLUSH, &old);
+        tcsetattr(fd, TCSADRAIN, &old);
+    if (tty_fd >= 0) {
+        tty_fd = -1;
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+        sigaction(SIGHUP, &old_hup, NULL);
+    }
     if (write(fd, "\n", 1) < 0) {
         /* nothing to do: the newline is cosmetic */
     }

@@ -262,6 +262,24 @@ errors)
     }
     run 8 connect "imap://127.0.0.1:$P" --tunnel "$SSHD_USER@127.0.0.1:$SSHD_PORT" --known-hosts "$SSHD_KNOWN_HOSTS_WRONG" &&
         { has "$err" 'ST_ERROR_SSH_HOST_KEY_MISMATCH'; has "$err" 'host key has CHANGED'; }
+    # a port that never answers: --timeout 1 gives up with exit 5 (the fixture drops SYNs)
+    bh=$build/tests/tcp_blackhole
+    if [ -x "$bh" ]; then
+        "$bh" --addr 127.0.0.3 --port-file "$scratch/bh.port" --idle-exit 30 >/dev/null 2>&1 &
+        bhpid=$!
+        for _ in $(seq 100); do [ -s "$scratch/bh.port" ] && break; sleep 0.05; done
+        start=$(date +%s%N)
+        run 5 connect "imap://127.0.0.3:$(cat "$scratch/bh.port")" --timeout 1 && {
+            has "$err" 'ST_ERROR_OPERATION_TIMEOUT'
+            has "$err" 'raise --timeout'
+        }
+        ms=$(( ($(date +%s%N) - start) / 1000000 ))
+        check "the timeout took about 1 s, not the default 20 ($ms ms)" [ "$ms" -ge 900 ] && [ "$ms" -lt 5000 ]
+        kill "$bhpid" 2>/dev/null
+        wait "$bhpid" 2>/dev/null
+    else
+        bad "no $bh"
+    fi
     # usage errors
     run 2 connect "http://127.0.0.1:$P"
     run 2 connect "imap://user:pw@127.0.0.1:$P" && has "$err" 'password does not belong in the URL'
@@ -379,6 +397,16 @@ terminal)
     has "$scratch/pane.txt" "\\[#{30}\\] $DOVECOT_MSG1_SIZE/$DOVECOT_MSG1_SIZE bytes done"
     has "$scratch/pane.txt" 'EXIT=0'
     check "fetched bytes" cmp -s "$scratch/t.eml" "$DOVECOT_MSG1"
+    tm kill-server
+    # Ctrl-C at the prompt ends the program and leaves the terminal echoing again
+    sock=$scratch/tmux3.sock
+    # the shell traps INT (so it survives to report); the program gets the default action
+    tm new-session -d -s cli -x 160 -y 50 "trap : INT; env -u IMAPWIRE_PASSWORD $BIN connect $URL; echo EXIT=\$?; stty -a | tr ' ;' '\\n\\n' | grep -x -- '-\\?echo' | sed 's/^/MODE=/'; sleep 60"
+    check "the prompt appears again" wait_pane "Password for $DOVECOT_USER@127\\.0\\.0\\.1:"
+    tm send-keys -t cli C-c
+    check "the program ends on Ctrl-C" wait_pane 'MODE=-?echo'
+    has "$scratch/pane.txt" 'EXIT=130'
+    has "$scratch/pane.txt" '^MODE=echo$'
     tm kill-server
     ;;
 *)
