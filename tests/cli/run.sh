@@ -389,6 +389,9 @@ terminal)
     has "$scratch/pane.txt" 'EXIT=0'
     has "$scratch/pane.txt" "login: +ok as $DOVECOT_USER"
     has_not "$scratch/pane.txt" "$DOVECOT_PASS"
+    # on a terminal the output has colour (the piped runs of the other groups have none)
+    tm capture-pane -e -p -t cli >"$scratch/pane-e.txt"
+    if grep -q $'\033\\[3[0-9]m' "$scratch/pane-e.txt"; then ok; else bad "no colour on a terminal"; fi
     tm kill-server
     sock=$scratch/tmux2.sock
     # the progress bar draws on the terminal's stderr and finishes at the full size
