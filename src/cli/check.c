@@ -15,7 +15,6 @@ static json_object *attempt(struct cli_opts *o, const char *host, unsigned port,
     json_object *r = json_object_new_object(), *facts;
 
     copy.insecure = trusted;
-    copy.proxy = o->proxy;
     *err = 0;
     if (cli_build(&copy, host, port, imaps, starttls, &s, r) != 0) {
         *err = ST_ERROR_INVALID_PARAMETER;

@@ -302,8 +302,10 @@ int cli_open(const struct cli_opts *o, const struct cli_url *u, struct cli_sessi
         json_object_object_add(report, key, json_object_get(val));
     json_object_put(facts);
     if (!o->json) {
-        printf("connected to %s://%s:%u (%s%s%s)\n", u->imaps ? "imaps" : "imap", u->host,
-               s->port, s->mode, o->tunnel ? ", ssh tunnel " : "", o->tunnel ? o->tunnel : "");
+        printf("connected to %s://%s:%u (%s%s%s%s%s%s%s)\n", u->imaps ? "imaps" : "imap",
+               u->host, s->port, s->mode, o->tunnel ? ", ssh tunnel " : "",
+               o->tunnel ? o->tunnel : "", o->proxy ? ", proxy " : "", o->proxy ? o->proxy : "",
+               o->transport ? ", transport " : "", o->transport ? o->transport : "");
         cli_print_facts(o, report, "  ");
     }
     if (user != NULL && (o->login || u->user[0])) {

@@ -43,6 +43,9 @@ int cmd_forward(struct cli_opts *o, int argc, char **argv)
     if (o->tunnel == NULL)
         return cli_finish(o, report, cli_usage_error(o, report, "forward needs --tunnel "
                           "[user@]host[:port]: the SSH server that reaches %s", host));
+    if (o->proxy != NULL || o->transport != NULL)
+        return cli_finish(o, report, cli_usage_error(o, report, "forward cannot go through "
+                          "--proxy or --transport: ImapCreatePortForward takes no transport"));
     if ((rc = cli_build(o, host, (unsigned)remote, 0, 0, &s, report)) != 0)
         return cli_finish(o, report, rc);
     f = ImapCreatePortForward(&s.creds, host, (UINT)remote, (UINT)local, &bound);

@@ -194,6 +194,8 @@ tunnel)
     wait "$fwpid"
     check "forward ends with 0 on SIGINT" [ $? -eq 0 ]
     run 4 connect "imap://127.0.0.1:$lp"
+    run 2 forward 0 "127.0.0.1:$P" --tunnel "$SSHD_USER@127.0.0.1:$SSHD_PORT" --proxy socks5://127.0.0.1:1
+    run 2 forward 0 "127.0.0.1:$P"
     ;;
 proxy)
     load danted
@@ -205,6 +207,8 @@ proxy)
     IMAPWIRE_PASSWORD=$DOVECOT_PASS IMAPWIRE_PROXY_PASSWORD=$DANTED_PASS run 0 connect "$URL" --json \
         --proxy "socks5://$DANTED_USER@127.0.0.1:$DANTED_PORT" && json_common "$out" plain "$P" 1
     has "$DANTED_LOG" "pass.*127\\.0\\.0\\.1\\.$P"
+    run 0 connect "imap://127.0.0.1:$P" --proxy "http://127.0.0.1:$TINYPROXY_PORT" &&
+        human_common "$out" "plain, proxy http://127\\.0\\.0\\.1:$TINYPROXY_PORT\\)"
     IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 connect "$URL" --json --proxy "http://127.0.0.1:$TINYPROXY_PORT" &&
         json_common "$out" plain "$P" 1
     has "$TINYPROXY_LOG" "CONNECT.*127\\.0\\.0\\.1:$P"
