@@ -207,6 +207,13 @@ proxy)
     IMAPWIRE_PASSWORD=$DOVECOT_PASS IMAPWIRE_PROXY_PASSWORD=$DANTED_PASS run 0 connect "$URL" --json \
         --proxy "socks5://$DANTED_USER@127.0.0.1:$DANTED_PORT" && json_common "$out" plain "$P" 1
     has "$DANTED_LOG" "pass.*127\\.0\\.0\\.1\\.$P"
+    # the proxy password is in neither the trace nor the output
+    IMAPWIRE_PROXY_PASSWORD=$DANTED_PASS run 0 connect "imap://127.0.0.1:$P" --trace \
+        --proxy "socks5://$DANTED_USER@127.0.0.1:$DANTED_PORT" && {
+        has "$err" 'socks5: '
+        has_not "$err" "$DANTED_PASS"
+        has_not "$out" "$DANTED_PASS"
+    }
     run 0 connect "imap://127.0.0.1:$P" --proxy "http://127.0.0.1:$TINYPROXY_PORT" &&
         human_common "$out" "plain, proxy http://127\\.0\\.0\\.1:$TINYPROXY_PORT\\)"
     IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 connect "$URL" --json --proxy "http://127.0.0.1:$TINYPROXY_PORT" &&
