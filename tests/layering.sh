@@ -3,6 +3,8 @@
 # above its own, so the dependency order (docs/architecture.md) stays true.
 # Order, lowest first: core/runtime, core/transport, security, transports, core/imap,
 # core/api. A file may include headers of its own part or of parts below it.
+# src/cli (the imapwire command) is a program over the public API: rank -1, so any
+# include of a library part is refused and only its own headers are allowed.
 set -eu
 src=${1:?usage: layering.sh SRC_DIR}
 cd "$src"
@@ -15,6 +17,7 @@ rank() {
         src/transports/*)     echo 3 ;;
         src/core/imap/*)      echo 4 ;;
         src/core/api/*)       echo 5 ;;
+        src/cli/*)            echo -1 ;;
         *)                    echo 9 ;;
     esac
 }

@@ -1,0 +1,90 @@
+/* cli.h: what the imapwire command's files share: parsed options, the URL, the report
+ * that every subcommand fills, and the exit codes (documented in imapwire.1). */
+#ifndef IMAPWIRE_CLI_H
+#define IMAPWIRE_CLI_H
+
+#include <json-c/json.h>
+#include <imapwire/imapwire.h>
+
+/* Exit codes, one per class of failure, so a script can branch without parsing text. */
+enum {
+    EXIT_OK = 0,
+    EXIT_FAILURE_OTHER = 1,   /* anything not below (out of memory, library not usable) */
+    EXIT_USAGE = 2,           /* bad command line or URL */
+    EXIT_RESOLVE = 3,         /* the host name does not resolve */
+    EXIT_CONNECT = 4,         /* refused, unreachable, network error */
+    EXIT_TIMEOUT = 5,         /* a phase ran past --timeout */
+    EXIT_TLS = 6,             /* TLS handshake failed, STARTTLS missing */
+    EXIT_CERTIFICATE = 7,     /* the server's certificate was refused (or ours unusable) */
+    EXIT_SSH_HOST_KEY = 8,    /* an SSH host key is unknown or has changed */
+    EXIT_SSH = 9,             /* SSH authentication or channel failed */
+    EXIT_LOGIN = 10,          /* the IMAP server refused the login */
+    EXIT_PROTOCOL = 11,       /* the server closed, rejected, or did not speak IMAP */
+    EXIT_TRANSPORT = 12,      /* unknown transport, plugin not loadable */
+    EXIT_NOT_FOUND = 13,      /* fetch: no such mailbox or message */
+    EXIT_LOCAL_IO = 14        /* a local file (output, password file) failed */
+};
+
+struct cli_url {
+    int  imaps;               /* imaps:// */
+    char user[256];
+    char host[256];
+    unsigned port;            /* 0: the scheme's default */
+    char mailbox[512];        /* "" when the URL has no path */
+    unsigned uid;             /* ;UID=n, 0 when absent */
+};
+
+struct cli_opts {
+    int json, trace, insecure, starttls, login, identify, ssh_config, color_out, color_err;
+    unsigned timeout;
+    unsigned imaps_port;      /* check: the implicit-TLS port */
+    const char *ca, *servername, *tunnel, *ssh_key, *known_hosts, *proxy, *transport;
+    const char *dns, *local, *password_file, *auth, *output, *ssh_config_file, *plugin;
+    const char *user;
+};
+
+/* url.c */
+int cli_url_parse(const char *text, struct cli_url *u, char *why, size_t why_size);
+
+/* output.c */
+const char *cli_error_name(DWORD err);
+int cli_exit_code(DWORD err);
+void cli_colors(struct cli_opts *o);
+void cli_trace(HCLIENT h, UINT dir, LPCTSTR line, INT len, LPVOID param);
+json_object *cli_facts(HCLIENT h);
+void cli_print_facts(const struct cli_opts *o, json_object *facts, const char *indent);
+json_object *cli_error_object(DWORD err, const char *host, unsigned port);
+int cli_fail(const struct cli_opts *o, json_object *report, DWORD err, const char *what,
+             const char *host, unsigned port);
+int cli_usage_error(const struct cli_opts *o, json_object *report, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void cli_warn(const struct cli_opts *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+int cli_finish(const struct cli_opts *o, json_object *report, int code);
+
+/* connect.c */
+struct cli_session {
+    HCLIENT h;
+    SECURITYCREDENTIALS creds;
+    IMAPCONNECTINFO info;
+    char transport[1024];     /* the --proxy string made into a plugin transport string */
+    char tunnel_pass[512];
+    char password[1024];      /* the IMAP password, wiped by cli_release */
+    unsigned port;
+    const char *mode;         /* "plain", "starttls" or "imaps" */
+};
+int cli_build(const struct cli_opts *o, const char *host, unsigned port, int imaps,
+              int starttls, struct cli_session *s, json_object *report);
+void cli_release(struct cli_session *s);
+int cli_read_password(const struct cli_opts *o, const char *prompt, char *buf, size_t size);
+UINT cli_auth_type(const char *name, int *ok);
+int cli_open(const struct cli_opts *o, const struct cli_url *u, struct cli_session *s,
+             json_object *report);
+int cmd_connect(struct cli_opts *o, int argc, char **argv);
+
+/* fetch.c, forward.c, check.c */
+int cmd_fetch(struct cli_opts *o, int argc, char **argv);
+int cmd_forward(struct cli_opts *o, int argc, char **argv);
+int cmd_check(struct cli_opts *o, int argc, char **argv);
+
+#endif

@@ -1,0 +1,204 @@
+/* main.c: the imapwire command's entry: options (getopt_long), --help, and the choice of
+ * subcommand (connect, fetch, forward, check); the work is in the other files. */
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli.h"
+
+static const char usage_text[] =
+"usage: imapwire [OPTIONS] connect URL\n"
+"       imapwire [OPTIONS] fetch URL/MAILBOX;UID=n [-o FILE]\n"
+"       imapwire [OPTIONS] forward LOCALPORT HOST:PORT --tunnel HOPS\n"
+"       imapwire [OPTIONS] check HOST[:PORT]\n"
+"\n"
+"URL is imap://[user@]host[:port] or imaps://[user@]host[:port] (993). A user in the URL\n"
+"means log in; the password comes from --password-file, IMAPWIRE_PASSWORD or a prompt\n"
+"that does not echo, never from the command line.\n"
+"\n"
+"Security:\n"
+"      --starttls           upgrade an imap:// connection with STARTTLS (required)\n"
+"      --ca FILE            trust the CAs in this PEM file instead of the system store\n"
+"      --servername NAME    the name the certificate must carry (and SNI)\n"
+"  -k, --insecure           do not check the certificate (TRUSTEDSITE); warns on stderr\n"
+"\n"
+"SSH tunnel:\n"
+"  -J, --tunnel HOPS        reach the server through SSH: [user@]host[:port][,more hops]\n"
+"                           (the last hop connects to the IMAP host)\n"
+"      --ssh-config[=FILE]  HOPS is a Host of the OpenSSH client config (default\n"
+"                           ~/.ssh/config, or IMAPWIRE_SSH_CONFIG)\n"
+"  -i, --ssh-key FILE       SSH private key (default: the agent, then\n"
+"                           IMAPWIRE_SSH_PASSWORD); IMAPWIRE_SSH_PASSWORD also unlocks the key\n"
+"      --known-hosts FILE   host keys to accept (default ~/.ssh/known_hosts)\n"
+"\n"
+"Other routes:\n"
+"  -x, --proxy URL          socks5://[user@]host:port or http://[user@]host:port; the\n"
+"                           proxy password comes from IMAPWIRE_PROXY_PASSWORD\n"
+"      --transport T        a transport string \"name\" or \"name:arguments\"\n"
+"      --plugin FILE        load a transport plugin from this file first\n"
+"      --dns-server LIST    resolvers, e.g. 127.0.0.1:5353,[::1]:53\n"
+"      --local-address A    bind the outgoing socket to this address\n"
+"\n"
+"Login:\n"
+"  -l, --login              log in (the user from the URL or --user)\n"
+"  -u, --user NAME          the user name, when the URL has none\n"
+"      --password-file F    read the password from the first line of F\n"
+"      --auth MECH          scram, scram-sha1, plain, login, xoauth2, bearer or default\n"
+"                           (default: the strongest both sides have)\n"
+"      --identify           send ID (RFC 2971) with the client's name and version\n"
+"\n"
+"General:\n"
+"  -t, --timeout SECONDS    per connect phase (default 20)\n"
+"  -v, --trace              protocol trace on stderr (passwords are redacted)\n"
+"  -j, --json               the results as one JSON object on stdout\n"
+"  -o, --output FILE        fetch: write the message here instead of stdout\n"
+"      --imaps-port PORT    check: the implicit-TLS port (default 993)\n"
+"  -h, --help               this text\n"
+"  -V, --version            the version\n"
+"\n"
+"Exit codes: 0 ok, 1 other, 2 usage, 3 name not found, 4 connect failed (refused,\n"
+"unreachable), 5 timeout, 6 TLS, 7 certificate, 8 SSH host key, 9 SSH login or channel,\n"
+"10 IMAP login, 11 server/protocol, 12 transport or plugin, 13 no such message,\n"
+"14 local file. See imapwire(1).\n";
+
+enum { OPT_STARTTLS = 256, OPT_CA, OPT_SERVERNAME, OPT_SSH_CONFIG, OPT_KNOWN_HOSTS,
+       OPT_TRANSPORT, OPT_PLUGIN, OPT_DNS, OPT_LOCAL, OPT_PASSWORD_FILE, OPT_AUTH,
+       OPT_IDENTIFY, OPT_IMAPS_PORT };
+
+static const struct option longopts[] = {
+    {"starttls", no_argument, NULL, OPT_STARTTLS},
+    {"ca", required_argument, NULL, OPT_CA},
+    {"servername", required_argument, NULL, OPT_SERVERNAME},
+    {"insecure", no_argument, NULL, 'k'},
+    {"tunnel", required_argument, NULL, 'J'},
+    {"ssh-config", optional_argument, NULL, OPT_SSH_CONFIG},
+    {"ssh-key", required_argument, NULL, 'i'},
+    {"known-hosts", required_argument, NULL, OPT_KNOWN_HOSTS},
+    {"proxy", required_argument, NULL, 'x'},
+    {"transport", required_argument, NULL, OPT_TRANSPORT},
+    {"plugin", required_argument, NULL, OPT_PLUGIN},
+    {"dns-server", required_argument, NULL, OPT_DNS},
+    {"local-address", required_argument, NULL, OPT_LOCAL},
+    {"login", no_argument, NULL, 'l'},
+    {"user", required_argument, NULL, 'u'},
+    {"password-file", required_argument, NULL, OPT_PASSWORD_FILE},
+    {"auth", required_argument, NULL, OPT_AUTH},
+    {"identify", no_argument, NULL, OPT_IDENTIFY},
+    {"timeout", required_argument, NULL, 't'},
+    {"trace", no_argument, NULL, 'v'},
+    {"json", no_argument, NULL, 'j'},
+    {"output", required_argument, NULL, 'o'},
+    {"imaps-port", required_argument, NULL, OPT_IMAPS_PORT},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+
+static int number(const char *s, unsigned long max, unsigned *out)
+{
+    char *e;
+    unsigned long v = strtoul(s, &e, 10);
+    if (*s == '\0' || *e != '\0' || v == 0 || v > max)
+        return -1;
+    *out = (unsigned)v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct cli_opts o;
+    int c, rc;
+
+    memset(&o, 0, sizeof o);
+    o.imaps_port = IMAP_PORT_SECURE;
+    cli_colors(&o);
+    while ((c = getopt_long(argc, argv, "kJ:i:x:lu:t:vjo:hV", longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_STARTTLS:      o.starttls = 1; break;
+        case OPT_CA:            o.ca = optarg; break;
+        case OPT_SERVERNAME:    o.servername = optarg; break;
+        case 'k':               o.insecure = 1; break;
+        case 'J':               o.tunnel = optarg; break;
+        case OPT_SSH_CONFIG:    o.ssh_config = 1; o.ssh_config_file = optarg; break;
+        case 'i':               o.ssh_key = optarg; break;
+        case OPT_KNOWN_HOSTS:   o.known_hosts = optarg; break;
+        case 'x':               o.proxy = optarg; break;
+        case OPT_TRANSPORT:     o.transport = optarg; break;
+        case OPT_PLUGIN:        o.plugin = optarg; break;
+        case OPT_DNS:           o.dns = optarg; break;
+        case OPT_LOCAL:         o.local = optarg; break;
+        case 'l':               o.login = 1; break;
+        case 'u':               o.user = optarg; break;
+        case OPT_PASSWORD_FILE: o.password_file = optarg; break;
+        case OPT_AUTH:          o.auth = optarg; break;
+        case OPT_IDENTIFY:      o.identify = 1; break;
+        case 'v':               o.trace = 1; break;
+        case 'j':               o.json = 1; break;
+        case 'o':               o.output = optarg; break;
+        case 't':
+            if (number(optarg, 3600, &o.timeout) != 0)
+                return cli_usage_error(&o, NULL, "--timeout %s: seconds from 1 to 3600", optarg);
+            break;
+        case OPT_IMAPS_PORT:
+            if (number(optarg, 65535, &o.imaps_port) != 0)
+                return cli_usage_error(&o, NULL, "--imaps-port %s: 1 to 65535", optarg);
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return EXIT_OK;
+        case 'V':
+            printf("imapwire %s\n", IMAPWIRE_VERSION_STRING);
+            return EXIT_OK;
+        default:
+            fputs("imapwire --help lists every option\n", stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        fputs(usage_text, stderr);
+        return EXIT_USAGE;
+    }
+    if (o.ssh_config && o.tunnel == NULL)
+        return cli_usage_error(&o, NULL, "--ssh-config needs --tunnel ALIAS");
+    if ((o.ssh_key || o.known_hosts) && o.tunnel == NULL)
+        return cli_usage_error(&o, NULL, "--ssh-key and --known-hosts need --tunnel");
+    if (o.proxy && o.transport)
+        return cli_usage_error(&o, NULL, "--proxy and --transport both name the bottom "
+                               "layer: give one");
+    /* the library reads the config path from its environment; setenv before init */
+    if (o.ssh_config_file != NULL && setenv("IMAPWIRE_SSH_CONFIG", o.ssh_config_file, 1) != 0)
+        return EXIT_FAILURE_OTHER;
+
+    const char *cmd = argv[optind];
+    int n = argc - optind - 1;
+    char **rest = argv + optind + 1;
+    int (*run)(struct cli_opts *, int, char **) =
+        strcmp(cmd, "connect") == 0 ? cmd_connect :
+        strcmp(cmd, "fetch") == 0 ? cmd_fetch :
+        strcmp(cmd, "forward") == 0 ? cmd_forward :
+        strcmp(cmd, "check") == 0 ? cmd_check : NULL;
+    if (run == NULL)
+        return cli_usage_error(&o, NULL, "unknown command '%s': use connect, fetch, forward "
+                               "or check", cmd);
+    if (o.output && run != cmd_fetch)
+        return cli_usage_error(&o, NULL, "--output is for fetch");
+    if (run == cmd_forward) {
+        /* the forward waits for these in sigwait: block them before the library's
+         * threads start, so they inherit the mask and never take the signal */
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGTERM);
+        pthread_sigmask(SIG_BLOCK, &set, NULL);
+    }
+    if (!ImapInitialize(NULL, NULL)) {
+        fprintf(stderr, "imapwire: the library did not start (error %u)\n",
+                (unsigned)ImapGetLastError());
+        return EXIT_FAILURE_OTHER;
+    }
+    rc = run(&o, n, rest);
+    ImapUninitialize();
+    return rc;
+}

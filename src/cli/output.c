@@ -1,0 +1,456 @@
+/* output.c: how the imapwire command tells its results: the facts of a connection as
+ * JSON (json-c) or as lines for a person, and each error with its cause, fix and exit code. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "cli.h"
+
+#define C_RED   "\033[31m"
+#define C_GREEN "\033[32m"
+#define C_YEL   "\033[33m"
+#define C_BOLD  "\033[1m"
+#define C_OFF   "\033[0m"
+
+/* Colour only where a person looks: a terminal that is not "dumb", and no NO_COLOR. */
+void cli_colors(struct cli_opts *o)
+{
+    const char *term = getenv("TERM");
+    int ok = getenv("NO_COLOR") == NULL && term != NULL && strcmp(term, "dumb") != 0;
+    o->color_out = ok && isatty(STDOUT_FILENO);
+    o->color_err = ok && isatty(STDERR_FILENO);
+}
+
+static const struct {
+    DWORD code;
+    const char *name;
+} names[] = {
+    {ST_ERROR_NOT_INITIALIZED, "ST_ERROR_NOT_INITIALIZED"},
+    {ST_ERROR_INVALID_PARAMETER, "ST_ERROR_INVALID_PARAMETER"},
+    {ST_ERROR_INVALID_HANDLE, "ST_ERROR_INVALID_HANDLE"},
+    {ST_ERROR_NOT_HANDLE_OWNER, "ST_ERROR_NOT_HANDLE_OWNER"},
+    {ST_ERROR_OUT_OF_MEMORY, "ST_ERROR_OUT_OF_MEMORY"},
+    {ST_ERROR_HOST_NOT_FOUND, "ST_ERROR_HOST_NOT_FOUND"},
+    {ST_ERROR_CONNECTION_REFUSED, "ST_ERROR_CONNECTION_REFUSED"},
+    {ST_ERROR_OPERATION_TIMEOUT, "ST_ERROR_OPERATION_TIMEOUT"},
+    {ST_ERROR_CONNECTION_CLOSED, "ST_ERROR_CONNECTION_CLOSED"},
+    {ST_ERROR_INVALID_RESPONSE, "ST_ERROR_INVALID_RESPONSE"},
+    {ST_ERROR_RESPONSE_TOO_LARGE, "ST_ERROR_RESPONSE_TOO_LARGE"},
+    {ST_ERROR_SERVER_REJECTED, "ST_ERROR_SERVER_REJECTED"},
+    {ST_ERROR_SECURE_NOT_SUPPORTED, "ST_ERROR_SECURE_NOT_SUPPORTED"},
+    {ST_ERROR_TLS_HANDSHAKE, "ST_ERROR_TLS_HANDSHAKE"},
+    {ST_ERROR_CERTIFICATE_UNTRUSTED, "ST_ERROR_CERTIFICATE_UNTRUSTED"},
+    {ST_ERROR_CERTIFICATE_NAME_MISMATCH, "ST_ERROR_CERTIFICATE_NAME_MISMATCH"},
+    {ST_ERROR_CERTIFICATE_EXPIRED, "ST_ERROR_CERTIFICATE_EXPIRED"},
+    {ST_ERROR_SSH_HOST_KEY_UNKNOWN, "ST_ERROR_SSH_HOST_KEY_UNKNOWN"},
+    {ST_ERROR_SSH_HOST_KEY_MISMATCH, "ST_ERROR_SSH_HOST_KEY_MISMATCH"},
+    {ST_ERROR_SSH_AUTH_FAILED, "ST_ERROR_SSH_AUTH_FAILED"},
+    {ST_ERROR_SSH_CHANNEL_FAILED, "ST_ERROR_SSH_CHANNEL_FAILED"},
+    {ST_ERROR_LOGIN_FAILED, "ST_ERROR_LOGIN_FAILED"},
+    {ST_ERROR_ALREADY_AUTHENTICATED, "ST_ERROR_ALREADY_AUTHENTICATED"},
+    {ST_ERROR_NOT_AUTHENTICATED, "ST_ERROR_NOT_AUTHENTICATED"},
+    {ST_ERROR_TRANSPORT_NOT_FOUND, "ST_ERROR_TRANSPORT_NOT_FOUND"},
+    {ST_ERROR_TRANSPORT_EXISTS, "ST_ERROR_TRANSPORT_EXISTS"},
+    {ST_ERROR_PLUGIN_VERSION, "ST_ERROR_PLUGIN_VERSION"},
+    {ST_ERROR_FEATURE_NOT_AVAILABLE, "ST_ERROR_FEATURE_NOT_AVAILABLE"},
+    {ST_ERROR_NETWORK_UNREACHABLE, "ST_ERROR_NETWORK_UNREACHABLE"},
+    {ST_ERROR_NETWORK_ERROR, "ST_ERROR_NETWORK_ERROR"},
+    {ST_ERROR_SYSTEM_LIMIT, "ST_ERROR_SYSTEM_LIMIT"},
+    {ST_ERROR_COMMAND_FAILED, "ST_ERROR_COMMAND_FAILED"},
+    {ST_ERROR_BUFFER_TOO_SMALL, "ST_ERROR_BUFFER_TOO_SMALL"},
+    {ST_ERROR_TRANSPORT_IN_USE, "ST_ERROR_TRANSPORT_IN_USE"},
+    {ST_ERROR_PLUGIN_LOAD_FAILED, "ST_ERROR_PLUGIN_LOAD_FAILED"},
+    {ST_ERROR_CLIENT_CERTIFICATE, "ST_ERROR_CLIENT_CERTIFICATE"},
+    {ST_ERROR_MESSAGE_NOT_FOUND, "ST_ERROR_MESSAGE_NOT_FOUND"},
+    {ST_ERROR_IN_PROGRESS, "ST_ERROR_IN_PROGRESS"},
+};
+
+const char *cli_error_name(DWORD err)
+{
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (names[i].code == err)
+            return names[i].name;
+    return "ST_ERROR_UNKNOWN";
+}
+
+int cli_exit_code(DWORD err)
+{
+    switch (err) {
+    case ST_ERROR_INVALID_PARAMETER:         return EXIT_USAGE;
+    case ST_ERROR_HOST_NOT_FOUND:            return EXIT_RESOLVE;
+    case ST_ERROR_CONNECTION_REFUSED:
+    case ST_ERROR_NETWORK_UNREACHABLE:
+    case ST_ERROR_NETWORK_ERROR:             return EXIT_CONNECT;
+    case ST_ERROR_OPERATION_TIMEOUT:         return EXIT_TIMEOUT;
+    case ST_ERROR_TLS_HANDSHAKE:
+    case ST_ERROR_SECURE_NOT_SUPPORTED:      return EXIT_TLS;
+    case ST_ERROR_CERTIFICATE_UNTRUSTED:
+    case ST_ERROR_CERTIFICATE_NAME_MISMATCH:
+    case ST_ERROR_CERTIFICATE_EXPIRED:
+    case ST_ERROR_CLIENT_CERTIFICATE:        return EXIT_CERTIFICATE;
+    case ST_ERROR_SSH_HOST_KEY_UNKNOWN:
+    case ST_ERROR_SSH_HOST_KEY_MISMATCH:     return EXIT_SSH_HOST_KEY;
+    case ST_ERROR_SSH_AUTH_FAILED:
+    case ST_ERROR_SSH_CHANNEL_FAILED:        return EXIT_SSH;
+    case ST_ERROR_LOGIN_FAILED:
+    case ST_ERROR_NOT_AUTHENTICATED:         return EXIT_LOGIN;
+    case ST_ERROR_CONNECTION_CLOSED:
+    case ST_ERROR_INVALID_RESPONSE:
+    case ST_ERROR_RESPONSE_TOO_LARGE:
+    case ST_ERROR_SERVER_REJECTED:
+    case ST_ERROR_COMMAND_FAILED:            return EXIT_PROTOCOL;
+    case ST_ERROR_TRANSPORT_NOT_FOUND:
+    case ST_ERROR_PLUGIN_VERSION:
+    case ST_ERROR_PLUGIN_LOAD_FAILED:
+    case ST_ERROR_FEATURE_NOT_AVAILABLE:     return EXIT_TRANSPORT;
+    case ST_ERROR_MESSAGE_NOT_FOUND:         return EXIT_NOT_FOUND;
+    default:                                 return EXIT_FAILURE_OTHER;
+    }
+}
+
+/* What to do about err, in the words of the command line (the flags that change it). */
+static void advice(DWORD err, const char *host, unsigned port, char *out, size_t size)
+{
+    switch (err) {
+    case ST_ERROR_HOST_NOT_FOUND:
+        snprintf(out, size, "the name %s does not resolve: check its spelling, or name a "
+                 "resolver with --dns-server", host);
+        break;
+    case ST_ERROR_CONNECTION_REFUSED:
+        snprintf(out, size, "nothing listens on %s port %u: check the port (143 plain and "
+                 "STARTTLS, 993 imaps://) and that the server runs", host, port);
+        break;
+    case ST_ERROR_NETWORK_UNREACHABLE:
+        snprintf(out, size, "no route to %s: check the network, or go through --tunnel or "
+                 "--proxy", host);
+        break;
+    case ST_ERROR_NETWORK_ERROR:
+        snprintf(out, size, "a socket call failed on the way to %s: check --local-address "
+                 "and the network", host);
+        break;
+    case ST_ERROR_OPERATION_TIMEOUT:
+        snprintf(out, size, "%s port %u did not answer in time: a firewall may drop the "
+                 "packets; raise --timeout or check the host and port", host, port);
+        break;
+    case ST_ERROR_CONNECTION_CLOSED:
+        snprintf(out, size, "%s closed the connection: it may not be an IMAP server, or it "
+                 "wants TLS (try imaps:// or --starttls)", host);
+        break;
+    case ST_ERROR_INVALID_RESPONSE:
+        snprintf(out, size, "what %s port %u sent is not IMAP: check the port; a TLS port "
+                 "needs imaps://", host, port);
+        break;
+    case ST_ERROR_SERVER_REJECTED:
+        snprintf(out, size, "%s greeted with BYE: it is refusing connections now; try later "
+                 "or ask its administrator", host);
+        break;
+    case ST_ERROR_SECURE_NOT_SUPPORTED:
+        snprintf(out, size, "%s offers no STARTTLS: use imaps:// on its TLS port (993), or "
+                 "drop --starttls on a network you trust", host);
+        break;
+    case ST_ERROR_TLS_HANDSHAKE:
+        snprintf(out, size, "the TLS handshake with %s failed: the port may not speak TLS "
+                 "(use --starttls on 143, imaps:// on 993), or no TLS version is shared", host);
+        break;
+    case ST_ERROR_CERTIFICATE_UNTRUSTED:
+        snprintf(out, size, "no trusted CA signed the certificate of %s: pass the issuing CA "
+                 "with --ca FILE (or --insecure to skip the check, only for testing)", host);
+        break;
+    case ST_ERROR_CERTIFICATE_NAME_MISMATCH:
+        snprintf(out, size, "the certificate is not for %s: check the host name, or pass "
+                 "--servername with the name the certificate carries", host);
+        break;
+    case ST_ERROR_CERTIFICATE_EXPIRED:
+        snprintf(out, size, "the certificate of %s has expired (or is not yet valid): the "
+                 "server must renew it; check this machine's clock", host);
+        break;
+    case ST_ERROR_CLIENT_CERTIFICATE:
+        snprintf(out, size, "the client certificate or its key could not be used: check the "
+                 "files and the key's passphrase");
+        break;
+    case ST_ERROR_SSH_HOST_KEY_UNKNOWN:
+        snprintf(out, size, "the SSH server's host key is not in the known_hosts file: "
+                 "connect once with ssh to add it, or pass --known-hosts FILE");
+        break;
+    case ST_ERROR_SSH_HOST_KEY_MISMATCH:
+        snprintf(out, size, "the SSH server's host key has CHANGED: someone may be in the "
+                 "middle; confirm the new key with its administrator before updating "
+                 "known_hosts");
+        break;
+    case ST_ERROR_SSH_AUTH_FAILED:
+        snprintf(out, size, "the SSH server refused us: check the user in --tunnel, the key "
+                 "(--ssh-key, or the agent in SSH_AUTH_SOCK) or IMAPWIRE_SSH_PASSWORD");
+        break;
+    case ST_ERROR_SSH_CHANNEL_FAILED:
+        snprintf(out, size, "the SSH server could not reach %s port %u: the host is named as "
+                 "the SSH server sees it; check it and the server's AllowTcpForwarding", host,
+                 port);
+        break;
+    case ST_ERROR_LOGIN_FAILED:
+        snprintf(out, size, "the server refused the user name or password: check both, or "
+                 "try another --auth mechanism");
+        break;
+    case ST_ERROR_TRANSPORT_NOT_FOUND:
+    case ST_ERROR_PLUGIN_LOAD_FAILED:
+        snprintf(out, size, "no such transport: check the name in --transport/--proxy, "
+                 "IMAPWIRE_PLUGIN_PATH, or load it with --plugin FILE");
+        break;
+    case ST_ERROR_PLUGIN_VERSION:
+        snprintf(out, size, "the plugin was built for another imapwire: rebuild it against "
+                 "this version");
+        break;
+    case ST_ERROR_FEATURE_NOT_AVAILABLE:
+        snprintf(out, size, "this build of imapwire cannot do that: see imapwire(1)");
+        break;
+    case ST_ERROR_MESSAGE_NOT_FOUND:
+        snprintf(out, size, "no such mailbox or message: check the mailbox name and the UID");
+        break;
+    case ST_ERROR_COMMAND_FAILED:
+        snprintf(out, size, "the server answered NO or BAD: the trace (--trace) shows its "
+                 "reason");
+        break;
+    case ST_ERROR_INVALID_PARAMETER:
+        snprintf(out, size, "an argument was refused: check the option values "
+                 "(imapwire --help)");
+        break;
+    default:
+        snprintf(out, size, "run again with --trace to see where it stops");
+        break;
+    }
+}
+
+void cli_warn(const struct cli_opts *o, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%simapwire: warning:%s ", o->color_err ? C_YEL C_BOLD : "",
+            o->color_err ? C_OFF : "");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static void set_error(json_object *report, DWORD err, const char *name, const char *what,
+                      const char *text, const char *fix, int code)
+{
+    json_object *e = json_object_new_object();
+    json_object_object_add(e, "code", json_object_new_int((int)err));
+    json_object_object_add(e, "name", json_object_new_string(name));
+    json_object_object_add(e, "during", json_object_new_string(what));
+    json_object_object_add(e, "message", json_object_new_string(text));
+    json_object_object_add(e, "advice", json_object_new_string(fix));
+    json_object_object_add(report, "error", e);
+    json_object_object_add(report, "exit_code", json_object_new_int(code));
+}
+
+json_object *cli_error_object(DWORD err, const char *host, unsigned port)
+{
+    char text[256], fix[512];
+    json_object *e = json_object_new_object();
+
+    if (ImapGetErrorString(err, text, (INT)sizeof text) == IMAP_ERROR)
+        snprintf(text, sizeof text, "error %u", (unsigned)err);
+    advice(err, host ? host : "the server", port, fix, sizeof fix);
+    json_object_object_add(e, "code", json_object_new_int((int)err));
+    json_object_object_add(e, "name", json_object_new_string(cli_error_name(err)));
+    json_object_object_add(e, "message", json_object_new_string(text));
+    json_object_object_add(e, "advice", json_object_new_string(fix));
+    json_object_object_add(e, "exit_code", json_object_new_int(cli_exit_code(err)));
+    return e;
+}
+
+int cli_fail(const struct cli_opts *o, json_object *report, DWORD err, const char *what,
+             const char *host, unsigned port)
+{
+    char text[256], fix[512];
+    int code = cli_exit_code(err);
+
+    if (ImapGetErrorString(err, text, (INT)sizeof text) == IMAP_ERROR)
+        snprintf(text, sizeof text, "error %u", (unsigned)err);
+    advice(err, host ? host : "the server", port, fix, sizeof fix);
+    set_error(report, err, cli_error_name(err), what, text, fix, code);
+    fprintf(stderr, "%simapwire: %s failed:%s %s (%s)\n  fix: %s\n",
+            o->color_err ? C_RED C_BOLD : "", what, o->color_err ? C_OFF : "", text,
+            cli_error_name(err), fix);
+    return code;
+}
+
+int cli_usage_error(const struct cli_opts *o, json_object *report, const char *fmt, ...)
+{
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (report != NULL)
+        set_error(report, ST_ERROR_INVALID_PARAMETER, "USAGE", "arguments", text,
+                  "see imapwire --help", EXIT_USAGE);
+    fprintf(stderr, "%simapwire:%s %s\n  (imapwire --help lists every option)\n",
+            o->color_err ? C_RED C_BOLD : "", o->color_err ? C_OFF : "", text);
+    return EXIT_USAGE;
+}
+
+int cli_finish(const struct cli_opts *o, json_object *report, int code)
+{
+    if (json_object_object_get_ex(report, "exit_code", NULL) == 0)
+        json_object_object_add(report, "exit_code", json_object_new_int(code));
+    if (json_object_object_get_ex(report, "error", NULL) == 0)
+        json_object_object_add(report, "error", NULL);
+    if (o->json) {
+        puts(json_object_to_json_string_ext(report, JSON_C_TO_STRING_PRETTY |
+                                                        JSON_C_TO_STRING_NOSLASHESCAPE));
+        fflush(stdout);
+    }
+    json_object_put(report);
+    return code;
+}
+
+/* Trace lines as they happen; the library has already redacted credentials. */
+void cli_trace(HCLIENT h, UINT dir, LPCTSTR line, INT len, LPVOID param)
+{
+    (void)h;
+    (void)param;
+    fprintf(stderr, "%s %.*s\n",
+            dir == IMAP_TRACE_SEND ? "C:" : dir == IMAP_TRACE_RECV ? "S:" : "* ", (int)len, line);
+}
+
+static const char *cert_status(DWORD s)
+{
+    switch (s) {
+    case CERTIFICATE_STATUS_VALID:         return "valid";
+    case CERTIFICATE_STATUS_UNTRUSTED:     return "untrusted";
+    case CERTIFICATE_STATUS_NAME_MISMATCH: return "name-mismatch";
+    case CERTIFICATE_STATUS_EXPIRED:       return "expired";
+    case CERTIFICATE_STATUS_NOT_CHECKED:   return "not-checked";
+    default:                               return "none";
+    }
+}
+
+/* Splits the capability list; AUTH=x entries also go to the mechanism list. */
+static void add_capabilities(HCLIENT h, json_object *facts)
+{
+    char capa[8192], *save = NULL, *w;
+    json_object *all = json_object_new_array(), *mech = json_object_new_array();
+
+    if (ImapGetCapabilities(h, capa, (INT)sizeof capa) != IMAP_ERROR) {
+        for (w = strtok_r(capa, " ", &save); w != NULL; w = strtok_r(NULL, " ", &save)) {
+            json_object_array_add(all, json_object_new_string(w));
+            if (strncasecmp(w, "AUTH=", 5) == 0)
+                json_object_array_add(mech, json_object_new_string(w + 5));
+        }
+    }
+    json_object_object_add(facts, "capabilities", all);
+    json_object_object_add(facts, "auth_mechanisms", mech);
+}
+
+json_object *cli_facts(HCLIENT h)
+{
+    json_object *facts = json_object_new_object(), *t, *tls = NULL, *ssh = NULL;
+    IMAPTIMINGS tm;
+    SECURITYINFO si;
+
+    memset(&tm, 0, sizeof tm);
+    tm.dwSize = sizeof tm;
+    t = json_object_new_object();
+    if (ImapGetTimings(h, &tm) == 0) {
+        json_object_object_add(t, "resolve", json_object_new_int64(tm.dwResolve));
+        json_object_object_add(t, "connect", json_object_new_int64(tm.dwConnect));
+        json_object_object_add(t, "tunnel", json_object_new_int64(tm.dwTunnel));
+        json_object_object_add(t, "secure", json_object_new_int64(tm.dwSecure));
+        json_object_object_add(t, "greeting", json_object_new_int64(tm.dwGreeting));
+        json_object_object_add(t, "total", json_object_new_int64(tm.dwTotal));
+    }
+    json_object_object_add(facts, "timings_us", t);
+
+    memset(&si, 0, sizeof si);
+    si.dwSize = sizeof si;
+    if (ImapGetSecurityInformation(h, &si) == 0) {
+        if (si.dwProtocol != SECURITY_PROTOCOL_NONE) {
+            tls = json_object_new_object();
+            json_object_object_add(tls, "protocol", json_object_new_string(
+                si.dwProtocol == SECURITY_PROTOCOL_TLS13 ? "TLSv1.3" : "TLSv1.2"));
+            json_object_object_add(tls, "cipher", json_object_new_string(si.szCipher));
+            json_object_object_add(tls, "certificate_status",
+                                   json_object_new_string(cert_status(si.dwCertificateStatus)));
+            json_object_object_add(tls, "subject", json_object_new_string(si.szSubject));
+            json_object_object_add(tls, "issuer", json_object_new_string(si.szIssuer));
+            json_object_object_add(tls, "valid_from", json_object_new_string(si.szValidFrom));
+            json_object_object_add(tls, "valid_to", json_object_new_string(si.szValidTo));
+            json_object_object_add(tls, "sha256_fingerprint",
+                                   json_object_new_string(si.szFingerprint));
+            json_object_object_add(tls, "session_resumed",
+                                   json_object_new_boolean(si.bSessionResumed));
+        }
+        if (si.dwTunnelProtocol == SECURITY_PROTOCOL_SSH2) {
+            ssh = json_object_new_object();
+            json_object_object_add(ssh, "protocol", json_object_new_string("SSH-2"));
+            json_object_object_add(ssh, "host_key_fingerprint",
+                                   json_object_new_string(si.szHostKeyFingerprint));
+        }
+    }
+    json_object_object_add(facts, "tls", tls);
+    json_object_object_add(facts, "ssh", ssh);
+    add_capabilities(h, facts);
+    return facts;
+}
+
+static const char *str(json_object *o, const char *key)
+{
+    json_object *v;
+    return json_object_object_get_ex(o, key, &v) && v ? json_object_get_string(v) : "";
+}
+
+static void print_list(const char *indent, const char *label, json_object *arr)
+{
+    size_t n = arr ? json_object_array_length(arr) : 0;
+    printf("%s%-17s", indent, label);
+    for (size_t i = 0; i < n; i++)
+        printf("%s%s", i ? " " : "", json_object_get_string(json_object_array_get_idx(arr, i)));
+    printf("%s\n", n ? "" : "(none)");
+}
+
+void cli_print_facts(const struct cli_opts *o, json_object *facts, const char *indent)
+{
+    static const char *phases[][2] = {
+        {"resolve", "resolve"}, {"connect", "tcp connect"}, {"tunnel", "ssh tunnel"},
+        {"secure", "tls"}, {"greeting", "greeting"}, {"total", "total"}};
+    json_object *t, *tls, *ssh, *v, *caps, *mech;
+    const char *on = o->color_out ? C_GREEN : "", *off = o->color_out ? C_OFF : "";
+
+    if (json_object_object_get_ex(facts, "timings_us", &t)) {
+        for (size_t i = 0; i < 6; i++) {
+            if (!json_object_object_get_ex(t, phases[i][0], &v))
+                continue;
+            int64_t us = json_object_get_int64(v);
+            if (us == 0 && i != 5)
+                printf("%sphase %-12s         -\n", indent, phases[i][1]);
+            else
+                printf("%sphase %-12s %9.3f ms\n", indent, phases[i][1], (double)us / 1000.0);
+        }
+    }
+    if (json_object_object_get_ex(facts, "ssh", &ssh) && ssh != NULL)
+        printf("%sssh:             %s, host key %s\n", indent, str(ssh, "protocol"),
+               str(ssh, "host_key_fingerprint"));
+    if (json_object_object_get_ex(facts, "tls", &tls) && tls != NULL) {
+        const char *st = str(tls, "certificate_status");
+        int good = strcmp(st, "valid") == 0;
+        printf("%stls:             %s, cipher %s, certificate %s%s%s%s\n", indent,
+               str(tls, "protocol"), str(tls, "cipher"), good ? on : (o->color_out ? C_YEL : ""),
+               st, o->color_out ? C_OFF : "",
+               json_object_get_boolean(json_object_object_get(tls, "session_resumed"))
+                   ? ", session resumed" : "");
+        printf("%scertificate:     subject %s\n", indent, str(tls, "subject"));
+        printf("%s                 issuer %s\n", indent, str(tls, "issuer"));
+        printf("%s                 valid %s .. %s\n", indent, str(tls, "valid_from"),
+               str(tls, "valid_to"));
+        printf("%s                 sha256 %s\n", indent, str(tls, "sha256_fingerprint"));
+    } else if (json_object_object_get_ex(facts, "tls", &tls)) {
+        printf("%stls:             none (%sno encryption%s)\n", indent,
+               o->color_out ? C_YEL : "", off);
+    }
+    if (json_object_object_get_ex(facts, "capabilities", &caps))
+        print_list(indent, "capabilities:", caps);
+    if (json_object_object_get_ex(facts, "auth_mechanisms", &mech))
+        print_list(indent, "auth mechanisms:", mech);
+}

@@ -1,0 +1,432 @@
+#!/usr/bin/env bash
+# run.sh: the imapwire command's tests. Installs the build into a scratch prefix and runs
+# the INSTALLED binary against the harness's Dovecot, sshd, Dante and tinyproxy.
+#   run.sh GROUP SOURCE_DIR BUILD_DIR SCRATCH_DIR TMPROOT
+# GROUP: connect tunnel proxy errors secrets fetch check terminal. TMPROOT holds the
+# fixtures' env files (dovecot/, dovecot-tls/, sshd/, danted/, tinyproxy/).
+set -u
+group=$1 src=$2 build=$3 scratch=$4 tmproot=$5
+fails=0 checks=0
+
+rm -rf "$scratch"
+mkdir -p "$scratch"
+prefix=$scratch/prefix
+cmake --install "$build" --prefix "$prefix" >/dev/null || { echo "install failed"; exit 1; }
+BIN=$prefix/bin/imapwire
+[ -x "$BIN" ] || { echo "no installed $BIN"; exit 1; }
+# the installed plugins, beside the installed library, must be found on their own
+unset IMAPWIRE_PLUGIN_PATH IMAPWIRE_TRANSPORT IMAPWIRE_PASSWORD IMAPWIRE_DNS_SERVERS
+unset NO_COLOR   # colour must stay off because the output is no terminal
+
+load() {  # load FIXTURE (its DIR/env.sh) or FIXTURE/x.env (x.env.sh), exported
+    local f=$tmproot/$1/env.sh
+    [ -f "$tmproot/$1.sh" ] && f=$tmproot/$1.sh
+    set -a
+    # shellcheck disable=SC1090
+    . "$f"
+    set +a
+}
+
+ok()   { checks=$((checks + 1)); }
+bad()  { checks=$((checks + 1)); fails=$((fails + 1)); echo "FAIL: $*"; }
+check() {  # check DESCRIPTION COMMAND...: the command must succeed
+    local what=$1; shift
+    if "$@"; then ok; else bad "$what"; fi
+}
+# run EXPECTED_RC ARGS...: runs the installed binary, output in $out/$err
+run() {
+    local want=$1; shift
+    out=$scratch/out.$checks err=$scratch/err.$checks
+    timeout 60 "$BIN" "$@" >"$out" 2>"$err"
+    rc=$?
+    if [ "$rc" -ne "$want" ]; then
+        bad "imapwire $* -> exit $rc, wanted $want"
+        sed 's/^/  stderr: /' "$err" | head -20
+        return 1
+    fi
+    ok
+    return 0
+}
+has()     { if grep -Eq -- "$2" "$1"; then ok; else bad "$(basename "$1") lacks /$2/"; sed 's/^/  | /' "$1" | head -30; fi; }
+has_fixed() { if grep -Fq -- "$2" "$1"; then ok; else bad "$(basename "$1") lacks '$2'"; fi; }
+has_not() { if grep -Fq -- "$2" "$1"; then bad "$(basename "$1") holds '$2'"; else ok; fi; }
+# jqok FILE FILTER: the JSON in FILE must make FILTER true
+jqok() {
+    if jq -e "$2" "$1" >/dev/null 2>&1; then ok; else bad "json: $2"; jq -c . "$1" 2>&1 | head -c 2000; echo; fi
+}
+no_escapes() { if grep -q $'\033' "$1"; then bad "colour codes in $1 (not a terminal)"; else ok; fi; }
+
+# Every field of a connect report, whatever the route.
+json_common() {  # json_common FILE SECURITY PORT LOGIN(0/1)
+    local f=$1
+    jqok "$f" '.command == "connect" and .connected == true and .error == null and .exit_code == 0'
+    jqok "$f" ".security == \"$2\" and .port == $3 and .host == \"127.0.0.1\" and (.insecure|type) == \"boolean\""
+    jqok "$f" '.timings_us | (keys | sort) == ["connect","greeting","resolve","secure","total","tunnel"]'
+    jqok "$f" '[.timings_us[]] | all(type == "number" and . >= 0)'
+    jqok "$f" '.timings_us.total > 0 and .timings_us.total >= .timings_us.connect and .timings_us.greeting > 0'
+    jqok "$f" '(.capabilities | index("IMAP4rev1")) != null'
+    jqok "$f" '.auth_mechanisms == [.capabilities[] | select(startswith("AUTH=")) | .[5:]]'
+    jqok "$f" '(.auth_mechanisms | index("PLAIN")) != null'
+    jqok "$f" 'has("tunnel") and has("proxy") and has("transport") and has("tls") and has("ssh")'
+    if [ "$4" = 1 ]; then
+        jqok "$f" ".login.user == \"$DOVECOT_USER\" and .login.ok == true and .login.auth == \"default\""
+    else
+        jqok "$f" '.login == null'
+    fi
+}
+json_tls() {  # json_tls FILE CERTFILE
+    local f=$1 fp
+    fp=$(openssl x509 -in "$2" -noout -fingerprint -sha256 | sed 's/.*=//')
+    jqok "$f" '.tls.protocol == "TLSv1.3" or .tls.protocol == "TLSv1.2"'
+    jqok "$f" '.tls.cipher | length > 0'
+    jqok "$f" '.tls.certificate_status == "valid" and .tls.session_resumed == false'
+    jqok "$f" '(.tls.subject | contains("CN=localhost")) and (.tls.issuer | contains("imapwire test CA"))'
+    jqok "$f" '[.tls.valid_from, .tls.valid_to] | all(test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$"))'
+    jqok "$f" ".tls.sha256_fingerprint == \"$fp\""
+    jqok "$f" '.timings_us.secure > 0 and .ssh == null'
+}
+human_common() {  # human_common FILE MODE
+    has "$1" "^connected to imaps?://127\\.0\\.0\\.1:[0-9]+ \\($2"
+    has "$1" '^  phase tcp connect +[0-9]+\.[0-9]{3} ms$'
+    has "$1" '^  phase greeting +[0-9]+\.[0-9]{3} ms$'
+    has "$1" '^  phase total +[0-9]+\.[0-9]{3} ms$'
+    has "$1" '^  capabilities: +IMAP4rev1'
+    has "$1" '^  auth mechanisms: .*PLAIN'
+    no_escapes "$1"
+}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+sshd_connections() { grep -c "^Connection from" "$SSHD_LOG" || true; }
+
+load dovecot
+P=$DOVECOT_PORT
+URL=imap://$DOVECOT_USER@127.0.0.1:$P
+
+case $group in
+connect)
+    # plain, with login, human then JSON; the password from the environment
+    IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 connect "$URL" && {
+        human_common "$out" plain
+        has "$out" '^  tls: +none'
+        has "$out" "^  login: +ok as $DOVECOT_USER\$"
+        has "$out" '^  phase ssh tunnel +-$'
+    }
+    IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 connect "$URL" --json && json_common "$out" plain "$P" 1
+    jqok "$out" '.tls == null and .ssh == null and .tunnel == null and .timings_us.tunnel == 0'
+    # no user: no login
+    run 0 --json connect "imap://127.0.0.1:$P" && json_common "$out" plain "$P" 0
+    # STARTTLS and IMAPS with the test CA
+    load dovecot-tls
+    CA=$tmproot/dovecot-tls/certs/ca.pem CERT=$tmproot/dovecot-tls/certs/server.pem
+    run 0 connect "imap://127.0.0.1:$DOVECOT_PORT" --starttls --ca "$CA" && {
+        human_common "$out" starttls
+        has "$out" '^  tls: +TLSv1\.[23], cipher [A-Z0-9_-]+, certificate valid'
+        has "$out" '^  phase tls +[0-9]+\.[0-9]{3} ms$'
+    }
+    IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 connect "imap://$DOVECOT_USER@127.0.0.1:$DOVECOT_PORT" \
+        --starttls --ca "$CA" --json && { json_common "$out" starttls "$DOVECOT_PORT" 1; json_tls "$out" "$CERT"; }
+    run 0 connect "imaps://127.0.0.1:$DOVECOT_IMAPS_PORT" --ca "$CA" && human_common "$out" imaps
+    IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 connect "imaps://$DOVECOT_USER@127.0.0.1:$DOVECOT_IMAPS_PORT" \
+        --ca "$CA" --json --identify && { json_common "$out" imaps "$DOVECOT_IMAPS_PORT" 1; json_tls "$out" "$CERT"; }
+    # --insecure: connects without the CA, says so on stderr, certificate not checked
+    run 0 connect "imaps://127.0.0.1:$DOVECOT_IMAPS_PORT" --insecure --json && {
+        has "$err" 'warning: --insecure'
+        jqok "$out" '.insecure == true and .tls.certificate_status == "not-checked"'
+    }
+    # a name through the test resolver, the socket bound to a chosen local address
+    load dnsmasq
+    run 0 connect "imap://v4.imapwire.test:$P" --dns-server "$DNSMASQ_SERVER" --local-address 127.0.0.1 --json && {
+        jqok "$out" '.connected and .host == "v4.imapwire.test" and .timings_us.resolve > 0'
+    }
+    run 3 connect "imap://nosuch.imapwire.test:$P" --dns-server "$DNSMASQ_SERVER" && {
+        has "$err" 'ST_ERROR_HOST_NOT_FOUND'
+        has "$err" 'the name nosuch\.imapwire\.test does not resolve'
+    }
+    # --help names every long option of the program (the list is read from main.c)
+    run 0 --help && for opt in $(sed -n 's/^    {"\([a-z-]*\)", .*/\1/p' "$src/src/cli/main.c"); do
+        has "$out" "--$opt"
+    done
+    ;;
+tunnel)
+    load sshd
+    load sshd/agent.env
+    before=$(sshd_connections)
+    # one hop, the key from the agent
+    IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 connect "$URL" --tunnel "$SSHD_USER@127.0.0.1:$SSHD_PORT" \
+        --known-hosts "$SSHD_KNOWN_HOSTS" && {
+        human_common "$out" "plain, ssh tunnel $SSHD_USER@127.0.0.1:$SSHD_PORT"
+        has "$out" '^  phase ssh tunnel +[0-9]+\.[0-9]{3} ms$'
+        has_fixed "$out" "  ssh:             SSH-2, host key $SSHD_HOSTKEY_SHA256"
+    }
+    IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 connect "$URL" --json -J "$SSHD_USER@127.0.0.1:$SSHD_PORT" \
+        --known-hosts "$SSHD_KNOWN_HOSTS" --ssh-key "$SSHD_KEY" && {
+        json_common "$out" plain "$P" 1
+        jqok "$out" ".ssh.protocol == \"SSH-2\" and .ssh.host_key_fingerprint == \"$SSHD_HOSTKEY_SHA256\""
+        jqok "$out" ".tunnel == \"$SSHD_USER@127.0.0.1:$SSHD_PORT\" and .timings_us.tunnel > 0"
+    }
+    mid=$(sshd_connections)
+    check "two single-hop connects made 2 SSH connections ($before -> $mid)" [ $((mid - before)) -eq 2 ]
+    # a jump host: the same sshd twice, the second hop reached through the first
+    run 0 connect "imap://127.0.0.1:$P" --json \
+        --tunnel "$SSHD_USER@127.0.0.1:$SSHD_PORT,$SSHD_USER@127.0.0.1:$SSHD_PORT" \
+        --known-hosts "$SSHD_KNOWN_HOSTS" --ssh-key "$SSHD_KEY" && {
+        json_common "$out" plain "$P" 0
+        jqok "$out" ".ssh.host_key_fingerprint == \"$SSHD_HOSTKEY_SHA256\""
+    }
+    after=$(sshd_connections)
+    check "the jump made 2 SSH connections ($mid -> $after)" [ $((after - mid)) -eq 2 ]
+    # an ssh config alias
+    printf 'Host cli-alias\n  HostName 127.0.0.1\n  Port %s\n  User %s\n  IdentityFile %s\n  UserKnownHostsFile %s\n' \
+        "$SSHD_PORT" "$SSHD_USER" "$SSHD_KEY" "$SSHD_KNOWN_HOSTS" > "$scratch/ssh_config"
+    run 0 connect "imap://127.0.0.1:$P" --json --tunnel cli-alias --ssh-config="$scratch/ssh_config" &&
+        jqok "$out" ".ssh.host_key_fingerprint == \"$SSHD_HOSTKEY_SHA256\" and .connected"
+    # a forward: a JSON line with the port, a login through it, then SIGINT ends it (exit 0)
+    fwo=$scratch/fw.out
+    timeout 60 "$BIN" forward 0 "127.0.0.1:$P" --json --tunnel "$SSHD_USER@127.0.0.1:$SSHD_PORT" \
+        --known-hosts "$SSHD_KNOWN_HOSTS" >"$fwo" 2>"$scratch/fw.err" &
+    fwpid=$!
+    for _ in $(seq 100); do [ -s "$fwo" ] && break; sleep 0.1; done
+    lp=$(jq -r .local_port "$fwo" 2>/dev/null)
+    check "forward printed its port" [ -n "$lp" ] && [ "$lp" != null ] && [ "$lp" -gt 0 ]
+    jqok "$fwo" ".command == \"forward\" and .remote_port == $P and .remote_host == \"127.0.0.1\" and .local_address == \"127.0.0.1\""
+    IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 connect "imap://$DOVECOT_USER@127.0.0.1:$lp" --json &&
+        json_common "$out" plain "$lp" 1
+    kill -INT "$fwpid"
+    wait "$fwpid"
+    check "forward ends with 0 on SIGINT" [ $? -eq 0 ]
+    run 4 connect "imap://127.0.0.1:$lp"
+    run 2 forward 0 "127.0.0.1:$P" --tunnel "$SSHD_USER@127.0.0.1:$SSHD_PORT" --proxy socks5://127.0.0.1:1
+    run 2 forward 0 "127.0.0.1:$P"
+    ;;
+proxy)
+    load danted
+    load tinyproxy
+    IMAPWIRE_PROXY_PASSWORD=$DANTED_PASS run 0 connect "imap://127.0.0.1:$P" --json \
+        --proxy "socks5://$DANTED_USER@127.0.0.1:$DANTED_PORT" && {
+        jqok "$out" ".proxy == \"socks5://$DANTED_USER@127.0.0.1:$DANTED_PORT\""
+    }
+    IMAPWIRE_PASSWORD=$DOVECOT_PASS IMAPWIRE_PROXY_PASSWORD=$DANTED_PASS run 0 connect "$URL" --json \
+        --proxy "socks5://$DANTED_USER@127.0.0.1:$DANTED_PORT" && json_common "$out" plain "$P" 1
+    has "$DANTED_LOG" "pass.*127\\.0\\.0\\.1\\.$P"
+    # the proxy password is in neither the trace nor the output
+    IMAPWIRE_PROXY_PASSWORD=$DANTED_PASS run 0 connect "imap://127.0.0.1:$P" --trace \
+        --proxy "socks5://$DANTED_USER@127.0.0.1:$DANTED_PORT" && {
+        has "$err" 'socks5: '
+        has_not "$err" "$DANTED_PASS"
+        has_not "$out" "$DANTED_PASS"
+    }
+    run 0 connect "imap://127.0.0.1:$P" --proxy "http://127.0.0.1:$TINYPROXY_PORT" &&
+        human_common "$out" "plain, proxy http://127\\.0\\.0\\.1:$TINYPROXY_PORT\\)"
+    IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 connect "$URL" --json --proxy "http://127.0.0.1:$TINYPROXY_PORT" &&
+        json_common "$out" plain "$P" 1
+    has "$TINYPROXY_LOG" "CONNECT.*127\\.0\\.0\\.1:$P"
+    # the proxy password is not an argument: a user without it is refused before any I/O
+    run 2 connect "$URL" --proxy "socks5://$DANTED_USER@127.0.0.1:$DANTED_PORT" && has "$err" IMAPWIRE_PROXY_PASSWORD
+    run 2 connect "$URL" --proxy "socks5://$DANTED_USER:pw@127.0.0.1:$DANTED_PORT"
+    # the proxy with a tunnel: SSH goes through SOCKS5
+    load sshd
+    load sshd/agent.env
+    IMAPWIRE_PROXY_PASSWORD=$DANTED_PASS run 0 connect "imap://127.0.0.1:$P" --json \
+        --proxy "socks5://$DANTED_USER@127.0.0.1:$DANTED_PORT" \
+        --tunnel "$SSHD_USER@127.0.0.1:$SSHD_PORT" --known-hosts "$SSHD_KNOWN_HOSTS" &&
+        jqok "$out" ".ssh.host_key_fingerprint == \"$SSHD_HOSTKEY_SHA256\""
+    has "$DANTED_LOG" "pass.*127\\.0\\.0\\.1\\.$SSHD_PORT"
+    ;;
+errors)
+    load dovecot-tls
+    CA=$tmproot/dovecot-tls/certs/ca.pem
+    # a certificate for another name
+    run 7 connect "imaps://127.0.0.1:$DOVECOT_IMAPS_PORT" --ca "$CA" --servername wrong.example.test && {
+        has "$err" 'ST_ERROR_CERTIFICATE_NAME_MISMATCH'
+        has "$err" 'the certificate is not for wrong\.example\.test: check the host name, or pass --servername'
+    }
+    run 7 connect "imaps://127.0.0.1:$DOVECOT_IMAPS_PORT" --ca "$CA" --servername wrong.example.test --json && {
+        jqok "$out" '.error.code == 16 and .error.name == "ST_ERROR_CERTIFICATE_NAME_MISMATCH" and .exit_code == 7'
+        jqok "$out" '.error.during == "connect" and (.error.message | length > 0) and (.error.advice | contains("--servername"))'
+        jqok "$out" '.connected == false'
+    }
+    # no CA: untrusted
+    run 7 connect "imap://127.0.0.1:$DOVECOT_PORT" --starttls && { has "$err" 'ST_ERROR_CERTIFICATE_UNTRUSTED'; has "$err" 'pass the issuing CA with --ca FILE'; }
+    # a refused port
+    fp=$(free_port)
+    run 4 connect "imap://127.0.0.1:$fp" && {
+        has "$err" 'ST_ERROR_CONNECTION_REFUSED'
+        has "$err" "nothing listens on 127\\.0\\.0\\.1 port $fp"
+    }
+    # a wrong password
+    IMAPWIRE_PASSWORD=not-the-password run 10 connect "$URL" && {
+        has "$err" 'ST_ERROR_LOGIN_FAILED'
+        has "$err" 'refused the user name or password'
+    }
+    IMAPWIRE_PASSWORD=not-the-password run 10 connect "$URL" --json &&
+        jqok "$out" '.login.ok == false and .error.name == "ST_ERROR_LOGIN_FAILED" and .exit_code == 10'
+    # an unknown transport
+    run 12 connect "imap://127.0.0.1:$P" --transport nosuchtransport && {
+        has "$err" 'ST_ERROR_TRANSPORT_NOT_FOUND'
+        has "$err" 'check the name in --transport'
+    }
+    # unknown and changed SSH host keys
+    load sshd
+    load sshd/agent.env
+    run 8 connect "imap://127.0.0.1:$P" --tunnel "$SSHD_USER@127.0.0.1:$SSHD_PORT" --known-hosts "$SSHD_KNOWN_HOSTS_EMPTY" && {
+        has "$err" 'ST_ERROR_SSH_HOST_KEY_UNKNOWN'
+        has "$err" 'not in the known_hosts file.*--known-hosts'
+    }
+    run 8 connect "imap://127.0.0.1:$P" --tunnel "$SSHD_USER@127.0.0.1:$SSHD_PORT" --known-hosts "$SSHD_KNOWN_HOSTS_WRONG" &&
+        { has "$err" 'ST_ERROR_SSH_HOST_KEY_MISMATCH'; has "$err" 'host key has CHANGED'; }
+    # a port that never answers: --timeout 1 gives up with exit 5 (the fixture drops SYNs)
+    bh=$build/tests/tcp_blackhole
+    if [ -x "$bh" ]; then
+        "$bh" --addr 127.0.0.3 --port-file "$scratch/bh.port" --idle-exit 30 >/dev/null 2>&1 &
+        bhpid=$!
+        for _ in $(seq 100); do [ -s "$scratch/bh.port" ] && break; sleep 0.05; done
+        start=$(date +%s%N)
+        run 5 connect "imap://127.0.0.3:$(cat "$scratch/bh.port")" --timeout 1 && {
+            has "$err" 'ST_ERROR_OPERATION_TIMEOUT'
+            has "$err" 'raise --timeout'
+        }
+        ms=$(( ($(date +%s%N) - start) / 1000000 ))
+        check "the timeout took about 1 s, not the default 20 ($ms ms)" [ "$ms" -ge 900 ] && [ "$ms" -lt 5000 ]
+        kill "$bhpid" 2>/dev/null
+        wait "$bhpid" 2>/dev/null
+    else
+        bad "no $bh"
+    fi
+    # usage errors
+    run 2 connect "http://127.0.0.1:$P"
+    run 2 connect "imap://user:pw@127.0.0.1:$P" && has "$err" 'password does not belong in the URL'
+    run 2 connect "$URL" --auth nosuch
+    run 2 connect "$URL" --bogus-option
+    run 2 frobnicate x
+    ;;
+secrets)
+    # The password never in ps: the program waits on a FIFO as its password file while
+    # ps looks at every process's arguments; then the password arrives and it logs in.
+    fifo=$scratch/pw.fifo
+    mkfifo "$fifo"
+    timeout 60 "$BIN" connect "$URL" --password-file "$fifo" --json >"$scratch/ps.out" 2>&1 &
+    cpid=$!
+    for _ in $(seq 50); do grep -q imapwire "/proc/$cpid/cmdline" 2>/dev/null && break; sleep 0.1; done
+    ps -eo pid,args ww >"$scratch/ps.txt"
+    tr '\0' ' ' <"/proc/$cpid/cmdline" >"$scratch/cmdline.txt"
+    printf '%s\n' "$DOVECOT_PASS" >"$fifo"
+    wait "$cpid"
+    check "login with the password from the FIFO" [ $? -eq 0 ]
+    has "$scratch/ps.txt" "^ *$cpid .*imapwire connect $URL"
+    has_not "$scratch/ps.txt" "$DOVECOT_PASS"
+    has_not "$scratch/cmdline.txt" "$DOVECOT_PASS"
+    jqok "$scratch/ps.out" '.login.ok == true'
+    # nor in the trace, for each mechanism, in clear or base64 (PLAIN's and LOGIN's forms)
+    b64plain=$(printf '\0%s\0%s' "$DOVECOT_USER" "$DOVECOT_PASS" | base64 -w0)
+    b64pass=$(printf '%s' "$DOVECOT_PASS" | base64 -w0)
+    for mech in default plain login scram scram-sha1; do
+        IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 connect "$URL" --trace --auth "$mech" && {
+            has "$err" '^C: '
+            has "$err" '^S: '
+            has_not "$err" "$DOVECOT_PASS"
+            has_not "$err" "$b64plain"
+            has_not "$err" "$b64pass"
+            has_not "$out" "$DOVECOT_PASS"
+        }
+    done
+    # the password file: first line only, missing file is exit 14
+    printf '%s\nignored\n' "$DOVECOT_PASS" >"$scratch/pw"
+    run 0 connect "$URL" --password-file "$scratch/pw"
+    run 14 connect "$URL" --password-file "$scratch/nonexistent"
+    # no terminal and no other source: exit 2 with the way out
+    setsid -w "$BIN" connect "$URL" </dev/null >"$scratch/nt.out" 2>"$scratch/nt.err"
+    check "no terminal, no password: exit 2" [ $? -eq 2 ]
+    has "$scratch/nt.err" 'IMAPWIRE_PASSWORD'
+    ;;
+fetch)
+    IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 fetch "$URL/INBOX;UID=1" && {
+        check "fetch to stdout: the exact bytes of message 1" cmp -s "$out" "$DOVECOT_MSG1"
+        has "$err" "^  login: +ok as $DOVECOT_USER"
+    }
+    IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 fetch "$URL/INBOX;UID=1" -o "$scratch/m1.eml" --json && {
+        check "fetch -o: the exact bytes" cmp -s "$scratch/m1.eml" "$DOVECOT_MSG1"
+        jqok "$out" ".command == \"fetch\" and .bytes == $DOVECOT_MSG1_SIZE and .uid == 1 and .sequence == 1"
+        jqok "$out" '.mailbox == "INBOX" and .error == null and .exit_code == 0 and .login.ok'
+    }
+    # the second message by UID, whatever its sequence number
+    IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 fetch "$URL/INBOX;UID=2" -o "$scratch/m2.eml" --json &&
+        jqok "$out" '.sequence == 2 and .bytes > 0'
+    if cmp -s "$scratch/m2.eml" "$DOVECOT_MSG1"; then bad "message 2 is message 1"; else ok; fi
+    IMAPWIRE_PASSWORD=$DOVECOT_PASS run 13 fetch "$URL/INBOX;UID=4000000" -o "$scratch/none" &&
+        has "$err" 'ST_ERROR_MESSAGE_NOT_FOUND'
+    IMAPWIRE_PASSWORD=$DOVECOT_PASS run 13 fetch "$URL/NoSuchBox;UID=1" -o "$scratch/none"
+    run 2 fetch "$URL/INBOX"
+    IMAPWIRE_PASSWORD=$DOVECOT_PASS run 14 fetch "$URL/INBOX;UID=1" -o "$scratch/no/such/dir/m"
+    ;;
+check)
+    load dovecot-tls
+    CA=$tmproot/dovecot-tls/certs/ca.pem
+    run 0 check "127.0.0.1:$DOVECOT_PORT" --imaps-port "$DOVECOT_IMAPS_PORT" --ca "$CA" --json && {
+        jqok "$out" '.command == "check" and (.modes | map(.mode)) == ["plain","starttls","imaps"]'
+        jqok "$out" '.modes | all(.ok == true and .error == null)'
+        jqok "$out" '.modes[0].verified == false and .modes[0].tls == null and (.modes[0].capabilities | index("STARTTLS")) != null'
+        jqok "$out" '.modes[1:] | all(.verified and .tls.certificate_status == "valid" and .tls_versions["TLSv1.2"] == true and .tls_versions["TLSv1.3"] == true)'
+        jqok "$out" ".modes[2].port == $DOVECOT_IMAPS_PORT and .modes[0].port == $DOVECOT_PORT"
+        jqok "$out" '.modes | all((.auth_mechanisms | length) > 0 and .timings_us.total > 0)'
+    }
+    # without the CA: still tells the certificate, marked unverified, with the error
+    run 0 check "127.0.0.1:$DOVECOT_PORT" --imaps-port "$DOVECOT_IMAPS_PORT" --json && {
+        jqok "$out" '.modes[2].ok == false and .modes[2].error.name == "ST_ERROR_CERTIFICATE_UNTRUSTED"'
+        jqok "$out" '.modes[2].tls.subject | contains("CN=localhost")'
+    }
+    run 0 check "127.0.0.1:$DOVECOT_PORT" --imaps-port "$DOVECOT_IMAPS_PORT" --ca "$CA" && {
+        has "$out" '^plain \(imap://127\.0\.0\.1:[0-9]+\):$'
+        has "$out" '^starttls \(imap://127\.0\.0\.1:[0-9]+\):$'
+        has "$out" '^  tls versions: +TLSv1\.2 yes +TLSv1\.3 yes'
+        no_escapes "$out"
+    }
+    # nothing listens: every mode fails, exit 4
+    fp=$(free_port)
+    run 4 check "127.0.0.1:$fp" --imaps-port "$fp"
+    ;;
+terminal)
+    command -v tmux >/dev/null || { echo "tmux not installed: skipped"; exit 77; }
+    # one tmux server per session, so the end of the first cannot race the second's start
+    sock=$scratch/tmux1.sock
+    tm() { tmux -S "$sock" "$@"; }
+    pane() { tm capture-pane -p -t cli >"$scratch/pane.txt" 2>/dev/null; }
+    wait_pane() {  # wait_pane REGEX: bounded, 20 s
+        for _ in $(seq 200); do pane; grep -Eq -- "$1" "$scratch/pane.txt" && return 0; sleep 0.1; done
+        return 1
+    }
+    tm new-session -d -s cli -x 160 -y 50 "env -u IMAPWIRE_PASSWORD $BIN connect $URL; echo EXIT=\$?; sleep 60"
+    check "the prompt appears" wait_pane "Password for $DOVECOT_USER@127\\.0\\.0\\.1:"
+    tm send-keys -t cli "$DOVECOT_PASS" Enter
+    check "the login ends" wait_pane 'EXIT=[0-9]+'
+    has "$scratch/pane.txt" 'EXIT=0'
+    has "$scratch/pane.txt" "login: +ok as $DOVECOT_USER"
+    has_not "$scratch/pane.txt" "$DOVECOT_PASS"
+    # on a terminal the output has colour (the piped runs of the other groups have none)
+    tm capture-pane -e -p -t cli >"$scratch/pane-e.txt"
+    if grep -q $'\033\\[3[0-9]m' "$scratch/pane-e.txt"; then ok; else bad "no colour on a terminal"; fi
+    tm kill-server
+    sock=$scratch/tmux2.sock
+    # the progress bar draws on the terminal's stderr and finishes at the full size
+    tm new-session -d -s cli -x 160 -y 50 "env IMAPWIRE_PASSWORD=$DOVECOT_PASS $BIN fetch '$URL/INBOX;UID=1' -o $scratch/t.eml; echo EXIT=\$?; sleep 60"
+    check "fetch ends" wait_pane 'EXIT=[0-9]+'
+    has "$scratch/pane.txt" "\\[#{30}\\] $DOVECOT_MSG1_SIZE/$DOVECOT_MSG1_SIZE bytes done"
+    has "$scratch/pane.txt" 'EXIT=0'
+    check "fetched bytes" cmp -s "$scratch/t.eml" "$DOVECOT_MSG1"
+    tm kill-server
+    # Ctrl-C at the prompt ends the program and leaves the terminal echoing again
+    sock=$scratch/tmux3.sock
+    # the shell traps INT (so it survives to report); the program gets the default action
+    tm new-session -d -s cli -x 160 -y 50 "trap : INT; env -u IMAPWIRE_PASSWORD $BIN connect $URL; echo EXIT=\$?; stty -a | tr ' ;' '\\n\\n' | grep -x -- '-\\?echo' | sed 's/^/MODE=/'; sleep 60"
+    check "the prompt appears again" wait_pane "Password for $DOVECOT_USER@127\\.0\\.0\\.1:"
+    tm send-keys -t cli C-c
+    check "the program ends on Ctrl-C" wait_pane 'MODE=-?echo'
+    has "$scratch/pane.txt" 'EXIT=130'
+    has "$scratch/pane.txt" '^MODE=echo$'
+    tm kill-server
+    ;;
+*)
+    echo "unknown group $group"; exit 2 ;;
+esac
+
+echo "cli $group: $checks checks, $fails failed"
+[ "$checks" -gt 0 ] && [ "$fails" -eq 0 ] && rm -rf "$scratch"
+[ "$fails" -eq 0 ]
