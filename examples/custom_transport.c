@@ -1,7 +1,7 @@
 /* custom_transport.c: a transport written inside the program (no plugin file): a "counter"
  * filter registered with ImapRegisterTransport and stacked over TCP, counting bytes.
  *
- *   usage: custom_transport HOST PORT USER PASSWORD
+ *   usage: IMAPWIRE_PASSWORD=... custom_transport HOST PORT USER
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,8 +78,10 @@ int main(int argc, char **argv)
     HCLIENT h;
     int rc = 1;
 
-    if (argc != 5) {
-        fprintf(stderr, "usage: %s HOST PORT USER PASSWORD\n", argv[0]);
+    const char *password = getenv("IMAPWIRE_PASSWORD");   /* never on the command line */
+
+    if (argc != 4 || password == NULL) {
+        fprintf(stderr, "usage: IMAPWIRE_PASSWORD=... %s HOST PORT USER\n", argv[0]);
         return 2;
     }
     if (!ImapInitialize(NULL, NULL))
@@ -95,7 +97,7 @@ int main(int argc, char **argv)
     h = ImapConnectEx(&ci);
     if (h == INVALID_CLIENT)
         goto out;
-    if (ImapLogin(h, IMAP_AUTH_DEFAULT, argv[3], argv[4]) == 0 &&
+    if (ImapLogin(h, IMAP_AUTH_DEFAULT, argv[3], password) == 0 &&
         ImapSelectMailbox(h, "INBOX", &mb) == 0) {
         printf("INBOX holds %u messages\n", (unsigned)mb.dwMessages);
         rc = 0;

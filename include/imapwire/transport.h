@@ -1,5 +1,9 @@
 /* transport.h: the SDK for people who write imapwire transports and plugins.
  * A transport type is a const vtable; a layer is one instance of it in a connection's chain. */
+/** @file
+ *  The transport SDK: write a transport type (a vtable of non-blocking slots), register it
+ *  with ImapRegisterTransport() or ship it as a plugin with IMAPWIRE_PLUGIN_DEFINE(). The
+ *  guide is docs/transport-sdk.md; examples/custom_transport.c is a complete filter. */
 #ifndef IMAPWIRE_TRANSPORT_H
 #define IMAPWIRE_TRANSPORT_H
 
@@ -13,21 +17,22 @@ extern "C" {
 
 /** ABI of this header. A type or plugin built against a different MAJOR is refused with
  *  ST_ERROR_PLUGIN_VERSION; a newer MINOR only appends slots and fields. */
-#define IMAPWIRE_TRANSPORT_ABI_MAJOR 1
-#define IMAPWIRE_TRANSPORT_ABI_MINOR 2
+#define IMAPWIRE_TRANSPORT_ABI_MAJOR 1  /**< incompatible changes */
+#define IMAPWIRE_TRANSPORT_ABI_MINOR 2  /**< appended slots and fields */
+/** Both as one number, MAJOR << 16 | MINOR: what abi_version fields hold. */
 #define IMAPWIRE_TRANSPORT_ABI \
     ((unsigned)((IMAPWIRE_TRANSPORT_ABI_MAJOR << 16) | IMAPWIRE_TRANSPORT_ABI_MINOR))
 
 /** Status values of the slots below: 0 is success, IMAPWIRE_AGAIN means "would block,
  *  call again when the poll set says so", a positive value is an ST_ERROR_* code. */
-#define IMAPWIRE_OK       0
-#define IMAPWIRE_AGAIN    (-1)
+#define IMAPWIRE_OK       0     /**< success */
+#define IMAPWIRE_AGAIN    (-1)  /**< would block: call again when the poll set says so */
 /** From query(): this layer does not answer that code; the core asks the layer below. */
 #define IMAPWIRE_PASS     (-2)
 
 /** Directions a layer waits for (bits). */
-#define IMAPWIRE_WANT_READ  0x1u
-#define IMAPWIRE_WANT_WRITE 0x2u
+#define IMAPWIRE_WANT_READ  0x1u  /**< readable */
+#define IMAPWIRE_WANT_WRITE 0x2u  /**< writable */
 
 /** Type flags. */
 #define IMAPWIRE_TRANSPORT_BOTTOM    0x1u  /**< opens its own connection; has no layer below */
@@ -42,15 +47,15 @@ extern "C" {
 #define IMAPWIRE_MARK_RESOLVED  1  /**< name resolution finished */
 #define IMAPWIRE_MARK_CONNECTED 2  /**< the first hop is connected (before a tunnel or proxy handshake) */
 
-#define IMAPWIRE_POLLSET_MAX 8
+#define IMAPWIRE_POLLSET_MAX 8  /**< the most descriptors one poll set holds */
 
 /** What a chain waits for: descriptors with directions, and an optional wake-up time. */
 typedef struct imapwire_pollset {
-    unsigned count;
+    unsigned count;                /**< entries used in fds */
     struct {
-        int      fd;
+        int      fd;               /**< a descriptor to watch */
         unsigned want;             /**< IMAPWIRE_WANT_* bits */
-    } fds[IMAPWIRE_POLLSET_MAX];
+    } fds[IMAPWIRE_POLLSET_MAX];   /**< the descriptors; use imapwire_pollset_add() */
     int64_t wakeup_ms;             /**< monotonic ms (host->now_ms) to call again; 0 = none */
 } imapwire_pollset;
 
@@ -81,8 +86,8 @@ static inline void imapwire_pollset_wakeup(imapwire_pollset *ps, int64_t at_ms)
         ps->wakeup_ms = at_ms;
 }
 
-typedef struct imapwire_layer imapwire_layer;
-typedef struct imapwire_host_api imapwire_host_api;
+typedef struct imapwire_layer imapwire_layer;          /**< see struct imapwire_layer */
+typedef struct imapwire_host_api imapwire_host_api;    /**< see struct imapwire_host_api */
 /** A connection a layer opens for itself through the host API (hop_open): opaque, used
  *  only through the host->hop_* calls, so a layer never depends on how the core makes it. */
 typedef struct imapwire_hop imapwire_hop;
@@ -131,7 +136,7 @@ typedef struct imapwire_transport_type {
 /** One instance of a type in a connection's chain. The core owns it; implementers read
  *  these fields and keep their own state in ctx. */
 struct imapwire_layer {
-    const imapwire_transport_type *type;
+    const imapwire_transport_type *type;     /**< the layer's type */
     imapwire_layer                *next;     /**< the layer below; NULL for a bottom layer */
     void                          *ctx;      /**< type->ctx_size zeroed bytes */
     const imapwire_endpoint       *endpoint; /**< where the chain goes */
@@ -172,7 +177,7 @@ typedef struct imapwire_tls_params {
 struct imapwire_host_api {
     unsigned abi_version;          /**< IMAPWIRE_TRANSPORT_ABI of the library */
     size_t   struct_size;          /**< sizeof(imapwire_host_api) in the library */
-    int     (*register_transport)(const imapwire_transport_type *type);
+    int     (*register_transport)(const imapwire_transport_type *type); /**< as ImapRegisterTransport(); returns an ST_ERROR_* or 0 */
     /** A note to the connection's trace callback (IMAP_TRACE_INFO). */
     void    (*trace)(imapwire_layer *layer, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -182,13 +187,13 @@ struct imapwire_host_api {
     int64_t (*now_ms)(void);       /**< monotonic clock */
     void    (*mark)(imapwire_layer *layer, int mark);  /**< IMAPWIRE_MARK_* happened now */
     /* The layer below, with the pass-through defaults applied. */
-    int     (*connect_next)(imapwire_layer *layer, int *done);
-    int     (*shutdown_next)(imapwire_layer *layer, int *done);
-    int     (*send_next)(imapwire_layer *layer, const void *buf, size_t len, size_t *sent);
-    int     (*recv_next)(imapwire_layer *layer, void *buf, size_t len, size_t *got);
-    void    (*pollset_next)(imapwire_layer *layer, unsigned want, imapwire_pollset *ps);
-    size_t  (*pending_next)(imapwire_layer *layer);
-    int     (*query_next)(imapwire_layer *layer, int what, void *out);
+    int     (*connect_next)(imapwire_layer *layer, int *done);   /**< the connect slot of the layer below */
+    int     (*shutdown_next)(imapwire_layer *layer, int *done);  /**< its shutdown slot */
+    int     (*send_next)(imapwire_layer *layer, const void *buf, size_t len, size_t *sent); /**< its send slot */
+    int     (*recv_next)(imapwire_layer *layer, void *buf, size_t len, size_t *got); /**< its recv slot */
+    void    (*pollset_next)(imapwire_layer *layer, unsigned want, imapwire_pollset *ps); /**< its pollset slot */
+    size_t  (*pending_next)(imapwire_layer *layer);              /**< its pending slot */
+    int     (*query_next)(imapwire_layer *layer, int what, void *out); /**< its query slot */
 
     /* ABI 1.1: a hop, a connection of the calling layer's own (check IMAPWIRE_HOST_HAS). */
     /** Makes a TCP connection to host:port owned by layer, without I/O yet: the library's
@@ -211,7 +216,7 @@ struct imapwire_host_api {
     /** As the send and recv slots: 0 with *sent > 0, or with *got bytes (0 is the end of
      *  the stream), IMAPWIRE_AGAIN, or an ST_ERROR_*. They never block. */
     int     (*hop_send)(imapwire_hop *hop, const void *buf, size_t len, size_t *sent);
-    int     (*hop_recv)(imapwire_hop *hop, void *buf, size_t len, size_t *got);
+    int     (*hop_recv)(imapwire_hop *hop, void *buf, size_t len, size_t *got); /**< see hop_send */
     /** Adds what the hop waits for, given what the caller wants (IMAPWIRE_WANT_*); while
      *  connecting, what the connect waits for. A layer MUST add its hop's poll set to its
      *  own from its pollset slot, or it is never woken for the hop. */
@@ -248,7 +253,7 @@ struct imapwire_host_api {
 /** The one symbol a plugin exports. Check host->abi_version's major, register types with
  *  host->register_transport, return 0 or an ST_ERROR_* code. */
 typedef int (*imapwire_plugin_init_fn)(const imapwire_host_api *host);
-#define IMAPWIRE_PLUGIN_INIT_SYMBOL "imapwire_plugin_init"
+#define IMAPWIRE_PLUGIN_INIT_SYMBOL "imapwire_plugin_init"  /**< its name, for dlsym */
 
 /** Plugins are often built with -fvisibility=hidden: the two symbols are exported anyway. */
 #if defined(__GNUC__)
@@ -257,13 +262,15 @@ typedef int (*imapwire_plugin_init_fn)(const imapwire_host_api *host);
 #define IMAPWIRE_PLUGIN_EXPORT
 #endif
 #ifdef __cplusplus
-#define IMAPWIRE_PLUGIN_LINKAGE extern "C"
-/* a namespace-scope const has internal linkage in C++ unless declared extern */
+#define IMAPWIRE_PLUGIN_LINKAGE extern "C"  /**< C linkage for the exports */
+/** Internal to IMAPWIRE_PLUGIN_DEFINE: the imapwire_plugin_abi export; a namespace-scope
+ *  const has internal linkage in C++ unless declared extern. */
 #define IMAPWIRE_PLUGIN_ABI_EXPORT_                                                        \
     extern "C" IMAPWIRE_PLUGIN_EXPORT const unsigned imapwire_plugin_abi = IMAPWIRE_TRANSPORT_ABI
 #else
-#define IMAPWIRE_PLUGIN_LINKAGE extern
-/* declared first, so -Wmissing-variable-declarations has nothing to say */
+#define IMAPWIRE_PLUGIN_LINKAGE extern  /**< linkage of the exports */
+/** Internal to IMAPWIRE_PLUGIN_DEFINE: the imapwire_plugin_abi export, declared first,
+ *  so -Wmissing-variable-declarations has nothing to say. */
 #define IMAPWIRE_PLUGIN_ABI_EXPORT_                                                        \
     extern IMAPWIRE_PLUGIN_EXPORT const unsigned imapwire_plugin_abi;                      \
     IMAPWIRE_PLUGIN_EXPORT const unsigned imapwire_plugin_abi = IMAPWIRE_TRANSPORT_ABI
