@@ -25,9 +25,13 @@ static void setup(void)
     ck_assert(ImapInitialize(NULL, NULL));
 }
 
+static void inner_stop_if_started(void);
+
 static void teardown(void)
 {
     ImapUninitialize();
+    /* a failed check leaves the test before its own stop: never leave an sshd behind */
+    inner_stop_if_started();
 }
 
 /* A tunnelled connect to Dovecot's plain port through route, from local (NULL: any). */
@@ -338,6 +342,7 @@ END_TEST
 
 static iwt_sshd inner;
 static char inner_dir[600];
+static int inner_started;
 
 /* Starts (once per test process) an sshd that refuses the test user from 127.0.0.4,
  * with a debug log; the client connects from 127.0.0.4, so it gets in only through the
@@ -356,6 +361,7 @@ static void inner_start(void)
     snprintf(cmd, sizeof cmd, "SSHD_LOGLEVEL=DEBUG1 SSHD_EXTRA_CONF=%s %s/../harness/sshd.sh "
              "start %s >/dev/null 2>&1", conf, getenv("IW_TESTS_DIR"), inner_dir);
     ck_assert_int_eq(system(cmd), 0);
+    inner_started = 1;
     snprintf(envp, sizeof envp, "%s/env", inner_dir);
     iwt_sshd_load(&inner, envp);
 }
@@ -363,9 +369,16 @@ static void inner_start(void)
 static void inner_stop(void)
 {
     char cmd[4096];
+    inner_started = 0;
     snprintf(cmd, sizeof cmd, "%s/../harness/sshd.sh stop %s >/dev/null 2>&1; rm -rf %s %s.conf",
              getenv("IW_TESTS_DIR"), inner_dir, inner_dir, inner_dir);
     ck_assert_int_eq(system(cmd), 0);
+}
+
+static void inner_stop_if_started(void)
+{
+    if (inner_started)
+        inner_stop();
 }
 
 /* A known_hosts naming both servers (each keyed [127.0.0.1]:its port). */
