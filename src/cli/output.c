@@ -413,7 +413,7 @@ static void print_list(const char *indent, const char *label, json_object *arr)
 void cli_print_facts(const struct cli_opts *o, json_object *facts, const char *indent)
 {
     static const char *phases[][2] = {
-        {"resolve", "resolve"}, {"connect", "tcp connect"}, {"tunnel", "ssh tunnel"},
+        {"resolve", "resolve"}, {"connect", "tcp connect"}, {"tunnel", "ssh or proxy"},
         {"secure", "tls"}, {"greeting", "greeting"}, {"total", "total"}};
     json_object *t, *tls, *ssh, *v, *caps, *mech;
     const char *on = o->color_out ? C_GREEN : "", *off = o->color_out ? C_OFF : "";

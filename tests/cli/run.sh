@@ -108,7 +108,7 @@ connect)
         human_common "$out" plain
         has "$out" '^  tls: +none'
         has "$out" "^  login: +ok as $DOVECOT_USER\$"
-        has "$out" '^  phase ssh tunnel +-$'
+        has "$out" '^  phase ssh or proxy +-$'
     }
     IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 connect "$URL" --json && json_common "$out" plain "$P" 1
     jqok "$out" '.tls == null and .ssh == null and .tunnel == null and .timings_us.tunnel == 0'
@@ -154,7 +154,7 @@ tunnel)
     IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 connect "$URL" --tunnel "$SSHD_USER@127.0.0.1:$SSHD_PORT" \
         --known-hosts "$SSHD_KNOWN_HOSTS" && {
         human_common "$out" "plain, ssh tunnel $SSHD_USER@127.0.0.1:$SSHD_PORT"
-        has "$out" '^  phase ssh tunnel +[0-9]+\.[0-9]{3} ms$'
+        has "$out" '^  phase ssh or proxy +[0-9]+\.[0-9]{3} ms$'
         has_fixed "$out" "  ssh:             SSH-2, host key $SSHD_HOSTKEY_SHA256"
     }
     IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 connect "$URL" --json -J "$SSHD_USER@127.0.0.1:$SSHD_PORT" \
