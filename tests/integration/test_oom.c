@@ -11,10 +11,16 @@
 #include "iwtest.h"
 #include "oom_shim.h"
 
-enum { MODE_PLAIN, MODE_STARTTLS, MODE_IMPLICIT, MODES };
-static const char *const mode_name[MODES] = { "plain", "starttls", "implicit" };
+/* The TLS modes come first: the cold sweep and the short-I/O runs take only those three.
+ * "dns" resolves a name with c-ares at the harness's dnsmasq; "ssh" goes through an SSH
+ * tunnel (libssh2) to the same Dovecot. */
+enum { MODE_PLAIN, MODE_STARTTLS, MODE_IMPLICIT, TLS_MODES, MODE_DNS = TLS_MODES, MODE_SSH,
+       MODES };
+static const char *const mode_name[MODES] = { "plain", "starttls", "implicit", "dns", "ssh" };
 
 static iwt_dovecot dv;
+static iwt_sshd sshd;
+static char dns_server[64];
 static char ca[700];
 static char *msg1;                 /* the exact bytes of message 1 */
 static size_t msg1_len;
@@ -31,6 +37,13 @@ static void setup(void)
     iwt_env_value(env, "DOVECOT_MSG1_SIZE", size, sizeof size);
     msg1_len = strtoul(size, NULL, 10);
     ck_assert_uint_gt(msg1_len, 0);
+    env = getenv("IW_SSHD_ENV");
+    ck_assert_msg(env != NULL, "IW_SSHD_ENV not set (run through ctest)");
+    iwt_sshd_load(&sshd, env);
+    env = getenv("IW_DNS_ENV");
+    ck_assert_msg(env != NULL, "IW_DNS_ENV not set (run through ctest)");
+    iwt_env_value(env, "DNSMASQ_SERVER", dns_server, sizeof dns_server);
+    ck_assert(dns_server[0] != '\0');
     ck_assert(ImapInitialize(NULL, NULL));
 }
 
@@ -68,19 +81,26 @@ static run_result run_session(int mode, const char *transport)
     DWORD len = 0;
     HCLIENT h;
 
-    memset(&sc, 0, sizeof sc);
-    sc.dwSize = sizeof sc;
-    sc.lpszCAFile = ca;
+    if (mode == MODE_SSH) {
+        sc = iwt_tunnel_creds(&sshd);
+    } else {
+        memset(&sc, 0, sizeof sc);
+        sc.dwSize = sizeof sc;
+        sc.lpszCAFile = ca;
+    }
     memset(&ci, 0, sizeof ci);
     ci.dwSize = sizeof ci;
-    ci.lpszHostName = "127.0.0.1";
+    ci.lpszHostName = mode == MODE_DNS ? "v4.imapwire.test" : "127.0.0.1";
     ci.nRemotePort = mode == MODE_IMPLICIT ? dv.imaps_port : dv.port;
-    ci.nTimeout = 10;
-    ci.dwOptions = mode == MODE_PLAIN      ? 0
-                 : mode == MODE_STARTTLS   ? IMAP_OPTION_SECURE_EXPLICIT
-                                           : IMAP_OPTION_SECURE_IMPLICIT;
-    ci.lpCredentials = mode == MODE_PLAIN ? NULL : &sc;
+    /* 3 s: a DNS query c-ares failed to send is sent again after a third of it */
+    ci.nTimeout = mode == MODE_DNS ? 3 : 10;
+    ci.dwOptions = mode == MODE_STARTTLS   ? IMAP_OPTION_SECURE_EXPLICIT
+                 : mode == MODE_IMPLICIT   ? IMAP_OPTION_SECURE_IMPLICIT
+                 : mode == MODE_SSH        ? IMAP_OPTION_TUNNEL
+                                           : 0;
+    ci.lpCredentials = mode == MODE_PLAIN || mode == MODE_DNS ? NULL : &sc;
     ci.lpszTransport = transport;
+    ci.lpszDnsServers = mode == MODE_DNS ? dns_server : NULL;
     h = ImapConnectEx(&ci);
     if (h == INVALID_CLIENT) {
         fail_at(&r, "connect");
@@ -177,11 +197,15 @@ static void sweep(int mode, int cold)
         int fds0 = iwt_count_fds();
         int hit;
         ck_assert_msg(iwt_now_ms() - t0 < MAX_SECONDS * 1000LL, "sweep over time at N=%ld", n);
+        long long t1 = iwt_now_ms();
         oom_arm(n);
         r = run_once(mode, NULL, cold);
         hit = oom_disarm();
         if (!hit)
             break;                  /* N is past the last allocation: the sweep is over */
+        if (iwt_now_ms() - t1 > 1000)
+            fprintf(stderr, "%s N=%ld: the run took %lld ms (%s)\n", mode_name[mode], n,
+                    iwt_now_ms() - t1, r.where ? r.where : "ok");
         runs++;
         last = n;
         ck_assert_msg(iwt_count_fds() == fds0, "%s N=%ld: %d fds before, %d after",
@@ -208,9 +232,16 @@ static void sweep(int mode, int cold)
             absorbed++;
             continue;
         }
-        /* nothing sticks: the next connect in the same process works */
+        /* nothing sticks: the next connect in the same process works (once more if the
+         * server closed it: on a shared machine Dovecot's imap children were seen killed
+         * by signal 9 from outside; a state that sticks fails both) */
         {
             run_result clean = run_once(mode, NULL, cold);
+            if (clean.error == ST_ERROR_CONNECTION_CLOSED) {
+                fprintf(stderr, "%s N=%ld: the next run lost its connection in %s; again\n",
+                        mode_name[mode], n, clean.where);
+                clean = run_once(mode, NULL, cold);
+            }
             ck_assert_msg(clean.error == 0, "%s N=%ld: the run after it failed in %s with %u",
                           mode_name[mode], n, clean.where, (unsigned)clean.error);
         }
@@ -256,6 +287,12 @@ static void sweep(int mode, int cold)
 
 START_TEST(sweep_warm)
 {
+    /* libssh2 1.10 itself crashes (HMAC_Init_ex on a NULL context) and leaks when an
+     * allocation fails in its key exchange: that sweep is for IW_OOM_SSH=1 runs only */
+    if (_i == MODE_SSH && getenv("IW_OOM_SSH") == NULL) {
+        printf("ssh warm: skipped (IW_OOM_SSH=1 runs it)\n");
+        return;
+    }
     sweep(_i, 0);
 }
 END_TEST
@@ -418,8 +455,8 @@ static const IMAPTRANSPORTTYPE again_type = {
 START_TEST(short_io)
 {
     static const char *const filters[] = { "onebyte", "again" };
-    const char *filter = filters[_i / MODES];
-    int mode = _i % MODES;
+    const char *filter = filters[_i / TLS_MODES];
+    int mode = _i % TLS_MODES;
     run_result r;
 
     ck_assert_int_eq(ImapRegisterTransport(&onebyte_type), 0);
@@ -436,7 +473,7 @@ START_TEST(short_io)
            io_bytes, io_again);
     /* the filter carried the whole dialogue, the message included */
     ck_assert_int_gt(io_bytes, (long)msg1_len);
-    if (_i / MODES == 0)
+    if (_i / TLS_MODES == 0)
         ck_assert_uint_eq(io_largest, 1);
     else
         ck_assert_int_ge(io_again * 2, io_calls - 1);
@@ -451,7 +488,7 @@ Suite *oom_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, MAX_SECONDS + 60);
     tcase_add_loop_test(tc, sweep_warm, 0, MODES);
-    tcase_add_loop_test(tc, sweep_cold, 0, MODES);
+    tcase_add_loop_test(tc, sweep_cold, 0, TLS_MODES);
     suite_add_tcase(s, tc);
     tc = tcase_create("first");
     tcase_add_checked_fixture(tc, setup, teardown);
@@ -461,7 +498,7 @@ Suite *oom_suite(void)
     tc = tcase_create("shortio");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, short_io, 0, 2 * MODES);
+    tcase_add_loop_test(tc, short_io, 0, 2 * TLS_MODES);
     suite_add_tcase(s, tc);
     return s;
 }
