@@ -2,6 +2,7 @@
  * calls them; they forward to glibc's (or, in the ASan build, ASan's) and fail on request. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <link.h>
 #include <errno.h>
 #include <execinfo.h>
 #include <stdatomic.h>
@@ -34,6 +35,12 @@ static atomic_long live;
 static int show_stack;                 /* print where the failure was injected */
 static void *fail_stack[48];           /* where the last injected failure happened */
 static int fail_depth;
+/* oom_record: which allocations (by number) are made with a return address inside
+ * [record_from, record_to), the code of the function named (found once, so each
+ * allocation costs a backtrace and no symbol lookup). */
+static uintptr_t record_from, record_to;
+static long *record_out;
+static int record_max, record_count;
 
 void oom_show_stack(int on)
 {
@@ -62,6 +69,30 @@ void oom_arm(long n)
     atomic_store(&countdown, n);
 }
 
+int oom_record(const char *name, long *out, int max)
+{
+    void *addr = dlsym(RTLD_DEFAULT, name);
+    const ElfW(Sym) *sym = NULL;
+    Dl_info info;
+    if (addr == NULL || dladdr1(addr, &info, (void **)&sym, RTLD_DL_SYMENT) == 0 ||
+        sym == NULL || sym->st_size == 0)
+        return -1;
+    oom_arm(-1);
+    record_count = 0;
+    record_out = out;
+    record_max = max;
+    record_from = (uintptr_t)addr;
+    record_to = (uintptr_t)addr + sym->st_size;
+    return 0;
+}
+
+int oom_recorded(void)
+{
+    record_to = 0;
+    oom_disarm();
+    return record_count;
+}
+
 int oom_disarm(void)
 {
     atomic_store(&countdown, 0);
@@ -71,11 +102,23 @@ int oom_disarm(void)
 long oom_seen(void) { return atomic_load(&seen); }
 long oom_live(void) { return atomic_load(&live); }
 
+
 /* Whether this allocation is the one to fail. */
 static int should_fail(void)
 {
     long c;
     atomic_fetch_add(&seen, 1);
+    if (record_to != 0 && record_count < record_max) {
+        void *frames[48];
+        int i, depth = backtrace(frames, 48);
+        for (i = 0; i < depth; i++) {
+            uintptr_t a = (uintptr_t)frames[i];
+            if (a > record_from && a <= record_to) {   /* return addresses: after a call */
+                record_out[record_count++] = atomic_load(&seen);
+                break;
+            }
+        }
+    }
     c = atomic_load(&countdown);
     while (c > 0) {
         if (atomic_compare_exchange_weak(&countdown, &c, c - 1)) {

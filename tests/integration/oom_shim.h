@@ -5,6 +5,12 @@
 
 /* From now on, allocation number n (1 = the next one) fails, once; 0 disarms. */
 void oom_arm(long n);
+/* From now on, counts allocations without failing any and records in out (up to max) the
+ * numbers (as oom_arm takes them) of those made while the exported function name is on
+ * the stack; -1 if there is no such function. oom_recorded stops and returns how many
+ * were recorded. */
+int  oom_record(const char *name, long *out, int max);
+int  oom_recorded(void);
 /* Disarms; returns whether the armed failure was injected. */
 int  oom_disarm(void);
 /* Allocations made since the last oom_arm (failed ones included). */

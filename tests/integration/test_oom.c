@@ -369,6 +369,81 @@ START_TEST(first_tls_connect)
 }
 END_TEST
 
+/* The allocations behind the two defects an outside run found (a NULL digest context used
+ * in iw_ctx_id's HMAC; BIO_meth_new failing once and TLS lost for the process), and their
+ * neighbours, failed one by one in the first TLS connect of a new process: each must end
+ * in OUT_OF_MEMORY or success, and the process must connect afterwards, also after a
+ * re-initialisation. */
+START_TEST(targeted)
+{
+    static const char *const symbols[] = { "BIO_meth_new", "HMAC", "SSL_CTX_new_ex",
+                                           "SSL_new", "BIO_new_ex", "SSL_CTX_load_verify_locations" };
+    const char *sym = symbols[_i];
+    long at[64];
+    int count = 0, i, fds[2], status = 0;
+    pid_t pid;
+
+    /* which allocations of the first connect come from sym: found in a process of its own
+     * (every allocation's stack is read), so each run below is a first connect too */
+    ck_assert_int_eq(pipe(fds), 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        size_t n;
+        close(fds[0]);
+        if (oom_record(sym, at, 64) != 0)
+            _exit(1);
+        run_once(MODE_STARTTLS, NULL, 0);
+        n = (size_t)oom_recorded() * sizeof at[0];
+        _exit(write(fds[1], at, n) == (ssize_t)n ? 0 : 1);
+    }
+    close(fds[1]);
+    for (;;) {
+        ssize_t got = read(fds[0], (char *)at + (size_t)count * sizeof at[0],
+                           sizeof at - (size_t)count * sizeof at[0]);
+        if (got <= 0)
+            break;
+        count += (int)((size_t)got / sizeof at[0]);
+    }
+    close(fds[0]);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(count > 0, "%s: no allocation under it in a first connect", sym);
+
+    for (i = 0; i < count; i++) {
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            /* exit status: 10 no failure injected, 2 the next connect failed, 4 the connect
+             * after ImapUninitialize + ImapInitialize failed, 100 + error another error */
+            run_result r, next;
+            oom_arm(at[i]);
+            r = run_once(MODE_STARTTLS, NULL, 0);
+            if (!oom_disarm())
+                _exit(10);
+            next = run_once(MODE_STARTTLS, NULL, 0);
+            if (next.error != 0)
+                _exit(2);
+            if (!ImapUninitialize() || !ImapInitialize(NULL, NULL) ||
+                run_once(MODE_STARTTLS, NULL, 0).error != 0)
+                _exit(4);
+            if (r.error != 0 && r.error != ST_ERROR_OUT_OF_MEMORY)
+                _exit(r.error < 100 ? 100 + (int)r.error : 199);
+            _exit(0);
+        }
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_msg(WIFEXITED(status), "%s N=%ld: the process died (signal %d)", sym, at[i],
+                      WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+        ck_assert_msg(WEXITSTATUS(status) != 10, "%s N=%ld: not reached", sym, at[i]);
+        ck_assert_msg(WEXITSTATUS(status) != 2, "%s N=%ld: the next connect failed", sym, at[i]);
+        ck_assert_msg(WEXITSTATUS(status) != 4, "%s N=%ld: no connect after re-init", sym, at[i]);
+        ck_assert_msg(WEXITSTATUS(status) < 100, "%s N=%ld: error %d, not OUT_OF_MEMORY", sym,
+                      at[i], WEXITSTATUS(status) - 100);
+    }
+    printf("%s: its %d allocation(s) in a first TLS connect failed in turn: each run "
+           "OUT_OF_MEMORY or absorbed, the next connect fine\n", sym, count);
+}
+END_TEST
+
 /* ---- short I/O: filters between TCP and whatever is above (TLS, the IMAP reader) ---- */
 
 static long io_calls, io_bytes, io_again;
@@ -494,6 +569,7 @@ Suite *oom_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, MAX_SECONDS + 60);
     tcase_add_test(tc, first_tls_connect);
+    tcase_add_loop_test(tc, targeted, 0, 6);
     suite_add_tcase(s, tc);
     tc = tcase_create("shortio");
     tcase_add_checked_fixture(tc, setup, teardown);
