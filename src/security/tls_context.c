@@ -1,5 +1,6 @@
 /* tls_context.c: SSL_CTX objects shared by every connect with the same protocol set,
  * trust anchors and client certificate, and the client session cache they carry. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,6 +164,31 @@ static int iw_passphrase_cb(char *buf, int size, int rwflag, void *u)
     return (int)n;
 }
 
+/* Whether an OpenSSL call entered with errno 0 failed for want of memory (malloc leaves
+ * ENOMEM; OpenSSL 3.0 does not always say so in its queue); empties the queue. A failed
+ * allocation while a CA file is read must not read as a bad CA file. */
+static int iw_tls_oom(int errno_after)
+{
+    unsigned long e;
+    int oom = errno_after == ENOMEM;
+    while ((e = ERR_get_error()) != 0) {
+        if (ERR_SYSTEM_ERROR(e) ? ERR_GET_REASON(e) == ENOMEM
+                                : ERR_GET_REASON(e) == ERR_R_MALLOC_FAILURE)
+            oom = 1;
+    }
+    return oom;
+}
+
+/* A chain check that fails while an allocation fails says nothing about the certificate
+ * (OpenSSL then finds no issuer, or no usable key): the TLS layer zeroes errno before each
+ * handshake step, and malloc leaves ENOMEM in it. */
+static int iw_verify_cb(int ok, X509_STORE_CTX *x)
+{
+    if (!ok && errno == ENOMEM)
+        X509_STORE_CTX_set_error(x, X509_V_ERR_OUT_OF_MEM);
+    return ok;
+}
+
 static int iw_ctx_build(const struct iw_creds *c, SSL_CTX **out)
 {
     DWORD proto = c ? c->protocol : 0;
@@ -174,6 +200,7 @@ static int iw_ctx_build(const struct iw_creds *c, SSL_CTX **out)
         proto = SECURITY_PROTOCOL_TLS12 | SECURITY_PROTOCOL_TLS13;
     if ((proto & ~(DWORD)(SECURITY_PROTOCOL_TLS12 | SECURITY_PROTOCOL_TLS13)) != 0)
         return ST_ERROR_INVALID_PARAMETER;
+    errno = 0;                         /* see below: ENOMEM after the set-up */
     ctx = SSL_CTX_new(TLS_client_method());
     if (ctx == NULL)
         return ST_ERROR_OUT_OF_MEMORY;
@@ -184,7 +211,7 @@ static int iw_ctx_build(const struct iw_creds *c, SSL_CTX **out)
                                                                        : TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_RELEASE_BUFFERS);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, iw_verify_cb);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(ctx, iw_new_session);
 
@@ -194,6 +221,11 @@ static int iw_ctx_build(const struct iw_creds *c, SSL_CTX **out)
     } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
         rc = ST_ERROR_INVALID_PARAMETER;
     }
+    /* OpenSSL shrugs off some failed allocations and reports success: a context without
+     * its cipher tables, a CA certificate whose key it could not decode. Cached, such a
+     * context would fail every handshake or check for the process's life. */
+    if (rc == 0 && errno == ENOMEM)
+        rc = ST_ERROR_OUT_OF_MEMORY;
     if (rc == 0 && c != NULL && c->certificate != NULL) {
         const char *key = c->private_key ? c->private_key : c->certificate;
         SSL_CTX_set_default_passwd_cb(ctx, iw_passphrase_cb);
@@ -207,7 +239,8 @@ static int iw_ctx_build(const struct iw_creds *c, SSL_CTX **out)
         SSL_CTX_set_default_passwd_cb(ctx, NULL);
     }
     if (rc != 0) {
-        ERR_clear_error();
+        if (iw_tls_oom(errno))
+            rc = ST_ERROR_OUT_OF_MEMORY;
         SSL_CTX_free(ctx);
         return rc;
     }
@@ -293,6 +326,23 @@ void iw_tls_ctx_release(iw_tls_ctx *t)
     pthread_mutex_unlock(&iw_tls_lock);
     if (last)
         iw_tls_ctx_free(t);
+}
+
+void iw_tls_ctx_forget(iw_tls_ctx *t)
+{
+    iw_tls_ctx **pp;
+    int found = 0;
+    pthread_mutex_lock(&iw_tls_lock);
+    for (pp = &iw_tls_list; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == t) {
+            *pp = t->next;
+            found = 1;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&iw_tls_lock);
+    if (found)
+        iw_tls_ctx_release(t);         /* the cache's reference; users keep theirs */
 }
 
 iw_tls_ctx *iw_tls_ctx_ref(iw_tls_ctx *t)

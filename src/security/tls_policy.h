@@ -13,6 +13,8 @@ typedef struct iw_tls_ctx iw_tls_ctx;
 int  iw_tls_ctx_acquire(const struct iw_creds *creds, iw_tls_ctx **out);
 void iw_tls_ctx_release(iw_tls_ctx *t);
 iw_tls_ctx *iw_tls_ctx_ref(iw_tls_ctx *t);
+/* Takes t out of the cache (the next connect builds a new one); users keep their refs. */
+void iw_tls_ctx_forget(iw_tls_ctx *t);
 SSL_CTX *iw_tls_ctx_ssl(iw_tls_ctx *t);
 void iw_tls_shutdown(void);             /* last ImapUninitialize: drop every context */
 int  iw_tls_ex_slot(void);              /* SSL ex_data index holding the session key */

@@ -26,7 +26,12 @@ static void iw_use_session_attach(void *policy, void *ssl)
 
 static int iw_use_verify_error(void *policy, long x509_result)
 {
-    (void)policy;
+    iw_tls_use *u = policy;
+    /* OpenSSL caches what it decodes of a trusted certificate in the certificate itself,
+     * a failure included: after a check that ran out of memory the shared context's trust
+     * store may fail every later check, so the next connect gets a new one. */
+    if (x509_result == X509_V_ERR_OUT_OF_MEM)
+        iw_tls_ctx_forget(u->ctx);
     return iw_tls_verify_error(x509_result);
 }
 

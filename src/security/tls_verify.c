@@ -16,6 +16,9 @@ int iw_tls_verify_error(long r)
     case X509_V_ERR_CERT_HAS_EXPIRED:
     case X509_V_ERR_CERT_NOT_YET_VALID:
         return ST_ERROR_CERTIFICATE_EXPIRED;
+    case X509_V_ERR_OUT_OF_MEM:
+        /* the check could not be made: nothing is known about the certificate */
+        return ST_ERROR_OUT_OF_MEMORY;
     default:
         /* Self-signed, unknown issuer, bad signature, wrong purpose: not trusted. */
         return ST_ERROR_CERTIFICATE_UNTRUSTED;

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <ares.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -29,11 +30,38 @@ struct iw_dns {
     int          naddr;
     int          nfound;           /* usable addresses in the answer, before the cut */
     unsigned     port;
+    unsigned     failed_mark;      /* iw_ares_failed when the lookup started */
 };
+
+/* c-ares allocations that failed in this process: a lookup that ends badly while this
+ * moved failed for want of memory, whatever status c-ares gives. */
+static atomic_uint iw_ares_failed;
+
+static void *iw_ares_malloc(size_t n)
+{
+    void *p = malloc(n);
+    if (p == NULL)
+        atomic_fetch_add(&iw_ares_failed, 1u);
+    return p;
+}
+
+static void *iw_ares_realloc(void *old, size_t n)
+{
+    void *p = realloc(old, n);
+    if (p == NULL && n != 0)
+        atomic_fetch_add(&iw_ares_failed, 1u);
+    return p;
+}
+
+static void iw_ares_free(void *p)
+{
+    free(p);
+}
 
 int iw_dns_global_init(void)
 {
-    return ares_library_init(ARES_LIB_INIT_ALL) == ARES_SUCCESS ? 0 : ST_ERROR_OUT_OF_MEMORY;
+    return ares_library_init_mem(ARES_LIB_INIT_ALL, iw_ares_malloc, iw_ares_free,
+                                 iw_ares_realloc) == ARES_SUCCESS ? 0 : ST_ERROR_OUT_OF_MEMORY;
 }
 
 void iw_dns_global_cleanup(void)
@@ -140,6 +168,10 @@ static void iw_dns_done(void *arg, int status, int timeouts, struct ares_addrinf
     if (!d->done) {
         d->done = 1;
         d->status = iw_dns_map(status);
+        /* c-ares reports some failed allocations as "not found" (a query it could not
+         * build, so it tried the next name): the count of its failed ones tells */
+        if (status != ARES_SUCCESS && atomic_load(&iw_ares_failed) != d->failed_mark)
+            d->status = ST_ERROR_OUT_OF_MEMORY;
         if (status == ARES_SUCCESS && res != NULL) {
             iw_dns_collect(d, res->nodes);
             if (d->naddr == 0)
@@ -188,8 +220,8 @@ static int iw_dns_channel(iw_dns *d, const char *servers, int per_try_ms)
     if (rc != ARES_SUCCESS)
         return rc == ARES_ENOMEM ? ST_ERROR_OUT_OF_MEMORY : ST_ERROR_NETWORK_ERROR;
     d->have_channel = 1;
-    if (servers != NULL && ares_set_servers_ports_csv(d->channel, servers) != ARES_SUCCESS)
-        return ST_ERROR_INVALID_PARAMETER;
+    if (servers != NULL && (rc = ares_set_servers_ports_csv(d->channel, servers)) != ARES_SUCCESS)
+        return rc == ARES_ENOMEM ? ST_ERROR_OUT_OF_MEMORY : ST_ERROR_INVALID_PARAMETER;
     return 0;
 }
 
@@ -206,6 +238,7 @@ int iw_dns_start(const char *host, unsigned port, const char *servers, unsigned 
     if (d == NULL)
         return ST_ERROR_OUT_OF_MEMORY;
     d->port = port;
+    d->failed_mark = atomic_load(&iw_ares_failed);
     d->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (d->epfd < 0) {
         rc = (errno == EMFILE || errno == ENFILE || errno == ENOMEM) ? ST_ERROR_SYSTEM_LIMIT

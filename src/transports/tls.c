@@ -2,6 +2,7 @@
  * that calls that layer (never a socket), so TLS works over TCP, SSH and plugins alike. */
 /* Built from the SDK alone (trust decisions come in imapwire_tls_params), so the same
  * source also builds as a plugin; tests/sdk/tls_plugin.c proves it. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +110,44 @@ __attribute__((destructor)) static void tls_bio_free(void)
     tls_bio_method = NULL;
 }
 
+/* Whether a reason says only that something inside this process failed (a call into
+ * another part of OpenSSL, an initialisation, an "internal error"), not what was wrong
+ * with the data: OpenSSL 3.0 reports most failed allocations of a handshake that way. */
+static int tls_reason_generic(unsigned long e)
+{
+    int r = ERR_GET_REASON(e);
+    int base = r & ~(int)(ERR_RFLAG_COMMON | ERR_RFLAG_FATAL);
+    if ((r & ERR_RFLAG_COMMON) != 0)
+        return base < 256 || r == ERR_R_INTERNAL_ERROR || r == ERR_R_INIT_FAIL ||
+               r == ERR_R_FETCH_FAILED || r == ERR_R_OPERATION_FAIL;
+    return (ERR_GET_LIB(e) == ERR_LIB_EVP &&
+            (r == EVP_R_INITIALIZATION_ERROR || r == EVP_R_NOT_ABLE_TO_COPY_CTX)) ||
+           (ERR_GET_LIB(e) == ERR_LIB_SSL &&
+            (r == SSL_R_MISSING_FATAL || r == SSL_R_COPY_PARAMETERS_FAILED));
+}
+
+/* Whether an OpenSSL call that failed did so for want of memory; empties OpenSSL's error
+ * queue. Told "handshake failed" or "untrusted certificate", a user would go after the
+ * wrong problem. It did when malloc's ENOMEM is still in errno (the caller zeroed errno
+ * before the call; OpenSSL clears it when it sends an alert), when OpenSSL says so, or
+ * when every reason in the queue is a local, generic one: a peer's bad data or alert
+ * always comes with a specific reason. */
+static int tls_drain_oom(int errno_after)
+{
+    unsigned long e;
+    int oom = errno_after == ENOMEM, generic = 0, specific = 0;
+    while ((e = ERR_get_error()) != 0) {
+        if (ERR_SYSTEM_ERROR(e) ? ERR_GET_REASON(e) == ENOMEM
+                                : ERR_GET_REASON(e) == ERR_R_MALLOC_FAILURE)
+            oom = 1;
+        else if (!ERR_SYSTEM_ERROR(e) && tls_reason_generic(e))
+            generic = 1;
+        else
+            specific = 1;
+    }
+    return oom || (generic && !specific);
+}
+
 static int tls_create(imapwire_layer *l, const char *args)
 {
     struct tls_layer *t = l->ctx;
@@ -141,14 +180,16 @@ static int tls_create(imapwire_layer *l, const char *args)
 
     is_ip = inet_pton(AF_INET, p->server_name, ip) == 1 ||
             inet_pton(AF_INET6, p->server_name, ip) == 1;
+    errno = 0;
+    /* both copy the name: a failure is a bad name or a failed allocation */
     if (!is_ip && SSL_set_tlsext_host_name(t->ssl, p->server_name) != 1)
-        return ST_ERROR_INVALID_PARAMETER;
+        return tls_drain_oom(errno) ? ST_ERROR_OUT_OF_MEMORY : ST_ERROR_INVALID_PARAMETER;
     if (p->verify) {
         vp = SSL_get0_param(t->ssl);
         X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
         if ((is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, p->server_name)
                    : X509_VERIFY_PARAM_set1_host(vp, p->server_name, 0)) != 1)
-            return ST_ERROR_INVALID_PARAMETER;
+            return tls_drain_oom(errno) ? ST_ERROR_OUT_OF_MEMORY : ST_ERROR_INVALID_PARAMETER;
     } else {
         SSL_set_verify(t->ssl, SSL_VERIFY_NONE, NULL);
     }
@@ -174,6 +215,7 @@ static void tls_destroy(imapwire_layer *l)
 static int tls_result(imapwire_layer *l, int ret, int handshake)
 {
     struct tls_layer *t = l->ctx;
+    int errno_after = errno;           /* the caller zeroed it before the OpenSSL call */
     int err = SSL_get_error(t->ssl, ret);
     long vr;
 
@@ -190,7 +232,8 @@ static int tls_result(imapwire_layer *l, int ret, int handshake)
     default:
         break;
     }
-    ERR_clear_error();
+    if (tls_drain_oom(errno_after))
+        return ST_ERROR_OUT_OF_MEMORY;
     if (handshake && t->params->verify && (vr = SSL_get_verify_result(t->ssl)) != X509_V_OK)
         return t->params->verify_error(t->params->policy, vr);
     if (t->below_error != 0 && (!handshake || t->below_error != ST_ERROR_CONNECTION_CLOSED))
@@ -216,6 +259,7 @@ static int tls_connect(imapwire_layer *l, int *done)
         return 0;
     }
     t->below_wants = 0;
+    errno = 0;
     ret = SSL_connect(t->ssl);
     if (ret == 1) {
         /* A resumed handshake verifies nothing: the result is the one stored with the
@@ -247,6 +291,7 @@ static int tls_send(imapwire_layer *l, const void *buf, size_t len, size_t *sent
     if (t->state != TLS_UP)
         return ST_ERROR_CONNECTION_CLOSED;
     t->below_wants = 0;
+    errno = 0;
     ret = SSL_write_ex(t->ssl, buf, len, sent);
     return ret == 1 ? IMAPWIRE_OK : tls_result(l, ret, 0);
 }
@@ -262,6 +307,7 @@ static int tls_recv(imapwire_layer *l, void *buf, size_t len, size_t *got)
     if (t->state != TLS_UP)
         return ST_ERROR_CONNECTION_CLOSED;
     t->below_wants = 0;
+    errno = 0;
     ret = SSL_read_ex(t->ssl, buf, len, got);
     if (ret == 1)
         return IMAPWIRE_OK;

@@ -119,10 +119,23 @@ static int iw_prepare_tls(iw_client *c, const char *host, unsigned port)
                           !(c->options & IMAP_OPTION_TRUSTEDSITE), &c->tls);
 }
 
+/* *out = a copy of the caller's value, else of the environment variable env_name if set
+ * and not empty (secure_getenv: a setuid or file-capability program ignores the
+ * environment), else NULL. A copy that failed must not read as "none given": the connect
+ * would go direct instead of through the caller's transport, or ask the system's DNS. */
+static int iw_copy_setting(const char *given, const char *env_name, char **out)
+{
+    const char *v = given;
+    if (v == NULL && env_name != NULL && (v = secure_getenv(env_name)) != NULL && *v == '\0')
+        v = NULL;
+    *out = iw_strdup(v);
+    return v != NULL && *out == NULL ? ST_ERROR_OUT_OF_MEMORY : 0;
+}
+
 /* Validates the arguments and fills a new client; no I/O. */
 static int iw_prepare(iw_client *c, const IMAPCONNECTINFO *in)
 {
-    const char *host = in->lpszHostName, *env;
+    const char *host = in->lpszHostName;
     unsigned port = in->nRemotePort;
     DWORD opt = in->dwOptions;
     int rc;
@@ -155,22 +168,21 @@ static int iw_prepare(iw_client *c, const IMAPCONNECTINFO *in)
         }
     }
 
-    /* secure_getenv: a setuid or file-capability program ignores the environment. */
-    c->transport = iw_strdup(IW_INFO(in, lpszTransport));
-    if (IW_INFO(in, lpszTransport) == NULL && (env = secure_getenv("IMAPWIRE_TRANSPORT")) != NULL &&
-        *env != '\0')
-        c->transport = iw_strdup(env);
+    rc = iw_copy_setting(IW_INFO(in, lpszTransport), "IMAPWIRE_TRANSPORT", &c->transport);
+    if (rc != 0)
+        return rc;
     if (c->transport != NULL) {
         char name[IW_TYPE_NAME_MAX + 1];
         const char *args;
         if (iw_transport_spec_split(c->transport, name, &args) != 0)
             return ST_ERROR_INVALID_PARAMETER;
     }
-    c->local_address = iw_strdup(IW_INFO(in, lpszLocalAddress));
-    c->dns_servers = iw_strdup(IW_INFO(in, lpszDnsServers));
-    if (IW_INFO(in, lpszDnsServers) == NULL &&
-        (env = secure_getenv("IMAPWIRE_DNS_SERVERS")) != NULL && *env != '\0')
-        c->dns_servers = iw_strdup(env);
+    rc = iw_copy_setting(IW_INFO(in, lpszLocalAddress), NULL, &c->local_address);
+    if (rc == 0)
+        rc = iw_copy_setting(IW_INFO(in, lpszDnsServers), "IMAPWIRE_DNS_SERVERS",
+                             &c->dns_servers);
+    if (rc != 0)
+        return rc;
     if (c->dns_servers != NULL && !iw_dns_servers_valid(c->dns_servers))
         return ST_ERROR_INVALID_PARAMETER;
     if (c->local_address != NULL) {
@@ -179,8 +191,11 @@ static int iw_prepare(iw_client *c, const IMAPCONNECTINFO *in)
         if (rc != 0)
             return rc;
     }
-    c->client_name = iw_strdup(IW_INFO(in, lpszClientName));
-    c->client_version = iw_strdup(IW_INFO(in, lpszClientVersion));
+    rc = iw_copy_setting(IW_INFO(in, lpszClientName), NULL, &c->client_name);
+    if (rc == 0)
+        rc = iw_copy_setting(IW_INFO(in, lpszClientVersion), NULL, &c->client_version);
+    if (rc != 0)
+        return rc;
     c->host = iw_strdup(host);
     if (c->host == NULL)
         return ST_ERROR_OUT_OF_MEMORY;

@@ -24,15 +24,17 @@ static void iw_free_handle_obj(int kind, void *obj)
 
 BOOL ImapInitialize(LPCTSTR lpszLicenseKey, LPVOID lpReserved)
 {
-    int rc = 0;
+    int rc = 0, dns = 0, ssh = 0;
 
     IW_UNUSED(lpszLicenseKey);
     IW_UNUSED(lpReserved);
     pthread_mutex_lock(&iw_init_lock);
     if (iw_init_count == 0) {
         rc = iw_dns_global_init();
+        dns = rc == 0;
         if (rc == 0)
             rc = iw_ssh_global_init();
+        ssh = dns && rc == 0;
     }
     if (rc == 0 && iw_init_count == 0) {
         /* Built-ins go through the same public path a plugin's types take. */
@@ -48,8 +50,17 @@ BOOL ImapInitialize(LPCTSTR lpszLicenseKey, LPVOID lpReserved)
         if (rc == ST_ERROR_TRANSPORT_EXISTS)
             rc = 0;
     }
-    if (rc == 0)
+    if (rc == 0) {
         iw_set_initialized(++iw_init_count);
+    } else if (iw_init_count == 0) {
+        /* a first call that failed (an allocation) leaves nothing behind: the next one
+         * starts from scratch, and c-ares's and libssh2's init counts stay balanced */
+        iw_registry_shutdown();
+        if (ssh)
+            iw_ssh_global_cleanup();
+        if (dns)
+            iw_dns_global_cleanup();
+    }
     pthread_mutex_unlock(&iw_init_lock);
     if (rc != 0) {
         iw_set_error((DWORD)rc);
