@@ -185,7 +185,7 @@ int iw_async_pending(const iw_client *c)
 
 static void iw_async_drop_task(void *arg)
 {
-    iw_loop_release_owned(arg);
+    iw_loop_release_task(&((iw_async *)arg)->task);
 }
 
 static void iw_async_nothing(void *arg)

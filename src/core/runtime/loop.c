@@ -366,6 +366,7 @@ static void iw_task_link(iw_task *t)
     t->heap_at = -1;
     t->nreg = 0;
     t->ready = 0;
+    t->linked = 1;
     iw_ntasks++;
     iw_ready_push(t);              /* its first step at once */
 }
@@ -379,6 +380,7 @@ static void iw_task_unlink(iw_task *t)
     if (t->next != NULL)
         t->next->prev = t->prev;
     t->next = t->prev = NULL;
+    t->linked = 0;
     iw_ntasks--;
 }
 
@@ -433,6 +435,24 @@ void iw_loop_release_owned(void *owner)
         } else {
             iw_task_finish(t);
         }
+    }
+}
+
+void iw_loop_release_task(iw_task *t)
+{
+    if (!t->linked) {
+        /* not in the list (finished already, or still on its way in): nothing of it is
+         * stepped any more once it is marked */
+        t->dead = 1;
+        return;
+    }
+    if (t->dead)
+        return;
+    if (iw_stepping) {
+        t->dead = 1;
+        iw_ready_push(t);
+    } else {
+        iw_task_finish(t);
     }
 }
 

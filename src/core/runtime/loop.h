@@ -21,6 +21,7 @@ struct iw_task {
      * timer heap, and the descriptors registered for it with epoll. */
     iw_task *next, *prev, *ready_next;
     int      ready;
+    int      linked;               /* in the task list */
     long     heap_at;              /* index in the timer heap, -1 when not in it */
     int64_t  wake_ms;
     unsigned nreg;
@@ -41,6 +42,9 @@ void iw_loop_shutdown(void);
  * is not walking its list: nothing is freed under the loop's feet either way, and a
  * marked task is never stepped or polled again. */
 void iw_loop_release_owned(void *owner);
+/* The same for one task, without walking the list (a handle's own task): 10,000
+ * disconnects would otherwise cost 10,000 walks of 10,000 tasks. */
+void iw_loop_release_task(iw_task *t);
 /* Nonzero on the library's loop thread. */
 int  iw_loop_is_current(void);
 /* Tasks now, turns so far, and the longest single step, release or call in microseconds
