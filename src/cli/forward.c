@@ -1,11 +1,31 @@
 /* forward.c: "imapwire forward LOCALPORT HOST:PORT --tunnel HOPS": an ssh -L style port
  * forward on 127.0.0.1 (ImapCreatePortForward) that runs until SIGINT or SIGTERM. */
+#include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include "cli.h"
+
+/* Nonzero when something on this machine already listens on 127.0.0.1:port. */
+static int cli_port_in_use(unsigned port)
+{
+    struct sockaddr_in a;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), busy;
+    if (fd < 0)
+        return 0;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((uint16_t)port);
+    busy = bind(fd, (struct sockaddr *)&a, sizeof a) != 0 && errno == EADDRINUSE;
+    close(fd);
+    return busy;
+}
 
 int cmd_forward(struct cli_opts *o, int argc, char **argv)
 {
@@ -50,7 +70,14 @@ int cmd_forward(struct cli_opts *o, int argc, char **argv)
         return cli_finish(o, report, rc);
     f = ImapCreatePortForward(&s.creds, host, (UINT)remote, (UINT)local, &bound);
     if (f == INVALID_FORWARD) {
-        rc = cli_fail(o, report, ImapGetLastError(), "port forward", host, (unsigned)remote);
+        DWORD err = ImapGetLastError();
+        /* the library reports a local port in use as an invalid argument: say which */
+        if (err == ST_ERROR_INVALID_PARAMETER && local != 0 && cli_port_in_use((unsigned)local)) {
+            cli_release(&s);
+            return cli_finish(o, report, cli_usage_error(o, report, "127.0.0.1:%ld is already "
+                              "in use: pick another LOCALPORT, or 0 for any free one", (long)local));
+        }
+        rc = cli_fail(o, report, err, "port forward", host, (unsigned)remote);
         cli_release(&s);
         return cli_finish(o, report, rc);
     }
