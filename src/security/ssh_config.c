@@ -406,20 +406,32 @@ void iw_ssh_config_clear(iw_ssh_config *cfg)
     cfg->identities_only = -1;
 }
 
-static const char *iw_home(void)
+/* The effective user's home ($HOME when absolute) and name, copied into the caller's
+ * buffers: getpwuid_r, since connects on several threads may read configurations at once. */
+typedef struct iw_account {
+    char home[IW_CFG_PATH_MAX / 2];  /* room for "/.ssh/..." after it */
+    char name[256];
+} iw_account;
+
+static void iw_account_get(iw_account *a)
 {
     const char *h = secure_getenv("HOME");
-    struct passwd *pw;
+    struct passwd pw, *res = NULL;
+    char buf[4096];
+    if (getpwuid_r(geteuid(), &pw, buf, sizeof buf, &res) != 0)
+        res = NULL;
+    iw_strlcpy(a->name, res != NULL && res->pw_name != NULL ? res->pw_name : "", sizeof a->name);
     if (h != NULL && *h == '/')
-        return h;
-    pw = getpwuid(geteuid());
-    return pw != NULL && pw->pw_dir != NULL ? pw->pw_dir : "/";
+        iw_strlcpy(a->home, h, sizeof a->home);
+    else
+        iw_strlcpy(a->home, res != NULL && res->pw_dir != NULL ? res->pw_dir : "/", sizeof a->home);
 }
 
 int iw_ssh_config_lookup(const char *path, int must_exist, const char *alias,
                          iw_ssh_config *out, char *why, size_t why_size)
 {
     iw_cfg_run r;
+    iw_account acct;
     int active = 1, rc;          /* lines before the first Host apply to every host */
 
     memset(out, 0, sizeof *out);
@@ -429,7 +441,8 @@ int iw_ssh_config_lookup(const char *path, int must_exist, const char *alias,
     r.out = out;
     r.why = why;
     r.why_size = why_size;
-    r.home = iw_home();
+    iw_account_get(&acct);
+    r.home = acct.home;
     rc = iw_cfg_file(&r, path, must_exist, &active, 0);
     free(r.ignore_unknown);
     if (rc != 0)
@@ -454,9 +467,12 @@ static int iw_cfg_expand(const char *in, const char *host, const char *user, uns
                          char **out, char *why, size_t why_size)
 {
     iw_sb sb = {0};
-    const char *home = iw_home(), *p = in;
-    struct passwd *pw = getpwuid(geteuid());
+    iw_account acct;
+    const char *home, *p = in;
     char num[16];
+
+    iw_account_get(&acct);
+    home = acct.home;
 
     if (p[0] == '~' && (p[1] == '/' || p[1] == '\0')) {
         iw_sb_str(&sb, home);
@@ -472,7 +488,7 @@ static int iw_cfg_expand(const char *in, const char *host, const char *user, uns
         case 'd': iw_sb_str(&sb, home); break;
         case 'h': iw_sb_str(&sb, host); break;
         case 'r': iw_sb_str(&sb, user); break;
-        case 'u': iw_sb_str(&sb, pw && pw->pw_name ? pw->pw_name : ""); break;
+        case 'u': iw_sb_str(&sb, acct.name); break;
         case 'p':
             snprintf(num, sizeof num, "%u", port);
             iw_sb_str(&sb, num);
@@ -650,7 +666,7 @@ int iw_ssh_config_apply(iw_creds *k, char *why, size_t why_size)
     iw_ssh_config last;
     const char *env = secure_getenv("IMAPWIRE_SSH_CONFIG");
     char path[IW_CFG_PATH_MAX], *s;
-    struct passwd *pw;
+    iw_account acct;
     int rc;
 
     if (k == NULL || k->tunnel_host == NULL || !(k->options & CREDENTIAL_TUNNEL_SSH_CONFIG))
@@ -658,15 +674,15 @@ int iw_ssh_config_apply(iw_creds *k, char *why, size_t why_size)
     if (why_size > 0)
         why[0] = '\0';
     memset(&t, 0, sizeof t);
+    iw_account_get(&acct);
     if (env != NULL && *env != '\0') {
         iw_strlcpy(path, env, sizeof path);
         t.must_exist = 1;
     } else {
-        snprintf(path, sizeof path, "%s/.ssh/config", iw_home());
+        snprintf(path, sizeof path, "%s/.ssh/config", acct.home);
     }
-    pw = getpwuid(geteuid());
     t.path = path;
-    t.def_user = k->tunnel_user ? k->tunnel_user : pw && pw->pw_name ? pw->pw_name : NULL;
+    t.def_user = k->tunnel_user ? k->tunnel_user : acct.name[0] ? acct.name : NULL;
     t.why = why;
     t.why_size = why_size;
     memset(&last, 0, sizeof last);
