@@ -1178,9 +1178,12 @@ static void ssh_pollset(imapwire_layer *l, unsigned want, imapwire_pollset *ps)
     struct ssh_ctx *c = l->ctx;
     ssh_session *s = c->sess;
     unsigned below = 0;
-    int dir, shared;
+    int dir, shared, ready, eof;
 
     pthread_mutex_lock(&s->lock);
+    /* what the end of this function looks at, read under the lock like the rest */
+    ready = s->state == S_READY;
+    eof = ready && c->state == L_UP && libssh2_channel_eof(c->channel);
     if (s->state == S_LOWER) {
         iw_layer_pollset(s->tcp, want, ps);
     } else if (s->state != S_DEAD) {
@@ -1215,8 +1218,7 @@ static void ssh_pollset(imapwire_layer *l, unsigned want, imapwire_pollset *ps)
     pthread_mutex_unlock(&ssh_list_lock);
     /* While our channel opens, its confirmation may be read off the socket by another
      * channel's step: there is no per-channel queue to ask yet, so look again soon. */
-    if (shared || s->state != S_READY || c->state != L_UP || (want & IMAPWIRE_WANT_WRITE) ||
-        (c->state == L_UP && libssh2_channel_eof(c->channel)))
+    if (shared || !ready || c->state != L_UP || (want & IMAPWIRE_WANT_WRITE) || eof)
         imapwire_pollset_wakeup(ps, iw_now_ms() + SSH_SHARED_RECHECK_MS);
 }
 
