@@ -15,7 +15,7 @@ set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
-FUZZ_TARGETS=${FUZZ_TARGETS:-"fuzz_client fuzz_socks5 fuzz_httpconnect fuzz_connect_args fuzz_parsers fuzz_ssh_config fuzz_tokenizer"}
+FUZZ_TARGETS=${FUZZ_TARGETS:-"fuzz_client fuzz_socks5 fuzz_httpconnect fuzz_connect_args fuzz_parsers fuzz_ssh_config fuzz_tokenizer fuzz_cli_url"}
 LIB_BUILD=${FUZZ_LIB_BUILD:-$ROOT/build-fuzz-lib}
 BUILD=${FUZZ_BUILD:-$ROOT/build-fuzz}
 JOBS=$(nproc 2>/dev/null || echo 2)
@@ -37,7 +37,7 @@ max_len() {
 # ---------------------------------------------------------------- tools
 # Only what this script needs; scripts/install-deps.sh covers the rest of the project.
 install_missing() {
-    pkgs="clang libclang-rt-14-dev cmake make pkg-config libssl-dev libssh2-1-dev libc-ares-dev"
+    pkgs="clang libclang-rt-14-dev cmake make pkg-config libssl-dev libssh2-1-dev libc-ares-dev libjson-c-dev"
     missing=""
     for p in $pkgs; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

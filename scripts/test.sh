@@ -44,8 +44,8 @@ run_build() {
 }
 
 # the soak (an hour) and the valgrind run have their own commands (README)
-run_build build "-DIMAPWIRE_SANITIZE=OFF" -LE '^(soak|valgrind)$'
-run_build build-asan "-DIMAPWIRE_SANITIZE=ON" -LE '^(soak|valgrind)$'
+run_build build "-DIMAPWIRE_SANITIZE=OFF" -LE '^(soak|valgrind|oom-full)$'
+run_build build-asan "-DIMAPWIRE_SANITIZE=ON" -LE '^(soak|valgrind|oom-full)$'
 
 # where threads meet: the loop thread, async connects, forwards, FREETHREAD handles and
 # SSH sessions shared between threads
