@@ -1,7 +1,8 @@
 /* tunnel_bench.c: what an SSH tunnel costs: the 2nd..Nth tunnelled connect over a shared
- * session beside a direct connect, and a first tunnelled connect beside `ssh -L` + connect.
+ * session beside a direct one and beside OpenSSH's ControlMaster; a first tunnelled
+ * connect beside `ssh -L` + connect; bulk FETCH through each path. Goals printed beside.
  *
- *   tunnel_bench SSH_PORT SSH_USER SSH_KEY KNOWN_HOSTS IMAP_PORT ROUNDS
+ *   tunnel_bench SSH_PORT SSH_USER SSH_KEY KNOWN_HOSTS IMAP_PORT ROUNDS [IMAP_USER IMAP_PASS]
  */
 #define _GNU_SOURCE
 #include <signal.h>
@@ -59,6 +60,36 @@ static long long timed_connect(const char *host, unsigned port, DWORD opt, SECUR
     return t;
 }
 
+/* As timed_connect, over a transport string (the command plugin running ssh -W). */
+static long long timed_connect_via(const char *transport, unsigned port)
+{
+    IMAPCONNECTINFO in;
+    long long t0 = now_us(), t;
+    HCLIENT h;
+    memset(&in, 0, sizeof in);
+    in.dwSize = sizeof in;
+    in.lpszHostName = "127.0.0.1";
+    in.nRemotePort = port;
+    in.nTimeout = 10;
+    in.dwOptions = IMAP_OPTION_TUNNEL;     /* the command's stream is the encrypted path */
+    in.lpszTransport = transport;
+    h = ImapConnectEx(&in);
+    t = now_us() - t0;
+    if (h == INVALID_CLIENT) {
+        fprintf(stderr, "connect through %s failed: %u\n", transport, (unsigned)ImapGetLastError());
+        exit(1);
+    }
+    ImapDisconnect(h);
+    return t;
+}
+
+static double cpu_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
 static int port_listening(unsigned port)
 {
     char needle[40], line[512];
@@ -101,21 +132,16 @@ static long long ssh_l_connect(char **argv, unsigned local)
 
 /* ---- 3. bulk data: one large FETCH through each path ---- */
 
-#define BIG_MB 4.76
-#define BIG_BYTES 5000000u
+/* the two sizes of issue 15's fetch bench: 4.76 MB and 49 MB */
+static const unsigned big_sizes[2] = { 5000000u, 51380224u };
+static unsigned big_bytes;
+static char *big_buf;
 
-static double cpu_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-/* Puts a BIG_BYTES message alone in mailbox "tunnelbench" (direct connection). */
+/* Puts a big_bytes message alone in mailbox "tunnelbench" (direct connection). */
 static int big_message(unsigned imap_port, const char *user, const char *pass)
 {
     size_t head, i;
-    char *cmd = malloc(BIG_BYTES + 128);
+    char *cmd = malloc(big_bytes + 128);
     HCLIENT h = ImapConnect("127.0.0.1", imap_port, 30, IMAP_OPTION_NONE, NULL);
     int rc;
     if (cmd == NULL || h == INVALID_CLIENT || ImapLogin(h, IMAP_AUTH_PLAIN, user, pass) != 0)
@@ -123,11 +149,11 @@ static int big_message(unsigned imap_port, const char *user, const char *pass)
     ImapCommand(h, "DELETE tunnelbench", NULL, 0);
     if (ImapCommand(h, "CREATE tunnelbench", NULL, 0) != 0)
         return -1;
-    head = (size_t)snprintf(cmd, 128, "APPEND tunnelbench {%u}\r\n", BIG_BYTES);
+    head = (size_t)snprintf(cmd, 128, "APPEND tunnelbench {%u}\r\n", big_bytes);
     memcpy(cmd + head, "Subject: big\r\n\r\n", 16);
-    for (i = head + 16; i < head + BIG_BYTES; i++)
+    for (i = head + 16; i < head + big_bytes; i++)
         cmd[i] = (i - head) % 78 == 76 ? '\r' : (i - head) % 78 == 77 ? '\n' : (char)('a' + i % 26);
-    cmd[head + BIG_BYTES] = '\0';
+    cmd[head + big_bytes] = '\0';
     rc = ImapCommand(h, cmd, NULL, 0);
     if (rc != 0)
         fprintf(stderr, "bulk: APPEND failed: error %u\n", (unsigned)ImapGetLastError());
@@ -139,11 +165,10 @@ static int big_message(unsigned imap_port, const char *user, const char *pass)
 /* Selects the mailbox and fetches the message once; its time, *cpu its CPU. */
 static long long timed_fetch(HCLIENT h, double *cpu)
 {
-    static char buf[BIG_BYTES + 4096];
-    DWORD len = sizeof buf;
+    DWORD len = big_bytes + 4096;
     double c0 = cpu_ms();
     long long t0 = now_us();
-    if (ImapGetMessage(h, 1, 0, buf, &len, 0) != 0 || len < BIG_BYTES)
+    if (ImapGetMessage(h, 1, 0, big_buf, &len, 0) != 0 || len < big_bytes)
         return -1;
     *cpu = cpu_ms() - c0;
     return now_us() - t0;
@@ -169,7 +194,8 @@ static void bulk(char **argv, SECURITYCREDENTIALS *sc, unsigned imap_port, unsig
     pid_t pid;
     int i, k;
 
-    if (t == NULL || big_message(imap_port, user, pass) != 0) {
+    big_buf = malloc(big_bytes + 4096);
+    if (t == NULL || big_buf == NULL || big_message(imap_port, user, pass) != 0) {
         fprintf(stderr, "bulk: cannot put the message in place\n");
         return;
     }
@@ -201,14 +227,59 @@ static void bulk(char **argv, SECURITYCREDENTIALS *sc, unsigned imap_port, unsig
     {
         long long mt = median(t, rounds), md = median(t + rounds, rounds),
                   ml = median(t + 2 * rounds, rounds);
-        printf("FETCH %.2f MB: in-process tunnel median %lld us (%.0f MB/s, CPU %.1f ms), "
+        printf("FETCH %.2f MB (%d rounds): in-process tunnel median %lld us (%.0f MB/s, CPU %.1f ms), "
                "direct %lld us (%.0f MB/s, CPU %.1f ms), through ssh -L %lld us (%.0f MB/s, "
-               "CPU %.1f ms); tunnel/direct %.2f, tunnel/ssh -L %.2f\n",
-               BIG_MB, mt, BIG_BYTES / (double)mt, cpu[0] / rounds, md,
-               BIG_BYTES / (double)md, cpu[1] / rounds, ml, BIG_BYTES / (double)ml,
+               "CPU %.1f ms); tunnel/direct %.2f, tunnel/ssh -L time %.2f "
+               "(goal: throughput at least 1.0x ssh -L's, time at most 1.00)\n",
+               big_bytes / 1048576.0, rounds, mt, big_bytes / (double)mt, cpu[0] / rounds, md,
+               big_bytes / (double)md, cpu[1] / rounds, ml, big_bytes / (double)ml,
                cpu[2] / rounds, (double)mt / (double)md, (double)mt / (double)ml);
     }
+    free(big_buf);
     free(t);
+}
+
+/* OpenSSH's own way to reuse a session: a ControlMaster, and per connect `ssh -S sock -W`
+ * (the mux client asks the master for a channel; IMAP runs over its stdio through the
+ * command plugin). Each round: a connect over our shared session (a, warm: the caller
+ * keeps one open) beside one through the master (b). */
+static long long cm_median;
+
+static void control_master(char **argv, unsigned imap_port, int rounds, long long *a,
+                           long long *b, SECURITYCREDENTIALS *sc)
+{
+    char sock[] = "/tmp/imapwire-cm-XXXXXX", path[64], known[600], cmd[1400];
+    pid_t pid;
+    int i;
+
+    if (mkdtemp(sock) == NULL)
+        return;
+    snprintf(path, sizeof path, "%s/m", sock);
+    snprintf(known, sizeof known, "UserKnownHostsFile=%s", argv[4]);
+    pid = fork();
+    if (pid == 0) {
+        execlp("ssh", "ssh", "-M", "-S", path, "-N", "-p", argv[1], "-i", argv[3], "-o", known,
+               "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-l", argv[2],
+               "127.0.0.1", (char *)NULL);
+        _exit(127);
+    }
+    for (i = 0; i < 5000 && access(path, F_OK) != 0; i++)
+        usleep(1000);
+    snprintf(cmd, sizeof cmd, "command:exec ssh -S %s -W 127.0.0.1:%u -p %s -l %s -o %s "
+             "-o BatchMode=yes 127.0.0.1", path, imap_port, argv[1], argv[2], known);
+    timed_connect_via(cmd, imap_port);           /* the plugin loaded once */
+    for (i = 0; i < rounds; i++) {
+        a[i] = timed_connect("127.0.0.1", imap_port, IMAP_OPTION_TUNNEL, sc);
+        b[i] = timed_connect_via(cmd, imap_port);
+    }
+    printf("shared-session tunnelled connect: median %lld us; through a ControlMaster (ssh -S "
+           "-W, a process per connect): median %lld us; ratio %.2f\n", median(a, rounds),
+           median(b, rounds), (double)median(a, rounds) / (double)median(b, rounds));
+    cm_median = median(b, rounds);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    unlink(path);
+    rmdir(sock);
 }
 
 int main(int argc, char **argv)
@@ -218,6 +289,7 @@ int main(int argc, char **argv)
     unsigned imap_port, local;
     int rounds, i;
     HCLIENT keep;
+    double cpu_t = 0, cpu_d = 0;
     UINT bound = 0;
     HFORWARD f;
 
@@ -241,12 +313,18 @@ int main(int argc, char **argv)
     if (keep == INVALID_CLIENT)
         return 1;
     for (i = 0; i < rounds; i++) {
+        double c0 = cpu_ms();
         a[i] = timed_connect("127.0.0.1", imap_port, IMAP_OPTION_TUNNEL, &sc);
+        cpu_t += cpu_ms() - c0;
+        c0 = cpu_ms();
         b[i] = timed_connect("127.0.0.1", imap_port, IMAP_OPTION_NONE, NULL);
+        cpu_d += cpu_ms() - c0;
     }
-    printf("shared-session tunnelled connect: median %lld us; direct connect: median %lld us; "
-           "ratio %.2f\n", median(a, rounds), median(b, rounds),
-           (double)median(a, rounds) / (double)median(b, rounds));
+    printf("shared-session tunnelled connect: median %lld us (CPU %.2f ms); direct connect: "
+           "median %lld us (CPU %.2f ms); ratio %.2f, CPU ratio %.2f (goals: at most 1.2, CPU "
+           "at most 1.3)\n", median(a, rounds), cpu_t / rounds, median(b, rounds), cpu_d / rounds,
+           (double)median(a, rounds) / (double)median(b, rounds), cpu_t / cpu_d);
+    control_master(argv, imap_port, rounds, a, b, &sc);
     ImapDisconnect(keep);
 
     /* 2. A first tunnelled connect (new SSH connection each time) beside ssh -L. A port
@@ -265,8 +343,15 @@ int main(int argc, char **argv)
     printf("first tunnelled connect: median %lld us; ssh -L start + connect: median %lld us; "
            "ratio %.2f\n", median(a, rounds), median(b, rounds),
            (double)median(a, rounds) / (double)median(b, rounds));
+    printf("first tunnelled connect / a connect through an existing ControlMaster: %.2f "
+           "(goal: first tunnelled connect at most 0.25x ssh -L started fresh)\n",
+           cm_median > 0 ? (double)median(a, rounds) / (double)cm_median : 0.0);
     if (argc == 9)
-        bulk(argv, &sc, imap_port, local, rounds > 15 ? 15 : rounds, argv[7], argv[8]);
+        for (i = 0; i < 2; i++) {
+            big_bytes = big_sizes[i];
+            bulk(argv, &sc, imap_port, local, i == 0 ? (rounds > 15 ? 15 : rounds) : 5,
+                 argv[7], argv[8]);
+        }
     ImapUninitialize();
     free(a);
     free(b);

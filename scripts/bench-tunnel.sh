@@ -7,7 +7,8 @@ BUILD="$ROOT/build-bench"
 sh "$ROOT/scripts/install-deps.sh"
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
       -DIMAPWIRE_BUILD_TESTS=OFF -DIMAPWIRE_BUILD_EXAMPLES=OFF -DIMAPWIRE_BUILD_BENCH=ON >/dev/null
-cmake --build "$BUILD" --target imapwire_tunnel_bench -j "$(nproc)" >/dev/null
+cmake --build "$BUILD" --target imapwire_tunnel_bench command -j "$(nproc)" >/dev/null
+export IMAPWIRE_PLUGIN_PATH="$BUILD/plugins"
 DIR=$(mktemp -d /tmp/imapwire-tunnel.XXXXXX)
 chmod 755 "$DIR"
 cleanup() {
