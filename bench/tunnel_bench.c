@@ -344,6 +344,15 @@ int main(int argc, char **argv)
            "median %lld us (CPU %.2f ms); ratio %.2f, CPU ratio %.2f (goals: at most 1.2, CPU "
            "at most 1.3)\n", bench_user ? "connect+login" : "connect", median(a, rounds), cpu_t / rounds, median(b, rounds), cpu_d / rounds,
            (double)median(a, rounds) / (double)median(b, rounds), cpu_t / cpu_d);
+    ImapDisconnect(keep);
+    /* TUNNEL_BENCH_ONLY=shared stops here (for profiling the shared-session connect) */
+    if (getenv("TUNNEL_BENCH_ONLY") != NULL && strcmp(getenv("TUNNEL_BENCH_ONLY"), "shared") == 0) {
+        ImapUninitialize();
+        return 0;
+    }
+    keep = ImapConnect("127.0.0.1", imap_port, 10, IMAP_OPTION_TUNNEL, &sc);
+    if (keep == INVALID_CLIENT)
+        return 1;
     control_master(argv, imap_port, rounds, a, b, &sc);
     ImapDisconnect(keep);
 
