@@ -380,25 +380,32 @@ typedef struct pcase {
     char        dir;
     const char *match;
     int         at;
+    DWORD       kill_error;    /* 0: ST_ERROR_CONNECTION_CLOSED */
 } pcase;
 
 static const pcase cases[] = {
     /* Dovecot itself */
-    { "dovecot/tcp-connected", S_DOVECOT, M_PLAIN,    T_CONNECTED, 0,   NULL,        AT_CONNECT },
-    { "dovecot/starttls",      S_DOVECOT, M_STARTTLS, T_TRACE,     '>', " STARTTLS", AT_CONNECT },
-    { "dovecot/login",         S_DOVECOT, M_PLAIN,    T_TRACE,     '>', " LOGIN ",   AT_LOGIN },
-    { "dovecot/select",        S_DOVECOT, M_PLAIN,    T_TRACE,     '>', " SELECT ",  AT_SELECT },
-    { "dovecot/mid-fetch",     S_DOVECOT, M_PLAIN,    T_BYTES,     0,   NULL,        AT_FETCH },
+    { "dovecot/tcp-connected", S_DOVECOT, M_PLAIN,    T_CONNECTED, 0,   NULL,        AT_CONNECT, 0 },
+    { "dovecot/starttls",      S_DOVECOT, M_STARTTLS, T_TRACE,     '>', " STARTTLS", AT_CONNECT, 0 },
+    /* After "OK Begin TLS", before the ClientHello. A peer that drops the handshake is
+     * reported as a failed handshake, as test_peerdeath's scripted server has it: the TLS
+     * layer cannot tell a dead server from one refusing our version or cipher by closing,
+     * and API.md lists ST_ERROR_TLS_HANDSHAKE for a handshake that fails. */
+    { "dovecot/tls-handshake", S_DOVECOT, M_STARTTLS, T_TRACE,     '<', "OK Begin TLS", AT_CONNECT,
+      ST_ERROR_TLS_HANDSHAKE },
+    { "dovecot/login",         S_DOVECOT, M_PLAIN,    T_TRACE,     '>', " LOGIN ",   AT_LOGIN, 0 },
+    { "dovecot/select",        S_DOVECOT, M_PLAIN,    T_TRACE,     '>', " SELECT ",  AT_SELECT, 0 },
+    { "dovecot/mid-fetch",     S_DOVECOT, M_PLAIN,    T_BYTES,     0,   NULL,        AT_FETCH, 0 },
     /* sshd carrying the tunnel (Dovecot stays up) */
-    { "sshd/before-kex",       S_SSHD,    M_SSH,      T_CONNECTED, 0,   NULL,        AT_CONNECT },
-    { "sshd/auth",             S_SSHD,    M_SSH,      T_TRACE,     '-', "host key",  AT_CONNECT },
-    { "sshd/channel-login",    S_SSHD,    M_SSH,      T_TRACE,     '>', " LOGIN ",   AT_LOGIN },
-    { "sshd/mid-fetch",        S_SSHD,    M_SSH,      T_BYTES,     0,   NULL,        AT_FETCH },
+    { "sshd/before-kex",       S_SSHD,    M_SSH,      T_CONNECTED, 0,   NULL,        AT_CONNECT, 0 },
+    { "sshd/auth",             S_SSHD,    M_SSH,      T_TRACE,     '-', "host key",  AT_CONNECT, 0 },
+    { "sshd/channel-login",    S_SSHD,    M_SSH,      T_TRACE,     '>', " LOGIN ",   AT_LOGIN, 0 },
+    { "sshd/mid-fetch",        S_SSHD,    M_SSH,      T_BYTES,     0,   NULL,        AT_FETCH, 0 },
     /* the proxies */
-    { "dante/handshake",       S_DANTE,   M_SOCKS5,   T_TRACE,     '-', "socks5: asking", AT_CONNECT },
-    { "dante/mid-fetch",       S_DANTE,   M_SOCKS5,   T_BYTES,     0,   NULL,        AT_FETCH },
-    { "tinyproxy/handshake",   S_TINY,    M_HTTP,     T_TRACE,     '-', "httpconnect: CONNECT", AT_CONNECT },
-    { "tinyproxy/mid-fetch",   S_TINY,    M_HTTP,     T_BYTES,     0,   NULL,        AT_FETCH },
+    { "dante/handshake",       S_DANTE,   M_SOCKS5,   T_TRACE,     '-', "socks5: asking", AT_CONNECT, 0 },
+    { "dante/mid-fetch",       S_DANTE,   M_SOCKS5,   T_BYTES,     0,   NULL,        AT_FETCH, 0 },
+    { "tinyproxy/handshake",   S_TINY,    M_HTTP,     T_TRACE,     '-', "httpconnect: CONNECT", AT_CONNECT, 0 },
+    { "tinyproxy/mid-fetch",   S_TINY,    M_HTTP,     T_BYTES,     0,   NULL,        AT_FETCH, 0 },
 };
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
 
@@ -477,7 +484,8 @@ START_TEST(peer_death)
     const pcase *c = &cases[_i / 2];
     int action = _i % 2, at, fds;
     long long began, ended, detect;
-    DWORD err, want = action == A_STOP ? ST_ERROR_OPERATION_TIMEOUT : ST_ERROR_CONNECTION_CLOSED;
+    DWORD err, want = action == A_STOP ? ST_ERROR_OPERATION_TIMEOUT
+                      : c->kill_error ? c->kill_error : ST_ERROR_CONNECTION_CLOSED;
     const char *an = action == A_STOP ? "SIGSTOP" : "SIGKILL";
     char what[128];
 
@@ -523,6 +531,140 @@ START_TEST(peer_death)
     heal(&srv[c->server]);
     healthy_session(c->mode, what);
     ck_assert_int_eq(iwt_count_fds(), fds);
+}
+END_TEST
+
+/* ---- asynchronous connects and the idle watch ---- */
+
+typedef struct events {
+    int       connects, disconnects;   /* atomic */
+    DWORD     connect_error, disconnect_error;
+    long long connect_ms, disconnect_ms;
+} events;
+
+static void on_event(HCLIENT h, UINT id, DWORD err, LPVOID param)
+{
+    events *e = param;
+    (void)h;
+    if (id == IMAP_EVENT_CONNECT) {
+        e->connect_error = err;
+        e->connect_ms = iwt_now_ms();
+        __atomic_add_fetch(&e->connects, 1, __ATOMIC_ACQ_REL);
+    } else if (id == IMAP_EVENT_DISCONNECT) {
+        e->disconnect_error = err;
+        e->disconnect_ms = iwt_now_ms();
+        __atomic_add_fetch(&e->disconnects, 1, __ATOMIC_ACQ_REL);
+    }
+}
+
+static int wait_for(int *counter, long long ms)
+{
+    long long until = iwt_now_ms() + ms;
+    while (__atomic_load_n(counter, __ATOMIC_ACQUIRE) < 1 && iwt_now_ms() < until)
+        usleep(2000);
+    return __atomic_load_n(counter, __ATOMIC_ACQUIRE);
+}
+
+static HCLIENT open_async(events *e)
+{
+    IMAPCONNECTINFO in;
+    memset(&in, 0, sizeof in);
+    in.dwSize = sizeof in;
+    in.lpszHostName = "127.0.0.1";
+    in.nRemotePort = dv.port;
+    in.nTimeout = TIMEOUT_S;
+    in.lpszTransport = "pdfilter";
+    in.lpEventProc = on_event;
+    in.lpParam = e;
+    return ImapConnectEx(&in);
+}
+
+/* One asynchronous connect that succeeds: the library's loop thread and its descriptors
+ * exist from then on (until ImapUninitialize), so they are made before fds are counted. */
+static void healthy_async(void)
+{
+    events e;
+    HCLIENT h;
+    memset(&e, 0, sizeof e);
+    h = open_async(&e);
+    ck_assert(h != INVALID_CLIENT);
+    ck_assert_int_eq(wait_for(&e.connects, 10000), 1);
+    ck_assert_uint_eq(e.connect_error, 0);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+}
+
+/* Dovecot stopped or killed as the asynchronous connect's TCP connection comes up: the
+ * connect event carries the error, in time, on the library's loop thread. */
+START_TEST(async_connect_death)
+{
+    int action = _i, fds;
+    events e;
+    HCLIENT h;
+    long long detect;
+    DWORD want = action == A_STOP ? ST_ERROR_OPERATION_TIMEOUT : ST_ERROR_CONNECTION_CLOSED;
+
+    healthy_session(M_PLAIN, "async");
+    healthy_async();
+    fds = iwt_count_fds();
+    memset(&e, 0, sizeof e);
+    memset(&trig, 0, sizeof trig);
+    trig.kind = T_CONNECTED;
+    trig.target = &srv[S_DOVECOT];
+    trig.action = action;
+    trig.armed = 1;
+    h = open_async(&e);
+    ck_assert(h != INVALID_CLIENT);
+    ck_assert_int_eq(wait_for(&e.connects, STOP_BOUND_MS + 5000), 1);
+    trig.armed = 0;
+    ck_assert(trig.fired);
+    detect = e.connect_ms - trig.fired_ms;
+    printf("async %s: connect event %u after %lld ms\n", action == A_STOP ? "SIGSTOP" : "SIGKILL",
+           (unsigned)e.connect_error, detect);
+    ck_assert_uint_eq(e.connect_error, want);
+    ck_assert_msg(detect <= (action == A_STOP ? STOP_BOUND_MS : KILL_BOUND_MS), "%lld ms", detect);
+    if (action == A_STOP)
+        ck_assert_msg(detect >= TIMEOUT_S * 1000 - 50, "%lld ms", detect);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    ck_assert_int_eq(iwt_count_fds(), fds);
+    heal(&srv[S_DOVECOT]);
+    healthy_session(M_PLAIN, "async");
+    ck_assert_int_eq(iwt_count_fds(), fds);
+}
+END_TEST
+
+/* Dovecot killed under a connected, logged-in, idle handle: IMAP_EVENT_DISCONNECT once,
+ * with ST_ERROR_CONNECTION_CLOSED, at once; the handle still ends cleanly. */
+START_TEST(async_idle_kill)
+{
+    events e;
+    HCLIENT h;
+    long long killed;
+    int fds;
+
+    healthy_session(M_PLAIN, "idle");
+    healthy_async();
+    fds = iwt_count_fds();
+    memset(&e, 0, sizeof e);
+    h = open_async(&e);
+    ck_assert(h != INVALID_CLIENT);
+    ck_assert_int_eq(wait_for(&e.connects, 10000), 1);
+    ck_assert_uint_eq(e.connect_error, 0);
+    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_LOGIN, dv.user, dv.pass), 0);
+    ck_assert_int_eq(ImapSelectMailbox(h, "INBOX", NULL), 0);
+    /* from before the stop that precedes the kill: an upper bound on the delay */
+    killed = iwt_now_ms();
+    kill_tree(server_pid(&srv[S_DOVECOT]));
+    ck_assert_int_eq(wait_for(&e.disconnects, 5000), 1);
+    printf("idle SIGKILL: disconnect event %u after %lld ms\n", (unsigned)e.disconnect_error,
+           e.disconnect_ms - killed);
+    ck_assert_uint_eq(e.disconnect_error, ST_ERROR_CONNECTION_CLOSED);
+    ck_assert_msg(e.disconnect_ms - killed <= KILL_BOUND_MS, "%lld ms", e.disconnect_ms - killed);
+    usleep(100000);
+    ck_assert_int_eq(__atomic_load_n(&e.disconnects, __ATOMIC_ACQUIRE), 1);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    ck_assert_int_eq(iwt_count_fds(), fds);
+    heal(&srv[S_DOVECOT]);
+    healthy_session(M_PLAIN, "idle");
 }
 END_TEST
 
@@ -672,6 +814,12 @@ Suite *peerdeath_real_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, peer_death, 0, NCASES * 2);
     suite_add_tcase(s, tc);
+    tc = tcase_create("async");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, async_connect_death, A_STOP, A_KILL + 1);
+    tcase_add_test(tc, async_idle_kill);
+    suite_add_tcase(s, tc);
     return s;
 }
 
@@ -683,6 +831,7 @@ int main(void)
     long long t0 = iwt_now_ms();
     int failed = 1, i;
 
+    setvbuf(stdout, NULL, _IOLBF, 0);     /* the figures survive a failing case's exit */
     for (i = 0; i < S_COUNT; i++) {
         srv[i].name = names[i];
         snprintf(srv[i].dir, sizeof srv[i].dir, "%s/peerdeath/%s", tmp, names[i]);
