@@ -226,7 +226,7 @@ static void heal(server *s)
 
 /* ---- the trigger ---- */
 
-enum { T_CONNECTED, T_TRACE, T_BYTES };
+enum { T_CONNECTED, T_TRACE, T_BYTES, T_RECV };
 enum { A_STOP, A_KILL };
 
 static struct {
@@ -237,7 +237,8 @@ static struct {
     int          action;
     int          armed, fired, prestopped;
     long long    fired_ms;
-    size_t       bytes;     /* T_BYTES: body bytes seen so far */
+    size_t       bytes;     /* T_BYTES: body bytes seen; T_RECV: bytes read by the filter */
+    int          counting;  /* T_RECV: the fetch has begun */
 } trig;
 
 static trace_log tlog;
@@ -296,16 +297,30 @@ static int pd_connect(imapwire_layer *l, int *done)
     return rc;
 }
 
+/* Counts what arrives during a fetch, for the buffered ImapGetMessage, which shows nothing
+ * of a body until it is whole. */
+static int pd_recv(imapwire_layer *l, void *buf, size_t len, size_t *got)
+{
+    int rc = l->host->recv_next(l, buf, len, got);
+    if (rc == 0 && trig.armed && trig.kind == T_RECV && trig.counting) {
+        trig.bytes += *got;
+        if (trig.bytes >= BIG_TRIGGER)
+            fire();
+    }
+    return rc;
+}
+
 static const imapwire_transport_type pd_type = {
     .abi_version = IMAPWIRE_TRANSPORT_ABI,
     .struct_size = sizeof(imapwire_transport_type),
     .name = "pdfilter",
     .connect = pd_connect,
+    .recv = pd_recv,
 };
 
 /* ---- sessions ---- */
 
-enum { M_PLAIN, M_STARTTLS, M_SSH, M_SOCKS5, M_HTTP };
+enum { M_PLAIN, M_STARTTLS, M_IMAPS, M_SSH, M_SOCKS5, M_HTTP };
 /* The call that meets the dead or stopped peer. */
 enum { AT_CONNECT, AT_LOGIN, AT_SELECT, AT_FETCH, AT_NONE };
 static const char *const at_name[] = { "connect", "login", "select", "fetch", "none" };
@@ -329,6 +344,10 @@ static HCLIENT open_in(int mode, unsigned timeout)
     switch (mode) {
     case M_STARTTLS:
         in.dwOptions = IMAP_OPTION_SECURE_EXPLICIT | IMAP_OPTION_TRUSTEDSITE;
+        break;
+    case M_IMAPS:
+        in.nRemotePort = dv.imaps_port;
+        in.dwOptions = IMAP_OPTION_SECURE_IMPLICIT | IMAP_OPTION_TRUSTEDSITE;
         break;
     case M_SSH:
         sc = iwt_tunnel_creds(&sshd);
@@ -393,9 +412,14 @@ static const pcase cases[] = {
      * and API.md lists ST_ERROR_TLS_HANDSHAKE for a handshake that fails. */
     { "dovecot/tls-handshake", S_DOVECOT, M_STARTTLS, T_TRACE,     '<', "OK Begin TLS", AT_CONNECT,
       ST_ERROR_TLS_HANDSHAKE },
+    /* implicit TLS: the server dies before its first handshake byte; as above */
+    { "dovecot/imaps-connected", S_DOVECOT, M_IMAPS,  T_CONNECTED, 0,   NULL,        AT_CONNECT,
+      ST_ERROR_TLS_HANDSHAKE },
     { "dovecot/login",         S_DOVECOT, M_PLAIN,    T_TRACE,     '>', " LOGIN ",   AT_LOGIN, 0 },
     { "dovecot/select",        S_DOVECOT, M_PLAIN,    T_TRACE,     '>', " SELECT ",  AT_SELECT, 0 },
     { "dovecot/mid-fetch",     S_DOVECOT, M_PLAIN,    T_BYTES,     0,   NULL,        AT_FETCH, 0 },
+    { "dovecot/mid-fetch-buffered", S_DOVECOT, M_PLAIN, T_RECV,    0,   NULL,        AT_FETCH, 0 },
+    { "dovecot/mid-fetch-tls", S_DOVECOT, M_STARTTLS, T_BYTES,     0,   NULL,        AT_FETCH, 0 },
     /* sshd carrying the tunnel (Dovecot stays up) */
     { "sshd/before-kex",       S_SSHD,    M_SSH,      T_CONNECTED, 0,   NULL,        AT_CONNECT, 0 },
     { "sshd/auth",             S_SSHD,    M_SSH,      T_TRACE,     '-', "host key",  AT_CONNECT, 0 },
@@ -434,8 +458,16 @@ static DWORD run_until_death(const pcase *c, int *at, long long *ended, long lon
             *at = AT_FETCH;
             ck_assert_uint_eq(mb.dwMessages, 3);
             *began = iwt_now_ms();
-            if (ImapGetMessageStream(h, 3, 0, on_body, NULL, &blen) == 0)
+            if (c->kind == T_RECV) {
+                void *body = NULL;
+                trig.counting = 1;
+                if (ImapGetMessage(h, 3, 0, &body, &blen, 0) == 0) {
+                    ImapFreeMemory(body);
+                    *at = AT_NONE;
+                }
+            } else if (ImapGetMessageStream(h, 3, 0, on_body, NULL, &blen) == 0) {
                 *at = AT_NONE;
+            }
         }
     }
     err = *at == AT_NONE ? 0 : ImapGetLastError();
