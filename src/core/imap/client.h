@@ -65,6 +65,8 @@ typedef struct iw_client {
     pthread_mutex_t    io_lock;    /* held by a call using the chain; the idle watcher
                                       of an event handle only ever tries it */
     int                async_error;    /* its result, once the event has fired */
+    DWORD              busy_thread;    /* the thread inside a call holding io_lock (0:
+                                          none): its callbacks may not call back in */
     IMAPTRACEPROC      trace;
     void              *trace_param;
     imapwire_layer    *top;
