@@ -227,8 +227,9 @@ static void same_as_ex(HCLIENT h, const char *cmd, DWORD want_responses, DWORD w
                       (int)(w.len[i] < 200 ? w.len[i] : 200), w.resp[i]);
         free(w.resp[i]);
     }
-    /* the tagged reply text is the same too, tag aside */
-    ck_assert_str_eq(r1, r2);
+    /* the tagged reply says the same (Dovecot's text carries timings: up to them) */
+    ck_assert_int_eq(strcspn(r1, "("), strcspn(r2, "("));
+    ck_assert(strncmp(r1, r2, strcspn(r1, "(")) == 0);
     pieces_free(&p);
 }
 
@@ -319,6 +320,8 @@ START_TEST(big_stream)
     snprintf(cmd, sizeof cmd, "{%zu}\r\n", n);
     ck_assert_msg(strstr(p.resp[1], cmd) != NULL, "%s", p.resp[1]);
     ck_assert_int_eq(p.resp[1][p.len[1] - 1], ')');
+    fprintf(stderr, "big_stream: 49 MB streamed, peak RSS %ld KB over %ld KB\n",
+            peak - before, before);
     if (!sanitized)
         ck_assert_msg(peak - before < 1024, "streamed: peak %ld KB over %ld KB",
                       peak - before, before);
@@ -477,6 +480,49 @@ START_TEST(dies_mid_literal)
 }
 END_TEST
 
+/* After a large command (a 4 MB APPEND; a 60 KB command line) the connection's heap
+ * returns to within a few KB of what it held before: no buffer keeps its peak size. */
+#define REST_SLACK 4096
+START_TEST(command_buffer_rests)
+{
+    const size_t n = 4u << 20;
+    char box[64], *m, *line;
+    size_t heap0, heap1, heap2;
+    iwt_dovecot dv;
+    HCLIENT h;
+
+    snprintf(box, sizeof box, "strest-%d", (int)getpid());
+    h = login(&dv, box);
+    /* one round of each first: one-time allocations (error strings, tables) settle */
+    append(h, box, "Subject: x\r\n\r\nx", 15);
+    ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), 0);
+    heap0 = iwt_heap_in_use();
+    m = message(n);                    /* the test's own, freed before the next look */
+    append(h, box, m, n);
+    free(m);
+    ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), 0);
+    heap1 = iwt_heap_in_use();
+    ck_assert_msg(heap1 <= heap0 + REST_SLACK, "after a 4 MB APPEND: heap %zu -> %zu bytes",
+                  heap0, heap1);
+    /* a long line: the server may refuse it (BAD), the buffer must rest all the same */
+    line = malloc(60000);
+    ck_assert_ptr_nonnull(line);
+    memcpy(line, "NOOP ", 5);
+    memset(line + 5, 'a', 60000 - 6);
+    line[60000 - 1] = '\0';
+    ImapCommand(h, line, NULL, 0);
+    free(line);
+    ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), 0);
+    heap2 = iwt_heap_in_use();
+    ck_assert_msg(heap2 <= heap0 + REST_SLACK, "after a 60 KB line: heap %zu -> %zu bytes",
+                  heap0, heap2);
+    fprintf(stderr, "command_buffer_rests: heap %zu, after 4 MB APPEND %zu, after 60 KB line "
+            "%zu bytes\n", heap0, heap1, heap2);
+    drop_box(h, box);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("stream");
@@ -491,6 +537,7 @@ int main(void)
     tcase_add_test(t, several_literals);
     tcase_add_test(t, command_fails);
     tcase_add_loop_test(t, call_inside, 0, 3);
+    tcase_add_test(t, command_buffer_rests);
     suite_add_tcase(s, t);
     tcase_add_checked_fixture(f, setup, teardown);
     tcase_set_timeout(f, 60);
