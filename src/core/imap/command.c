@@ -40,7 +40,6 @@ void iw_trace_response(iw_client *c, const iw_response *r)
 }
 
 #define IW_OUT_FIRST 256u          /* the queue's first size: a command line fits */
-#define IW_OUT_REST  4096u         /* the most a drained queue keeps */
 
 int iw_queue(iw_client *c, const char *p, size_t n, int secret)
 {
@@ -89,13 +88,11 @@ int iw_flush(iw_client *c, unsigned *want)
         c->out_secret = 0;
     }
     c->out_off = c->out_len = 0;
-    /* A buffer grown for a large command (an APPEND's literal, a long line) is not kept
-     * at its peak: an idle connection holds at most the resting size. */
-    if (c->out_cap > IW_OUT_REST) {
-        free(c->out);
-        c->out = NULL;
-        c->out_cap = 0;
-    }
+    /* Drained, the queue goes: a buffer grown for a large command (an APPEND's literal,
+     * a long line) is not kept at its peak, and an idle connection holds none. */
+    free(c->out);
+    c->out = NULL;
+    c->out_cap = 0;
     return 0;
 }
 
