@@ -1,5 +1,6 @@
 /* fuzz_client.c: libFuzzer target for the whole client: an SDK bottom transport plays a
  * server whose bytes and read sizes come from the input, and session.c drives the API. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <imapwire/transport.h>
@@ -120,6 +121,99 @@ static const imapwire_transport_type fz_type = {
     .query = fz_query,
 };
 
+/* ---- ImapCommandStream over the same server bytes ---- */
+
+/* What the pieces promise (imapwire.h): responses numbered in order and each ended
+ * once, literal pieces of 1..64 KB that fill their literal from offset 0 without a gap,
+ * text only between literals. A broken promise is a finding. */
+typedef struct fz_pieces {
+    DWORD  response;
+    int    ended;
+    size_t lit_size, lit_next;
+    int    in_literal;
+} fz_pieces;
+
+static volatile unsigned fz_piece_sum;     /* the sum is kept, so the loop is too */
+
+static void fz_piece_fail(const char *why)
+{
+    fprintf(stderr, "fuzz_client: ImapCommandStream: %s\n", why);
+    abort();
+}
+
+static VOID fz_on_piece(HCLIENT h, const IMAPRESPONSEPIECE *pc, LPVOID param)
+{
+    fz_pieces *p = param;
+    unsigned sum = 0;
+    DWORD i;
+    (void)h;
+    if (pc == NULL || pc->dwSize != sizeof *pc || (pc->dwLength > 0 && pc->lpData == NULL))
+        fz_piece_fail("a malformed piece");
+    for (i = 0; i < pc->dwLength; i++)         /* an overlong length shows under ASan */
+        sum += (unsigned char)pc->lpData[i];
+    fz_piece_sum += sum;
+    if (pc->dwResponse == p->response + 1 && (p->response == 0 || p->ended)) {
+        p->response = pc->dwResponse;
+        p->ended = 0;
+        p->in_literal = 0;
+    } else if (pc->dwResponse != p->response || p->ended) {
+        fz_piece_fail("a piece out of its response's order");
+    }
+    if (pc->dwFlags & IMAP_PIECE_LITERAL) {
+        if (!p->in_literal || pc->dwLength == 0 || pc->dwLength > 65536 ||
+            pc->dwLiteralSize != p->lit_size || pc->dwLiteralOffset != p->lit_next ||
+            (pc->dwFlags & IMAP_PIECE_END))
+            fz_piece_fail("a literal piece out of place");
+        p->lit_next += pc->dwLength;
+        if (p->lit_next > p->lit_size)
+            fz_piece_fail("a literal longer than announced");
+        return;
+    }
+    if (p->in_literal && p->lit_next != p->lit_size)
+        fz_piece_fail("text before the literal was complete");
+    if ((pc->dwFlags & IMAP_PIECE_END) && pc->dwLiteralSize != 0)
+        fz_piece_fail("an end piece announcing a literal");
+    p->in_literal = pc->dwLiteralSize > 0;
+    p->lit_size = pc->dwLiteralSize;
+    p->lit_next = 0;
+    if (pc->dwFlags & IMAP_PIECE_END)
+        p->ended = 1;
+}
+
+/* A fresh connection over the same bytes, its first command streamed (the fuzzer shapes
+ * the answer as it did the session's); a callback that calls back in is refused. */
+static void fz_stream_run(const fz_session *s)
+{
+    static const char *const cmds[4] = { "FETCH 1 BODY.PEEK[]", "UID FETCH 1:* (BODY[] FLAGS)",
+                                         "LIST \"\" *", "NOOP" };
+    IMAPCONNECTINFO info;
+    fz_pieces p;
+    char result[64];
+    HCLIENT h;
+    INT rc;
+
+    memset(&info, 0, sizeof info);
+    info.dwSize = sizeof info;
+    info.lpszHostName = s->host;
+    info.nRemotePort = s->port;
+    info.nTimeout = 1;
+    info.lpszTransport = s->transport;
+    h = ImapConnectEx(&info);
+    if (h == INVALID_CLIENT)
+        return;
+    memset(&p, 0, sizeof p);
+    ImapSetLastError(0);
+    rc = ImapCommandStream(h, cmds[(s->h[2] >> 1) & 3], fz_on_piece, &p, result,
+                           (s->h[3] & 1) ? (INT)sizeof result : 0);
+    if (rc != 0 && ImapGetLastError() == ST_ERROR_NONE)
+        fz_piece_fail("failed without an error");
+    if (rc == 0 && p.response > 0 && !p.ended)
+        fz_piece_fail("succeeded with a response left open");
+    if (rc == 0 && (s->h[3] & 1) && memchr(result, '\0', sizeof result) == NULL)
+        fz_piece_fail("result not terminated");
+    ImapDisconnect(h);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -157,5 +251,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     s.host = "imap.example.test";
     s.port = 143;
     fz_session_run(&s);
+    /* the same server bytes again, for a streamed command on a fresh connection */
+    fz_srv.pos = 0;
+    fz_srv.agains_left = 256;
+    fz_stream_run(&s);
     return 0;
 }

@@ -244,6 +244,32 @@ typedef VOID (*IMAPMESSAGEPROC)(HCLIENT hClient, const VOID *lpvData, DWORD dwLe
 typedef VOID (*IMAPRESPONSEPROC)(HCLIENT hClient, LPCTSTR lpszData, DWORD dwLength,
                                  LPVOID lpParam);
 
+/** IMAPRESPONSEPIECE.dwFlags: the piece is literal data (dwLiteralSize and
+ *  dwLiteralOffset place it); without it, protocol text. */
+#define IMAP_PIECE_LITERAL 0x1u
+/** IMAPRESPONSEPIECE.dwFlags: the last piece of its response (the text after its last
+ *  literal, without the final CRLF; it may be empty). */
+#define IMAP_PIECE_END     0x2u
+
+/** One piece of an untagged response, as ImapCommandStream() hands it over. The pieces
+ *  of one response, concatenated in order, are what ImapCommandEx() would deliver for it
+ *  (literals inline, no final CRLF). */
+typedef struct _IMAPRESPONSEPIECE {
+    DWORD       dwSize;              /**< sizeof(IMAPRESPONSEPIECE) of the library that calls */
+    DWORD       dwResponse;          /**< which untagged response of the command: 1, 2, ... */
+    DWORD       dwFlags;             /**< IMAP_PIECE_LITERAL, IMAP_PIECE_END */
+    const char *lpData;              /**< the bytes (not NUL-terminated; valid during the call) */
+    DWORD       dwLength;            /**< how many: at most 64 KB for literal data */
+    DWORD       dwLiteralSize;       /**< literal data: the literal's whole size; a text piece
+                                          without IMAP_PIECE_END (it ends with a literal's head
+                                          "{n}" CRLF): n, the size of the literal that follows */
+    DWORD       dwLiteralOffset;     /**< literal data: where lpData starts in the literal */
+} IMAPRESPONSEPIECE, /**< see struct _IMAPRESPONSEPIECE */
+  *LPIMAPRESPONSEPIECE; /**< a pointer to IMAPRESPONSEPIECE */
+/** ImapCommandStream: the next piece of an untagged response, in order. */
+typedef VOID (*IMAPRESPONSEPIECEPROC)(HCLIENT hClient, const IMAPRESPONSEPIECE *lpPiece,
+                                      LPVOID lpParam);
+
 /** Everything ImapConnectEx() and ImapConnectStart() take: the five ImapConnect()
  *  arguments and the extras. A zeroed struct with dwSize and those five set behaves
  *  exactly as ImapConnect(). */
@@ -332,6 +358,16 @@ INT     ImapCommand(HCLIENT hClient, LPCTSTR lpszCommand, LPTSTR lpszResult, INT
  * the call returns, on the calling thread. */
 INT     ImapCommandEx(HCLIENT hClient, LPCTSTR lpszCommand, IMAPRESPONSEPROC lpResponseProc,
                       LPVOID lpParam, LPTSTR lpszResult, INT nMaxLength);
+/** Extension: as ImapCommandEx(), and each untagged response goes to lpPieceProc in
+ * pieces as it arrives, on the calling thread, before the call returns: the text up to
+ * and with a literal's head ("{n}" CRLF), then that literal's bytes in pieces of at most
+ * 64 KB received straight from the connection, and so on for each literal, then the rest
+ * (IMAP_PIECE_END). No buffer holds a literal, so a response of any size (literals below
+ * 4 GB each) needs no more memory than its protocol text. lpPieceProc must not call the
+ * library on this handle: such a call (ImapDisconnect() included) fails with
+ * ST_ERROR_IN_PROGRESS. 0 for OK, IMAP_ERROR for NO, BAD or a failure. */
+INT     ImapCommandStream(HCLIENT hClient, LPCTSTR lpszCommand, IMAPRESPONSEPIECEPROC lpPieceProc,
+                          LPVOID lpParam, LPTSTR lpszResult, INT nMaxLength);
 /** Selects a mailbox (SELECT) and fills lpMailboxInfo. 0 or IMAP_ERROR. */
 INT     ImapSelectMailbox(HCLIENT hClient, LPCTSTR lpszMailbox, LPIMAPMAILBOX lpMailboxInfo);
 /** Fetches message nMessageId (a sequence number from 1); part 0 is the whole message

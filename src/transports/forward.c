@@ -43,8 +43,10 @@ typedef struct iw_bridge {
     int64_t          deadline_ms;  /* connect, or linger once one side has ended */
     int              client_eof, chan_eof, eof_sent;
     size_t           up_len, down_len;
-    char             up[IW_BRIDGE_BUF];     /* client to channel */
-    char             down[IW_BRIDGE_BUF];   /* channel to client */
+    /* IW_BRIDGE_BUF each while bytes move, NULL once drained: an idle bridge holds none
+     * (it held 32 KB for its whole life) */
+    char            *up;                    /* client to channel */
+    char            *down;                  /* channel to client */
 } iw_bridge;
 
 /* ---- bridges ---- */
@@ -56,6 +58,8 @@ static void iw_bridge_release(iw_task *t)
         iw_layer_free_chain(b->layer);
     if (b->fd >= 0)
         close(b->fd);
+    free(b->up);
+    free(b->down);
     free(b);
 }
 
@@ -65,9 +69,9 @@ static void iw_bridge_pollset(iw_task *t, imapwire_pollset *ps)
     unsigned cw = 0, lw = IMAPWIRE_WANT_READ;
     if (b->state == BR_PUMP) {
         /* no room for the channel's data: do not ask to be woken for it */
-        if (b->chan_eof || b->down_len == sizeof b->down)
+        if (b->chan_eof || b->down_len == IW_BRIDGE_BUF)
             lw = 0;
-        if (!b->client_eof && b->up_len < sizeof b->up)
+        if (!b->client_eof && b->up_len < IW_BRIDGE_BUF)
             cw |= IMAPWIRE_WANT_READ;
         if (b->down_len > 0)
             cw |= IMAPWIRE_WANT_WRITE;
@@ -81,8 +85,9 @@ static void iw_bridge_pollset(iw_task *t, imapwire_pollset *ps)
         imapwire_pollset_wakeup(ps, b->deadline_ms);
 }
 
-/* Moves what it can both ways without blocking; nonzero when the bridge is done. */
-static int iw_bridge_pump(iw_bridge *b)
+/* Moves what it can both ways without blocking (both buffers present); nonzero when
+ * the bridge is done. */
+static int iw_bridge_move(iw_bridge *b)
 {
     size_t n;
     ssize_t k;
@@ -90,8 +95,8 @@ static int iw_bridge_pump(iw_bridge *b)
 
     for (rounds = 0; rounds < 64; rounds++) {
         int moved = 0;
-        if (!b->client_eof && b->up_len < sizeof b->up) {
-            k = recv(b->fd, b->up + b->up_len, sizeof b->up - b->up_len, 0);
+        if (!b->client_eof && b->up_len < IW_BRIDGE_BUF) {
+            k = recv(b->fd, b->up + b->up_len, IW_BRIDGE_BUF - b->up_len, 0);
             if (k > 0) {
                 b->up_len += (size_t)k;
                 moved = 1;
@@ -109,8 +114,8 @@ static int iw_bridge_pump(iw_bridge *b)
                 return 1;
             }
         }
-        if (!b->chan_eof && b->down_len < sizeof b->down) {
-            rc = iw_layer_recv(b->layer, b->down + b->down_len, sizeof b->down - b->down_len, &n);
+        if (!b->chan_eof && b->down_len < IW_BRIDGE_BUF) {
+            rc = iw_layer_recv(b->layer, b->down + b->down_len, IW_BRIDGE_BUF - b->down_len, &n);
             if (rc == 0 && n > 0) {
                 b->down_len += n;
                 moved = 1;
@@ -144,6 +149,32 @@ static int iw_bridge_pump(iw_bridge *b)
     if (b->chan_eof && !b->client_eof && b->deadline_ms == 0)
         b->deadline_ms = iw_now_ms() + IW_BRIDGE_LINGER_MS;
     return 0;
+}
+
+/* Drained buffers go: between exchanges an idle bridge keeps no pump memory. */
+static void iw_bridge_rest(iw_bridge *b)
+{
+    if (b->up_len == 0) {
+        free(b->up);
+        b->up = NULL;
+    }
+    if (b->down_len == 0) {
+        free(b->down);
+        b->down = NULL;
+    }
+}
+
+/* Moves what it can both ways without blocking; nonzero when the bridge is done. */
+static int iw_bridge_pump(iw_bridge *b)
+{
+    int done;
+
+    if ((b->up == NULL && (b->up = malloc(IW_BRIDGE_BUF)) == NULL) ||
+        (b->down == NULL && (b->down = malloc(IW_BRIDGE_BUF)) == NULL))
+        return 1;                  /* out of memory: the connection ends, as on an error */
+    done = iw_bridge_move(b);
+    iw_bridge_rest(b);
+    return done;
 }
 
 static int iw_bridge_step(iw_task *t)

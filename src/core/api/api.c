@@ -31,6 +31,10 @@ static int iw_owner_check(void *obj, void *arg)
     if (!(c->options & IMAP_OPTION_FREETHREAD) &&
         __atomic_load_n(&c->owner, __ATOMIC_ACQUIRE) != iw_thread_id())
         return 1;
+    /* a callback (response, piece, trace) calling back into its own call: the stream
+     * is mid-response and io_lock is held, so nothing could run (or free) safely */
+    if (__atomic_load_n(&c->busy_thread, __ATOMIC_ACQUIRE) == iw_thread_id())
+        return 3;
     return iw_async_pending(c) || iw_own_pending(c) ? 2 : 0;
 }
 
@@ -61,7 +65,7 @@ static iw_client *iw_client_lookup(HCLIENT h, int allow_pending)
         iw_set_error(ST_ERROR_NOT_HANDLE_OWNER);
         return NULL;
     }
-    if (rc == 2 && !allow_pending) {
+    if (rc == 3 || (rc == 2 && !allow_pending)) {
         iw_set_error(ST_ERROR_IN_PROGRESS);
         return NULL;
     }
@@ -76,6 +80,19 @@ iw_client *iw_api_client(HCLIENT h)
 static iw_client *iw_client_for(HCLIENT h)
 {
     return iw_client_lookup(h, 0);
+}
+
+/* io_lock taken and released by a call whose callbacks run on the calling thread. */
+static void iw_call_enter(iw_client *c)
+{
+    pthread_mutex_lock(&c->io_lock);
+    __atomic_store_n(&c->busy_thread, iw_thread_id(), __ATOMIC_RELEASE);
+}
+
+static void iw_call_leave(iw_client *c)
+{
+    __atomic_store_n(&c->busy_thread, 0, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&c->io_lock);
 }
 
 static int iw_has_crlf(const char *s)
@@ -403,11 +420,11 @@ INT ImapLogin(HCLIENT hClient, UINT nAuthType, LPCTSTR lpszUserName, LPCTSTR lps
         return iw_fail(ST_ERROR_INVALID_PARAMETER);
     if (!iw_auth_type_known(nAuthType))
         return iw_fail(ST_ERROR_INVALID_PARAMETER);
-    pthread_mutex_lock(&c->io_lock);
+    iw_call_enter(c);
     rc = c->broken ? (int)ST_ERROR_CONNECTION_CLOSED
                    : iw_session_login(c, nAuthType, lpszUserName,
                                       lpszPassword ? lpszPassword : "");
-    pthread_mutex_unlock(&c->io_lock);
+    iw_call_leave(c);
     return rc ? iw_fail((DWORD)rc) : 0;
 }
 
@@ -456,11 +473,45 @@ INT ImapCommandEx(HCLIENT hClient, LPCTSTR lpszCommand, IMAPRESPONSEPROC lpRespo
      * table (src/core/imap/command_table.c). */
     if (n == 0 || n > IW_MAX_RESPONSE)
         return iw_fail(ST_ERROR_INVALID_PARAMETER);
-    pthread_mutex_lock(&c->io_lock);
+    iw_call_enter(c);
     rc = c->broken ? (int)ST_ERROR_CONNECTION_CLOSED
                    : iw_session_command(c, lpszCommand, lpResponseProc, lpParam, lpszResult,
                                         lpszResult ? (size_t)nMaxLength : 0);
-    pthread_mutex_unlock(&c->io_lock);
+    iw_call_leave(c);
+    return rc ? iw_fail((DWORD)rc) : 0;
+}
+
+typedef struct iw_piece_relay {
+    HCLIENT               handle;
+    IMAPRESPONSEPIECEPROC proc;
+    LPVOID                param;
+} iw_piece_relay;
+
+static void iw_relay_piece(void *arg, const IMAPRESPONSEPIECE *piece)
+{
+    iw_piece_relay *r = arg;
+    r->proc(r->handle, piece, r->param);
+}
+
+INT ImapCommandStream(HCLIENT hClient, LPCTSTR lpszCommand, IMAPRESPONSEPIECEPROC lpPieceProc,
+                      LPVOID lpParam, LPTSTR lpszResult, INT nMaxLength)
+{
+    iw_client *c = iw_client_for(hClient);
+    iw_piece_relay relay = { hClient, lpPieceProc, lpParam };
+    size_t n;
+    int rc;
+    if (c == NULL)
+        return IMAP_ERROR;
+    if (lpszCommand == NULL || lpPieceProc == NULL || (lpszResult != NULL && nMaxLength <= 0))
+        return iw_fail(ST_ERROR_INVALID_PARAMETER);
+    n = strlen(lpszCommand);
+    if (n == 0 || n > IW_MAX_RESPONSE)
+        return iw_fail(ST_ERROR_INVALID_PARAMETER);
+    iw_call_enter(c);
+    rc = c->broken ? (int)ST_ERROR_CONNECTION_CLOSED
+                   : iw_session_command_stream(c, lpszCommand, iw_relay_piece, &relay,
+                                               lpszResult, lpszResult ? (size_t)nMaxLength : 0);
+    iw_call_leave(c);
     return rc ? iw_fail((DWORD)rc) : 0;
 }
 
@@ -477,10 +528,10 @@ INT ImapSelectMailbox(HCLIENT hClient, LPCTSTR lpszMailbox, LPIMAPMAILBOX lpMail
         return IMAP_ERROR;
     if (lpszMailbox == NULL || *lpszMailbox == '\0' || strlen(lpszMailbox) > 1024)
         return iw_fail(ST_ERROR_INVALID_PARAMETER);
-    pthread_mutex_lock(&c->io_lock);
+    iw_call_enter(c);
     rc = c->broken ? (int)ST_ERROR_CONNECTION_CLOSED
                    : iw_session_select(c, lpszMailbox, lpMailboxInfo);
-    pthread_mutex_unlock(&c->io_lock);
+    iw_call_leave(c);
     return rc ? iw_fail((DWORD)rc) : 0;
 }
 
@@ -497,13 +548,13 @@ INT ImapGetMessage(HCLIENT hClient, UINT nMessageId, UINT nMessagePart,
         return IMAP_ERROR;
     if (lpvMessage == NULL || lpdwLength == NULL || nMessageId == 0)
         return iw_fail(ST_ERROR_INVALID_PARAMETER);
-    pthread_mutex_lock(&c->io_lock);
+    iw_call_enter(c);
     /* a caller's buffer receives the body directly: no copy of it in between */
     rc = c->broken ? (int)ST_ERROR_CONNECTION_CLOSED
                    : iw_session_fetch(c, nMessageId, nMessagePart,
                                       *lpdwLength > 0 ? (char *)lpvMessage : NULL,
                                       *lpdwLength, &body, &len);
-    pthread_mutex_unlock(&c->io_lock);
+    iw_call_leave(c);
     if (rc == ST_ERROR_BUFFER_TOO_SMALL)
         *lpdwLength = (DWORD)len;
     if (rc != 0)
@@ -547,11 +598,11 @@ INT ImapGetMessageStream(HCLIENT hClient, UINT nMessageId, UINT nMessagePart,
         return IMAP_ERROR;
     if (lpMessageProc == NULL || nMessageId == 0)
         return iw_fail(ST_ERROR_INVALID_PARAMETER);
-    pthread_mutex_lock(&c->io_lock);
+    iw_call_enter(c);
     rc = c->broken ? (int)ST_ERROR_CONNECTION_CLOSED
                    : iw_session_fetch_stream(c, nMessageId, nMessagePart, iw_stream_piece,
                                              &sink, &len);
-    pthread_mutex_unlock(&c->io_lock);
+    iw_call_leave(c);
     if (rc != 0)
         return iw_fail((DWORD)rc);
     if (lpdwLength != NULL)

@@ -60,7 +60,7 @@ void iw_client_free(iw_client *c)
         return;
     iw_client_close(c, 0);
     iw_own_free(c);
-    iw_cmd_clear(&c->cm.cmd);
+    iw_connect_cmd_free(c);
     iw_reader_free(&c->reader);
     if (c->out != NULL) {
         iw_wipe(c->out, c->out_cap);

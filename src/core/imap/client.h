@@ -46,7 +46,9 @@ typedef struct iw_connect_machine {
     int64_t t_secure_start_us;     /* the STARTTLS command or the implicit handshake began */
     int64_t t_secure_us;           /* STARTTLS exchange and handshake, in total */
     int64_t t_connected_us;        /* first hop up (before a tunnel or proxy handshake) */
-    iw_cmd  cmd;
+    iw_cmd *cmd;                   /* the connect's own commands (CAPABILITY, STARTTLS,
+                                      ID): allocated for them, freed once ready, so an idle
+                                      connection does not carry it */
 } iw_connect_machine;
 
 typedef struct iw_client {
@@ -65,6 +67,8 @@ typedef struct iw_client {
     pthread_mutex_t    io_lock;    /* held by a call using the chain; the idle watcher
                                       of an event handle only ever tries it */
     int                async_error;    /* its result, once the event has fired */
+    DWORD              busy_thread;    /* the thread inside a call holding io_lock (0:
+                                          none): its callbacks may not call back in */
     IMAPTRACEPROC      trace;
     void              *trace_param;
     imapwire_layer    *top;
@@ -82,6 +86,9 @@ typedef struct iw_client {
     IMAPTIMINGS        timings;
     iw_connect_machine cm;
 } iw_client;
+
+/* connect.c: frees the connect's command (after the connect, or with the client) */
+void iw_connect_cmd_free(iw_client *c);
 
 /* command.c */
 int  iw_cmd_start(iw_client *c, iw_cmd *cmd, const char *text, size_t len,

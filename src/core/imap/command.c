@@ -39,13 +39,15 @@ void iw_trace_response(iw_client *c, const iw_response *r)
     }
 }
 
+#define IW_OUT_FIRST 256u          /* the queue's first size: a command line fits */
+
 int iw_queue(iw_client *c, const char *p, size_t n, int secret)
 {
     if (c->out_off == c->out_len) {
         c->out_off = c->out_len = 0;
     }
     if (c->out_len + n > c->out_cap) {
-        size_t cap = c->out_cap ? c->out_cap : 256;
+        size_t cap = c->out_cap ? c->out_cap : IW_OUT_FIRST;
         char *b;
         while (cap < c->out_len + n)
             cap *= 2;
@@ -86,6 +88,11 @@ int iw_flush(iw_client *c, unsigned *want)
         c->out_secret = 0;
     }
     c->out_off = c->out_len = 0;
+    /* Drained, the queue goes: a buffer grown for a large command (an APPEND's literal,
+     * a long line) is not kept at its peak, and an idle connection holds none. */
+    free(c->out);
+    c->out = NULL;
+    c->out_cap = 0;
     return 0;
 }
 

@@ -108,9 +108,26 @@ int iw_connect_begin(iw_client *c)
     return rc;
 }
 
+void iw_connect_cmd_free(iw_client *c)
+{
+    if (c->cm.cmd != NULL) {
+        iw_cmd_clear(c->cm.cmd);
+        free(c->cm.cmd);
+        c->cm.cmd = NULL;
+    }
+}
+
+static int iw_connect_cmd(iw_client *c)
+{
+    if (c->cm.cmd == NULL && (c->cm.cmd = calloc(1, sizeof *c->cm.cmd)) == NULL)
+        return ST_ERROR_OUT_OF_MEMORY;
+    return 0;
+}
+
 static int iw_start_simple(iw_client *c, const char *text)
 {
-    return iw_cmd_start(c, &c->cm.cmd, text, strlen(text), NULL, 0, 0, NULL);
+    int rc = iw_connect_cmd(c);
+    return rc ? rc : iw_cmd_start(c, c->cm.cmd, text, strlen(text), NULL, 0, 0, NULL);
 }
 
 static int iw_start_id(iw_client *c)
@@ -122,7 +139,9 @@ static int iw_start_id(iw_client *c)
     iw_sb_str(&sb, " \"version\" ");
     iw_sb_quoted(&sb, c->client_version ? c->client_version : IMAPWIRE_VERSION_STRING);
     iw_sb_str(&sb, ")");
-    rc = sb.err ? sb.err : iw_cmd_start(c, &c->cm.cmd, sb.p, sb.len, NULL, 0, 0, NULL);
+    rc = sb.err ? sb.err : iw_connect_cmd(c);
+    if (rc == 0)
+        rc = iw_cmd_start(c, c->cm.cmd, sb.p, sb.len, NULL, 0, 0, NULL);
     iw_sb_free(&sb);
     return rc;
 }
@@ -228,10 +247,10 @@ int iw_connect_step(iw_client *c, void *arg, unsigned *want)
             iw_phase(c, CM_CAPA);
             break;
         case CM_CAPA:
-            rc = iw_cmd_step(c, &c->cm.cmd, want);
+            rc = iw_cmd_step(c, c->cm.cmd, want);
             if (rc != 0)
                 return rc;
-            if (c->cm.cmd.status != IW_STATUS_OK)
+            if (c->cm.cmd->status != IW_STATUS_OK)
                 return ST_ERROR_INVALID_RESPONSE;
             if (c->capa == NULL && (rc = iw_capa_set(c, "", 0)) != 0)
                 return rc;
@@ -260,10 +279,10 @@ int iw_connect_step(iw_client *c, void *arg, unsigned *want)
             c->cm.state = CM_READY;
             break;
         case CM_STARTTLS:
-            rc = iw_cmd_step(c, &c->cm.cmd, want);
+            rc = iw_cmd_step(c, c->cm.cmd, want);
             if (rc != 0)
                 return rc;
-            if (c->cm.cmd.status != IW_STATUS_OK)
+            if (c->cm.cmd->status != IW_STATUS_OK)
                 return ST_ERROR_SECURE_NOT_SUPPORTED;
             /* Checkpoint 3: anything already received after the OK was sent before the
              * handshake by someone in the middle (CVE-2021-22947): never parse it. */
@@ -272,18 +291,18 @@ int iw_connect_step(iw_client *c, void *arg, unsigned *want)
                 return ST_ERROR_INVALID_RESPONSE;
             }
             iw_reader_reset(&c->reader);
-            iw_cmd_clear(&c->cm.cmd);
+            iw_cmd_clear(c->cm.cmd);
             c->cm.state = CM_TLS_START;
             break;
         case CM_ID:
-            rc = iw_cmd_step(c, &c->cm.cmd, want);
+            rc = iw_cmd_step(c, c->cm.cmd, want);
             if (rc != 0)
                 return rc;
             /* A server that dislikes our ID still serves us; RFC 2971 makes ID advisory. */
             c->cm.state = CM_READY;
             break;
         case CM_READY:
-            iw_cmd_clear(&c->cm.cmd);
+            iw_connect_cmd_free(c);
             c->cm.t_ready_us = now = iw_now_us();
             {
                 int64_t t0 = c->cm.t_start_us;

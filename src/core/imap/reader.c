@@ -30,9 +30,16 @@ void iw_reader_set_hook(iw_reader *r, iw_lit_hook hook, void *arg)
 {
     r->hook = hook;
     r->hook_arg = arg;
+    r->all = 0;
     r->div_mode = IW_LIT_INLINE;
     memset(&r->div, 0, sizeof r->div);
     r->div_left = 0;
+}
+
+void iw_reader_set_hook_all(iw_reader *r, iw_lit_hook hook, void *arg)
+{
+    iw_reader_set_hook(r, hook, arg);
+    r->all = hook != NULL;
 }
 
 size_t iw_reader_capacity(const iw_reader *r)
@@ -173,6 +180,7 @@ static int iw_describe(const iw_reader *r, size_t end, iw_response *out)
     out->len = end;
     out->literals = r->literals;
     out->gone_at = r->gone_at;
+    out->all_gone = r->all;
     first_end = (const char *)memchr(d, '\n', end) - d;
     if (first_end > 0 && d[first_end - 1] == '\r')
         first_end--;
@@ -228,12 +236,16 @@ static int iw_ask_hook(iw_reader *r, size_t lit, int over, int *rc)
 
     memset(&d, 0, sizeof d);
     *rc = 0;
-    if (r->hook == NULL || r->gone_at != 0)
+    if (r->hook == NULL || (r->gone_at != 0 && !r->all))
         return 0;
     if ((*rc = iw_describe(r, r->scan, &head)) != 0 ||
         (*rc = r->hook(r->hook_arg, &head, lit, over, &d)) != 0)
         return 0;
-    if (d.mode == IW_LIT_INLINE || (over && d.mode != IW_LIT_STREAM))
+    if (r->all && d.mode != IW_LIT_STREAM && d.mode != IW_LIT_DROP) {
+        *rc = ST_ERROR_INVALID_PARAMETER;      /* a response cannot keep some of them */
+        return 0;
+    }
+    if (d.mode == IW_LIT_INLINE || (over && d.mode != IW_LIT_STREAM && !r->all))
         return 0;
     if ((d.mode == IW_LIT_TO && d.p == NULL && lit > 0) ||
         (d.mode == IW_LIT_STREAM && (d.p == NULL || d.cap == 0 || d.piece == NULL)) ||
@@ -245,8 +257,9 @@ static int iw_ask_hook(iw_reader *r, size_t lit, int over, int *rc)
     r->div = d;
     r->div_size = r->div_left = lit;
     /* a streamed literal holds no memory, so it does not count towards the response */
-    r->div_counted = d.mode == IW_LIT_STREAM ? 0 : lit;
-    r->gone_at = r->scan;
+    r->div_counted = d.mode == IW_LIT_STREAM || r->all ? 0 : lit;
+    if (r->gone_at == 0)
+        r->gone_at = r->scan;
     return 1;
 }
 

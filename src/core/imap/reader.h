@@ -26,13 +26,14 @@ typedef struct iw_response {
     unsigned    literals;      /* how many literals the response carries */
     size_t      gone_at;       /* 0, or where the one literal whose bytes went to a hook's
                                   destination would start in data (its head stays) */
+    int         all_gone;      /* every literal's bytes went to the hook (heads stay) */
 } iw_response;
 
 /* Bytes in r->data of a literal of n announced by the line piece whose LF ends just
  * before data offset at: none when its bytes went elsewhere. */
 static inline size_t iw_literal_span(const iw_response *r, size_t at, size_t n)
 {
-    return r->gone_at != 0 && at == r->gone_at ? 0 : n;
+    return r->all_gone || (r->gone_at != 0 && at == r->gone_at) ? 0 : n;
 }
 
 /* Where a hook sends a literal: kept in the response (INLINE), received straight into
@@ -49,7 +50,8 @@ typedef struct iw_lit_dest {
 /* Asked once a literal's size is known, with the response so far (through the LF of the
  * line that announces it); 0 (dest filled in) or an ST_ERROR_*. over: the size is past
  * the reader's limits, and only STREAM (which holds none of it) may take it. At most one
- * literal of a response leaves it. */
+ * literal of a response leaves it, unless the hook was set for all (then every literal
+ * must leave: STREAM or DROP). */
 typedef int (*iw_lit_hook)(void *arg, const iw_response *head, size_t size, int over,
                            iw_lit_dest *d);
 
@@ -69,6 +71,7 @@ typedef struct iw_reader {
     size_t   div_size, div_left;
     size_t   div_counted;      /* its bytes that count towards the response limit */
     size_t   gone_at;          /* as in iw_response, for the response being read */
+    int      all;              /* the hook takes every literal (iw_reader_set_hook_all) */
 } iw_reader;
 
 /* 1 and *size when a line piece (without CRLF) ends in {n} or {n+}; 0 if not; -1 if
@@ -79,6 +82,9 @@ void iw_reader_free(iw_reader *r);
 /* Routes literals through hook from now on (NULL: none); a literal being received
  * elsewhere is abandoned (the stream is then out of step: only after an error). */
 void iw_reader_set_hook(iw_reader *r, iw_lit_hook hook, void *arg);
+/* As iw_reader_set_hook, for a hook that sends every literal of every response away
+ * (a streamed command): responses then hold their line pieces only (all_gone). */
+void iw_reader_set_hook_all(iw_reader *r, iw_lit_hook hook, void *arg);
 /* Between commands: with nothing held beyond the last response, the buffer is freed
  * (the next read allocates IW_MIN_BUF again), so an idle connection keeps none. The
  * last response's data is invalid afterwards. */

@@ -138,12 +138,15 @@ static int iw_deliver_untagged(iw_client *c, const iw_response *r, void *arg)
     return 0;
 }
 
-int iw_session_command(iw_client *c, const char *text, IMAPRESPONSEPROC proc, void *param,
-                       char *result, size_t max)
+/* One command exchange: untagged responses to on_untagged (may be NULL); with hook set,
+ * every literal of every response goes through it (a streamed command). */
+static int iw_command_exchange(iw_client *c, const char *text,
+                               int (*on_untagged)(iw_client *, const iw_response *, void *),
+                               void *arg, iw_lit_hook hook, void *hook_arg,
+                               char *result, size_t max)
 {
     size_t n = strlen(text), cuts[IW_MAX_CUTS], first_line;
     const iw_command_row *row = iw_command_lookup(text, n);
-    iw_untagged_sink sink = { proc, param };
     unsigned gen = c->capa_gen;
     char redacted[256];
     const char *trace = NULL;
@@ -184,12 +187,15 @@ int iw_session_command(iw_client *c, const char *text, IMAPRESPONSEPROC proc, vo
     rc = iw_cmd_start(c, &cmd, wire.p, wire.len, cuts, ncuts, row != NULL && row->secret,
                       trace);
     iw_sb_free(&wire);
-    if (proc != NULL) {            /* after the start, which clears the command */
-        cmd.on_untagged = iw_deliver_untagged;
-        cmd.arg = &sink;
-    }
+    cmd.on_untagged = on_untagged;     /* after the start, which clears the command */
+    cmd.arg = arg;
+    if (hook != NULL)
+        iw_reader_set_hook_all(&c->reader, hook, hook_arg);
     if (rc == 0)
         rc = iw_run_command(c, &cmd);
+    /* after an error the reader may still point at the hook's scratch: it must forget */
+    if (hook != NULL)
+        iw_reader_set_hook(&c->reader, NULL, NULL);
     if (rc == 0) {
         if (result != NULL && max > 0)
             iw_strlcpy(result, cmd.text, max);
@@ -206,6 +212,131 @@ int iw_session_command(iw_client *c, const char *text, IMAPRESPONSEPROC proc, vo
     }
     iw_cmd_clear(&cmd);
     iw_reader_rest(&c->reader);
+    return rc;
+}
+
+int iw_session_command(iw_client *c, const char *text, IMAPRESPONSEPROC proc, void *param,
+                       char *result, size_t max)
+{
+    iw_untagged_sink sink = { proc, param };
+    return iw_command_exchange(c, text, proc ? iw_deliver_untagged : NULL, &sink, NULL, NULL,
+                               result, max);
+}
+
+/* ---- a command whose untagged responses are streamed in pieces ---- */
+
+typedef struct iw_piece_sink {
+    iw_client  *c;
+    iw_piece_fn fn;
+    void       *arg;
+    DWORD       response;      /* the response being delivered, from 1 */
+    int         open;          /* some of its pieces went out already */
+    size_t      delivered;     /* bytes of its line pieces (in the reader's data) given */
+    size_t      lit_size, lit_off;
+    char       *chunk;         /* the scratch literal bytes are received into */
+} iw_piece_sink;
+
+static void iw_piece_out(iw_piece_sink *s, DWORD flags, const char *p, size_t n, size_t size,
+                         size_t off)
+{
+    IMAPRESPONSEPIECE pc;
+    memset(&pc, 0, sizeof pc);
+    pc.dwSize = sizeof pc;
+    pc.dwResponse = s->response;
+    pc.dwFlags = flags;
+    pc.lpData = p;
+    pc.dwLength = (DWORD)n;
+    pc.dwLiteralSize = (DWORD)size;
+    pc.dwLiteralOffset = (DWORD)off;
+    s->fn(s->arg, &pc);
+}
+
+static void iw_piece_begin(iw_piece_sink *s)
+{
+    if (!s->open) {
+        s->response++;
+        s->open = 1;
+        s->delivered = 0;
+    }
+}
+
+/* Literal bytes as the reader hands them over; a held read may exceed a piece. */
+static void iw_piece_literal(void *arg, const char *p, size_t n)
+{
+    iw_piece_sink *s = arg;
+    while (n > 0) {
+        size_t k = n < IW_STREAM_CHUNK ? n : IW_STREAM_CHUNK;
+        iw_piece_out(s, IMAP_PIECE_LITERAL, p, k, s->lit_size, s->lit_off);
+        s->lit_off += k;
+        p += k;
+        n -= k;
+    }
+}
+
+/* Each literal announced: the line text up to and with its head goes out first, then
+ * its bytes are received into the scratch and handed on as they come. Literals of
+ * tagged responses and continuations have no reader: dropped. */
+static int iw_piece_hook(void *arg, const iw_response *head, size_t size, int over,
+                         iw_lit_dest *d)
+{
+    iw_piece_sink *s = arg;
+    IW_UNUSED(over);
+    if (head->kind != IW_RESP_UNTAGGED) {
+        d->mode = IW_LIT_DROP;
+        return 0;
+    }
+    if (size > 0xffffffffu || head->len > 0xffffffffu)
+        return ST_ERROR_RESPONSE_TOO_LARGE;    /* a size the piece cannot carry */
+    if (s->chunk == NULL && (s->chunk = malloc(IW_STREAM_CHUNK)) == NULL)
+        return ST_ERROR_OUT_OF_MEMORY;
+    iw_piece_begin(s);
+    iw_piece_out(s, 0, head->data + s->delivered, head->len - s->delivered, size, 0);
+    s->delivered = head->len;
+    s->lit_size = size;
+    s->lit_off = 0;
+    d->mode = IW_LIT_STREAM;
+    d->p = s->chunk;
+    d->cap = IW_STREAM_CHUNK;
+    d->piece = iw_piece_literal;
+    d->piece_arg = s;
+    return 0;
+}
+
+/* The rest of the response after its last literal (all of it if it had none), without
+ * the final CRLF, marked as its end. */
+static int iw_piece_untagged(iw_client *c, const iw_response *r, void *arg)
+{
+    iw_piece_sink *s = arg;
+    size_t n = r->len;
+    IW_UNUSED(c);
+    if (n >= 2 && r->data[n - 2] == '\r' && r->data[n - 1] == '\n')
+        n -= 2;
+    else if (n >= 1 && r->data[n - 1] == '\n')
+        n -= 1;
+    if (n > 0xffffffffu)
+        return ST_ERROR_RESPONSE_TOO_LARGE;
+    iw_piece_begin(s);
+    if (n < s->delivered)
+        n = s->delivered;
+    iw_piece_out(s, IMAP_PIECE_END, r->data + s->delivered, n - s->delivered, 0, 0);
+    s->open = 0;
+    s->delivered = 0;
+    return 0;
+}
+
+int iw_session_command_stream(iw_client *c, const char *text, iw_piece_fn fn, void *arg,
+                              char *result, size_t max)
+{
+    iw_piece_sink sink;
+    int rc;
+
+    memset(&sink, 0, sizeof sink);
+    sink.c = c;
+    sink.fn = fn;
+    sink.arg = arg;
+    rc = iw_command_exchange(c, text, iw_piece_untagged, &sink, iw_piece_hook, &sink,
+                             result, max);
+    free(sink.chunk);
     return rc;
 }
 

@@ -10,6 +10,13 @@ int iw_session_login(iw_client *c, unsigned type, const char *user, const char *
  * response. CR and LF only inside literals ({n} CRLF, then n bytes). */
 int iw_session_command(iw_client *c, const char *text, IMAPRESPONSEPROC proc, void *param,
                        char *result, size_t max);
+/* As iw_session_command, each untagged response to fn in pieces (ImapCommandStream): the
+ * line text up to and with each literal's head, that literal's bytes (at most
+ * IW_STREAM_CHUNK a piece) as they arrive, and the rest (IMAP_PIECE_END), no final CRLF.
+ * Literals bypass the reader's 256 MiB limit (up to 4 GiB - 1): none is held. */
+typedef void (*iw_piece_fn)(void *arg, const IMAPRESPONSEPIECE *piece);
+int iw_session_command_stream(iw_client *c, const char *text, iw_piece_fn fn, void *arg,
+                              char *result, size_t max);
 /* FETCH BODY[...] of message id in one untagged response: body (malloc'd, NUL after
  * len bytes) once found; 0, or ST_ERROR_* for a malformed or oversized answer. With dest
  * set, a literal body is received into dest instead (body stays NULL). */
