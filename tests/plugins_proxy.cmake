@@ -45,3 +45,10 @@ target_sources(test_soak PRIVATE integration/fault_layer.c)
 target_link_libraries(test_soak PRIVATE ${CMAKE_DL_LIBS})
 add_dependencies(test_soak socks5)
 
+# The fault matrix: plain, STARTTLS, IMAPS, SSH tunnel and SOCKS5 under the fault layer
+# (tests/integration/fault_layer.c; schedules in tests/harness/README.md). Its
+# "faultproxy" type loads the socks5 plugin itself, so the plugin must be built.
+iw_integration_test(test_faults FIXTURES "dovecot;dovecot_tls;sshd;danted" TIMEOUT 300)
+target_sources(test_faults PRIVATE integration/fault_layer.c)
+target_link_libraries(test_faults PRIVATE ${CMAKE_DL_LIBS})
+add_dependencies(test_faults socks5)

@@ -12,8 +12,9 @@
  *                                        PLUGIN (e.g. socks5) whose hop to the proxy
  *                                        goes through the faults, handshake included
  * SCHEDULE is items joined by '+': split[=K][%P] again[%P] delay[=MS][%P] truncate@N
- * reset@N, and truncate@K.N reset@K.N: N bytes into phase K (see fault_anchor). Registers both types; 0 or an ST_ERROR_* code. plugin_dir is where PLUGIN.so
- * is found for "faultproxy" (NULL: only "fault" is registered). */
+ * reset@N, and truncate@K.N reset@K.N: N bytes into phase K (see fault_anchor).
+ * Registers both types; 0 or an ST_ERROR_* code. plugin_dir is where PLUGIN.so is
+ * found for "faultproxy" (NULL: only "fault" is registered). */
 int fault_register(const char *plugin_dir);
 
 /* What the layers did, summed over every connection since the last fault_stats_reset:
