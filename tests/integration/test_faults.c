@@ -23,12 +23,13 @@
 
 #define TIMEOUT_S 5                /* nTimeout of every connect */
 #define SLACK_MS  3000
-/* What a repeat may add to the heap: ASan counts live bytes exactly; mallinfo2 also
- * counts the free space its arenas keep, which moves by a few KB from run to run. */
+/* What a repeat may add to the heap: ASan counts live bytes exactly (the strict check);
+ * mallinfo2 also counts the chunks parked in each thread's tcache, which moved by up to
+ * 9 KB between repeats of the SSH cuts here while ASan saw no change at all. */
 #if defined(__SANITIZE_ADDRESS__)
 #define HEAP_SLACK 1024           /* a cached TLS session replaced by one of another size */
 #else
-#define HEAP_SLACK 16384
+#define HEAP_SLACK 32768
 #endif
 
 static iwt_dovecot dv, dvtls;
@@ -322,6 +323,7 @@ static int make_points(const unsigned long long end[P_COUNT], point *pts)
 }
 
 static unsigned long cuts_in_handshake, cuts_carried;
+static long long cuts_slowest_ms;   /* the slowest failing call */
 
 /* One cut: the call whose dialogue it falls in fails, with CONNECTION_CLOSED, or with
  * TLS_HANDSHAKE when it fell inside a TLS handshake. A cut placed past the end of a phase
@@ -348,8 +350,26 @@ static void cut_one(int mode, const char *kind, const point *pt, unsigned seed)
                   mode_name[mode], sched, phase_name[o.fired_phase], (unsigned)want,
                   o.failed_phase < P_COUNT ? phase_name[o.failed_phase] : "nothing",
                   (unsigned)o.error, text);
+    if (o.ms > cuts_slowest_ms)
+        cuts_slowest_ms = o.ms;
     ck_assert_msg(o.ms < TIMEOUT_S * 1000 + SLACK_MS, "%s %s: the failing call took %lld ms",
                   mode_name[mode], sched, o.ms);
+}
+
+/* The heap once the library's loop thread has finished what disconnects left it (an SSH
+ * session's close can complete there a moment later): the same reading twice running. */
+static size_t heap_settled(void)
+{
+    size_t a = iwt_heap_in_use(), b;
+    int i;
+    for (i = 0; i < 40; i++) {
+        usleep(25000);
+        b = iwt_heap_in_use();
+        if (b == a)
+            break;
+        a = b;
+    }
+    return a;
 }
 
 static void cuts_mode(int mode)
@@ -370,27 +390,28 @@ static void cuts_mode(int mode)
     ck_assert_msg(probe.failed_phase == P_COUNT, "%s: the probe failed (%u)", mode_name[mode],
                   (unsigned)probe.error);
     cuts_in_handshake = cuts_carried = 0;
+    cuts_slowest_ms = 0;
     np[0] = make_points(probe.in, pts[0]);
     for (i = 0; i < P_COUNT; i++)
         tot[i] = probe.in[i] + probe.out[i];
     np[1] = make_points(tot, pts[1]);
     fds0 = iwt_count_fds();
-    heap[0] = iwt_heap_in_use();
+    heap[0] = heap_settled();
     for (pass = 0; pass < 2; pass++) {
         for (k = 0; k < 2; k++)
             for (i = 0; i < np[k]; i++) {
                 cut_one(mode, kinds[k], &pts[k][i], (unsigned)(i + pass));
                 ck_assert_int_eq(iwt_count_fds(), fds0);
             }
-        heap[pass + 1] = iwt_heap_in_use();
+        heap[pass + 1] = heap_settled();
         /* the next clean connect in the same process succeeds */
         expect_success(mode, 99, "split=64%1");
     }
     printf("faults: %s: %d truncation and %d reset points (dialogue %llu bytes in, %llu out), "
-           "2 passes in %lld ms (%lu cuts in a TLS handshake, %lu carried to the next call); "
-           "heap %zu, %zu, %zu bytes\n", mode_name[mode], np[0], np[1], probe.in[P_FETCH2],
-           probe.out[P_FETCH2], iwt_now_ms() - t0, cuts_in_handshake, cuts_carried, heap[0],
-           heap[1], heap[2]);
+           "2 passes in %lld ms (%lu cuts in a TLS handshake, %lu carried to the next call, "
+           "slowest failing call %lld ms); heap %zu, %zu, %zu bytes\n", mode_name[mode], np[0],
+           np[1], probe.in[P_FETCH2], probe.out[P_FETCH2], iwt_now_ms() - t0,
+           cuts_in_handshake, cuts_carried, cuts_slowest_ms, heap[0], heap[1], heap[2]);
     fflush(stdout);
     /* the second pass repeats the first: nothing it allocates may stay behind */
     ck_assert_msg(heap[2] <= heap[1] + HEAP_SLACK, "%s: heap grew from %zu to %zu bytes across "
