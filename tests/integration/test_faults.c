@@ -280,6 +280,122 @@ END_TEST
 START_TEST(benign_socks5) { benign_mode(M_SOCKS5); }
 END_TEST
 
+/* ---- asynchronous connects (lpEventProc) ---- */
+
+struct async_wait {
+    pthread_mutex_t lock;          /* first: the event callback's view */
+    int             done;
+    DWORD           error;
+    tls_watch       tls;           /* the trace callback's, on the same lpParam */
+};
+
+static void on_connect(HCLIENT h, UINT ev, DWORD err, LPVOID p)
+{
+    struct async_wait *w = p;
+    (void)h;
+    if (ev != IMAP_EVENT_CONNECT)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->done = 1;
+    w->error = err;
+    pthread_mutex_unlock(&w->lock);
+}
+
+static void async_trace(HCLIENT h, UINT dir, LPCTSTR line, INT n, LPVOID p)
+{
+    struct async_wait *w = p;
+    watch_trace(h, dir, line, n, &w->tls);
+}
+
+/* The connect runs on the library's loop thread, where a hold must be a wake-up time.
+ * lpParam goes to both callbacks; the wait lives as long as the handle may call back.
+ * *in_handshake (may be NULL): a cut fell inside the TLS handshake. */
+static struct async_wait async_w = { PTHREAD_MUTEX_INITIALIZER, 0, 0, { 0, 0, 0 } };
+static conn_spec async_c;
+
+static DWORD async_connect(int mode, const char *sched, HCLIENT *out, int *in_handshake)
+{
+    int i, done = 0;
+    fault_stats st;
+    spec_make(&async_c, mode, 5, sched);
+    async_c.in.lpTraceProc = async_trace;
+    async_c.in.lpEventProc = on_connect;
+    async_c.in.lpParam = &async_w;
+    pthread_mutex_lock(&async_w.lock);
+    async_w.done = 0;
+    async_w.error = 0;
+    async_w.tls = async_c.tls;
+    pthread_mutex_unlock(&async_w.lock);
+    fault_stats_reset();
+    *out = ImapConnectEx(&async_c.in);
+    if (*out == INVALID_CLIENT)
+        return ImapGetLastError();
+    for (i = 0; i < (TIMEOUT_S * 2000 + SLACK_MS) / 5 && !done; i++) {
+        pthread_mutex_lock(&async_w.lock);
+        done = async_w.done;
+        pthread_mutex_unlock(&async_w.lock);
+        if (!done)
+            usleep(5000);
+    }
+    ck_assert_msg(done, "%s %s: no connect event", mode_name[mode], sched);
+    fault_stats_get(&st);
+    if (in_handshake != NULL)
+        *in_handshake = st.fired_phase == P_CONNECT && async_w.tls.started && !async_w.tls.done;
+    return async_w.error;
+}
+
+/* ImapConnectStart stepped by poll(): a held read must show as a timeout, not as a
+ * ready socket the loop would spin on. Returns the connect's result; *steps counts. */
+static DWORD own_loop_connect(int mode, const char *sched, int *steps, int *in_handshake)
+{
+    conn_spec c;
+    fault_stats st;
+    HCLIENT h;
+    int rc = IMAP_CONNECT_PENDING;
+    long long deadline = iwt_now_ms() + TIMEOUT_S * 2000 + SLACK_MS;
+    spec_make(&c, mode, 11, sched);
+    fault_stats_reset();
+    h = ImapConnectStart(&c.in);
+    ck_assert(h != INVALID_CLIENT);
+    *steps = 0;
+    while (rc == IMAP_CONNECT_PENDING && iwt_now_ms() < deadline && *steps < 100000) {
+        IMAPSOCKET s[IMAP_CONNECT_SOCKETS_MAX];
+        struct pollfd pfd[IMAP_CONNECT_SOCKETS_MAX];
+        int timeout = -1, n, i, r;
+        n = ImapConnectSockets(h, s, IMAP_CONNECT_SOCKETS_MAX, &timeout);
+        ck_assert_int_ge(n, 0);
+        for (i = 0; i < n; i++) {
+            pfd[i].fd = s[i].nSocket;
+            pfd[i].events = (short)(((s[i].dwEvents & IMAP_SOCKET_READ) ? POLLIN : 0) |
+                                    ((s[i].dwEvents & IMAP_SOCKET_WRITE) ? POLLOUT : 0));
+            pfd[i].revents = 0;
+        }
+        r = poll(pfd, (nfds_t)n, timeout < 0 || timeout > 1000 ? 1000 : timeout);
+        (*steps)++;
+        if (r <= 0) {
+            rc = ImapConnectAction(h, IMAP_SOCKET_TIMEOUT, 0);
+            continue;
+        }
+        for (i = 0; i < n && rc == IMAP_CONNECT_PENDING; i++)
+            if (pfd[i].revents != 0)
+                rc = ImapConnectAction(h, pfd[i].fd,
+                                       ((pfd[i].revents & (POLLIN | POLLHUP | POLLERR)) ?
+                                        IMAP_SOCKET_READ : 0) |
+                                       ((pfd[i].revents & POLLOUT) ? IMAP_SOCKET_WRITE : 0));
+    }
+    fault_stats_get(&st);
+    if (in_handshake != NULL)
+        *in_handshake = st.fired_phase == P_CONNECT && c.tls.started && !c.tls.done;
+    if (rc == 0) {
+        ImapDisconnect(h);
+        return 0;
+    }
+    ck_assert_int_eq(rc, IMAP_ERROR);
+    rc = (int)ImapGetLastError();
+    ImapDisconnect(h);
+    return (DWORD)rc;
+}
+
 /* ---- truncations and resets ---- */
 
 #define MAX_POINTS 64
@@ -377,12 +493,16 @@ static void cuts_mode(int mode)
     outcome probe;
     point pts[2][MAX_POINTS];
     unsigned long long tot[P_COUNT];
-    int np[2], k, i, pass, fds0;
+    int np[2], k, i, pass, fds0, async_cuts = 0, steps;
     size_t heap[3];
     long long t0 = iwt_now_ms();
     static const char *const kinds[2] = { "truncate", "reset" };
 
-    /* a warm run: caches and the loop thread exist before anything is counted */
+    HCLIENT warm;
+    /* a warm run: caches and the loop thread (its descriptors) exist before anything is
+     * counted */
+    ck_assert_uint_eq(async_connect(mode, "split=64%1", &warm, NULL), 0);
+    ImapDisconnect(warm);
     probe = run_session(mode, 1, "split=64%1");
     ck_assert_msg(probe.failed_phase == P_COUNT, "%s: the probe failed (%u)", mode_name[mode],
                   (unsigned)probe.error);
@@ -407,11 +527,34 @@ static void cuts_mode(int mode)
         /* the next clean connect in the same process succeeds */
         expect_success(mode, 99, "split=64%1");
     }
+    /* the connect's points again, connecting on the library's loop thread */
+    for (k = 0; k < 2; k++)
+        for (i = 0; i < np[k] && pts[k][i].phase == P_CONNECT; i++) {
+            char sched[64];
+            HCLIENT h;
+            int in_hs = 0;
+            DWORD err, want;
+            snprintf(sched, sizeof sched, "%s@%llu+again%%20", kinds[k], pts[k][i].n);
+            err = async_connect(mode, sched, &h, &in_hs);
+            want = in_hs ? ST_ERROR_TLS_HANDSHAKE : ST_ERROR_CONNECTION_CLOSED;
+            ck_assert_msg(err == want, "%s async %s: error %u, expected %u", mode_name[mode],
+                          sched, (unsigned)err, (unsigned)want);
+            if (h != INVALID_CLIENT)
+                ImapDisconnect(h);
+            /* and on the test's own poll() loop */
+            err = own_loop_connect(mode, sched, &steps, &in_hs);
+            want = in_hs ? ST_ERROR_TLS_HANDSHAKE : ST_ERROR_CONNECTION_CLOSED;
+            ck_assert_msg(err == want, "%s own loop %s: error %u, expected %u",
+                          mode_name[mode], sched, (unsigned)err, (unsigned)want);
+            async_cuts++;
+        }
+    ck_assert_int_eq(iwt_count_fds(), fds0);
     printf("faults: %s: %d truncation and %d reset points (dialogue %llu bytes in, %llu out), "
            "2 passes in %lld ms (%lu cuts in a TLS handshake, %lu carried to the next call, "
-           "slowest failing call %lld ms); heap %zu, %zu, %zu bytes\n", mode_name[mode], np[0],
-           np[1], probe.in[P_FETCH2], probe.out[P_FETCH2], iwt_now_ms() - t0,
-           cuts_in_handshake, cuts_carried, cuts_slowest_ms, heap[0], heap[1], heap[2]);
+           "slowest failing call %lld ms), %d connect cuts each asynchronous and on our "
+           "own loop; heap %zu, %zu, %zu bytes\n", mode_name[mode], np[0], np[1],
+           probe.in[P_FETCH2], probe.out[P_FETCH2], iwt_now_ms() - t0, cuts_in_handshake,
+           cuts_carried, cuts_slowest_ms, async_cuts, heap[0], heap[1], heap[2]);
     fflush(stdout);
     /* the second pass repeats the first: nothing it allocates may stay behind */
     ck_assert_msg(heap[2] <= heap[1] + HEAP_SLACK, "%s: heap grew from %zu to %zu bytes across "
@@ -433,55 +576,6 @@ END_TEST
 
 /* ---- asynchronous connect (lpEventProc), and a connect driven by our own loop ---- */
 
-struct async_wait {
-    pthread_mutex_t lock;
-    int             done;
-    DWORD           error;
-};
-
-static void on_connect(HCLIENT h, UINT ev, DWORD err, LPVOID p)
-{
-    struct async_wait *w = p;
-    (void)h;
-    if (ev != IMAP_EVENT_CONNECT)
-        return;
-    pthread_mutex_lock(&w->lock);
-    w->done = 1;
-    w->error = err;
-    pthread_mutex_unlock(&w->lock);
-}
-
-/* The connect runs on the library's loop thread, where a hold must be a wake-up time.
- * lpParam goes to the event callback (and would go to a trace callback, so there is
- * none); the wait lives as long as the handle may call back. */
-static struct async_wait async_w = { PTHREAD_MUTEX_INITIALIZER, 0, 0 };
-static conn_spec async_c;
-
-static DWORD async_connect(int mode, const char *sched, HCLIENT *out)
-{
-    int i, done = 0;
-    spec_make(&async_c, mode, 5, sched);
-    async_c.in.lpTraceProc = NULL;
-    async_c.in.lpEventProc = on_connect;
-    async_c.in.lpParam = &async_w;
-    pthread_mutex_lock(&async_w.lock);
-    async_w.done = 0;
-    async_w.error = 0;
-    pthread_mutex_unlock(&async_w.lock);
-    *out = ImapConnectEx(&async_c.in);
-    if (*out == INVALID_CLIENT)
-        return ImapGetLastError();
-    for (i = 0; i < (TIMEOUT_S * 2000 + SLACK_MS) / 5 && !done; i++) {
-        pthread_mutex_lock(&async_w.lock);
-        done = async_w.done;
-        pthread_mutex_unlock(&async_w.lock);
-        if (!done)
-            usleep(5000);
-    }
-    ck_assert_msg(done, "%s %s: no connect event", mode_name[mode], sched);
-    return async_w.error;
-}
-
 START_TEST(async_rows)
 {
     static const int modes[] = { M_PLAIN, M_STARTTLS, M_SSH };
@@ -492,7 +586,7 @@ START_TEST(async_rows)
         conn_spec c;
         char *buf = NULL;
         DWORD len = 0;
-        ck_assert_uint_eq(async_connect(modes[i], "split=3+again%30+delay=3%5", &h), 0);
+        ck_assert_uint_eq(async_connect(modes[i], "split=3+again%30+delay=3%5", &h, NULL), 0);
         spec_make(&c, modes[i], 5, "");
         ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_PLAIN, c.d->user, c.d->pass), 0);
         ck_assert_int_eq(ImapSelectMailbox(h, "INBOX", NULL), 0);
@@ -505,11 +599,11 @@ START_TEST(async_rows)
     fds0 = iwt_count_fds();
     for (i = 0; i < sizeof modes / sizeof modes[0]; i++) {
         HCLIENT h;
-        ck_assert_uint_eq(async_connect(modes[i], "split=3+again%30+reset@150", &h),
+        ck_assert_uint_eq(async_connect(modes[i], "split=3+again%30+reset@150", &h, NULL),
                           ST_ERROR_CONNECTION_CLOSED);
         if (h != INVALID_CLIENT)
             ImapDisconnect(h);
-        ck_assert_uint_eq(async_connect(modes[i], "delay=3%20+truncate@60", &h),
+        ck_assert_uint_eq(async_connect(modes[i], "delay=3%20+truncate@60", &h, NULL),
                           ST_ERROR_CONNECTION_CLOSED);
         if (h != INVALID_CLIENT)
             ImapDisconnect(h);
@@ -517,53 +611,6 @@ START_TEST(async_rows)
     ck_assert_int_eq(iwt_count_fds(), fds0);
 }
 END_TEST
-
-/* ImapConnectStart stepped by poll(): a held read must show as a timeout, not as a
- * ready socket the loop would spin on. Returns the connect's result; *steps counts. */
-static DWORD own_loop_connect(int mode, const char *sched, int *steps)
-{
-    conn_spec c;
-    HCLIENT h;
-    int rc = IMAP_CONNECT_PENDING;
-    long long deadline = iwt_now_ms() + TIMEOUT_S * 2000 + SLACK_MS;
-    spec_make(&c, mode, 11, sched);
-    h = ImapConnectStart(&c.in);
-    ck_assert(h != INVALID_CLIENT);
-    *steps = 0;
-    while (rc == IMAP_CONNECT_PENDING && iwt_now_ms() < deadline && *steps < 100000) {
-        IMAPSOCKET s[IMAP_CONNECT_SOCKETS_MAX];
-        struct pollfd pfd[IMAP_CONNECT_SOCKETS_MAX];
-        int timeout = -1, n, i, r;
-        n = ImapConnectSockets(h, s, IMAP_CONNECT_SOCKETS_MAX, &timeout);
-        ck_assert_int_ge(n, 0);
-        for (i = 0; i < n; i++) {
-            pfd[i].fd = s[i].nSocket;
-            pfd[i].events = (short)(((s[i].dwEvents & IMAP_SOCKET_READ) ? POLLIN : 0) |
-                                    ((s[i].dwEvents & IMAP_SOCKET_WRITE) ? POLLOUT : 0));
-            pfd[i].revents = 0;
-        }
-        r = poll(pfd, (nfds_t)n, timeout < 0 || timeout > 1000 ? 1000 : timeout);
-        (*steps)++;
-        if (r <= 0) {
-            rc = ImapConnectAction(h, IMAP_SOCKET_TIMEOUT, 0);
-            continue;
-        }
-        for (i = 0; i < n && rc == IMAP_CONNECT_PENDING; i++)
-            if (pfd[i].revents != 0)
-                rc = ImapConnectAction(h, pfd[i].fd,
-                                       ((pfd[i].revents & (POLLIN | POLLHUP | POLLERR)) ?
-                                        IMAP_SOCKET_READ : 0) |
-                                       ((pfd[i].revents & POLLOUT) ? IMAP_SOCKET_WRITE : 0));
-    }
-    if (rc == 0) {
-        ImapDisconnect(h);
-        return 0;
-    }
-    ck_assert_int_eq(rc, IMAP_ERROR);
-    rc = (int)ImapGetLastError();
-    ImapDisconnect(h);
-    return (DWORD)rc;
-}
 
 START_TEST(own_loop_rows)
 {
@@ -573,13 +620,14 @@ START_TEST(own_loop_rows)
     fault_stats st;
     for (i = 0; i < sizeof modes / sizeof modes[0]; i++) {
         fault_stats_reset();
-        ck_assert_uint_eq(own_loop_connect(modes[i], "split=3+again%30+delay=3%10", &steps), 0);
+        ck_assert_uint_eq(own_loop_connect(modes[i], "split=3+again%30+delay=3%10", &steps,
+                                           NULL), 0);
         fault_stats_get(&st);
         /* each step is a poll that returned: no more of them than calls to the layer */
         ck_assert_msg(steps <= (int)st.calls + 50, "%s: %d steps for %lu layer calls",
                       mode_name[modes[i]], steps, st.calls);
         /* 40 bytes in: the greeting, the SSH banner, or the TLS server hello */
-        ck_assert_uint_eq(own_loop_connect(modes[i], "again%30+truncate@40", &steps),
+        ck_assert_uint_eq(own_loop_connect(modes[i], "again%30+truncate@40", &steps, NULL),
                           modes[i] == M_IMAPS ? ST_ERROR_TLS_HANDSHAKE
                                               : ST_ERROR_CONNECTION_CLOSED);
     }
