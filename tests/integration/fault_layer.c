@@ -322,7 +322,10 @@ static unsigned fault_want(struct fault *f, const struct lower *lo, unsigned wan
         want &= ~IMAPWIRE_WANT_WRITE;
         imapwire_pollset_wakeup(ps, f->dir[TX].hold_until);
     }
-    if (f->dir[RX].refused || f->dir[TX].refused)
+    /* only for a direction the caller waits on: a refused write nobody retries must not
+     * wake every wait of the connection's life */
+    if (((want & IMAPWIRE_WANT_READ) && f->dir[RX].refused) ||
+        ((want & IMAPWIRE_WANT_WRITE) && f->dir[TX].refused))
         imapwire_pollset_wakeup(ps, now + 2);
     return want;
 }

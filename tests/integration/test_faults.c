@@ -259,7 +259,7 @@ static void benign_mode(int mode)
                 ck_assert_uint_gt(st.agains, 0);
             if (strstr(benign[i], "delay") != NULL)
                 ck_assert_uint_gt(st.delays, 0);
-            ck_assert_msg(st.calls <= 8 * (st.bytes_in + st.bytes_out) + 2000,
+            ck_assert_msg(st.calls <= 4 * (st.bytes_in + st.bytes_out) + 500,
                           "%s under %s: %lu layer calls for %llu bytes", mode_name[mode],
                           benign[i], st.calls, st.bytes_in + st.bytes_out);
         }
