@@ -133,6 +133,7 @@ typedef struct outcome {
     DWORD     error;
     int       fired_phase;         /* where the layer cut, or -1 */
     int       in_handshake;        /* the cut fell inside a TLS handshake */
+    long long disconnect_ms;       /* how long ImapDisconnect took */
     long long ms;                  /* how long the failing call took */
     unsigned long long in[P_COUNT], out[P_COUNT];   /* layer bytes when each call ended */
 } outcome;
@@ -206,8 +207,12 @@ static outcome run_session(int mode, unsigned seed, const char *sched)
             break;
         }
     }
-    if (o.failed_phase != P_CONNECT)
+    if (o.failed_phase != P_CONNECT) {
+        fault_anchor();            /* phase P_COUNT: the disconnect's LOGOUT */
+        t0 = iwt_now_ms();
         ImapDisconnect(h);
+        o.disconnect_ms = iwt_now_ms() - t0;
+    }
     {
         fault_stats st;
         fault_stats_get(&st);
@@ -494,6 +499,7 @@ static void cuts_mode(int mode)
     point pts[2][MAX_POINTS];
     unsigned long long tot[P_COUNT];
     int np[2], k, i, pass, fds0, async_cuts = 0, steps;
+    long long logout_ms = 0;
     size_t heap[3];
     long long t0 = iwt_now_ms();
     static const char *const kinds[2] = { "truncate", "reset" };
@@ -527,6 +533,20 @@ static void cuts_mode(int mode)
         /* the next clean connect in the same process succeeds */
         expect_success(mode, 99, "split=64%1");
     }
+    /* a cut in the disconnect's LOGOUT: it still returns at once, and closes all */
+    for (k = 0; k < 2; k++) {
+        char sched[32];
+        snprintf(sched, sizeof sched, "%s@%d.%d", kinds[k], P_COUNT, k);
+        outcome lo = run_session(mode, 3, sched);
+        ck_assert_msg(lo.failed_phase == P_COUNT && lo.fired_phase == P_COUNT,
+                      "%s %s: phase %d failed, the cut fell in %d", mode_name[mode], sched,
+                      lo.failed_phase, lo.fired_phase);
+        ck_assert_msg(lo.disconnect_ms < SLACK_MS, "%s %s: the disconnect took %lld ms",
+                      mode_name[mode], sched, lo.disconnect_ms);
+        if (lo.disconnect_ms > logout_ms)
+            logout_ms = lo.disconnect_ms;
+        ck_assert_int_eq(iwt_count_fds(), fds0);
+    }
     /* the connect's points again, connecting on the library's loop thread */
     for (k = 0; k < 2; k++)
         for (i = 0; i < np[k] && pts[k][i].phase == P_CONNECT; i++) {
@@ -552,9 +572,10 @@ static void cuts_mode(int mode)
     printf("faults: %s: %d truncation and %d reset points (dialogue %llu bytes in, %llu out), "
            "2 passes in %lld ms (%lu cuts in a TLS handshake, %lu carried to the next call, "
            "slowest failing call %lld ms), %d connect cuts each asynchronous and on our "
-           "own loop; heap %zu, %zu, %zu bytes\n", mode_name[mode], np[0], np[1],
-           probe.in[P_FETCH2], probe.out[P_FETCH2], iwt_now_ms() - t0, cuts_in_handshake,
-           cuts_carried, cuts_slowest_ms, async_cuts, heap[0], heap[1], heap[2]);
+           "own loop; disconnect cut at LOGOUT in %lld ms; heap %zu, %zu, %zu bytes\n",
+           mode_name[mode], np[0], np[1], probe.in[P_FETCH2], probe.out[P_FETCH2],
+           iwt_now_ms() - t0, cuts_in_handshake, cuts_carried, cuts_slowest_ms, async_cuts,
+           logout_ms, heap[0], heap[1], heap[2]);
     fflush(stdout);
     /* the second pass repeats the first: nothing it allocates may stay behind */
     ck_assert_msg(heap[2] <= heap[1] + HEAP_SLACK, "%s: heap grew from %zu to %zu bytes across "
