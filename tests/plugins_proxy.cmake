@@ -37,8 +37,18 @@ target_link_libraries(test_proxy_host PRIVATE PkgConfig::CHECK)
 add_test(NAME test_proxy_host COMMAND test_proxy_host)
 set_tests_properties(test_proxy_host PROPERTIES LABELS unit TIMEOUT 60)
 
-# The soak: every mode for SOAK_SECONDS (default 3600) with a fault layer; label "soak",
+# The soak: every mode for SOAK_SECONDS (default 3600) with the fault layer; label "soak",
 # not in the default run: ctest --test-dir build -L soak.
 iw_integration_test(test_soak FIXTURES "dovecot;dovecot_tls;sshd;danted" TIMEOUT 4000)
 set_tests_properties(test_soak PROPERTIES LABELS soak)
+target_sources(test_soak PRIVATE integration/fault_layer.c)
+target_link_libraries(test_soak PRIVATE ${CMAKE_DL_LIBS})
 add_dependencies(test_soak socks5)
+
+# The fault matrix: plain, STARTTLS, IMAPS, SSH tunnel and SOCKS5 under the fault layer
+# (tests/integration/fault_layer.c; schedules in tests/harness/README.md). Its
+# "faultproxy" type loads the socks5 plugin itself, so the plugin must be built.
+iw_integration_test(test_faults FIXTURES "dovecot;dovecot_tls;sshd;danted" TIMEOUT 300)
+target_sources(test_faults PRIVATE integration/fault_layer.c)
+target_link_libraries(test_faults PRIVATE ${CMAKE_DL_LIBS})
+add_dependencies(test_faults socks5)

@@ -65,6 +65,10 @@ typedef struct ssh_session {
                                        previous jump host) */
     int              jump;          /* tcp is an "ssh" layer: a channel of a jump host */
     int              route_failed;  /* died because tcp failed, not in its own steps */
+    /* What the hop to the server said when it failed or ended (under lock): libssh2
+     * reports that as a failure of whatever step it was in (an authentication, a
+     * channel), but the cause is the connection, and the caller must hear that. */
+    int              io_error;
     unsigned         alive_s;       /* keepalive interval once ready (0: none) */
     int              alive_task;    /* a loop task sends the keepalives (under lock) */
     /* Channels whose close the loop thread could not finish at once: whoever drives the
@@ -125,8 +129,11 @@ static ssize_t ssh_send_cb(libssh2_socket_t fd, const void *buf, size_t len, int
     rc = iw_layer_send(s->tcp, buf, len, &sent);
     if (rc == IMAPWIRE_AGAIN)
         return -EAGAIN;
-    if (rc != 0)
+    if (rc != 0) {
+        if (s->io_error == 0)
+            s->io_error = rc;
         return rc == ST_ERROR_CONNECTION_CLOSED ? -ECONNRESET : -EIO;
+    }
     return (ssize_t)sent;
 }
 
@@ -151,8 +158,12 @@ static ssize_t ssh_recv_cb(libssh2_socket_t fd, void *buf, size_t len, int flags
     }
     if (rc == IMAPWIRE_AGAIN)
         return -EAGAIN;
-    if (rc != 0)
-        return rc == ST_ERROR_CONNECTION_CLOSED ? -ECONNRESET : -EIO;
+    if (rc != 0 || got == 0) {
+        if (s->io_error == 0)
+            s->io_error = rc != 0 ? rc : (int)ST_ERROR_CONNECTION_CLOSED;
+        if (rc != 0)
+            return rc == ST_ERROR_CONNECTION_CLOSED ? -ECONNRESET : -EIO;
+    }
     return (ssize_t)got;             /* 0: the server closed */
 }
 
@@ -581,6 +592,9 @@ static int ssh_session_die(ssh_session *s, int error)
 
 static int ssh_libssh2_error(ssh_session *s, int rc, int during)
 {
+    /* the connection under the session failed: that is the error, whatever the step */
+    if (s->io_error != 0 && rc != LIBSSH2_ERROR_ALLOC)
+        return ssh_session_die(s, s->io_error);
     switch (rc) {
     case LIBSSH2_ERROR_SOCKET_DISCONNECT:
     case LIBSSH2_ERROR_SOCKET_RECV:

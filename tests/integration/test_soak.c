@@ -1,5 +1,5 @@
-/* test_soak.c: mixed connects in every mode, for SOAK_SECONDS (default 3600), with a fault
- * layer splitting and delaying I/O; descriptors, threads and RSS must stay flat. */
+/* test_soak.c: mixed connects in every mode, for SOAK_SECONDS (default 3600), under the
+ * fault layer splitting and refusing I/O; descriptors, threads and RSS must stay flat. */
 /* Not in the default run (ctest label "soak"): ctest --test-dir build -L soak. Every
  * minute it prints the samples; at the end descriptors and threads must equal the
  * reference sample (taken after a twelfth of the run, when caches are warm) and RSS must
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <imapwire/transport.h>
+#include "fault_layer.h"
 #include "iwtest.h"
 
 static iwt_dovecot dv, dvtls;
@@ -20,53 +20,10 @@ static char ca[700];
 static unsigned dante_port;
 static char dante_user[64], dante_pass[64];
 
-/* ---- the fault layer: an SDK filter that splits reads and writes into 1-byte pieces
- * and answers "again" on a seeded schedule; nothing it does may change a result ---- */
-
-struct flt {
-    unsigned seed;
-};
-
-static int flt_create(imapwire_layer *l, const char *args)
-{
-    struct flt *f = l->ctx;
-    f->seed = args ? (unsigned)strtoul(args, NULL, 10) : 1u;
-    return 0;
-}
-
-static int flt_send(imapwire_layer *l, const void *buf, size_t len, size_t *sent)
-{
-    struct flt *f = l->ctx;
-    unsigned r = (unsigned)rand_r(&f->seed) % 8;
-    *sent = 0;
-    if (r == 0)
-        return IMAPWIRE_AGAIN;
-    if (r <= 2 && len > 1)
-        len = 1;
-    return l->host->send_next(l, buf, len, sent);
-}
-
-static int flt_recv(imapwire_layer *l, void *buf, size_t len, size_t *got)
-{
-    struct flt *f = l->ctx;
-    unsigned r = (unsigned)rand_r(&f->seed) % 8;
-    *got = 0;
-    if (r == 0)
-        return IMAPWIRE_AGAIN;
-    if (r <= 2 && len > 1)
-        len = 1;
-    return l->host->recv_next(l, buf, len, got);
-}
-
-static const imapwire_transport_type flt_type = {
-    .abi_version = IMAPWIRE_TRANSPORT_ABI,
-    .struct_size = sizeof(imapwire_transport_type),
-    .name = "soakfault",
-    .ctx_size = sizeof(struct flt),
-    .create = flt_create,
-    .send = flt_send,
-    .recv = flt_recv,
-};
+/* The fault layer (fault_layer.c) splits a quarter of reads and writes to 1 byte and
+ * answers "again" to an eighth of calls, on a seeded schedule; nothing it does may change
+ * a result. SOCKS5 runs it beneath the proxy's handshake ("faultproxy"). */
+#define SOAK_SCHEDULE "split%25+again%12"
 
 /* ---- samples ---- */
 
@@ -156,7 +113,7 @@ static int round_in(int mode, unsigned seed)
     in.lpszHostName = "127.0.0.1";
     in.nRemotePort = dv.port;
     in.nTimeout = 10;
-    snprintf(tr, sizeof tr, "soakfault:%u", seed);
+    snprintf(tr, sizeof tr, "fault:%u:%s", seed, SOAK_SCHEDULE);
     in.lpszTransport = tr;
     switch (mode) {
     case M_STARTTLS:
@@ -174,7 +131,8 @@ static int round_in(int mode, unsigned seed)
         in.lpCredentials = &sc;
         break;
     case M_SOCKS5:
-        snprintf(tr, sizeof tr, "socks5:%s:%s@127.0.0.1:%u", dante_user, dante_pass, dante_port);
+        snprintf(tr, sizeof tr, "faultproxy:%u:%s;socks5:%s:%s@127.0.0.1:%u", seed,
+                 SOAK_SCHEDULE, dante_user, dante_pass, dante_port);
         break;
     case M_ASYNC:
         in.lpEventProc = on_connect;
@@ -216,9 +174,10 @@ START_TEST(soak)
     sample first, ref = { 0, 0, 0 }, now;
     unsigned long rounds[M_COUNT] = { 0 };
     int have_ref = 0, mode = 0;
+    fault_stats faults;
     unsigned seed = 1;
 
-    ck_assert_int_eq(ImapRegisterTransport(&flt_type), 0);
+    ck_assert_int_eq(fault_register(getenv("IMAPWIRE_PLUGIN_PATH")), 0);
     /* warm up every mode once, then the first sample */
     for (mode = 0; mode < M_COUNT; mode++)
     {
@@ -255,6 +214,10 @@ START_TEST(soak)
            seconds, now.fds, now.threads, now.rss_kb, ref.fds, ref.threads, ref.rss_kb,
            rounds[M_PLAIN], rounds[M_STARTTLS], rounds[M_IMAPS], rounds[M_SSH],
            rounds[M_SOCKS5], rounds[M_ASYNC]);
+    fault_stats_get(&faults);
+    printf("soak: fault layer: %lu calls, %lu cut short, %lu refused, %llu bytes in, %llu out\n",
+           faults.calls, faults.splits, faults.agains, faults.bytes_in, faults.bytes_out);
+    ck_assert(faults.splits > 0 && faults.agains > 0);
     ck_assert(have_ref);
     ck_assert_int_eq(now.fds, ref.fds);
     ck_assert_int_eq(now.threads, ref.threads);
