@@ -69,6 +69,10 @@ typedef struct ssh_session {
      * reports that as a failure of whatever step it was in (an authentication, a
      * channel), but the cause is the connection, and the caller must hear that. */
     int              io_error;
+    /* A courtesy close (channel close, disconnect) went unanswered for its whole wait
+     * (under lock): the server is not answering, so later closes on this session do not
+     * wait again, one wait per handle; any byte from the server clears it. */
+    int              unanswered;
     unsigned         alive_s;       /* keepalive interval once ready (0: none) */
     int              alive_task;    /* a loop task sends the keepalives (under lock) */
     /* Channels whose close the loop thread could not finish at once: whoever drives the
@@ -145,9 +149,13 @@ static ssize_t ssh_recv_cb(libssh2_socket_t fd, void *buf, size_t len, int flags
     int rc;
     if ((int)fd != s->fd) {
         ssize_t n = recv(fd, buf, len, flags);
+        if (n > 0)
+            s->unanswered = 0;
         return n < 0 ? -errno : n;
     }
     rc = iw_layer_recv(s->tcp, buf, len, &got);
+    if (got > 0)
+        s->unanswered = 0;
     /* sshd leaves Nagle on for forwarded channels, so a small reply of its waits for our
      * ACK of the one before; a delayed ACK would cost 40 ms per exchange. Acknowledge at
      * once after a small read only: during bulk data the kernel acknowledges every other
@@ -329,8 +337,9 @@ static void ssh_wait(ssh_session *s, int ms)
 
 static void ssh_session_free(ssh_session *s)
 {
-    /* The loop thread never waits for a peer: one polite try, then the socket goes. */
-    int i, tries = iw_loop_is_current() ? 0 : SSH_CLOSE_TRIES;
+    /* The loop thread never waits for a peer, nor does anyone for a server that left a
+     * close unanswered: one polite try, then the socket goes. */
+    int i, tries = iw_loop_is_current() || s->unanswered ? 0 : SSH_CLOSE_TRIES;
     /* The agent handle lives inside the session's memory: it goes first. */
     if (s->agent != NULL) {
         libssh2_agent_disconnect(s->agent);
@@ -1046,9 +1055,11 @@ static void ssh_destroy(imapwire_layer *l)
         /* A close that would wait longer is finished by the session's next driver or by
          * its end; the loop thread does not wait for the peer at all. */
         if (s->state == S_READY) {
-            int i, tries = iw_loop_is_current() ? 0 : SSH_CLOSE_TRIES;
+            int i, tries = iw_loop_is_current() || s->unanswered ? 0 : SSH_CLOSE_TRIES;
             for (i = 0; libssh2_channel_free(c->channel) == LIBSSH2_ERROR_EAGAIN; i++) {
                 if (i >= tries) {
+                    if (tries > 0)
+                        s->unanswered = 1;
                     if (s->nclosing == s->capclosing) {
                         size_t cap = s->capclosing ? 2 * s->capclosing : 8;
                         LIBSSH2_CHANNEL **n = realloc(s->closing, cap * sizeof *n);

@@ -306,6 +306,65 @@ START_TEST(sshd_killed_mid_session)
 END_TEST
 
 
+/* The SSH server stops answering (SIGSTOP: a hung host, a dead route) under four handles
+ * sharing its session: their commands time out, and then disconnecting them must not wait
+ * for SSH courtesy replies that cannot come, once per handle and again for the session. */
+START_TEST(stalled_session_disconnects_fast)
+{
+    char dir[600], cmd[1400], envp[700];
+    iwt_sshd mine;
+    SECURITYCREDENTIALS sc;
+    HCLIENT h[4];
+    long long t0, took;
+    int i, fds0;
+
+    snprintf(dir, sizeof dir, "%s-stall-%d", sshd.dir, (int)getpid());
+    snprintf(cmd, sizeof cmd, "%s/../harness/sshd.sh start %s >/dev/null 2>&1",
+             getenv("IW_TESTS_DIR"), dir);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(envp, sizeof envp, "%s/env", dir);
+    iwt_sshd_load(&mine, envp);
+    memset(&sc, 0, sizeof sc);
+    sc.dwSize = sizeof sc;
+    sc.lpszTunnelHost = mine.host;
+    sc.nTunnelPort = mine.port;
+    sc.lpszTunnelUser = mine.user;
+    sc.lpszTunnelKey = mine.key;
+    sc.lpszKnownHosts = mine.known;
+    fds0 = iwt_count_fds();
+    for (i = 0; i < 4; i++) {
+        h[i] = ImapConnect("127.0.0.1", dv.port, 1, IMAP_OPTION_TUNNEL, &sc);
+        ck_assert_msg(h[i] != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    }
+    /* the listener and its per-connection processes, two levels down */
+    snprintf(cmd, sizeof cmd, "for p in $(pgrep -P %d); do pkill -STOP -P $p; kill -STOP $p; "
+             "done; kill -STOP %d; exit 0", mine.pid, mine.pid);
+    ck_assert_int_eq(system(cmd), 0);
+    for (i = 0; i < 4; i++) {
+        ck_assert_int_eq(ImapCommand(h[i], "NOOP", NULL, 0), IMAP_ERROR);
+        iwt_assert_error(ST_ERROR_OPERATION_TIMEOUT);
+    }
+    t0 = iwt_now_ms();
+    for (i = 0; i < 4; i++)
+        ck_assert_int_eq(ImapDisconnect(h[i]), 0);
+    took = iwt_now_ms() - t0;
+    snprintf(cmd, sizeof cmd, "for p in $(pgrep -P %d); do pkill -CONT -P $p; kill -CONT $p; "
+             "done; kill -CONT %d; exit 0", mine.pid, mine.pid);
+    ck_assert_int_eq(system(cmd), 0);
+    printf("stalled session: 4 disconnects in %lld ms\n", took);
+    /* one courtesy wait (200 ms) at most, not one per handle plus the session's */
+    ck_assert_msg(took < 500, "4 disconnects took %lld ms", took);
+    ck_assert_int_eq(iwt_count_fds(), fds0);
+    /* the server is back: a new connect works */
+    h[0] = ImapConnect("127.0.0.1", dv.port, 5, IMAP_OPTION_TUNNEL, &sc);
+    ck_assert_msg(h[0] != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    ck_assert_int_eq(ImapDisconnect(h[0]), 0);
+    snprintf(cmd, sizeof cmd, "%s/../harness/sshd.sh stop %s >/dev/null 2>&1; rm -rf %s",
+             getenv("IW_TESTS_DIR"), dir, dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 /* The server side of a shared session goes away while nobody uses it (its sshd process
  * is killed, as by a restart or a reset): the next connect with the same credentials
  * gets a new session and succeeds; the dead one is not handed out, nor is it refused. */
@@ -448,6 +507,7 @@ int main(void)
     tcase_add_test(tc, session_sharing);
     tcase_add_loop_test(tc, shared_session_wrong_secret, 0, 2);
     tcase_add_test(tc, sshd_killed_mid_session);
+    tcase_add_test(tc, stalled_session_disconnects_fast);
     tcase_add_test(tc, shared_session_replaced_when_dead);
     tcase_add_test(tc, rsa_key_explained);
     suite_add_tcase(s, tc);
