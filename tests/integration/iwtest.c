@@ -409,3 +409,56 @@ SECURITYCREDENTIALS iwt_tunnel_creds(const iwt_sshd *e)
     sc.lpszKnownHosts = e->known;
     return sc;
 }
+
+char *iwt_message(size_t n)
+{
+    char *m = malloc(n + 1);
+    size_t i = 0;
+    ck_assert_ptr_nonnull(m);
+    if (n >= 16) {
+        memcpy(m, "Subject: size\r\n\r\n", 16);
+        i = 16;
+    }
+    for (; i < n; i++)
+        m[i] = (i % 72 == 70) ? '\r' : (i % 72 == 71) ? '\n'
+                                : (char)('!' + (i * 7 + n) % 90);
+    m[n] = '\0';
+    return m;
+}
+
+void iwt_append(HCLIENT h, const char *box, const char *msg, size_t n)
+{
+    char head[128], *cmd;
+    int hl = snprintf(head, sizeof head, "APPEND %s {%zu}\r\n", box, n);
+    cmd = malloc((size_t)hl + n + 1);
+    ck_assert_ptr_nonnull(cmd);
+    memcpy(cmd, head, (size_t)hl);
+    memcpy(cmd + hl, msg, n + 1);
+    ck_assert_msg(ImapCommand(h, cmd, NULL, 0) == 0, "APPEND %zu: error %u", n,
+                  (unsigned)ImapGetLastError());
+    free(cmd);
+}
+
+long iwt_status_kb(const char *key)
+{
+    char line[256];
+    long v = -1;
+    size_t kl = strlen(key);
+    FILE *f = fopen("/proc/self/status", "r");
+    ck_assert_ptr_nonnull(f);
+    while (fgets(line, sizeof line, f) != NULL)
+        if (strncmp(line, key, kl) == 0 && line[kl] == ':')
+            v = strtol(line + kl + 1, NULL, 10);
+    fclose(f);
+    return v;
+}
+
+int iwt_reset_peak(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    int ok;
+    if (f == NULL)
+        return 0;
+    ok = fputs("5", f) >= 0;
+    return fclose(f) == 0 && ok;
+}

@@ -72,6 +72,17 @@ size_t iwt_heap_in_use(void);
 /* Milliseconds on the monotonic clock. */
 long long iwt_now_ms(void);
 
+/* A message of exactly n bytes (malloc'd, NUL after): a header when it fits, then
+ * CRLF-ended lines whose bytes depend on n and the position, so a shifted or mixed-up
+ * body cannot compare equal. */
+char *iwt_message(size_t n);
+/* APPENDs msg (n bytes) to box as one literal; fails the test on an error. */
+void iwt_append(HCLIENT h, const char *box, const char *msg, size_t n);
+/* A KB figure of this process from /proc/self/status ("VmRSS", "VmHWM"); -1 if absent. */
+long iwt_status_kb(const char *key);
+/* Resets the peak RSS to the current RSS (Linux clear_refs 5); 0 if not allowed. */
+int  iwt_reset_peak(void);
+
 /* Every traced line of a connection, one per line, prefixed '>' (sent), '<' (received)
  * or '-' (a library note); sends counts the sent lines, including any cut off. */
 typedef struct trace_log {

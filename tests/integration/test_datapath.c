@@ -27,37 +27,6 @@ static size_t reader_cap(HCLIENT h)
     return iw_reader_capacity(&c->reader);
 }
 
-/* A message of exactly n bytes: a header when it fits, then CRLF-ended lines whose
- * bytes depend on n and the position, so a shifted or mixed-up body cannot compare. */
-static char *message(size_t n)
-{
-    char *m = malloc(n + 1);
-    size_t i = 0;
-    ck_assert_ptr_nonnull(m);
-    if (n >= 16) {
-        memcpy(m, "Subject: size\r\n\r\n", 16);
-        i = 16;
-    }
-    for (; i < n; i++)
-        m[i] = (i % 72 == 70) ? '\r' : (i % 72 == 71) ? '\n'
-                                : (char)('!' + (i * 7 + n) % 90);
-    m[n] = '\0';
-    return m;
-}
-
-static void append(HCLIENT h, const char *box, const char *msg, size_t n)
-{
-    char head[128], *cmd;
-    int hl = snprintf(head, sizeof head, "APPEND %s {%zu}\r\n", box, n);
-    cmd = malloc((size_t)hl + n + 1);
-    ck_assert_ptr_nonnull(cmd);
-    memcpy(cmd, head, (size_t)hl);
-    memcpy(cmd + hl, msg, n + 1);
-    ck_assert_msg(ImapCommand(h, cmd, NULL, 0) == 0, "APPEND %zu: error %u", n,
-                  (unsigned)ImapGetLastError());
-    free(cmd);
-}
-
 /* ImapGetMessageStream's pieces, checked against want as they come (want NULL: the
  * serve() pattern), copied nowhere. */
 typedef struct collect {
@@ -148,11 +117,11 @@ static void run_sizes(HCLIENT h)
     snprintf(cmd, sizeof cmd, "CREATE %s", box);
     ck_assert_int_eq(ImapCommand(h, cmd, NULL, 0), 0);
     for (i = 0; i < NSIZES; i++) {
-        msgs[i] = message(sizes[i]);
-        append(h, box, msgs[i], sizes[i]);
+        msgs[i] = iwt_message(sizes[i]);
+        iwt_append(h, box, msgs[i], sizes[i]);
     }
     /* an empty body: part 1 of a message that is all header */
-    append(h, box, "Subject: empty\r\n\r\n", 18);
+    iwt_append(h, box, "Subject: empty\r\n\r\n", 18);
     ck_assert_int_eq(ImapSelectMailbox(h, box, &mb), 0);
     ck_assert_uint_eq(mb.dwMessages, NSIZES + 1);
     for (i = 0; i < NSIZES; i++) {
@@ -217,32 +186,6 @@ START_TEST(sizes_tls)
 }
 END_TEST
 
-/* VmRSS or VmHWM of this process in KB, from /proc/self/status. */
-static long status_kb(const char *key)
-{
-    char line[256];
-    long v = -1;
-    size_t kl = strlen(key);
-    FILE *f = fopen("/proc/self/status", "r");
-    ck_assert_ptr_nonnull(f);
-    while (fgets(line, sizeof line, f) != NULL)
-        if (strncmp(line, key, kl) == 0 && line[kl] == ':')
-            v = strtol(line + kl + 1, NULL, 10);
-    fclose(f);
-    return v;
-}
-
-/* Resets the peak RSS to the current RSS (Linux clear_refs 5); 0 if not allowed. */
-static int reset_peak(void)
-{
-    FILE *f = fopen("/proc/self/clear_refs", "w");
-    int ok;
-    if (f == NULL)
-        return 0;
-    ok = fputs("5", f) >= 0;
-    return fclose(f) == 0 && ok;
-}
-
 /* A 49 MB message byte for byte into the caller's buffer and into the library's, with
  * the peak RSS of each fetch within the issue's bounds: under 1 MB beyond the caller's
  * buffer, under 1.1x the message when the library allocates. The bounds hold for the
@@ -250,7 +193,7 @@ static int reset_peak(void)
 START_TEST(big_rss)
 {
     const size_t n = 49u * 1000u * 1000u;
-    char *msg = message(n), *buf = malloc(n + 1), *lib = NULL, box[64], cmd[128];
+    char *msg = iwt_message(n), *buf = malloc(n + 1), *lib = NULL, box[64], cmd[128];
     long before, peak;
     iwt_dovecot dv;
     DWORD len;
@@ -268,15 +211,15 @@ START_TEST(big_rss)
     snprintf(box, sizeof box, "dpbig-%d", (int)getpid());
     snprintf(cmd, sizeof cmd, "CREATE %s", box);
     ck_assert_int_eq(ImapCommand(h, cmd, NULL, 0), 0);
-    append(h, box, msg, n);
+    iwt_append(h, box, msg, n);
     ck_assert_int_eq(ImapSelectMailbox(h, box, NULL), 0);
 
     memset(buf, 0, n + 1);                     /* the caller's buffer is resident */
-    ck_assert(reset_peak() || sanitized);
-    before = status_kb("VmRSS");
+    ck_assert(iwt_reset_peak() || sanitized);
+    before = iwt_status_kb("VmRSS");
     len = (DWORD)(n + 1);
     ck_assert_int_eq(ImapGetMessage(h, 1, 0, buf, &len, 0), 0);
-    peak = status_kb("VmHWM");
+    peak = iwt_status_kb("VmHWM");
     ck_assert_uint_eq(len, n);
     ck_assert(memcmp(buf, msg, n) == 0);
     if (!sanitized)
@@ -284,11 +227,11 @@ START_TEST(big_rss)
                       peak - before, before);
     free(buf);
 
-    ck_assert(reset_peak() || sanitized);
-    before = status_kb("VmRSS");
+    ck_assert(iwt_reset_peak() || sanitized);
+    before = iwt_status_kb("VmRSS");
     len = 0;
     ck_assert_int_eq(ImapGetMessage(h, 1, 0, &lib, &len, 0), 0);
-    peak = status_kb("VmHWM");
+    peak = iwt_status_kb("VmHWM");
     ck_assert_uint_eq(len, n);
     ck_assert(memcmp(lib, msg, n) == 0);
     if (!sanitized)

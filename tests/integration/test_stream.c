@@ -12,36 +12,6 @@
 
 #define PIECE_MAX 65536u
 
-/* A message of exactly n bytes whose bytes depend on n and the position. */
-static char *message(size_t n)
-{
-    char *m = malloc(n + 1);
-    size_t i = 0;
-    ck_assert_ptr_nonnull(m);
-    if (n >= 16) {
-        memcpy(m, "Subject: size\r\n\r\n", 16);
-        i = 16;
-    }
-    for (; i < n; i++)
-        m[i] = (i % 72 == 70) ? '\r' : (i % 72 == 71) ? '\n'
-                                : (char)('!' + (i * 7 + n) % 90);
-    m[n] = '\0';
-    return m;
-}
-
-static void append(HCLIENT h, const char *box, const char *msg, size_t n)
-{
-    char head[128], *cmd;
-    int hl = snprintf(head, sizeof head, "APPEND %s {%zu}\r\n", box, n);
-    cmd = malloc((size_t)hl + n + 1);
-    ck_assert_ptr_nonnull(cmd);
-    memcpy(cmd, head, (size_t)hl);
-    memcpy(cmd + hl, msg, n + 1);
-    ck_assert_msg(ImapCommand(h, cmd, NULL, 0) == 0, "APPEND %zu: error %u", n,
-                  (unsigned)ImapGetLastError());
-    free(cmd);
-}
-
 static HCLIENT login(iwt_dovecot *dv, const char *box)
 {
     char cmd[128];
@@ -243,32 +213,6 @@ static void teardown(void)
     ImapUninitialize();
 }
 
-/* VmRSS or VmHWM of this process in KB. */
-static long status_kb(const char *key)
-{
-    char line[256];
-    long v = -1;
-    size_t kl = strlen(key);
-    FILE *f = fopen("/proc/self/status", "r");
-    ck_assert_ptr_nonnull(f);
-    while (fgets(line, sizeof line, f) != NULL)
-        if (strncmp(line, key, kl) == 0 && line[kl] == ':')
-            v = strtol(line + kl + 1, NULL, 10);
-    fclose(f);
-    return v;
-}
-
-/* Resets the peak RSS to the current RSS (Linux clear_refs 5); 0 if not allowed. */
-static int reset_peak(void)
-{
-    FILE *f = fopen("/proc/self/clear_refs", "w");
-    int ok;
-    if (f == NULL)
-        return 0;
-    ok = fputs("5", f) >= 0;
-    return fclose(f) == 0 && ok;
-}
-
 /* UID FETCH of a 49 MB message streamed: its SHA-256 equals the message's, and the
  * peak RSS grows less than 1 MB (normal build; ASan keeps and pads memory). */
 START_TEST(big_stream)
@@ -276,7 +220,7 @@ START_TEST(big_stream)
     const size_t n = 49u * 1000u * 1000u;
     unsigned char want[EVP_MAX_MD_SIZE], got[EVP_MAX_MD_SIZE];
     unsigned wl = 0, gl = 0;
-    char *msg = message(n), box[64], cmd[128], result[128];
+    char *msg = iwt_message(n), box[64], cmd[128], result[128];
     IMAPMAILBOX mb;
     long before, peak;
     iwt_dovecot dv;
@@ -290,7 +234,7 @@ START_TEST(big_stream)
     ck_assert(EVP_Digest(msg, n, want, &wl, EVP_sha256(), NULL));
     snprintf(box, sizeof box, "stbig-%d", (int)getpid());
     h = login(&dv, box);
-    append(h, box, msg, n);
+    iwt_append(h, box, msg, n);
     free(msg);
     ck_assert_int_eq(ImapSelectMailbox(h, box, &mb), 0);
     ck_assert_uint_eq(mb.dwMessages, 1);
@@ -300,11 +244,11 @@ START_TEST(big_stream)
     p.md = EVP_MD_CTX_new();
     ck_assert_ptr_nonnull(p.md);
     ck_assert(EVP_DigestInit_ex(p.md, EVP_sha256(), NULL));
-    ck_assert(reset_peak() || sanitized);
-    before = status_kb("VmRSS");
+    ck_assert(iwt_reset_peak() || sanitized);
+    before = iwt_status_kb("VmRSS");
     ck_assert_msg(ImapCommandStream(h, cmd, on_piece, &p, result, sizeof result) == 0,
                   "error %u", (unsigned)ImapGetLastError());
-    peak = status_kb("VmHWM");
+    peak = iwt_status_kb("VmHWM");
     ck_assert(EVP_DigestFinal_ex(p.md, got, &gl));
     EVP_MD_CTX_free(p.md);
     ck_assert_msg(!p.bad, "%s", p.why);
@@ -344,8 +288,8 @@ START_TEST(several_literals)
     snprintf(box, sizeof box, "stmany-%d", (int)getpid());
     h = login(&dv, box);
     for (i = 0; i < 3; i++) {
-        char *m = message(sizes[i]);
-        append(h, box, m, sizes[i]);
+        char *m = iwt_message(sizes[i]);
+        iwt_append(h, box, m, sizes[i]);
         free(m);
     }
     ck_assert_int_eq(ImapSelectMailbox(h, box, NULL), 0);
@@ -415,12 +359,12 @@ START_TEST(call_inside)
     pieces p;
     DWORD len = 0;
     HCLIENT h;
-    char *m = message(3000);
+    char *m = iwt_message(3000);
     int i;
 
     snprintf(box, sizeof box, "stin-%d-%d", (int)getpid(), _i);
     h = login(&dv, box);
-    append(h, box, m, 3000);
+    iwt_append(h, box, m, 3000);
     free(m);
     ck_assert_int_eq(ImapSelectMailbox(h, box, NULL), 0);
     memset(&p, 0, sizeof p);
@@ -494,11 +438,11 @@ START_TEST(command_buffer_rests)
     snprintf(box, sizeof box, "strest-%d", (int)getpid());
     h = login(&dv, box);
     /* one round of each first: one-time allocations (error strings, tables) settle */
-    append(h, box, "Subject: x\r\n\r\nx", 15);
+    iwt_append(h, box, "Subject: x\r\n\r\nx", 15);
     ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), 0);
     heap0 = iwt_heap_in_use();
-    m = message(n);                    /* the test's own, freed before the next look */
-    append(h, box, m, n);
+    m = iwt_message(n);                    /* the test's own, freed before the next look */
+    iwt_append(h, box, m, n);
     free(m);
     ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), 0);
     heap1 = iwt_heap_in_use();
