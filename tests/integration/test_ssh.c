@@ -262,29 +262,31 @@ START_TEST(shared_session_wrong_secret)
 }
 END_TEST
 
+/* A private sshd from the harness (its own directory, tagged), for tests that stop or
+ * kill it; started and loaded into *mine. */
+static void private_sshd(const char *tag, char *dir, size_t size, iwt_sshd *mine)
+{
+    char cmd[1400], envp[700];
+    snprintf(dir, size, "%s-%s-%d", sshd.dir, tag, (int)getpid());
+    snprintf(cmd, sizeof cmd, "%s/../harness/sshd.sh start %s >/dev/null 2>&1",
+             getenv("IW_TESTS_DIR"), dir);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(envp, sizeof envp, "%s/env", dir);
+    iwt_sshd_load(mine, envp);
+}
+
 /* The SSH server dies under a live tunnel: the next command fails at once with a clear
  * error, and the dead session is never handed to a new connect. */
 START_TEST(sshd_killed_mid_session)
 {
-    char dir[600], cmd[1400], envp[700];
+    char dir[600], cmd[1400];
     iwt_sshd mine;
     SECURITYCREDENTIALS sc;
     HCLIENT h;
     long long t0;
 
-    snprintf(dir, sizeof dir, "%s-kill-%d", sshd.dir, (int)getpid());
-    snprintf(cmd, sizeof cmd, "%s/../harness/sshd.sh start %s >/dev/null 2>&1",
-             getenv("IW_TESTS_DIR"), dir);
-    ck_assert_int_eq(system(cmd), 0);
-    snprintf(envp, sizeof envp, "%s/env", dir);
-    iwt_sshd_load(&mine, envp);
-    memset(&sc, 0, sizeof sc);
-    sc.dwSize = sizeof sc;
-    sc.lpszTunnelHost = mine.host;
-    sc.nTunnelPort = mine.port;
-    sc.lpszTunnelUser = mine.user;
-    sc.lpszTunnelKey = mine.key;
-    sc.lpszKnownHosts = mine.known;
+    private_sshd("kill", dir, sizeof dir, &mine);
+    sc = iwt_tunnel_creds(&mine);
     h = ImapConnect("127.0.0.1", dv.port, 5, IMAP_OPTION_TUNNEL, &sc);
     ck_assert_msg(h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
     ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), 0);
@@ -311,26 +313,15 @@ END_TEST
  * for SSH courtesy replies that cannot come, once per handle and again for the session. */
 START_TEST(stalled_session_disconnects_fast)
 {
-    char dir[600], cmd[1400], envp[700];
+    char dir[600], cmd[1400];
     iwt_sshd mine;
     SECURITYCREDENTIALS sc;
     HCLIENT h[4];
     long long t0, took;
     int i, fds0;
 
-    snprintf(dir, sizeof dir, "%s-stall-%d", sshd.dir, (int)getpid());
-    snprintf(cmd, sizeof cmd, "%s/../harness/sshd.sh start %s >/dev/null 2>&1",
-             getenv("IW_TESTS_DIR"), dir);
-    ck_assert_int_eq(system(cmd), 0);
-    snprintf(envp, sizeof envp, "%s/env", dir);
-    iwt_sshd_load(&mine, envp);
-    memset(&sc, 0, sizeof sc);
-    sc.dwSize = sizeof sc;
-    sc.lpszTunnelHost = mine.host;
-    sc.nTunnelPort = mine.port;
-    sc.lpszTunnelUser = mine.user;
-    sc.lpszTunnelKey = mine.key;
-    sc.lpszKnownHosts = mine.known;
+    private_sshd("stall", dir, sizeof dir, &mine);
+    sc = iwt_tunnel_creds(&mine);
     fds0 = iwt_count_fds();
     for (i = 0; i < 4; i++) {
         h[i] = ImapConnect("127.0.0.1", dv.port, 1, IMAP_OPTION_TUNNEL, &sc);
