@@ -215,7 +215,7 @@ static unsigned iwt_free_port(void)
 
 /* Whether something listens on 127.0.0.1:port, read from the kernel's table rather than
  * by connecting (a probe connection would be one more client for the server). */
-static int iwt_port_listening(unsigned port)
+int iwt_port_listening(unsigned port)
 {
     FILE *f = fopen("/proc/net/tcp", "r");
     char line[512], want[32];
@@ -461,4 +461,16 @@ int iwt_reset_peak(void)
         return 0;
     ok = fputs("5", f) >= 0;
     return fclose(f) == 0 && ok;
+}
+
+void iwt_dante_load(unsigned *port, char *user, size_t user_size, char *pass, size_t pass_size)
+{
+    const char *tmp = getenv("IW_TMPDIR");
+    char path[600], v[32];
+    snprintf(path, sizeof path, "%s/danted/env", tmp ? tmp : "");
+    iwt_env_value(path, "DANTED_PORT", v, sizeof v);
+    *port = (unsigned)atoi(v);
+    iwt_env_value(path, "DANTED_USER", user, user_size);
+    iwt_env_value(path, "DANTED_PASS", pass, pass_size);
+    ck_assert_msg(*port != 0, "no DANTED_PORT in %s", path);
 }

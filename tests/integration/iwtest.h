@@ -65,6 +65,12 @@ char *iwt_read_file(const char *path);
 void iwt_tls_server_start(iwt_fixture *f, const char *certs_dir, const char *cert,
                           const char *script);
 
+/* Whether something listens on 127.0.0.1:port, from the kernel's table (no probe). */
+int  iwt_port_listening(unsigned port);
+/* The Dante fixture's port, user and password ($IW_TMPDIR/danted/env); fails the test
+ * when it is missing. */
+void iwt_dante_load(unsigned *port, char *user, size_t user_size, char *pass, size_t pass_size);
+
 /* Open file descriptors of this process. */
 int iwt_count_fds(void);
 /* Heap bytes in use: mallinfo2, or ASan's allocator in the sanitizer build. */

@@ -666,18 +666,11 @@ static char *slurp(const char *path, size_t *len)
 
 static void setup(void)
 {
-    const char *tmp = getenv("IW_TMPDIR");
-    char path[600], v[32];
     iwt_dovecot_load(&dv);
     iwt_dovecot_load_file(&dvtls, getenv("IW_DOVECOT_TLS_ENV"));
     snprintf(ca, sizeof ca, "%s/certs/ca.pem", dvtls.dir);
     iwt_sshd_load(&sshd, getenv("IW_SSHD_ENV"));
-    snprintf(path, sizeof path, "%s/danted/env", tmp ? tmp : "");
-    iwt_env_value(path, "DANTED_PORT", v, sizeof v);
-    dante_port = (unsigned)atoi(v);
-    iwt_env_value(path, "DANTED_USER", dante_user, sizeof dante_user);
-    iwt_env_value(path, "DANTED_PASS", dante_pass, sizeof dante_pass);
-    ck_assert_msg(dante_port != 0, "no DANTED_PORT in %s", path);
+    iwt_dante_load(&dante_port, dante_user, sizeof dante_user, dante_pass, sizeof dante_pass);
     msg_plain = slurp(dv.msg1, &msg_plain_len);
     msg_tls = slurp(dvtls.msg1, &msg_tls_len);
     ck_assert(msg_plain_len > 0 && msg_tls_len > 0);

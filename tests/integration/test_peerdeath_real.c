@@ -185,25 +185,6 @@ static void kill_tree(pid_t root)
     }
 }
 
-/* Whether 127.0.0.1:port has a listener, from the kernel's table (no probe connection). */
-static int listening(unsigned port)
-{
-    FILE *f = fopen("/proc/net/tcp", "r");
-    char line[512], want[32];
-    int found = 0;
-    if (f == NULL)
-        return 0;
-    snprintf(want, sizeof want, "0100007F:%04X", port);
-    while (!found && fgets(line, sizeof line, f)) {
-        char local[64], remote[64], st[8];
-        if (sscanf(line, " %*s %63s %63s %7s", local, remote, st) == 3 &&
-            strcmp(local, want) == 0 && strcmp(st, "0A") == 0)
-            found = 1;
-    }
-    fclose(f);
-    return found;
-}
-
 /* Back to serving: resumed if stopped, started again (same configuration and port) if
  * dead. Bounded. */
 static void heal(server *s)
@@ -217,7 +198,7 @@ static void heal(server *s)
     unlink(s->pidfile);
     ck_assert_msg(system(s->revive) == 0, "%s: %s failed", s->name, s->revive);
     until = iwt_now_ms() + 10000;
-    while (server_pid(s) == 0 || !listening(s->port)) {
+    while (server_pid(s) == 0 || !iwt_port_listening(s->port)) {
         ck_assert_msg(iwt_now_ms() < until, "%s did not come back on port %u", s->name,
                       s->port);
         usleep(10000);
