@@ -163,6 +163,7 @@ typedef uintptr_t HFORWARD;          /**< a port-forward's handle */
 #define ST_ERROR_CLIENT_CERTIFICATE        36u  /**< client certificate or key unusable */
 #define ST_ERROR_MESSAGE_NOT_FOUND         37u  /**< no such message or part */
 #define ST_ERROR_IN_PROGRESS               38u  /**< an asynchronous connect is not done yet */
+#define ST_ERROR_TLS_LIBRARY               39u  /**< TLS is unusable in this process since an earlier failure inside OpenSSL (docs/errors.md) */
 
 /* ---- Structures (append-only; dwSize tells the library which fields exist) ------- */
 /** What a connect needs for TLS and SSH: trust anchors, a client certificate, the

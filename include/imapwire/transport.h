@@ -171,6 +171,11 @@ typedef struct imapwire_tls_params {
     int        (*verify_error)(void *policy, long x509_result);
     /** Fills the TLS fields of a SECURITYINFO from a connected ssl (SSL *). */
     void       (*describe)(void *policy, void *ssl, int verify, SECURITYINFO *info);
+    /** (Since 1.2; read only when struct_size covers it.) The error to report for a
+     *  handshake that failed with error (ST_ERROR_TLS_HANDSHAKE, or what verify_error
+     *  gave): the core answers ST_ERROR_TLS_LIBRARY when TLS no longer works in this
+     *  process at all, else error. */
+    int        (*handshake_error)(void *policy, int error);
 } imapwire_tls_params;
 
 /** Core services handed to plugins, so a plugin never links to library internals. */

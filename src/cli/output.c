@@ -64,6 +64,7 @@ static const struct {
     {ST_ERROR_CLIENT_CERTIFICATE, "ST_ERROR_CLIENT_CERTIFICATE"},
     {ST_ERROR_MESSAGE_NOT_FOUND, "ST_ERROR_MESSAGE_NOT_FOUND"},
     {ST_ERROR_IN_PROGRESS, "ST_ERROR_IN_PROGRESS"},
+    {ST_ERROR_TLS_LIBRARY, "ST_ERROR_TLS_LIBRARY"},
 };
 
 const char *cli_error_name(DWORD err)
@@ -84,6 +85,7 @@ int cli_exit_code(DWORD err)
     case ST_ERROR_NETWORK_ERROR:             return EXIT_CONNECT;
     case ST_ERROR_OPERATION_TIMEOUT:         return EXIT_TIMEOUT;
     case ST_ERROR_TLS_HANDSHAKE:
+    case ST_ERROR_TLS_LIBRARY:
     case ST_ERROR_SECURE_NOT_SUPPORTED:      return EXIT_TLS;
     case ST_ERROR_CERTIFICATE_UNTRUSTED:
     case ST_ERROR_CERTIFICATE_NAME_MISMATCH:
@@ -152,6 +154,10 @@ static void advice(DWORD err, const char *host, unsigned port, char *out, size_t
     case ST_ERROR_TLS_HANDSHAKE:
         snprintf(out, size, "the TLS handshake with %s failed: the port may not speak TLS "
                  "(use --starttls on 143, imaps:// on 993), or no TLS version is shared", host);
+        break;
+    case ST_ERROR_TLS_LIBRARY:
+        snprintf(out, size, "TLS stopped working in this process after memory ran out inside "
+                 "the TLS library; %s is not at fault: run the command again", host);
         break;
     case ST_ERROR_CERTIFICATE_UNTRUSTED:
         snprintf(out, size, "no trusted CA signed the certificate of %s: pass the issuing CA "

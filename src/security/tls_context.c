@@ -47,6 +47,17 @@ static void iw_id_add(iw_sb *sb, const char *s)
         iw_sb_add(sb, s, n);
 }
 
+static int iw_tls_oom(int errno_after);
+
+/* An OpenSSL call that cannot fail but for memory failed: OUT_OF_MEMORY when memory ran
+ * out, ST_ERROR_TLS_LIBRARY when TLS no longer works in this process at all. */
+static int iw_tls_failed(int errno_after)
+{
+    if (iw_tls_oom(errno_after))
+        return ST_ERROR_OUT_OF_MEMORY;
+    return iw_tls_library_check(ST_ERROR_OUT_OF_MEMORY);
+}
+
 static int iw_ctx_id(const struct iw_creds *c, unsigned char id[32])
 {
     iw_sb sb = {0};
@@ -69,9 +80,12 @@ static int iw_ctx_id(const struct iw_creds *c, unsigned char id[32])
     iw_id_add(&sb, c ? c->password : NULL);
     if (sb.err != 0)
         rc = sb.err;
-    else if (HMAC(EVP_sha256(), iw_id_key, sizeof iw_id_key, (const unsigned char *)sb.p, sb.len,
-                  id, &n) == NULL || n != 32)
-        rc = ST_ERROR_OUT_OF_MEMORY;
+    else {
+        errno = 0;
+        if (HMAC(EVP_sha256(), iw_id_key, sizeof iw_id_key, (const unsigned char *)sb.p, sb.len,
+                 id, &n) == NULL || n != 32)
+            rc = iw_tls_failed(errno);
+    }
     iw_sb_free(&sb);                   /* wipes the passphrase copy */
     ERR_clear_error();
     return rc;
@@ -202,8 +216,10 @@ static int iw_ctx_build(const struct iw_creds *c, SSL_CTX **out)
         return ST_ERROR_INVALID_PARAMETER;
     errno = 0;                         /* see below: ENOMEM after the set-up */
     ctx = SSL_CTX_new(TLS_client_method());
-    if (ctx == NULL)
-        return ST_ERROR_OUT_OF_MEMORY;
+    if (ctx == NULL) {
+        /* no cipher or group could be fetched: memory, or a TLS library left broken */
+        return iw_tls_failed(errno);
+    }
     /* Nothing older than TLS 1.2, ever. */
     SSL_CTX_set_min_proto_version(ctx, (proto & SECURITY_PROTOCOL_TLS12) ? TLS1_2_VERSION
                                                                        : TLS1_3_VERSION);

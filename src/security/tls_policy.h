@@ -32,6 +32,20 @@ DWORD iw_tls_cert_status(long x509_result, int verify);
 /* Fills the TLS fields of a SECURITYINFO from a connected SSL. */
 void  iw_tls_describe(SSL *ssl, int verify, SECURITYINFO *info);
 
+/* ---- tls_warmup.c: OpenSSL's once-only set-up, done by ImapInitialize ---- */
+/* Loads OpenSSL's configuration, random generators and every algorithm a connect can
+ * use, and runs TLS 1.3 and 1.2 handshakes in memory; once per process after it first
+ * succeeds. 0, or ST_ERROR_OUT_OF_MEMORY (the only way it fails). */
+int  iw_tls_warmup(void);
+/* Whether TLS still works in this process (the same in-memory handshakes): asked when a
+ * real handshake fails in a way a broken TLS library could explain. 1 it works, 0 it is
+ * broken, -1 it could not tell (memory ran out meanwhile). */
+int  iw_tls_selftest(void);
+/* The error to report for error (a failed handshake or verification, or a context that
+ * could not be built): ST_ERROR_TLS_LIBRARY when the self-test says TLS is broken,
+ * ST_ERROR_OUT_OF_MEMORY when it ran out of memory, else error. */
+int  iw_tls_library_check(int error);
+
 /* ---- tls_use.c: one connect's TLS, as the parameters of its tls layer ---- */
 typedef struct iw_tls_use iw_tls_use;
 /* Everything settled before a byte is sent: the shared context (a bad CA file or client

@@ -24,6 +24,16 @@ static void iw_use_session_attach(void *policy, void *ssl)
     SSL_set_ex_data(ssl, iw_tls_ex_slot(), u->session_key);
 }
 
+/* An untrusted certificate or a failed handshake is what a TLS library that an earlier
+ * failure left broken reports for every server (OpenSSL 3.0 does not build again what it
+ * failed to build once): before blaming the server, check that TLS works here at all. */
+static int iw_use_library_check(int error)
+{
+    if (error == ST_ERROR_CERTIFICATE_UNTRUSTED || error == ST_ERROR_TLS_HANDSHAKE)
+        return iw_tls_library_check(error);
+    return error;
+}
+
 static int iw_use_verify_error(void *policy, long x509_result)
 {
     iw_tls_use *u = policy;
@@ -33,6 +43,12 @@ static int iw_use_verify_error(void *policy, long x509_result)
     if (x509_result == X509_V_ERR_OUT_OF_MEM)
         iw_tls_ctx_forget(u->ctx);
     return iw_tls_verify_error(x509_result);
+}
+
+static int iw_use_handshake_error(void *policy, int error)
+{
+    (void)policy;
+    return iw_use_library_check(error);
 }
 
 static void iw_use_describe(void *policy, void *ssl, int verify, SECURITYINFO *info)
@@ -78,6 +94,7 @@ int iw_tls_use_new(const struct iw_creds *creds, const char *host, unsigned port
     u->pub.session_attach = iw_use_session_attach;
     u->pub.verify_error = iw_use_verify_error;
     u->pub.describe = iw_use_describe;
+    u->pub.handshake_error = iw_use_handshake_error;
     *out = u;
     return 0;
 }

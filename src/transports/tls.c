@@ -210,6 +210,22 @@ static void tls_destroy(imapwire_layer *l)
     ERR_clear_error();
 }
 
+/* A failed handshake may be this process's TLS library, not the server: the core checks
+ * (params of ABI 1.2 on), and the trace says which it was. */
+static int tls_library_check(imapwire_layer *l, int error)
+{
+    struct tls_layer *t = l->ctx;
+    const imapwire_tls_params *p = t->params;
+    if (p->struct_size >= offsetof(imapwire_tls_params, handshake_error) +
+                              sizeof p->handshake_error && p->handshake_error != NULL)
+        error = p->handshake_error(p->policy, error);
+    if (error == ST_ERROR_TLS_LIBRARY)
+        l->host->trace(l, "tls: the TLS library is unusable in this process since an earlier "
+                          "failure inside it (memory ran out); the server is not at fault: "
+                          "restart the process");
+    return error;
+}
+
 /* The one place an OpenSSL result becomes our answer: AGAIN with the wait recorded,
  * or the most specific error known. */
 static int tls_result(imapwire_layer *l, int ret, int handshake)
@@ -235,10 +251,12 @@ static int tls_result(imapwire_layer *l, int ret, int handshake)
     if (tls_drain_oom(errno_after))
         return ST_ERROR_OUT_OF_MEMORY;
     if (handshake && t->params->verify && (vr = SSL_get_verify_result(t->ssl)) != X509_V_OK)
-        return t->params->verify_error(t->params->policy, vr);
+        return tls_library_check(l, t->params->verify_error(t->params->policy, vr));
     if (t->below_error != 0 && (!handshake || t->below_error != ST_ERROR_CONNECTION_CLOSED))
         return t->below_error;
-    return handshake ? ST_ERROR_TLS_HANDSHAKE : ST_ERROR_CONNECTION_CLOSED;
+    if (!handshake)
+        return ST_ERROR_CONNECTION_CLOSED;
+    return tls_library_check(l, ST_ERROR_TLS_HANDSHAKE);
 }
 
 static int tls_connect(imapwire_layer *l, int *done)
@@ -270,8 +288,8 @@ static int tls_connect(imapwire_layer *l, int *done)
             if (vr != X509_V_OK || peer == NULL) {
                 l->host->trace(l, "tls: the server certificate failed verification%s",
                                SSL_session_reused(t->ssl) ? " (resumed session refused)" : "");
-                return t->params->verify_error(t->params->policy,
-                                               vr == X509_V_OK ? X509_V_ERR_UNSPECIFIED : vr);
+                return tls_library_check(l, t->params->verify_error(t->params->policy,
+                                         vr == X509_V_OK ? X509_V_ERR_UNSPECIFIED : vr));
             }
         }
         t->state = TLS_UP;

@@ -235,7 +235,7 @@ END_TEST
 START_TEST(unknown_code)
 {
     char buf[64];
-    DWORD codes[] = { 9999, ST_ERROR_IN_PROGRESS + 1, 0xffffffffu };
+    DWORD codes[] = { 9999, ST_ERROR_TLS_LIBRARY + 1, 0xffffffffu };
     size_t i;
     for (i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         memset(buf, 'Z', sizeof buf);

@@ -1,5 +1,5 @@
 /* init.c: the counted, thread-safe ImapInitialize/ImapUninitialize pair. The first call
- * registers the built-in transports; the last one frees every open handle. */
+ * warms OpenSSL and registers the built-in transports; the last one frees every handle. */
 #include <pthread.h>
 #include "../imap/client.h"
 #include "../runtime/loop.h"
@@ -30,7 +30,10 @@ BOOL ImapInitialize(LPCTSTR lpszLicenseKey, LPVOID lpReserved)
     IW_UNUSED(lpReserved);
     pthread_mutex_lock(&iw_init_lock);
     if (iw_init_count == 0) {
-        rc = iw_dns_global_init();
+        /* OpenSSL's once-only set-up happens here or never: see tls_warmup.c */
+        rc = iw_tls_warmup();
+        if (rc == 0)
+            rc = iw_dns_global_init();
         dns = rc == 0;
         if (rc == 0)
             rc = iw_ssh_global_init();
