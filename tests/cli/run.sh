@@ -2,7 +2,7 @@
 # run.sh: the imapwire command's tests. Installs the build into a scratch prefix and runs
 # the INSTALLED binary against the harness's Dovecot, sshd, Dante and tinyproxy.
 #   run.sh GROUP SOURCE_DIR BUILD_DIR SCRATCH_DIR TMPROOT
-# GROUP: connect tunnel proxy errors secrets fetch check terminal hostile. TMPROOT holds the
+# GROUP: connect tunnel proxy errors secrets fetch check terminal hostile secure. TMPROOT holds the
 # fixtures' env files (dovecot/, dovecot-tls/, sshd/, danted/, tinyproxy/).
 set -u
 group=$1 src=$2 build=$3 scratch=$4 tmproot=$5
@@ -494,6 +494,49 @@ hostile)
     fi
     kill "$fxpid" 2>/dev/null
     wait "$fxpid" 2>/dev/null
+    ;;
+secure)
+    # A program with file capabilities, run by a user it gives more rights, is "secure"
+    # (AT_SECURE): the IMAPWIRE_* variables must not steer the library there, nor
+    # HOSTALIASES, LOCALDOMAIN or RES_OPTIONS c-ares. The same binary without the
+    # capability, run by the same user, obeys them: that proves each case can tell.
+    [ "$(id -u)" = 0 ] && command -v setcap >/dev/null && command -v setpriv >/dev/null ||
+        { echo "needs root, setcap and setpriv: skipped"; exit 77; }
+    chmod 755 "$scratch"
+    cp "$build/src/cli/imapwire" "$scratch/plain"      # absolute RUNPATH: no $ORIGIN
+    cp "$build/src/cli/imapwire" "$scratch/capped"
+    chmod 755 "$scratch/plain" "$scratch/capped"
+    setcap cap_net_bind_service+ep "$scratch/capped" ||
+        { echo "no file capabilities on this file system: skipped"; exit 77; }
+    load dnsmasq
+    printf 'imapalias localhost\n' >"$scratch/hostaliases"
+    chmod 644 "$scratch/hostaliases"
+    fp=$(free_port)
+    # secure WANT_PLAIN WANT_CAPPED VAR=VALUE... -- ARGS...: both binaries as nobody
+    secure() {
+        local want_plain=$1 want_capped=$2 envs=() b r
+        shift 2
+        while [ "$1" != -- ]; do envs+=("$1"); shift; done
+        shift
+        for b in plain capped; do
+            env "${envs[@]}" timeout 60 setpriv --reuid=nobody --regid=nogroup --clear-groups \
+                "$scratch/$b" "$@" >"$scratch/$b.out" 2>"$scratch/$b.err"
+            r=$?
+            if [ "$b" = plain ]; then want=$want_plain; else want=$want_capped; fi
+            check "${envs[*]} imapwire $* as nobody, $b: exit $r, wanted $want" [ "$r" -eq "$want" ]
+            [ "$r" -eq "$want" ] || sed 's/^/  | /' "$scratch/$b.err" | head -5
+        done
+    }
+    # the library's own variables (secure_getenv)
+    secure 12 0 IMAPWIRE_TRANSPORT=nosuchtransport -- connect "imap://127.0.0.1:$P"
+    secure 4 12 IMAPWIRE_PLUGIN_PATH="$build/plugins" -- connect "imap://127.0.0.1:$P" \
+        --transport "socks5:127.0.0.1:$fp"
+    # the resolver's (glibc drops them from a secure program's environment)
+    secure 0 3 HOSTALIASES="$scratch/hostaliases" -- connect "imap://imapalias:$P" \
+        --dns-server "$DNSMASQ_SERVER"
+    secure 0 3 LOCALDOMAIN=imapwire.test -- connect "imap://v4:$P" --dns-server "$DNSMASQ_SERVER"
+    secure 0 3 RES_OPTIONS=ndots:0 LOCALDOMAIN=imapwire.test -- connect "imap://v4:$P" \
+        --dns-server "$DNSMASQ_SERVER"
     ;;
 terminal)
     command -v tmux >/dev/null || { echo "tmux not installed: skipped"; exit 77; }
