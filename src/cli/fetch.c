@@ -45,6 +45,7 @@ struct sink {
     FILE *f;
     unsigned long done, total;
     int bar, failed, tty;     /* tty: stdout is a terminal: the message shown escaped */
+    int in_place;             /* -o names a device or FIFO: written, never replaced */
     unsigned char carry[4];   /* tty: a UTF-8 sequence cut between two pieces */
     size_t ncarry;
     char dir[PATH_MAX];       /* -o FILE: the folder of FILE, where the new file is made */
@@ -58,8 +59,26 @@ struct sink {
 static int out_open(const char *path, struct sink *k)
 {
     const char *slash = strrchr(path, '/');
+    struct stat st;
     int fd, n;
 
+    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
+        /* -o /dev/null or a FIFO: a rename would put a file in place of the device */
+        fd = S_ISDIR(st.st_mode) ? (errno = EISDIR, -1)
+                                 : open(path, O_WRONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+        if (fd >= 0 && (fstat(fd, &st) != 0 || S_ISREG(st.st_mode))) {
+            close(fd);         /* swapped for a file since the lstat */
+            errno = EEXIST;
+            return -1;
+        }
+        if (fd < 0 || (k->f = fdopen(fd, "wb")) == NULL) {
+            if (fd >= 0)
+                close(fd);
+            return -1;
+        }
+        k->in_place = 1;
+        return 0;
+    }
     n = slash == NULL ? snprintf(k->dir, sizeof k->dir, ".")
                       : snprintf(k->dir, sizeof k->dir, "%.*s",
                                  slash == path ? 1 : (int)(slash - path), path);
@@ -115,6 +134,11 @@ static int out_close(const char *path, struct sink *k, int ok)
 {
     int rc = 0, e = 0;
 
+    if (k->in_place) {
+        rc = fclose(k->f);
+        k->f = NULL;
+        return rc == 0 ? 0 : -1;
+    }
     if (ok && (fflush(k->f) != 0 || fsync(fileno(k->f)) != 0 ||
                (k->tmp[0] == '\0' && out_name(k) != 0) || rename(k->tmp, path) != 0)) {
         e = errno;

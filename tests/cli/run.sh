@@ -411,6 +411,15 @@ fetch)
         }
     done
     check "the symlink's target is untouched" [ "$(cat "$scratch/victim/file")" = precious ]
+    # a device or a FIFO is written in place, not replaced by a file
+    IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 fetch "$URL/INBOX;UID=1" -o /dev/null &&
+        check "-o /dev/null: still a device" [ -c /dev/null ]
+    mkfifo "$scratch/m.fifo"
+    cat "$scratch/m.fifo" >"$scratch/fifo.out" &
+    IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 fetch "$URL/INBOX;UID=1" -o "$scratch/m.fifo"
+    wait
+    check "-o FIFO: the message through it" cmp -s "$scratch/fifo.out" "$DOVECOT_MSG1"
+    check "-o FIFO: still a FIFO" [ -p "$scratch/m.fifo" ]
     check "the dangling symlink's target was not created" [ ! -e "$scratch/victim/created" ]
     # a fetch that fails leaves FILE as it was and no temporary file
     mkdir -p "$scratch/keep"
