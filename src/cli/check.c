@@ -65,8 +65,8 @@ int cmd_check(struct cli_opts *o, int argc, char **argv)
     if (argc != 1)
         return cli_finish(o, report, cli_usage_error(o, report, "check takes one HOST[:PORT]"));
     if (cli_url_parse(argv[0], &u, why, sizeof why) != 0 || u.imaps || u.user[0])
-        return cli_finish(o, report, cli_usage_error(o, report, "%s: write HOST or HOST:PORT "
-                          "(the plain port; --imaps-port for TLS)", argv[0]));
+        return cli_finish(o, report, cli_url_error(o, report, argv[0], "write HOST or "
+                          "HOST:PORT (the plain port; --imaps-port for TLS)"));
     if (o->insecure)
         cli_warn(o, "--insecure: certificates are reported but not required to verify");
     json_object_object_add(report, "host", json_object_new_string(u.host));

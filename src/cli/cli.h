@@ -3,6 +3,7 @@
 #ifndef IMAPWIRE_CLI_H
 #define IMAPWIRE_CLI_H
 
+#include <stdio.h>
 #include <json-c/json.h>
 #include <imapwire/imapwire.h>
 
@@ -47,6 +48,9 @@ struct cli_opts {
 int cli_url_parse(const char *text, struct cli_url *u, char *why, size_t why_size);
 
 /* output.c */
+void cli_visible(const char *s, size_t n, char *out, size_t size);
+size_t cli_put_visible(FILE *f, const char *s, size_t n, int text);
+void cli_hide_password(const char *in, char *out, size_t size);
 const char *cli_error_name(DWORD err);
 int cli_exit_code(DWORD err);
 void cli_colors(struct cli_opts *o);
@@ -58,6 +62,8 @@ int cli_fail(const struct cli_opts *o, json_object *report, DWORD err, const cha
              const char *host, unsigned port);
 int cli_usage_error(const struct cli_opts *o, json_object *report, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+int cli_url_error(const struct cli_opts *o, json_object *report, const char *url,
+                  const char *why);
 void cli_warn(const struct cli_opts *o, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int cli_finish(const struct cli_opts *o, json_object *report, int code);

@@ -86,6 +86,8 @@ static int prompt_password(const char *prompt, char *buf, size_t size)
  * so it cannot show in ps. 0, or an exit code. */
 int cli_read_password(const struct cli_opts *o, const char *prompt, char *buf, size_t size)
 {
+    /* getenv: the invoking user's own password for the server named on the same command
+     * line; it chooses nothing that a privileged identity would trust. */
     const char *env = getenv("IMAPWIRE_PASSWORD");
 
     if (o->password_file != NULL) {
@@ -142,9 +144,12 @@ UINT cli_auth_type(const char *name, int *ok)
 static int proxy_transport(const struct cli_opts *o, char *out, size_t size, json_object *report)
 {
     const char *p = o->proxy, *rest, *at, *name;
+    /* getenv: as IMAPWIRE_PASSWORD, the caller's own secret for a proxy named in argv */
     const char *pass = getenv("IMAPWIRE_PROXY_PASSWORD");
+    char shown[1024];
     int n;
 
+    cli_hide_password(p, shown, sizeof shown);
     if (strncmp(p, "socks5://", 9) == 0 || strncmp(p, "socks5h://", 10) == 0) {
         name = "socks5";
         rest = strstr(p, "://") + 3;
@@ -153,10 +158,10 @@ static int proxy_transport(const struct cli_opts *o, char *out, size_t size, jso
         rest = p + 7;
     } else {
         return cli_usage_error(o, report, "--proxy %s: use socks5://[user@]host:port or "
-                               "http://[user@]host:port", p);
+                               "http://[user@]host:port", shown);
     }
     if (rest[0] != '\0' && rest[strlen(rest) - 1] == '/')
-        return cli_usage_error(o, report, "--proxy %s: no path after host:port", p);
+        return cli_usage_error(o, report, "--proxy %s: no path after host:port", shown);
     at = strrchr(rest, '@');
     if (at != NULL) {
         if (memchr(rest, ':', (size_t)(at - rest)) != NULL)
@@ -178,6 +183,7 @@ int cli_build(const struct cli_opts *o, const char *host, unsigned port, int ima
               int starttls, struct cli_session *s, json_object *report)
 {
     DWORD opt = 0;
+    /* getenv: as IMAPWIRE_PASSWORD; the key it unlocks is named in argv anyway */
     const char *ssh_pass = getenv("IMAPWIRE_SSH_PASSWORD");
     int rc;
 
@@ -241,6 +247,24 @@ void cli_release(struct cli_session *s)
     wipe(s->password, sizeof s->password);
 }
 
+/* A route the caller gave (--proxy, --transport) as the report shows it: no password,
+ * nothing that drives a terminal. */
+static void shown_route(const char *route, char *out, size_t size)
+{
+    char hidden[1024];
+    cli_hide_password(route, hidden, sizeof hidden);
+    cli_visible(hidden, strlen(hidden), out, size);
+}
+
+static json_object *route_string(const char *route)
+{
+    char shown[4096];
+    if (route == NULL)
+        return NULL;
+    shown_route(route, shown, sizeof shown);
+    return json_object_new_string(shown);
+}
+
 static void describe_target(json_object *report, const struct cli_opts *o,
                             const struct cli_session *s, const char *host)
 {
@@ -248,9 +272,8 @@ static void describe_target(json_object *report, const struct cli_opts *o,
     json_object_object_add(report, "port", json_object_new_int((int)s->port));
     json_object_object_add(report, "security", json_object_new_string(s->mode));
     json_object_object_add(report, "tunnel", o->tunnel ? json_object_new_string(o->tunnel) : NULL);
-    json_object_object_add(report, "proxy", o->proxy ? json_object_new_string(o->proxy) : NULL);
-    json_object_object_add(report, "transport",
-                           o->transport ? json_object_new_string(o->transport) : NULL);
+    json_object_object_add(report, "proxy", route_string(o->proxy));
+    json_object_object_add(report, "transport", route_string(o->transport));
     json_object_object_add(report, "insecure", json_object_new_boolean(o->insecure));
 }
 
@@ -302,10 +325,13 @@ int cli_open(const struct cli_opts *o, const struct cli_url *u, struct cli_sessi
         json_object_object_add(report, key, json_object_get(val));
     json_object_put(facts);
     if (!o->json) {
+        char proxy[4096], transport[4096];
+        shown_route(o->proxy ? o->proxy : "", proxy, sizeof proxy);
+        shown_route(o->transport ? o->transport : "", transport, sizeof transport);
         printf("connected to %s://%s:%u (%s%s%s%s%s%s%s)\n", u->imaps ? "imaps" : "imap",
                u->host, s->port, s->mode, o->tunnel ? ", ssh tunnel " : "",
-               o->tunnel ? o->tunnel : "", o->proxy ? ", proxy " : "", o->proxy ? o->proxy : "",
-               o->transport ? ", transport " : "", o->transport ? o->transport : "");
+               o->tunnel ? o->tunnel : "", o->proxy ? ", proxy " : "", proxy,
+               o->transport ? ", transport " : "", transport);
         cli_print_facts(o, report, "  ");
     }
     if (user != NULL && (o->login || u->user[0])) {
@@ -345,7 +371,7 @@ int cmd_connect(struct cli_opts *o, int argc, char **argv)
         return cli_finish(o, report, cli_usage_error(o, report, "connect takes one URL, e.g. "
                                                      "imaps://user@imap.example.com"));
     if (cli_url_parse(argv[0], &u, why, sizeof why) != 0)
-        return cli_finish(o, report, cli_usage_error(o, report, "%s: %s", argv[0], why));
+        return cli_finish(o, report, cli_url_error(o, report, argv[0], why));
     json_object_object_add(report, "url", json_object_new_string(argv[0]));
     rc = cli_open(o, &u, &s, report);
     cli_release(&s);

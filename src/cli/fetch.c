@@ -1,9 +1,12 @@
 /* fetch.c: "imapwire fetch URL/MAILBOX;UID=n": log in, select, find the message by UID
  * and stream it to stdout or -o FILE, with a progress bar when stderr is a terminal. */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "cli.h"
 
@@ -41,8 +44,116 @@ static VOID on_fetch(HCLIENT h, LPCTSTR data, DWORD len, LPVOID param)
 struct sink {
     FILE *f;
     unsigned long done, total;
-    int bar, failed;
+    int bar, failed, tty;     /* tty: stdout is a terminal: the message shown escaped */
+    int in_place;             /* -o names a device or FIFO: written, never replaced */
+    unsigned char carry[4];   /* tty: a UTF-8 sequence cut between two pieces */
+    size_t ncarry;
+    char dir[PATH_MAX];       /* -o FILE: the folder of FILE, where the new file is made */
+    char tmp[PATH_MAX];       /* its name while it has one; "" for an O_TMPFILE */
 };
+
+/* -o FILE: the message goes to a new file of mode 0600 in FILE's folder, which replaces
+ * FILE (by rename, so a symlink there is replaced, never followed) only once the whole
+ * message is written. An O_TMPFILE has no name until then, so a kill leaves nothing;
+ * where the file system has none, a named mkstemp file is removed on failure. */
+static int out_open(const char *path, struct sink *k)
+{
+    const char *slash = strrchr(path, '/');
+    struct stat st;
+    int fd, n;
+
+    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
+        /* -o /dev/null or a FIFO: a rename would put a file in place of the device */
+        fd = S_ISDIR(st.st_mode) ? (errno = EISDIR, -1)
+                                 : open(path, O_WRONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+        if (fd >= 0 && (fstat(fd, &st) != 0 || S_ISREG(st.st_mode))) {
+            close(fd);         /* swapped for a file since the lstat */
+            errno = EEXIST;
+            return -1;
+        }
+        if (fd < 0 || (k->f = fdopen(fd, "wb")) == NULL) {
+            if (fd >= 0)
+                close(fd);
+            return -1;
+        }
+        k->in_place = 1;
+        return 0;
+    }
+    n = slash == NULL ? snprintf(k->dir, sizeof k->dir, ".")
+                      : snprintf(k->dir, sizeof k->dir, "%.*s",
+                                 slash == path ? 1 : (int)(slash - path), path);
+    if (n < 0 || (size_t)n >= sizeof k->dir) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    k->tmp[0] = '\0';
+    fd = open(k->dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+        n = snprintf(k->tmp, sizeof k->tmp, "%s/.imapwire-XXXXXX", k->dir);
+        fd = n > 0 && (size_t)n < sizeof k->tmp ? mkostemp(k->tmp, O_CLOEXEC) : -1;
+        if (fd < 0)
+            k->tmp[0] = '\0';
+    }
+    if (fd < 0)
+        return -1;
+    /* 0600 whatever the umask: the message is private mail */
+    if (fchmod(fd, 0600) != 0 || (k->f = fdopen(fd, "wb")) == NULL) {
+        int e = errno;
+        close(fd);
+        if (k->tmp[0] != '\0')
+            unlink(k->tmp);
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
+/* Gives the finished O_TMPFILE a name beside FILE; linkat never replaces, so a name taken
+ * (even by a symlink) is skipped. */
+static int out_name(struct sink *k)
+{
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fileno(k->f));
+    for (unsigned i = 0; i < 100; i++) {
+        int n = snprintf(k->tmp, sizeof k->tmp, "%s/.imapwire-%ld-%u", k->dir,
+                         (long)getpid(), i);
+        if (n < 0 || (size_t)n >= sizeof k->tmp)
+            break;
+        if (linkat(AT_FDCWD, proc, AT_FDCWD, k->tmp, AT_SYMLINK_FOLLOW) == 0)
+            return 0;
+        if (errno != EEXIST)
+            break;
+    }
+    k->tmp[0] = '\0';
+    return -1;
+}
+
+/* ok: the message is complete. Then it replaces FILE; else FILE is left as it was. 0, or
+ * -1 with errno when the file could not be finished. */
+static int out_close(const char *path, struct sink *k, int ok)
+{
+    int rc = 0, e = 0;
+
+    if (k->in_place) {
+        rc = fclose(k->f);
+        k->f = NULL;
+        return rc == 0 ? 0 : -1;
+    }
+    if (ok && (fflush(k->f) != 0 || fsync(fileno(k->f)) != 0 ||
+               (k->tmp[0] == '\0' && out_name(k) != 0) || rename(k->tmp, path) != 0)) {
+        e = errno;
+        rc = -1;
+    }
+    if ((!ok || rc != 0) && k->tmp[0] != '\0')
+        unlink(k->tmp);
+    if (fclose(k->f) != 0 && rc == 0 && ok) {
+        e = errno;
+        rc = -1;
+    }
+    k->f = NULL;
+    errno = e;
+    return rc;
+}
 
 static void draw(const struct sink *s)
 {
@@ -54,11 +165,40 @@ static void draw(const struct sink *s)
     fflush(stderr);
 }
 
+/* A piece of the message on a terminal: a mail's sender chooses its bytes, so escape
+ * sequences in it are shown, not obeyed (as for the server's words). */
+static void show_piece(struct sink *s, const unsigned char *p, size_t len)
+{
+    size_t used;
+
+    if (s->ncarry > 0) {
+        /* finish the cut sequence with the first bytes of this piece */
+        unsigned char join[8];
+        size_t add = len < 4 ? len : 4;
+        memcpy(join, s->carry, s->ncarry);
+        memcpy(join + s->ncarry, p, add);
+        used = cli_put_visible(s->f, (const char *)join, s->ncarry + add, 1);
+        if (used < s->ncarry) {
+            s->ncarry += add;          /* still cut: a piece of 1-2 bytes */
+            memcpy(s->carry, join, s->ncarry);
+            return;
+        }
+        p += used - s->ncarry;
+        len -= used - s->ncarry;
+        s->ncarry = 0;
+    }
+    used = cli_put_visible(s->f, (const char *)p, len, 1);
+    s->ncarry = len - used;
+    memcpy(s->carry, p + used, s->ncarry);
+}
+
 static VOID on_piece(HCLIENT h, const VOID *data, DWORD len, LPVOID param)
 {
     struct sink *s = param;
     (void)h;
-    if (!s->failed && fwrite(data, 1, len, s->f) != len)
+    if (s->tty)
+        show_piece(s, data, len);
+    else if (!s->failed && fwrite(data, 1, len, s->f) != len)
         s->failed = errno ? errno : EIO;
     s->done += len;
     if (s->bar)
@@ -84,7 +224,7 @@ int cmd_fetch(struct cli_opts *o, int argc, char **argv)
         return cli_finish(o, report, cli_usage_error(o, report, "fetch takes one URL: "
                           "imap://user@host/INBOX;UID=1"));
     if (cli_url_parse(argv[0], &u, why, sizeof why) != 0)
-        return cli_finish(o, report, cli_usage_error(o, report, "%s: %s", argv[0], why));
+        return cli_finish(o, report, cli_url_error(o, report, argv[0], why));
     if (u.uid == 0)
         return cli_finish(o, report, cli_usage_error(o, report, "%s: name the message with "
                           ";UID=n after the mailbox", argv[0]));
@@ -134,8 +274,7 @@ int cmd_fetch(struct cli_opts *o, int argc, char **argv)
     }
     k.total = l.size;
     if (o->output != NULL) {
-        k.f = fopen(o->output, "wbe");
-        if (k.f == NULL) {
+        if (out_open(o->output, &k) != 0) {
             fprintf(stderr, "imapwire: cannot write %s: %s\n  fix: check the directory and "
                     "its permissions\n", o->output, strerror(errno));
             rc = EXIT_LOCAL_IO;
@@ -144,11 +283,15 @@ int cmd_fetch(struct cli_opts *o, int argc, char **argv)
         }
     } else {
         k.f = stdout;
+        k.tty = isatty(STDOUT_FILENO);
     }
     k.bar = !o->json && isatty(STDERR_FILENO) && (o->output != NULL || !isatty(STDOUT_FILENO));
     if (ImapGetMessageStream(s.h, l.seq, 0, on_piece, &k, &length) == IMAP_ERROR) {
         rc = cli_fail(o, report, ImapGetLastError(), "fetch", u.host, s.port);
-    } else if (k.failed || fflush(k.f) != 0) {
+    } else if (k.tty) {
+        cli_put_visible(stdout, (const char *)k.carry, k.ncarry, 0);   /* a cut end */
+        fflush(stdout);
+    } else if (k.failed || (k.f == stdout && fflush(k.f) != 0)) {
         fprintf(stderr, "imapwire: writing the message failed: %s\n  fix: check the disk "
                 "space and the output file\n", strerror(k.failed ? k.failed : errno));
         rc = EXIT_LOCAL_IO;
@@ -158,8 +301,12 @@ int cmd_fetch(struct cli_opts *o, int argc, char **argv)
         draw(&k);
         fputs(rc == 0 ? " done\n" : " failed\n", stderr);
     }
-    if (k.f != stdout && fclose(k.f) != 0 && rc == 0)
+    if (k.f != stdout && out_close(o->output, &k, rc == 0) != 0 && rc == 0) {
+        fprintf(stderr, "imapwire: writing %s failed: %s\n  fix: check the disk space and "
+                "the directory\n", o->output, strerror(errno));
         rc = EXIT_LOCAL_IO;
+        json_object_object_add(report, "exit_code", json_object_new_int(rc));
+    }
     json_object_object_add(report, "sequence", json_object_new_int64(l.seq));
     json_object_object_add(report, "bytes", json_object_new_int64(length));
     json_object_object_add(report, "output", o->output ? json_object_new_string(o->output)

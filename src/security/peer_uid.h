@@ -6,7 +6,8 @@
 #include <sys/types.h>
 
 /* The uid owning the peer socket of the connected socket fd (AF_UNIX, or TCP whose peer
- * is on this machine). 0, or ST_ERROR_NETWORK_ERROR when the owner cannot be found. */
+ * is on this machine; IPv4, IPv6, and IPv4 written as ::ffff:a.b.c.d on either end).
+ * 0, or ST_ERROR_NETWORK_ERROR when the owner cannot be found. */
 int iw_peer_uid(int fd, uid_t *uid);
 
 /* The two ways for TCP, exposed so tests can check each: NETLINK_SOCK_DIAG asked for

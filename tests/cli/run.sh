@@ -2,7 +2,7 @@
 # run.sh: the imapwire command's tests. Installs the build into a scratch prefix and runs
 # the INSTALLED binary against the harness's Dovecot, sshd, Dante and tinyproxy.
 #   run.sh GROUP SOURCE_DIR BUILD_DIR SCRATCH_DIR TMPROOT
-# GROUP: connect tunnel proxy errors secrets fetch check terminal. TMPROOT holds the
+# GROUP: connect tunnel proxy errors secrets fetch check terminal hostile secure. TMPROOT holds the
 # fixtures' env files (dovecot/, dovecot-tls/, sshd/, danted/, tinyproxy/).
 set -u
 group=$1 src=$2 build=$3 scratch=$4 tmproot=$5
@@ -55,6 +55,14 @@ jqok() {
     if jq -e "$2" "$1" >/dev/null 2>&1; then ok; else bad "json: $2"; jq -c . "$1" 2>&1 | head -c 2000; echo; fi
 }
 no_escapes() { if grep -q $'\033' "$1"; then bad "colour codes in $1 (not a terminal)"; else ok; fi; }
+# no_controls FILE: no control byte but newline (no ESC, BEL, CR, C1 CSI) reaches the output
+no_controls() {
+    if LC_ALL=C grep -qP '[\x00-\x09\x0b-\x1f\x7f\x9b]' "$1"; then
+        bad "control bytes in $(basename "$1")"; LC_ALL=C cat -v "$1" | head -20
+    else ok; fi
+}
+# secret_free SECRET FILE...: the secret is in none of the files
+secret_free() { local s=$1 f; shift; for f in "$@"; do has_not "$f" "$s"; done; }
 
 # Every field of a connect report, whatever the route.
 json_common() {  # json_common FILE SECURITY PORT LOGIN(0/1)
@@ -97,9 +105,11 @@ human_common() {  # human_common FILE MODE
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 sshd_connections() { grep -c "^Connection from" "$SSHD_LOG" || true; }
 
-load dovecot
-P=$DOVECOT_PORT
-URL=imap://$DOVECOT_USER@127.0.0.1:$P
+if [ "$group" != hostile ]; then   # hostile talks only to the scripted server
+    load dovecot
+    P=$DOVECOT_PORT
+    URL=imap://$DOVECOT_USER@127.0.0.1:$P
+fi
 
 case $group in
 connect)
@@ -230,6 +240,29 @@ proxy)
         --tunnel "$SSHD_USER@127.0.0.1:$SSHD_PORT" --known-hosts "$SSHD_KNOWN_HOSTS" &&
         jqok "$out" ".ssh.host_key_fingerprint == \"$SSHD_HOSTKEY_SHA256\""
     has "$DANTED_LOG" "pass.*127\\.0\\.0\\.1\\.$SSHD_PORT"
+    # a password written in a transport string reaches the proxy but no output: the
+    # report, the JSON, the trace and the errors show user:***@host
+    for fmt in '' --json; do
+        run 0 connect "imap://127.0.0.1:$P" $fmt --trace \
+            --transport "socks5:$DANTED_USER:$DANTED_PASS@127.0.0.1:$DANTED_PORT" && {
+            secret_free "$DANTED_PASS" "$out" "$err"
+            has_fixed "$out" "socks5:$DANTED_USER:***@127.0.0.1:$DANTED_PORT"
+        }
+        run 0 connect "imap://127.0.0.1:$P" $fmt --trace \
+            --transport "httpconnect:someone:http-s3cret@127.0.0.1:$TINYPROXY_PORT" && {
+            secret_free http-s3cret "$out" "$err"
+            has_fixed "$out" "httpconnect:someone:***@127.0.0.1:$TINYPROXY_PORT"
+        }
+        fp=$(free_port)
+        run 4 connect "imap://127.0.0.1:$P" $fmt --trace --transport "socks5:u:refused-s3cret@127.0.0.1:$fp" &&
+            secret_free refused-s3cret "$out" "$err"
+    done
+    # refused before any I/O, the password still not echoed
+    run 2 connect "$URL" --json --proxy "socks5://$DANTED_USER:proxy-s3cret@127.0.0.1:$DANTED_PORT" &&
+        secret_free proxy-s3cret "$out" "$err"
+    run 2 connect "$URL" --json --proxy "ftp://$DANTED_USER:proxy-s3cret@127.0.0.1:$DANTED_PORT" &&
+        secret_free proxy-s3cret "$out" "$err"
+    run 2 connect --json "imap://user:url-s3cret@127.0.0.1:$P" && secret_free url-s3cret "$out" "$err"
     ;;
 errors)
     load dovecot-tls
@@ -356,6 +389,45 @@ fetch)
     IMAPWIRE_PASSWORD=$DOVECOT_PASS run 13 fetch "$URL/NoSuchBox;UID=1" -o "$scratch/none"
     run 2 fetch "$URL/INBOX"
     IMAPWIRE_PASSWORD=$DOVECOT_PASS run 14 fetch "$URL/INBOX;UID=1" -o "$scratch/no/such/dir/m"
+    # -o FILE: made 0600 whatever the umask, in place of what was there
+    umask 022
+    IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 fetch "$URL/INBOX;UID=1" -o "$scratch/m0.eml" &&
+        check "fetch -o: mode 0600 ($(stat -c %a "$scratch/m0.eml"))" [ "$(stat -c %a "$scratch/m0.eml")" = 600 ]
+    printf 'older message\n' >"$scratch/m3.eml"
+    chmod 644 "$scratch/m3.eml"
+    IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 fetch "$URL/INBOX;UID=1" -o "$scratch/m3.eml" && {
+        check "fetch -o over a file: the new bytes" cmp -s "$scratch/m3.eml" "$DOVECOT_MSG1"
+        check "fetch -o over a file: mode 0600" [ "$(stat -c %a "$scratch/m3.eml")" = 600 ]
+    }
+    # a symlink at FILE is replaced, never written through (nor its target created)
+    mkdir -p "$scratch/victim"
+    printf 'precious\n' >"$scratch/victim/file"
+    ln -s "$scratch/victim/file" "$scratch/link.eml"
+    ln -s "$scratch/victim/created" "$scratch/dangling.eml"
+    for l in link dangling; do
+        IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 fetch "$URL/INBOX;UID=1" -o "$scratch/$l.eml" && {
+            check "fetch -o $l.eml: a regular file now" [ -f "$scratch/$l.eml" ] && [ ! -L "$scratch/$l.eml" ]
+            check "fetch -o $l.eml: the message" cmp -s "$scratch/$l.eml" "$DOVECOT_MSG1"
+        }
+    done
+    check "the symlink's target is untouched" [ "$(cat "$scratch/victim/file")" = precious ]
+    # a device or a FIFO is written in place, not replaced by a file
+    IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 fetch "$URL/INBOX;UID=1" -o /dev/null &&
+        check "-o /dev/null: still a device" [ -c /dev/null ]
+    mkfifo "$scratch/m.fifo"
+    cat "$scratch/m.fifo" >"$scratch/fifo.out" &
+    IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 fetch "$URL/INBOX;UID=1" -o "$scratch/m.fifo"
+    wait
+    check "-o FIFO: the message through it" cmp -s "$scratch/fifo.out" "$DOVECOT_MSG1"
+    check "-o FIFO: still a FIFO" [ -p "$scratch/m.fifo" ]
+    check "the dangling symlink's target was not created" [ ! -e "$scratch/victim/created" ]
+    # a fetch that fails leaves FILE as it was and no temporary file
+    mkdir -p "$scratch/keep"
+    printf 'older message\n' >"$scratch/keep/m.eml"
+    IMAPWIRE_PASSWORD=$DOVECOT_PASS run 13 fetch "$URL/INBOX;UID=4000000" -o "$scratch/keep/m.eml"
+    check "a failed fetch leaves FILE" [ "$(cat "$scratch/keep/m.eml")" = "older message" ]
+    check "a failed fetch leaves no temporary ($(ls -A "$scratch/keep" | tr '\n' ' '))" \
+        [ "$(ls -A "$scratch/keep")" = m.eml ]
     ;;
 check)
     load dovecot-tls
@@ -382,6 +454,98 @@ check)
     # nothing listens: every mode fails, exit 4
     fp=$(free_port)
     run 4 check "127.0.0.1:$fp" --imaps-port "$fp"
+    ;;
+hostile)
+    # a scripted server (imap_fixture escapes) puts terminal control sequences in its
+    # greeting, a NO and a SELECT answer, and cuts the message short
+    fx=$build/tests/imap_fixture
+    "$fx" escapes --port-file "$scratch/fx.port" --idle-exit 60 >/dev/null 2>&1 &
+    fxpid=$!
+    for _ in $(seq 100); do [ -s "$scratch/fx.port" ] && break; sleep 0.05; done
+    FP=$(cat "$scratch/fx.port")
+    check "the fixture runs" [ -n "$FP" ]
+    # what the server said is shown, escaped: text, JSON, trace, whatever the output is
+    for fmt in '' --json; do
+        IMAPWIRE_PASSWORD=wrong run 10 connect "imap://x@127.0.0.1:$FP" --trace $fmt && {
+            no_controls "$out"
+            no_controls "$err"
+            has_fixed "$err" 'S: * OK [CAPABILITY IMAP4rev1 LITERAL+] \x1b]0;owned\x07\x1b[31mready\x1b[0m'
+            has_fixed "$err" 'NO [AUTHENTICATIONFAILED] \x1b[2J\x1b[Hwiped \x1b]0;owned\x07'
+        }
+    done
+    jqok "$out" '.error.name == "ST_ERROR_LOGIN_FAILED"'
+    # the message streamed to a file is cut short by a reset: the old FILE stays, no
+    # temporary is left, and the SELECT's escapes are shown escaped in the trace
+    mkdir -p "$scratch/keep"
+    printf 'older message\n' >"$scratch/keep/m.eml"
+    IMAPWIRE_PASSWORD=p run 11 fetch "imap://u@127.0.0.1:$FP/INBOX;UID=7" --trace -o "$scratch/keep/m.eml" && {
+        no_controls "$err"
+        has_fixed "$err" '[UIDVALIDITY 1] \x1b[5mok\x1b[0m'
+    }
+    check "a fetch cut short leaves FILE" [ "$(cat "$scratch/keep/m.eml")" = "older message" ]
+    check "a fetch cut short leaves no temporary ($(ls -A "$scratch/keep" | tr '\n' ' '))" \
+        [ "$(ls -A "$scratch/keep")" = m.eml ]
+    # the message itself on a terminal: its escape sequences are shown, not obeyed
+    if command -v tmux >/dev/null; then
+        sock=$scratch/tmux.sock
+        tmux -S "$sock" new-session -d -s cli -x 160 -y 50 \
+            "env IMAPWIRE_PASSWORD=p $BIN fetch 'imap://u@127.0.0.1:$FP/INBOX;UID=7'; echo EXIT=\$?; sleep 60"
+        for _ in $(seq 200); do
+            tmux -S "$sock" capture-pane -p -t cli >"$scratch/pane.txt" 2>/dev/null
+            grep -q 'EXIT=' "$scratch/pane.txt" && break
+            sleep 0.1
+        done
+        has_fixed "$scratch/pane.txt" 'Subject: \x1b[31mcut\x1b[0m'
+        has_fixed "$scratch/pane.txt" 'EXIT=11'
+        tmux -S "$sock" kill-server
+    else
+        echo "tmux not installed: the terminal case skipped"
+    fi
+    kill "$fxpid" 2>/dev/null
+    wait "$fxpid" 2>/dev/null
+    ;;
+secure)
+    # A program with file capabilities, run by a user it gives more rights, is "secure"
+    # (AT_SECURE): the IMAPWIRE_* variables must not steer the library there, nor
+    # HOSTALIASES, LOCALDOMAIN or RES_OPTIONS c-ares. The same binary without the
+    # capability, run by the same user, obeys them: that proves each case can tell.
+    [ "$(id -u)" = 0 ] && command -v setcap >/dev/null && command -v setpriv >/dev/null ||
+        { echo "needs root, setcap and setpriv: skipped"; exit 77; }
+    chmod 755 "$scratch"
+    cp "$build/src/cli/imapwire" "$scratch/plain"      # absolute RUNPATH: no $ORIGIN
+    cp "$build/src/cli/imapwire" "$scratch/capped"
+    chmod 755 "$scratch/plain" "$scratch/capped"
+    setcap cap_net_bind_service+ep "$scratch/capped" ||
+        { echo "no file capabilities on this file system: skipped"; exit 77; }
+    load dnsmasq
+    printf 'imapalias localhost\n' >"$scratch/hostaliases"
+    chmod 644 "$scratch/hostaliases"
+    fp=$(free_port)
+    # secure WANT_PLAIN WANT_CAPPED VAR=VALUE... -- ARGS...: both binaries as nobody
+    secure() {
+        local want_plain=$1 want_capped=$2 envs=() b r
+        shift 2
+        while [ "$1" != -- ]; do envs+=("$1"); shift; done
+        shift
+        for b in plain capped; do
+            env "${envs[@]}" timeout 60 setpriv --reuid=nobody --regid=nogroup --clear-groups \
+                "$scratch/$b" "$@" >"$scratch/$b.out" 2>"$scratch/$b.err"
+            r=$?
+            if [ "$b" = plain ]; then want=$want_plain; else want=$want_capped; fi
+            check "${envs[*]} imapwire $* as nobody, $b: exit $r, wanted $want" [ "$r" -eq "$want" ]
+            [ "$r" -eq "$want" ] || sed 's/^/  | /' "$scratch/$b.err" | head -5
+        done
+    }
+    # the library's own variables (secure_getenv)
+    secure 12 0 IMAPWIRE_TRANSPORT=nosuchtransport -- connect "imap://127.0.0.1:$P"
+    secure 4 12 IMAPWIRE_PLUGIN_PATH="$build/plugins" -- connect "imap://127.0.0.1:$P" \
+        --transport "socks5:127.0.0.1:$fp"
+    # the resolver's (glibc drops them from a secure program's environment)
+    secure 0 3 HOSTALIASES="$scratch/hostaliases" -- connect "imap://imapalias:$P" \
+        --dns-server "$DNSMASQ_SERVER"
+    secure 0 3 LOCALDOMAIN=imapwire.test -- connect "imap://v4:$P" --dns-server "$DNSMASQ_SERVER"
+    secure 0 3 RES_OPTIONS=ndots:0 LOCALDOMAIN=imapwire.test -- connect "imap://v4:$P" \
+        --dns-server "$DNSMASQ_SERVER"
     ;;
 terminal)
     command -v tmux >/dev/null || { echo "tmux not installed: skipped"; exit 77; }

@@ -508,6 +508,25 @@ START_TEST(forward_recovers_dead_session)
 }
 END_TEST
 
+/* The caller's own user reaching the forward as ::ffff:127.0.0.1 (an IPv6 socket on the
+ * IPv4 listener) is served like one that wrote 127.0.0.1. */
+START_TEST(forward_admits_mapped_own_uid)
+{
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
+    UINT port = 0;
+    HFORWARD fw = ImapCreatePortForward(&sc, "127.0.0.1", dv.port, 0, &port);
+    HCLIENT h;
+
+    ck_assert_msg(fw != INVALID_FORWARD, "forward: %u", (unsigned)ImapGetLastError());
+    h = ImapConnect("::ffff:127.0.0.1", port, 10, IMAP_OPTION_TUNNEL, NULL);
+    ck_assert_msg(h != INVALID_CLIENT, "as ::ffff:127.0.0.1: error %u",
+                  (unsigned)ImapGetLastError());
+    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
+    ImapDisconnect(h);
+    ck_assert(ImapClosePortForward(fw));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("forward");
@@ -527,6 +546,7 @@ int main(void)
     tcase_add_test(tc, async_forward_never_blocks);
     tcase_add_test(tc, async_forward_precise_errors);
     tcase_add_test(tc, forward_recovers_dead_session);
+    tcase_add_test(tc, forward_admits_mapped_own_uid);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
