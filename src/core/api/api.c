@@ -100,10 +100,12 @@ static void iw_call_enter(iw_client *c)
 {
     pthread_mutex_lock(&c->io_lock);
     __atomic_store_n(&c->busy_thread, iw_thread_id(), __ATOMIC_RELEASE);
+    iw_callbacks_enter();
 }
 
 static void iw_call_leave(iw_client *c)
 {
+    iw_callbacks_leave();
     __atomic_store_n(&c->busy_thread, 0, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&c->io_lock);
 }
