@@ -232,7 +232,8 @@ typedef struct _IMAPMAILBOX {
 
 /** Called on the library's loop thread when an asynchronous connect ends
  *  (IMAP_EVENT_CONNECT, dwError 0 or the reason) or a server closes an idle connection
- *  (IMAP_EVENT_DISCONNECT). Keep it short; never block in it. */
+ *  (IMAP_EVENT_DISCONNECT). Keep it short; never block in it: calls that wait for the
+ *  server (connect, login, commands, fetches) fail with ST_ERROR_IN_PROGRESS from it. */
 typedef VOID (*IMAPEVENTPROC)(HCLIENT hClient, UINT nEventId, DWORD dwError, LPVOID lpParam);
 /** Called with each protocol line (IMAP_TRACE_SEND, IMAP_TRACE_RECV, secrets redacted) and
  *  each library note (IMAP_TRACE_INFO); the line is not NUL-terminated: use nLength. */
