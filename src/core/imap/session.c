@@ -10,14 +10,15 @@
 #include "command_table.h"
 #include "tokenizer.h"
 
-int iw_session_login(iw_client *c, unsigned type, const char *user, const char *pass)
+/* One login exchange to its end; *again set (and *next) for IMAP_AUTH_DEFAULT's second
+ * try. */
+static int iw_login_attempt(iw_client *c, unsigned type, const char *user, const char *pass,
+                            int *again, unsigned *next)
 {
     iw_login lg;
-    unsigned gen = c->capa_gen;
     int rc;
 
-    if (c->state != IW_NOT_AUTH)
-        return ST_ERROR_ALREADY_AUTHENTICATED;
+    *again = 0;
     rc = iw_login_start(c, &lg, type, user, pass);
     if (rc == 0)
         rc = iw_run_command(c, &lg.cmd);
@@ -26,12 +27,29 @@ int iw_session_login(iw_client *c, unsigned type, const char *user, const char *
     if (rc == 0 && lg.cmd.status == IW_STATUS_OK && (rc = iw_login_finish(c, &lg)) != 0)
         c->broken = 1;
     if (rc == 0) {
-        if (lg.cmd.status == IW_STATUS_OK)
+        if (lg.cmd.status == IW_STATUS_OK) {
             c->state = IW_AUTH;
-        else
+        } else {
             rc = ST_ERROR_LOGIN_FAILED;
+            if (type == IMAP_AUTH_DEFAULT)
+                *again = iw_login_fallback(c, &lg, next);
+        }
     }
     iw_login_clear(&lg);
+    return rc;
+}
+
+int iw_session_login(iw_client *c, unsigned type, const char *user, const char *pass)
+{
+    unsigned gen = c->capa_gen, next = 0;
+    int rc, again;
+
+    if (c->state != IW_NOT_AUTH)
+        return ST_ERROR_ALREADY_AUTHENTICATED;
+    rc = iw_login_attempt(c, type, user, pass, &again, &next);
+    /* once only: the second try (never IMAP_AUTH_DEFAULT) asks for no third */
+    if (again)
+        rc = iw_login_attempt(c, next, user, pass, &again, &next);
     if (rc == 0)
         rc = iw_capa_refresh(c, gen);
     iw_reader_rest(&c->reader);
