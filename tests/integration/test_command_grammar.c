@@ -150,6 +150,7 @@ static const char *const refused[] = {
     "SELECT \"INBOX",
     "SEARCH (SUBJECT x",
     "SEARCH SUBJECT x)",
+    " \t ",                            /* no verb at all */
 };
 
 START_TEST(grammar_refusals)

@@ -101,8 +101,8 @@ int iw_command_wire(const char *text, size_t len, int plus, int minus, iw_sb *ou
         iw_sb_add(out, k.p, k.n);
         from = k.at + k.n;
     }
-    if (t.depth != 0 || len - from > IW_MAX_LINE)
-        return ST_ERROR_INVALID_PARAMETER;    /* a list left open, a line too long */
+    if (words == 0 || t.depth != 0 || len - from > IW_MAX_LINE)
+        return ST_ERROR_INVALID_PARAMETER;    /* no verb, a list left open, a long line */
     iw_sb_add(out, text + from, len - from);
     return out->err;
 }
