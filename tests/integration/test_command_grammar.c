@@ -196,6 +196,28 @@ START_TEST(literals_at_argument_starts)
 }
 END_TEST
 
+/* ImapCommandStream takes caller text too: the same grammar, the same refusal. */
+static void no_piece(HCLIENT c, const IMAPRESPONSEPIECE *piece, LPVOID param)
+{
+    (void)c;
+    (void)piece;
+    (void)param;
+}
+
+START_TEST(stream_entry_point)
+{
+    char inner[64], text[160], result[256];
+    int sends = tl->sends;
+    snprintf(inner, sizeof inner, "X9 CREATE streamed_%ld\r\nY9 NOOP ", (long)getpid());
+    snprintf(text, sizeof text, "NOOP \"{%zu}\r\n%s\"", strlen(inner), inner);
+    assert_refused_in_step(ImapCommandStream(h, text, no_piece, NULL, result, sizeof result),
+                           sends);
+    sends = tl->sends;
+    assert_refused_in_step(ImapCommandStream(h, "APPEND INBOX {40}", no_piece, NULL, result,
+                                             sizeof result), sends);
+}
+END_TEST
+
 /* A continuation the command did not ask for fails it, and nothing is sent in answer
  * (a "*" would be read as the next command, or as literal bytes). */
 START_TEST(unexpected_continuation)
@@ -233,6 +255,7 @@ int main(void)
     tcase_add_loop_test(tc, append_without_bytes, 0,
                         (int)(sizeof short_literals / sizeof short_literals[0]));
     tcase_add_test(tc, literals_at_argument_starts);
+    tcase_add_test(tc, stream_entry_point);
     tcase_add_test(tc, unexpected_continuation);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
