@@ -429,8 +429,13 @@ int main(int argc, char **argv)
             floor_open(&fl, tls);
         }
     }
-    if (strcmp(op, "ssh-nth") == 0 && env.ssh_port == 0)
-        die("ssh-nth needs the sshd env file");
+    if (strcmp(op, "ssh-nth") == 0) {
+        if (env.ssh_port == 0)
+            die("ssh-nth needs the sshd env file");
+        /* one tunnelled connection held open keeps the shared SSH session: each counted
+         * connect is a new channel on it, as the Nth connect of a program is */
+        h = iw_connect(M_SSH);
+    }
 
     for (i = -warm; i < n; i++) {
         if (i == 0)
@@ -474,10 +479,16 @@ int main(int argc, char **argv)
                 size_t got = curl_once(e, tls ? M_IMAPS : M_PLAIN, NULL, "INBOX;MAILINDEX=1");
                 if (got < msg_size)
                     die("curl: short fetch");
-            } else if (strcmp(op, "imaps-full") == 0 || strcmp(op, "imaps-resumed") == 0) {
+            } else if (strcmp(op, "imaps-resumed") == 0) {
                 curl_once(e, M_IMAPS, share, NULL);
-            } else if (strcmp(op, "starttls") == 0) {
-                curl_once(e, M_STARTTLS, NULL, NULL);
+            } else if (strcmp(op, "imaps-full") == 0 || strcmp(op, "starttls") == 0) {
+                /* an easy handle keeps TLS sessions (and its multi the CA store) from one
+                 * perform to the next: a new one for each full handshake */
+                CURL *fresh = curl_easy_init();
+                if (fresh == NULL)
+                    die("curl: easy_init failed");
+                curl_once(fresh, strcmp(op, "starttls") == 0 ? M_STARTTLS : M_IMAPS, NULL, NULL);
+                curl_easy_cleanup(fresh);
             } else if (strcmp(op, "plain") == 0) {
                 curl_once(e, M_PLAIN, NULL, NULL);
             } else {
