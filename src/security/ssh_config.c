@@ -75,9 +75,7 @@ static int iw_cfg_glob(const char *s, const char *p, size_t plen)
     return p == pe;
 }
 
-/* A comma-separated pattern list against s: -1 when a negated pattern matches (the
- * list can never apply), 1 when a positive one does, else 0. */
-static int iw_cfg_list_match(const char *s, const char *list)
+int iw_ssh_pattern_list_match(const char *s, const char *list)
 {
     int hit = 0;
     while (*list != '\0') {
@@ -145,13 +143,13 @@ static const char *const iw_cfg_skip[] = {
     "clearallforwardings", "compression", "controlmaster", "controlpath", "controlpersist",
     "dynamicforward", "enableescapecommandline", "escapechar", "exitonforwardfailure",
     "fingerprinthash", "forkafterauthentication", "forwardagent", "forwardx11",
-    "forwardx11timeout", "forwardx11trusted", "gatewayports", "globalknownhostsfile",
-    "gssapiauthentication", "gssapidelegatecredentials", "hashknownhosts", "identityagent",
+    "forwardx11timeout", "forwardx11trusted", "gatewayports",
+    "gssapiauthentication", "gssapidelegatecredentials", "identityagent",
     "kbdinteractiveauthentication", "kbdinteractivedevices", "localcommand", "localforward",
     "loglevel", "logverbose", "numberofpasswordprompts", "passwordauthentication",
     "permitlocalcommand", "permitremoteopen", "preferredauthentications",
     "pubkeyauthentication", "remotecommand", "remoteforward", "requesttty", "sendenv",
-    "serveralivecountmax", "sessiontype", "setenv", "stdinnull", "stricthostkeychecking",
+    "serveralivecountmax", "sessiontype", "setenv", "stdinnull",
     "streamlocalbindmask", "streamlocalbindunlink", "tcpkeepalive", "updatehostkeys",
     "usekeychain", "verifyhostkeydns", "visualhostkey", "xauthlocation", "ipqos",
     "rekeylimit", "hostbasedauthentication", "nohostauthenticationforlocalhost",
@@ -266,7 +264,7 @@ static int iw_cfg_match(iw_cfg_run *r, const char *path, unsigned line, char **a
         else
             return iw_cfg_fail(r, path, line, "Match %s is not supported (only host, "
                                "originalhost and all)", crit);
-        if (iw_cfg_list_match(name, argv[i + 1]) != 1)
+        if (iw_ssh_pattern_list_match(name, argv[i + 1]) != 1)
             all = 0;
     }
     *active = all;
@@ -305,6 +303,20 @@ static int iw_cfg_keyword(iw_cfg_run *r, const char *path, unsigned line, char *
         return iw_cfg_set_str(&o->proxy_jump, v);
     if (strcasecmp(k, "userknownhostsfile") == 0)
         return iw_cfg_set_str(&o->known_hosts, v);   /* the first file of the list */
+    if (strcasecmp(k, "globalknownhostsfile") == 0)
+        return iw_cfg_set_str(&o->global_known_hosts, v);
+    if (strcasecmp(k, "hashknownhosts") == 0) {
+        if (o->hash_known_hosts < 0)
+            o->hash_known_hosts = strcasecmp(v, "yes") == 0;
+        return 0;
+    }
+    if (strcasecmp(k, "stricthostkeychecking") == 0) {
+        /* only accept-new changes what we do: "no", "off" and "ask" would take a changed
+         * or any unknown key, which a library never does on its own */
+        if (o->accept_new < 0)
+            o->accept_new = strcasecmp(v, "accept-new") == 0;
+        return 0;
+    }
     if (strcasecmp(k, "identitiesonly") == 0) {
         if (o->identities_only < 0)
             o->identities_only = strcasecmp(v, "yes") == 0;
@@ -328,7 +340,7 @@ static int iw_cfg_keyword(iw_cfg_run *r, const char *path, unsigned line, char *
             *dst = num;
         return 0;
     }
-    if (r->ignore_unknown != NULL && iw_cfg_list_match(k, r->ignore_unknown) == 1)
+    if (r->ignore_unknown != NULL && iw_ssh_pattern_list_match(k, r->ignore_unknown) == 1)
         return 0;
     return iw_cfg_fail(r, path, line, "unknown keyword %s", k);
 }
@@ -376,7 +388,7 @@ static int iw_cfg_file(iw_cfg_run *r, const char *path, int must_exist, int *act
         if (strcasecmp(argv[0], "host") == 0) {
             int i, m = 0;
             for (i = 1; i < argc && m >= 0; i++) {
-                int x = iw_cfg_list_match(r->alias, argv[i]);
+                int x = iw_ssh_pattern_list_match(r->alias, argv[i]);
                 m = x < 0 ? -1 : (m || x);
             }
             *active = m == 1;
@@ -402,18 +414,12 @@ void iw_ssh_config_clear(iw_ssh_config *cfg)
     free(cfg->identity_file);
     free(cfg->proxy_jump);
     free(cfg->known_hosts);
+    free(cfg->global_known_hosts);
     memset(cfg, 0, sizeof *cfg);
-    cfg->identities_only = -1;
+    iw_ssh_config_unset(cfg);
 }
 
-/* The effective user's home ($HOME when absolute) and name, copied into the caller's
- * buffers: getpwuid_r, since connects on several threads may read configurations at once. */
-typedef struct iw_account {
-    char home[IW_CFG_PATH_MAX / 2];  /* room for "/.ssh/..." after it */
-    char name[256];
-} iw_account;
-
-static void iw_account_get(iw_account *a)
+void iw_account_get(iw_account *a)
 {
     const char *h = secure_getenv("HOME");
     struct passwd pw, *res = NULL;
@@ -427,6 +433,13 @@ static void iw_account_get(iw_account *a)
         iw_strlcpy(a->home, res != NULL && res->pw_dir != NULL ? res->pw_dir : "/", sizeof a->home);
 }
 
+void iw_ssh_config_unset(iw_ssh_config *cfg)
+{
+    cfg->identities_only = -1;
+    cfg->hash_known_hosts = -1;
+    cfg->accept_new = -1;
+}
+
 int iw_ssh_config_lookup(const char *path, int must_exist, const char *alias,
                          iw_ssh_config *out, char *why, size_t why_size)
 {
@@ -435,7 +448,7 @@ int iw_ssh_config_lookup(const char *path, int must_exist, const char *alias,
     int active = 1, rc;          /* lines before the first Host apply to every host */
 
     memset(out, 0, sizeof *out);
-    out->identities_only = -1;
+    iw_ssh_config_unset(out);
     memset(&r, 0, sizeof r);
     r.alias = alias;
     r.out = out;
@@ -686,7 +699,7 @@ int iw_ssh_config_apply(iw_creds *k, char *why, size_t why_size)
     t.why = why;
     t.why_size = why_size;
     memset(&last, 0, sizeof last);
-    last.identities_only = -1;
+    iw_ssh_config_unset(&last);
     /* one alias: its ProxyJump is its route; a list is "-J first,... last", where only
      * the first host's own ProxyJump is read, as ssh does */
     rc = iw_cfg_route(&t, k->tunnel_host, 1, 0, k, &last);
@@ -711,6 +724,21 @@ int iw_ssh_config_apply(iw_creds *k, char *why, size_t why_size)
             rc = iw_cfg_expand(kh, target->host, target->user, target->port, &s, why, why_size);
             if (rc == 0)
                 iw_replace(&k->known_hosts, s);
+        }
+        /* ssh reads the global files whatever the user files are */
+        if (rc == 0 && (last.global_known_hosts != NULL || k->known_hosts != NULL)) {
+            const char *g = last.global_known_hosts ? last.global_known_hosts
+                                                    : "/etc/ssh/ssh_known_hosts";
+            if (strcasecmp(g, "none") == 0)
+                g = "/dev/null";
+            rc = iw_cfg_expand(g, target->host, target->user, target->port, &s, why, why_size);
+            if (rc == 0)
+                iw_replace(&k->global_known_hosts, s);
+        }
+        if (rc == 0) {
+            if (last.accept_new == 1)
+                k->options |= CREDENTIAL_TUNNEL_ACCEPT_NEW;
+            k->ssh_hash_known_hosts = last.hash_known_hosts == 1;
         }
         if (rc == 0) {
             k->ssh_connect_timeout = last.connect_timeout;

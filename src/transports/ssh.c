@@ -1,5 +1,6 @@
 /* ssh.c: the SSH tunnel transport: a libssh2 session over a TCP layer of its own, and one
  * direct-tcpip channel per connection; sessions with the same server and secrets are shared. */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -19,6 +20,7 @@
 #include <openssl/rand.h>
 #include "../core/runtime/loop.h"
 #include "../core/transport/chain.h"
+#include "../security/known_hosts.h"
 #include "../security/ssh_hops.h"
 #include "../security/ssh_keyfile.h"
 #include "../security/ssh_policy.h"
@@ -83,7 +85,8 @@ typedef struct ssh_session {
     size_t           nclosing, capclosing;
     imapwire_endpoint ep;
     /* password (or passphrase) is wiped and dropped once the session is authenticated */
-    char            *host, *user, *key, *password, *known_hosts, *methods;
+    char            *host, *user, *key, *password, *methods;
+    iw_kh_files      kh;            /* the known_hosts files, resolved once */
     char            *local_address, *dns_servers;   /* the hop's, owned (s->ep points here) */
     char             fingerprint[64];
     int              fd;            /* what libssh2 is told the socket is */
@@ -280,9 +283,10 @@ static void ssh_id_str(iw_sb *sb, const char *v)
         iw_sb_add(sb, v, n);
 }
 
-static int ssh_session_id(const iw_ssh_params *p, const imapwire_endpoint *ep,
-                          unsigned char id[32])
+static int ssh_session_id(const iw_ssh_params *p, const iw_kh_files *kh,
+                          const imapwire_endpoint *ep, unsigned char id[32])
 {
+    int i;
     iw_sb sb = {0};
     unsigned int n = 0;
     int rc = 0;
@@ -296,7 +300,13 @@ static int ssh_session_id(const iw_ssh_params *p, const imapwire_endpoint *ep,
     ssh_id_str(&sb, p->user);
     ssh_id_str(&sb, p->key);
     ssh_id_str(&sb, p->password);
-    ssh_id_str(&sb, p->known_hosts);
+    /* what decides trust: the files as resolved (not the NULL that means "the
+     * defaults", which depend on whose home this is), and whether new keys are taken */
+    iw_sb_add(&sb, &kh->n, sizeof kh->n);
+    for (i = 0; i < kh->n; i++)
+        ssh_id_str(&sb, kh->path[i]);
+    iw_sb_add(&sb, &kh->accept_new, sizeof kh->accept_new);
+    iw_sb_add(&sb, &kh->hash_new, sizeof kh->hash_new);
     ssh_id_str(&sb, ep->local_address);
     ssh_id_str(&sb, ep->dns_servers);
     /* the same server through another proxy is another session (NULL, TCP, differs
@@ -375,7 +385,7 @@ static void ssh_session_free(ssh_session *s)
     free(s->user);
     iw_free_secret(s->key);
     iw_free_secret(s->password);
-    free(s->known_hosts);
+    iw_kh_files_clear(&s->kh);
     free(s->methods);
     free(s->local_address);
     free(s->dns_servers);
@@ -408,7 +418,7 @@ static void ssh_session_release(ssh_session *s)
         ssh_session_free(s);
 }
 
-static int ssh_session_new(const iw_ssh_params *p, const iw_ssh_hop *hop,
+static int ssh_session_new(const iw_ssh_params *p, const iw_ssh_hop *hop, iw_kh_files *kh,
                            const imapwire_endpoint *ep, const unsigned char id[32],
                            ssh_session **out)
 {
@@ -432,16 +442,9 @@ static int ssh_session_new(const iw_ssh_params *p, const iw_ssh_hop *hop,
     s->password = iw_strdup(p->password);
     s->local_address = iw_strdup(ep->local_address);
     s->dns_servers = iw_strdup(ep->dns_servers);
-    if (p->known_hosts != NULL) {
-        s->known_hosts = iw_strdup(p->known_hosts);
-    } else {
-        const char *home = getenv("HOME");
-        size_t n = (home ? strlen(home) : 0) + 32;
-        s->known_hosts = malloc(n);
-        if (s->known_hosts != NULL)
-            snprintf(s->known_hosts, n, "%s/.ssh/known_hosts", home ? home : "");
-    }
-    if (s->host == NULL || s->user == NULL || s->known_hosts == NULL ||
+    s->kh = *kh;                   /* taken over */
+    memset(kh, 0, sizeof *kh);
+    if (s->host == NULL || s->user == NULL ||
         (p->key && !s->key) || (p->password && !s->password) ||
         (ep->local_address && !s->local_address) || (ep->dns_servers && !s->dns_servers)) {
         ssh_session_free(s);
@@ -555,18 +558,28 @@ static int ssh_session_get(const iw_ssh_params *p, const iw_ssh_hop *hop,
 {
     unsigned char id[32];
     ssh_session *s, *other;
-    int rc = ssh_session_id(p, ep, id);
+    iw_kh_files kh;
+    int rc = iw_kh_files_resolve(p->known_hosts, p->known_hosts_global, &kh);
     if (rc != 0)
         return rc;
+    kh.accept_new = p->accept_new;
+    kh.hash_new = p->hash_known_hosts;
+    rc = ssh_session_id(p, &kh, ep, id);
+    if (rc != 0) {
+        iw_kh_files_clear(&kh);
+        return rc;
+    }
     pthread_mutex_lock(&ssh_list_lock);
     s = ssh_session_find_locked(id);
     pthread_mutex_unlock(&ssh_list_lock);
     if (s != NULL) {
+        iw_kh_files_clear(&kh);
         *out = s;
         return 0;
     }
     /* Made outside the lock: behind a jump host, making it gets the route's session. */
-    rc = ssh_session_new(p, hop, ep, id, &s);
+    rc = ssh_session_new(p, hop, &kh, ep, id, &s);
+    iw_kh_files_clear(&kh);        /* what the session did not take */
     if (rc != 0)
         return rc;
     pthread_mutex_lock(&ssh_list_lock);
@@ -634,53 +647,58 @@ static void ssh_fingerprint(ssh_session *s)
     memcpy(s->fingerprint + 7, b64, (size_t)n + 1);     /* 43 characters and the NUL */
 }
 
-static int ssh_knownhost_keytype(int hostkey_type)
+static void ssh_note(void *arg, const char *text)
 {
-    switch (hostkey_type) {
-    case LIBSSH2_HOSTKEY_TYPE_RSA:       return LIBSSH2_KNOWNHOST_KEY_SSHRSA;
-    case LIBSSH2_HOSTKEY_TYPE_DSS:       return LIBSSH2_KNOWNHOST_KEY_SSHDSS;
-    case LIBSSH2_HOSTKEY_TYPE_ECDSA_256: return LIBSSH2_KNOWNHOST_KEY_ECDSA_256;
-    case LIBSSH2_HOSTKEY_TYPE_ECDSA_384: return LIBSSH2_KNOWNHOST_KEY_ECDSA_384;
-    case LIBSSH2_HOSTKEY_TYPE_ECDSA_521: return LIBSSH2_KNOWNHOST_KEY_ECDSA_521;
-    case LIBSSH2_HOSTKEY_TYPE_ED25519:   return LIBSSH2_KNOWNHOST_KEY_ED25519;
-    default:                             return LIBSSH2_KNOWNHOST_KEY_UNKNOWN;
-    }
+    imapwire_layer *l = arg;
+    l->host->trace(l, "ssh: %s", text);
 }
 
-/* Checks the server's key against known_hosts; the file is read, never written. */
-static int ssh_check_hostkey(ssh_session *s)
+/* Before the handshake: the host key algorithms with the types on file for this server
+ * first, so the server shows the key the user has (a server with no key on file keeps
+ * libssh2's order). Without this, libssh2 would pick ECDSA from a server that also has
+ * the Ed25519 key ssh recorded. */
+static int ssh_offer_hostkeys(ssh_session *s, imapwire_layer *l)
 {
-    LIBSSH2_KNOWNHOSTS *kh = libssh2_knownhost_init(s->s);
-    struct libssh2_knownhost *entry = NULL;
+    const char **algs = NULL;
+    iw_sb all = {0};
+    char pref[1024];
+    int i, n, rc;
+    n = libssh2_session_supported_algs(s->s, LIBSSH2_METHOD_HOSTKEY, &algs);
+    if (n <= 0)
+        return 0;                  /* libssh2 keeps its own order */
+    for (i = 0; i < n; i++) {
+        if (i > 0)
+            iw_sb_add(&all, ",", 1);
+        iw_sb_str(&all, algs[i]);
+    }
+    iw_sb_add(&all, "", 1);
+    libssh2_free(s->s, (void *)algs);
+    rc = all.err ? all.err
+                 : iw_kh_algorithms(&s->kh, s->host, s->ep.port, all.p, pref, sizeof pref,
+                                    ssh_note, l);
+    iw_sb_free(&all);
+    if (rc == 1) {
+        if (libssh2_session_method_pref(s->s, LIBSSH2_METHOD_HOSTKEY, pref) != 0)
+            return ST_ERROR_OUT_OF_MEMORY;
+        l->host->trace(l, "ssh: %s:%u: algorithms offered, types on file first: %s", s->host,
+                       s->ep.port, pref);
+        rc = 0;
+    }
+    return rc;
+}
+
+/* After it: the server's key against the known_hosts files (accept-new may add it). */
+static int ssh_check_hostkey(ssh_session *s, imapwire_layer *l)
+{
     const char *key;
     size_t len = 0;
-    int type = 0, r;
+    int type = 0;
 
-    if (kh == NULL)
-        return ST_ERROR_OUT_OF_MEMORY;
     key = libssh2_session_hostkey(s->s, &len, &type);
-    if (key == NULL) {
-        libssh2_knownhost_free(kh);
+    if (key == NULL)
         return ST_ERROR_SSH_HOST_KEY_UNKNOWN;
-    }
     ssh_fingerprint(s);
-    /* A missing or unreadable file simply knows no host. */
-    libssh2_knownhost_readfile(kh, s->known_hosts, LIBSSH2_KNOWNHOST_FILE_OPENSSH);
-    /* Compare only entries of the key type the server showed: an ed25519 entry says
-     * nothing about the ECDSA key a server may negotiate. */
-    r = libssh2_knownhost_checkp(kh, s->host, (int)s->ep.port, key, len,
-                                 LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW |
-                                     ssh_knownhost_keytype(type),
-                                 &entry);
-    libssh2_knownhost_free(kh);
-    switch (r) {
-    case LIBSSH2_KNOWNHOST_CHECK_MATCH:
-        return 0;
-    case LIBSSH2_KNOWNHOST_CHECK_MISMATCH:
-        return ST_ERROR_SSH_HOST_KEY_MISMATCH;
-    default:
-        return ST_ERROR_SSH_HOST_KEY_UNKNOWN;
-    }
+    return iw_kh_check(&s->kh, s->host, s->ep.port, (const unsigned char *)key, len, ssh_note, l);
 }
 
 /* Retries the closes the loop thread left behind; under s->lock, session ready. */
@@ -841,6 +859,9 @@ static int ssh_session_step(ssh_session *s, imapwire_layer *l)
                 close(sv[1]);
                 s->fd = s->dummy_fd = sv[0];
             }
+            rc = ssh_offer_hostkeys(s, l);
+            if (rc != 0)
+                return ssh_session_die(s, rc);
             s->state = S_HANDSHAKE;
             break;
         case S_HANDSHAKE:
@@ -852,9 +873,12 @@ static int ssh_session_step(ssh_session *s, imapwire_layer *l)
             s->state = S_HOSTKEY;
             break;
         case S_HOSTKEY:
-            rc = ssh_check_hostkey(s);
-            if (rc != 0)
+            rc = ssh_check_hostkey(s, l);
+            if (rc != 0) {
+                l->host->trace(l, "ssh: %s:%u host key %s not accepted", s->host, s->ep.port,
+                               s->fingerprint);
                 return ssh_session_die(s, rc);
+            }
             l->host->trace(l, "ssh: %s:%u host key %s known", s->host, s->ep.port, s->fingerprint);
             s->state = S_AUTH_LIST;
             break;
@@ -880,7 +904,7 @@ static int ssh_session_step(ssh_session *s, imapwire_layer *l)
              * agent, then the password itself. */
             if (s->key != NULL)
                 s->state = S_AUTH_KEY;
-            else if (getenv("SSH_AUTH_SOCK") != NULL)
+            else if (secure_getenv("SSH_AUTH_SOCK") != NULL)
                 s->state = S_AUTH_AGENT_CONNECT;
             else
                 s->state = S_AUTH_PASSWORD;
@@ -898,7 +922,12 @@ static int ssh_session_step(ssh_session *s, imapwire_layer *l)
             break;
         case S_AUTH_AGENT_CONNECT:
             s->agent = libssh2_agent_init(s->s);
-            if (s->agent == NULL || libssh2_agent_connect(s->agent) != 0 ||
+            /* the socket named by a trusted environment only: libssh2 itself would read
+             * SSH_AUTH_SOCK with getenv, which a setuid program's caller controls */
+            if (s->agent != NULL && secure_getenv("SSH_AUTH_SOCK") != NULL)
+                libssh2_agent_set_identity_path(s->agent, secure_getenv("SSH_AUTH_SOCK"));
+            if (s->agent == NULL || secure_getenv("SSH_AUTH_SOCK") == NULL ||
+                libssh2_agent_connect(s->agent) != 0 ||
                 libssh2_agent_list_identities(s->agent) != 0) {
                 s->state = S_AUTH_PASSWORD;
                 break;

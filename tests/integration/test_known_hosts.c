@@ -1,0 +1,386 @@
+/* test_known_hosts.c: SSH host keys read as OpenSSH reads them, against a stock sshd with
+ * RSA, ECDSA and Ed25519 keys and known_hosts files written by the real ssh tools. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "iwtest.h"
+
+static iwt_sshd stock;             /* three host keys, sshd's own algorithm list */
+static iwt_sshd shared;            /* the fixture's (ECDSA and Ed25519) */
+static iwt_dovecot dv;
+static char stock_dir[600], work[600];
+static char fp_ed25519[128], fp_ecdsa[128], fp_rsa[128];
+
+static void run(const char *cmd)
+{
+    int rc = system(cmd);
+    ck_assert_msg(rc == 0, "command failed (%d): %s", rc, cmd);
+}
+
+static void setup(void)
+{
+    char envp[700];
+    snprintf(envp, sizeof envp, "%s/env", stock_dir);
+    iwt_sshd_load(&stock, envp);
+    iwt_sshd_load(&shared, getenv("IW_SSHD_ENV"));
+    iwt_env_value(envp, "SSHD_HOSTKEY_SHA256_ED25519", fp_ed25519, sizeof fp_ed25519);
+    iwt_env_value(envp, "SSHD_HOSTKEY_SHA256_ECDSA", fp_ecdsa, sizeof fp_ecdsa);
+    iwt_env_value(envp, "SSHD_HOSTKEY_SHA256_RSA", fp_rsa, sizeof fp_rsa);
+    iwt_dovecot_load(&dv);
+    unsetenv("SSH_AUTH_SOCK");
+    unsetenv("IMAPWIRE_SSH_CONFIG");
+    snprintf(work, sizeof work, "%s/kh-%d", getenv("IW_TMPDIR"), (int)getpid());
+    mkdir(work, 0755);
+    ck_assert(ImapInitialize(NULL, NULL));
+}
+
+static void teardown(void)
+{
+    char cmd[700];
+    ImapUninitialize();
+    snprintf(cmd, sizeof cmd, "rm -rf %s", work);
+    run(cmd);
+}
+
+/* The real ssh client, first contact with e: it records the key it negotiates (Ed25519 on
+ * OpenSSH 9.2) in file, hashed or not, and logs in with the test key. */
+static void ssh_records(const iwt_sshd *e, const char *file, int hashed)
+{
+    char cmd[2000];
+    snprintf(cmd, sizeof cmd,
+             "ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=accept-new "
+             "-o UserKnownHostsFile=%s -o GlobalKnownHostsFile=/dev/null -o HashKnownHosts=%s "
+             "-o IdentitiesOnly=yes -i %s -p %u %s@%s true </dev/null >/dev/null 2>&1",
+             file, hashed ? "yes" : "no", e->key, e->port, e->user, e->host);
+    run(cmd);
+}
+
+/* One key type of e's, from ssh-keyscan, as a plain known_hosts line */
+static void keyscan(const iwt_sshd *e, const char *type, const char *file, const char *mode)
+{
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "ssh-keyscan -t %s -p %u %s 2>/dev/null %s %s", type, e->port,
+             e->host, mode, file);
+    run(cmd);
+}
+
+static SECURITYCREDENTIALS creds(const iwt_sshd *e, const char *known)
+{
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(e);
+    sc.lpszKnownHosts = known;
+    return sc;
+}
+
+/* Connects through e with trace, checks the host key fingerprint, logs in. */
+static void tunnel_ok(SECURITYCREDENTIALS *sc, const char *fp, trace_log *tl)
+{
+    IMAPCONNECTINFO in;
+    SECURITYINFO si;
+    HCLIENT h;
+    memset(&in, 0, sizeof in);
+    in.dwSize = sizeof in;
+    in.lpszHostName = "127.0.0.1";
+    in.nRemotePort = dv.port;
+    in.nTimeout = 10;
+    in.dwOptions = IMAP_OPTION_TUNNEL;
+    in.lpCredentials = sc;
+    in.lpTraceProc = trace_cb;
+    in.lpParam = tl;
+    h = ImapConnectEx(&in);
+    ck_assert_msg(h != INVALID_CLIENT, "connect failed: error %u; trace:\n%s",
+                  (unsigned)ImapGetLastError(), tl->text);
+    memset(&si, 0, sizeof si);
+    si.dwSize = sizeof si;
+    ck_assert_int_eq(ImapGetSecurityInformation(h, &si), 0);
+    if (fp != NULL)
+        ck_assert_str_eq(si.szHostKeyFingerprint, fp);
+    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+}
+
+static void tunnel_fails(SECURITYCREDENTIALS *sc, DWORD error, trace_log *tl)
+{
+    IMAPCONNECTINFO in;
+    memset(&in, 0, sizeof in);
+    in.dwSize = sizeof in;
+    in.lpszHostName = "127.0.0.1";
+    in.nRemotePort = dv.port;
+    in.nTimeout = 10;
+    in.dwOptions = IMAP_OPTION_TUNNEL;
+    in.lpCredentials = sc;
+    in.lpTraceProc = trace_cb;
+    in.lpParam = tl;
+    ck_assert(ImapConnectEx(&in) == INVALID_CLIENT);
+    iwt_assert_error(error);
+}
+
+/* The file that ssh itself wrote on first contact, hashed (Debian's default) and plain:
+ * the key on file is Ed25519, which libssh2 left alone would not negotiate. */
+START_TEST(ssh_written_file)
+{
+    static trace_log tl;
+    char file[700];
+    SECURITYCREDENTIALS sc;
+    snprintf(file, sizeof file, "%s/known_hosts_%d", work, _i);
+    ssh_records(&stock, file, _i == 0);
+    sc = creds(&stock, file);
+    tunnel_ok(&sc, fp_ed25519, &tl);
+}
+END_TEST
+
+/* Only the ECDSA key: still that one (the types on file come first, whatever they are). */
+START_TEST(only_ecdsa)
+{
+    static trace_log tl;
+    char file[700];
+    SECURITYCREDENTIALS sc;
+    snprintf(file, sizeof file, "%s/known_hosts", work);
+    keyscan(&stock, "ecdsa", file, ">");
+    sc = creds(&stock, file);
+    tunnel_ok(&sc, fp_ecdsa, &tl);
+}
+END_TEST
+
+/* Only the RSA key, as an older known_hosts has. OpenSSH 9.2 no longer signs with "ssh-rsa"
+ * (SHA-1) by default; libssh2 before 1.11 verifies nothing else: the key cannot be
+ * checked, and the trace says why. */
+START_TEST(only_rsa_stock)
+{
+    static trace_log tl;
+    char file[700];
+    SECURITYCREDENTIALS sc;
+    snprintf(file, sizeof file, "%s/known_hosts", work);
+    keyscan(&stock, "rsa", file, ">");
+    sc = creds(&stock, file);
+    tunnel_fails(&sc, ST_ERROR_SSH_HOST_KEY_UNKNOWN, &tl);
+    ck_assert_msg(strstr(tl.text, "ssh-rsa") != NULL, "no word on the RSA key:\n%s", tl.text);
+}
+END_TEST
+
+/* Only the RSA key, against a server that still signs with ssh-rsa: RSA is offered first
+ * and the key on file is the one checked. */
+START_TEST(only_rsa_sha1_server)
+{
+    static trace_log tl;
+    char dir[700], conf[700], envp[800], cmd[2400], fp[128];
+    iwt_sshd old;
+    FILE *f;
+    SECURITYCREDENTIALS sc;
+    snprintf(dir, sizeof dir, "%s-sha1", stock_dir);
+    snprintf(conf, sizeof conf, "%s/sha1.conf", work);
+    f = fopen(conf, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("HostKeyAlgorithms +ssh-rsa\n", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "SSHD_STOCK=yes SSHD_EXTRA_CONF=%s %s/../harness/sshd.sh start %s "
+             ">/dev/null 2>&1", conf, getenv("IW_TESTS_DIR"), dir);
+    run(cmd);
+    snprintf(envp, sizeof envp, "%s/env", dir);
+    iwt_sshd_load(&old, envp);
+    iwt_env_value(envp, "SSHD_HOSTKEY_SHA256_RSA", fp, sizeof fp);
+    snprintf(conf, sizeof conf, "%s/known_hosts", work);
+    keyscan(&old, "rsa", conf, ">");
+    sc = creds(&old, conf);
+    tunnel_ok(&sc, fp, &tl);
+    snprintf(cmd, sizeof cmd, "%s/../harness/sshd.sh stop %s >/dev/null 2>&1; rm -rf %s",
+             getenv("IW_TESTS_DIR"), dir, dir);
+    run(cmd);
+}
+END_TEST
+
+/* An Ed25519 entry for a hop of a jump chain, ECDSA for the next: each hop gets the
+ * algorithm order of its own entries. */
+START_TEST(jump_hops_key_types)
+{
+    static trace_log tl;
+    char file[700], route[300], cmd[1600];
+    SECURITYCREDENTIALS sc;
+    snprintf(file, sizeof file, "%s/known_hosts", work);
+    ssh_records(&stock, file, 1);
+    snprintf(cmd, sizeof cmd, "grep -h '^\\[127.0.0.1\\]:%u ecdsa' %s >> %s", shared.port,
+             shared.known, file);
+    run(cmd);
+    snprintf(route, sizeof route, "%s@127.0.0.1:%u,%s@127.0.0.1:%u", stock.user, stock.port,
+             shared.user, shared.port);
+    sc = creds(&stock, file);
+    sc.lpszTunnelHost = route;
+    sc.nTunnelPort = 0;
+    /* the two servers authorize different keys, but the same password */
+    sc.lpszTunnelKey = NULL;
+    sc.lpszTunnelPassword = stock.pass;
+    /* hop 1 has only its Ed25519 key on file: reaching hop 2 proves it was checked */
+    tunnel_ok(&sc, NULL, &tl);
+}
+END_TEST
+
+/* A library-managed forward checks the same way. */
+START_TEST(forward_ssh_written_file)
+{
+    static trace_log tl;
+    char file[700];
+    SECURITYCREDENTIALS sc;
+    snprintf(file, sizeof file, "%s/known_hosts", work);
+    ssh_records(&stock, file, 1);
+    sc = creds(&stock, file);
+    sc.dwOptions = CREDENTIAL_TUNNEL_FORWARD;
+    tunnel_ok(&sc, NULL, &tl);
+}
+END_TEST
+
+/* No file named: ~/.ssh/known_hosts, then ~/.ssh/known_hosts2 (HOME from the
+ * environment: this program is not setuid). */
+START_TEST(default_files)
+{
+    static trace_log tl;
+    char dir[700], file[800];
+    SECURITYCREDENTIALS sc;
+    snprintf(dir, sizeof dir, "%s/.ssh", work);
+    ck_assert_int_eq(mkdir(dir, 0700), 0);
+    snprintf(file, sizeof file, "%s/known_hosts%s", dir, _i == 0 ? "" : "2");
+    ssh_records(&stock, file, 1);
+    setenv("HOME", work, 1);
+    sc = creds(&stock, NULL);
+    tunnel_ok(&sc, fp_ed25519, &tl);
+}
+END_TEST
+
+/* The key only in a global file, named by the SSH configuration's GlobalKnownHostsFile. */
+START_TEST(global_file)
+{
+    static trace_log tl;
+    char global[700], conf[700], user[700];
+    FILE *f;
+    SECURITYCREDENTIALS sc;
+    snprintf(global, sizeof global, "%s/ssh_known_hosts", work);
+    snprintf(user, sizeof user, "%s/empty_known_hosts", work);
+    snprintf(conf, sizeof conf, "%s/ssh_config", work);
+    ssh_records(&stock, global, 0);
+    f = fopen(user, "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    f = fopen(conf, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "Host stock\n HostName 127.0.0.1\n Port %u\n User %s\n IdentityFile %s\n"
+            " UserKnownHostsFile %s\n GlobalKnownHostsFile %s\n",
+            stock.port, stock.user, stock.key, user, global);
+    fclose(f);
+    chmod(conf, 0600);
+    setenv("IMAPWIRE_SSH_CONFIG", conf, 1);
+    memset(&sc, 0, sizeof sc);
+    sc.dwSize = sizeof sc;
+    sc.dwOptions = CREDENTIAL_TUNNEL_SSH_CONFIG;
+    sc.lpszTunnelHost = "stock";
+    tunnel_ok(&sc, fp_ed25519, &tl);
+}
+END_TEST
+
+/* @revoked on the key the server shows: the mismatch error, even next to a good entry. */
+START_TEST(revoked_key)
+{
+    static trace_log tl;
+    char file[700], cmd[3000];
+    SECURITYCREDENTIALS sc;
+    snprintf(file, sizeof file, "%s/known_hosts", work);
+    ssh_records(&stock, file, 0);
+    snprintf(cmd, sizeof cmd, "sed -n 's/^/@revoked /p' %s > %s.r && cat %s.r >> %s", file,
+             file, file, file);
+    run(cmd);
+    sc = creds(&stock, file);
+    tunnel_fails(&sc, ST_ERROR_SSH_HOST_KEY_MISMATCH, &tl);
+}
+END_TEST
+
+/* @cert-authority lines are skipped, with a trace line; the plain entry still serves. */
+START_TEST(cert_authority_skipped)
+{
+    static trace_log tl;
+    char file[700], cmd[1600];
+    SECURITYCREDENTIALS sc;
+    snprintf(file, sizeof file, "%s/known_hosts", work);
+    snprintf(cmd, sizeof cmd, "printf '@cert-authority * %%s\\n' \"$(cat %s/user_key.pub)\" > %s",
+             stock.dir, file);
+    run(cmd);
+    ssh_records(&stock, file, 1);
+    sc = creds(&stock, file);
+    tunnel_ok(&sc, fp_ed25519, &tl);
+    ck_assert_msg(strstr(tl.text, "cert-authority") != NULL, "no trace of the skip:\n%s",
+                  tl.text);
+}
+END_TEST
+
+/* Host patterns as ssh reads them: a wildcard matches, a negation vetoes the line. */
+START_TEST(patterns_and_negation)
+{
+    static trace_log tl;
+    char file[700], cmd[2400];
+    const char *pattern = _i == 0 ? "[127.0.0.?]:%u,other" : "*,![127.0.0.1]:%u";
+    char pat[100];
+    SECURITYCREDENTIALS sc;
+    snprintf(file, sizeof file, "%s/known_hosts", work);
+    snprintf(pat, sizeof pat, pattern, stock.port);
+    snprintf(cmd, sizeof cmd, "printf '%s %%s\\n' \"$(cut -d' ' -f1,2 %s/ssh_host_ed25519_key.pub)\" > %s",
+             pat, stock.dir, file);
+    run(cmd);
+    sc = creds(&stock, file);
+    if (_i == 0)
+        tunnel_ok(&sc, fp_ed25519, &tl);
+    else
+        tunnel_fails(&sc, ST_ERROR_SSH_HOST_KEY_UNKNOWN, &tl);
+}
+END_TEST
+
+static void stock_sshd(int start)
+{
+    char cmd[1400];
+    if (start)
+        snprintf(cmd, sizeof cmd, "SSHD_STOCK=yes %s/../harness/sshd.sh start %s >/dev/null 2>&1",
+                 getenv("IW_TESTS_DIR"), stock_dir);
+    else
+        snprintf(cmd, sizeof cmd, "%s/../harness/sshd.sh stop %s >/dev/null 2>&1; rm -rf %s",
+                 getenv("IW_TESTS_DIR"), stock_dir, stock_dir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "%s failed\n", cmd);
+        exit(EXIT_FAILURE);
+    }
+}
+
+int main(void)
+{
+    Suite *s = suite_create("known_hosts");
+    TCase *tc = tcase_create("known_hosts");
+    SRunner *sr;
+    int failed;
+
+    if (getenv("IW_TMPDIR") == NULL || getenv("IW_SSHD_ENV") == NULL) {
+        fprintf(stderr, "run through ctest\n");
+        return EXIT_FAILURE;
+    }
+    snprintf(stock_dir, sizeof stock_dir, "%s/sshd-stock-%d", getenv("IW_TMPDIR"), (int)getpid());
+    stock_sshd(1);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, ssh_written_file, 0, 2);
+    tcase_add_test(tc, only_ecdsa);
+    tcase_add_test(tc, only_rsa_stock);
+    tcase_add_test(tc, only_rsa_sha1_server);
+    tcase_add_test(tc, jump_hops_key_types);
+    tcase_add_test(tc, forward_ssh_written_file);
+    tcase_add_loop_test(tc, default_files, 0, 2);
+    tcase_add_test(tc, global_file);
+    tcase_add_test(tc, revoked_key);
+    tcase_add_test(tc, cert_authority_skipped);
+    tcase_add_loop_test(tc, patterns_and_negation, 0, 2);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    stock_sshd(0);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
