@@ -335,6 +335,164 @@ START_TEST(patterns_and_negation)
 }
 END_TEST
 
+static int count_lines(const char *file)
+{
+    char cmd[800];
+    FILE *p;
+    int n = -1;
+    snprintf(cmd, sizeof cmd, "wc -l < %s", file);
+    p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    if (fscanf(p, "%d", &n) != 1)
+        n = -1;
+    pclose(p);
+    return n;
+}
+
+/* ssh-keygen -F finds e's name in file (hashed or not); every line of it parses. */
+static void keygen_finds(const iwt_sshd *e, const char *file)
+{
+    char cmd[2000];
+    snprintf(cmd, sizeof cmd, "ssh-keygen -F '[%s]:%u' -f %s >/dev/null 2>&1 && "
+             "ssh-keygen -l -f %s >/dev/null 2>&1", e->host, e->port, file, file);
+    run(cmd);
+}
+
+/* accept-new: the first connect records the key (one line, plain or hashed as the SSH
+ * configuration says, found by ssh-keygen -F), a later connect without it uses the line. */
+START_TEST(accept_new_first_contact)
+{
+    static trace_log tl, tl2;
+    char file[700], conf[700], head[8] = "";
+    SECURITYCREDENTIALS sc;
+    FILE *f;
+    snprintf(file, sizeof file, "%s/known_hosts", work);
+    if (_i == 0) {
+        sc = creds(&stock, file);  /* the file does not exist yet */
+        sc.dwOptions = CREDENTIAL_TUNNEL_ACCEPT_NEW;
+    } else {
+        snprintf(conf, sizeof conf, "%s/ssh_config", work);
+        f = fopen(conf, "w");
+        ck_assert_ptr_nonnull(f);
+        fprintf(f, "Host stock\n HostName 127.0.0.1\n Port %u\n User %s\n IdentityFile %s\n"
+                " UserKnownHostsFile %s\n StrictHostKeyChecking accept-new\n"
+                " HashKnownHosts yes\n", stock.port, stock.user, stock.key, file);
+        fclose(f);
+        chmod(conf, 0600);
+        setenv("IMAPWIRE_SSH_CONFIG", conf, 1);
+        memset(&sc, 0, sizeof sc);
+        sc.dwSize = sizeof sc;
+        sc.dwOptions = CREDENTIAL_TUNNEL_SSH_CONFIG;
+        sc.lpszTunnelHost = "stock";
+    }
+    tunnel_ok(&sc, NULL, &tl);
+    ck_assert_int_eq(count_lines(file), 1);
+    keygen_finds(&stock, file);
+    f = fopen(file, "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_ptr_nonnull(fgets(head, sizeof head, f));
+    fclose(f);
+    ck_assert_int_eq(strncmp(head, "|1|", 3) == 0, _i == 1);
+    ck_assert_msg(strstr(tl.text, "added it to") != NULL, "no trace of the new key:\n%s", tl.text);
+    /* the line serves a connect that would refuse an unknown key */
+    unsetenv("IMAPWIRE_SSH_CONFIG");
+    sc = creds(&stock, file);
+    tunnel_ok(&sc, NULL, &tl2);
+    ck_assert_int_eq(count_lines(file), 1);
+}
+END_TEST
+
+/* accept-new never takes a changed key, and leaves the file alone. */
+START_TEST(accept_new_changed_key_fails)
+{
+    static trace_log tl;
+    char file[700], cmd[2400];
+    SECURITYCREDENTIALS sc;
+    snprintf(file, sizeof file, "%s/known_hosts", work);
+    snprintf(cmd, sizeof cmd, "printf '[127.0.0.1]:%u %%s\\n' \"$(cut -d' ' -f1,2 "
+             "%s/wrong_host_ed25519_key.pub)\" > %s", stock.port, stock.dir, file);
+    run(cmd);
+    sc = creds(&stock, file);
+    sc.dwOptions = CREDENTIAL_TUNNEL_ACCEPT_NEW;
+    tunnel_fails(&sc, ST_ERROR_SSH_HOST_KEY_MISMATCH, &tl);
+    ck_assert_int_eq(count_lines(file), 1);
+}
+END_TEST
+
+typedef struct racer {
+    SECURITYCREDENTIALS sc;
+    trace_log           tl;
+    pthread_barrier_t  *start;
+    DWORD               error;
+} racer;
+
+static void *race_one(void *arg)
+{
+    racer *r = arg;
+    IMAPCONNECTINFO in;
+    HCLIENT h;
+    memset(&in, 0, sizeof in);
+    in.dwSize = sizeof in;
+    in.lpszHostName = "127.0.0.1";
+    in.nRemotePort = dv.port;
+    in.nTimeout = 10;
+    in.dwOptions = IMAP_OPTION_TUNNEL;
+    in.lpCredentials = &r->sc;
+    in.lpTraceProc = trace_cb;
+    in.lpParam = &r->tl;
+    pthread_barrier_wait(r->start);
+    h = ImapConnectEx(&in);
+    r->error = h == INVALID_CLIENT ? ImapGetLastError() : 0;
+    if (h != INVALID_CLIENT)
+        ImapDisconnect(h);
+    return NULL;
+}
+
+/* Three first connects at once (different secrets, so three SSH sessions and three
+ * checks) while another process (flock(1), as a concurrent ssh would) holds the file's
+ * lock: all three find no key, wait for the lock, and each appends its line whole; the
+ * file stays valid, every line the server's key. */
+START_TEST(accept_new_concurrent)
+{
+    static racer r[3];
+    char file[700], cmd[1600];
+    pthread_t t[3];
+    pthread_barrier_t b;
+    int i, n;
+    snprintf(file, sizeof file, "%s/known_hosts", work);
+    snprintf(cmd, sizeof cmd, "flock %s sleep 3 >/dev/null 2>&1 & "
+             "for i in $(seq 1 50); do flock -n %s true || exit 0; sleep 0.05; done; exit 1",
+             file, file);
+    run(cmd);
+    pthread_barrier_init(&b, NULL, 3);
+    for (i = 0; i < 3; i++) {
+        memset(&r[i], 0, sizeof r[i]);
+        r[i].sc = creds(&stock, file);
+        r[i].sc.dwOptions = CREDENTIAL_TUNNEL_ACCEPT_NEW;
+        r[i].start = &b;
+    }
+    r[1].sc.lpszTunnelKey = NULL;
+    r[1].sc.lpszTunnelPassword = stock.pass;
+    r[2].sc.lpszTunnelKey = stock.key_pass_file;
+    r[2].sc.lpszTunnelPassword = stock.passphrase;
+    for (i = 0; i < 3; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, race_one, &r[i]), 0);
+    for (i = 0; i < 3; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&b);
+    for (i = 0; i < 3; i++)
+        ck_assert_msg(r[i].error == 0, "racer %d: error %u\n%s", i, (unsigned)r[i].error,
+                      r[i].tl.text);
+    n = count_lines(file);
+    ck_assert_msg(n == 3, "%d lines", n);
+    keygen_finds(&stock, file);
+    /* whole lines only: three fields each, all the same key */
+    snprintf(cmd, sizeof cmd, "test \"$(awk 'NF != 3' %s | wc -l)\" = 0 && "
+             "test \"$(cut -d' ' -f2,3 %s | sort -u | wc -l)\" = 1", file, file);
+    run(cmd);
+}
+END_TEST
+
 static void stock_sshd(int start)
 {
     char cmd[1400];
@@ -376,6 +534,9 @@ int main(void)
     tcase_add_test(tc, revoked_key);
     tcase_add_test(tc, cert_authority_skipped);
     tcase_add_loop_test(tc, patterns_and_negation, 0, 2);
+    tcase_add_loop_test(tc, accept_new_first_contact, 0, 2);
+    tcase_add_test(tc, accept_new_changed_key_fails);
+    tcase_add_test(tc, accept_new_concurrent);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
