@@ -20,6 +20,9 @@ struct iw_creds {
      * when no user file is named, else none) and HashKnownHosts for accept-new. */
     char    *global_known_hosts;
     unsigned ssh_hash_known_hosts;
+    /* ProxyCommand of the route's first hop, as a transport text ("command:..."), or NULL:
+     * what carries the hop to the first SSH server unless the caller names a transport. */
+    char    *ssh_proxy_transport;
 };
 
 typedef struct iw_creds iw_creds;

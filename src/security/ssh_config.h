@@ -10,6 +10,7 @@
  * Strings are owned (NULL: not set); numbers are 0 when not set. */
 typedef struct iw_ssh_config {
     char    *hostname, *user, *identity_file, *proxy_jump, *known_hosts, *global_known_hosts;
+    char    *proxy_command;        /* as written (tokens not expanded); "none" too */
     unsigned port;
     int      identities_only;      /* -1 not set, 0 no, 1 yes */
     int      hash_known_hosts;     /* -1 not set, 0 no, 1 yes */

@@ -54,7 +54,8 @@ static inline int iw_ssh_params_from(const iw_creds *k, const char *transport,
     out->known_hosts_global = k->global_known_hosts;
     out->accept_new = (k->options & CREDENTIAL_TUNNEL_ACCEPT_NEW) != 0;
     out->hash_known_hosts = k->ssh_hash_known_hosts != 0;
-    out->transport = transport;
+    /* the caller's transport wins over the SSH configuration's ProxyCommand */
+    out->transport = transport != NULL && *transport != '\0' ? transport : k->ssh_proxy_transport;
     out->phase_started = phase_started;
     out->connect_timeout_ms = k->ssh_connect_timeout * 1000u;
     out->alive_interval_s = k->ssh_alive_interval;

@@ -67,6 +67,7 @@ typedef struct ssh_session {
                                        previous jump host) */
     int              jump;          /* tcp is an "ssh" layer: a channel of a jump host */
     int              route_failed;  /* died because tcp failed, not in its own steps */
+    int              via_command;   /* tcp is a command (ProxyCommand): say so when it fails */
     /* What the hop to the server said when it failed or ended (under lock): libssh2
      * reports that as a failure of whatever step it was in (an authentication, a
      * channel), but the cause is the connection, and the caller must hear that. */
@@ -476,6 +477,7 @@ static int ssh_session_new(const iw_ssh_params *p, const iw_ssh_hop *hop, iw_kh_
         s->jump = rc == 0;
     } else {
         rc = iw_layer_new_spec(p->transport, &s->ep, NULL, NULL, &s->tcp);
+        s->via_command = p->transport != NULL && strncmp(p->transport, "command:", 8) == 0;
     }
     if (rc == 0) {
         s->s = libssh2_session_init_ex(ssh_mem_alloc, ssh_mem_free, ssh_mem_realloc, s);
@@ -739,6 +741,17 @@ static void ssh_trace_failed_hop(const ssh_session *s, imapwire_layer *l, int er
     hop = depth + 1;
     l->host->trace(l, "ssh: hop %d (%s@%s:%u) failed: %s", hop, cur->user, cur->host,
                    cur->ep.port, text ? text : "error");
+}
+
+/* A hop carried by a command ends when the command does: its own trace (stderr, exit
+ * status) has no sink here, since the session outlives the connect, so say what it was. */
+static void ssh_explain_command(const ssh_session *s, imapwire_layer *l, int error)
+{
+    const char *text = iw_error_name((DWORD)error);
+    if (s->via_command && (s->route_failed || s->io_error != 0))
+        l->host->trace(l, "ssh: the command that carries the connection to %s:%u "
+                       "(ProxyCommand, or a command: transport) failed or ended: %s",
+                       s->host, s->ep.port, text ? text : "error");
 }
 
 /* libssh2 before 1.11 signs with an RSA key only as "ssh-rsa" (SHA-1), which OpenSSH 8.8
@@ -1132,6 +1145,7 @@ static int ssh_connect(imapwire_layer *l, int *done)
             rc = 0;
         } else if (rc != 0) {
             ssh_trace_failed_hop(s, l, rc);
+            ssh_explain_command(s, l, rc);
         }
     }
     if (rc == 0 && c->state == L_SESSION)
@@ -1372,8 +1386,10 @@ int iw_ssh_hold(const iw_ssh_params *p, const iw_layer_sink *sink, void *core,
     for (;;) {
         pthread_mutex_lock(&s->lock);
         rc = ssh_session_step(s, probe);
-        if (rc != 0 && rc != 1)
+        if (rc != 0 && rc != 1) {
             ssh_trace_failed_hop(s, probe, rc);
+            ssh_explain_command(s, probe, rc);
+        }
         if (rc == 0 && ssh_session_phase(s) != phase) {
             phase = ssh_session_phase(s);
             deadline_ms = iw_now_ms() + ep->timeout_ms;
