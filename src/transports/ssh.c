@@ -68,6 +68,19 @@ typedef struct ssh_session {
     int              jump;          /* tcp is an "ssh" layer: a channel of a jump host */
     int              route_failed;  /* died because tcp failed, not in its own steps */
     int              via_command;   /* tcp is a command (ProxyCommand): say so when it fails */
+    /* libssh2 drains the socket before every channel write. When the last read of it
+     * found nothing, a write skips that read (a system call that would find nothing
+     * again, most likely); the next read of the channel reads for real. Under lock. */
+    int              rx_dry;        /* the last read of the socket said EAGAIN */
+    int              rx_skip;       /* a channel write is running with rx_dry set */
+    /* Only our write happened since the socket was found empty: the channel read that
+     * follows at once skips the socket too (once: the wait after it then looks). */
+    int              rx_after_write;
+    /* The last read of the socket was short: it emptied the receive queue, so the read
+     * libssh2 makes next (it reads until EAGAIN) would find nothing; it gets EAGAIN
+     * without the system call, once, and the wait that follows sees any later byte. */
+    int              rx_short;
+    int              ack_owed;      /* small data read and not acknowledged yet */
     /* What the hop to the server said when it failed or ended (under lock): libssh2
      * reports that as a failure of whatever step it was in (an authentication, a
      * channel), but the cause is the connection, and the caller must hear that. */
@@ -135,6 +148,8 @@ static ssize_t ssh_send_cb(libssh2_socket_t fd, const void *buf, size_t len, int
         return n < 0 ? -errno : n;
     }
     rc = iw_layer_send(s->tcp, buf, len, &sent);
+    if (sent > 0)
+        s->ack_owed = 0;           /* our packet carried the ACK */
     if (rc == IMAPWIRE_AGAIN)
         return -EAGAIN;
     if (rc != 0) {
@@ -157,17 +172,24 @@ static ssize_t ssh_recv_cb(libssh2_socket_t fd, void *buf, size_t len, int flags
             s->unanswered = 0;
         return n < 0 ? -errno : n;
     }
+    if (s->rx_skip || s->rx_short) {
+        s->rx_short = 0;
+        return -EAGAIN;
+    }
     rc = iw_layer_recv(s->tcp, buf, len, &got);
+    /* a socket only: a short read of another hop (a channel, a pipe) proves nothing */
+    s->rx_short = rc == 0 && got > 0 && got < len && s->dummy_fd < 0;
+    s->rx_dry = rc == IMAPWIRE_AGAIN || s->rx_short;
+    s->rx_after_write = 0;
     if (got > 0)
         s->unanswered = 0;
     /* sshd leaves Nagle on for forwarded channels, so a small reply of its waits for our
-     * ACK of the one before; a delayed ACK would cost 40 ms per exchange. Acknowledge at
-     * once after a small read only: during bulk data the kernel acknowledges every other
-     * segment anyway, and a system call per read would cost more than it saves. */
-    if (rc == 0 && got > 0 && got < SSH_QUICKACK_BELOW && s->dummy_fd < 0) {
-        int one = 1;
-        setsockopt(s->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
-    }
+     * ACK of the one before; a delayed ACK would cost 40 ms per exchange. The ACK is owed
+     * after a small read only (during bulk data the kernel acknowledges every other
+     * segment anyway) and sent when we are about to wait (ssh_ack), unless a packet of
+     * ours carried it first. */
+    if (rc == 0 && got > 0 && got < SSH_QUICKACK_BELOW && s->dummy_fd < 0)
+        s->ack_owed = 1;
     if (rc == IMAPWIRE_AGAIN)
         return -EAGAIN;
     if (rc != 0 || got == 0) {
@@ -322,11 +344,23 @@ static int ssh_session_id(const iw_ssh_params *p, const iw_kh_files *kh,
     return rc;
 }
 
+/* Before a wait: the ACK a small read left owed goes now (one system call per wait,
+ * not one per read). Under s->lock. */
+static void ssh_ack(ssh_session *s)
+{
+    if (s->ack_owed) {
+        int one = 1;
+        s->ack_owed = 0;
+        setsockopt(s->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+    }
+}
+
 /* The descriptors to wait on for the direction libssh2 is blocked on; under s->lock. */
 static nfds_t ssh_wait_fds(ssh_session *s, struct pollfd *pfd)
 {
     imapwire_pollset ps = {0};
     int dir = libssh2_session_block_directions(s->s);
+    ssh_ack(s);
     iw_layer_pollset(s->tcp, ((dir & LIBSSH2_SESSION_BLOCK_OUTBOUND) ? IMAPWIRE_WANT_WRITE : 0) |
                                  IMAPWIRE_WANT_READ, &ps);
     return ps.count > 0 ? iw_pollset_to_pollfd(&ps, pfd) : 0;
@@ -1190,7 +1224,13 @@ static int ssh_send(imapwire_layer *l, const void *buf, size_t len, size_t *sent
     }
     if (s->nclosing > 0)
         ssh_closing_step(s);
+    s->rx_skip = s->rx_dry;
     n = libssh2_channel_write(c->channel, buf, len);
+    s->rx_skip = 0;
+    s->rx_after_write = n > 0 && s->rx_dry;
+    /* nothing written: it may be waiting for the window, so the next try reads for real */
+    if (n == 0 || n == LIBSSH2_ERROR_EAGAIN)
+        s->rx_dry = 0;
     if (n >= 0) {
         *sent = (size_t)n;
         rc = n > 0 ? 0 : IMAPWIRE_AGAIN;
@@ -1222,7 +1262,12 @@ static int ssh_recv(imapwire_layer *l, void *buf, size_t len, size_t *got)
     }
     if (s->nclosing > 0)
         ssh_closing_step(s);
+    /* right after our write the server has not answered yet, most likely: the read
+     * takes what libssh2 holds and leaves the socket to the wait (which then reads) */
+    s->rx_skip = s->rx_after_write;
+    s->rx_after_write = 0;
     n = libssh2_channel_read(c->channel, buf, len);
+    s->rx_skip = 0;
     if (n > 0) {
         *got = (size_t)n;
         rc = 0;
@@ -1255,6 +1300,7 @@ static void ssh_pollset(imapwire_layer *l, unsigned want, imapwire_pollset *ps)
     if (s->state == S_LOWER) {
         iw_layer_pollset(s->tcp, want, ps);
     } else if (s->state != S_DEAD) {
+        ssh_ack(s);
         dir = libssh2_session_block_directions(s->s);
         if (dir & LIBSSH2_SESSION_BLOCK_INBOUND)
             below |= IMAPWIRE_WANT_READ;
