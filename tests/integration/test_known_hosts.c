@@ -6,8 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 #include "iwtest.h"
 
@@ -15,6 +20,9 @@ static iwt_sshd stock;             /* three host keys, sshd's own algorithm list
 static iwt_sshd shared;            /* the fixture's (ECDSA and Ed25519) */
 static iwt_dovecot dv;
 static char stock_dir[600], work[600];
+static char db_dir[700];           /* Dropbear: a second SSH implementation */
+static unsigned db_port;
+static pid_t db_pid;
 static char fp_ed25519[128], fp_ecdsa[128], fp_rsa[128];
 
 static void run(const char *cmd)
@@ -493,6 +501,146 @@ START_TEST(accept_new_concurrent)
 }
 END_TEST
 
+/* ---- Dropbear (dropbear-bin): RSA, ECDSA and Ed25519 host keys too ---- */
+
+static iwt_sshd dropbear_as_sshd(void)
+{
+    iwt_sshd e = stock;            /* same account, password and test key */
+    e.port = db_port;
+    return e;
+}
+
+/* Through Dropbear with the Ed25519 key that ssh recorded (libssh2 alone would pick
+ * ECDSA here too): by password, by key, through a jump from OpenSSH, and as a forward. */
+START_TEST(dropbear_ssh_written_file)
+{
+    static trace_log tl;
+    char file[700], cmd[2000], route[300];
+    iwt_sshd db = dropbear_as_sshd();
+    SECURITYCREDENTIALS sc;
+    snprintf(file, sizeof file, "%s/known_hosts", work);
+    /* ssh records the key before it authenticates: how it fails after does not matter */
+    snprintf(cmd, sizeof cmd,
+             "ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=accept-new "
+             "-o UserKnownHostsFile=%s -o GlobalKnownHostsFile=/dev/null -o HashKnownHosts=yes "
+             "-o PreferredAuthentications=none -p %u %s@127.0.0.1 true </dev/null >/dev/null 2>&1; "
+             "grep -q . %s", file, db.port, db.user, file);
+    run(cmd);
+    sc = creds(&db, file);
+    switch (_i) {
+    case 0:                        /* password */
+        sc.lpszTunnelKey = NULL;
+        sc.lpszTunnelPassword = db.pass;
+        break;
+    case 1:                        /* key (~imapwire-ssh/.ssh/authorized_keys) */
+        break;
+    case 2:                        /* OpenSSH, then Dropbear behind it */
+        ssh_records(&stock, file, 1);
+        snprintf(route, sizeof route, "%s@127.0.0.1:%u,%s@127.0.0.1:%u", stock.user,
+                 stock.port, db.user, db.port);
+        sc.lpszTunnelHost = route;
+        sc.nTunnelPort = 0;
+        break;
+    default:                       /* a library-managed forward */
+        sc.dwOptions = CREDENTIAL_TUNNEL_FORWARD;
+        break;
+    }
+    tunnel_ok(&sc, NULL, &tl);
+}
+END_TEST
+
+static unsigned free_port(void)
+{
+    struct sockaddr_in a;
+    socklen_t n = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &n) != 0)
+        return 0;
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* Keys by dropbearkey, the test user's key authorized in its home (Dropbear reads no other
+ * file), then dropbear -F on a free loopback port until its banner answers (bounded). */
+static int dropbear_start(void)
+{
+    char cmd[3000], keys[1200] = "", log[800];
+    static const char *const types[] = { "ed25519", "ecdsa", "rsa" };
+    int i, tries;
+    snprintf(db_dir, sizeof db_dir, "%s-dropbear", stock_dir);
+    mkdir(db_dir, 0755);
+    for (i = 0; i < 3; i++) {
+        size_t o = strlen(keys);
+        snprintf(cmd, sizeof cmd, "test -s %s/%s || dropbearkey -t %s -f %s/%s >/dev/null 2>&1",
+                 db_dir, types[i], types[i], db_dir, types[i]);
+        if (system(cmd) != 0)
+            return -1;
+        snprintf(keys + o, sizeof keys - o, "-r %s/%s ", db_dir, types[i]);
+    }
+    snprintf(cmd, sizeof cmd,
+             "h=$(getent passwd %s | cut -d: -f6) && mkdir -p $h/.ssh && "
+             "(grep -qxF \"$(cat %s/user_key.pub)\" $h/.ssh/authorized_keys 2>/dev/null || "
+             "cat %s/user_key.pub >> $h/.ssh/authorized_keys) && chown -R %s $h/.ssh && "
+             "chmod 700 $h/.ssh && chmod 600 $h/.ssh/authorized_keys",
+             stock.user, stock.dir, stock.dir, stock.user);
+    if (system(cmd) != 0)
+        return -1;
+    snprintf(log, sizeof log, "%s/dropbear.log", db_dir);
+    for (tries = 0; tries < 5 && db_pid == 0; tries++) {
+        char port[32];
+        db_port = free_port();
+        snprintf(port, sizeof port, "127.0.0.1:%u", db_port);
+        db_pid = fork();
+        if (db_pid == 0) {
+            char *argv[16];
+            int n = 0, fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+            char *tok = strtok(keys, " ");
+            if (fd >= 0) {
+                dup2(fd, 2);
+                dup2(fd, 1);
+            }
+            argv[n++] = "dropbear";
+            argv[n++] = "-F";
+            argv[n++] = "-E";
+            argv[n++] = "-p";
+            argv[n++] = port;
+            argv[n++] = "-P";
+            argv[n++] = "/dev/null";
+            for (; tok != NULL && n < 14; tok = strtok(NULL, " "))
+                argv[n++] = tok;
+            argv[n] = NULL;
+            execvp("dropbear", argv);
+            _exit(127);
+        }
+        for (i = 0; i < 100 && !iwt_port_listening(db_port); i++) {
+            if (waitpid(db_pid, NULL, WNOHANG) == db_pid) {
+                db_pid = 0;        /* the port was taken meanwhile: another one */
+                break;
+            }
+            usleep(50000);
+        }
+        if (db_pid != 0 && !iwt_port_listening(db_port)) {
+            kill(db_pid, SIGKILL);
+            waitpid(db_pid, NULL, 0);
+            return -1;
+        }
+    }
+    return db_pid != 0 ? 0 : -1;
+}
+
+static void dropbear_stop(void)
+{
+    if (db_pid > 0) {
+        kill(db_pid, SIGTERM);
+        waitpid(db_pid, NULL, 0);
+        db_pid = 0;
+    }
+}
+
 static void stock_sshd(int start)
 {
     char cmd[1400];
@@ -508,6 +656,22 @@ static void stock_sshd(int start)
     }
 }
 
+/* Once for the suite, in the runner's process (ck_ calls are allowed here). */
+static void servers_up(void)
+{
+    char envp[700];
+    stock_sshd(1);
+    snprintf(envp, sizeof envp, "%s/env", stock_dir);
+    iwt_sshd_load(&stock, envp);
+    ck_assert_msg(dropbear_start() == 0, "dropbear did not start (install dropbear-bin)");
+}
+
+static void servers_down(void)
+{
+    dropbear_stop();
+    stock_sshd(0);
+}
+
 int main(void)
 {
     Suite *s = suite_create("known_hosts");
@@ -520,7 +684,7 @@ int main(void)
         return EXIT_FAILURE;
     }
     snprintf(stock_dir, sizeof stock_dir, "%s/sshd-stock-%d", getenv("IW_TMPDIR"), (int)getpid());
-    stock_sshd(1);
+    tcase_add_unchecked_fixture(tc, servers_up, servers_down);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, ssh_written_file, 0, 2);
@@ -537,11 +701,11 @@ int main(void)
     tcase_add_loop_test(tc, accept_new_first_contact, 0, 2);
     tcase_add_test(tc, accept_new_changed_key_fails);
     tcase_add_test(tc, accept_new_concurrent);
+    tcase_add_loop_test(tc, dropbear_ssh_written_file, 0, 4);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);
-    stock_sshd(0);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
