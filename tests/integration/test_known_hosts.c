@@ -568,7 +568,7 @@ static unsigned free_port(void)
  * file), then dropbear -F on a free loopback port until its banner answers (bounded). */
 static int dropbear_start(void)
 {
-    char cmd[3000], keys[1200] = "", log[800];
+    char cmd[3000], keys[1200] = "", log[800], pidfile[800];
     static const char *const types[] = { "ed25519", "ecdsa", "rsa" };
     int i, tries;
     snprintf(db_dir, sizeof db_dir, "%s-dropbear", stock_dir);
@@ -590,6 +590,7 @@ static int dropbear_start(void)
     if (system(cmd) != 0)
         return -1;
     snprintf(log, sizeof log, "%s/dropbear.log", db_dir);
+    snprintf(pidfile, sizeof pidfile, "%s/dropbear.pid", db_dir);
     for (tries = 0; tries < 5 && db_pid == 0; tries++) {
         char port[32];
         db_port = free_port();
@@ -608,8 +609,9 @@ static int dropbear_start(void)
             argv[n++] = "-E";
             argv[n++] = "-p";
             argv[n++] = port;
+            /* its own pid file: dropbear removes it on exit (never name a shared file) */
             argv[n++] = "-P";
-            argv[n++] = "/dev/null";
+            argv[n++] = pidfile;
             for (; tok != NULL && n < 14; tok = strtok(NULL, " "))
                 argv[n++] = tok;
             argv[n] = NULL;
