@@ -641,10 +641,16 @@ static int dropbear_start(void)
 
 static void dropbear_stop(void)
 {
+    char cmd[800];
     if (db_pid > 0) {
         kill(db_pid, SIGTERM);
         waitpid(db_pid, NULL, 0);
         db_pid = 0;
+    }
+    if (db_dir[0] != '\0') {
+        snprintf(cmd, sizeof cmd, "rm -rf %s", db_dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "%s failed\n", cmd);
     }
 }
 
