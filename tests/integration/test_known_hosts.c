@@ -19,6 +19,8 @@
 
 static iwt_sshd stock;             /* three host keys, sshd's own algorithm list */
 static iwt_sshd shared;            /* the fixture's (ECDSA and Ed25519) */
+static iwt_sshd sha1;              /* stock keys, and ssh-rsa (SHA-1) signatures allowed */
+static char sha1_dir[700], fp_sha1_rsa[128];
 static iwt_dovecot dv;
 static char stock_dir[600], work[600];
 static char db_dir[700];           /* Dropbear: a second SSH implementation */
@@ -181,29 +183,12 @@ END_TEST
 START_TEST(only_rsa_sha1_server)
 {
     static trace_log tl;
-    char dir[700], conf[700], envp[800], cmd[2400], fp[128];
-    iwt_sshd old;
-    FILE *f;
+    char file[700];
     SECURITYCREDENTIALS sc;
-    snprintf(dir, sizeof dir, "%s-sha1", stock_dir);
-    snprintf(conf, sizeof conf, "%s/sha1.conf", work);
-    f = fopen(conf, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs("HostKeyAlgorithms +ssh-rsa\n", f);
-    fclose(f);
-    snprintf(cmd, sizeof cmd, "SSHD_STOCK=yes SSHD_EXTRA_CONF=%s %s/../harness/sshd.sh start %s "
-             ">/dev/null 2>&1", conf, getenv("IW_TESTS_DIR"), dir);
-    run(cmd);
-    snprintf(envp, sizeof envp, "%s/env", dir);
-    iwt_sshd_load(&old, envp);
-    iwt_env_value(envp, "SSHD_HOSTKEY_SHA256_RSA", fp, sizeof fp);
-    snprintf(conf, sizeof conf, "%s/known_hosts", work);
-    keyscan(&old, "rsa", conf, ">");
-    sc = creds(&old, conf);
-    tunnel_ok(&sc, fp, &tl);
-    snprintf(cmd, sizeof cmd, "%s/../harness/sshd.sh stop %s >/dev/null 2>&1; rm -rf %s",
-             getenv("IW_TESTS_DIR"), dir, dir);
-    run(cmd);
+    snprintf(file, sizeof file, "%s/known_hosts", work);
+    keyscan(&sha1, "rsa", file, ">");
+    sc = creds(&sha1, file);
+    tunnel_ok(&sc, fp_sha1_rsa, &tl);
 }
 END_TEST
 
@@ -654,35 +639,54 @@ static void dropbear_stop(void)
     }
 }
 
-static void stock_sshd(int start)
+/* A private harness sshd in dir with SSHD_STOCK=yes and extra sshd_config lines (or
+ * NULL); stopped and removed when start is 0. 0 or -1. */
+static int stock_sshd(const char *dir, const char *extra, int start)
 {
-    char cmd[1400];
-    if (start)
-        snprintf(cmd, sizeof cmd, "SSHD_STOCK=yes %s/../harness/sshd.sh start %s >/dev/null 2>&1",
-                 getenv("IW_TESTS_DIR"), stock_dir);
-    else
-        snprintf(cmd, sizeof cmd, "%s/../harness/sshd.sh stop %s >/dev/null 2>&1; rm -rf %s",
-                 getenv("IW_TESTS_DIR"), stock_dir, stock_dir);
-    if (system(cmd) != 0) {
-        fprintf(stderr, "%s failed\n", cmd);
-        exit(EXIT_FAILURE);
+    char cmd[2000], conf[800] = "";
+    if (start && extra != NULL) {
+        FILE *f;
+        snprintf(conf, sizeof conf, "%s.conf", dir);
+        f = fopen(conf, "w");
+        if (f == NULL)
+            return -1;
+        fputs(extra, f);
+        fclose(f);
     }
-}
-
-/* Once for the suite, in the runner's process (ck_ calls are allowed here). */
-static void servers_up(void)
-{
-    char envp[700];
-    stock_sshd(1);
-    snprintf(envp, sizeof envp, "%s/env", stock_dir);
-    iwt_sshd_load(&stock, envp);
-    ck_assert_msg(dropbear_start() == 0, "dropbear did not start (install dropbear-bin)");
+    if (start)
+        snprintf(cmd, sizeof cmd, "SSHD_STOCK=yes %s%s %s/../harness/sshd.sh start %s >/dev/null 2>&1",
+                 conf[0] ? "SSHD_EXTRA_CONF=" : "", conf, getenv("IW_TESTS_DIR"), dir);
+    else
+        snprintf(cmd, sizeof cmd, "%s/../harness/sshd.sh stop %s >/dev/null 2>&1; rm -rf %s %s.conf",
+                 getenv("IW_TESTS_DIR"), dir, dir, dir);
+    return system(cmd) == 0 ? 0 : -1;
 }
 
 static void servers_down(void)
 {
     dropbear_stop();
-    stock_sshd(0);
+    stock_sshd(sha1_dir, NULL, 0);
+    stock_sshd(stock_dir, NULL, 0);
+}
+
+/* Once for the suite, in the runner's process (ck_ calls are allowed here); whatever
+ * started is stopped again if the rest fails. */
+static void servers_up(void)
+{
+    char envp[800];
+    int ok = stock_sshd(stock_dir, NULL, 1) == 0 &&
+             stock_sshd(sha1_dir, "HostKeyAlgorithms +ssh-rsa\n", 1) == 0;
+    if (ok) {
+        snprintf(envp, sizeof envp, "%s/env", sha1_dir);
+        iwt_sshd_load(&sha1, envp);
+        iwt_env_value(envp, "SSHD_HOSTKEY_SHA256_RSA", fp_sha1_rsa, sizeof fp_sha1_rsa);
+        snprintf(envp, sizeof envp, "%s/env", stock_dir);
+        iwt_sshd_load(&stock, envp);
+        ok = dropbear_start() == 0;  /* it uses stock's account and key */
+    }
+    if (!ok)
+        servers_down();
+    ck_assert_msg(ok, "a server did not start (sshd.sh, or dropbear: install dropbear-bin)");
 }
 
 int main(void)
@@ -697,6 +701,7 @@ int main(void)
         return EXIT_FAILURE;
     }
     snprintf(stock_dir, sizeof stock_dir, "%s/sshd-stock-%d", getenv("IW_TMPDIR"), (int)getpid());
+    snprintf(sha1_dir, sizeof sha1_dir, "%s-sha1", stock_dir);
     tcase_add_unchecked_fixture(tc, servers_up, servers_down);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
