@@ -262,9 +262,7 @@ static void iw_kh_offer(iw_kh_algs *a, const char *alg)
         return;
     if (a->list.len > 0)
         iw_sb_add(&a->list, ",", 1);
-    iw_sb_add(&a->list, alg, n);
-    iw_sb_add(&a->list, "", 1);    /* kept terminated for iw_kh_listed */
-    a->list.len--;
+    iw_sb_add(&a->list, alg, n);   /* iw_sb keeps it terminated for iw_kh_listed */
 }
 
 static int iw_kh_algs_visit(void *ctx, const iw_kh_line *e, const char *file, unsigned line)

@@ -707,7 +707,6 @@ static int ssh_offer_hostkeys(ssh_session *s, imapwire_layer *l)
             iw_sb_add(&all, ",", 1);
         iw_sb_str(&all, algs[i]);
     }
-    iw_sb_add(&all, "", 1);
     libssh2_free(s->s, (void *)algs);
     rc = all.err ? all.err
                  : iw_kh_algorithms(&s->kh, s->host, s->ep.port, all.p, pref, sizeof pref,
