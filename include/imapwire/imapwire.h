@@ -103,6 +103,9 @@ typedef uintptr_t HFORWARD;          /**< a port-forward's handle */
  * ~/.ssh/config): HostName, Port, User, IdentityFile, IdentitiesOnly, ProxyJump,
  * UserKnownHostsFile, ConnectTimeout, ServerAliveInterval; fields set here win. */
 #define CREDENTIAL_TUNNEL_SSH_CONFIG 0x0002u
+/** An SSH host key that no known_hosts file has is accepted and appended to the first
+ * writable one (as ssh -o StrictHostKeyChecking=accept-new); a changed key still fails. */
+#define CREDENTIAL_TUNNEL_ACCEPT_NEW 0x0004u
 
 /* ---- Events, trace directions, auth types ---------------------------------------- */
 #define IMAP_EVENT_CONNECT    1u  /**< an asynchronous connect ended; dwError is 0 or why it failed */
