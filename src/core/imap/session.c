@@ -52,7 +52,7 @@ int iw_session_login(iw_client *c, unsigned type, const char *user, const char *
         rc = iw_login_attempt(c, next, user, pass, &again, &next);
     if (rc == 0)
         rc = iw_capa_refresh(c, gen);
-    iw_reader_rest(&c->reader);
+    iw_client_rest(c);
     return rc;
 }
 
@@ -218,7 +218,7 @@ static int iw_command_exchange(iw_client *c, const char *text,
         }
     }
     iw_cmd_clear(&cmd);
-    iw_reader_rest(&c->reader);
+    iw_client_rest(c);
     return rc;
 }
 
@@ -451,7 +451,7 @@ int iw_session_select(iw_client *c, const char *mailbox, IMAPMAILBOX *mb)
     }
     iw_cmd_clear(&cmd);
     iw_sb_free(&sb);
-    iw_reader_rest(&c->reader);
+    iw_client_rest(c);
     return rc;
 }
 
@@ -624,7 +624,7 @@ static int iw_fetch_run(iw_client *c, unsigned part, struct iw_fetch *f)
     iw_cmd_clear(&cmd);
     free(f->chunk);
     f->chunk = NULL;
-    iw_reader_rest(&c->reader);
+    iw_client_rest(c);
     return rc;
 }
 
