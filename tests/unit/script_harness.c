@@ -17,6 +17,7 @@ const sh_variant sh_variants[] = {
 };
 const size_t sh_nvariants = sizeof sh_variants / sizeof sh_variants[0];
 
+static unsigned g_connects;
 static char g_trace[65536];
 static size_t g_trace_len;
 
@@ -38,6 +39,11 @@ static VOID sh_trace(HCLIENT h, UINT dir, LPCTSTR line, INT n, LPVOID param)
 const char *sh_trace_text(void)
 {
     return g_trace;
+}
+
+unsigned sh_connects(void)
+{
+    return g_connects;
 }
 
 long long sh_now_ms(void)
@@ -110,6 +116,7 @@ DWORD sh_connect(st_run *run, DWORD options, UINT timeout, int driver, HCLIENT *
     info.lpszTransport = st_spec(run, spec, sizeof spec);
     info.lpTraceProc = sh_trace;
     *h = INVALID_CLIENT;
+    g_connects++;
     g_trace_len = 0;                   /* one connect's trace at a time */
     g_trace[0] = '\0';
     if (driver == SH_BLOCKING) {

@@ -31,6 +31,8 @@ void  sh_check_server(const st_run *run, int all, const char *label);
 /* Every protocol line the library traced since the last sh_setup (IMAP_TRACE_RECV
  * lines prefixed "S: ", IMAP_TRACE_SEND "C: ", notes "I: "), one per line. */
 const char *sh_trace_text(void);
+/* Connects sh_connect ran in this process (the test's own: Check forks each test). */
+unsigned sh_connects(void);
 /* Milliseconds on the monotonic clock. */
 long long sh_now_ms(void);
 

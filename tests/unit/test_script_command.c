@@ -13,7 +13,7 @@
 #define GPRE "S * PREAUTH [CAPABILITY IMAP4rev1] ready"
 #define NOOP "C $ NOOP", "S $ OK noop done"
 
-enum { CMD, CMD_EX, LOGIN, SELECT, FETCH, FETCH_ALLOC, FETCH_PART2 };
+enum { CMD, CMD_EX, CMD_STREAM, LOGIN, SELECT, FETCH, FETCH_ALLOC, FETCH_PART2, FETCH_STREAM };
 
 /* ---- ImapCommand and ImapCommandEx ---- */
 SCRIPT(noop_ok, G, "C $ NOOP", "S $ OK NOOP completed", NOOP);
@@ -46,6 +46,13 @@ SCRIPT(login_refresh, G, "C $ LOGIN \"user\" \"secret\"", "S $ OK in", "C $ CAPA
 SCRIPT(login_no, G, "C $ LOGIN \"user\" \"secret\"", "S $ NO [AUTHENTICATIONFAILED] bad", NOOP);
 SCRIPT(login_bad, G, "C $ LOGIN \"user\" \"secret\"", "S $ BAD syntax", NOOP);
 SCRIPT(login_literal, G, "C $ LOGIN \"user\" {9}", "S + go", "C p\xc3\xa4ssword",
+       "S $ OK [CAPABILITY IMAP4rev1] in", NOOP);
+SCRIPT(login_literal_refused, G, "C $ LOGIN \"user\" {9}", "S $ NO [CANNOT] not that way", NOOP);
+SCRIPT(login_untagged_capa, G, "C $ LOGIN \"user\" \"secret\"", "S * CAPABILITY IMAP4rev1 W",
+       "S $ OK in", NOOP);
+SCRIPT(default_plain, "S * OK [CAPABILITY IMAP4rev1 AUTH=LOGIN AUTH=PLAIN SASL-IR] ready",
+       "C $ AUTHENTICATE PLAIN AHVzZXIAc2VjcmV0", "S $ OK [CAPABILITY IMAP4rev1] in", NOOP);
+SCRIPT(default_login, "S * OK [CAPABILITY IMAP4rev1] ready", "C $ LOGIN \"user\" \"secret\"",
        "S $ OK [CAPABILITY IMAP4rev1] in", NOOP);
 SCRIPT(login_disabled, "S * OK [CAPABILITY IMAP4rev1 LOGINDISABLED AUTH=PLAIN] ready", NOOP);
 SCRIPT(login_close, G, "C $ LOGIN \"user\" \"secret\"", "EOF");
@@ -123,6 +130,12 @@ static const kcase cases[] = {
       "* 1 FETCH (BODY[] {12}\r\nhello\r\nworld)|", 0, 1, 0 },
     { "literal_split", literal_split, CMD_EX, "FETCH 1 BODY[]", 0, 0,
       "* 1 FETCH (BODY[] {12}\r\nhello\r\nworld)|", 0, 1, 0 },
+    { "stream", interleaved, CMD_STREAM, "SEARCH ALL", 0, 0,
+      "* SEARCH 1 2 3|* 4 EXISTS|* OK [ALERT] note|", 0, 1, 0 },
+    { "stream_literal", literal_split, CMD_STREAM, "FETCH 1 BODY[]", 0, 0,
+      "* 1 FETCH (BODY[] {12}\r\nhello\r\nworld)|", 0, 1, 0 },
+    { "stream_close_mid_literal", close_mid_literal, CMD_STREAM, "FETCH 1 BODY[]", 0, CLOSED,
+      NULL, CLOSED, 1, 0 },
     { "bye_mid", bye_mid, CMD, "NOOP", 0, CLOSED, NULL, CLOSED, 1, 0 },
     { "reset_mid", reset_mid, CMD, "NOOP", 0, CLOSED, NULL, CLOSED, 1, 0 },
     { "close_mid_literal", close_mid_literal, CMD_EX, "FETCH 1 BODY[]", 0, CLOSED, NULL, CLOSED,
@@ -147,6 +160,14 @@ static const kcase cases[] = {
     { "login_bad", login_bad, LOGIN, "user secret", IMAP_AUTH_LOGIN, ST_ERROR_LOGIN_FAILED, NULL, 0, 1,
       0 },
     { "login_literal", login_literal, LOGIN, "user p\xc3\xa4ssword", IMAP_AUTH_LOGIN, 0, "IMAP4rev1", 0, 1, 0 },
+    { "login_literal_refused", login_literal_refused, LOGIN, "user p\xc3\xa4ssword",
+      IMAP_AUTH_LOGIN, ST_ERROR_LOGIN_FAILED, NULL, 0, 1, 0 },
+    { "login_untagged_capa", login_untagged_capa, LOGIN, "user secret", IMAP_AUTH_LOGIN, 0,
+      "IMAP4rev1 W", 0, 1, 0 },
+    { "default_plain", default_plain, LOGIN, "user secret", IMAP_AUTH_DEFAULT, 0, "IMAP4rev1", 0,
+      1, 0 },
+    { "default_login", default_login, LOGIN, "user secret", IMAP_AUTH_DEFAULT, 0, "IMAP4rev1", 0,
+      1, 0 },
     { "login_disabled", login_disabled, LOGIN, "user secret", IMAP_AUTH_LOGIN, ST_ERROR_LOGIN_FAILED,
       NULL, 0, 1, 0 },
     { "login_close", login_close, LOGIN, "user secret", IMAP_AUTH_LOGIN, CLOSED, NULL, CLOSED, 1, 0 },
@@ -182,6 +203,11 @@ static const kcase cases[] = {
     { "fetch_wrong_section", fetch_wrong_section, FETCH, NULL, 64, ST_ERROR_MESSAGE_NOT_FOUND,
       NULL, 0, 1, 0 },
     { "fetch_part", fetch_part, FETCH_PART2, NULL, 0, 0, "xyz", 0, 1, 0 },
+    { "fetch_stream", fetch_split, FETCH_STREAM, NULL, 0, 0, "Hello, world!", 0, 1, 0 },
+    { "fetch_stream_quoted", fetch_quoted, FETCH_STREAM, NULL, 0, 0, "hi \"there\"", 0, 1, 0 },
+    { "fetch_stream_other", fetch_other_literal, FETCH_STREAM, NULL, 0, 0, "xyz", 0, 1, 0 },
+    { "fetch_stream_close_mid", fetch_close_mid, FETCH_STREAM, NULL, 0, CLOSED, NULL, CLOSED, 1,
+      0 },
     { "fetch_close_mid", fetch_close_mid, FETCH, NULL, 64, CLOSED, NULL, CLOSED, 1, 0 },
     { "fetch_close_mid_alloc", fetch_close_mid, FETCH_ALLOC, NULL, 0, CLOSED, NULL, CLOSED, 1, 0 },
     { "fetch_reset_mid", fetch_reset_mid, FETCH_ALLOC, NULL, 0, CLOSED, NULL, CLOSED, 1, 0 },
@@ -225,6 +251,24 @@ static VOID on_untagged(HCLIENT h, LPCTSTR p, DWORD n, LPVOID arg)
     snprintf(o->out + len, sizeof o->out - len, "%.*s|", (int)n, p);
 }
 
+/* Pieces concatenated are what ImapCommandEx gives: "|" after each response's end. */
+static VOID on_piece(HCLIENT h, const IMAPRESPONSEPIECE *pc, LPVOID arg)
+{
+    outcome *o = arg;
+    size_t len = strlen(o->out);
+    (void)h;
+    snprintf(o->out + len, sizeof o->out - len, "%.*s%s", (int)pc->dwLength, pc->lpData,
+             (pc->dwFlags & IMAP_PIECE_END) ? "|" : "");
+}
+
+static VOID on_body(HCLIENT h, const VOID *p, DWORD n, LPVOID arg)
+{
+    outcome *o = arg;
+    size_t len = strlen(o->out);
+    (void)h;
+    snprintf(o->out + len, sizeof o->out - len, "%.*s", (int)n, (const char *)p);
+}
+
 /* The call of the case, its result text in o->out. */
 static DWORD run_call(const kcase *k, HCLIENT h, outcome *o)
 {
@@ -241,6 +285,16 @@ static DWORD run_call(const kcase *k, HCLIENT h, outcome *o)
                 snprintf(o->out, sizeof o->out, "%s", buf);
         }
         return rc == 0 ? 0 : ImapGetLastError();
+    case CMD_STREAM:
+        rc = ImapCommandStream(h, k->arg, on_piece, o, buf, sizeof buf);
+        return rc == 0 ? 0 : ImapGetLastError();
+    case FETCH_STREAM: {
+        DWORD len = 0;
+        rc = ImapGetMessageStream(h, 1, 0, on_body, o, &len);
+        if (rc == 0)
+            ck_assert_uint_eq(len, strlen(o->out));
+        return rc == 0 ? 0 : ImapGetLastError();
+    }
     case LOGIN:
     {
         char user[64];
@@ -344,6 +398,7 @@ START_TEST(every_call)
     size_t i;
     for (i = 0; i < NCASES; i++)
         check_case(&cases[i]);
+    printf("every_call: %zu cases, %u connects\n", NCASES, sh_connects());
 }
 END_TEST
 
@@ -393,6 +448,7 @@ START_TEST(early_close_everywhere)
     size_t i;
     for (i = 0; i < NCASES; i++)
         early_close_case(&cases[i]);
+    printf("early_close_everywhere: %zu cases, %u connects\n", NCASES, sh_connects());
 }
 END_TEST
 
@@ -433,6 +489,25 @@ START_TEST(command_timeouts)
 }
 END_TEST
 
+SCRIPT(stall_logout, G, "C $ LOGOUT", "STALL");
+
+/* ImapDisconnect waits for LOGOUT's answer at most min(nTimeout, 3 s), then closes. */
+START_TEST(disconnect_stall)
+{
+    st_run run;
+    HCLIENT h;
+    long long t0, ms;
+    memset(&run, 0, sizeof run);
+    run.steps = stall_logout;
+    ck_assert_uint_eq(sh_connect(&run, 0, 1, SH_BLOCKING, &h), 0);
+    t0 = sh_now_ms();
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    ms = sh_now_ms() - t0;
+    ck_assert_msg(ms >= 990 && ms <= 2500, "after %lld ms", ms);
+    sh_check_server(&run, 0, "disconnect_stall");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("script_command");
@@ -445,6 +520,7 @@ int main(void)
     tcase_add_test(tc, every_call);
     tcase_add_test(tc, early_close_everywhere);
     tcase_add_test(tc, command_timeouts);
+    tcase_add_test(tc, disconnect_stall);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

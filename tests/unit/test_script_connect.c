@@ -247,6 +247,7 @@ START_TEST(every_state)
     size_t i;
     for (i = 0; i < NCASES; i++)
         check_case(&cases[i]);
+    printf("every_state: %zu cases, %u connects\n", NCASES, sh_connects());
 }
 END_TEST
 
@@ -353,6 +354,7 @@ START_TEST(early_close_everywhere)
     size_t i;
     for (i = 0; i < NCASES; i++)
         early_close_case(&cases[i]);
+    printf("early_close_everywhere: %zu cases, %u connects\n", NCASES, sh_connects());
 }
 END_TEST
 
