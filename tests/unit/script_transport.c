@@ -7,6 +7,8 @@
 
 struct st_ctx {
     st_run  *run;
+    const imapwire_host_api *host;
+    int64_t  wait_until;       /* a WAIT step: the script goes on at this time */
     char    *rx;               /* server bytes not yet read by the client */
     size_t   rx_len, rx_off, rx_cap;
     char     line[8192];       /* the client line being assembled */
@@ -40,7 +42,7 @@ static int st_is(const char *step, const char *word)
 static int st_waiting(const struct st_ctx *s)
 {
     const char *st = st_step(s);
-    return !s->ended && !s->eof && !s->reset && !s->stall && st != NULL &&
+    return !s->ended && !s->eof && !s->reset && !s->stall && s->wait_until == 0 && st != NULL &&
            (st_is(st, "C") || st_is(st, "TLS"));
 }
 
@@ -74,7 +76,7 @@ static void st_queue(struct st_ctx *s, const char *p, size_t n)
 static void st_advance(struct st_ctx *s)
 {
     st_run *r = s->run;
-    while (!s->ended && !s->eof && !s->reset && !s->stall) {
+    while (!s->ended && !s->eof && !s->reset && !s->stall && s->wait_until == 0) {
         const char *st = st_step(s);
         if (r->cut && r->server_bytes >= r->cut_after) {
             if (r->cut == ST_CUT_RESET)
@@ -108,6 +110,8 @@ static void st_advance(struct st_ctx *s)
             s->reset = 1;
         } else if (st_is(st, "STALL")) {
             s->stall = 1;
+        } else if (st_is(st, "WAIT")) {
+            s->wait_until = s->host->now_ms() + (int64_t)strtoul(st + 5, NULL, 10);
         } else {
             st_fail(s, "bad or misplaced step \"%.140s\"%.140s", st, "");
         }
@@ -192,9 +196,19 @@ static void st_client_byte(struct st_ctx *s, unsigned char b)
     }
 }
 
+/* A WAIT step whose time has come lets the script go on. */
+static void st_resume(struct st_ctx *s)
+{
+    if (s->wait_until != 0 && s->host->now_ms() >= s->wait_until) {
+        s->wait_until = 0;
+        st_advance(s);
+    }
+}
+
 /* A storm and the script's AGAIN steps come before every call that moves bytes. */
 static int st_would_block(struct st_ctx *s)
 {
+    st_resume(s);
     if (s->storm_left > 0) {
         s->storm_left--;
         s->run->agains++;
@@ -217,6 +231,7 @@ static int st_create(imapwire_layer *l, const char *args)
     if (args == NULL || sscanf(args, "%p", &p) != 1 || p == NULL)
         return ST_ERROR_INVALID_PARAMETER;
     s->run = p;
+    s->host = l->host;
     s->run->created++;
     s->storm_left = s->run->storm;
     first = st_step(s);
@@ -278,11 +293,12 @@ static int st_send(imapwire_layer *l, const void *buf, size_t len, size_t *sent)
 static int st_recv(imapwire_layer *l, void *buf, size_t len, size_t *got)
 {
     struct st_ctx *s = l->ctx;
-    size_t n = s->rx_len - s->rx_off;
+    size_t n;
 
     *got = 0;
     if (st_would_block(s))
         return IMAPWIRE_AGAIN;
+    n = s->rx_len - s->rx_off;         /* after a WAIT that may just have ended */
     if (n == 0) {
         if (s->reset)
             return ST_ERROR_CONNECTION_CLOSED;
@@ -317,6 +333,9 @@ static void st_pollset(imapwire_layer *l, unsigned want, imapwire_pollset *ps)
             imapwire_pollset_wakeup(ps, l->host->now_ms());
         return;
     }
+    st_resume(s);
+    if (s->wait_until != 0)
+        imapwire_pollset_wakeup(ps, s->wait_until);
     if (want & IMAPWIRE_WANT_READ)
         ready |= s->rx_len > s->rx_off || s->eof || s->reset || s->ended;
     if (!ready && st_waiting(s)) {

@@ -17,6 +17,7 @@
  *   "EOF"       the server closes once the bytes before it are read
  *   "RESET"     the connection is reset: recv and send fail once those bytes are read
  *   "STALL"     the server never says anything again (a timeout)
+ *   "WAIT ms"   the server says nothing for ms milliseconds, then goes on
  *   "CONNECT n" (first step only) connect() needs n more calls ("CONNECT never": a stall)
  *   "REFUSE"    (first step only) connect() fails with ST_ERROR_CONNECTION_REFUSED
  * After the last step a LOGOUT is answered (BYE, OK) and then the stream ends; any other

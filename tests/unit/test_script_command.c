@@ -98,6 +98,15 @@ SCRIPT(fetch_wrong_section, GPRE, "C $ FETCH 1 BODY.PEEK[]",
        "B * 1 FETCH (BODY[HEADER] {4}\r\nab\r\n)\r\n", "S $ OK done", NOOP);
 SCRIPT(fetch_part, GPRE, "C $ FETCH 1 BODY.PEEK[2]",
        "B * 1 FETCH (BODY[2.MIME] {4}\r\nab\r\n BODY[2] {3}\r\nxyz)\r\n", "S $ OK done", NOOP);
+SCRIPT(fetch_empty, GPRE, "C $ FETCH 1 BODY.PEEK[]", "B * 1 FETCH (BODY[] {0}\r\n)\r\n",
+       "S $ OK done", NOOP);
+SCRIPT(fetch_huge, GPRE, "C $ FETCH 1 BODY.PEEK[]", "B * 1 FETCH (BODY[] {300000000}\r\nab", "EOF");
+SCRIPT(fetch_4g, GPRE, "C $ FETCH 1 BODY.PEEK[]", "B * 1 FETCH (BODY[] {4294967296}\r\nab", "EOF");
+SCRIPT(fetch_twice, GPRE, "C $ FETCH 1 BODY.PEEK[]",
+       "B * 1 FETCH (BODY[] {3}\r\none)\r\n* 1 FETCH (BODY[] {3}\r\ntwo)\r\n", "S $ OK done", NOOP);
+SCRIPT(select_numbers, GPRE, "C $ SELECT \"INBOX\"", "S * 4294967296 EXISTS", "S * 7 RECENT",
+       "S * OK [UIDVALIDITY 99999999999] too big", "S * OK [UIDNEXT -1] negative",
+       "S * OK [UNSEEN x] not a number", "S $ OK done", NOOP);
 SCRIPT(fetch_close_mid, GPRE, "C $ FETCH 1 BODY.PEEK[]", "B * 1 FETCH (BODY[] {13}\r\nHello",
        "EOF");
 SCRIPT(fetch_reset_mid, GPRE, "C $ FETCH 1 BODY.PEEK[]", "B * 1 FETCH (BODY[] {13}\r\nHello",
@@ -182,6 +191,8 @@ static const kcase cases[] = {
       "m=172 r=1 u=12 v=3857529045 n=4392 f=\\Answered \\Flagged \\Deleted \\Seen \\Draft", 0, 1,
       0 },
     { "select_sparse", select_sparse, SELECT, "INBOX", 0, 0, "m=0 r=0 u=0 v=1 n=0 f=", 0, 1, 0 },
+    { "select_numbers", select_numbers, SELECT, "INBOX", 0, 0, "m=0 r=7 u=0 v=0 n=0 f=", 0, 1,
+      0 },
     { "select_no", select_no, SELECT, "INBOX", 0, ST_ERROR_COMMAND_FAILED,
       "m=0 r=0 u=0 v=0 n=0 f=", 0, 1, 0 },
     { "select_utf8", select_utf8, SELECT, "Entw\xc3\xbcrfe", 0, 0, "m=3 r=0 u=0 v=0 n=0 f=", 0, 1,
@@ -208,6 +219,16 @@ static const kcase cases[] = {
     { "fetch_stream_other", fetch_other_literal, FETCH_STREAM, NULL, 0, 0, "xyz", 0, 1, 0 },
     { "fetch_stream_close_mid", fetch_close_mid, FETCH_STREAM, NULL, 0, CLOSED, NULL, CLOSED, 1,
       0 },
+    { "fetch_empty", fetch_empty, FETCH, NULL, 64, 0, "", 0, 1, 0 },
+    { "fetch_empty_alloc", fetch_empty, FETCH_ALLOC, NULL, 0, 0, "", 0, 1, 0 },
+    { "fetch_huge", fetch_huge, FETCH_ALLOC, NULL, 0, ST_ERROR_RESPONSE_TOO_LARGE, NULL, CLOSED,
+      0, 0 },
+    { "fetch_huge_buffer", fetch_huge, FETCH, NULL, 64, ST_ERROR_RESPONSE_TOO_LARGE, NULL,
+      CLOSED, 0, 0 },
+    { "fetch_huge_stream", fetch_huge, FETCH_STREAM, NULL, 0, CLOSED, NULL, CLOSED, 0, 0 },
+    { "fetch_4g_stream", fetch_4g, FETCH_STREAM, NULL, 0, ST_ERROR_RESPONSE_TOO_LARGE, NULL,
+      CLOSED, 0, 0 },
+    { "fetch_twice", fetch_twice, FETCH_ALLOC, NULL, 0, 0, "one", 0, 1, 0 },
     { "fetch_close_mid", fetch_close_mid, FETCH, NULL, 64, CLOSED, NULL, CLOSED, 1, 0 },
     { "fetch_close_mid_alloc", fetch_close_mid, FETCH_ALLOC, NULL, 0, CLOSED, NULL, CLOSED, 1, 0 },
     { "fetch_reset_mid", fetch_reset_mid, FETCH_ALLOC, NULL, 0, CLOSED, NULL, CLOSED, 1, 0 },
@@ -452,15 +473,21 @@ START_TEST(early_close_everywhere)
 }
 END_TEST
 
-SCRIPT(stall_cmd, G, "C $ NOOP", "S * 1 EXISTS", "STALL");
 SCRIPT(stall_literal, GPRE, "C $ FETCH 1 BODY.PEEK[]", "B * 1 FETCH (BODY[] {13}\r\nHel", "STALL");
+SCRIPT(drip, G, "C $ NOOP", "WAIT 700", "S * 1 EXISTS", "WAIT 700", "S * 2 EXISTS", "WAIT 700",
+       "S $ OK done");
 
-/* A silent server mid-command and mid-literal: ST_ERROR_OPERATION_TIMEOUT after nTimeout
- * (1 s), and the handle is unusable afterwards. */
+/* A silent server mid-literal: ST_ERROR_OPERATION_TIMEOUT after nTimeout (1 s). A server
+ * that answers every 0.7 s: the deadline slides with each answer, under a ceiling of
+ * twice nTimeout (2 s) for so few bytes. The handle is unusable afterwards. */
 START_TEST(command_timeouts)
 {
-    static const struct { const char *const *steps; int fetch; } t[] = {
-        { stall_cmd, 0 }, { stall_literal, 1 },
+    static const struct {
+        const char *const *steps;
+        int fetch;
+        long long min_ms, max_ms;
+    } t[] = {
+        { stall_literal, 1, 990, 1500 }, { drip, 0, 1990, 2500 },
     };
     size_t i;
     for (i = 0; i < sizeof t / sizeof t[0]; i++) {
@@ -480,7 +507,7 @@ START_TEST(command_timeouts)
         ck_assert_int_eq(rc, IMAP_ERROR);
         ck_assert_uint_eq(err, ST_ERROR_OPERATION_TIMEOUT);
         ck_assert_ptr_null(body);
-        ck_assert_msg(ms >= 990 && ms <= 2500, "case %zu: after %lld ms", i, ms);
+        ck_assert_msg(ms >= t[i].min_ms && ms <= t[i].max_ms, "case %zu: after %lld ms", i, ms);
         ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), IMAP_ERROR);
         ck_assert_uint_eq(ImapGetLastError(), CLOSED);
         ImapDisconnect(h);
