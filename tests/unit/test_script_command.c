@@ -37,6 +37,12 @@ SCRIPT(append_plus, "S * OK [CAPABILITY IMAP4rev1 LITERAL+] ready", "C $ APPEND 
        "C hello", "S $ OK done", NOOP);
 SCRIPT(append_refused, G, "C $ APPEND INBOX {5}", "S $ NO [TOOBIG] no", NOOP);
 SCRIPT(refused_verb, G, NOOP);
+SCRIPT(early_next, G, "C $ SEARCH ALL", "S $ OK done", "S * 5 EXISTS", NOOP);
+SCRIPT(logout_cmd, G, "C $ LOGOUT", "S * BYE bye", "S $ OK bye");
+SCRIPT(raw_authenticate, G, "C $ AUTHENTICATE PLAIN", "S + ", "C *", "S $ BAD cancelled", NOOP);
+SCRIPT(raw_login, G, "C $ LOGIN user pass", "S $ OK in", "C $ CAPABILITY",
+       "S * CAPABILITY IMAP4rev1 Q", "S $ OK done", NOOP);
+SCRIPT(raw_login_disabled, "S * OK [CAPABILITY IMAP4rev1 LOGINDISABLED] ready", NOOP);
 static const char *big_line[] = { G, "C $ NOOP", NULL, NULL };
 
 /* ---- ImapLogin ---- */
@@ -161,6 +167,14 @@ static const kcase cases[] = {
       ST_ERROR_COMMAND_FAILED, "NO [TOOBIG] no", 0, 1, 0 },
     { "refused_verb", refused_verb, CMD, "STARTTLS", 0, ST_ERROR_INVALID_PARAMETER, NULL, 0, 1,
       0 },
+    /* the NOOP's data comes with the SEARCH's answer: no cut point belongs to one call */
+    { "early_next", early_next, CMD_EX, "SEARCH ALL", 0, 0, "", 0, 0, 0 },
+    { "logout_cmd", logout_cmd, CMD, "LOGOUT", 0, 0, "OK bye", CLOSED, 1, 0 },
+    { "raw_authenticate", raw_authenticate, CMD, "AUTHENTICATE PLAIN", 0,
+      ST_ERROR_COMMAND_FAILED, "BAD cancelled", 0, 1, 0 },
+    { "raw_login", raw_login, CMD, "LOGIN user pass", 0, 0, "OK in", 0, 1, 0 },
+    { "raw_login_disabled", raw_login_disabled, CMD, "LOGIN user pass", 0,
+      ST_ERROR_LOGIN_FAILED, NULL, 0, 1, 0 },
     { "oversized_line", big_line, CMD, "NOOP", 0, ST_ERROR_RESPONSE_TOO_LARGE, NULL, CLOSED, 0,
       1 },
     { "login_ok", login_ok, LOGIN, "user secret", IMAP_AUTH_LOGIN, 0, "IMAP4rev1 X", 0, 1, 0 },

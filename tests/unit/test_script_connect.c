@@ -62,6 +62,7 @@ SCRIPT(id_eof, "S * OK [CAPABILITY IMAP4rev1 ID] ready", "C $ ID (*", "EOF");
 
 /* STARTTLS, up to where the handshake starts: nothing but CAPABILITY and STARTTLS
  * leaves in clear (ID is offered and asked for in each). */
+SCRIPT(tls_bye, "S * BYE [CAPABILITY IMAP4rev1 STARTTLS] closed");
 SCRIPT(tls_missing, "S * OK [CAPABILITY IMAP4rev1 ID] ready");
 SCRIPT(tls_missing_asked, "S * OK ready", "C $ CAPABILITY", "S * CAPABILITY IMAP4rev1 ID",
        "S $ OK done");
@@ -136,6 +137,7 @@ static const ccase cases[] = {
     { "id_not_offered", ID, id_not_offered, 0, "IMAP4rev1", 0, 1, 0 },
     { "id_not_asked", 0, id_offered, 0, "IMAP4rev1 ID", 0, 1, 0 },
     { "id_eof", ID, id_eof, ST_ERROR_CONNECTION_CLOSED, NULL, 0, 1, 0 },
+    { "tls_bye", SE | ID, tls_bye, ST_ERROR_SERVER_REJECTED, NULL, 0, 1, 0 },
     { "tls_missing", SE | ID, tls_missing, ST_ERROR_SECURE_NOT_SUPPORTED, NULL, 0, 1, 0 },
     { "tls_missing_asked", SE | ID, tls_missing_asked, ST_ERROR_SECURE_NOT_SUPPORTED, NULL, 0, 1, 0 },
     { "tls_refused", SE | ID, tls_refused, ST_ERROR_SECURE_NOT_SUPPORTED, NULL, 0, 1, 0 },
