@@ -17,7 +17,8 @@ struct st_ctx {
     unsigned again_left;       /* from AGAIN steps */
     unsigned storm_left;       /* before the next call that moves bytes */
     unsigned connect_left;
-    int      refuse, never, eof, reset, stall, ended, binary;
+    int      refuse, never, eof, stall, ended, binary;
+    int      reset;            /* 0, or the ST_ERROR_* that send and recv now fail with */
 };
 
 static void st_fail(struct st_ctx *s, const char *fmt, const char *a, const char *b)
@@ -80,7 +81,7 @@ static void st_advance(struct st_ctx *s)
         const char *st = st_step(s);
         if (r->cut && r->server_bytes >= r->cut_after) {
             if (r->cut == ST_CUT_RESET)
-                s->reset = 1;
+                s->reset = ST_ERROR_CONNECTION_CLOSED;
             else
                 s->eof = 1;
             return;
@@ -107,7 +108,9 @@ static void st_advance(struct st_ctx *s)
         } else if (st_is(st, "EOF")) {
             s->eof = 1;
         } else if (st_is(st, "RESET")) {
-            s->reset = 1;
+            s->reset = ST_ERROR_CONNECTION_CLOSED;  /* what TCP makes of ECONNRESET */
+        } else if (st_is(st, "FAIL")) {
+            s->reset = (int)strtoul(st + 5, NULL, 10);
         } else if (st_is(st, "STALL")) {
             s->stall = 1;
         } else if (st_is(st, "WAIT")) {
@@ -280,7 +283,7 @@ static int st_send(imapwire_layer *l, const void *buf, size_t len, size_t *sent)
     if (st_would_block(s))
         return IMAPWIRE_AGAIN;
     if (s->reset)
-        return ST_ERROR_CONNECTION_CLOSED;
+        return s->reset;
     if (s->run->chunk != 0 && n > s->run->chunk)
         n = s->run->chunk;
     for (i = 0; i < n; i++)
@@ -301,7 +304,7 @@ static int st_recv(imapwire_layer *l, void *buf, size_t len, size_t *got)
     n = s->rx_len - s->rx_off;         /* after a WAIT that may just have ended */
     if (n == 0) {
         if (s->reset)
-            return ST_ERROR_CONNECTION_CLOSED;
+            return s->reset;
         if (s->eof || s->ended)
             return IMAPWIRE_OK;            /* end of stream */
         s->run->agains++;

@@ -16,6 +16,7 @@
  *   "AGAIN n"   the next n send/recv calls say IMAPWIRE_AGAIN
  *   "EOF"       the server closes once the bytes before it are read
  *   "RESET"     the connection is reset: recv and send fail once those bytes are read
+ *   "FAIL n"    the same with the layer's error n (an ST_ERROR_* code)
  *   "STALL"     the server never says anything again (a timeout)
  *   "WAIT ms"   the server says nothing for ms milliseconds, then goes on
  *   "CONNECT n" (first step only) connect() needs n more calls ("CONNECT never": a stall)

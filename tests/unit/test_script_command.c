@@ -117,6 +117,8 @@ SCRIPT(fetch_close_mid, GPRE, "C $ FETCH 1 BODY.PEEK[]", "B * 1 FETCH (BODY[] {1
        "EOF");
 SCRIPT(fetch_reset_mid, GPRE, "C $ FETCH 1 BODY.PEEK[]", "B * 1 FETCH (BODY[] {13}\r\nHello",
        "RESET");
+SCRIPT(fetch_fail_mid, GPRE, "C $ FETCH 1 BODY.PEEK[]", "B * 1 FETCH (BODY[] {13}\r\nHello",
+       "FAIL 30");
 SCRIPT(fetch_bye, GPRE, "C $ FETCH 1 BODY.PEEK[]", "S * BYE autologout", "EOF");
 SCRIPT(fetch_unauth, G, NOOP);
 
@@ -246,6 +248,8 @@ static const kcase cases[] = {
     { "fetch_close_mid", fetch_close_mid, FETCH, NULL, 64, CLOSED, NULL, CLOSED, 1, 0 },
     { "fetch_close_mid_alloc", fetch_close_mid, FETCH_ALLOC, NULL, 0, CLOSED, NULL, CLOSED, 1, 0 },
     { "fetch_reset_mid", fetch_reset_mid, FETCH_ALLOC, NULL, 0, CLOSED, NULL, CLOSED, 1, 0 },
+    { "fetch_fail_mid", fetch_fail_mid, FETCH, NULL, 64, ST_ERROR_NETWORK_ERROR, NULL, CLOSED, 0,
+      0 },
     { "fetch_bye", fetch_bye, FETCH, NULL, 64, CLOSED, NULL, CLOSED, 1, 0 },
     { "fetch_unauth", fetch_unauth, FETCH, NULL, 64, ST_ERROR_NOT_AUTHENTICATED, NULL, 0, 1, 0 },
 };

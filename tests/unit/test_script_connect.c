@@ -47,6 +47,8 @@ SCRIPT(capa_bye, "S * OK ready", "C $ CAPABILITY", "S * BYE shutting down", "EOF
 SCRIPT(capa_reset, "S * OK ready", "C $ CAPABILITY", "RESET");
 SCRIPT(greet_eof, "EOF");
 SCRIPT(greet_reset, "RESET");
+SCRIPT(greet_fail, "B * OK re", "FAIL 30");
+SCRIPT(capa_fail, "S * OK ready", "FAIL 29");
 SCRIPT(refused, "REFUSE");
 
 SCRIPT(id_sent, "S * OK [CAPABILITY IMAP4rev1 ID] ready",
@@ -129,6 +131,9 @@ static const ccase cases[] = {
     { "capa_reset", 0, capa_reset, ST_ERROR_CONNECTION_CLOSED, NULL, 0, 1, 0 },
     { "greet_eof", 0, greet_eof, ST_ERROR_CONNECTION_CLOSED, NULL, 0, 1, 0 },
     { "greet_reset", 0, greet_reset, ST_ERROR_CONNECTION_CLOSED, NULL, 0, 1, 0 },
+    /* a layer's own error passes up unchanged, whether it comes on a read or a write */
+    { "greet_fail", 0, greet_fail, ST_ERROR_NETWORK_ERROR, NULL, 0, 0, 0 },
+    { "capa_fail", 0, capa_fail, ST_ERROR_NETWORK_UNREACHABLE, NULL, 0, 0, 0 },
     { "refused", 0, refused, ST_ERROR_CONNECTION_REFUSED, NULL, 0, 0, 0 },
     { "id_sent", ID, id_sent, 0, "IMAP4rev1 ID", 0, 1, 0 },
     { "id_no", ID, id_no, 0, "IMAP4rev1 ID", 0, 1, 0 },
