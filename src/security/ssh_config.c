@@ -8,6 +8,7 @@
 #include <glob.h>
 #include <pwd.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,48 +139,99 @@ static int iw_cfg_split(char *line, char **argv, int *argc)
 
 /* ---- keywords ---- */
 
-/* Only an interactive ssh (or the server, or the agent) cares: skipped. */
-static const char *const iw_cfg_skip[] = {
-    "addkeystoagent", "batchmode", "challengeresponseauthentication", "checkhostip",
-    "clearallforwardings", "compression", "controlmaster", "controlpath", "controlpersist",
-    "dynamicforward", "enableescapecommandline", "escapechar", "exitonforwardfailure",
-    "fingerprinthash", "forkafterauthentication", "forwardagent", "forwardx11",
-    "forwardx11timeout", "forwardx11trusted", "gatewayports",
-    "gssapiauthentication", "gssapidelegatecredentials", "identityagent",
-    "kbdinteractiveauthentication", "kbdinteractivedevices", "localcommand", "localforward",
-    "loglevel", "logverbose", "numberofpasswordprompts", "passwordauthentication",
-    "permitlocalcommand", "permitremoteopen", "preferredauthentications",
-    "pubkeyauthentication", "remotecommand", "remoteforward", "requesttty", "sendenv",
-    "serveralivecountmax", "sessiontype", "setenv", "stdinnull",
-    "streamlocalbindmask", "streamlocalbindunlink", "tcpkeepalive", "updatehostkeys",
-    "usekeychain", "verifyhostkeydns", "visualhostkey", "xauthlocation", "ipqos",
-    "rekeylimit", "hostbasedauthentication", "nohostauthenticationforlocalhost",
-    "obscurekeystroketiming", "syslogfacility", "protocol", "useroaming", NULL
+/* Every keyword we know and what we do with it, as OpenSSH's readconf.c keeps them: one
+ * table, one switch (iw_cfg_keyword). Classes:
+ *  - apply: read into a field of iw_ssh_config (first value wins);
+ *  - skip: only an interactive ssh (or the server, or the agent) cares;
+ *  - refuse: changes where or how ssh connects or what it trusts, which we cannot honour;
+ *    allowed only with the value given, when it asks for what we do anyway.
+ * A keyword not here is unknown: refused unless IgnoreUnknown names it. */
+typedef enum iw_cfg_op {
+    IW_OP_UNKNOWN, IW_OP_SKIP, IW_OP_REFUSE,
+    IW_OP_STR,              /* a string field */
+    IW_OP_FLAG,             /* a tri-state field: 1 when the value is arg, else 0 */
+    IW_OP_SECONDS,          /* seconds up to a day, or "none" (0) */
+    IW_OP_PORT,
+    IW_OP_PROXY_JUMP,       /* ProxyJump and ProxyCommand: whichever comes first, as ssh */
+    IW_OP_PROXY_COMMAND,    /* the rest of the line, unsplit */
+    IW_OP_IGNORE_UNKNOWN    /* the run's own pattern list, no value needed */
+} iw_cfg_op;
+
+typedef struct iw_cfg_kw {
+    const char *key;
+    iw_cfg_op   op;
+    size_t      field;      /* apply: offsetof(iw_ssh_config, ...) */
+    const char *arg;        /* refuse: the value allowed; flag: the value meaning yes */
+} iw_cfg_kw;
+
+#define IW_SKIP(k)           { k, IW_OP_SKIP, 0, NULL }
+#define IW_REFUSE(k, ok)     { k, IW_OP_REFUSE, 0, ok }
+#define IW_APPLY(k, op, f, a) { k, op, offsetof(iw_ssh_config, f), a }
+
+static const iw_cfg_kw iw_cfg_keywords[] = {
+    IW_APPLY("hostname", IW_OP_STR, hostname, NULL),
+    IW_APPLY("user", IW_OP_STR, user, NULL),
+    IW_APPLY("identityfile", IW_OP_STR, identity_file, NULL),
+    IW_APPLY("proxyjump", IW_OP_PROXY_JUMP, proxy_jump, NULL),
+    IW_APPLY("proxycommand", IW_OP_PROXY_COMMAND, proxy_command, NULL),
+    IW_APPLY("userknownhostsfile", IW_OP_STR, known_hosts, NULL), /* the list's first file */
+    IW_APPLY("globalknownhostsfile", IW_OP_STR, global_known_hosts, NULL),
+    IW_APPLY("hashknownhosts", IW_OP_FLAG, hash_known_hosts, "yes"),
+    /* only accept-new changes what we do: "no", "off" and "ask" would take a changed or
+     * any unknown key, which a library never does on its own */
+    IW_APPLY("stricthostkeychecking", IW_OP_FLAG, accept_new, "accept-new"),
+    IW_APPLY("identitiesonly", IW_OP_FLAG, identities_only, "yes"),
+    IW_APPLY("port", IW_OP_PORT, port, NULL),
+    IW_APPLY("connecttimeout", IW_OP_SECONDS, connect_timeout, NULL),
+    IW_APPLY("serveraliveinterval", IW_OP_SECONDS, alive_interval, NULL),
+    { "ignoreunknown", IW_OP_IGNORE_UNKNOWN, 0, NULL },
+
+    IW_SKIP("addkeystoagent"), IW_SKIP("batchmode"), IW_SKIP("challengeresponseauthentication"),
+    IW_SKIP("checkhostip"), IW_SKIP("clearallforwardings"), IW_SKIP("compression"),
+    IW_SKIP("controlmaster"), IW_SKIP("controlpath"), IW_SKIP("controlpersist"),
+    IW_SKIP("dynamicforward"), IW_SKIP("enableescapecommandline"), IW_SKIP("escapechar"),
+    IW_SKIP("exitonforwardfailure"), IW_SKIP("fingerprinthash"),
+    IW_SKIP("forkafterauthentication"), IW_SKIP("forwardagent"), IW_SKIP("forwardx11"),
+    IW_SKIP("forwardx11timeout"), IW_SKIP("forwardx11trusted"), IW_SKIP("gatewayports"),
+    IW_SKIP("gssapiauthentication"), IW_SKIP("gssapidelegatecredentials"),
+    IW_SKIP("identityagent"), IW_SKIP("kbdinteractiveauthentication"),
+    IW_SKIP("kbdinteractivedevices"), IW_SKIP("localcommand"), IW_SKIP("localforward"),
+    IW_SKIP("loglevel"), IW_SKIP("logverbose"), IW_SKIP("numberofpasswordprompts"),
+    IW_SKIP("passwordauthentication"), IW_SKIP("permitlocalcommand"),
+    IW_SKIP("permitremoteopen"), IW_SKIP("preferredauthentications"),
+    IW_SKIP("pubkeyauthentication"), IW_SKIP("remotecommand"), IW_SKIP("remoteforward"),
+    IW_SKIP("requesttty"), IW_SKIP("sendenv"), IW_SKIP("serveralivecountmax"),
+    IW_SKIP("sessiontype"), IW_SKIP("setenv"), IW_SKIP("stdinnull"),
+    IW_SKIP("streamlocalbindmask"), IW_SKIP("streamlocalbindunlink"), IW_SKIP("tcpkeepalive"),
+    IW_SKIP("updatehostkeys"), IW_SKIP("usekeychain"), IW_SKIP("verifyhostkeydns"),
+    IW_SKIP("visualhostkey"), IW_SKIP("xauthlocation"), IW_SKIP("ipqos"),
+    IW_SKIP("rekeylimit"), IW_SKIP("hostbasedauthentication"),
+    IW_SKIP("nohostauthenticationforlocalhost"), IW_SKIP("obscurekeystroketiming"),
+    IW_SKIP("syslogfacility"), IW_SKIP("protocol"), IW_SKIP("useroaming"),
+
+    IW_REFUSE("hostkeyalias", NULL), IW_REFUSE("certificatefile", NULL),
+    IW_REFUSE("pkcs11provider", "none"), IW_REFUSE("securitykeyprovider", NULL),
+    IW_REFUSE("ciphers", NULL), IW_REFUSE("macs", NULL), IW_REFUSE("kexalgorithms", NULL),
+    IW_REFUSE("hostkeyalgorithms", NULL), IW_REFUSE("pubkeyacceptedalgorithms", NULL),
+    IW_REFUSE("pubkeyacceptedkeytypes", NULL), IW_REFUSE("casignaturealgorithms", NULL),
+    IW_REFUSE("requiredrsasize", NULL), IW_REFUSE("revokedhostkeys", NULL),
+    IW_REFUSE("bindaddress", NULL), IW_REFUSE("bindinterface", NULL),
+    IW_REFUSE("addressfamily", "any"), IW_REFUSE("canonicalizehostname", "no"),
+    IW_REFUSE("canonicaldomains", NULL), IW_REFUSE("canonicalizefallbacklocal", NULL),
+    IW_REFUSE("canonicalizemaxdots", NULL), IW_REFUSE("canonicalizepermittedcnames", NULL),
+    IW_REFUSE("proxyusefdpass", "no"), IW_REFUSE("tunnel", "no"),
+    IW_REFUSE("tunneldevice", NULL), IW_REFUSE("knownhostscommand", "none"),
+    IW_REFUSE("hostbasedacceptedalgorithms", NULL), IW_REFUSE("hostbasedkeytypes", NULL),
+    IW_REFUSE("gssapiserveridentity", NULL), IW_REFUSE("tag", NULL),
 };
 
-/* Keywords that change where or how ssh connects or what it trusts, that we cannot
- * honour: the value is allowed only when it asks for what we do anyway. */
-static const struct { const char *key, *harmless; } iw_cfg_refuse[] = {
-    { "hostkeyalias", NULL }, { "certificatefile", NULL },
-    { "pkcs11provider", "none" }, { "securitykeyprovider", NULL }, { "ciphers", NULL },
-    { "macs", NULL }, { "kexalgorithms", NULL }, { "hostkeyalgorithms", NULL },
-    { "pubkeyacceptedalgorithms", NULL }, { "pubkeyacceptedkeytypes", NULL },
-    { "casignaturealgorithms", NULL }, { "requiredrsasize", NULL }, { "revokedhostkeys", NULL },
-    { "bindaddress", NULL }, { "bindinterface", NULL }, { "addressfamily", "any" },
-    { "canonicalizehostname", "no" }, { "canonicaldomains", NULL },
-    { "canonicalizefallbacklocal", NULL }, { "canonicalizemaxdots", NULL },
-    { "canonicalizepermittedcnames", NULL }, { "proxyusefdpass", "no" }, { "tunnel", "no" },
-    { "tunneldevice", NULL }, { "knownhostscommand", "none" }, { "hostbasedacceptedalgorithms", NULL },
-    { "hostbasedkeytypes", NULL }, { "gssapiserveridentity", NULL }, { "tag", NULL },
-    { NULL, NULL }
-};
-
-static int iw_in_list(const char *const *list, const char *key)
+static const iw_cfg_kw *iw_cfg_kw_find(const char *key)
 {
-    for (; *list != NULL; list++)
-        if (strcasecmp(*list, key) == 0)
-            return 1;
-    return 0;
+    size_t i;
+    for (i = 0; i < sizeof iw_cfg_keywords / sizeof iw_cfg_keywords[0]; i++)
+        if (strcasecmp(iw_cfg_keywords[i].key, key) == 0)
+            return &iw_cfg_keywords[i];
+    return NULL;
 }
 
 static int iw_cfg_set_str(char **dst, const char *v)
@@ -272,81 +324,56 @@ static int iw_cfg_match(iw_cfg_run *r, const char *path, unsigned line, char **a
     return 0;
 }
 
-/* One keyword line inside an active block. */
+/* One keyword line inside an active block: its class in the table says what to do. */
 static int iw_cfg_keyword(iw_cfg_run *r, const char *path, unsigned line, char **argv, int argc)
 {
     const char *k = argv[0], *v = argc > 1 ? argv[1] : NULL;
+    const iw_cfg_kw *kw = iw_cfg_kw_find(k);
+    iw_cfg_op op = kw != NULL ? kw->op : IW_OP_UNKNOWN;
     iw_ssh_config *o = r->out;
+    void *field = kw != NULL ? (char *)o + kw->field : NULL;
     unsigned num;
-    int i;
 
-    if (iw_in_list(iw_cfg_skip, k))
+    if (v == NULL && op != IW_OP_SKIP && op != IW_OP_REFUSE && op != IW_OP_IGNORE_UNKNOWN)
+        return iw_cfg_fail(r, path, line, "%s needs a value", k);
+    switch (op) {
+    case IW_OP_SKIP:
         return 0;
-    for (i = 0; iw_cfg_refuse[i].key != NULL; i++) {
-        if (strcasecmp(iw_cfg_refuse[i].key, k) != 0)
-            continue;
-        if (v != NULL && iw_cfg_refuse[i].harmless != NULL &&
-            strcasecmp(v, iw_cfg_refuse[i].harmless) == 0)
+    case IW_OP_REFUSE:
+        if (v != NULL && kw->arg != NULL && strcasecmp(v, kw->arg) == 0)
             return 0;
         return iw_cfg_fail(r, path, line, "%s is not supported by imapwire's SSH tunnels", k);
-    }
-    if (strcasecmp(k, "ignoreunknown") == 0)
+    case IW_OP_IGNORE_UNKNOWN:
         return v ? iw_cfg_set_str(&r->ignore_unknown, v) : 0;
-    if (v == NULL)
-        return iw_cfg_fail(r, path, line, "%s needs a value", k);
-    if (strcasecmp(k, "hostname") == 0)
-        return iw_cfg_set_str(&o->hostname, v);
-    if (strcasecmp(k, "user") == 0)
-        return iw_cfg_set_str(&o->user, v);
-    if (strcasecmp(k, "identityfile") == 0)
-        return iw_cfg_set_str(&o->identity_file, v);
-    /* ProxyJump and ProxyCommand: the first one given wins, as in ssh */
-    if (strcasecmp(k, "proxyjump") == 0)
-        return o->proxy_command ? 0 : iw_cfg_set_str(&o->proxy_jump, v);
-    if (strcasecmp(k, "proxycommand") == 0)
-        return o->proxy_jump ? 0 : iw_cfg_set_str(&o->proxy_command, r->rest);
-    if (strcasecmp(k, "userknownhostsfile") == 0)
-        return iw_cfg_set_str(&o->known_hosts, v);   /* the first file of the list */
-    if (strcasecmp(k, "globalknownhostsfile") == 0)
-        return iw_cfg_set_str(&o->global_known_hosts, v);
-    if (strcasecmp(k, "hashknownhosts") == 0) {
-        if (o->hash_known_hosts < 0)
-            o->hash_known_hosts = strcasecmp(v, "yes") == 0;
+    case IW_OP_STR:
+        return iw_cfg_set_str(field, v);
+    case IW_OP_PROXY_JUMP:
+        return o->proxy_command ? 0 : iw_cfg_set_str(field, v);
+    case IW_OP_PROXY_COMMAND:
+        return o->proxy_jump ? 0 : iw_cfg_set_str(field, r->rest);
+    case IW_OP_FLAG:
+        if (*(int *)field < 0)
+            *(int *)field = strcasecmp(v, kw->arg) == 0;
         return 0;
-    }
-    if (strcasecmp(k, "stricthostkeychecking") == 0) {
-        /* only accept-new changes what we do: "no", "off" and "ask" would take a changed
-         * or any unknown key, which a library never does on its own */
-        if (o->accept_new < 0)
-            o->accept_new = strcasecmp(v, "accept-new") == 0;
-        return 0;
-    }
-    if (strcasecmp(k, "identitiesonly") == 0) {
-        if (o->identities_only < 0)
-            o->identities_only = strcasecmp(v, "yes") == 0;
-        return 0;
-    }
-    if (strcasecmp(k, "port") == 0) {
+    case IW_OP_PORT:
         if (iw_cfg_number(v, 65535, &num) != 0 || num == 0)
             return iw_cfg_fail(r, path, line, "Port %s is not a port", v);
-        if (o->port == 0)
-            o->port = num;
-        return 0;
-    }
-    if (strcasecmp(k, "connecttimeout") == 0 || strcasecmp(k, "serveraliveinterval") == 0) {
-        unsigned *dst = strcasecmp(k, "connecttimeout") == 0 ? &o->connect_timeout
-                                                             : &o->alive_interval;
+        break;
+    case IW_OP_SECONDS:
         if (strcasecmp(v, "none") == 0)
             num = 0;
         else if (iw_cfg_number(v, 86400, &num) != 0)
             return iw_cfg_fail(r, path, line, "%s %s is not a number of seconds", k, v);
-        if (*dst == 0)
-            *dst = num;
-        return 0;
+        break;
+    case IW_OP_UNKNOWN:
+    default:
+        if (r->ignore_unknown != NULL && iw_ssh_pattern_list_match(k, r->ignore_unknown) == 1)
+            return 0;
+        return iw_cfg_fail(r, path, line, "unknown keyword %s", k);
     }
-    if (r->ignore_unknown != NULL && iw_ssh_pattern_list_match(k, r->ignore_unknown) == 1)
-        return 0;
-    return iw_cfg_fail(r, path, line, "unknown keyword %s", k);
+    if (*(unsigned *)field == 0)        /* a number: first value wins */
+        *(unsigned *)field = num;
+    return 0;
 }
 
 /* ssh refuses a configuration others could have written; so do we. */
