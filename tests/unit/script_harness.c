@@ -4,6 +4,7 @@
 #include <check.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "script_harness.h"
@@ -143,4 +144,35 @@ void sh_check_server(const st_run *run, int all, const char *label)
     if (all)
         ck_assert_msg(run->steps[run->pos] == NULL, "%s: script stopped at step %zu \"%s\"",
                       label, run->pos, run->steps[run->pos]);
+}
+
+void sh_run_init(st_run *run, const char *const *steps, const sh_variant *v)
+{
+    memset(run, 0, sizeof *run);
+    run->steps = steps;
+    if (v != NULL) {
+        run->chunk = v->chunk;
+        run->storm = v->storm;
+    }
+}
+
+void sh_cut_init(st_run *run, const char *const *steps, const sh_variant *v, int how,
+                 size_t cut, size_t total, const char *name, char *label, size_t size)
+{
+    sh_run_init(run, steps, v);
+    run->cut = how;
+    run->cut_after = cut;
+    snprintf(label, size, "%s/%s/%s after %zu of %zu bytes", name, v->name,
+             how == ST_CUT_EOF ? "eof" : "reset", cut, total);
+}
+
+char *sh_big_line(const char *prefix)
+{
+    size_t n = (1u << 20) + 16, k = strlen(prefix);
+    char *big = malloc(n + 3);
+    ck_assert_ptr_nonnull(big);
+    memcpy(big, prefix, k);
+    memset(big + k, 'x', n - k);
+    memcpy(big + n, "\r\n", 3);
+    return big;
 }

@@ -23,6 +23,15 @@ void  sh_teardown(void);
 /* Connects through run (timeout in seconds): 0 with *h set, or the connect's ST_ERROR_*.
  * A failed own-loop connect is disconnected here. */
 DWORD sh_connect(st_run *run, DWORD options, UINT timeout, int driver, HCLIENT *h);
+/* A run of steps under variant v (NULL: plain I/O), nothing else set. */
+void  sh_run_init(st_run *run, const char *const *steps, const sh_variant *v);
+/* A run of steps under variant v that the server cuts (how: ST_CUT_EOF or ST_CUT_RESET)
+ * after cut of its total bytes; label names the case (name), variant, cut and total. */
+void  sh_cut_init(st_run *run, const char *const *steps, const sh_variant *v, int how,
+                  size_t cut, size_t total, const char *name, char *label, size_t size);
+/* A server line longer than any the library takes: prefix, 'x' up to 1 MiB + 16 bytes,
+ * then CRLF (malloc'd; ck-asserted). */
+char *sh_big_line(const char *prefix);
 /* The steps in a script. */
 size_t sh_nsteps(const char *const *steps);
 /* After the handle is gone: one layer made and destroyed, no script fault, and (when

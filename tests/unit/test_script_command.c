@@ -259,13 +259,8 @@ static char *big;
 
 static void setup(void)
 {
-    size_t n = (1u << 20) + 16;
     sh_setup();
-    big = malloc(n + 3);
-    ck_assert_ptr_nonnull(big);
-    memcpy(big, "B * ", 4);
-    memset(big + 4, 'x', n - 4);
-    memcpy(big + n, "\r\n", 3);
+    big = sh_big_line("B * ");
     big_line[2] = big;
 }
 
@@ -408,10 +403,7 @@ static void check_case(const kcase *k)
         char label[128];
         if (k->bulk && sh_variants[v].chunk != 0)
             continue;
-        memset(&run, 0, sizeof run);
-        run.steps = k->steps;
-        run.chunk = sh_variants[v].chunk;
-        run.storm = sh_variants[v].storm;
+        sh_run_init(&run, k->steps, &sh_variants[v]);
         snprintf(label, sizeof label, "%s/%s", k->name, sh_variants[v].name);
         run_case(k, &run, &o, label);
         ck_assert_msg(o.err == k->expect, "%s: error %u, expected %u; trace:\n%s", label, o.err,
@@ -452,8 +444,7 @@ static void early_close_case(const kcase *k)
 
     if (!k->cuts)
         return;
-    memset(&run, 0, sizeof run);
-    run.steps = k->steps;
+    sh_run_init(&run, k->steps, NULL);
     run_case(k, &run, &full, k->name);
     for (how = ST_CUT_EOF; how <= ST_CUT_RESET; how++) {
         for (v = 0; v < 2; v++) {
@@ -461,14 +452,8 @@ static void early_close_case(const kcase *k)
                 outcome o;
                 char label[128];
                 /* a cut past the call's own bytes ends the NOOP after it instead */
-                memset(&run, 0, sizeof run);
-                run.steps = k->steps;
-                run.chunk = sh_variants[v].chunk;
-                run.cut = how;
-                run.cut_after = cut;
-                snprintf(label, sizeof label, "%s/%s/%s after %zu of %zu bytes", k->name,
-                         sh_variants[v].name, how == ST_CUT_EOF ? "eof" : "reset", cut,
-                         full.server_bytes);
+                sh_cut_init(&run, k->steps, &sh_variants[v], how, cut, full.server_bytes,
+                            k->name, label, sizeof label);
                 run_case(k, &run, &o, label);
                 if (cut < full.call_bytes)
                     ck_assert_msg(o.err == CLOSED, "%s: error %u; trace:\n%s", label, o.err,
@@ -515,8 +500,7 @@ START_TEST(command_timeouts)
         DWORD len = 0, err;
         void *body = NULL;
         INT rc;
-        memset(&run, 0, sizeof run);
-        run.steps = t[i].steps;
+        sh_run_init(&run, t[i].steps, NULL);
         ck_assert_uint_eq(sh_connect(&run, 0, 1, SH_BLOCKING, &h), 0);
         t0 = sh_now_ms();
         rc = t[i].fetch ? ImapGetMessage(h, 1, 0, &body, &len, 0) : ImapCommand(h, "NOOP", NULL, 0);
@@ -542,8 +526,7 @@ START_TEST(disconnect_stall)
     st_run run;
     HCLIENT h;
     long long t0, ms;
-    memset(&run, 0, sizeof run);
-    run.steps = stall_logout;
+    sh_run_init(&run, stall_logout, NULL);
     ck_assert_uint_eq(sh_connect(&run, 0, 1, SH_BLOCKING, &h), 0);
     t0 = sh_now_ms();
     ck_assert_int_eq(ImapDisconnect(h), 0);

@@ -165,13 +165,8 @@ static char *big;
 
 static void setup(void)
 {
-    size_t n = (1u << 20) + 16;
     sh_setup();
-    big = malloc(n + 3);
-    ck_assert_ptr_nonnull(big);
-    memcpy(big, "B * OK ", 7);
-    memset(big + 7, 'x', n - 7);
-    memcpy(big + n, "\r\n", 3);
+    big = sh_big_line("B * OK ");
     big_greeting[0] = big;
 }
 
@@ -223,10 +218,7 @@ static void check_case(const ccase *k)
             char label[128];
             if (k->bulk && sh_variants[v].chunk != 0)
                 continue;
-            memset(&run, 0, sizeof run);
-            run.steps = k->steps;
-            run.chunk = sh_variants[v].chunk;
-            run.storm = sh_variants[v].storm;
+            sh_run_init(&run, k->steps, &sh_variants[v]);
             snprintf(label, sizeof label, "%s/%s/%s", k->name, sh_variants[v].name,
                      d == SH_BLOCKING ? "blocking" : "own-loop");
             run_case(k, &run, d, &o, label);
@@ -283,8 +275,7 @@ START_TEST(what_the_client_says)
         st_run run;
         HCLIENT h;
         DWORD err;
-        memset(&run, 0, sizeof run);
-        run.steps = w[i].steps;
+        sh_run_init(&run, w[i].steps, NULL);
         err = sh_connect(&run, w[i].options, 5, SH_BLOCKING, &h);
         if (err == 0)
             ImapDisconnect(h);
@@ -305,10 +296,7 @@ START_TEST(injection_never_parsed)
     for (v = 0; v < sh_nvariants; v++) {
         st_run run;
         HCLIENT h;
-        memset(&run, 0, sizeof run);
-        run.steps = tls_inject;
-        run.chunk = sh_variants[v].chunk;
-        run.storm = sh_variants[v].storm;
+        sh_run_init(&run, tls_inject, &sh_variants[v]);
         sh_setup();
         ck_assert_uint_eq(sh_connect(&run, SE, 5, SH_BLOCKING, &h), ST_ERROR_INVALID_RESPONSE);
         ck_assert_msg(strstr(sh_trace_text(), "injected") == NULL, "%s: %s",
@@ -331,8 +319,7 @@ static void early_close_case(const ccase *k)
 
     if (!k->cuts)
         return;
-    memset(&run, 0, sizeof run);
-    run.steps = k->steps;
+    sh_run_init(&run, k->steps, NULL);
     run_case(k, &run, SH_BLOCKING, &full, k->name);
     ck_assert_uint_eq(full.err, k->expect);
     for (how = ST_CUT_EOF; how <= ST_CUT_RESET; how++) {
@@ -341,14 +328,8 @@ static void early_close_case(const ccase *k)
                 outcome o;
                 char label[128];
                 DWORD want = cut < full.server_bytes ? ST_ERROR_CONNECTION_CLOSED : k->expect;
-                memset(&run, 0, sizeof run);
-                run.steps = k->steps;
-                run.chunk = sh_variants[v].chunk;
-                run.cut = how;
-                run.cut_after = cut;
-                snprintf(label, sizeof label, "%s/%s/%s after %zu of %zu bytes", k->name,
-                         sh_variants[v].name, how == ST_CUT_EOF ? "eof" : "reset", cut,
-                         full.server_bytes);
+                sh_cut_init(&run, k->steps, &sh_variants[v], how, cut, full.server_bytes,
+                            k->name, label, sizeof label);
                 run_case(k, &run, SH_BLOCKING, &o, label);
                 /* a reset at the very end reaches a success's LOGOUT, nothing else */
                 ck_assert_msg(o.err == want, "%s: error %u, expected %u; trace:\n%s", label,
@@ -418,8 +399,7 @@ START_TEST(timeouts_every_state)
     for (i = 0; i < N; i++) {
         IMAPCONNECTINFO info;
         char spec[64];
-        memset(&run[i], 0, sizeof run[i]);
-        run[i].steps = t[i].steps;
+        sh_run_init(&run[i], t[i].steps, NULL);
         memset(&info, 0, sizeof info);
         info.dwSize = sizeof info;
         info.lpszHostName = "script.invalid";
@@ -473,8 +453,7 @@ START_TEST(timeout_blocking)
     st_run run;
     HCLIENT h;
     long long t0 = sh_now_ms(), ms;
-    memset(&run, 0, sizeof run);
-    run.steps = stall_capa_mid;
+    sh_run_init(&run, stall_capa_mid, NULL);
     ck_assert_uint_eq(sh_connect(&run, 0, 1, SH_BLOCKING, &h), ST_ERROR_OPERATION_TIMEOUT);
     ms = sh_now_ms() - t0;
     ck_assert_msg(ms >= 990 && ms <= 2500, "after %lld ms", ms);
