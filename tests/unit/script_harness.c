@@ -156,20 +156,34 @@ void sh_run_init(st_run *run, const char *const *steps, const sh_variant *v)
     }
 }
 
-void sh_cut_init(st_run *run, const char *const *steps, const sh_variant *v, int how,
-                 size_t cut, size_t total, const char *name, char *label, size_t size)
+void sh_each_cut(const char *const *steps, const char *name, size_t first, size_t end,
+                 size_t total, sh_cut_fn fn, void *arg)
 {
-    sh_run_init(run, steps, v);
-    run->cut = how;
-    run->cut_after = cut;
-    snprintf(label, size, "%s/%s/%s after %zu of %zu bytes", name, v->name,
-             how == ST_CUT_EOF ? "eof" : "reset", cut, total);
+    size_t cut, v;
+    int how;
+
+    for (how = ST_CUT_EOF; how <= ST_CUT_RESET; how++) {
+        for (v = 0; v < 2; v++) {
+            for (cut = first; cut < end; cut++) {
+                st_run run;
+                char label[128];
+                sh_run_init(&run, steps, &sh_variants[v]);
+                run.cut = how;
+                run.cut_after = cut;
+                snprintf(label, sizeof label, "%s/%s/%s after %zu of %zu bytes", name,
+                         sh_variants[v].name, how == ST_CUT_EOF ? "eof" : "reset", cut, total);
+                fn(&run, cut, label, arg);
+            }
+        }
+    }
 }
 
-char *sh_big_line(const char *prefix)
+const char *sh_big_line(const char *prefix)
 {
+    static char *big;
     size_t n = (1u << 20) + 16, k = strlen(prefix);
-    char *big = malloc(n + 3);
+    free(big);
+    big = malloc(n + 3);
     ck_assert_ptr_nonnull(big);
     memcpy(big, prefix, k);
     memset(big + k, 'x', n - k);

@@ -159,21 +159,11 @@ static const ccase cases[] = {
     { "implicit_clear", IMAP_OPTION_SECURE_IMPLICIT, implicit_clear, ST_ERROR_TLS_HANDSHAKE, NULL, 0, 0, 0 },
     { "oversized_greeting", 0, big_greeting, ST_ERROR_RESPONSE_TOO_LARGE, NULL, 0, 0, 1 },
 };
-#define NCASES (sizeof cases / sizeof cases[0])
-
-static char *big;
 
 static void setup(void)
 {
     sh_setup();
-    big = sh_big_line("B * OK ");
-    big_greeting[0] = big;
-}
-
-static void teardown(void)
-{
-    free(big);
-    sh_teardown();
+    big_greeting[0] = sh_big_line("B * OK ");
 }
 
 /* What one run of a case left behind, to compare across variants and drivers. */
@@ -242,16 +232,7 @@ static void check_case(const ccase *k)
     }
 }
 
-/* One process for all cases: a fork and an initialisation each would cost more than
- * the cases (ASan). The label of a failure names the case. */
-START_TEST(every_state)
-{
-    size_t i;
-    for (i = 0; i < NCASES; i++)
-        check_case(&cases[i]);
-    printf("every_state: %zu cases, %u connects\n", NCASES, sh_connects());
-}
-END_TEST
+SH_CASES_TEST(every_state, check_case, cases)
 
 /* The client's own words in each case: what must and must not leave in clear. */
 START_TEST(what_the_client_says)
@@ -308,46 +289,41 @@ START_TEST(injection_never_parsed)
 }
 END_TEST
 
+typedef struct cut_case {
+    const ccase   *k;
+    const outcome *full;           /* the run without a cut */
+} cut_case;
+
+static void early_close_one(st_run *run, size_t cut, const char *label, void *arg)
+{
+    const cut_case *c = arg;
+    outcome o;
+    DWORD want = cut < c->full->server_bytes ? ST_ERROR_CONNECTION_CLOSED : c->k->expect;
+    run_case(c->k, run, SH_BLOCKING, &o, label);
+    /* a reset at the very end reaches a success's LOGOUT, nothing else */
+    ck_assert_msg(o.err == want, "%s: error %u, expected %u; trace:\n%s", label, o.err, want,
+                  sh_trace_text());
+    sh_check_server(run, 0, label);
+}
+
 /* For each point k of the server's bytes, the server closes (or resets) there: every cut
  * before the end is ST_ERROR_CONNECTION_CLOSED; a cut at the end changes nothing. */
 static void early_close_case(const ccase *k)
 {
     outcome full;
     st_run run;
-    size_t cut, v;
-    int how;
+    cut_case c = { k, &full };
 
     if (!k->cuts)
         return;
     sh_run_init(&run, k->steps, NULL);
     run_case(k, &run, SH_BLOCKING, &full, k->name);
     ck_assert_uint_eq(full.err, k->expect);
-    for (how = ST_CUT_EOF; how <= ST_CUT_RESET; how++) {
-        for (v = 0; v < 2; v++) {
-            for (cut = 0; cut <= full.server_bytes; cut++) {
-                outcome o;
-                char label[128];
-                DWORD want = cut < full.server_bytes ? ST_ERROR_CONNECTION_CLOSED : k->expect;
-                sh_cut_init(&run, k->steps, &sh_variants[v], how, cut, full.server_bytes,
-                            k->name, label, sizeof label);
-                run_case(k, &run, SH_BLOCKING, &o, label);
-                /* a reset at the very end reaches a success's LOGOUT, nothing else */
-                ck_assert_msg(o.err == want, "%s: error %u, expected %u; trace:\n%s", label,
-                              o.err, want, sh_trace_text());
-                sh_check_server(&run, 0, label);
-            }
-        }
-    }
+    sh_each_cut(k->steps, k->name, 0, full.server_bytes + 1, full.server_bytes,
+                early_close_one, &c);
 }
 
-START_TEST(early_close_everywhere)
-{
-    size_t i;
-    for (i = 0; i < NCASES; i++)
-        early_close_case(&cases[i]);
-    printf("early_close_everywhere: %zu cases, %u connects\n", NCASES, sh_connects());
-}
-END_TEST
+SH_CASES_TEST(early_close_everywhere, early_close_case, cases)
 
 SCRIPT(stall_greeting, "STALL");
 SCRIPT(stall_mid_greeting, "B * OK hal", "STALL");
@@ -468,7 +444,7 @@ int main(void)
     SRunner *sr;
     int failed;
 
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, setup, sh_teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, every_state);
     tcase_add_test(tc, what_the_client_says);
