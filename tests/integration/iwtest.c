@@ -196,7 +196,7 @@ void iwt_fixture_stop(iwt_fixture *f)
 }
 
 /* A port nobody listens on right now: bind port 0, read it, close. */
-static unsigned iwt_free_port(void)
+unsigned iwt_free_port(void)
 {
     struct sockaddr_in a;
     socklen_t len = sizeof a;
@@ -473,4 +473,51 @@ void iwt_dante_load(unsigned *port, char *user, size_t user_size, char *pass, si
     iwt_env_value(path, "DANTED_USER", user, user_size);
     iwt_env_value(path, "DANTED_PASS", pass, pass_size);
     ck_assert_msg(*port != 0, "no DANTED_PORT in %s", path);
+}
+
+void iwt_tunnel_info(IMAPCONNECTINFO *in, const iwt_dovecot *d, SECURITYCREDENTIALS *sc,
+                     trace_log *tl)
+{
+    memset(in, 0, sizeof *in);
+    in->dwSize = sizeof *in;
+    in->lpszHostName = "127.0.0.1";
+    in->nRemotePort = d->port;
+    in->nTimeout = 10;
+    in->dwOptions = IMAP_OPTION_TUNNEL;
+    in->lpCredentials = sc;
+    if (tl != NULL) {
+        in->lpTraceProc = trace_cb;
+        in->lpParam = tl;
+    }
+}
+
+HCLIENT iwt_fixture_connect(iwt_fixture *f, const char *scenario, int max_conns, UINT timeout,
+                            DWORD options)
+{
+    HCLIENT h;
+    iwt_fixture_start(f, scenario, max_conns);
+    h = ImapConnect("127.0.0.1", f->port, timeout, options, NULL);
+    ck_assert_msg(h != INVALID_CLIENT, "%s: connect error %u", scenario,
+                  (unsigned)ImapGetLastError());
+    return h;
+}
+
+int iwt_run_suite(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    int failed;
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+SECURITYCREDENTIALS iwt_config_creds(const char *alias)
+{
+    SECURITYCREDENTIALS sc;
+    memset(&sc, 0, sizeof sc);
+    sc.dwSize = sizeof sc;
+    sc.dwOptions = CREDENTIAL_TUNNEL_SSH_CONFIG;
+    sc.lpszTunnelHost = alias;
+    return sc;
 }

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <sys/types.h>
+#include <check.h>
 #include <imapwire/imapwire.h>
 
 /* The Dovecot instance started by the ctest fixture (tests/harness/dovecot.sh). */
@@ -30,6 +31,8 @@ typedef struct iwt_sshd {
 void iwt_sshd_load(iwt_sshd *e, const char *env_path);
 /* Tunnel credentials for e: key authentication, the usual known_hosts. */
 SECURITYCREDENTIALS iwt_tunnel_creds(const iwt_sshd *e);
+/* Credentials that take everything for alias from the SSH configuration. */
+SECURITYCREDENTIALS iwt_config_creds(const char *alias);
 /* One KEY=value from an env file ("" when absent). */
 void iwt_env_value(const char *path, const char *key, char *out, size_t size);
 /* Counts lines containing needle in a file. */
@@ -56,6 +59,10 @@ void iwt_spawn(iwt_fixture *f, const char *const *argv, const char *what);
 /* Starts SCENARIO with --idle-exit and extra args; waits (bounded) for its port. */
 void iwt_fixture_start(iwt_fixture *f, const char *scenario, int max_conns);
 void iwt_fixture_stop(iwt_fixture *f);
+/* Starts SCENARIO (as iwt_fixture_start) and connects to it in clear with timeout (s) and
+ * options; fails the test when the connect fails. */
+HCLIENT iwt_fixture_connect(iwt_fixture *f, const char *scenario, int max_conns, UINT timeout,
+                            DWORD options);
 /* The fixture's whole log (malloc'd, NUL-terminated); "" if none. */
 char *iwt_read_file(const char *path);
 
@@ -65,6 +72,8 @@ char *iwt_read_file(const char *path);
 void iwt_tls_server_start(iwt_fixture *f, const char *certs_dir, const char *cert,
                           const char *script);
 
+/* A loopback port nobody listens on right now (bind port 0, read it, close). */
+unsigned iwt_free_port(void);
 /* Whether something listens on 127.0.0.1:port, from the kernel's table (no probe). */
 int  iwt_port_listening(unsigned port);
 /* The Dante fixture's port, user and password ($IW_TMPDIR/danted/env); fails the test
@@ -98,6 +107,14 @@ typedef struct trace_log {
 } trace_log;
 /* An IMAPTRACEPROC for IMAPCONNECTINFO.lpTraceProc with lpParam a trace_log. */
 void trace_cb(HCLIENT h, UINT dir, LPCTSTR line, INT n, LPVOID param);
+
+/* A connect to d's IMAP port on 127.0.0.1 through the SSH tunnel of sc (nTimeout 10),
+ * traced into tl unless it is NULL; the caller adds anything else. */
+void iwt_tunnel_info(IMAPCONNECTINFO *in, const iwt_dovecot *d, SECURITYCREDENTIALS *sc,
+                     trace_log *tl);
+
+/* Runs every test of s (CK_NORMAL): EXIT_SUCCESS when none failed, else EXIT_FAILURE. */
+int iwt_run_suite(Suite *s);
 
 /* Fails the test with the library's error name and text. */
 #define iwt_assert_error(expected) \

@@ -226,9 +226,7 @@ START_TEST(unexpected_continuation)
     HCLIENT c;
     char *log;
 
-    iwt_fixture_start(&f, "unexpected-continuation", 2);
-    c = ImapConnect("127.0.0.1", f.port, 5, IMAP_OPTION_NONE, NULL);
-    ck_assert(c != INVALID_CLIENT);
+    c = iwt_fixture_connect(&f, "unexpected-continuation", 2, 5, IMAP_OPTION_NONE);
     ck_assert_int_eq(ImapCommand(c, "NOOP", NULL, 0), IMAP_ERROR);
     iwt_assert_error(ST_ERROR_INVALID_RESPONSE);
     ImapDisconnect(c);
@@ -244,8 +242,6 @@ int main(void)
 {
     Suite *s = suite_create("command_grammar");
     TCase *tc = tcase_create("command_grammar");
-    SRunner *sr;
-    int failed;
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
@@ -258,9 +254,5 @@ int main(void)
     tcase_add_test(tc, stream_entry_point);
     tcase_add_test(tc, unexpected_continuation);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return iwt_run_suite(s);
 }

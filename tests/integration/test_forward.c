@@ -258,13 +258,7 @@ START_TEST(managed_forward_has_no_listener)
 
     ck_assert_int_eq(own_listeners(), 0);
     sc.dwOptions = CREDENTIAL_TUNNEL_FORWARD;
-    memset(&in, 0, sizeof in);
-    in.dwSize = sizeof in;
-    in.lpszHostName = "127.0.0.1";
-    in.nRemotePort = dv.port;
-    in.nTimeout = 10;
-    in.dwOptions = IMAP_OPTION_TUNNEL;
-    in.lpCredentials = &sc;
+    iwt_tunnel_info(&in, &dv, &sc, NULL);
     in.lpTraceProc = count_listeners_on_greeting;
     listeners_in_greeting = -1;
     h = ImapConnectEx(&in);

@@ -8,11 +8,8 @@
 #include <string.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 #include <unistd.h>
 #include <libssh2.h>
 #include "iwtest.h"
@@ -23,6 +20,7 @@ static iwt_sshd sha1;              /* stock keys, and ssh-rsa (SHA-1) signatures
 static char sha1_dir[700], fp_sha1_rsa[128];
 static iwt_dovecot dv;
 static char stock_dir[600], work[600];
+static char known[700];            /* work/known_hosts: the file most cases write */
 static char db_dir[700];           /* Dropbear: a second SSH implementation */
 static unsigned db_port;
 static pid_t db_pid;
@@ -48,6 +46,7 @@ static void setup(void)
     unsetenv("IMAPWIRE_SSH_CONFIG");
     snprintf(work, sizeof work, "%s/kh-%d", getenv("IW_TMPDIR"), (int)getpid());
     mkdir(work, 0755);
+    snprintf(known, sizeof known, "%s/known_hosts", work);
     ck_assert(ImapInitialize(NULL, NULL));
 }
 
@@ -60,16 +59,26 @@ static void teardown(void)
 }
 
 /* The real ssh client, first contact with e: it records the key it negotiates (Ed25519 on
- * OpenSSH 9.2) in file, hashed or not, and logs in with the test key. */
-static void ssh_records(const iwt_sshd *e, const char *file, int hashed)
+ * OpenSSH 9.2) in file, hashed or not, authenticating with the options auth; then the
+ * shell command after. */
+static void ssh_first_contact(const iwt_sshd *e, const char *file, int hashed, const char *auth,
+                              const char *after)
 {
     char cmd[2000];
     snprintf(cmd, sizeof cmd,
              "ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=accept-new "
              "-o UserKnownHostsFile=%s -o GlobalKnownHostsFile=/dev/null -o HashKnownHosts=%s "
-             "-o IdentitiesOnly=yes -i %s -p %u %s@%s true </dev/null >/dev/null 2>&1",
-             file, hashed ? "yes" : "no", e->key, e->port, e->user, e->host);
+             "%s -p %u %s@%s true </dev/null >/dev/null 2>&1%s",
+             file, hashed ? "yes" : "no", auth, e->port, e->user, e->host, after);
     run(cmd);
+}
+
+/* ssh_first_contact logging in with the test key. */
+static void ssh_records(const iwt_sshd *e, const char *file, int hashed)
+{
+    char auth[700];
+    snprintf(auth, sizeof auth, "-o IdentitiesOnly=yes -i %s", e->key);
+    ssh_first_contact(e, file, hashed, auth, "");
 }
 
 /* One key type of e's, from ssh-keyscan, as a plain known_hosts line */
@@ -81,11 +90,38 @@ static void keyscan(const iwt_sshd *e, const char *type, const char *file, const
     run(cmd);
 }
 
-static SECURITYCREDENTIALS creds(const iwt_sshd *e, const char *known)
+static SECURITYCREDENTIALS creds(const iwt_sshd *e, const char *file)
 {
     SECURITYCREDENTIALS sc = iwt_tunnel_creds(e);
-    sc.lpszKnownHosts = known;
+    sc.lpszKnownHosts = file;
     return sc;
+}
+
+/* Credentials for the SSH configuration work/ssh_config (IMAPWIRE_SSH_CONFIG names it):
+ * Host stock, reached with the test key, and the lines extra. */
+static SECURITYCREDENTIALS config_creds(const char *extra)
+{
+    char conf[700];
+    FILE *f;
+    snprintf(conf, sizeof conf, "%s/ssh_config", work);
+    f = fopen(conf, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "Host stock\n HostName 127.0.0.1\n Port %u\n User %s\n IdentityFile %s\n%s",
+            stock.port, stock.user, stock.key, extra);
+    fclose(f);
+    chmod(conf, 0600);
+    setenv("IMAPWIRE_SSH_CONFIG", conf, 1);
+    return iwt_config_creds("stock");
+}
+
+/* A jump route: a, then b behind it (each hop names its port; none in nTunnelPort). */
+static void route_via(SECURITYCREDENTIALS *sc, char *route, size_t size, const iwt_sshd *a,
+                      const iwt_sshd *b)
+{
+    snprintf(route, size, "%s@127.0.0.1:%u,%s@127.0.0.1:%u", a->user, a->port, b->user,
+             b->port);
+    sc->lpszTunnelHost = route;
+    sc->nTunnelPort = 0;
 }
 
 /* Connects through e with trace, checks the host key fingerprint, logs in. */
@@ -94,15 +130,7 @@ static void tunnel_ok(SECURITYCREDENTIALS *sc, const char *fp, trace_log *tl)
     IMAPCONNECTINFO in;
     SECURITYINFO si;
     HCLIENT h;
-    memset(&in, 0, sizeof in);
-    in.dwSize = sizeof in;
-    in.lpszHostName = "127.0.0.1";
-    in.nRemotePort = dv.port;
-    in.nTimeout = 10;
-    in.dwOptions = IMAP_OPTION_TUNNEL;
-    in.lpCredentials = sc;
-    in.lpTraceProc = trace_cb;
-    in.lpParam = tl;
+    iwt_tunnel_info(&in, &dv, sc, tl);
     h = ImapConnectEx(&in);
     ck_assert_msg(h != INVALID_CLIENT, "connect failed: error %u; trace:\n%s",
                   (unsigned)ImapGetLastError(), tl->text);
@@ -118,15 +146,7 @@ static void tunnel_ok(SECURITYCREDENTIALS *sc, const char *fp, trace_log *tl)
 static void tunnel_fails(SECURITYCREDENTIALS *sc, DWORD error, trace_log *tl)
 {
     IMAPCONNECTINFO in;
-    memset(&in, 0, sizeof in);
-    in.dwSize = sizeof in;
-    in.lpszHostName = "127.0.0.1";
-    in.nRemotePort = dv.port;
-    in.nTimeout = 10;
-    in.dwOptions = IMAP_OPTION_TUNNEL;
-    in.lpCredentials = sc;
-    in.lpTraceProc = trace_cb;
-    in.lpParam = tl;
+    iwt_tunnel_info(&in, &dv, sc, tl);
     ck_assert(ImapConnectEx(&in) == INVALID_CLIENT);
     iwt_assert_error(error);
 }
@@ -145,16 +165,21 @@ START_TEST(ssh_written_file)
 }
 END_TEST
 
+/* Only e's key of type on file (from ssh-keyscan): the connect checks that key, whose
+ * fingerprint is fp. */
+static void only_key_ok(const iwt_sshd *e, const char *type, const char *fp)
+{
+    static trace_log tl;
+    SECURITYCREDENTIALS sc;
+    keyscan(e, type, known, ">");
+    sc = creds(e, known);
+    tunnel_ok(&sc, fp, &tl);
+}
+
 /* Only the ECDSA key: still that one (the types on file come first, whatever they are). */
 START_TEST(only_ecdsa)
 {
-    static trace_log tl;
-    char file[700];
-    SECURITYCREDENTIALS sc;
-    snprintf(file, sizeof file, "%s/known_hosts", work);
-    keyscan(&stock, "ecdsa", file, ">");
-    sc = creds(&stock, file);
-    tunnel_ok(&sc, fp_ecdsa, &tl);
+    only_key_ok(&stock, "ecdsa", fp_ecdsa);
 }
 END_TEST
 
@@ -163,17 +188,15 @@ END_TEST
  * checked, and the trace says why. */
 START_TEST(only_rsa_stock)
 {
-    static trace_log tl;
-    char file[700];
-    SECURITYCREDENTIALS sc;
-    snprintf(file, sizeof file, "%s/known_hosts", work);
-    keyscan(&stock, "rsa", file, ">");
-    sc = creds(&stock, file);
 #if LIBSSH2_VERSION_NUM < 0x010b00
+    static trace_log tl;
+    SECURITYCREDENTIALS sc;
+    keyscan(&stock, "rsa", known, ">");
+    sc = creds(&stock, known);
     tunnel_fails(&sc, ST_ERROR_SSH_HOST_KEY_UNKNOWN, &tl);
     ck_assert_msg(strstr(tl.text, "ssh-rsa") != NULL, "no word on the RSA key:\n%s", tl.text);
 #else
-    tunnel_ok(&sc, fp_rsa, &tl);   /* rsa-sha2-512/256 offered first */
+    only_key_ok(&stock, "rsa", fp_rsa);   /* rsa-sha2-512/256 offered first */
 #endif
 }
 END_TEST
@@ -182,13 +205,7 @@ END_TEST
  * and the key on file is the one checked. */
 START_TEST(only_rsa_sha1_server)
 {
-    static trace_log tl;
-    char file[700];
-    SECURITYCREDENTIALS sc;
-    snprintf(file, sizeof file, "%s/known_hosts", work);
-    keyscan(&sha1, "rsa", file, ">");
-    sc = creds(&sha1, file);
-    tunnel_ok(&sc, fp_sha1_rsa, &tl);
+    only_key_ok(&sha1, "rsa", fp_sha1_rsa);
 }
 END_TEST
 
@@ -197,18 +214,14 @@ END_TEST
 START_TEST(jump_hops_key_types)
 {
     static trace_log tl;
-    char file[700], route[300], cmd[1600];
+    char route[300], cmd[1600];
     SECURITYCREDENTIALS sc;
-    snprintf(file, sizeof file, "%s/known_hosts", work);
-    ssh_records(&stock, file, 1);
+    ssh_records(&stock, known, 1);
     snprintf(cmd, sizeof cmd, "grep -h '^\\[127.0.0.1\\]:%u ecdsa' %s >> %s", shared.port,
-             shared.known, file);
+             shared.known, known);
     run(cmd);
-    snprintf(route, sizeof route, "%s@127.0.0.1:%u,%s@127.0.0.1:%u", stock.user, stock.port,
-             shared.user, shared.port);
-    sc = creds(&stock, file);
-    sc.lpszTunnelHost = route;
-    sc.nTunnelPort = 0;
+    sc = creds(&stock, known);
+    route_via(&sc, route, sizeof route, &stock, &shared);
     /* the two servers authorize different keys, but the same password */
     sc.lpszTunnelKey = NULL;
     sc.lpszTunnelPassword = stock.pass;
@@ -221,11 +234,9 @@ END_TEST
 START_TEST(forward_ssh_written_file)
 {
     static trace_log tl;
-    char file[700];
     SECURITYCREDENTIALS sc;
-    snprintf(file, sizeof file, "%s/known_hosts", work);
-    ssh_records(&stock, file, 1);
-    sc = creds(&stock, file);
+    ssh_records(&stock, known, 1);
+    sc = creds(&stock, known);
     sc.dwOptions = CREDENTIAL_TUNNEL_FORWARD;
     tunnel_ok(&sc, NULL, &tl);
 }
@@ -252,28 +263,18 @@ END_TEST
 START_TEST(global_file)
 {
     static trace_log tl;
-    char global[700], conf[700], user[700];
+    char global[700], user[700], extra[1500];
     FILE *f;
     SECURITYCREDENTIALS sc;
     snprintf(global, sizeof global, "%s/ssh_known_hosts", work);
     snprintf(user, sizeof user, "%s/empty_known_hosts", work);
-    snprintf(conf, sizeof conf, "%s/ssh_config", work);
     ssh_records(&stock, global, 0);
     f = fopen(user, "w");
     ck_assert_ptr_nonnull(f);
     fclose(f);
-    f = fopen(conf, "w");
-    ck_assert_ptr_nonnull(f);
-    fprintf(f, "Host stock\n HostName 127.0.0.1\n Port %u\n User %s\n IdentityFile %s\n"
-            " UserKnownHostsFile %s\n GlobalKnownHostsFile %s\n",
-            stock.port, stock.user, stock.key, user, global);
-    fclose(f);
-    chmod(conf, 0600);
-    setenv("IMAPWIRE_SSH_CONFIG", conf, 1);
-    memset(&sc, 0, sizeof sc);
-    sc.dwSize = sizeof sc;
-    sc.dwOptions = CREDENTIAL_TUNNEL_SSH_CONFIG;
-    sc.lpszTunnelHost = "stock";
+    snprintf(extra, sizeof extra, " UserKnownHostsFile %s\n GlobalKnownHostsFile %s\n", user,
+             global);
+    sc = config_creds(extra);
     tunnel_ok(&sc, fp_ed25519, &tl);
 }
 END_TEST
@@ -282,14 +283,13 @@ END_TEST
 START_TEST(revoked_key)
 {
     static trace_log tl;
-    char file[700], cmd[3000];
+    char cmd[3000];
     SECURITYCREDENTIALS sc;
-    snprintf(file, sizeof file, "%s/known_hosts", work);
-    ssh_records(&stock, file, 0);
-    snprintf(cmd, sizeof cmd, "sed -n 's/^/@revoked /p' %s > %s.r && cat %s.r >> %s", file,
-             file, file, file);
+    ssh_records(&stock, known, 0);
+    snprintf(cmd, sizeof cmd, "sed -n 's/^/@revoked /p' %s > %s.r && cat %s.r >> %s", known,
+             known, known, known);
     run(cmd);
-    sc = creds(&stock, file);
+    sc = creds(&stock, known);
     tunnel_fails(&sc, ST_ERROR_SSH_HOST_KEY_MISMATCH, &tl);
 }
 END_TEST
@@ -298,14 +298,13 @@ END_TEST
 START_TEST(cert_authority_skipped)
 {
     static trace_log tl;
-    char file[700], cmd[1600];
+    char cmd[1600];
     SECURITYCREDENTIALS sc;
-    snprintf(file, sizeof file, "%s/known_hosts", work);
     snprintf(cmd, sizeof cmd, "printf '@cert-authority * %%s\\n' \"$(cat %s/user_key.pub)\" > %s",
-             stock.dir, file);
+             stock.dir, known);
     run(cmd);
-    ssh_records(&stock, file, 1);
-    sc = creds(&stock, file);
+    ssh_records(&stock, known, 1);
+    sc = creds(&stock, known);
     tunnel_ok(&sc, fp_ed25519, &tl);
     ck_assert_msg(strstr(tl.text, "cert-authority") != NULL, "no trace of the skip:\n%s",
                   tl.text);
@@ -316,16 +315,15 @@ END_TEST
 START_TEST(patterns_and_negation)
 {
     static trace_log tl;
-    char file[700], cmd[2400];
+    char cmd[2400];
     const char *pattern = _i == 0 ? "[127.0.0.?]:%u,other" : "*,![127.0.0.1]:%u";
     char pat[100];
     SECURITYCREDENTIALS sc;
-    snprintf(file, sizeof file, "%s/known_hosts", work);
     snprintf(pat, sizeof pat, pattern, stock.port);
     snprintf(cmd, sizeof cmd, "printf '%s %%s\\n' \"$(cut -d' ' -f1,2 %s/ssh_host_ed25519_key.pub)\" > %s",
-             pat, stock.dir, file);
+             pat, stock.dir, known);
     run(cmd);
-    sc = creds(&stock, file);
+    sc = creds(&stock, known);
     if (_i == 0)
         tunnel_ok(&sc, fp_ed25519, &tl);
     else
@@ -361,32 +359,21 @@ static void keygen_finds(const iwt_sshd *e, const char *file)
 START_TEST(accept_new_first_contact)
 {
     static trace_log tl, tl2;
-    char file[700], conf[700], head[8] = "";
+    char extra[1000], head[8] = "";
     SECURITYCREDENTIALS sc;
     FILE *f;
-    snprintf(file, sizeof file, "%s/known_hosts", work);
     if (_i == 0) {
-        sc = creds(&stock, file);  /* the file does not exist yet */
+        sc = creds(&stock, known);  /* the file does not exist yet */
         sc.dwOptions = CREDENTIAL_TUNNEL_ACCEPT_NEW;
     } else {
-        snprintf(conf, sizeof conf, "%s/ssh_config", work);
-        f = fopen(conf, "w");
-        ck_assert_ptr_nonnull(f);
-        fprintf(f, "Host stock\n HostName 127.0.0.1\n Port %u\n User %s\n IdentityFile %s\n"
-                " UserKnownHostsFile %s\n StrictHostKeyChecking accept-new\n"
-                " HashKnownHosts yes\n", stock.port, stock.user, stock.key, file);
-        fclose(f);
-        chmod(conf, 0600);
-        setenv("IMAPWIRE_SSH_CONFIG", conf, 1);
-        memset(&sc, 0, sizeof sc);
-        sc.dwSize = sizeof sc;
-        sc.dwOptions = CREDENTIAL_TUNNEL_SSH_CONFIG;
-        sc.lpszTunnelHost = "stock";
+        snprintf(extra, sizeof extra, " UserKnownHostsFile %s\n StrictHostKeyChecking "
+                 "accept-new\n HashKnownHosts yes\n", known);
+        sc = config_creds(extra);
     }
     tunnel_ok(&sc, NULL, &tl);
-    ck_assert_int_eq(count_lines(file), 1);
-    keygen_finds(&stock, file);
-    f = fopen(file, "r");
+    ck_assert_int_eq(count_lines(known), 1);
+    keygen_finds(&stock, known);
+    f = fopen(known, "r");
     ck_assert_ptr_nonnull(f);
     ck_assert_ptr_nonnull(fgets(head, sizeof head, f));
     fclose(f);
@@ -394,9 +381,9 @@ START_TEST(accept_new_first_contact)
     ck_assert_msg(strstr(tl.text, "added it to") != NULL, "no trace of the new key:\n%s", tl.text);
     /* the line serves a connect that would refuse an unknown key */
     unsetenv("IMAPWIRE_SSH_CONFIG");
-    sc = creds(&stock, file);
+    sc = creds(&stock, known);
     tunnel_ok(&sc, NULL, &tl2);
-    ck_assert_int_eq(count_lines(file), 1);
+    ck_assert_int_eq(count_lines(known), 1);
 }
 END_TEST
 
@@ -404,16 +391,15 @@ END_TEST
 START_TEST(accept_new_changed_key_fails)
 {
     static trace_log tl;
-    char file[700], cmd[2400];
+    char cmd[2400];
     SECURITYCREDENTIALS sc;
-    snprintf(file, sizeof file, "%s/known_hosts", work);
     snprintf(cmd, sizeof cmd, "printf '[127.0.0.1]:%u %%s\\n' \"$(cut -d' ' -f1,2 "
-             "%s/wrong_host_ed25519_key.pub)\" > %s", stock.port, stock.dir, file);
+             "%s/wrong_host_ed25519_key.pub)\" > %s", stock.port, stock.dir, known);
     run(cmd);
-    sc = creds(&stock, file);
+    sc = creds(&stock, known);
     sc.dwOptions = CREDENTIAL_TUNNEL_ACCEPT_NEW;
     tunnel_fails(&sc, ST_ERROR_SSH_HOST_KEY_MISMATCH, &tl);
-    ck_assert_int_eq(count_lines(file), 1);
+    ck_assert_int_eq(count_lines(known), 1);
 }
 END_TEST
 
@@ -429,15 +415,7 @@ static void *race_one(void *arg)
     racer *r = arg;
     IMAPCONNECTINFO in;
     HCLIENT h;
-    memset(&in, 0, sizeof in);
-    in.dwSize = sizeof in;
-    in.lpszHostName = "127.0.0.1";
-    in.nRemotePort = dv.port;
-    in.nTimeout = 10;
-    in.dwOptions = IMAP_OPTION_TUNNEL;
-    in.lpCredentials = &r->sc;
-    in.lpTraceProc = trace_cb;
-    in.lpParam = &r->tl;
+    iwt_tunnel_info(&in, &dv, &r->sc, &r->tl);
     pthread_barrier_wait(r->start);
     h = ImapConnectEx(&in);
     r->error = h == INVALID_CLIENT ? ImapGetLastError() : 0;
@@ -453,19 +431,18 @@ static void *race_one(void *arg)
 START_TEST(accept_new_concurrent)
 {
     static racer r[3];
-    char file[700], cmd[1600];
+    char cmd[1600];
     pthread_t t[3];
     pthread_barrier_t b;
     int i, n;
-    snprintf(file, sizeof file, "%s/known_hosts", work);
     snprintf(cmd, sizeof cmd, "flock %s sleep 3 >/dev/null 2>&1 & "
              "for i in $(seq 1 50); do flock -n %s true || exit 0; sleep 0.05; done; exit 1",
-             file, file);
+             known, known);
     run(cmd);
     pthread_barrier_init(&b, NULL, 3);
     for (i = 0; i < 3; i++) {
         memset(&r[i], 0, sizeof r[i]);
-        r[i].sc = creds(&stock, file);
+        r[i].sc = creds(&stock, known);
         r[i].sc.dwOptions = CREDENTIAL_TUNNEL_ACCEPT_NEW;
         r[i].start = &b;
     }
@@ -481,12 +458,12 @@ START_TEST(accept_new_concurrent)
     for (i = 0; i < 3; i++)
         ck_assert_msg(r[i].error == 0, "racer %d: error %u\n%s", i, (unsigned)r[i].error,
                       r[i].tl.text);
-    n = count_lines(file);
+    n = count_lines(known);
     ck_assert_msg(n == 3, "%d lines", n);
-    keygen_finds(&stock, file);
+    keygen_finds(&stock, known);
     /* whole lines only: three fields each, all the same key */
     snprintf(cmd, sizeof cmd, "test \"$(awk 'NF != 3' %s | wc -l)\" = 0 && "
-             "test \"$(cut -d' ' -f2,3 %s | sort -u | wc -l)\" = 1", file, file);
+             "test \"$(cut -d' ' -f2,3 %s | sort -u | wc -l)\" = 1", known, known);
     run(cmd);
 }
 END_TEST
@@ -505,18 +482,13 @@ static iwt_sshd dropbear_as_sshd(void)
 START_TEST(dropbear_ssh_written_file)
 {
     static trace_log tl;
-    char file[700], cmd[2000], route[300];
+    char check[800], route[300];
     iwt_sshd db = dropbear_as_sshd();
     SECURITYCREDENTIALS sc;
-    snprintf(file, sizeof file, "%s/known_hosts", work);
     /* ssh records the key before it authenticates: how it fails after does not matter */
-    snprintf(cmd, sizeof cmd,
-             "ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=accept-new "
-             "-o UserKnownHostsFile=%s -o GlobalKnownHostsFile=/dev/null -o HashKnownHosts=yes "
-             "-o PreferredAuthentications=none -p %u %s@127.0.0.1 true </dev/null >/dev/null 2>&1; "
-             "grep -q . %s", file, db.port, db.user, file);
-    run(cmd);
-    sc = creds(&db, file);
+    snprintf(check, sizeof check, "; grep -q . %s", known);
+    ssh_first_contact(&db, known, 1, "-o PreferredAuthentications=none", check);
+    sc = creds(&db, known);
     switch (_i) {
     case 0:                        /* password */
         sc.lpszTunnelKey = NULL;
@@ -525,11 +497,8 @@ START_TEST(dropbear_ssh_written_file)
     case 1:                        /* key (~imapwire-ssh/.ssh/authorized_keys) */
         break;
     case 2:                        /* OpenSSH, then Dropbear behind it */
-        ssh_records(&stock, file, 1);
-        snprintf(route, sizeof route, "%s@127.0.0.1:%u,%s@127.0.0.1:%u", stock.user,
-                 stock.port, db.user, db.port);
-        sc.lpszTunnelHost = route;
-        sc.nTunnelPort = 0;
+        ssh_records(&stock, known, 1);
+        route_via(&sc, route, sizeof route, &stock, &db);
         break;
     default:                       /* a library-managed forward */
         sc.dwOptions = CREDENTIAL_TUNNEL_FORWARD;
@@ -538,21 +507,6 @@ START_TEST(dropbear_ssh_written_file)
     tunnel_ok(&sc, NULL, &tl);
 }
 END_TEST
-
-static unsigned free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t n = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &n) != 0)
-        return 0;
-    close(fd);
-    return ntohs(a.sin_port);
-}
 
 /* Keys by dropbearkey, the test user's key authorized in its home (Dropbear reads no other
  * file), then dropbear -F on a free loopback port until its banner answers (bounded). */
@@ -583,7 +537,7 @@ static int dropbear_start(void)
     snprintf(pidfile, sizeof pidfile, "%s/dropbear.pid", db_dir);
     for (tries = 0; tries < 5 && db_pid == 0; tries++) {
         char port[32];
-        db_port = free_port();
+        db_port = iwt_free_port();
         snprintf(port, sizeof port, "127.0.0.1:%u", db_port);
         db_pid = fork();
         if (db_pid == 0) {
@@ -693,8 +647,6 @@ int main(void)
 {
     Suite *s = suite_create("known_hosts");
     TCase *tc = tcase_create("known_hosts");
-    SRunner *sr;
-    int failed;
 
     if (getenv("IW_TMPDIR") == NULL || getenv("IW_SSHD_ENV") == NULL) {
         fprintf(stderr, "run through ctest\n");
@@ -721,9 +673,5 @@ int main(void)
     tcase_add_test(tc, accept_new_concurrent);
     tcase_add_loop_test(tc, dropbear_ssh_written_file, 0, 4);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return iwt_run_suite(s);
 }

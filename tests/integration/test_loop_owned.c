@@ -72,6 +72,22 @@ static int inside_wait(struct inside *in, int timeout_ms)
     }
 }
 
+/* A forward to Dovecot through sc, which the connect event of in will close. */
+static void forward_for_event(struct inside *in, SECURITYCREDENTIALS *sc, UINT *bound)
+{
+    in->events = 0;
+    in->close_fw = ImapCreatePortForward(sc, "127.0.0.1", dv.port, 0, bound);
+    ck_assert_msg(in->close_fw != INVALID_FORWARD, "forward: %u", (unsigned)ImapGetLastError());
+}
+
+/* h's connect started; its event came (within 10 s), once, without an error. */
+static void event_came(HCLIENT h, struct inside *in)
+{
+    ck_assert(h != INVALID_CLIENT);
+    ck_assert_int_eq(inside_wait(in, 10000), 1);
+    ck_assert_uint_eq(in->error, 0);
+}
+
 /* The review's case: a forward closed from an IMAP_EVENT_CONNECT callback. Its listener
  * task lived inside the forward and was still on the loop's ready list when the forward
  * was freed (ASan: heap-use-after-free in iw_loop_run_ready). */
@@ -86,13 +102,9 @@ START_TEST(close_forward_from_connect_event)
     for (round = 0; round < 5; round++) {
         if (round == 1)
             fds0 = iwt_count_fds();    /* the loop's own descriptors are open by now */
-        in.events = 0;
-        in.close_fw = ImapCreatePortForward(&sc, "127.0.0.1", dv.port, 0, &bound);
-        ck_assert_msg(in.close_fw != INVALID_FORWARD, "forward: %u", (unsigned)ImapGetLastError());
+        forward_for_event(&in, &sc, &bound);
         h = ImapAsyncConnect("127.0.0.1", dv.port, 10, 0, NULL, inside_cb, &in);
-        ck_assert(h != INVALID_CLIENT);
-        ck_assert_int_eq(inside_wait(&in, 10000), 1);
-        ck_assert_uint_eq(in.error, 0);
+        event_came(h, &in);
         ck_assert_msg(in.closed, "close inside the event: %u", (unsigned)in.close_error);
         /* the loop goes on: the handle works, and its port refuses */
         ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
@@ -118,13 +130,9 @@ START_TEST(close_forward_from_its_own_connection)
     for (round = 0; round < 3; round++) {
         if (round == 1)
             fds0 = iwt_count_fds();
-        in.events = 0;
-        in.close_fw = ImapCreatePortForward(&sc, "127.0.0.1", dv.port, 0, &bound);
-        ck_assert(in.close_fw != INVALID_FORWARD);
+        forward_for_event(&in, &sc, &bound);
         h = ImapAsyncConnect("127.0.0.1", bound, 10, IMAP_OPTION_TUNNEL, NULL, inside_cb, &in);
-        ck_assert(h != INVALID_CLIENT);
-        ck_assert_int_eq(inside_wait(&in, 10000), 1);
-        ck_assert_uint_eq(in.error, 0);
+        event_came(h, &in);
         ck_assert(in.closed);
         /* its bridge went with the forward: the connection is closed, not wedged */
         ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), IMAP_ERROR);
@@ -154,9 +162,7 @@ START_TEST(disconnect_private_forward_from_its_event)
         /* FREETHREAD: the event runs on the loop thread, which does not own the handle */
         h = ImapAsyncConnect("127.0.0.1", dv.port, 10, IMAP_OPTION_TUNNEL | IMAP_OPTION_FREETHREAD,
                              &sc, inside_cb, &in);
-        ck_assert(h != INVALID_CLIENT);
-        ck_assert_int_eq(inside_wait(&in, 10000), 1);
-        ck_assert_uint_eq(in.error, 0);
+        event_came(h, &in);
         ck_assert_msg(in.disc_rc == 0, "disconnect inside the event: %d", in.disc_rc);
         ck_assert_int_eq(ImapDisconnect(h), IMAP_ERROR);
         iwt_assert_error(ST_ERROR_INVALID_HANDLE);
@@ -171,8 +177,6 @@ int main(void)
 {
     Suite *s = suite_create("loop_owned");
     TCase *tc = tcase_create("loop_owned");
-    SRunner *sr;
-    int failed;
 
     tcase_set_timeout(tc, 120);
     tcase_add_checked_fixture(tc, setup, teardown);
@@ -180,9 +184,5 @@ int main(void)
     tcase_add_test(tc, close_forward_from_its_own_connection);
     tcase_add_test(tc, disconnect_private_forward_from_its_event);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return iwt_run_suite(s);
 }

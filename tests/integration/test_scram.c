@@ -233,21 +233,22 @@ START_TEST(scram_iteration_floor)
 }
 END_TEST
 
+/* A SCRAM-SHA-256 login that the scripted scenario ends with NO; its log (malloc'd). */
+static char *scram_refused_log(const char *scenario)
+{
+    iwt_fixture f;
+    HCLIENT h = iwt_fixture_connect(&f, scenario, 4, 10, IMAP_OPTION_NONE);
+    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_SCRAM_SHA256, "u", "p"), IMAP_ERROR);
+    iwt_assert_error(ST_ERROR_LOGIN_FAILED);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    iwt_fixture_stop(&f);
+    return iwt_read_file(f.log);
+}
+
 /* At the floor the exchange goes on: the proof is sent. */
 START_TEST(scram_iteration_at_floor)
 {
-    iwt_fixture f;
-    HCLIENT h;
-    char *log;
-
-    iwt_fixture_start(&f, "scram-iter-4096", 4);
-    h = ImapConnect("127.0.0.1", f.port, 10, IMAP_OPTION_NONE, NULL);
-    ck_assert(h != INVALID_CLIENT);
-    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_SCRAM_SHA256, "u", "p"), IMAP_ERROR);
-    iwt_assert_error(ST_ERROR_LOGIN_FAILED);       /* the scripted server's NO */
-    ck_assert_int_eq(ImapDisconnect(h), 0);
-    iwt_fixture_stop(&f);
-    log = iwt_read_file(f.log);
+    char *log = scram_refused_log("scram-iter-4096");
     ck_assert_msg(strstr(log, "1 Yz1i") != NULL, "no proof: %s", log);
     free(log);
 }
@@ -295,18 +296,7 @@ END_TEST
 /* A mechanism asked for by name never falls back. */
 START_TEST(explicit_scram_never_falls_back)
 {
-    iwt_fixture f;
-    HCLIENT h;
-    char *log;
-
-    iwt_fixture_start(&f, "scram-no", 4);
-    h = ImapConnect("127.0.0.1", f.port, 10, IMAP_OPTION_NONE, NULL);
-    ck_assert(h != INVALID_CLIENT);
-    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_SCRAM_SHA256, "u", "p"), IMAP_ERROR);
-    iwt_assert_error(ST_ERROR_LOGIN_FAILED);
-    ck_assert_int_eq(ImapDisconnect(h), 0);
-    iwt_fixture_stop(&f);
-    log = iwt_read_file(f.log);
+    char *log = scram_refused_log("scram-no");
     ck_assert_msg(strstr(log, "AUTHENTICATE PLAIN") == NULL, "log: %s", log);
     free(log);
 }
@@ -316,8 +306,6 @@ int main(void)
 {
     Suite *s = suite_create("scram");
     TCase *tc = tcase_create("scram");
-    SRunner *sr;
-    int failed;
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
@@ -333,9 +321,5 @@ int main(void)
     tcase_add_loop_test(tc, default_falls_back_after_no, 0, 3);
     tcase_add_test(tc, explicit_scram_never_falls_back);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return iwt_run_suite(s);
 }

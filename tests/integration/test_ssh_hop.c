@@ -162,13 +162,8 @@ static HCLIENT connect_through_relay(unsigned timeout_s, char *known, size_t kno
     known_hosts_for("127.0.0.1", relay.port, known, known_size);
     sc.nTunnelPort = relay.port;
     sc.lpszKnownHosts = known;
-    memset(&in, 0, sizeof in);
-    in.dwSize = sizeof in;
-    in.lpszHostName = "127.0.0.1";
-    in.nRemotePort = dv.port;
+    iwt_tunnel_info(&in, &dv, &sc, NULL);
     in.nTimeout = timeout_s;
-    in.dwOptions = IMAP_OPTION_TUNNEL;
-    in.lpCredentials = &sc;
     in.lpTraceProc = hold_on_hostkey;
     return ImapConnectEx(&in);
 }
@@ -231,13 +226,7 @@ END_TEST
 static HCLIENT connect_ex(SECURITYCREDENTIALS *sc, const char *local, const char *dns)
 {
     IMAPCONNECTINFO in;
-    memset(&in, 0, sizeof in);
-    in.dwSize = sizeof in;
-    in.lpszHostName = "127.0.0.1";
-    in.nRemotePort = dv.port;
-    in.nTimeout = 10;
-    in.dwOptions = IMAP_OPTION_TUNNEL;
-    in.lpCredentials = sc;
+    iwt_tunnel_info(&in, &dv, sc, NULL);
     in.lpszLocalAddress = local;
     in.lpszDnsServers = dns;
     return ImapConnectEx(&in);

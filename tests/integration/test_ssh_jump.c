@@ -43,16 +43,8 @@ static HCLIENT jump_connect(const char *route, const char *known, const char *lo
     sc.nTunnelPort = sshd.port;
     if (known != NULL)
         sc.lpszKnownHosts = known;
-    memset(&in, 0, sizeof in);
-    in.dwSize = sizeof in;
-    in.lpszHostName = "127.0.0.1";
-    in.nRemotePort = dv.port;
-    in.nTimeout = 10;
-    in.dwOptions = IMAP_OPTION_TUNNEL;
-    in.lpCredentials = &sc;
+    iwt_tunnel_info(&in, &dv, &sc, &tl);
     in.lpszLocalAddress = local;
-    in.lpTraceProc = trace_cb;
-    in.lpParam = &tl;
     return ImapConnectEx(&in);
 }
 
@@ -277,21 +269,9 @@ static void write_config(char *path, size_t size, const char *extra)
 
 static HCLIENT config_connect(const char *alias)
 {
-    SECURITYCREDENTIALS sc;
+    SECURITYCREDENTIALS sc = iwt_config_creds(alias);
     IMAPCONNECTINFO in;
-    memset(&sc, 0, sizeof sc);
-    sc.dwSize = sizeof sc;
-    sc.dwOptions = CREDENTIAL_TUNNEL_SSH_CONFIG;
-    sc.lpszTunnelHost = alias;
-    memset(&in, 0, sizeof in);
-    in.dwSize = sizeof in;
-    in.lpszHostName = "127.0.0.1";
-    in.nRemotePort = dv.port;
-    in.nTimeout = 10;
-    in.dwOptions = IMAP_OPTION_TUNNEL;
-    in.lpCredentials = &sc;
-    in.lpTraceProc = trace_cb;
-    in.lpParam = &tl;
+    iwt_tunnel_info(&in, &dv, &sc, &tl);
     return ImapConnectEx(&in);
 }
 

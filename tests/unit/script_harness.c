@@ -4,6 +4,7 @@
 #include <check.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "script_harness.h"
@@ -143,4 +144,49 @@ void sh_check_server(const st_run *run, int all, const char *label)
     if (all)
         ck_assert_msg(run->steps[run->pos] == NULL, "%s: script stopped at step %zu \"%s\"",
                       label, run->pos, run->steps[run->pos]);
+}
+
+void sh_run_init(st_run *run, const char *const *steps, const sh_variant *v)
+{
+    memset(run, 0, sizeof *run);
+    run->steps = steps;
+    if (v != NULL) {
+        run->chunk = v->chunk;
+        run->storm = v->storm;
+    }
+}
+
+void sh_each_cut(const char *const *steps, const char *name, size_t first, size_t end,
+                 size_t total, sh_cut_fn fn, void *arg)
+{
+    size_t cut, v;
+    int how;
+
+    for (how = ST_CUT_EOF; how <= ST_CUT_RESET; how++) {
+        for (v = 0; v < 2; v++) {
+            for (cut = first; cut < end; cut++) {
+                st_run run;
+                char label[128];
+                sh_run_init(&run, steps, &sh_variants[v]);
+                run.cut = how;
+                run.cut_after = cut;
+                snprintf(label, sizeof label, "%s/%s/%s after %zu of %zu bytes", name,
+                         sh_variants[v].name, how == ST_CUT_EOF ? "eof" : "reset", cut, total);
+                fn(&run, cut, label, arg);
+            }
+        }
+    }
+}
+
+const char *sh_big_line(const char *prefix)
+{
+    static char *big;
+    size_t n = (1u << 20) + 16, k = strlen(prefix);
+    free(big);
+    big = malloc(n + 3);
+    ck_assert_ptr_nonnull(big);
+    memcpy(big, prefix, k);
+    memset(big + k, 'x', n - k);
+    memcpy(big + n, "\r\n", 3);
+    return big;
 }

@@ -253,26 +253,11 @@ static const kcase cases[] = {
     { "fetch_bye", fetch_bye, FETCH, NULL, 64, CLOSED, NULL, CLOSED, 1, 0 },
     { "fetch_unauth", fetch_unauth, FETCH, NULL, 64, ST_ERROR_NOT_AUTHENTICATED, NULL, 0, 1, 0 },
 };
-#define NCASES (sizeof cases / sizeof cases[0])
-
-static char *big;
 
 static void setup(void)
 {
-    size_t n = (1u << 20) + 16;
     sh_setup();
-    big = malloc(n + 3);
-    ck_assert_ptr_nonnull(big);
-    memcpy(big, "B * ", 4);
-    memset(big + 4, 'x', n - 4);
-    memcpy(big + n, "\r\n", 3);
-    big_line[2] = big;
-}
-
-static void teardown(void)
-{
-    free(big);
-    sh_teardown();
+    big_line[2] = sh_big_line("B * ");
 }
 
 typedef struct outcome {
@@ -408,10 +393,7 @@ static void check_case(const kcase *k)
         char label[128];
         if (k->bulk && sh_variants[v].chunk != 0)
             continue;
-        memset(&run, 0, sizeof run);
-        run.steps = k->steps;
-        run.chunk = sh_variants[v].chunk;
-        run.storm = sh_variants[v].storm;
+        sh_run_init(&run, k->steps, &sh_variants[v]);
         snprintf(label, sizeof label, "%s/%s", k->name, sh_variants[v].name);
         run_case(k, &run, &o, label);
         ck_assert_msg(o.err == k->expect, "%s: error %u, expected %u; trace:\n%s", label, o.err,
@@ -430,16 +412,27 @@ static void check_case(const kcase *k)
     }
 }
 
-/* One process for all cases (a fork and an initialisation each cost more than a case
- * under ASan); a failure's label names the case. */
-START_TEST(every_call)
+SH_CASES_TEST(every_call, check_case, cases)
+
+typedef struct cut_case {
+    const kcase   *k;
+    const outcome *full;           /* the run without a cut */
+} cut_case;
+
+static void early_close_one(st_run *run, size_t cut, const char *label, void *arg)
 {
-    size_t i;
-    for (i = 0; i < NCASES; i++)
-        check_case(&cases[i]);
-    printf("every_call: %zu cases, %u connects\n", NCASES, sh_connects());
+    const cut_case *c = arg;
+    outcome o;
+    run_case(c->k, run, &o, label);
+    /* a cut past the call's own bytes ends the NOOP after it instead */
+    if (cut < c->full->call_bytes)
+        ck_assert_msg(o.err == CLOSED, "%s: error %u; trace:\n%s", label, o.err,
+                      sh_trace_text());
+    else
+        ck_assert_msg(o.err == c->k->expect && o.after == CLOSED, "%s: %u then %u", label,
+                      o.err, o.after);
+    sh_check_server(run, 0, label);
 }
-END_TEST
 
 /* For each point k of the server's bytes after the greeting, the server closes (or
  * resets) there: the call fails with ST_ERROR_CONNECTION_CLOSED, and the handle with it. */
@@ -447,49 +440,17 @@ static void early_close_case(const kcase *k)
 {
     outcome full;
     st_run run;
-    size_t cut, v;
-    int how;
+    cut_case c = { k, &full };
 
     if (!k->cuts)
         return;
-    memset(&run, 0, sizeof run);
-    run.steps = k->steps;
+    sh_run_init(&run, k->steps, NULL);
     run_case(k, &run, &full, k->name);
-    for (how = ST_CUT_EOF; how <= ST_CUT_RESET; how++) {
-        for (v = 0; v < 2; v++) {
-            for (cut = full.greeting_bytes; cut < full.server_bytes; cut++) {
-                outcome o;
-                char label[128];
-                /* a cut past the call's own bytes ends the NOOP after it instead */
-                memset(&run, 0, sizeof run);
-                run.steps = k->steps;
-                run.chunk = sh_variants[v].chunk;
-                run.cut = how;
-                run.cut_after = cut;
-                snprintf(label, sizeof label, "%s/%s/%s after %zu of %zu bytes", k->name,
-                         sh_variants[v].name, how == ST_CUT_EOF ? "eof" : "reset", cut,
-                         full.server_bytes);
-                run_case(k, &run, &o, label);
-                if (cut < full.call_bytes)
-                    ck_assert_msg(o.err == CLOSED, "%s: error %u; trace:\n%s", label, o.err,
-                                  sh_trace_text());
-                else
-                    ck_assert_msg(o.err == k->expect && o.after == CLOSED, "%s: %u then %u",
-                                  label, o.err, o.after);
-                sh_check_server(&run, 0, label);
-            }
-        }
-    }
+    sh_each_cut(k->steps, k->name, full.greeting_bytes, full.server_bytes, full.server_bytes,
+                early_close_one, &c);
 }
 
-START_TEST(early_close_everywhere)
-{
-    size_t i;
-    for (i = 0; i < NCASES; i++)
-        early_close_case(&cases[i]);
-    printf("early_close_everywhere: %zu cases, %u connects\n", NCASES, sh_connects());
-}
-END_TEST
+SH_CASES_TEST(early_close_everywhere, early_close_case, cases)
 
 SCRIPT(stall_literal, GPRE, "C $ FETCH 1 BODY.PEEK[]", "B * 1 FETCH (BODY[] {13}\r\nHel", "STALL");
 SCRIPT(drip, G, "C $ NOOP", "WAIT 700", "S * 1 EXISTS", "WAIT 700", "S * 2 EXISTS", "WAIT 700",
@@ -515,8 +476,7 @@ START_TEST(command_timeouts)
         DWORD len = 0, err;
         void *body = NULL;
         INT rc;
-        memset(&run, 0, sizeof run);
-        run.steps = t[i].steps;
+        sh_run_init(&run, t[i].steps, NULL);
         ck_assert_uint_eq(sh_connect(&run, 0, 1, SH_BLOCKING, &h), 0);
         t0 = sh_now_ms();
         rc = t[i].fetch ? ImapGetMessage(h, 1, 0, &body, &len, 0) : ImapCommand(h, "NOOP", NULL, 0);
@@ -542,8 +502,7 @@ START_TEST(disconnect_stall)
     st_run run;
     HCLIENT h;
     long long t0, ms;
-    memset(&run, 0, sizeof run);
-    run.steps = stall_logout;
+    sh_run_init(&run, stall_logout, NULL);
     ck_assert_uint_eq(sh_connect(&run, 0, 1, SH_BLOCKING, &h), 0);
     t0 = sh_now_ms();
     ck_assert_int_eq(ImapDisconnect(h), 0);
@@ -560,7 +519,7 @@ int main(void)
     SRunner *sr;
     int failed;
 
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, setup, sh_teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, every_call);
     tcase_add_test(tc, early_close_everywhere);

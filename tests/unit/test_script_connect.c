@@ -159,26 +159,11 @@ static const ccase cases[] = {
     { "implicit_clear", IMAP_OPTION_SECURE_IMPLICIT, implicit_clear, ST_ERROR_TLS_HANDSHAKE, NULL, 0, 0, 0 },
     { "oversized_greeting", 0, big_greeting, ST_ERROR_RESPONSE_TOO_LARGE, NULL, 0, 0, 1 },
 };
-#define NCASES (sizeof cases / sizeof cases[0])
-
-static char *big;
 
 static void setup(void)
 {
-    size_t n = (1u << 20) + 16;
     sh_setup();
-    big = malloc(n + 3);
-    ck_assert_ptr_nonnull(big);
-    memcpy(big, "B * OK ", 7);
-    memset(big + 7, 'x', n - 7);
-    memcpy(big + n, "\r\n", 3);
-    big_greeting[0] = big;
-}
-
-static void teardown(void)
-{
-    free(big);
-    sh_teardown();
+    big_greeting[0] = sh_big_line("B * OK ");
 }
 
 /* What one run of a case left behind, to compare across variants and drivers. */
@@ -223,10 +208,7 @@ static void check_case(const ccase *k)
             char label[128];
             if (k->bulk && sh_variants[v].chunk != 0)
                 continue;
-            memset(&run, 0, sizeof run);
-            run.steps = k->steps;
-            run.chunk = sh_variants[v].chunk;
-            run.storm = sh_variants[v].storm;
+            sh_run_init(&run, k->steps, &sh_variants[v]);
             snprintf(label, sizeof label, "%s/%s/%s", k->name, sh_variants[v].name,
                      d == SH_BLOCKING ? "blocking" : "own-loop");
             run_case(k, &run, d, &o, label);
@@ -250,16 +232,7 @@ static void check_case(const ccase *k)
     }
 }
 
-/* One process for all cases: a fork and an initialisation each would cost more than
- * the cases (ASan). The label of a failure names the case. */
-START_TEST(every_state)
-{
-    size_t i;
-    for (i = 0; i < NCASES; i++)
-        check_case(&cases[i]);
-    printf("every_state: %zu cases, %u connects\n", NCASES, sh_connects());
-}
-END_TEST
+SH_CASES_TEST(every_state, check_case, cases)
 
 /* The client's own words in each case: what must and must not leave in clear. */
 START_TEST(what_the_client_says)
@@ -283,8 +256,7 @@ START_TEST(what_the_client_says)
         st_run run;
         HCLIENT h;
         DWORD err;
-        memset(&run, 0, sizeof run);
-        run.steps = w[i].steps;
+        sh_run_init(&run, w[i].steps, NULL);
         err = sh_connect(&run, w[i].options, 5, SH_BLOCKING, &h);
         if (err == 0)
             ImapDisconnect(h);
@@ -305,10 +277,7 @@ START_TEST(injection_never_parsed)
     for (v = 0; v < sh_nvariants; v++) {
         st_run run;
         HCLIENT h;
-        memset(&run, 0, sizeof run);
-        run.steps = tls_inject;
-        run.chunk = sh_variants[v].chunk;
-        run.storm = sh_variants[v].storm;
+        sh_run_init(&run, tls_inject, &sh_variants[v]);
         sh_setup();
         ck_assert_uint_eq(sh_connect(&run, SE, 5, SH_BLOCKING, &h), ST_ERROR_INVALID_RESPONSE);
         ck_assert_msg(strstr(sh_trace_text(), "injected") == NULL, "%s: %s",
@@ -320,53 +289,41 @@ START_TEST(injection_never_parsed)
 }
 END_TEST
 
+typedef struct cut_case {
+    const ccase   *k;
+    const outcome *full;           /* the run without a cut */
+} cut_case;
+
+static void early_close_one(st_run *run, size_t cut, const char *label, void *arg)
+{
+    const cut_case *c = arg;
+    outcome o;
+    DWORD want = cut < c->full->server_bytes ? ST_ERROR_CONNECTION_CLOSED : c->k->expect;
+    run_case(c->k, run, SH_BLOCKING, &o, label);
+    /* a reset at the very end reaches a success's LOGOUT, nothing else */
+    ck_assert_msg(o.err == want, "%s: error %u, expected %u; trace:\n%s", label, o.err, want,
+                  sh_trace_text());
+    sh_check_server(run, 0, label);
+}
+
 /* For each point k of the server's bytes, the server closes (or resets) there: every cut
  * before the end is ST_ERROR_CONNECTION_CLOSED; a cut at the end changes nothing. */
 static void early_close_case(const ccase *k)
 {
     outcome full;
     st_run run;
-    size_t cut, v;
-    int how;
+    cut_case c = { k, &full };
 
     if (!k->cuts)
         return;
-    memset(&run, 0, sizeof run);
-    run.steps = k->steps;
+    sh_run_init(&run, k->steps, NULL);
     run_case(k, &run, SH_BLOCKING, &full, k->name);
     ck_assert_uint_eq(full.err, k->expect);
-    for (how = ST_CUT_EOF; how <= ST_CUT_RESET; how++) {
-        for (v = 0; v < 2; v++) {
-            for (cut = 0; cut <= full.server_bytes; cut++) {
-                outcome o;
-                char label[128];
-                DWORD want = cut < full.server_bytes ? ST_ERROR_CONNECTION_CLOSED : k->expect;
-                memset(&run, 0, sizeof run);
-                run.steps = k->steps;
-                run.chunk = sh_variants[v].chunk;
-                run.cut = how;
-                run.cut_after = cut;
-                snprintf(label, sizeof label, "%s/%s/%s after %zu of %zu bytes", k->name,
-                         sh_variants[v].name, how == ST_CUT_EOF ? "eof" : "reset", cut,
-                         full.server_bytes);
-                run_case(k, &run, SH_BLOCKING, &o, label);
-                /* a reset at the very end reaches a success's LOGOUT, nothing else */
-                ck_assert_msg(o.err == want, "%s: error %u, expected %u; trace:\n%s", label,
-                              o.err, want, sh_trace_text());
-                sh_check_server(&run, 0, label);
-            }
-        }
-    }
+    sh_each_cut(k->steps, k->name, 0, full.server_bytes + 1, full.server_bytes,
+                early_close_one, &c);
 }
 
-START_TEST(early_close_everywhere)
-{
-    size_t i;
-    for (i = 0; i < NCASES; i++)
-        early_close_case(&cases[i]);
-    printf("early_close_everywhere: %zu cases, %u connects\n", NCASES, sh_connects());
-}
-END_TEST
+SH_CASES_TEST(early_close_everywhere, early_close_case, cases)
 
 SCRIPT(stall_greeting, "STALL");
 SCRIPT(stall_mid_greeting, "B * OK hal", "STALL");
@@ -418,8 +375,7 @@ START_TEST(timeouts_every_state)
     for (i = 0; i < N; i++) {
         IMAPCONNECTINFO info;
         char spec[64];
-        memset(&run[i], 0, sizeof run[i]);
-        run[i].steps = t[i].steps;
+        sh_run_init(&run[i], t[i].steps, NULL);
         memset(&info, 0, sizeof info);
         info.dwSize = sizeof info;
         info.lpszHostName = "script.invalid";
@@ -473,8 +429,7 @@ START_TEST(timeout_blocking)
     st_run run;
     HCLIENT h;
     long long t0 = sh_now_ms(), ms;
-    memset(&run, 0, sizeof run);
-    run.steps = stall_capa_mid;
+    sh_run_init(&run, stall_capa_mid, NULL);
     ck_assert_uint_eq(sh_connect(&run, 0, 1, SH_BLOCKING, &h), ST_ERROR_OPERATION_TIMEOUT);
     ms = sh_now_ms() - t0;
     ck_assert_msg(ms >= 990 && ms <= 2500, "after %lld ms", ms);
@@ -489,7 +444,7 @@ int main(void)
     SRunner *sr;
     int failed;
 
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, setup, sh_teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, every_state);
     tcase_add_test(tc, what_the_client_says);
