@@ -20,7 +20,7 @@ for o in $opts; do
     printf '%s\n' "$help" | grep -q -- "--$o" || { echo "--help lacks --$o"; fail=1; }
 done
 [ "$n" -ge 20 ] || { echo "only $n options read from main.c"; fail=1; }
-for c in connect fetch forward check; do
+for c in connect fetch forward check tunnel; do
     printf '%s\n' "$text" | grep -q "^ *$c " || { echo "man page lacks the $c command"; fail=1; }
 done
 echo "man.sh: $n options checked"
