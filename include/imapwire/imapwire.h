@@ -460,7 +460,9 @@ typedef struct _IMAPRELAYINFO {
  * IMAP through the two descriptors. The library's reader may already hold bytes that
  * arrived after the last reply it returned (pipelined or unsolicited responses); they
  * go to nOutput first, so nothing is lost or reordered. Nothing is buffered by line:
- * each read is passed on at once (no latency per command), in pieces of up to 256 KB.
+ * each read is passed on at once (no latency per command), in pieces of up to 128 KB; a
+ * plain TCP session to a pipe goes socket to pipe in the kernel (splice), and such a
+ * pipe is widened to 128 KB (F_SETPIPE_SZ) so bulk data needs fewer wake-ups.
  *
  * nInput and nOutput may be the same descriptor (a socket) or two (pipes, a terminal);
  * they are made non-blocking for the call and their flags restored before it returns.
