@@ -41,7 +41,7 @@ int main(int argc, char **argv)
 
     h = ImapConnect(argv[2], (UINT)strtoul(argv[3], NULL, 10), 10, IMAP_OPTION_TUNNEL, &sc);
     if (h == INVALID_CLIENT) {
-        rc = fail("ImapConnect");      /* e.g. a ProxyCommand in the entry: not supported */
+        rc = fail("ImapConnect");      /* e.g. a HostKeyAlias in the entry: not supported */
         goto out;
     }
     memset(&si, 0, sizeof si);

@@ -7,6 +7,7 @@
  * USER and PASSWORD, every connected handle then logs in and sends NOOP (not timed).
  * With --cut K, every K-th connect is disconnected from inside its second libuv
  * callback instead; then the others must connect, and no descriptor may be left. */
+#define _POSIX_C_SOURCE 200809L       /* uv.h needs pthread_rwlock_t under -std=c11 */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -15,7 +15,7 @@ set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
-FUZZ_TARGETS=${FUZZ_TARGETS:-"fuzz_client fuzz_socks5 fuzz_httpconnect fuzz_connect_args fuzz_parsers fuzz_ssh_config fuzz_tokenizer fuzz_cli_url"}
+FUZZ_TARGETS=${FUZZ_TARGETS:-"fuzz_client fuzz_socks5 fuzz_httpconnect fuzz_connect_args fuzz_parsers fuzz_ssh_config fuzz_tokenizer fuzz_cli_url fuzz_command"}
 LIB_BUILD=${FUZZ_LIB_BUILD:-$ROOT/build-fuzz-lib}
 BUILD=${FUZZ_BUILD:-$ROOT/build-fuzz}
 JOBS=$(nproc 2>/dev/null || echo 2)

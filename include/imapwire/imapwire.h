@@ -103,6 +103,9 @@ typedef uintptr_t HFORWARD;          /**< a port-forward's handle */
  * ~/.ssh/config): HostName, Port, User, IdentityFile, IdentitiesOnly, ProxyJump,
  * UserKnownHostsFile, ConnectTimeout, ServerAliveInterval; fields set here win. */
 #define CREDENTIAL_TUNNEL_SSH_CONFIG 0x0002u
+/** An SSH host key that no known_hosts file has is accepted and appended to the first
+ * writable one (as ssh -o StrictHostKeyChecking=accept-new); a changed key still fails. */
+#define CREDENTIAL_TUNNEL_ACCEPT_NEW 0x0004u
 
 /* ---- Events, trace directions, auth types ---------------------------------------- */
 #define IMAP_EVENT_CONNECT    1u  /**< an asynchronous connect ended; dwError is 0 or why it failed */
@@ -232,7 +235,8 @@ typedef struct _IMAPMAILBOX {
 
 /** Called on the library's loop thread when an asynchronous connect ends
  *  (IMAP_EVENT_CONNECT, dwError 0 or the reason) or a server closes an idle connection
- *  (IMAP_EVENT_DISCONNECT). Keep it short; never block in it. */
+ *  (IMAP_EVENT_DISCONNECT). Keep it short; never block in it: calls that wait for the
+ *  server (connect, login, commands, fetches) fail with ST_ERROR_IN_PROGRESS from it. */
 typedef VOID (*IMAPEVENTPROC)(HCLIENT hClient, UINT nEventId, DWORD dwError, LPVOID lpParam);
 /** Called with each protocol line (IMAP_TRACE_SEND, IMAP_TRACE_RECV, secrets redacted) and
  *  each library note (IMAP_TRACE_INFO); the line is not NUL-terminated: use nLength. */

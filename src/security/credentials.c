@@ -239,5 +239,7 @@ void iw_creds_free(iw_creds *c)
     free(c->tunnel_key);
     iw_free_secret(c->tunnel_password);
     free(c->known_hosts);
+    free(c->global_known_hosts);
+    free(c->ssh_proxy_transport);
     free(c);
 }

@@ -16,10 +16,18 @@ struct iw_creds {
      * ConnectTimeout bounds the TCP phase of each SSH hop, ServerAliveInterval paces
      * keepalives of the sessions. */
     unsigned ssh_connect_timeout, ssh_alive_interval;
+    /* From the SSH configuration too: GlobalKnownHostsFile (NULL: /etc/ssh/ssh_known_hosts
+     * when no user file is named, else none) and HashKnownHosts for accept-new. */
+    char    *global_known_hosts;
+    unsigned ssh_hash_known_hosts;
+    /* ProxyCommand of the route's first hop, as a transport text ("command:..."), or NULL:
+     * what carries the hop to the first SSH server unless the caller names a transport. */
+    char    *ssh_proxy_transport;
 };
 
 typedef struct iw_creds iw_creds;
-#define IW_CREDENTIAL_ALL (CREDENTIAL_TUNNEL_FORWARD | CREDENTIAL_TUNNEL_SSH_CONFIG)
+#define IW_CREDENTIAL_ALL \
+    (CREDENTIAL_TUNNEL_FORWARD | CREDENTIAL_TUNNEL_SSH_CONFIG | CREDENTIAL_TUNNEL_ACCEPT_NEW)
 int  iw_creds_copy(const SECURITYCREDENTIALS *in, iw_creds **out);
 /* The same, with why (may be NULL) saying what in the SSH configuration could not be
  * honoured when that is the reason for ST_ERROR_INVALID_PARAMETER. */

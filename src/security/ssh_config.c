@@ -30,6 +30,7 @@ typedef struct iw_cfg_run {
     char          *why;
     size_t         why_size;
     char          *ignore_unknown; /* IgnoreUnknown patterns, owned */
+    const char    *rest;           /* the current line after its keyword, unsplit */
     const char    *home;
 } iw_cfg_run;
 
@@ -75,9 +76,7 @@ static int iw_cfg_glob(const char *s, const char *p, size_t plen)
     return p == pe;
 }
 
-/* A comma-separated pattern list against s: -1 when a negated pattern matches (the
- * list can never apply), 1 when a positive one does, else 0. */
-static int iw_cfg_list_match(const char *s, const char *list)
+int iw_ssh_pattern_list_match(const char *s, const char *list)
 {
     int hit = 0;
     while (*list != '\0') {
@@ -145,13 +144,13 @@ static const char *const iw_cfg_skip[] = {
     "clearallforwardings", "compression", "controlmaster", "controlpath", "controlpersist",
     "dynamicforward", "enableescapecommandline", "escapechar", "exitonforwardfailure",
     "fingerprinthash", "forkafterauthentication", "forwardagent", "forwardx11",
-    "forwardx11timeout", "forwardx11trusted", "gatewayports", "globalknownhostsfile",
-    "gssapiauthentication", "gssapidelegatecredentials", "hashknownhosts", "identityagent",
+    "forwardx11timeout", "forwardx11trusted", "gatewayports",
+    "gssapiauthentication", "gssapidelegatecredentials", "identityagent",
     "kbdinteractiveauthentication", "kbdinteractivedevices", "localcommand", "localforward",
     "loglevel", "logverbose", "numberofpasswordprompts", "passwordauthentication",
     "permitlocalcommand", "permitremoteopen", "preferredauthentications",
     "pubkeyauthentication", "remotecommand", "remoteforward", "requesttty", "sendenv",
-    "serveralivecountmax", "sessiontype", "setenv", "stdinnull", "stricthostkeychecking",
+    "serveralivecountmax", "sessiontype", "setenv", "stdinnull",
     "streamlocalbindmask", "streamlocalbindunlink", "tcpkeepalive", "updatehostkeys",
     "usekeychain", "verifyhostkeydns", "visualhostkey", "xauthlocation", "ipqos",
     "rekeylimit", "hostbasedauthentication", "nohostauthenticationforlocalhost",
@@ -161,7 +160,7 @@ static const char *const iw_cfg_skip[] = {
 /* Keywords that change where or how ssh connects or what it trusts, that we cannot
  * honour: the value is allowed only when it asks for what we do anyway. */
 static const struct { const char *key, *harmless; } iw_cfg_refuse[] = {
-    { "proxycommand", "none" }, { "hostkeyalias", NULL }, { "certificatefile", NULL },
+    { "hostkeyalias", NULL }, { "certificatefile", NULL },
     { "pkcs11provider", "none" }, { "securitykeyprovider", NULL }, { "ciphers", NULL },
     { "macs", NULL }, { "kexalgorithms", NULL }, { "hostkeyalgorithms", NULL },
     { "pubkeyacceptedalgorithms", NULL }, { "pubkeyacceptedkeytypes", NULL },
@@ -266,7 +265,7 @@ static int iw_cfg_match(iw_cfg_run *r, const char *path, unsigned line, char **a
         else
             return iw_cfg_fail(r, path, line, "Match %s is not supported (only host, "
                                "originalhost and all)", crit);
-        if (iw_cfg_list_match(name, argv[i + 1]) != 1)
+        if (iw_ssh_pattern_list_match(name, argv[i + 1]) != 1)
             all = 0;
     }
     *active = all;
@@ -301,10 +300,27 @@ static int iw_cfg_keyword(iw_cfg_run *r, const char *path, unsigned line, char *
         return iw_cfg_set_str(&o->user, v);
     if (strcasecmp(k, "identityfile") == 0)
         return iw_cfg_set_str(&o->identity_file, v);
+    /* ProxyJump and ProxyCommand: the first one given wins, as in ssh */
     if (strcasecmp(k, "proxyjump") == 0)
-        return iw_cfg_set_str(&o->proxy_jump, v);
+        return o->proxy_command ? 0 : iw_cfg_set_str(&o->proxy_jump, v);
+    if (strcasecmp(k, "proxycommand") == 0)
+        return o->proxy_jump ? 0 : iw_cfg_set_str(&o->proxy_command, r->rest);
     if (strcasecmp(k, "userknownhostsfile") == 0)
         return iw_cfg_set_str(&o->known_hosts, v);   /* the first file of the list */
+    if (strcasecmp(k, "globalknownhostsfile") == 0)
+        return iw_cfg_set_str(&o->global_known_hosts, v);
+    if (strcasecmp(k, "hashknownhosts") == 0) {
+        if (o->hash_known_hosts < 0)
+            o->hash_known_hosts = strcasecmp(v, "yes") == 0;
+        return 0;
+    }
+    if (strcasecmp(k, "stricthostkeychecking") == 0) {
+        /* only accept-new changes what we do: "no", "off" and "ask" would take a changed
+         * or any unknown key, which a library never does on its own */
+        if (o->accept_new < 0)
+            o->accept_new = strcasecmp(v, "accept-new") == 0;
+        return 0;
+    }
     if (strcasecmp(k, "identitiesonly") == 0) {
         if (o->identities_only < 0)
             o->identities_only = strcasecmp(v, "yes") == 0;
@@ -328,7 +344,7 @@ static int iw_cfg_keyword(iw_cfg_run *r, const char *path, unsigned line, char *
             *dst = num;
         return 0;
     }
-    if (r->ignore_unknown != NULL && iw_cfg_list_match(k, r->ignore_unknown) == 1)
+    if (r->ignore_unknown != NULL && iw_ssh_pattern_list_match(k, r->ignore_unknown) == 1)
         return 0;
     return iw_cfg_fail(r, path, line, "unknown keyword %s", k);
 }
@@ -344,7 +360,7 @@ static int iw_cfg_safe_file(FILE *f)
 
 static int iw_cfg_file(iw_cfg_run *r, const char *path, int must_exist, int *active, int depth)
 {
-    char buf[IW_CFG_LINE_MAX + 2], *argv[IW_CFG_ARGS_MAX];
+    char buf[IW_CFG_LINE_MAX + 2], rest[IW_CFG_LINE_MAX + 2], *argv[IW_CFG_ARGS_MAX];
     unsigned line = 0;
     int rc = 0, argc;
     FILE *f = fopen(path, "re");
@@ -367,6 +383,19 @@ static int iw_cfg_file(iw_cfg_run *r, const char *path, int must_exist, int *act
             rc = iw_cfg_fail(r, path, line, "line too long");
             break;
         }
+        /* ProxyCommand takes the rest of its line as the shell will see it, quotes too */
+        {
+            size_t k = strspn(buf, " \t"), e;
+            k += strcspn(buf + k, " \t=\r\n");
+            k += strspn(buf + k, " \t");
+            if (buf[k] == '=')
+                k += 1 + strspn(buf + k + 1, " \t");
+            iw_strlcpy(rest, buf + k, sizeof rest);
+            e = strlen(rest);
+            while (e > 0 && strchr(" \t\r\n", rest[e - 1]) != NULL)
+                rest[--e] = '\0';
+            r->rest = rest;
+        }
         if (iw_cfg_split(buf, argv, &argc) != 0) {
             rc = iw_cfg_fail(r, path, line, "unterminated quote or too many arguments");
             break;
@@ -376,7 +405,7 @@ static int iw_cfg_file(iw_cfg_run *r, const char *path, int must_exist, int *act
         if (strcasecmp(argv[0], "host") == 0) {
             int i, m = 0;
             for (i = 1; i < argc && m >= 0; i++) {
-                int x = iw_cfg_list_match(r->alias, argv[i]);
+                int x = iw_ssh_pattern_list_match(r->alias, argv[i]);
                 m = x < 0 ? -1 : (m || x);
             }
             *active = m == 1;
@@ -402,18 +431,13 @@ void iw_ssh_config_clear(iw_ssh_config *cfg)
     free(cfg->identity_file);
     free(cfg->proxy_jump);
     free(cfg->known_hosts);
+    free(cfg->global_known_hosts);
+    free(cfg->proxy_command);
     memset(cfg, 0, sizeof *cfg);
-    cfg->identities_only = -1;
+    iw_ssh_config_unset(cfg);
 }
 
-/* The effective user's home ($HOME when absolute) and name, copied into the caller's
- * buffers: getpwuid_r, since connects on several threads may read configurations at once. */
-typedef struct iw_account {
-    char home[IW_CFG_PATH_MAX / 2];  /* room for "/.ssh/..." after it */
-    char name[256];
-} iw_account;
-
-static void iw_account_get(iw_account *a)
+void iw_account_get(iw_account *a)
 {
     const char *h = secure_getenv("HOME");
     struct passwd pw, *res = NULL;
@@ -427,6 +451,13 @@ static void iw_account_get(iw_account *a)
         iw_strlcpy(a->home, res != NULL && res->pw_dir != NULL ? res->pw_dir : "/", sizeof a->home);
 }
 
+void iw_ssh_config_unset(iw_ssh_config *cfg)
+{
+    cfg->identities_only = -1;
+    cfg->hash_known_hosts = -1;
+    cfg->accept_new = -1;
+}
+
 int iw_ssh_config_lookup(const char *path, int must_exist, const char *alias,
                          iw_ssh_config *out, char *why, size_t why_size)
 {
@@ -435,7 +466,7 @@ int iw_ssh_config_lookup(const char *path, int must_exist, const char *alias,
     int active = 1, rc;          /* lines before the first Host apply to every host */
 
     memset(out, 0, sizeof *out);
-    out->identities_only = -1;
+    iw_ssh_config_unset(out);
     memset(&r, 0, sizeof r);
     r.alias = alias;
     r.out = out;
@@ -460,11 +491,22 @@ typedef struct iw_cfg_target {
     size_t      why_size;
     iw_sb       route;             /* "user@host:port,..." built so far */
     int         hops;
+    char       *proxy_command;     /* the first hop's, expanded (owned), or NULL */
 } iw_cfg_target;
 
-/* Expands ~ and the % tokens ssh allows in file names. */
-static int iw_cfg_expand(const char *in, const char *host, const char *user, unsigned port,
-                         char **out, char *why, size_t why_size)
+/* What the % tokens of one hop stand for, and which of them (and '~') a keyword allows. */
+typedef struct iw_cfg_tokens {
+    const char *host, *user, *alias;
+    unsigned    port;
+    const char *allowed;           /* e.g. "~dhrupn" */
+} iw_cfg_tokens;
+
+#define IW_TOKENS_FILE    "~dhnrup"  /* IdentityFile, UserKnownHostsFile and the like */
+#define IW_TOKENS_COMMAND "hnpr"     /* ProxyCommand, as ssh_config(5) lists them */
+
+/* Expands ~ and the % tokens ssh allows for a keyword. */
+static int iw_cfg_expand(const char *in, const iw_cfg_tokens *tk, char **out, char *why,
+                         size_t why_size)
 {
     iw_sb sb = {0};
     iw_account acct;
@@ -474,7 +516,7 @@ static int iw_cfg_expand(const char *in, const char *host, const char *user, uns
     iw_account_get(&acct);
     home = acct.home;
 
-    if (p[0] == '~' && (p[1] == '/' || p[1] == '\0')) {
+    if (strchr(tk->allowed, '~') != NULL && p[0] == '~' && (p[1] == '/' || p[1] == '\0')) {
         iw_sb_str(&sb, home);
         p++;
     }
@@ -483,14 +525,15 @@ static int iw_cfg_expand(const char *in, const char *host, const char *user, uns
             iw_sb_add(&sb, p, 1);
             continue;
         }
-        switch (*++p) {
+        switch (*++p != '%' && (*p == '\0' || strchr(tk->allowed, *p) == NULL) ? '\0' : *p) {
         case '%': iw_sb_add(&sb, "%", 1); break;
         case 'd': iw_sb_str(&sb, home); break;
-        case 'h': iw_sb_str(&sb, host); break;
-        case 'r': iw_sb_str(&sb, user); break;
+        case 'h': iw_sb_str(&sb, tk->host); break;
+        case 'n': iw_sb_str(&sb, tk->alias); break;
+        case 'r': iw_sb_str(&sb, tk->user); break;
         case 'u': iw_sb_str(&sb, acct.name); break;
         case 'p':
-            snprintf(num, sizeof num, "%u", port);
+            snprintf(num, sizeof num, "%u", tk->port);
             iw_sb_str(&sb, num);
             break;
         default:
@@ -621,6 +664,16 @@ static int iw_cfg_hop(iw_cfg_target *t, const char *elem, size_t len, int expand
         }
         iw_sb_free(&one);
     }
+    /* The first hop of the route may be reached through a command: ssh runs it in
+     * place of the TCP connection, and so does the command transport. Hops reached
+     * through a jump host never read their own (ssh -J overrides it). */
+    if (rc == 0 && expand && t->hops == 1 && cfg->proxy_command != NULL &&
+        strcasecmp(cfg->proxy_command, "none") != 0) {
+        iw_cfg_tokens tk = { hop.host, hop.user, alias, hop.port, IW_TOKENS_COMMAND };
+        free(t->proxy_command);
+        t->proxy_command = NULL;
+        rc = iw_cfg_expand(cfg->proxy_command, &tk, &t->proxy_command, t->why, t->why_size);
+    }
     return rc;
 }
 
@@ -686,7 +739,7 @@ int iw_ssh_config_apply(iw_creds *k, char *why, size_t why_size)
     t.why = why;
     t.why_size = why_size;
     memset(&last, 0, sizeof last);
-    last.identities_only = -1;
+    iw_ssh_config_unset(&last);
     /* one alias: its ProxyJump is its route; a list is "-J first,... last", where only
      * the first host's own ProxyJump is read, as ssh does */
     rc = iw_cfg_route(&t, k->tunnel_host, 1, 0, k, &last);
@@ -696,21 +749,52 @@ int iw_ssh_config_apply(iw_creds *k, char *why, size_t why_size)
         iw_ssh_hop hops[IW_SSH_MAX_HOPS];
         int n;
         const iw_ssh_hop *target;
+        iw_cfg_tokens tk;
         rc = iw_ssh_hops_parse(t.route.p, NULL, 0, hops, IW_SSH_MAX_HOPS, &n);
         target = &hops[n - 1];
+        tk.host = target->host;
+        tk.user = target->user;
+        tk.alias = k->tunnel_host;
+        tk.port = target->port;
+        tk.allowed = IW_TOKENS_FILE;
         if (rc == 0 && k->tunnel_key == NULL && last.identity_file != NULL &&
             strcasecmp(last.identity_file, "none") != 0) {
-            rc = iw_cfg_expand(last.identity_file, target->host, target->user, target->port, &s,
-                               why, why_size);
+            rc = iw_cfg_expand(last.identity_file, &tk, &s, why, why_size);
             if (rc == 0)
                 iw_replace(&k->tunnel_key, s);
         }
         if (rc == 0 && k->known_hosts == NULL && last.known_hosts != NULL) {
             const char *kh = strcasecmp(last.known_hosts, "none") == 0 ? "/dev/null"
                                                                         : last.known_hosts;
-            rc = iw_cfg_expand(kh, target->host, target->user, target->port, &s, why, why_size);
+            rc = iw_cfg_expand(kh, &tk, &s, why, why_size);
             if (rc == 0)
                 iw_replace(&k->known_hosts, s);
+        }
+        /* ssh reads the global files whatever the user files are */
+        if (rc == 0 && (last.global_known_hosts != NULL || k->known_hosts != NULL)) {
+            const char *g = last.global_known_hosts ? last.global_known_hosts
+                                                    : "/etc/ssh/ssh_known_hosts";
+            if (strcasecmp(g, "none") == 0)
+                g = "/dev/null";
+            rc = iw_cfg_expand(g, &tk, &s, why, why_size);
+            if (rc == 0)
+                iw_replace(&k->global_known_hosts, s);
+        }
+        if (rc == 0) {
+            if (last.accept_new == 1)
+                k->options |= CREDENTIAL_TUNNEL_ACCEPT_NEW;
+            k->ssh_hash_known_hosts = last.hash_known_hosts == 1;
+        }
+        if (rc == 0 && t.proxy_command != NULL) {
+            iw_sb cmd = {0};
+            iw_sb_str(&cmd, "command:");
+            iw_sb_str(&cmd, t.proxy_command);
+            rc = iw_sb_add(&cmd, "", 1);
+            if (rc == 0) {
+                iw_replace(&k->ssh_proxy_transport, cmd.p);
+                cmd.p = NULL;
+            }
+            iw_sb_free(&cmd);
         }
         if (rc == 0) {
             k->ssh_connect_timeout = last.connect_timeout;
@@ -730,5 +814,6 @@ int iw_ssh_config_apply(iw_creds *k, char *why, size_t why_size)
     }
     iw_ssh_config_clear(&last);
     iw_sb_free(&t.route);
+    free(t.proxy_command);
     return rc;
 }

@@ -17,7 +17,8 @@ typedef struct iw_ssh_params {
     const char *user;              /* hops' default user */
     const char *key;               /* private key file, or NULL */
     const char *password;          /* key passphrase, or account password */
-    const char *known_hosts;       /* NULL: ~/.ssh/known_hosts */
+    const char *known_hosts;       /* NULL: ~/.ssh/known_hosts and known_hosts2 */
+    const char *known_hosts_global; /* NULL: see iw_kh_files_resolve */
     /* What carries the hop to the SSH server: a transport text ("socks5:...",
      * "httpconnect:...", "command:...", a filter over TCP), or NULL for TCP. It may hold a
      * proxy password: read only while the layer is created, never kept. */
@@ -28,6 +29,8 @@ typedef struct iw_ssh_params {
     void      (*phase_started)(void *core);
     unsigned    connect_timeout_ms; /* 0, or a shorter bound for each hop's TCP phase */
     unsigned    alive_interval_s;   /* 0, or seconds between keepalives of the session */
+    int         accept_new;         /* an unknown host key is accepted and recorded */
+    int         hash_known_hosts;   /* ... under a hashed name */
 } iw_ssh_params;
 
 /* Nonzero when the tunnel host list parses with the credentials' user and port as the
@@ -48,7 +51,11 @@ static inline int iw_ssh_params_from(const iw_creds *k, const char *transport,
     out->key = k->tunnel_key;
     out->password = k->tunnel_password;
     out->known_hosts = k->known_hosts;
-    out->transport = transport;
+    out->known_hosts_global = k->global_known_hosts;
+    out->accept_new = (k->options & CREDENTIAL_TUNNEL_ACCEPT_NEW) != 0;
+    out->hash_known_hosts = k->ssh_hash_known_hosts != 0;
+    /* the caller's transport wins over the SSH configuration's ProxyCommand */
+    out->transport = transport != NULL && *transport != '\0' ? transport : k->ssh_proxy_transport;
     out->phase_started = phase_started;
     out->connect_timeout_ms = k->ssh_connect_timeout * 1000u;
     out->alive_interval_s = k->ssh_alive_interval;

@@ -29,8 +29,12 @@ struct iw_forward {
     unsigned          port;
     void             *session;     /* the held SSH session, shared by every bridge */
     int               error;       /* atomic: why a private forward's bridge ended early */
-    iw_task           listener;
+    int               refs;        /* atomic: the owner (handle or connect) holds one, the
+                                      listener and each bridge one: the last frees */
+    iw_task           listener;    /* lives in this memory: released by the loop only */
 };
+
+static void iw_forward_unref(struct iw_forward *fw);
 
 enum { BR_CONNECTING, BR_PUMP };
 
@@ -60,6 +64,9 @@ static void iw_bridge_release(iw_task *t)
         close(b->fd);
     free(b->up);
     free(b->down);
+    /* its forward's creds, endpoint and session were what its layer used */
+    if (b->fw != NULL)
+        iw_forward_unref(b->fw);
     free(b);
 }
 
@@ -218,6 +225,7 @@ static int iw_bridge_start(struct iw_forward *fw, int fd)
         return rc;
     }
     b->fw = fw;
+    __atomic_add_fetch(&fw->refs, 1, __ATOMIC_ACQ_REL);
     b->state = BR_CONNECTING;
     /* The SSH layer bounds each phase by nTimeout; this only backstops the whole (a
      * session found dead is set up again: TCP, handshake, auth, channel). */
@@ -270,8 +278,9 @@ static int iw_listener_step(iw_task *t)
 
 static void iw_listener_release(iw_task *t)
 {
-    /* The forward owns the listener's memory; its close frees it. */
-    (void)t;
+    /* The listener lives inside the forward: the forward goes with the last reference,
+     * which may be this one (a close from inside a callback returned long ago). */
+    iw_forward_unref(t->owner);
 }
 
 /* ---- open and close ---- */
@@ -288,6 +297,12 @@ static void iw_forward_free(struct iw_forward *fw)
     free(fw->local_address);
     free(fw->dns_servers);
     free(fw);
+}
+
+static void iw_forward_unref(struct iw_forward *fw)
+{
+    if (__atomic_sub_fetch(&fw->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        iw_forward_free(fw);
 }
 
 /* The forward's SSH side, authenticated: far is where its channels go, and the local
@@ -308,6 +323,7 @@ static int iw_forward_new(const SECURITYCREDENTIALS *creds, const imapwire_endpo
         return ST_ERROR_OUT_OF_MEMORY;
     fw->listen_fd = -1;
     fw->client_fd = -1;
+    fw->refs = 1;                  /* the owner's */
     fw->remote_host = iw_strdup(far->host);
     fw->local_address = iw_strdup(far->local_address);
     fw->dns_servers = iw_strdup(far->dns_servers);
@@ -386,6 +402,7 @@ int iw_forward_open(const SECURITYCREDENTIALS *creds, const char *remote_host,
     fw->listener.step = iw_listener_step;
     fw->listener.release = iw_listener_release;
     fw->listener.owner = fw;
+    fw->refs++;                    /* the listener's: not on the loop yet, no race */
     rc = iw_loop_add(&fw->listener);
     if (rc != 0) {
         iw_forward_free(fw);
@@ -565,12 +582,20 @@ static void iw_forward_cancel(void *arg)
 
 void iw_forward_close(struct iw_forward *fw)
 {
+    int fd;
     if (fw == NULL)
         return;
-    /* The loop thread drops the listener and every bridge; after that nothing refers to
-     * the forward and the port refuses. */
+    /* The loop releases the listener and every bridge: at once between turns, or, from
+     * inside a callback on the loop thread, where its walk no longer holds them. Either
+     * way the loop frees them, and the forward with the last of their references. */
     iw_loop_call(iw_forward_cancel, fw);
-    iw_forward_free(fw);
+    /* The port refuses from now on, even while a release is still to come: the listener
+     * is closing and never polled again. */
+    fd = fw->listen_fd;
+    fw->listen_fd = -1;
+    if (fd >= 0)
+        close(fd);
+    iw_forward_unref(fw);
 }
 
 /* ---- the public calls ---- */

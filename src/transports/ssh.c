@@ -1,5 +1,6 @@
 /* ssh.c: the SSH tunnel transport: a libssh2 session over a TCP layer of its own, and one
  * direct-tcpip channel per connection; sessions with the same server and secrets are shared. */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -19,6 +20,7 @@
 #include <openssl/rand.h>
 #include "../core/runtime/loop.h"
 #include "../core/transport/chain.h"
+#include "../security/known_hosts.h"
 #include "../security/ssh_hops.h"
 #include "../security/ssh_keyfile.h"
 #include "../security/ssh_policy.h"
@@ -65,6 +67,20 @@ typedef struct ssh_session {
                                        previous jump host) */
     int              jump;          /* tcp is an "ssh" layer: a channel of a jump host */
     int              route_failed;  /* died because tcp failed, not in its own steps */
+    int              via_command;   /* tcp is a command (ProxyCommand): say so when it fails */
+    /* libssh2 drains the socket before every channel write. When the last read of it
+     * found nothing, a write skips that read (a system call that would find nothing
+     * again, most likely); the next read of the channel reads for real. Under lock. */
+    int              rx_dry;        /* the last read of the socket said EAGAIN */
+    int              rx_skip;       /* a channel write is running with rx_dry set */
+    /* Only our write happened since the socket was found empty: the channel read that
+     * follows at once skips the socket too (once: the wait after it then looks). */
+    int              rx_after_write;
+    /* The last read of the socket was short: it emptied the receive queue, so the read
+     * libssh2 makes next (it reads until EAGAIN) would find nothing; it gets EAGAIN
+     * without the system call, once, and the wait that follows sees any later byte. */
+    int              rx_short;
+    int              ack_owed;      /* small data read and not acknowledged yet */
     /* What the hop to the server said when it failed or ended (under lock): libssh2
      * reports that as a failure of whatever step it was in (an authentication, a
      * channel), but the cause is the connection, and the caller must hear that. */
@@ -83,7 +99,8 @@ typedef struct ssh_session {
     size_t           nclosing, capclosing;
     imapwire_endpoint ep;
     /* password (or passphrase) is wiped and dropped once the session is authenticated */
-    char            *host, *user, *key, *password, *known_hosts, *methods;
+    char            *host, *user, *key, *password, *methods;
+    iw_kh_files      kh;            /* the known_hosts files, resolved once */
     char            *local_address, *dns_servers;   /* the hop's, owned (s->ep points here) */
     char             fingerprint[64];
     int              fd;            /* what libssh2 is told the socket is */
@@ -131,6 +148,8 @@ static ssize_t ssh_send_cb(libssh2_socket_t fd, const void *buf, size_t len, int
         return n < 0 ? -errno : n;
     }
     rc = iw_layer_send(s->tcp, buf, len, &sent);
+    if (sent > 0)
+        s->ack_owed = 0;           /* our packet carried the ACK */
     if (rc == IMAPWIRE_AGAIN)
         return -EAGAIN;
     if (rc != 0) {
@@ -153,17 +172,24 @@ static ssize_t ssh_recv_cb(libssh2_socket_t fd, void *buf, size_t len, int flags
             s->unanswered = 0;
         return n < 0 ? -errno : n;
     }
+    if (s->rx_skip || s->rx_short) {
+        s->rx_short = 0;
+        return -EAGAIN;
+    }
     rc = iw_layer_recv(s->tcp, buf, len, &got);
+    /* a socket only: a short read of another hop (a channel, a pipe) proves nothing */
+    s->rx_short = rc == 0 && got > 0 && got < len && s->dummy_fd < 0;
+    s->rx_dry = rc == IMAPWIRE_AGAIN || s->rx_short;
+    s->rx_after_write = 0;
     if (got > 0)
         s->unanswered = 0;
     /* sshd leaves Nagle on for forwarded channels, so a small reply of its waits for our
-     * ACK of the one before; a delayed ACK would cost 40 ms per exchange. Acknowledge at
-     * once after a small read only: during bulk data the kernel acknowledges every other
-     * segment anyway, and a system call per read would cost more than it saves. */
-    if (rc == 0 && got > 0 && got < SSH_QUICKACK_BELOW && s->dummy_fd < 0) {
-        int one = 1;
-        setsockopt(s->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
-    }
+     * ACK of the one before; a delayed ACK would cost 40 ms per exchange. The ACK is owed
+     * after a small read only (during bulk data the kernel acknowledges every other
+     * segment anyway) and sent when we are about to wait (ssh_ack), unless a packet of
+     * ours carried it first. */
+    if (rc == 0 && got > 0 && got < SSH_QUICKACK_BELOW && s->dummy_fd < 0)
+        s->ack_owed = 1;
     if (rc == IMAPWIRE_AGAIN)
         return -EAGAIN;
     if (rc != 0 || got == 0) {
@@ -280,9 +306,10 @@ static void ssh_id_str(iw_sb *sb, const char *v)
         iw_sb_add(sb, v, n);
 }
 
-static int ssh_session_id(const iw_ssh_params *p, const imapwire_endpoint *ep,
-                          unsigned char id[32])
+static int ssh_session_id(const iw_ssh_params *p, const iw_kh_files *kh,
+                          const imapwire_endpoint *ep, unsigned char id[32])
 {
+    int i;
     iw_sb sb = {0};
     unsigned int n = 0;
     int rc = 0;
@@ -296,7 +323,13 @@ static int ssh_session_id(const iw_ssh_params *p, const imapwire_endpoint *ep,
     ssh_id_str(&sb, p->user);
     ssh_id_str(&sb, p->key);
     ssh_id_str(&sb, p->password);
-    ssh_id_str(&sb, p->known_hosts);
+    /* what decides trust: the files as resolved (not the NULL that means "the
+     * defaults", which depend on whose home this is), and whether new keys are taken */
+    iw_sb_add(&sb, &kh->n, sizeof kh->n);
+    for (i = 0; i < kh->n; i++)
+        ssh_id_str(&sb, kh->path[i]);
+    iw_sb_add(&sb, &kh->accept_new, sizeof kh->accept_new);
+    iw_sb_add(&sb, &kh->hash_new, sizeof kh->hash_new);
     ssh_id_str(&sb, ep->local_address);
     ssh_id_str(&sb, ep->dns_servers);
     /* the same server through another proxy is another session (NULL, TCP, differs
@@ -311,11 +344,23 @@ static int ssh_session_id(const iw_ssh_params *p, const imapwire_endpoint *ep,
     return rc;
 }
 
+/* Before a wait: the ACK a small read left owed goes now (one system call per wait,
+ * not one per read). Under s->lock. */
+static void ssh_ack(ssh_session *s)
+{
+    if (s->ack_owed) {
+        int one = 1;
+        s->ack_owed = 0;
+        setsockopt(s->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+    }
+}
+
 /* The descriptors to wait on for the direction libssh2 is blocked on; under s->lock. */
 static nfds_t ssh_wait_fds(ssh_session *s, struct pollfd *pfd)
 {
     imapwire_pollset ps = {0};
     int dir = libssh2_session_block_directions(s->s);
+    ssh_ack(s);
     iw_layer_pollset(s->tcp, ((dir & LIBSSH2_SESSION_BLOCK_OUTBOUND) ? IMAPWIRE_WANT_WRITE : 0) |
                                  IMAPWIRE_WANT_READ, &ps);
     return ps.count > 0 ? iw_pollset_to_pollfd(&ps, pfd) : 0;
@@ -375,7 +420,7 @@ static void ssh_session_free(ssh_session *s)
     free(s->user);
     iw_free_secret(s->key);
     iw_free_secret(s->password);
-    free(s->known_hosts);
+    iw_kh_files_clear(&s->kh);
     free(s->methods);
     free(s->local_address);
     free(s->dns_servers);
@@ -408,7 +453,7 @@ static void ssh_session_release(ssh_session *s)
         ssh_session_free(s);
 }
 
-static int ssh_session_new(const iw_ssh_params *p, const iw_ssh_hop *hop,
+static int ssh_session_new(const iw_ssh_params *p, const iw_ssh_hop *hop, iw_kh_files *kh,
                            const imapwire_endpoint *ep, const unsigned char id[32],
                            ssh_session **out)
 {
@@ -432,16 +477,9 @@ static int ssh_session_new(const iw_ssh_params *p, const iw_ssh_hop *hop,
     s->password = iw_strdup(p->password);
     s->local_address = iw_strdup(ep->local_address);
     s->dns_servers = iw_strdup(ep->dns_servers);
-    if (p->known_hosts != NULL) {
-        s->known_hosts = iw_strdup(p->known_hosts);
-    } else {
-        const char *home = getenv("HOME");
-        size_t n = (home ? strlen(home) : 0) + 32;
-        s->known_hosts = malloc(n);
-        if (s->known_hosts != NULL)
-            snprintf(s->known_hosts, n, "%s/.ssh/known_hosts", home ? home : "");
-    }
-    if (s->host == NULL || s->user == NULL || s->known_hosts == NULL ||
+    s->kh = *kh;                   /* taken over */
+    memset(kh, 0, sizeof *kh);
+    if (s->host == NULL || s->user == NULL ||
         (p->key && !s->key) || (p->password && !s->password) ||
         (ep->local_address && !s->local_address) || (ep->dns_servers && !s->dns_servers)) {
         ssh_session_free(s);
@@ -473,6 +511,7 @@ static int ssh_session_new(const iw_ssh_params *p, const iw_ssh_hop *hop,
         s->jump = rc == 0;
     } else {
         rc = iw_layer_new_spec(p->transport, &s->ep, NULL, NULL, &s->tcp);
+        s->via_command = p->transport != NULL && strncmp(p->transport, "command:", 8) == 0;
     }
     if (rc == 0) {
         s->s = libssh2_session_init_ex(ssh_mem_alloc, ssh_mem_free, ssh_mem_realloc, s);
@@ -555,18 +594,28 @@ static int ssh_session_get(const iw_ssh_params *p, const iw_ssh_hop *hop,
 {
     unsigned char id[32];
     ssh_session *s, *other;
-    int rc = ssh_session_id(p, ep, id);
+    iw_kh_files kh;
+    int rc = iw_kh_files_resolve(p->known_hosts, p->known_hosts_global, &kh);
     if (rc != 0)
         return rc;
+    kh.accept_new = p->accept_new;
+    kh.hash_new = p->hash_known_hosts;
+    rc = ssh_session_id(p, &kh, ep, id);
+    if (rc != 0) {
+        iw_kh_files_clear(&kh);
+        return rc;
+    }
     pthread_mutex_lock(&ssh_list_lock);
     s = ssh_session_find_locked(id);
     pthread_mutex_unlock(&ssh_list_lock);
     if (s != NULL) {
+        iw_kh_files_clear(&kh);
         *out = s;
         return 0;
     }
     /* Made outside the lock: behind a jump host, making it gets the route's session. */
-    rc = ssh_session_new(p, hop, ep, id, &s);
+    rc = ssh_session_new(p, hop, &kh, ep, id, &s);
+    iw_kh_files_clear(&kh);        /* what the session did not take */
     if (rc != 0)
         return rc;
     pthread_mutex_lock(&ssh_list_lock);
@@ -634,53 +683,57 @@ static void ssh_fingerprint(ssh_session *s)
     memcpy(s->fingerprint + 7, b64, (size_t)n + 1);     /* 43 characters and the NUL */
 }
 
-static int ssh_knownhost_keytype(int hostkey_type)
+static void ssh_note(void *arg, const char *text)
 {
-    switch (hostkey_type) {
-    case LIBSSH2_HOSTKEY_TYPE_RSA:       return LIBSSH2_KNOWNHOST_KEY_SSHRSA;
-    case LIBSSH2_HOSTKEY_TYPE_DSS:       return LIBSSH2_KNOWNHOST_KEY_SSHDSS;
-    case LIBSSH2_HOSTKEY_TYPE_ECDSA_256: return LIBSSH2_KNOWNHOST_KEY_ECDSA_256;
-    case LIBSSH2_HOSTKEY_TYPE_ECDSA_384: return LIBSSH2_KNOWNHOST_KEY_ECDSA_384;
-    case LIBSSH2_HOSTKEY_TYPE_ECDSA_521: return LIBSSH2_KNOWNHOST_KEY_ECDSA_521;
-    case LIBSSH2_HOSTKEY_TYPE_ED25519:   return LIBSSH2_KNOWNHOST_KEY_ED25519;
-    default:                             return LIBSSH2_KNOWNHOST_KEY_UNKNOWN;
-    }
+    imapwire_layer *l = arg;
+    l->host->trace(l, "ssh: %s", text);
 }
 
-/* Checks the server's key against known_hosts; the file is read, never written. */
-static int ssh_check_hostkey(ssh_session *s)
+/* Before the handshake: the host key algorithms with the types on file for this server
+ * first, so the server shows the key the user has (a server with no key on file keeps
+ * libssh2's order). Without this, libssh2 would pick ECDSA from a server that also has
+ * the Ed25519 key ssh recorded. */
+static int ssh_offer_hostkeys(ssh_session *s, imapwire_layer *l)
 {
-    LIBSSH2_KNOWNHOSTS *kh = libssh2_knownhost_init(s->s);
-    struct libssh2_knownhost *entry = NULL;
+    const char **algs = NULL;
+    iw_sb all = {0};
+    char pref[1024];
+    int i, n, rc;
+    n = libssh2_session_supported_algs(s->s, LIBSSH2_METHOD_HOSTKEY, &algs);
+    if (n <= 0)
+        return 0;                  /* libssh2 keeps its own order */
+    for (i = 0; i < n; i++) {
+        if (i > 0)
+            iw_sb_add(&all, ",", 1);
+        iw_sb_str(&all, algs[i]);
+    }
+    libssh2_free(s->s, (void *)algs);
+    rc = all.err ? all.err
+                 : iw_kh_algorithms(&s->kh, s->host, s->ep.port, all.p, pref, sizeof pref,
+                                    ssh_note, l);
+    iw_sb_free(&all);
+    if (rc == 1) {
+        if (libssh2_session_method_pref(s->s, LIBSSH2_METHOD_HOSTKEY, pref) != 0)
+            return ST_ERROR_OUT_OF_MEMORY;
+        l->host->trace(l, "ssh: %s:%u: algorithms offered, types on file first: %s", s->host,
+                       s->ep.port, pref);
+        rc = 0;
+    }
+    return rc;
+}
+
+/* After it: the server's key against the known_hosts files (accept-new may add it). */
+static int ssh_check_hostkey(ssh_session *s, imapwire_layer *l)
+{
     const char *key;
     size_t len = 0;
-    int type = 0, r;
+    int type = 0;
 
-    if (kh == NULL)
-        return ST_ERROR_OUT_OF_MEMORY;
     key = libssh2_session_hostkey(s->s, &len, &type);
-    if (key == NULL) {
-        libssh2_knownhost_free(kh);
+    if (key == NULL)
         return ST_ERROR_SSH_HOST_KEY_UNKNOWN;
-    }
     ssh_fingerprint(s);
-    /* A missing or unreadable file simply knows no host. */
-    libssh2_knownhost_readfile(kh, s->known_hosts, LIBSSH2_KNOWNHOST_FILE_OPENSSH);
-    /* Compare only entries of the key type the server showed: an ed25519 entry says
-     * nothing about the ECDSA key a server may negotiate. */
-    r = libssh2_knownhost_checkp(kh, s->host, (int)s->ep.port, key, len,
-                                 LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW |
-                                     ssh_knownhost_keytype(type),
-                                 &entry);
-    libssh2_knownhost_free(kh);
-    switch (r) {
-    case LIBSSH2_KNOWNHOST_CHECK_MATCH:
-        return 0;
-    case LIBSSH2_KNOWNHOST_CHECK_MISMATCH:
-        return ST_ERROR_SSH_HOST_KEY_MISMATCH;
-    default:
-        return ST_ERROR_SSH_HOST_KEY_UNKNOWN;
-    }
+    return iw_kh_check(&s->kh, s->host, s->ep.port, (const unsigned char *)key, len, ssh_note, l);
 }
 
 /* Retries the closes the loop thread left behind; under s->lock, session ready. */
@@ -721,6 +774,17 @@ static void ssh_trace_failed_hop(const ssh_session *s, imapwire_layer *l, int er
     hop = depth + 1;
     l->host->trace(l, "ssh: hop %d (%s@%s:%u) failed: %s", hop, cur->user, cur->host,
                    cur->ep.port, text ? text : "error");
+}
+
+/* A hop carried by a command ends when the command does: its own trace (stderr, exit
+ * status) has no sink here, since the session outlives the connect, so say what it was. */
+static void ssh_explain_command(const ssh_session *s, imapwire_layer *l, int error)
+{
+    const char *text = iw_error_name((DWORD)error);
+    if (s->via_command && (s->route_failed || s->io_error != 0))
+        l->host->trace(l, "ssh: the command that carries the connection to %s:%u "
+                       "(ProxyCommand, or a command: transport) failed or ended: %s",
+                       s->host, s->ep.port, text ? text : "error");
 }
 
 /* libssh2 before 1.11 signs with an RSA key only as "ssh-rsa" (SHA-1), which OpenSSH 8.8
@@ -841,6 +905,9 @@ static int ssh_session_step(ssh_session *s, imapwire_layer *l)
                 close(sv[1]);
                 s->fd = s->dummy_fd = sv[0];
             }
+            rc = ssh_offer_hostkeys(s, l);
+            if (rc != 0)
+                return ssh_session_die(s, rc);
             s->state = S_HANDSHAKE;
             break;
         case S_HANDSHAKE:
@@ -852,9 +919,12 @@ static int ssh_session_step(ssh_session *s, imapwire_layer *l)
             s->state = S_HOSTKEY;
             break;
         case S_HOSTKEY:
-            rc = ssh_check_hostkey(s);
-            if (rc != 0)
+            rc = ssh_check_hostkey(s, l);
+            if (rc != 0) {
+                l->host->trace(l, "ssh: %s:%u host key %s not accepted", s->host, s->ep.port,
+                               s->fingerprint);
                 return ssh_session_die(s, rc);
+            }
             l->host->trace(l, "ssh: %s:%u host key %s known", s->host, s->ep.port, s->fingerprint);
             s->state = S_AUTH_LIST;
             break;
@@ -880,7 +950,7 @@ static int ssh_session_step(ssh_session *s, imapwire_layer *l)
              * agent, then the password itself. */
             if (s->key != NULL)
                 s->state = S_AUTH_KEY;
-            else if (getenv("SSH_AUTH_SOCK") != NULL)
+            else if (secure_getenv("SSH_AUTH_SOCK") != NULL)
                 s->state = S_AUTH_AGENT_CONNECT;
             else
                 s->state = S_AUTH_PASSWORD;
@@ -898,7 +968,12 @@ static int ssh_session_step(ssh_session *s, imapwire_layer *l)
             break;
         case S_AUTH_AGENT_CONNECT:
             s->agent = libssh2_agent_init(s->s);
-            if (s->agent == NULL || libssh2_agent_connect(s->agent) != 0 ||
+            /* the socket named by a trusted environment only: libssh2 itself would read
+             * SSH_AUTH_SOCK with getenv, which a setuid program's caller controls */
+            if (s->agent != NULL && secure_getenv("SSH_AUTH_SOCK") != NULL)
+                libssh2_agent_set_identity_path(s->agent, secure_getenv("SSH_AUTH_SOCK"));
+            if (s->agent == NULL || secure_getenv("SSH_AUTH_SOCK") == NULL ||
+                libssh2_agent_connect(s->agent) != 0 ||
                 libssh2_agent_list_identities(s->agent) != 0) {
                 s->state = S_AUTH_PASSWORD;
                 break;
@@ -1103,6 +1178,7 @@ static int ssh_connect(imapwire_layer *l, int *done)
             rc = 0;
         } else if (rc != 0) {
             ssh_trace_failed_hop(s, l, rc);
+            ssh_explain_command(s, l, rc);
         }
     }
     if (rc == 0 && c->state == L_SESSION)
@@ -1147,7 +1223,13 @@ static int ssh_send(imapwire_layer *l, const void *buf, size_t len, size_t *sent
     }
     if (s->nclosing > 0)
         ssh_closing_step(s);
+    s->rx_skip = s->rx_dry;
     n = libssh2_channel_write(c->channel, buf, len);
+    s->rx_skip = 0;
+    s->rx_after_write = n > 0 && s->rx_dry;
+    /* nothing written: it may be waiting for the window, so the next try reads for real */
+    if (n == 0 || n == LIBSSH2_ERROR_EAGAIN)
+        s->rx_dry = 0;
     if (n >= 0) {
         *sent = (size_t)n;
         rc = n > 0 ? 0 : IMAPWIRE_AGAIN;
@@ -1179,7 +1261,12 @@ static int ssh_recv(imapwire_layer *l, void *buf, size_t len, size_t *got)
     }
     if (s->nclosing > 0)
         ssh_closing_step(s);
+    /* right after our write the server has not answered yet, most likely: the read
+     * takes what libssh2 holds and leaves the socket to the wait (which then reads) */
+    s->rx_skip = s->rx_after_write;
+    s->rx_after_write = 0;
     n = libssh2_channel_read(c->channel, buf, len);
+    s->rx_skip = 0;
     if (n > 0) {
         *got = (size_t)n;
         rc = 0;
@@ -1212,6 +1299,7 @@ static void ssh_pollset(imapwire_layer *l, unsigned want, imapwire_pollset *ps)
     if (s->state == S_LOWER) {
         iw_layer_pollset(s->tcp, want, ps);
     } else if (s->state != S_DEAD) {
+        ssh_ack(s);
         dir = libssh2_session_block_directions(s->s);
         if (dir & LIBSSH2_SESSION_BLOCK_INBOUND)
             below |= IMAPWIRE_WANT_READ;
@@ -1343,8 +1431,10 @@ int iw_ssh_hold(const iw_ssh_params *p, const iw_layer_sink *sink, void *core,
     for (;;) {
         pthread_mutex_lock(&s->lock);
         rc = ssh_session_step(s, probe);
-        if (rc != 0 && rc != 1)
+        if (rc != 0 && rc != 1) {
             ssh_trace_failed_hop(s, probe, rc);
+            ssh_explain_command(s, probe, rc);
+        }
         if (rc == 0 && ssh_session_phase(s) != phase) {
             phase = ssh_session_phase(s);
             deadline_ms = iw_now_ms() + ep->timeout_ms;

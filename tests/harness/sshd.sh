@@ -36,6 +36,10 @@
 #   SSHD_BIN            sshd binary (default /usr/sbin/sshd; must be an
 #                       absolute path)
 #   SSHD_START_TIMEOUT  seconds to wait for the server banner (default 15)
+#   SSHD_STOCK          yes: serve RSA, ECDSA and Ed25519 host keys with
+#                       sshd's own host key algorithm list, as a stock
+#                       OpenSSH server does (default no: ECDSA and Ed25519,
+#                       restricted to those two algorithms)
 
 set -eu
 
@@ -218,6 +222,7 @@ make_key() {
     case $type in
         ed25519) sshtype=ssh-ed25519; args="-t ed25519" ;;
         ecdsa) sshtype=ecdsa-sha2-nistp256; args="-t ecdsa -b 256" ;;
+        rsa) sshtype=ssh-rsa; args="-t rsa -b 3072" ;;
         *) die "internal: key type $type" ;;
     esac
     if key_ok "$f" "$sshtype" "$pass"; then
@@ -241,6 +246,9 @@ make_keys() {
     # host keys served by sshd
     make_key "$dir/ssh_host_ecdsa_key" ecdsa "" "imapwire test host"
     make_key "$dir/ssh_host_ed25519_key" ed25519 "" "imapwire test host"
+    if [ "$(stock)" = yes ]; then
+        make_key "$dir/ssh_host_rsa_key" rsa "" "imapwire test host"
+    fi
     # never served: known_hosts_wrong lists these for 127.0.0.1, one per
     # type, so it is a mismatch whether or not the client passes the key
     # type to libssh2_knownhost_checkp (with a type, only an entry of that
@@ -282,6 +290,26 @@ ensure_user() {
 }
 
 # --------------------------------------------------------------- config
+stock() {
+    case ${SSHD_STOCK:-no} in
+        yes | no) printf '%s\n' "${SSHD_STOCK:-no}" ;;
+        *) die "SSHD_STOCK must be yes or no, not '$SSHD_STOCK'" ;;
+    esac
+}
+
+# The host key lines: a stock server's three keys and its own algorithm list, or
+# the two keys restricted to the two algorithms the other suites expect.
+hostkey_conf() {
+    local dir=$1
+    if [ "$(stock)" = yes ]; then
+        printf 'HostKey %s\n' "$dir/ssh_host_rsa_key" "$dir/ssh_host_ecdsa_key" \
+            "$dir/ssh_host_ed25519_key"
+    else
+        printf 'HostKey %s\n' "$dir/ssh_host_ecdsa_key" "$dir/ssh_host_ed25519_key"
+        printf 'HostKeyAlgorithms %s\n' "$HOSTKEY_ALGORITHMS"
+    fi
+}
+
 write_conf() {
     local dir=$1 port=$2 conf=$1/sshd_config use_pam=${SSHD_USE_PAM:-no}
     case $use_pam in
@@ -298,13 +326,11 @@ write_conf() {
             sed -e "s#@DIR@#$dir#g" "$SSHD_EXTRA_CONF"
             printf '# ---- end of %s ----\n\n' "$SSHD_EXTRA_CONF"
         fi
+        hostkey_conf "$dir"
         cat <<EOF
 ListenAddress 127.0.0.1
 Port $port
 AddressFamily inet
-HostKey $dir/ssh_host_ecdsa_key
-HostKey $dir/ssh_host_ed25519_key
-HostKeyAlgorithms $HOSTKEY_ALGORITHMS
 PidFile $dir/sshd.pid
 LogLevel ${SSHD_LOGLEVEL:-VERBOSE}
 
@@ -419,6 +445,9 @@ write_env() {
             "$(fingerprint "$dir/ssh_host_${NEGOTIATED_HOSTKEY}_key.pub")"
         printf 'SSHD_HOSTKEY_SHA256_ECDSA=%s\n' "$(fingerprint "$dir/ssh_host_ecdsa_key.pub")"
         printf 'SSHD_HOSTKEY_SHA256_ED25519=%s\n' "$(fingerprint "$dir/ssh_host_ed25519_key.pub")"
+        if [ "$(stock)" = yes ]; then
+            printf 'SSHD_HOSTKEY_SHA256_RSA=%s\n' "$(fingerprint "$dir/ssh_host_rsa_key.pub")"
+        fi
     } > "$tmp"
     mv -f "$tmp" "$dir/env"
     write_env_sh "$dir/env" "$dir/env.sh"

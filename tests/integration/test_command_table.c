@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include "iwtest.h"
 
 static iwt_dovecot dv;
@@ -86,6 +87,54 @@ START_TEST(secret_and_state)
 }
 END_TEST
 
+/* The secret commands' words, whatever whitespace separates them (the table's lookup and
+ * the redaction split words the same way), through ImapCommand and ImapCommandEx: the
+ * trace shows the verb, and for AUTHENTICATE the mechanism, and nothing else. */
+static void secret_form(int i, char *out, size_t size)
+{
+    size_t ul = strlen(dv.user), pl = strlen(dv.pass);
+    switch (i) {
+    case 0: snprintf(out, size, "LOGIN\t%s\t%s", dv.user, dv.pass); break;
+    case 1: snprintf(out, size, "LOGIN %s\t%s", dv.user, dv.pass); break;
+    case 2: snprintf(out, size, "LOGIN \t %s \t %s", dv.user, dv.pass); break;
+    case 3: snprintf(out, size, "\tlogin %s %s", dv.user, dv.pass); break;
+    case 4: snprintf(out, size, "LOGIN {%zu}\r\n%s {%zu}\r\n%s", ul, dv.user, pl, dv.pass); break;
+    case 5: snprintf(out, size, "LOGIN\t{%zu}\r\n%s", ul, dv.user); break;
+    case 6: snprintf(out, size, "AUTHENTICATE\tPLAIN\tAHVzZXIAc2VjcmV0"); break;
+    case 7: snprintf(out, size, "AUTHENTICATE PLAIN\tAHVzZXIAc2VjcmV0"); break;
+    case 8: snprintf(out, size, "authenticate\t \tPLAIN \t AHVzZXIAc2VjcmV0"); break;
+    default: snprintf(out, size, "AUTHENTICATE PLAIN {16}\r\nAHVzZXIAc2VjcmV0"); break;
+    }
+}
+#define SECRET_FORMS 10
+
+START_TEST(redaction_any_whitespace)
+{
+    char cmd[256], result[256];
+    const char *want = _i / 2 >= 6 ? "AUTHENTICATE PLAIN <redacted>\n" : "LOGIN <redacted>\n";
+    const char *verb = _i / 2 >= 6 ? "AUTHENTICATE" : "LOGIN";
+    const char *line;
+    int lines = 0;
+
+    secret_form(_i / 2, cmd, sizeof cmd);
+    if (_i % 2)
+        ImapCommandEx(h, cmd, NULL, NULL, result, sizeof result);
+    else
+        ImapCommand(h, cmd, result, sizeof result);
+    ck_assert_msg(strstr(tl->text, dv.pass) == NULL, "traced: %s", tl->text);
+    ck_assert_msg(strstr(tl->text, "AHVzZXIAc2VjcmV0") == NULL, "traced: %s", tl->text);
+    /* the command's line is "<tag> " and the one form; a refusal has no line at all */
+    for (line = tl->text; *line; line = strchr(line, '\n') + 1) {
+        const char *sp = strchr(line, ' ');
+        if (*line != '>' || strcasestr(line, verb) == NULL || sp == NULL)
+            continue;
+        ck_assert_msg(strncasecmp(sp + 1, want, strlen(want)) == 0, "%s", tl->text);
+        lines++;
+    }
+    ck_assert_msg(lines == 1 || (lines == 0 && _i / 2 == 5), "%d lines: %s", lines, tl->text);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("command_table");
@@ -97,6 +146,7 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, refused_forms, 0, 8);
     tcase_add_test(tc, secret_and_state);
+    tcase_add_loop_test(tc, redaction_any_whitespace, 0, 2 * SECRET_FORMS);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

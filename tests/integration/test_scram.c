@@ -153,6 +153,8 @@ START_TEST(scram_bad_signature)
     log = iwt_read_file(f.log);
     /* the exchange did reach the signature: the client-final was sent */
     ck_assert_msg(strstr(log, "1 Yz1i") != NULL, "log: %s", log);
+    /* an impostor gets no second try, and no password */
+    ck_assert_msg(strstr(log, "AUTHENTICATE PLAIN") == NULL, "log: %s", log);
     free(log);
     free(t);
 }
@@ -204,6 +206,112 @@ START_TEST(scram_not_offered)
 }
 END_TEST
 
+/* RFC 7677's floor: a server-first asking for fewer than 4096 iterations gets no proof
+ * (it would be cheap to crack offline), whether SCRAM was asked for by name or by
+ * IMAP_AUTH_DEFAULT, which does not fall back to PLAIN after such a server either. */
+START_TEST(scram_iteration_floor)
+{
+    static const char *const scen[] = { "scram-iter-1", "scram-iter-4095" };
+    static const UINT types[] = { IMAP_AUTH_SCRAM_SHA256, IMAP_AUTH_DEFAULT };
+    trace_log *t = calloc(1, sizeof *t);
+    iwt_fixture f;
+    HCLIENT h;
+    char *log;
+
+    iwt_fixture_start(&f, scen[_i / 2], 4);
+    h = connect_traced("127.0.0.1", f.port, t);
+    ck_assert_int_eq(ImapLogin(h, types[_i % 2], "u", "p"), IMAP_ERROR);
+    iwt_assert_error(ST_ERROR_LOGIN_FAILED);
+    ck_assert_msg(strstr(t->text, "4096") != NULL, "no trace line: %s", t->text);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    iwt_fixture_stop(&f);
+    log = iwt_read_file(f.log);
+    ck_assert_msg(strstr(log, "Yz1i") == NULL, "the proof was sent: %s", log);
+    ck_assert_msg(strstr(log, "AUTHENTICATE PLAIN") == NULL, "fell back: %s", log);
+    free(log);
+    free(t);
+}
+END_TEST
+
+/* At the floor the exchange goes on: the proof is sent. */
+START_TEST(scram_iteration_at_floor)
+{
+    iwt_fixture f;
+    HCLIENT h;
+    char *log;
+
+    iwt_fixture_start(&f, "scram-iter-4096", 4);
+    h = ImapConnect("127.0.0.1", f.port, 10, IMAP_OPTION_NONE, NULL);
+    ck_assert(h != INVALID_CLIENT);
+    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_SCRAM_SHA256, "u", "p"), IMAP_ERROR);
+    iwt_assert_error(ST_ERROR_LOGIN_FAILED);       /* the scripted server's NO */
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    iwt_fixture_stop(&f);
+    log = iwt_read_file(f.log);
+    ck_assert_msg(strstr(log, "1 Yz1i") != NULL, "no proof: %s", log);
+    free(log);
+}
+END_TEST
+
+/* A server that advertises SCRAM it cannot serve ends a well-formed exchange with NO:
+ * IMAP_AUTH_DEFAULT tries once more on the same connection with PLAIN (scram-no), else
+ * LOGIN (scram-no-login), and the trace names both attempts; with LOGINDISABLED and no
+ * PLAIN there is nothing to fall back to. */
+START_TEST(default_falls_back_after_no)
+{
+    static const char *const scen[] = { "scram-no", "scram-no-login", "scram-no-logindisabled" };
+    static const char *const second[] = { "AUTHENTICATE PLAIN", " LOGIN ", NULL };
+    trace_log *t = calloc(1, sizeof *t);
+    iwt_fixture f;
+    HCLIENT h;
+    char *log;
+
+    iwt_fixture_start(&f, scen[_i], 4);
+    h = connect_traced("127.0.0.1", f.port, t);
+    if (second[_i] != NULL) {
+        ck_assert_msg(ImapLogin(h, IMAP_AUTH_DEFAULT, "u", "p") == 0, "error %u: %s",
+                      (unsigned)ImapGetLastError(), t->text);
+        ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), 0);
+        ck_assert_msg(strstr(t->text, " AUTHENTICATE SCRAM-SHA-256 <redacted>\n") != NULL &&
+                      strstr(t->text, "falling back") != NULL, "%s", t->text);
+    } else {
+        ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_DEFAULT, "u", "p"), IMAP_ERROR);
+        iwt_assert_error(ST_ERROR_LOGIN_FAILED);
+    }
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    iwt_fixture_stop(&f);
+    log = iwt_read_file(f.log);
+    ck_assert_msg(strstr(log, "1 Yz1i") != NULL, "log: %s", log);   /* SCRAM went first */
+    if (second[_i] != NULL)
+        ck_assert_msg(strstr(log, second[_i]) != NULL, "no %s: %s", second[_i], log);
+    else
+        ck_assert_msg(strstr(log, " LOGIN ") == NULL && strstr(log, " PLAIN") == NULL,
+                      "log: %s", log);
+    free(log);
+    free(t);
+}
+END_TEST
+
+/* A mechanism asked for by name never falls back. */
+START_TEST(explicit_scram_never_falls_back)
+{
+    iwt_fixture f;
+    HCLIENT h;
+    char *log;
+
+    iwt_fixture_start(&f, "scram-no", 4);
+    h = ImapConnect("127.0.0.1", f.port, 10, IMAP_OPTION_NONE, NULL);
+    ck_assert(h != INVALID_CLIENT);
+    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_SCRAM_SHA256, "u", "p"), IMAP_ERROR);
+    iwt_assert_error(ST_ERROR_LOGIN_FAILED);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    iwt_fixture_stop(&f);
+    log = iwt_read_file(f.log);
+    ck_assert_msg(strstr(log, "AUTHENTICATE PLAIN") == NULL, "log: %s", log);
+    free(log);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("scram");
@@ -220,6 +328,10 @@ int main(void)
     tcase_add_loop_test(tc, scram_bad_signature, 0, 2);
     tcase_add_loop_test(tc, scram_not_offered, 0, 2);
     tcase_add_test(tc, scram_no_signature);
+    tcase_add_loop_test(tc, scram_iteration_floor, 0, 4);
+    tcase_add_test(tc, scram_iteration_at_floor);
+    tcase_add_loop_test(tc, default_falls_back_after_no, 0, 3);
+    tcase_add_test(tc, explicit_scram_never_falls_back);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -325,11 +325,11 @@ START_TEST(config_refusal_named)
 {
     char path[512];
     int before;
-    write_config(path, sizeof path, "Host imapproxied\n  ProxyCommand nc %h %p\n");
+    write_config(path, sizeof path, "Host imapproxied\n  CertificateFile /x\n");
     before = iwt_count_in_file(sshd.log, "Connection from 127.0.0.1 ");
     ck_assert(config_connect("imapproxied") == INVALID_CLIENT);
     iwt_assert_error(ST_ERROR_INVALID_PARAMETER);
-    ck_assert_msg(strstr(tl.text, "ProxyCommand") != NULL && strstr(tl.text, "line 12") != NULL,
+    ck_assert_msg(strstr(tl.text, "CertificateFile") != NULL && strstr(tl.text, "line 12") != NULL,
                   "trace:\n%s", tl.text);
     iwt_sshd_marker(&sshd);
     ck_assert_int_eq(iwt_count_in_file(sshd.log, "Connection from 127.0.0.1 ") - before, 0);
@@ -337,6 +337,94 @@ START_TEST(config_refusal_named)
 }
 END_TEST
 
+
+/* ---- ProxyCommand (through the command transport) ---- */
+
+/* A ProxyCommand that leaves a mark, then relays with nc (netcat-openbsd): shows the
+ * command ran and that its quotes reach the shell as written. */
+static void mark_command(char *cmd, size_t size, char *mark, size_t mark_size)
+{
+    snprintf(mark, mark_size, "%s/proxycommand-mark-%d", getenv("IW_TMPDIR"), (int)getpid());
+    unlink(mark);
+    snprintf(cmd, size, "  ProxyCommand sh -c 'echo %%n > %s; exec nc %%h %%p'\n", mark);
+}
+
+static void mark_says(const char *mark, const char *alias)
+{
+    char *text = iwt_read_file(mark);
+    ck_assert_msg(strncmp(text, alias, strlen(alias)) == 0, "mark: \"%s\"", text);
+    free(text);
+    unlink(mark);
+}
+
+/* Through a command that is not ssh; and a jump chain whose first hop has it. */
+START_TEST(config_proxycommand_not_ssh)
+{
+    char path[512], mark[512], cmd[800], extra[2400];
+    HCLIENT h;
+    mark_command(cmd, sizeof cmd, mark, sizeof mark);
+    snprintf(extra, sizeof extra, "Host viacmd\n  HostName 127.0.0.1\n%s"
+             "Host innerviacmd\n  HostName 127.0.0.1\n  ProxyJump viacmd\n", cmd);
+    write_config(path, sizeof path, extra);
+    h = config_connect(_i == 0 ? "viacmd" : "innerviacmd");
+    login_noop(h);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    mark_says(mark, "viacmd");
+    unsetenv("IMAPWIRE_SSH_CONFIG");
+}
+END_TEST
+
+/* Through a bastion with ssh -W %h:%p: the bastion logs the ssh client in, the target
+ * the library. */
+START_TEST(config_proxycommand_ssh_w)
+{
+    char path[512], extra[2400];
+    int accepted;
+    HCLIENT h;
+    snprintf(extra, sizeof extra, "Host viassh\n  HostName 127.0.0.1\n"
+             "  ProxyCommand ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes "
+             "-o UserKnownHostsFile=%s -o GlobalKnownHostsFile=/dev/null -o IdentitiesOnly=yes "
+             "-i %s -p %u %s@127.0.0.1 -W %%h:%%p\n", sshd.known, sshd.key, sshd.port, sshd.user);
+    write_config(path, sizeof path, extra);
+    accepted = iwt_count_in_file(sshd.log, "Accepted publickey for ");
+    h = config_connect("viassh");
+    login_noop(h);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    iwt_sshd_marker(&sshd);
+    ck_assert_int_eq(iwt_count_in_file(sshd.log, "Accepted publickey for ") - accepted, 2);
+    unsetenv("IMAPWIRE_SSH_CONFIG");
+}
+END_TEST
+
+/* The first of ProxyCommand and ProxyJump wins: "ProxyCommand none" first keeps a later
+ * (unreachable) ProxyJump out; a ProxyJump first keeps a later failing command out. */
+START_TEST(config_proxycommand_precedence)
+{
+    char path[512];
+    HCLIENT h;
+    write_config(path, sizeof path,
+                 "Host nonefirst\n  HostName 127.0.0.1\n  ProxyCommand none\n"
+                 "  ProxyJump nowhere.invalid\n"
+                 "Host jumpfirst\n  HostName 127.0.0.1\n  ProxyJump imapbastion\n"
+                 "  ProxyCommand false\n");
+    h = config_connect(_i == 0 ? "nonefirst" : "jumpfirst");
+    login_noop(h);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    unsetenv("IMAPWIRE_SSH_CONFIG");
+}
+END_TEST
+
+/* A command that fails: the connect fails, and the trace names the command as the cause. */
+START_TEST(config_proxycommand_fails)
+{
+    char path[512];
+    write_config(path, sizeof path,
+                 "Host badcmd\n  HostName 127.0.0.1\n  ProxyCommand /nonexistent/proxy %h %p\n");
+    ck_assert(config_connect("badcmd") == INVALID_CLIENT);
+    ck_assert_msg(strstr(tl.text, "ProxyCommand") != NULL, "trace:\n%s", tl.text);
+    unsetenv("IMAPWIRE_SSH_CONFIG");
+}
+END_TEST
 
 /* ---- a second sshd that only the first can reach ---- */
 
@@ -513,6 +601,10 @@ int main(void)
     tcase_add_test(tc, forward_through_jump);
     tcase_add_test(tc, config_alias_and_proxyjump);
     tcase_add_test(tc, config_refusal_named);
+    tcase_add_loop_test(tc, config_proxycommand_not_ssh, 0, 2);
+    tcase_add_test(tc, config_proxycommand_ssh_w);
+    tcase_add_loop_test(tc, config_proxycommand_precedence, 0, 2);
+    tcase_add_test(tc, config_proxycommand_fails);
     tcase_add_test(tc, inner_only_through_jump);
     tcase_add_test(tc, keepalives_while_idle);
     suite_add_tcase(s, tc);

@@ -240,6 +240,29 @@ START_TEST(scram_bad_server_first)
 }
 END_TEST
 
+/* RFC 7677's floor: below 4096 iterations no client-final (no proof) is built, and the
+ * error is the login's, not a malformed message's; at 4096 the exchange goes on. */
+START_TEST(scram_iteration_floor)
+{
+    static const char *const counts[] = { "1", "2", "4095", "4096" };
+    char first[160];
+    iw_scram s;
+    iw_sb fin = {0};
+    int want = _i == 3 ? 0 : (int)ST_ERROR_LOGIN_FAILED;
+
+    snprintf(first, sizeof first, "r=fyko+d2lbbFgONRv9qkxdawL3rfc,s=QSXCR+Q6sek8bf92,i=%s",
+             counts[_i]);
+    start_vector(&vectors[0], &s);
+    ck_assert_int_eq(feed_first(&s, first, &fin), want);
+    if (want != 0)
+        ck_assert_uint_eq(fin.len, 0);
+    else
+        ck_assert_ptr_nonnull(strstr(fin.p, ",p="));
+    iw_sb_free(&fin);
+    iw_scram_clear(&s);
+}
+END_TEST
+
 /* A NUL inside the message (a decoded base64 may hold one) ends nothing early. */
 START_TEST(scram_nul_in_server_first)
 {
@@ -374,6 +397,7 @@ int main(void)
     tcase_add_loop_test(tc, scram_wrong_signature, 0, 2);
     tcase_add_test(tc, scram_bad_server_final);
     tcase_add_test(tc, scram_bad_server_first);
+    tcase_add_loop_test(tc, scram_iteration_floor, 0, 4);
     tcase_add_test(tc, scram_nul_in_server_first);
     tcase_add_test(tc, scram_extension_ignored);
     tcase_add_test(tc, scram_names_and_passwords);

@@ -132,10 +132,10 @@ END_TEST
 START_TEST(refused_and_unknown_keywords)
 {
     /* applies to our host: refused, the keyword named */
-    ck_assert_int_eq(lookup("Host a\n ProxyCommand nc %h %p\n", "a"), ST_ERROR_INVALID_PARAMETER);
-    ck_assert_msg(strstr(why, "ProxyCommand") != NULL && strstr(why, "line 2") != NULL, "%s", why);
+    ck_assert_int_eq(lookup("Host a\n CertificateFile /x\n", "a"), ST_ERROR_INVALID_PARAMETER);
+    ck_assert_msg(strstr(why, "CertificateFile") != NULL && strstr(why, "line 2") != NULL, "%s", why);
     /* another host's: none of our business */
-    ck_assert_int_eq(lookup("Host b\n ProxyCommand nc %h %p\nHost a\n Port 3\n", "a"), 0);
+    ck_assert_int_eq(lookup("Host b\n CertificateFile /x\nHost a\n Port 3\n", "a"), 0);
     ck_assert_uint_eq(cfg.port, 3);
     iw_ssh_config_clear(&cfg);
     /* the harmless value of a refused keyword, and interactive-only keywords */
@@ -238,6 +238,73 @@ START_TEST(apply_route_and_fields)
 }
 END_TEST
 
+/* ProxyCommand: the rest of its line as written; the first of it and ProxyJump wins;
+ * %h %p %r %n %% expanded for the route's first hop only; "none" is no command. */
+START_TEST(proxy_command)
+{
+    iw_creds *k;
+    ck_assert_int_eq(lookup("Host a\n ProxyCommand sh -c \"nc %h %p\"  \n ProxyJump b\n", "a"), 0);
+    ck_assert_str_eq(cfg.proxy_command, "sh -c \"nc %h %p\"");
+    ck_assert_ptr_null(cfg.proxy_jump);
+    iw_ssh_config_clear(&cfg);
+    ck_assert_int_eq(lookup("Host a\n ProxyJump b\n ProxyCommand=nc %h %p\n", "a"), 0);
+    ck_assert_str_eq(cfg.proxy_jump, "b");
+    ck_assert_ptr_null(cfg.proxy_command);
+    iw_ssh_config_clear(&cfg);
+
+    write_file(cfg_path,
+               "Host mail\n  HostName 10.0.0.5\n  User alice\n  Port 2200\n"
+               "  ProxyCommand connect %h %p %r %n 100%%\n"
+               "Host inner\n  ProxyJump mail\n"
+               "Host direct\n  ProxyCommand none\n  ProxyJump mail\n"
+               "Host bad\n  ProxyCommand nc %h %u\n", 0600);
+    k = creds_for("mail", NULL, 0);
+    ck_assert_msg(iw_ssh_config_apply(k, why, sizeof why) == 0, "%s", why);
+    ck_assert_str_eq(k->ssh_proxy_transport, "command:connect 10.0.0.5 2200 alice mail 100%");
+    iw_creds_free(k);
+    /* a jump chain whose first hop has the command */
+    k = creds_for("inner", "carol", 0);
+    ck_assert_msg(iw_ssh_config_apply(k, why, sizeof why) == 0, "%s", why);
+    ck_assert_str_eq(k->ssh_proxy_transport, "command:connect 10.0.0.5 2200 alice mail 100%");
+    ck_assert_msg(strstr(k->tunnel_host, "alice@10.0.0.5:2200,carol@inner:22") != NULL, "%s",
+                  k->tunnel_host);
+    iw_creds_free(k);
+    /* none, given first, also keeps the later ProxyJump out */
+    k = creds_for("direct", "carol", 0);
+    ck_assert_msg(iw_ssh_config_apply(k, why, sizeof why) == 0, "%s", why);
+    ck_assert_ptr_null(k->ssh_proxy_transport);
+    ck_assert_str_eq(k->tunnel_host, "carol@direct:22");
+    iw_creds_free(k);
+    /* a token ssh does not define for ProxyCommand */
+    k = creds_for("bad", "carol", 0);
+    ck_assert_int_eq(iw_ssh_config_apply(k, why, sizeof why), ST_ERROR_INVALID_PARAMETER);
+    ck_assert_msg(strstr(why, "%u") != NULL, "%s", why);
+    iw_creds_free(k);
+}
+END_TEST
+
+/* StrictHostKeyChecking accept-new, HashKnownHosts and GlobalKnownHostsFile. */
+START_TEST(host_key_keywords)
+{
+    iw_creds *k;
+    write_file(cfg_path,
+               "Host new\n  StrictHostKeyChecking accept-new\n  HashKnownHosts yes\n"
+               "  GlobalKnownHostsFile /g/kh\n"
+               "Host ask\n  StrictHostKeyChecking ask\n", 0600);
+    k = creds_for("new", "u", 0);
+    ck_assert_msg(iw_ssh_config_apply(k, why, sizeof why) == 0, "%s", why);
+    ck_assert(k->options & CREDENTIAL_TUNNEL_ACCEPT_NEW);
+    ck_assert_uint_eq(k->ssh_hash_known_hosts, 1);
+    ck_assert_str_eq(k->global_known_hosts, "/g/kh");
+    iw_creds_free(k);
+    k = creds_for("ask", "u", 0);
+    ck_assert_msg(iw_ssh_config_apply(k, why, sizeof why) == 0, "%s", why);
+    ck_assert(!(k->options & CREDENTIAL_TUNNEL_ACCEPT_NEW));
+    ck_assert_uint_eq(k->ssh_hash_known_hosts, 0);
+    iw_creds_free(k);
+}
+END_TEST
+
 START_TEST(apply_refusals)
 {
     iw_creds *k;
@@ -283,6 +350,8 @@ int main(void)
     tcase_add_test(tc, unsafe_file_refused);
     tcase_add_test(tc, apply_route_and_fields);
     tcase_add_test(tc, apply_refusals);
+    tcase_add_test(tc, proxy_command);
+    tcase_add_test(tc, host_key_keywords);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include "../imap/client.h"
+#include "../runtime/loop.h"
 #include "../imap/session.h"
 #include "../imap/auth.h"
 #include "../../security/ssh_policy.h"
@@ -82,15 +83,29 @@ static iw_client *iw_client_for(HCLIENT h)
     return iw_client_lookup(h, 0);
 }
 
+/* A call that waits for the server. Never on the loop thread (an event procedure): the
+ * loop would stop for everyone, and a connection carried by one of the library's own
+ * forwards would wait for a bridge that only that thread runs (until its timeout). */
+static iw_client *iw_client_wait(HCLIENT h)
+{
+    if (iw_initialized() && iw_loop_is_current()) {
+        iw_set_error(ST_ERROR_IN_PROGRESS);
+        return NULL;
+    }
+    return iw_client_lookup(h, 0);
+}
+
 /* io_lock taken and released by a call whose callbacks run on the calling thread. */
 static void iw_call_enter(iw_client *c)
 {
     pthread_mutex_lock(&c->io_lock);
     __atomic_store_n(&c->busy_thread, iw_thread_id(), __ATOMIC_RELEASE);
+    iw_callbacks_enter();
 }
 
 static void iw_call_leave(iw_client *c)
 {
+    iw_callbacks_leave();
     __atomic_store_n(&c->busy_thread, 0, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&c->io_lock);
 }
@@ -263,6 +278,11 @@ HCLIENT iw_api_connect(const IMAPCONNECTINFO *in, int own_loop)
         rc = ST_ERROR_INVALID_PARAMETER;
         goto out;
     }
+    /* a blocking connect waits: not on the loop thread (see iw_client_wait) */
+    if (!own_loop && IW_INFO(in, lpEventProc) == NULL && iw_loop_is_current()) {
+        rc = ST_ERROR_IN_PROGRESS;
+        goto out;
+    }
     c = iw_client_new();
     if (c == NULL) {
         rc = ST_ERROR_OUT_OF_MEMORY;
@@ -302,8 +322,13 @@ HCLIENT iw_api_connect(const IMAPCONNECTINFO *in, int own_loop)
         rc = iw_own_start(c);
     else if (rc == 0 && IW_INFO(in, lpEventProc) != NULL)
         rc = iw_async_start(c, IW_INFO(in, lpEventProc), IW_INFO(in, lpParam));
-    else if (rc == 0)
+    else if (rc == 0) {
+        /* the handle is in the table already: its trace callback may name it, and must
+         * not free or use the client under the connect (ST_ERROR_IN_PROGRESS) */
+        __atomic_store_n(&c->busy_thread, iw_thread_id(), __ATOMIC_RELEASE);
         rc = iw_drive(c, iw_connect_step, NULL, &c->cm.deadline_ms);
+        __atomic_store_n(&c->busy_thread, 0, __ATOMIC_RELEASE);
+    }
 out:
     if (rc != 0) {
         if (c != NULL) {
@@ -411,7 +436,7 @@ DWORD ImapAttachThread(HCLIENT hClient, DWORD dwThreadId)
 
 INT ImapLogin(HCLIENT hClient, UINT nAuthType, LPCTSTR lpszUserName, LPCTSTR lpszPassword)
 {
-    iw_client *c = iw_client_for(hClient);
+    iw_client *c = iw_client_wait(hClient);
     int rc;
     if (c == NULL)
         return IMAP_ERROR;
@@ -460,7 +485,7 @@ BOOL ImapHasCapability(HCLIENT hClient, LPCTSTR lpszCapability)
 INT ImapCommandEx(HCLIENT hClient, LPCTSTR lpszCommand, IMAPRESPONSEPROC lpResponseProc,
                   LPVOID lpParam, LPTSTR lpszResult, INT nMaxLength)
 {
-    iw_client *c = iw_client_for(hClient);
+    iw_client *c = iw_client_wait(hClient);
     size_t n;
     int rc;
     if (c == NULL)
@@ -496,7 +521,7 @@ static void iw_relay_piece(void *arg, const IMAPRESPONSEPIECE *piece)
 INT ImapCommandStream(HCLIENT hClient, LPCTSTR lpszCommand, IMAPRESPONSEPIECEPROC lpPieceProc,
                       LPVOID lpParam, LPTSTR lpszResult, INT nMaxLength)
 {
-    iw_client *c = iw_client_for(hClient);
+    iw_client *c = iw_client_wait(hClient);
     iw_piece_relay relay = { hClient, lpPieceProc, lpParam };
     size_t n;
     int rc;
@@ -522,7 +547,7 @@ INT ImapCommand(HCLIENT hClient, LPCTSTR lpszCommand, LPTSTR lpszResult, INT nMa
 
 INT ImapSelectMailbox(HCLIENT hClient, LPCTSTR lpszMailbox, LPIMAPMAILBOX lpMailboxInfo)
 {
-    iw_client *c = iw_client_for(hClient);
+    iw_client *c = iw_client_wait(hClient);
     int rc;
     if (c == NULL)
         return IMAP_ERROR;
@@ -538,7 +563,7 @@ INT ImapSelectMailbox(HCLIENT hClient, LPCTSTR lpszMailbox, LPIMAPMAILBOX lpMail
 INT ImapGetMessage(HCLIENT hClient, UINT nMessageId, UINT nMessagePart,
                    LPVOID lpvMessage, LPDWORD lpdwLength, DWORD dwOptions)
 {
-    iw_client *c = iw_client_for(hClient);
+    iw_client *c = iw_client_wait(hClient);
     char *body = NULL;
     size_t len = 0;
     int rc;
@@ -589,7 +614,7 @@ static void iw_stream_piece(void *arg, const char *p, size_t n)
 INT ImapGetMessageStream(HCLIENT hClient, UINT nMessageId, UINT nMessagePart,
                          IMAPMESSAGEPROC lpMessageProc, LPVOID lpParam, LPDWORD lpdwLength)
 {
-    iw_client *c = iw_client_for(hClient);
+    iw_client *c = iw_client_wait(hClient);
     iw_stream_sink sink = { hClient, lpMessageProc, lpParam };
     size_t len = 0;
     int rc;

@@ -80,6 +80,14 @@ BOOL ImapUninitialize(VOID)
         iw_set_error(ST_ERROR_NOT_INITIALIZED);
         return FALSE;
     }
+    if (iw_init_count == 1 && iw_callbacks_inside()) {
+        /* From a callback (an event on the loop thread, a trace or response inside a
+         * call): the loop cannot join itself, and the running call's client, chain and
+         * TLS context would be freed under it. */
+        pthread_mutex_unlock(&iw_init_lock);
+        iw_set_error(ST_ERROR_IN_PROGRESS);
+        return FALSE;
+    }
     if (iw_init_count == 1) {
         /* Handles first: their layers hold registry references and plugin code. */
         iw_handles_shutdown(iw_free_handle_obj);

@@ -63,6 +63,9 @@ static int iw_async_peek(iw_async *a)
         return 0;
     }
     a->busy = 0;
+    /* a trace callback of what the idle server sent runs under this lock: a call on the
+     * handle from it is refused (ST_ERROR_IN_PROGRESS), as in a blocking call */
+    __atomic_store_n(&c->busy_thread, iw_thread_id(), __ATOMIC_RELEASE);
     if (c->broken) {
         pthread_mutex_unlock(&c->io_lock);
         return 0;                  /* a call already met the end and reported it */
@@ -82,6 +85,7 @@ static int iw_async_peek(iw_async *a)
     }
     if (rc != 0)
         c->broken = 1;
+    __atomic_store_n(&c->busy_thread, 0, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&c->io_lock);
     return rc;
 }
@@ -116,7 +120,12 @@ static int iw_async_step(iw_task *t)
         return 1;
     h = c->handle;
     a->want = IMAPWIRE_WANT_READ;
+    /* Its trace callback runs inside the step: a disconnect from there would free the
+     * client under it, so calls on the handle are refused until the event (which may
+     * disconnect it: the loop then keeps only a, never c). */
+    __atomic_store_n(&c->busy_thread, iw_thread_id(), __ATOMIC_RELEASE);
     rc = iw_connect_step(c, NULL, &a->want);
+    __atomic_store_n(&c->busy_thread, 0, __ATOMIC_RELEASE);
     if (rc == IMAPWIRE_AGAIN) {
         if (iw_now_ms() < c->cm.deadline_ms)
             return 0;

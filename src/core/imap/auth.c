@@ -310,6 +310,10 @@ int iw_scram_client_final(iw_scram *s, const char *m, size_t n, iw_sb *out)
     }
     if (iters < 1 || iters > IW_SCRAM_MAX_ITER)
         goto out;
+    if (iters < IW_SCRAM_MIN_ITER) {
+        rc = ST_ERROR_LOGIN_FAILED;
+        goto out;
+    }
     rc = iw_unbase64(salt64, sl, 1024, &salt, &saltl);
     if (rc != 0)
         goto out;
@@ -470,10 +474,19 @@ static int iw_on_scram_continue(iw_client *c, const iw_response *r, void *arg)
             rc = iw_scram_client_final(&lg->scram, (const char *)dec, dl, &out);
         if (rc == 0)
             rc = iw_base64((const unsigned char *)out.p, out.len, &b64);
-        if (rc == 0)
+        if (rc == 0) {
             rc = iw_send_secret_line(c, b64.p, b64.len);
-        else
+        } else if (rc == ST_ERROR_LOGIN_FAILED) {
+            /* a downgrade, not a broken server: the exchange is cancelled in step and
+             * the tagged answer ends the login (failed, whatever it says) */
+            iw_client_note(c, "auth: the server asks for fewer SCRAM iterations than "
+                              "RFC 7677's floor of 4096; no proof sent, exchange cancelled");
+            lg->no_retry = 1;
+            iw_trace_line(c, IMAP_TRACE_SEND, "*", 1);
+            rc = iw_queue(c, "*\r\n", 3, 0);
+        } else {
             iw_client_note(c, "auth: the server's SCRAM challenge is malformed; login abandoned");
+        }
         break;
     case IW_SCRAM_FINAL:
         rc = iw_unbase64(ch, chn, IW_SCRAM_MAX_MSG, &dec, &dl);
@@ -727,6 +740,30 @@ int iw_login_finish(iw_client *c, iw_login *lg)
         iw_client_note(c, "auth: the server said OK without a valid SCRAM signature: it "
                           "did not prove it knows the password");
     return rc;
+}
+
+int iw_login_fallback(iw_client *c, const iw_login *lg, unsigned *type)
+{
+    const iw_mech *from = iw_mech_find(lg->type), *to = iw_mech_find(IMAP_AUTH_PLAIN);
+    char note[160];
+
+    if (!iw_is_scram(lg->type) || lg->cmd.status != IW_STATUS_NO || lg->no_retry ||
+        lg->scram.step == IW_SCRAM_FAILED || c->broken)
+        return 0;
+    if (!iw_mech_offered(c, to)) {
+        to = iw_mech_find(IMAP_AUTH_LOGIN);
+        if (iw_capa_has(c, "LOGINDISABLED")) {
+            snprintf(note, sizeof note, "auth: %s ended in NO; no PLAIN offered and "
+                     "LOGINDISABLED: no other mechanism to try", from->name);
+            iw_client_note(c, note);
+            return 0;
+        }
+    }
+    snprintf(note, sizeof note, "auth: %s ended in NO; falling back to %s once "
+             "(IMAP_AUTH_DEFAULT)", from->name, to->name ? to->name : "LOGIN");
+    iw_client_note(c, note);
+    *type = to->id;
+    return 1;
 }
 
 void iw_login_clear(iw_login *lg)

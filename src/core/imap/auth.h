@@ -7,6 +7,8 @@
 
 #define IW_SCRAM_MAX_ITER   1000000u   /* larger counts are refused: a hostile server could
                                           otherwise pin the caller's CPU for minutes */
+#define IW_SCRAM_MIN_ITER   4096u      /* RFC 7677's floor: fewer makes the proof cheap to
+                                          crack offline, so none is sent */
 #define IW_SCRAM_MAX_MSG    8192u      /* longest base64 server message accepted */
 #define IW_SCRAM_KEY_MAX    64u        /* EVP_MAX_MD_SIZE */
 
@@ -36,6 +38,7 @@ typedef struct iw_login {
     iw_scram   scram;       /* the SCRAM state when type is a SCRAM mechanism */
     iw_client *c;
     int        finished;    /* iw_login_finish ran */
+    int        no_retry;    /* the server asked for a weaker exchange: no second try */
 } iw_login;
 
 /* A type ImapLogin takes: a row of the SASL table or IMAP_AUTH_DEFAULT. */
@@ -48,6 +51,11 @@ int  iw_login_start(iw_client *c, iw_login *lg, unsigned type, const char *user,
  * OK; if nobody did, iw_login_clear drops the connection of an unverified server. */
 int  iw_login_finish(iw_client *c, iw_login *lg);
 void iw_login_clear(iw_login *lg);
+/* IMAP_AUTH_DEFAULT's one second try (API.md, Auth types), asked after a failed attempt:
+ * when lg was a SCRAM exchange the server ended with a tagged NO and showed no sign of an
+ * impostor, the next family the server takes (IMAP_AUTH_PLAIN, else IMAP_AUTH_LOGIN unless
+ * LOGINDISABLED) into *type with a trace line, and 1; 0 for none. */
+int  iw_login_fallback(iw_client *c, const iw_login *lg, unsigned *type);
 /* The unencoded SASL initial response of a one-step mechanism (PLAIN, XOAUTH2,
  * OAUTHBEARER, ANONYMOUS) into raw; 0 or ST_ERROR_INVALID_PARAMETER for a value the
  * mechanism cannot carry safely. */
@@ -63,7 +71,8 @@ int  iw_scram_start(iw_scram *s, unsigned type, const char *user, const char *pa
 /* The server-first message (unencoded, n bytes, no NUL needed) in; the client-final out.
  * A message RFC 5802's grammar refuses, a nonce that does not extend ours, a salt that
  * is not base64, or an iteration count outside 1..IW_SCRAM_MAX_ITER is
- * ST_ERROR_INVALID_RESPONSE. */
+ * ST_ERROR_INVALID_RESPONSE; a count below IW_SCRAM_MIN_ITER is ST_ERROR_LOGIN_FAILED.
+ * Either way no client-final (no proof) is built. */
 int  iw_scram_client_final(iw_scram *s, const char *msg, size_t n, iw_sb *out);
 /* The server-final message: 0 when its v= is the server signature we expect, else
  * ST_ERROR_LOGIN_FAILED (missing, wrong, malformed, or an e= error). */

@@ -179,8 +179,13 @@ static int iw_cmd_continue(iw_client *c, iw_cmd *cmd, const iw_response *r)
     }
     if (cmd->on_continue != NULL)
         return cmd->on_continue(c, r, cmd->arg);
-    /* Nobody expects a continuation: cancel whatever the server wants (RFC 3501 "*"). */
-    return iw_queue(c, "*\r\n", 3, 0);
+    /* Nobody asked for it. Any answer would be read as literal bytes or as the next
+     * command ("*" is one only inside AUTHENTICATE), so none is sent: the server's idea
+     * of the stream is no longer ours, and the connection ends with the command. */
+    iw_client_note(c, "command: the server sent a continuation the command did not ask "
+                      "for; nothing sent in answer, connection dropped");
+    c->broken = 1;
+    return ST_ERROR_INVALID_RESPONSE;
 }
 
 int iw_cmd_step(iw_client *c, iw_cmd *cmd, unsigned *want)

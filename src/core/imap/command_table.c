@@ -1,8 +1,11 @@
 /* command_table.c: one row per command ImapCommand treats specially: state changes,
  * secret arguments, and the commands that would change the stream under the library. */
+#include <stdio.h>
+#include <string.h>
 #include <strings.h>
 #include "client.h"
 #include "command_table.h"
+#include "tokenizer.h"
 
 /* Refused forms, each with the reason traced when it is refused:
  * - STARTTLS and COMPRESS put a layer under the reader that the library did not set up
@@ -29,21 +32,58 @@ static const iw_command_row iw_commands[] = {
     { "NOTIFY",         0, 0, -1, "NOTIFY brings untagged data between calls" },
 };
 
+/* Atoms are words as they are; anything else stands as NULL (never a verb, never kept). */
+int iw_command_words(const char *text, size_t n, const char **at, size_t *len, int max)
+{
+    iw_tokenizer t;
+    iw_tok k;
+    int count = 0;
+
+    iw_tok_init_command(&t, text, n);
+    /* each token takes at least one byte: at most n turns */
+    while (count < max) {
+        if (iw_tok_next(&t, &k) != 0)
+            return -1;
+        if (k.type == IW_TOK_END)
+            break;
+        at[count] = k.type == IW_TOK_ATOM || k.type == IW_TOK_NIL ? k.p : NULL;
+        len[count] = k.n;
+        count++;
+    }
+    return count;
+}
+
 const iw_command_row *iw_command_lookup(const char *text, size_t n)
 {
-    size_t i, s = 0, e;
-    while (s < n && (text[s] == ' ' || text[s] == '\t'))
-        s++;
-    for (e = s; e < n && text[e] != ' ' && text[e] != '\t' && text[e] != '\r' &&
-                text[e] != '\n'; e++)
-        ;
+    const char *at[1];
+    size_t len[1], i;
+
+    if (iw_command_words(text, n, at, len, 1) != 1 || at[0] == NULL)
+        return NULL;
     for (i = 0; i < sizeof iw_commands / sizeof iw_commands[0]; i++) {
         const char *v = iw_commands[i].verb;
-        size_t vl = 0;
-        while (v[vl] != '\0')
-            vl++;
-        if (e - s == vl && strncasecmp(text + s, v, vl) == 0)
+        if (len[0] == strlen(v) && strncasecmp(at[0], v, len[0]) == 0)
             return &iw_commands[i];
     }
     return NULL;
+}
+
+void iw_command_redact(const iw_command_row *row, const char *text, size_t n, char *out,
+                       size_t size)
+{
+    const char *at[4];
+    size_t len[4], o = 0;
+    int keep = row->keep < 3 ? row->keep : 3, words, i;
+
+    out[0] = '\0';
+    words = iw_command_words(text, n, at, len, keep + 1);
+    for (i = 0; i < words && i < keep && at[i] != NULL; i++) {
+        int w = snprintf(out + o, size - o, "%s%.*s", o ? " " : "",
+                         (int)(len[i] < 64 ? len[i] : 64), at[i]);
+        if (w < 0 || (size_t)w >= size - o)
+            break;
+        o += (size_t)w;
+    }
+    if (words < 0 || i < words)
+        snprintf(out + o, size - o, "%s<redacted>", o ? " " : "");
 }

@@ -3,13 +3,27 @@
 #include <errno.h>
 #include <poll.h>
 #include "client.h"
+#include "../runtime/loop.h"
 
 /* With deadline_ms NULL the deadline slides with every byte received (long transfers),
  * under a ceiling: IW_CONNECT_CEILING timeouts plus one millisecond for every
  * IW_MIN_RATE bytes received, so a real transfer earns its time and a server dripping
  * bytes cannot hold the call forever. Otherwise the step keeps *deadline_ms current
  * (connect phases have their own). */
+static int iw_drive_loop(iw_client *c, iw_step_fn step, void *arg, const int64_t *deadline_ms);
+
+/* The caller's callbacks (trace, response, piece, message) run inside the step: the
+ * thread is marked for the calls that must not run under them. */
 int iw_drive(iw_client *c, iw_step_fn step, void *arg, const int64_t *deadline_ms)
+{
+    int rc;
+    iw_callbacks_enter();
+    rc = iw_drive_loop(c, step, arg, deadline_ms);
+    iw_callbacks_leave();
+    return rc;
+}
+
+static int iw_drive_loop(iw_client *c, iw_step_fn step, void *arg, const int64_t *deadline_ms)
 {
     int sliding = deadline_ms == NULL;
     uint64_t seen = c->rx_bytes, first = c->rx_bytes;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <linux/kcmp.h>
 #include "client.h"
+#include "../runtime/loop.h"
 
 /* At most a whole set handed out and a whole set retiring. */
 #define IW_OWN_SLOTS (2 * IMAPWIRE_POLLSET_MAX)
@@ -226,7 +227,9 @@ int iw_own_action(iw_client *c, int fd, unsigned events)
     o->stepped = 1;
     o->stepping = 1;
     o->want = IMAPWIRE_WANT_READ;
+    iw_callbacks_enter();
     rc = iw_connect_step(c, NULL, &o->want);
+    iw_callbacks_leave();
     o->stepping = 0;
     if (o->doomed) {
         /* disconnected from its trace callback: the handle is gone already */

@@ -10,14 +10,15 @@
 #include "command_table.h"
 #include "tokenizer.h"
 
-int iw_session_login(iw_client *c, unsigned type, const char *user, const char *pass)
+/* One login exchange to its end; *again set (and *next) for IMAP_AUTH_DEFAULT's second
+ * try. */
+static int iw_login_attempt(iw_client *c, unsigned type, const char *user, const char *pass,
+                            int *again, unsigned *next)
 {
     iw_login lg;
-    unsigned gen = c->capa_gen;
     int rc;
 
-    if (c->state != IW_NOT_AUTH)
-        return ST_ERROR_ALREADY_AUTHENTICATED;
+    *again = 0;
     rc = iw_login_start(c, &lg, type, user, pass);
     if (rc == 0)
         rc = iw_run_command(c, &lg.cmd);
@@ -26,95 +27,94 @@ int iw_session_login(iw_client *c, unsigned type, const char *user, const char *
     if (rc == 0 && lg.cmd.status == IW_STATUS_OK && (rc = iw_login_finish(c, &lg)) != 0)
         c->broken = 1;
     if (rc == 0) {
-        if (lg.cmd.status == IW_STATUS_OK)
+        if (lg.cmd.status == IW_STATUS_OK) {
             c->state = IW_AUTH;
-        else
+        } else {
             rc = ST_ERROR_LOGIN_FAILED;
+            if (type == IMAP_AUTH_DEFAULT)
+                *again = iw_login_fallback(c, &lg, next);
+        }
     }
     iw_login_clear(&lg);
+    return rc;
+}
+
+int iw_session_login(iw_client *c, unsigned type, const char *user, const char *pass)
+{
+    unsigned gen = c->capa_gen, next = 0;
+    int rc, again;
+
+    if (c->state != IW_NOT_AUTH)
+        return ST_ERROR_ALREADY_AUTHENTICATED;
+    rc = iw_login_attempt(c, type, user, pass, &again, &next);
+    /* once only: the second try (never IMAP_AUTH_DEFAULT) asks for no third */
+    if (again)
+        rc = iw_login_attempt(c, next, user, pass, &again, &next);
     if (rc == 0)
         rc = iw_capa_refresh(c, gen);
     iw_reader_rest(&c->reader);
     return rc;
 }
 
-/* The trace form of a secret command: its first `keep` words, then "<redacted>" if
- * anything follows them. */
-static void iw_redacted_form(const char *text, size_t n, int keep, char *out, size_t size)
-{
-    size_t end = 0;
-    int words = 0;
-    while (end < n && words < keep) {
-        while (end < n && text[end] == ' ')
-            end++;
-        while (end < n && text[end] != ' ')
-            end++;
-        words++;
-    }
-    while (end > 0 && text[end - 1] == ' ')
-        end--;
-    snprintf(out, size, "%.*s%s", (int)(end < 200 ? end : 200), text,
-             end < n ? " <redacted>" : "");
-}
-
-/* A literal's head "{n}" or "{n+}" followed by CRLF at text[i]: 1 with its size and the
- * offset of its first byte; 0 if there is none there. */
-static int iw_literal_head(const char *text, size_t len, size_t i, size_t *size, size_t *data)
-{
-    size_t j = i + 1, v = 0;
-    if (text[i] != '{')
-        return 0;
-    while (j < len && text[j] >= '0' && text[j] <= '9' && j - i <= 10) {
-        v = v * 10 + (size_t)(text[j] - '0');
-        j++;
-    }
-    if (j == i + 1 || j - i > 10)
-        return 0;
-    if (j < len && text[j] == '+')
-        j++;
-    if (j + 3 > len || text[j] != '}' || text[j + 1] != '\r' || text[j + 2] != '\n')
-        return 0;
-    *size = v;
-    *data = j + 3;
-    return 1;
-}
-
+/* The caller's text is read as the server will read it (the tokenizer in its client-side
+ * mode): one command whose verb is an atom, literals only at argument starts with all
+ * their bytes, no other line end. It goes out as written, except each literal's head,
+ * which takes the form the server's capabilities allow. */
 int iw_command_wire(const char *text, size_t len, int plus, int minus, iw_sb *out,
                     size_t *cuts, int *ncuts, size_t *first_line)
 {
-    size_t i = 0, line = 0;
+    iw_tokenizer t;
+    iw_tok k;
+    size_t from = 0;
+    int words = 0;
+
     *ncuts = 0;
     *first_line = (size_t)-1;
-    while (i < len) {
-        size_t size, data;
+    iw_tok_init_command(&t, text, len);
+    /* each token takes at least one byte: at most len turns */
+    for (;;) {
         char head[32];
-        if (iw_literal_head(text, len, i, &size, &data)) {
-            int wait;
-            /* exactly size bytes follow, whatever they are */
-            if (size > IW_MAX_LITERAL || size > len - data)
-                return ST_ERROR_INVALID_PARAMETER;
-            wait = !(plus || (minus && size <= 4096));
-            if (wait && *ncuts >= IW_MAX_CUTS)
-                return ST_ERROR_INVALID_PARAMETER;
-            snprintf(head, sizeof head, wait ? "{%zu}\r\n" : "{%zu+}\r\n", size);
-            if (iw_sb_str(out, head) != 0)
-                return out->err;
-            if (*first_line == (size_t)-1)
-                *first_line = out->len - 2;       /* up to the head, without its CRLF */
-            if (wait)
-                cuts[(*ncuts)++] = out->len;
-            iw_sb_add(out, text + data, size);
-            i = data + size;
-            line = 0;
-            continue;
-        }
-        /* one command per call: a CR or LF outside a literal would start another */
-        if (text[i] == '\r' || text[i] == '\n' || ++line > IW_MAX_LINE)
+        int wait;
+        if (iw_tok_next(&t, &k) != 0)
             return ST_ERROR_INVALID_PARAMETER;
-        iw_sb_add(out, text + i, 1);
-        i++;
+        if (k.type == IW_TOK_END)
+            break;
+        /* the verb, which the command table judges, is a plain word */
+        if (words++ == 0 && k.type != IW_TOK_ATOM)
+            return ST_ERROR_INVALID_PARAMETER;
+        if (k.type != IW_TOK_LITERAL)
+            continue;
+        if (k.head - from > IW_MAX_LINE)
+            return ST_ERROR_INVALID_PARAMETER;
+        /* RFC 7888: LITERAL+ takes any literal without a wait, LITERAL- up to 4096 bytes */
+        wait = !(plus || (minus && k.n <= 4096));
+        if (wait && *ncuts >= IW_MAX_CUTS)
+            return ST_ERROR_INVALID_PARAMETER;
+        iw_sb_add(out, text + from, k.head - from);
+        snprintf(head, sizeof head, wait ? "{%zu}\r\n" : "{%zu+}\r\n", k.n);
+        if (iw_sb_str(out, head) != 0)
+            return out->err;
+        if (*first_line == (size_t)-1)
+            *first_line = out->len - 2;       /* up to the head, without its CRLF */
+        if (wait)
+            cuts[(*ncuts)++] = out->len;
+        iw_sb_add(out, k.p, k.n);
+        from = k.at + k.n;
     }
+    if (words == 0 || t.depth != 0 || len - from > IW_MAX_LINE)
+        return ST_ERROR_INVALID_PARAMETER;    /* no verb, a list left open, a long line */
+    iw_sb_add(out, text + from, len - from);
     return out->err;
+}
+
+/* AUTHENTICATE sent through ImapCommand: the caller gave its initial response, if any;
+ * a challenge after it is cancelled (RFC 3501 6.2.2), the one place "*" is an answer. */
+static int iw_cancel_challenge(iw_client *c, const iw_response *r, void *arg)
+{
+    IW_UNUSED(r);
+    IW_UNUSED(arg);
+    iw_trace_line(c, IMAP_TRACE_SEND, "*", 1);
+    return iw_queue(c, "*\r\n", 3, 0);
 }
 
 typedef struct iw_untagged_sink {
@@ -146,7 +146,7 @@ static int iw_command_exchange(iw_client *c, const char *text,
                                char *result, size_t max)
 {
     size_t n = strlen(text), cuts[IW_MAX_CUTS], first_line;
-    const iw_command_row *row = iw_command_lookup(text, n);
+    const iw_command_row *row;
     unsigned gen = c->capa_gen;
     char redacted[256];
     const char *trace = NULL;
@@ -157,26 +157,31 @@ static int iw_command_exchange(iw_client *c, const char *text,
     memset(&cmd, 0, sizeof cmd);
     if (result != NULL && max > 0)
         result[0] = '\0';
+    /* Parsed whole before anything is sent: text the grammar refuses leaves nothing. */
+    rc = iw_command_wire(text, n, iw_capa_has(c, "LITERAL+"), iw_capa_has(c, "LITERAL-"),
+                         &wire, cuts, &ncuts, &first_line);
+    if (rc != 0) {
+        iw_sb_free(&wire);
+        iw_client_note(c, "command: not one command in IMAP syntax (a line end outside a "
+                          "literal, or a literal without all its bytes); not sent");
+        return rc;
+    }
+    row = iw_command_lookup(text, n);
     if (row != NULL && row->refused != NULL) {
         char note[160];
         snprintf(note, sizeof note, "command: %s; not sent", row->refused);
         iw_client_note(c, note);
+        iw_sb_free(&wire);
         return ST_ERROR_INVALID_PARAMETER;
     }
     /* RFC 3501 6.2.3, whichever call the LOGIN comes through. */
     if (row != NULL && strcmp(row->verb, "LOGIN") == 0 && iw_capa_has(c, "LOGINDISABLED")) {
         iw_client_note(c, "command: the server advertises LOGINDISABLED; LOGIN not sent");
+        iw_sb_free(&wire);
         return ST_ERROR_LOGIN_FAILED;
     }
-    /* RFC 7888: LITERAL+ takes any literal without a wait, LITERAL- up to 4096 bytes */
-    rc = iw_command_wire(text, n, iw_capa_has(c, "LITERAL+"), iw_capa_has(c, "LITERAL-"),
-                         &wire, cuts, &ncuts, &first_line);
-    if (rc != 0) {
-        iw_sb_free(&wire);
-        return rc;
-    }
     if (row != NULL && row->secret) {
-        iw_redacted_form(text, n, row->keep, redacted, sizeof redacted);
+        iw_command_redact(row, text, n, redacted, sizeof redacted);
         trace = redacted;
     } else if (first_line != (size_t)-1) {
         /* a literal's bytes are not traced: the line up to its head says enough */
@@ -189,6 +194,8 @@ static int iw_command_exchange(iw_client *c, const char *text,
     iw_sb_free(&wire);
     cmd.on_untagged = on_untagged;     /* after the start, which clears the command */
     cmd.arg = arg;
+    if (row != NULL && strcmp(row->verb, "AUTHENTICATE") == 0)
+        cmd.on_continue = iw_cancel_challenge;
     if (hook != NULL)
         iw_reader_set_hook_all(&c->reader, hook, hook_arg);
     if (rc == 0)

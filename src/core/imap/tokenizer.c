@@ -1,5 +1,5 @@
-/* tokenizer.c: splits server bytes into IMAP tokens (RFC 3501 section 4 and 9) without
- * ever looking past the length it is given; every parser of server bytes goes through it. */
+/* tokenizer.c: splits IMAP text into tokens (RFC 3501 section 4 and 9) without ever looking
+ * past the length it is given; every parser of server bytes and of caller commands uses it. */
 #include <string.h>
 #include <strings.h>
 #include "client.h"
@@ -20,6 +20,28 @@ void iw_tok_init_mem(iw_tokenizer *t, const char *p, size_t n)
     memset(t, 0, sizeof *t);
     t->d = p;
     t->len = n;
+}
+
+void iw_tok_init_command(iw_tokenizer *t, const char *p, size_t n)
+{
+    iw_tok_init_mem(t, p, n);
+    t->command = 1;
+}
+
+/* A literal of a caller's command, as a server reads it: a server takes "{n}" CRLF as a
+ * literal wherever a line ends so, and the bytes after it as the rest of the command.
+ * So the head must stand where an argument may start, and exactly n bytes must follow
+ * it, ending where an argument may end; a head at the end of the text is refused too (the
+ * server would wait for bytes that never come). */
+static int iw_command_literal_ok(const iw_tokenizer *t, size_t head, size_t at, size_t v)
+{
+    size_t end;
+    if (head == 0 || (t->d[head - 1] != ' ' && t->d[head - 1] != '('))
+        return 0;
+    if (at < head + 2 || t->d[at - 2] != '\r' || v > t->len - at)
+        return 0;
+    end = at + v;
+    return end == t->len || t->d[end] == ' ' || t->d[end] == ')';
 }
 
 /* RFC 3501 atom-specials plus the brackets, which are tokens of their own here so that
@@ -54,10 +76,13 @@ static int iw_tok_literal(iw_tokenizer *t, iw_tok *out)
     if (j >= t->len || t->d[j] != '\n')
         return ST_ERROR_INVALID_RESPONSE;
     at = j + 1;
+    if (t->command && !iw_command_literal_ok(t, t->pos, at, v))
+        return ST_ERROR_INVALID_RESPONSE;
     memset(out, 0, sizeof *out);
     out->type = IW_TOK_LITERAL;
     out->n = v;
     out->at = at;
+    out->head = t->pos;
     avail = t->len - at;
     if (t->r != NULL && iw_literal_span(t->r, at, v) == 0 && v > 0) {
         out->gone = 1;                 /* its bytes are in the caller's destination */
@@ -118,6 +143,8 @@ int iw_tok_next(iw_tokenizer *t, iw_tok *out)
     if (t->pos >= t->len)
         return 0;                      /* IW_TOK_END */
     ch = (unsigned char)t->d[t->pos];
+    if ((ch == '\r' || ch == '\n') && t->command)
+        return ST_ERROR_INVALID_RESPONSE;      /* a command's only line end is its last */
     if (ch == '\r' || ch == '\n') {
         /* a line end outside a literal's head can only be the response's last */
         if (ch == '\r' && (t->pos + 1 >= t->len || t->d[t->pos + 1] != '\n'))

@@ -1,5 +1,5 @@
-/* tokenizer.h: the one tokenizer of server bytes (atoms, quoted strings, literals, lists,
- * NIL, response-code brackets) over a response as the reader returns it. */
+/* tokenizer.h: the one tokenizer of IMAP text (atoms, quoted strings, literals, lists, NIL,
+ * response-code brackets): server bytes as the reader returns them, and the caller's commands. */
 #ifndef IW_TOKENIZER_H
 #define IW_TOKENIZER_H
 
@@ -26,6 +26,7 @@ typedef struct iw_tok {
     int         pending;   /* a literal whose bytes are yet to come: the data ends at `at`
                               (a reader hook's head) */
     int         gone;      /* a literal whose bytes went to a hook's destination */
+    size_t      head;      /* a literal: offset of its "{" */
 } iw_tok;
 
 typedef struct iw_tokenizer {
@@ -33,12 +34,18 @@ typedef struct iw_tokenizer {
     size_t              len, pos;
     const iw_response  *r;             /* NULL over plain bytes */
     int                 depth;
+    int                 command;       /* client-side mode (iw_tok_init_command) */
 } iw_tokenizer;
 
 /* Over r from its rest (after "* ", "+ " or the tag). */
 void iw_tok_init(iw_tokenizer *t, const iw_response *r);
 /* Over p[0..n) alone (no literal goes elsewhere). */
 void iw_tok_init_mem(iw_tokenizer *t, const char *p, size_t n);
+/* Client-side mode, over the text of one command without its tag and final CRLF (what a
+ * caller gives ImapCommand): CR and LF only in a literal's head; a literal ("{n}" or
+ * "{n+}", CRLF, exactly n bytes) only where an argument starts (after SP or "("), never
+ * short, and followed by the end, SP or ")". Anything else is an error. */
+void iw_tok_init_command(iw_tokenizer *t, const char *p, size_t n);
 /* The next token: 0, or ST_ERROR_INVALID_RESPONSE for bytes no token starts with, an
  * unterminated quoted string, a literal longer than what follows it (or past the
  * reader's limit), a ")" with no "(" or lists nested deeper than IW_TOK_MAX_DEPTH.

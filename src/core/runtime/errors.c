@@ -41,7 +41,7 @@
     X(ST_ERROR_PLUGIN_LOAD_FAILED, "the plugin could not be loaded (file or entry point missing)") \
     X(ST_ERROR_CLIENT_CERTIFICATE, "the client certificate or its key cannot be used") \
     X(ST_ERROR_MESSAGE_NOT_FOUND, "no such message or message part") \
-    X(ST_ERROR_IN_PROGRESS, "the asynchronous connect has not finished") \
+    X(ST_ERROR_IN_PROGRESS, "the handle is busy: its connect has not finished, or a call on it is still running") \
     X(ST_ERROR_TLS_LIBRARY, "TLS is unusable in this process since an earlier failure inside the TLS library (memory ran out); restart the process")
 
 struct iw_error_row {

@@ -12,6 +12,16 @@
 #include <unistd.h>
 #include "loop.h"
 
+/* The task states are checked where they change, as libuv asserts a handle's in
+ * uv__finish_close: a task linked twice, released twice or stepped after its release is
+ * a bug of the library, stopped at once in debug and sanitizer builds (where the tests
+ * run) and compiled out of release builds. */
+#if !defined(NDEBUG) || defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define IW_TASK_CHECK(cond) do { if (!(cond)) abort(); } while (0)
+#else
+#define IW_TASK_CHECK(cond) do { } while (0)
+#endif
+
 #define IW_LOOP_EVENTS     256     /* epoll events taken per wait */
 #define IW_LOOP_ROUNDS     8       /* ready-list rounds per turn before waiting again */
 #define IW_LOOP_IDLE_MS    1000    /* a task that waits for nothing is looked at this often */
@@ -24,6 +34,7 @@ static int iw_loop_stop;
 static int iw_loop_wake_fd = -1;
 static iw_task *iw_incoming;        /* added by other threads, under the lock */
 static _Thread_local int iw_on_loop;  /* set on the loop thread only */
+static _Thread_local int iw_in_steps; /* steps that may call back, running on this thread */
 
 /* Loop thread only from here on. */
 static int iw_epfd = -1;
@@ -358,6 +369,7 @@ static void iw_task_arm(iw_task *t)
 
 static void iw_task_link(iw_task *t)
 {
+    IW_TASK_CHECK(!t->linked && !t->closed);
     t->prev = NULL;
     t->next = iw_tasks;
     if (iw_tasks != NULL)
@@ -403,11 +415,13 @@ static void iw_ready_remove(iw_task *t)
 static void iw_task_finish(iw_task *t)
 {
     int64_t t0 = iw_now_us();
+    IW_TASK_CHECK(t->linked && !t->closed);
     if (t->ready)
         iw_ready_remove(t);
     iw_task_forget(t);
     iw_task_unlink(t);
-    t->release(t);
+    t->closed = 1;
+    t->release(t);                 /* may free t: nothing of it is read afterwards */
     iw_stat_step(t0);
 }
 
@@ -489,6 +503,7 @@ static void iw_loop_run_ready(void)
             next = t->ready_next;
             t->ready = 0;
             t->ready_next = NULL;
+            IW_TASK_CHECK(t->linked && !t->closed);
             if (t->dead) {
                 iw_task_finish(t);
                 continue;
@@ -636,9 +651,25 @@ int iw_loop_is_current(void)
     return iw_on_loop;
 }
 
+void iw_callbacks_enter(void)
+{
+    iw_in_steps++;
+}
+
+void iw_callbacks_leave(void)
+{
+    iw_in_steps--;
+}
+
+int iw_callbacks_inside(void)
+{
+    return iw_on_loop || iw_in_steps > 0;
+}
+
 int iw_loop_add(iw_task *t)
 {
     int rc;
+    IW_TASK_CHECK(!t->linked && !t->closed);
     /* The loop thread may hold the lock already (inside a call): its own adds go to a
      * list only it touches, taken in before the next walk. */
     if (iw_on_loop) {

@@ -5,6 +5,12 @@
 
 #include "runtime.h"
 
+/* The one rule for memory a task lives in or points into: only the task's release frees
+ * it, and only the loop calls release. An owner that goes (a forward closed, a handle
+ * disconnected, from any thread or from inside a callback) asks the loop to release its
+ * tasks and drops its own reference; whatever the tasks point into is reference-counted,
+ * so the last of owner and tasks frees it. Nothing reachable from the task list or the
+ * ready list is ever freed by the caller. */
 typedef struct iw_task iw_task;
 struct iw_task {
     /* What to wait for; called on the loop thread with nothing locked. */
@@ -15,8 +21,10 @@ struct iw_task {
      * iw_loop_release_owned when its owner goes. */
     void (*release)(iw_task *t);
     void    *owner;                /* whose task it is (a forward), for cancelling */
-    int      dead;                 /* loop thread only: released at the next safe point,
-                                      never stepped or polled again */
+    int      dead;                 /* loop thread only: closing, released at the next safe
+                                      point, never stepped or polled again */
+    int      closed;               /* loop thread only: release has been called (checked
+                                      by the loop, as libuv's uv__finish_close does) */
     /* The loop's own bookkeeping (loop.c only): the task list, the ready list, the
      * timer heap, and the descriptors registered for it with epoll. */
     iw_task *next, *prev, *ready_next;
@@ -47,6 +55,12 @@ void iw_loop_release_owned(void *owner);
 void iw_loop_release_task(iw_task *t);
 /* Nonzero on the library's loop thread. */
 int  iw_loop_is_current(void);
+/* A step that may call the caller back runs on this thread (the blocking driver, a step
+ * of the caller's own loop): counted, so a call that would pull the library out from
+ * under it (the last ImapUninitialize) can refuse. Nonzero on the loop thread too. */
+void iw_callbacks_enter(void);
+void iw_callbacks_leave(void);
+int  iw_callbacks_inside(void);
 /* Tasks now, turns so far, and the longest single step, release or call in microseconds
  * (since the last reset): how long the loop was ever unavailable to everyone else. */
 void iw_loop_stats(unsigned long *tasks, unsigned long *turns, unsigned long *longest_us,
