@@ -149,13 +149,14 @@ START_TEST(buffered_bytes_go_first)
     /* the client's side: one command, then its end */
     ck_assert_int_eq(write(sp[1], "x NOOP\r\n", 8), 8);
     ck_assert_int_eq(ImapRelay(h, sp[0], sp[0], 2, &info), 0);
+    /* the descriptor is as the caller had it: blocking */
+    ck_assert_int_eq(fcntl(sp[0], F_GETFL) & O_NONBLOCK, 0);
+    close(sp[0]);                  /* so the reading below sees the end */
     drain(sp[1], got, sizeof got);
     ck_assert_str_eq(got, PIPELINED "x OK noop\r\n");
     ck_assert_uint_eq(info.dwEnded, IMAP_RELAY_ENDED_SERVER);
     ck_assert_uint_eq(info.qwToServer, 8);
     ck_assert_uint_eq(info.qwFromServer, strlen(PIPELINED "x OK noop\r\n"));
-    /* the descriptor is as the caller had it: blocking */
-    ck_assert_int_eq(fcntl(sp[0], F_GETFL) & O_NONBLOCK, 0);
     /* the conversation was the caller's: the handle is spent, no LOGOUT of ours */
     ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), IMAP_ERROR);
     iwt_assert_error(ST_ERROR_CONNECTION_CLOSED);
@@ -165,7 +166,6 @@ START_TEST(buffered_bytes_go_first)
     ck_assert_ptr_null(strstr(s.seen, "LOGOUT"));
     ck_assert_ptr_nonnull(strstr(s.seen, "x NOOP"));
     close(s.lfd);
-    close(sp[0]);
     close(sp[1]);
 }
 END_TEST
@@ -274,6 +274,7 @@ START_TEST(dovecot_tls_fetch)
         ck_assert_int_eq(write(sp[1], cmds, strlen(cmds)), (ssize_t)strlen(cmds));
     }
     ck_assert_int_eq(ImapRelay(h, sp[0], sp[0], 5, &info), 0);
+    close(sp[0]);
     drain(sp[1], got, sizeof got);
     msg = iwt_read_file(d.msg1);
     ck_assert_ptr_nonnull(strstr(got, msg));
@@ -281,7 +282,6 @@ START_TEST(dovecot_tls_fetch)
     ck_assert_uint_eq(info.dwEnded, IMAP_RELAY_ENDED_SERVER);
     free(msg);
     ck_assert_int_eq(ImapDisconnect(h), 0);
-    close(sp[0]);
     close(sp[1]);
 }
 END_TEST
