@@ -495,6 +495,11 @@ INT     ImapGetState(HCLIENT hClient);
 #define IMAP_STATE_AUTHENTICATED     1  /**< logged in, or greeted with PREAUTH */
 #define IMAP_STATE_SELECTED          2  /**< a mailbox is selected */
 #define IMAP_STATE_LOGOUT            3  /**< the session is over (or handed on) */
+/** Extension: the mechanism the successful ImapLogin() used (IMAP_AUTH_SCRAM_SHA256,
+ * IMAP_AUTH_PLAIN...), never IMAP_AUTH_DEFAULT: with DEFAULT it is the one the library
+ * chose (or fell back to). IMAP_ERROR with ST_ERROR_NOT_AUTHENTICATED when no ImapLogin()
+ * succeeded on the handle (not yet, or the server greeted with PREAUTH). No I/O. */
+INT     ImapGetAuthType(HCLIENT hClient);
 
 #if defined(__GNUC__) && !defined(_WIN32)
 #pragma GCC visibility pop

@@ -91,6 +91,13 @@ int cli_open(const struct cli_opts *o, const struct cli_url *u, struct cli_sessi
              json_object *report);
 int cmd_connect(struct cli_opts *o, int argc, char **argv);
 
+/* report.c: after a login, the mechanism used and the capabilities (text and JSON) and a
+ * warning when the password went out in clear; the URL's mailbox selected and told. */
+void cli_login_facts(const struct cli_opts *o, const struct cli_session *s, const char *user,
+                     json_object *login);
+int cli_select_report(const struct cli_opts *o, const struct cli_url *u,
+                      const struct cli_session *s, json_object *report);
+
 /* netrc.c: the login and password of the first entry for host (and user, when not
  * NULL) in file (NULL: ~/.netrc), by curl's rules. 1 found, 0 no entry or no default
  * file, -1 an unreadable --netrc-file (told on stderr). */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "cli.h"
 
@@ -35,7 +36,7 @@ static const char usage_text[] =
 "SSH tunnel:\n"
 "  -J, --tunnel HOPS        reach the server through SSH: [user@]host[:port][,more hops]\n"
 "                           (the last hop connects to the IMAP host)\n"
-"      --ssh-config[=FILE]  HOPS is a Host of the OpenSSH client config (default\n"
+"      --ssh-config [FILE]  HOPS is a Host of the OpenSSH client config (default\n"
 "                           ~/.ssh/config, or IMAPWIRE_SSH_CONFIG)\n"
 "  -i, --ssh-key FILE       SSH private key (default: the agent, then\n"
 "                           IMAPWIRE_SSH_PASSWORD); IMAPWIRE_SSH_PASSWORD also unlocks the key\n"
@@ -122,6 +123,24 @@ static int number(const char *s, unsigned long max, unsigned *out)
     return 0;
 }
 
+/* "--ssh-config FILE" as well as "--ssh-config=FILE": getopt gives an optional argument
+ * only in the second form, so the next word is taken when it names a file and is
+ * neither an option nor a command. */
+static const char *ssh_config_operand(int argc, char **argv)
+{
+    static const char *const commands[] = { "connect", "fetch", "forward", "check", "tunnel" };
+    const char *next = optind < argc ? argv[optind] : NULL;
+    struct stat st;
+    if (next == NULL || next[0] == '-' || strstr(next, "://") != NULL ||
+        stat(next, &st) != 0 || S_ISDIR(st.st_mode))
+        return NULL;
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(next, commands[i]) == 0)
+            return NULL;
+    optind++;
+    return next;
+}
+
 int main(int argc, char **argv)
 {
     struct cli_opts o;
@@ -137,7 +156,10 @@ int main(int argc, char **argv)
         case OPT_SERVERNAME:    o.servername = optarg; break;
         case 'k':               o.insecure = 1; break;
         case 'J':               o.tunnel = optarg; break;
-        case OPT_SSH_CONFIG:    o.ssh_config = 1; o.ssh_config_file = optarg; break;
+        case OPT_SSH_CONFIG:
+            o.ssh_config = 1;
+            o.ssh_config_file = optarg ? optarg : ssh_config_operand(argc, argv);
+            break;
         case 'i':               o.ssh_key = optarg; break;
         case OPT_KNOWN_HOSTS:   o.known_hosts = optarg; break;
         case 'x':               o.proxy = optarg; break;

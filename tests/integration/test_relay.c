@@ -1,6 +1,6 @@
-/* test_relay.c: ImapRelay and ImapGetState (extensions): bytes the reader already held go
- * first, both ways verbatim, each end of the relay, the handle spent afterwards; against
- * a server scripted in this file (exact packet boundaries) and the harness's Dovecot. */
+/* test_relay.c: ImapRelay, ImapGetState and ImapGetAuthType (extensions): bytes the
+ * reader held go first, both ways verbatim, each end, the handle spent afterwards;
+ * against a server scripted here (exact packet boundaries) and the harness's Dovecot. */
 #define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
@@ -142,8 +142,11 @@ START_TEST(buffered_bytes_go_first)
 
     ck_assert(h != INVALID_CLIENT);
     ck_assert_int_eq(ImapGetState(h), IMAP_STATE_NOT_AUTHENTICATED);
+    ck_assert_int_eq(ImapGetAuthType(h), IMAP_ERROR);
+    iwt_assert_error(ST_ERROR_NOT_AUTHENTICATED);
     ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_LOGIN, "u", "p"), 0);
     ck_assert_int_eq(ImapGetState(h), IMAP_STATE_AUTHENTICATED);
+    ck_assert_int_eq(ImapGetAuthType(h), IMAP_AUTH_LOGIN);
     ck_assert(ImapHasCapability(h, "IDLE"));
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
     /* the client's side: one command, then its end */
@@ -268,6 +271,8 @@ START_TEST(dovecot_tls_fetch)
     h = ImapConnect("127.0.0.1", d.imaps_port, 10, IMAP_OPTION_SECURE_IMPLICIT, &cr);
     ck_assert(h != INVALID_CLIENT);
     ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_DEFAULT, d.user, d.pass), 0);
+    /* DEFAULT is never the answer: the mechanism the library chose is */
+    ck_assert_int_eq(ImapGetAuthType(h), IMAP_AUTH_SCRAM_SHA256);
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
     {
         const char *cmds = "s SELECT INBOX\r\nf FETCH 1 BODY.PEEK[]\r\nl LOGOUT\r\n";

@@ -1,5 +1,5 @@
-/* relay_api.c: ImapRelay and ImapGetState (extensions), the facade of the byte relay in
- * imap/relay.c and the state a relay starts from: checks, lookup, call bracket, error. */
+/* relay_api.c: ImapRelay (extension), the facade of the byte relay in imap/relay.c:
+ * argument checks, the handle's lookup and call bracket, the error. */
 #include <fcntl.h>
 #include <string.h>
 #include "../imap/relay.h"
@@ -39,21 +39,4 @@ INT ImapRelay(HCLIENT hClient, INT nInput, INT nOutput, UINT nTimeout, LPIMAPREL
         return IMAP_ERROR;
     }
     return 0;
-}
-
-INT ImapGetState(HCLIENT hClient)
-{
-    iw_client *c = iw_api_client_ready(hClient);
-    int state;
-    if (c == NULL)
-        return IMAP_ERROR;
-    iw_api_call_enter(c);
-    state = c->state;
-    iw_api_call_leave(c);
-    switch (state) {
-    case IW_NOT_AUTH: return IMAP_STATE_NOT_AUTHENTICATED;
-    case IW_AUTH:     return IMAP_STATE_AUTHENTICATED;
-    case IW_SELECTED: return IMAP_STATE_SELECTED;
-    default:          return IMAP_STATE_LOGOUT;
-    }
 }
