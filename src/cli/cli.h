@@ -95,6 +95,7 @@ int cmd_connect(struct cli_opts *o, int argc, char **argv);
  * warning when the password went out in clear; the URL's mailbox selected and told. */
 void cli_login_facts(const struct cli_opts *o, const struct cli_session *s, const char *user,
                      json_object *login);
+void cli_warn_clear(const struct cli_opts *o, const struct cli_session *s);
 int cli_select_report(const struct cli_opts *o, const struct cli_url *u,
                       const struct cli_session *s, json_object *report);
 

@@ -39,12 +39,18 @@ void cli_login_facts(const struct cli_opts *o, const struct cli_session *s, cons
                mech ? ")" : "");
         printf("  after login:     %s\n", shown);
     }
+    cli_warn_clear(o, s);
+}
+
+void cli_warn_clear(const struct cli_opts *o, const struct cli_session *s)
+{
+    INT type = ImapGetAuthType(s->h);
     /* SCRAM proves the password without sending it; these send it (or the token) as is */
-    if (strcmp(s->mode, "plain") == 0 && mech != NULL &&
+    if (strcmp(s->mode, "plain") == 0 &&
         (type == IMAP_AUTH_PLAIN || type == IMAP_AUTH_LOGIN || type == IMAP_AUTH_XOAUTH2 ||
          type == IMAP_AUTH_BEARER))
         cli_warn(o, "the password went to the server in clear (%s without TLS%s): anyone on "
-                 "the path can read it; use --starttls or imaps://", mech,
+                 "the path can read it; use --starttls or imaps://", mechanism_name(type),
                  o->tunnel ? ", in clear past the SSH tunnel's last hop" : "");
 }
 

@@ -127,6 +127,8 @@ static int establish(const struct cli_opts *o, const struct cli_url *u, struct c
         ImapGetLastError() != ST_ERROR_ALREADY_AUTHENTICATED)
         return cli_fail(o, report, ImapGetLastError(), "login", u->host, s->port);
     explicit_bzero(s->password, sizeof s->password);
+    if (user != NULL)
+        cli_warn_clear(o, s);
     if (user == NULL && ImapGetState(s->h) != IMAP_STATE_AUTHENTICATED && o->trace)
         fprintf(stderr, "imapwire: no user and no PREAUTH: the client logs in itself\n");
     return 0;

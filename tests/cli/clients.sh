@@ -104,7 +104,12 @@ relay)
     P=$DOVECOT_PORT
     export IMAPWIRE_PASSWORD=$DOVECOT_PASS
     # plain, the password from the environment
-    talk 0 plain -- "imap://$DOVECOT_USER@127.0.0.1:$P" && session_ok plain
+    talk 0 plain -- "imap://$DOVECOT_USER@127.0.0.1:$P" && { session_ok plain; lacks "$scratch/plain.err" .; }
+    # a password sent in clear is said on stderr (never on stdout)
+    talk 0 cleartext -- "imap://$DOVECOT_USER@127.0.0.1:$P" --auth plain && {
+        session_ok cleartext
+        contains "$scratch/cleartext.err" 'warning: the password went to the server in clear \(PLAIN'
+    }
     # -u and --log: diagnostics to the file, none on stderr, stdout still IMAP only
     talk 0 logged -- "imap://127.0.0.1:$P" -u "$DOVECOT_USER" -v --log "$scratch/tunnel.log" && {
         session_ok logged
