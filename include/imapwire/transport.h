@@ -42,6 +42,10 @@ extern "C" {
 #define IMAPWIRE_QUERY_SOCKET   1  /**< out: int, the descriptor of the bottom socket */
 #define IMAPWIRE_QUERY_SECURITY 2  /**< out: SECURITYINFO, fill the fields this layer knows */
 #define IMAPWIRE_QUERY_PEER     3  /**< out: char[64], the connected peer as "addr port" */
+/** out: NULL. The connection is at rest (no command outstanding, nothing buffered
+ *  above): a layer may free what it keeps only for traffic (record buffers), then SHOULD
+ *  return what the layers below answer, so they rest too. */
+#define IMAPWIRE_QUERY_REST     4
 
 /** Phase marks a layer may report through imapwire_host_api.mark(). */
 #define IMAPWIRE_MARK_RESOLVED  1  /**< name resolution finished */

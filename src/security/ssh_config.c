@@ -1,5 +1,5 @@
 /* ssh_config.c: the OpenSSH client configuration read the way ssh reads it (Host and
- * simple Match blocks, first value wins, Include, ~ and % tokens) for the tunnel fields. */
+ * simple Match blocks, first value wins, Include); ssh_route.c applies it to a connect. */
 /* Anything that would change where or how ssh connects and that we cannot honour fails
  * the connect with the keyword named: a tunnel that silently differs from the user's
  * ssh is worse than none. Keywords that only matter to an interactive ssh are skipped. */
@@ -8,6 +8,7 @@
 #include <glob.h>
 #include <pwd.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,48 +139,99 @@ static int iw_cfg_split(char *line, char **argv, int *argc)
 
 /* ---- keywords ---- */
 
-/* Only an interactive ssh (or the server, or the agent) cares: skipped. */
-static const char *const iw_cfg_skip[] = {
-    "addkeystoagent", "batchmode", "challengeresponseauthentication", "checkhostip",
-    "clearallforwardings", "compression", "controlmaster", "controlpath", "controlpersist",
-    "dynamicforward", "enableescapecommandline", "escapechar", "exitonforwardfailure",
-    "fingerprinthash", "forkafterauthentication", "forwardagent", "forwardx11",
-    "forwardx11timeout", "forwardx11trusted", "gatewayports",
-    "gssapiauthentication", "gssapidelegatecredentials", "identityagent",
-    "kbdinteractiveauthentication", "kbdinteractivedevices", "localcommand", "localforward",
-    "loglevel", "logverbose", "numberofpasswordprompts", "passwordauthentication",
-    "permitlocalcommand", "permitremoteopen", "preferredauthentications",
-    "pubkeyauthentication", "remotecommand", "remoteforward", "requesttty", "sendenv",
-    "serveralivecountmax", "sessiontype", "setenv", "stdinnull",
-    "streamlocalbindmask", "streamlocalbindunlink", "tcpkeepalive", "updatehostkeys",
-    "usekeychain", "verifyhostkeydns", "visualhostkey", "xauthlocation", "ipqos",
-    "rekeylimit", "hostbasedauthentication", "nohostauthenticationforlocalhost",
-    "obscurekeystroketiming", "syslogfacility", "protocol", "useroaming", NULL
+/* Every keyword we know and what we do with it, as OpenSSH's readconf.c keeps them: one
+ * table, one switch (iw_cfg_keyword). Classes:
+ *  - apply: read into a field of iw_ssh_config (first value wins);
+ *  - skip: only an interactive ssh (or the server, or the agent) cares;
+ *  - refuse: changes where or how ssh connects or what it trusts, which we cannot honour;
+ *    allowed only with the value given, when it asks for what we do anyway.
+ * A keyword not here is unknown: refused unless IgnoreUnknown names it. */
+typedef enum iw_cfg_op {
+    IW_OP_UNKNOWN, IW_OP_SKIP, IW_OP_REFUSE,
+    IW_OP_STR,              /* a string field */
+    IW_OP_FLAG,             /* a tri-state field: 1 when the value is arg, else 0 */
+    IW_OP_SECONDS,          /* seconds up to a day, or "none" (0) */
+    IW_OP_PORT,
+    IW_OP_PROXY_JUMP,       /* ProxyJump and ProxyCommand: whichever comes first, as ssh */
+    IW_OP_PROXY_COMMAND,    /* the rest of the line, unsplit */
+    IW_OP_IGNORE_UNKNOWN    /* the run's own pattern list, no value needed */
+} iw_cfg_op;
+
+typedef struct iw_cfg_kw {
+    const char *key;
+    iw_cfg_op   op;
+    size_t      field;      /* apply: offsetof(iw_ssh_config, ...) */
+    const char *arg;        /* refuse: the value allowed; flag: the value meaning yes */
+} iw_cfg_kw;
+
+#define IW_SKIP(k)           { k, IW_OP_SKIP, 0, NULL }
+#define IW_REFUSE(k, ok)     { k, IW_OP_REFUSE, 0, ok }
+#define IW_APPLY(k, op, f, a) { k, op, offsetof(iw_ssh_config, f), a }
+
+static const iw_cfg_kw iw_cfg_keywords[] = {
+    IW_APPLY("hostname", IW_OP_STR, hostname, NULL),
+    IW_APPLY("user", IW_OP_STR, user, NULL),
+    IW_APPLY("identityfile", IW_OP_STR, identity_file, NULL),
+    IW_APPLY("proxyjump", IW_OP_PROXY_JUMP, proxy_jump, NULL),
+    IW_APPLY("proxycommand", IW_OP_PROXY_COMMAND, proxy_command, NULL),
+    IW_APPLY("userknownhostsfile", IW_OP_STR, known_hosts, NULL), /* the list's first file */
+    IW_APPLY("globalknownhostsfile", IW_OP_STR, global_known_hosts, NULL),
+    IW_APPLY("hashknownhosts", IW_OP_FLAG, hash_known_hosts, "yes"),
+    /* only accept-new changes what we do: "no", "off" and "ask" would take a changed or
+     * any unknown key, which a library never does on its own */
+    IW_APPLY("stricthostkeychecking", IW_OP_FLAG, accept_new, "accept-new"),
+    IW_APPLY("identitiesonly", IW_OP_FLAG, identities_only, "yes"),
+    IW_APPLY("port", IW_OP_PORT, port, NULL),
+    IW_APPLY("connecttimeout", IW_OP_SECONDS, connect_timeout, NULL),
+    IW_APPLY("serveraliveinterval", IW_OP_SECONDS, alive_interval, NULL),
+    { "ignoreunknown", IW_OP_IGNORE_UNKNOWN, 0, NULL },
+
+    IW_SKIP("addkeystoagent"), IW_SKIP("batchmode"), IW_SKIP("challengeresponseauthentication"),
+    IW_SKIP("checkhostip"), IW_SKIP("clearallforwardings"), IW_SKIP("compression"),
+    IW_SKIP("controlmaster"), IW_SKIP("controlpath"), IW_SKIP("controlpersist"),
+    IW_SKIP("dynamicforward"), IW_SKIP("enableescapecommandline"), IW_SKIP("escapechar"),
+    IW_SKIP("exitonforwardfailure"), IW_SKIP("fingerprinthash"),
+    IW_SKIP("forkafterauthentication"), IW_SKIP("forwardagent"), IW_SKIP("forwardx11"),
+    IW_SKIP("forwardx11timeout"), IW_SKIP("forwardx11trusted"), IW_SKIP("gatewayports"),
+    IW_SKIP("gssapiauthentication"), IW_SKIP("gssapidelegatecredentials"),
+    IW_SKIP("identityagent"), IW_SKIP("kbdinteractiveauthentication"),
+    IW_SKIP("kbdinteractivedevices"), IW_SKIP("localcommand"), IW_SKIP("localforward"),
+    IW_SKIP("loglevel"), IW_SKIP("logverbose"), IW_SKIP("numberofpasswordprompts"),
+    IW_SKIP("passwordauthentication"), IW_SKIP("permitlocalcommand"),
+    IW_SKIP("permitremoteopen"), IW_SKIP("preferredauthentications"),
+    IW_SKIP("pubkeyauthentication"), IW_SKIP("remotecommand"), IW_SKIP("remoteforward"),
+    IW_SKIP("requesttty"), IW_SKIP("sendenv"), IW_SKIP("serveralivecountmax"),
+    IW_SKIP("sessiontype"), IW_SKIP("setenv"), IW_SKIP("stdinnull"),
+    IW_SKIP("streamlocalbindmask"), IW_SKIP("streamlocalbindunlink"), IW_SKIP("tcpkeepalive"),
+    IW_SKIP("updatehostkeys"), IW_SKIP("usekeychain"), IW_SKIP("verifyhostkeydns"),
+    IW_SKIP("visualhostkey"), IW_SKIP("xauthlocation"), IW_SKIP("ipqos"),
+    IW_SKIP("rekeylimit"), IW_SKIP("hostbasedauthentication"),
+    IW_SKIP("nohostauthenticationforlocalhost"), IW_SKIP("obscurekeystroketiming"),
+    IW_SKIP("syslogfacility"), IW_SKIP("protocol"), IW_SKIP("useroaming"),
+
+    IW_REFUSE("hostkeyalias", NULL), IW_REFUSE("certificatefile", NULL),
+    IW_REFUSE("pkcs11provider", "none"), IW_REFUSE("securitykeyprovider", NULL),
+    IW_REFUSE("ciphers", NULL), IW_REFUSE("macs", NULL), IW_REFUSE("kexalgorithms", NULL),
+    IW_REFUSE("hostkeyalgorithms", NULL), IW_REFUSE("pubkeyacceptedalgorithms", NULL),
+    IW_REFUSE("pubkeyacceptedkeytypes", NULL), IW_REFUSE("casignaturealgorithms", NULL),
+    IW_REFUSE("requiredrsasize", NULL), IW_REFUSE("revokedhostkeys", NULL),
+    IW_REFUSE("bindaddress", NULL), IW_REFUSE("bindinterface", NULL),
+    IW_REFUSE("addressfamily", "any"), IW_REFUSE("canonicalizehostname", "no"),
+    IW_REFUSE("canonicaldomains", NULL), IW_REFUSE("canonicalizefallbacklocal", NULL),
+    IW_REFUSE("canonicalizemaxdots", NULL), IW_REFUSE("canonicalizepermittedcnames", NULL),
+    IW_REFUSE("proxyusefdpass", "no"), IW_REFUSE("tunnel", "no"),
+    IW_REFUSE("tunneldevice", NULL), IW_REFUSE("knownhostscommand", "none"),
+    IW_REFUSE("hostbasedacceptedalgorithms", NULL), IW_REFUSE("hostbasedkeytypes", NULL),
+    IW_REFUSE("gssapiserveridentity", NULL), IW_REFUSE("tag", NULL),
 };
 
-/* Keywords that change where or how ssh connects or what it trusts, that we cannot
- * honour: the value is allowed only when it asks for what we do anyway. */
-static const struct { const char *key, *harmless; } iw_cfg_refuse[] = {
-    { "hostkeyalias", NULL }, { "certificatefile", NULL },
-    { "pkcs11provider", "none" }, { "securitykeyprovider", NULL }, { "ciphers", NULL },
-    { "macs", NULL }, { "kexalgorithms", NULL }, { "hostkeyalgorithms", NULL },
-    { "pubkeyacceptedalgorithms", NULL }, { "pubkeyacceptedkeytypes", NULL },
-    { "casignaturealgorithms", NULL }, { "requiredrsasize", NULL }, { "revokedhostkeys", NULL },
-    { "bindaddress", NULL }, { "bindinterface", NULL }, { "addressfamily", "any" },
-    { "canonicalizehostname", "no" }, { "canonicaldomains", NULL },
-    { "canonicalizefallbacklocal", NULL }, { "canonicalizemaxdots", NULL },
-    { "canonicalizepermittedcnames", NULL }, { "proxyusefdpass", "no" }, { "tunnel", "no" },
-    { "tunneldevice", NULL }, { "knownhostscommand", "none" }, { "hostbasedacceptedalgorithms", NULL },
-    { "hostbasedkeytypes", NULL }, { "gssapiserveridentity", NULL }, { "tag", NULL },
-    { NULL, NULL }
-};
-
-static int iw_in_list(const char *const *list, const char *key)
+static const iw_cfg_kw *iw_cfg_kw_find(const char *key)
 {
-    for (; *list != NULL; list++)
-        if (strcasecmp(*list, key) == 0)
-            return 1;
-    return 0;
+    size_t i;
+    for (i = 0; i < sizeof iw_cfg_keywords / sizeof iw_cfg_keywords[0]; i++)
+        if (strcasecmp(iw_cfg_keywords[i].key, key) == 0)
+            return &iw_cfg_keywords[i];
+    return NULL;
 }
 
 static int iw_cfg_set_str(char **dst, const char *v)
@@ -190,7 +242,7 @@ static int iw_cfg_set_str(char **dst, const char *v)
     return *dst == NULL ? ST_ERROR_OUT_OF_MEMORY : 0;
 }
 
-static int iw_cfg_number(const char *v, unsigned max, unsigned *out)
+int iw_ssh_config_number(const char *v, unsigned max, unsigned *out)
 {
     unsigned long x;
     char *end;
@@ -272,81 +324,56 @@ static int iw_cfg_match(iw_cfg_run *r, const char *path, unsigned line, char **a
     return 0;
 }
 
-/* One keyword line inside an active block. */
+/* One keyword line inside an active block: its class in the table says what to do. */
 static int iw_cfg_keyword(iw_cfg_run *r, const char *path, unsigned line, char **argv, int argc)
 {
     const char *k = argv[0], *v = argc > 1 ? argv[1] : NULL;
+    const iw_cfg_kw *kw = iw_cfg_kw_find(k);
+    iw_cfg_op op = kw != NULL ? kw->op : IW_OP_UNKNOWN;
     iw_ssh_config *o = r->out;
+    void *field = kw != NULL ? (char *)o + kw->field : NULL;
     unsigned num;
-    int i;
 
-    if (iw_in_list(iw_cfg_skip, k))
+    if (v == NULL && op != IW_OP_SKIP && op != IW_OP_REFUSE && op != IW_OP_IGNORE_UNKNOWN)
+        return iw_cfg_fail(r, path, line, "%s needs a value", k);
+    switch (op) {
+    case IW_OP_SKIP:
         return 0;
-    for (i = 0; iw_cfg_refuse[i].key != NULL; i++) {
-        if (strcasecmp(iw_cfg_refuse[i].key, k) != 0)
-            continue;
-        if (v != NULL && iw_cfg_refuse[i].harmless != NULL &&
-            strcasecmp(v, iw_cfg_refuse[i].harmless) == 0)
+    case IW_OP_REFUSE:
+        if (v != NULL && kw->arg != NULL && strcasecmp(v, kw->arg) == 0)
             return 0;
         return iw_cfg_fail(r, path, line, "%s is not supported by imapwire's SSH tunnels", k);
-    }
-    if (strcasecmp(k, "ignoreunknown") == 0)
+    case IW_OP_IGNORE_UNKNOWN:
         return v ? iw_cfg_set_str(&r->ignore_unknown, v) : 0;
-    if (v == NULL)
-        return iw_cfg_fail(r, path, line, "%s needs a value", k);
-    if (strcasecmp(k, "hostname") == 0)
-        return iw_cfg_set_str(&o->hostname, v);
-    if (strcasecmp(k, "user") == 0)
-        return iw_cfg_set_str(&o->user, v);
-    if (strcasecmp(k, "identityfile") == 0)
-        return iw_cfg_set_str(&o->identity_file, v);
-    /* ProxyJump and ProxyCommand: the first one given wins, as in ssh */
-    if (strcasecmp(k, "proxyjump") == 0)
-        return o->proxy_command ? 0 : iw_cfg_set_str(&o->proxy_jump, v);
-    if (strcasecmp(k, "proxycommand") == 0)
-        return o->proxy_jump ? 0 : iw_cfg_set_str(&o->proxy_command, r->rest);
-    if (strcasecmp(k, "userknownhostsfile") == 0)
-        return iw_cfg_set_str(&o->known_hosts, v);   /* the first file of the list */
-    if (strcasecmp(k, "globalknownhostsfile") == 0)
-        return iw_cfg_set_str(&o->global_known_hosts, v);
-    if (strcasecmp(k, "hashknownhosts") == 0) {
-        if (o->hash_known_hosts < 0)
-            o->hash_known_hosts = strcasecmp(v, "yes") == 0;
+    case IW_OP_STR:
+        return iw_cfg_set_str(field, v);
+    case IW_OP_PROXY_JUMP:
+        return o->proxy_command ? 0 : iw_cfg_set_str(field, v);
+    case IW_OP_PROXY_COMMAND:
+        return o->proxy_jump ? 0 : iw_cfg_set_str(field, r->rest);
+    case IW_OP_FLAG:
+        if (*(int *)field < 0)
+            *(int *)field = strcasecmp(v, kw->arg) == 0;
         return 0;
-    }
-    if (strcasecmp(k, "stricthostkeychecking") == 0) {
-        /* only accept-new changes what we do: "no", "off" and "ask" would take a changed
-         * or any unknown key, which a library never does on its own */
-        if (o->accept_new < 0)
-            o->accept_new = strcasecmp(v, "accept-new") == 0;
-        return 0;
-    }
-    if (strcasecmp(k, "identitiesonly") == 0) {
-        if (o->identities_only < 0)
-            o->identities_only = strcasecmp(v, "yes") == 0;
-        return 0;
-    }
-    if (strcasecmp(k, "port") == 0) {
-        if (iw_cfg_number(v, 65535, &num) != 0 || num == 0)
+    case IW_OP_PORT:
+        if (iw_ssh_config_number(v, 65535, &num) != 0 || num == 0)
             return iw_cfg_fail(r, path, line, "Port %s is not a port", v);
-        if (o->port == 0)
-            o->port = num;
-        return 0;
-    }
-    if (strcasecmp(k, "connecttimeout") == 0 || strcasecmp(k, "serveraliveinterval") == 0) {
-        unsigned *dst = strcasecmp(k, "connecttimeout") == 0 ? &o->connect_timeout
-                                                             : &o->alive_interval;
+        break;
+    case IW_OP_SECONDS:
         if (strcasecmp(v, "none") == 0)
             num = 0;
-        else if (iw_cfg_number(v, 86400, &num) != 0)
+        else if (iw_ssh_config_number(v, 86400, &num) != 0)
             return iw_cfg_fail(r, path, line, "%s %s is not a number of seconds", k, v);
-        if (*dst == 0)
-            *dst = num;
-        return 0;
+        break;
+    case IW_OP_UNKNOWN:
+    default:
+        if (r->ignore_unknown != NULL && iw_ssh_pattern_list_match(k, r->ignore_unknown) == 1)
+            return 0;
+        return iw_cfg_fail(r, path, line, "unknown keyword %s", k);
     }
-    if (r->ignore_unknown != NULL && iw_ssh_pattern_list_match(k, r->ignore_unknown) == 1)
-        return 0;
-    return iw_cfg_fail(r, path, line, "unknown keyword %s", k);
+    if (*(unsigned *)field == 0)        /* a number: first value wins */
+        *(unsigned *)field = num;
+    return 0;
 }
 
 /* ssh refuses a configuration others could have written; so do we. */
@@ -478,342 +505,5 @@ int iw_ssh_config_lookup(const char *path, int must_exist, const char *alias,
     free(r.ignore_unknown);
     if (rc != 0)
         iw_ssh_config_clear(out);
-    return rc;
-}
-
-/* ---- from an alias to the route and the tunnel fields ---- */
-
-typedef struct iw_cfg_target {
-    const char *path;
-    int         must_exist;
-    const char *def_user;          /* the credentials' user, else the local account */
-    char       *why;
-    size_t      why_size;
-    iw_sb       route;             /* "user@host:port,..." built so far */
-    int         hops;
-    char       *proxy_command;     /* the first hop's, expanded (owned), or NULL */
-} iw_cfg_target;
-
-/* What the % tokens of one hop stand for, and which of them (and '~') a keyword allows. */
-typedef struct iw_cfg_tokens {
-    const char *host, *user, *alias;
-    unsigned    port;
-    const char *allowed;           /* e.g. "~dhrupn" */
-} iw_cfg_tokens;
-
-#define IW_TOKENS_FILE    "~dhnrup"  /* IdentityFile, UserKnownHostsFile and the like */
-#define IW_TOKENS_COMMAND "hnpr"     /* ProxyCommand, as ssh_config(5) lists them */
-
-/* Expands ~ and the % tokens ssh allows for a keyword. */
-static int iw_cfg_expand(const char *in, const iw_cfg_tokens *tk, char **out, char *why,
-                         size_t why_size)
-{
-    iw_sb sb = {0};
-    iw_account acct;
-    const char *home, *p = in;
-    char num[16];
-
-    iw_account_get(&acct);
-    home = acct.home;
-
-    if (strchr(tk->allowed, '~') != NULL && p[0] == '~' && (p[1] == '/' || p[1] == '\0')) {
-        iw_sb_str(&sb, home);
-        p++;
-    }
-    for (; *p != '\0'; p++) {
-        if (*p != '%') {
-            iw_sb_add(&sb, p, 1);
-            continue;
-        }
-        switch (*++p != '%' && (*p == '\0' || strchr(tk->allowed, *p) == NULL) ? '\0' : *p) {
-        case '%': iw_sb_add(&sb, "%", 1); break;
-        case 'd': iw_sb_str(&sb, home); break;
-        case 'h': iw_sb_str(&sb, tk->host); break;
-        case 'n': iw_sb_str(&sb, tk->alias); break;
-        case 'r': iw_sb_str(&sb, tk->user); break;
-        case 'u': iw_sb_str(&sb, acct.name); break;
-        case 'p':
-            snprintf(num, sizeof num, "%u", tk->port);
-            iw_sb_str(&sb, num);
-            break;
-        default:
-            iw_sb_free(&sb);
-            snprintf(why, why_size, "ssh config: the token %%%c in \"%s\" is not supported",
-                     *p ? *p : ' ', in);
-            return ST_ERROR_INVALID_PARAMETER;
-        }
-        if (*p == '\0')
-            break;
-    }
-    iw_sb_add(&sb, "", 1);
-    if (sb.err != 0) {
-        iw_sb_free(&sb);
-        return ST_ERROR_OUT_OF_MEMORY;
-    }
-    *out = sb.p;
-    return 0;
-}
-
-static int iw_cfg_route(iw_cfg_target *t, const char *list, int expand_first, int depth,
-                        const iw_creds *k, iw_ssh_config *last);
-
-/* One element "[user@]alias[:port]": its own route first (ProxyJump) when asked, then the
- * hop itself, written to the route; the configuration found goes to *cfg. */
-static int iw_cfg_hop(iw_cfg_target *t, const char *elem, size_t len, int expand, int depth,
-                      const iw_creds *k, int is_target, iw_ssh_config *cfg)
-{
-    char alias[256], user[128] = "", hostbuf[300], portbuf[12] = "";
-    const char *at = memchr(elem, '@', len), *host = at ? at + 1 : elem, *colon;
-    size_t hlen = (size_t)(elem + len - host);
-    iw_ssh_hop hop;
-    unsigned port = 0;
-    int rc, n;
-
-    if (at != NULL) {
-        if ((size_t)(at - elem) >= sizeof user)
-            return ST_ERROR_INVALID_PARAMETER;
-        memcpy(user, elem, (size_t)(at - elem));
-        user[at - elem] = '\0';
-    }
-    colon = memchr(host, ':', hlen);
-    if (colon != NULL) {
-        size_t pl = (size_t)(host + hlen - colon - 1);
-        if (pl == 0 || pl >= sizeof portbuf)
-            return ST_ERROR_INVALID_PARAMETER;
-        memcpy(portbuf, colon + 1, pl);
-        portbuf[pl] = '\0';
-        if (iw_cfg_number(portbuf, 65535, &port) != 0 || port == 0)
-            return ST_ERROR_INVALID_PARAMETER;
-        hlen = (size_t)(colon - host);
-    }
-    if (hlen == 0 || hlen >= sizeof alias)
-        return ST_ERROR_INVALID_PARAMETER;
-    memcpy(alias, host, hlen);
-    alias[hlen] = '\0';
-    rc = iw_ssh_config_lookup(t->path, t->must_exist, alias, cfg, t->why, t->why_size);
-    if (rc != 0)
-        return rc;
-    if (expand && cfg->proxy_jump != NULL && strcasecmp(cfg->proxy_jump, "none") != 0) {
-        iw_ssh_config ignored;
-        memset(&ignored, 0, sizeof ignored);
-        rc = iw_cfg_route(t, cfg->proxy_jump, 1, depth + 1, NULL, &ignored);
-        iw_ssh_config_clear(&ignored);
-        if (rc != 0)
-            return rc;
-    }
-    /* HostName may use %h for the alias, and nothing else */
-    if (cfg->hostname != NULL) {
-        const char *p = cfg->hostname;
-        size_t o = 0;
-        for (; *p != '\0' && o + 1 < sizeof hostbuf; p++) {
-            if (*p != '%') {
-                hostbuf[o++] = *p;
-            } else if (p[1] == '%') {
-                hostbuf[o++] = '%';
-                p++;
-            } else if (p[1] == 'h') {
-                size_t al = strlen(alias);
-                if (o + al + 1 >= sizeof hostbuf)
-                    return ST_ERROR_INVALID_PARAMETER;
-                memcpy(hostbuf + o, alias, al);
-                o += al;
-                p++;
-            } else {
-                snprintf(t->why, t->why_size, "ssh config: HostName \"%s\" uses a token "
-                         "other than %%h", cfg->hostname);
-                return ST_ERROR_INVALID_PARAMETER;
-            }
-        }
-        hostbuf[o] = '\0';
-    } else {
-        iw_strlcpy(hostbuf, alias, sizeof hostbuf);
-    }
-    /* the caller's fields win for the target; jump hosts have only their own and defaults */
-    if (user[0] == '\0') {
-        const char *u = is_target && k && k->tunnel_user ? k->tunnel_user
-                        : cfg->user ? cfg->user : t->def_user;
-        iw_strlcpy(user, u ? u : "", sizeof user);
-    }
-    if (port == 0)
-        port = is_target && k && k->tunnel_port ? k->tunnel_port : cfg->port ? cfg->port : 22;
-    /* the result must be a valid hop by the same rules as any route */
-    {
-        iw_sb one = {0};
-        iw_sb_str(&one, user);
-        iw_sb_str(&one, "@");
-        if (strchr(hostbuf, ':') != NULL) {
-            iw_sb_str(&one, "[");
-            iw_sb_str(&one, hostbuf);
-            iw_sb_str(&one, "]");
-        } else {
-            iw_sb_str(&one, hostbuf);
-        }
-        snprintf(portbuf, sizeof portbuf, "%u", port);
-        iw_sb_str(&one, ":");
-        iw_sb_str(&one, portbuf);
-        iw_sb_add(&one, "", 1);
-        rc = one.err ? one.err : iw_ssh_hops_parse(one.p, NULL, 0, &hop, 1, &n);
-        if (rc == 0) {
-            if (t->hops++ > 0)
-                iw_sb_str(&t->route, ",");
-            iw_sb_str(&t->route, one.p);
-            rc = t->route.err;
-        } else if (rc == ST_ERROR_INVALID_PARAMETER) {
-            snprintf(t->why, t->why_size, "ssh config: \"%s\" for %s is not a valid SSH hop",
-                     one.p ? one.p : "", alias);
-        }
-        iw_sb_free(&one);
-    }
-    /* The first hop of the route may be reached through a command: ssh runs it in
-     * place of the TCP connection, and so does the command transport. Hops reached
-     * through a jump host never read their own (ssh -J overrides it). */
-    if (rc == 0 && expand && t->hops == 1 && cfg->proxy_command != NULL &&
-        strcasecmp(cfg->proxy_command, "none") != 0) {
-        iw_cfg_tokens tk = { hop.host, hop.user, alias, hop.port, IW_TOKENS_COMMAND };
-        free(t->proxy_command);
-        t->proxy_command = NULL;
-        rc = iw_cfg_expand(cfg->proxy_command, &tk, &t->proxy_command, t->why, t->why_size);
-    }
-    return rc;
-}
-
-/* A list of elements; the first one's ProxyJump expands when expand_first (ssh -J gives
- * the later ones their route, so theirs is not read). */
-static int iw_cfg_route(iw_cfg_target *t, const char *list, int expand_first, int depth,
-                        const iw_creds *k, iw_ssh_config *last)
-{
-    const char *p = list;
-    int first = 1, rc = 0;
-    if (depth > IW_SSH_MAX_HOPS) {
-        snprintf(t->why, t->why_size, "ssh config: ProxyJump chain too long or circular");
-        return ST_ERROR_INVALID_PARAMETER;
-    }
-    while (rc == 0) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        iw_ssh_config_clear(last);
-        rc = iw_cfg_hop(t, p, len, first && expand_first, depth, k, comma == NULL && k != NULL,
-                        last);
-        if (rc == 0 && t->hops > IW_SSH_MAX_HOPS) {
-            snprintf(t->why, t->why_size, "ssh config: more than %d SSH hops", IW_SSH_MAX_HOPS);
-            rc = ST_ERROR_INVALID_PARAMETER;
-        }
-        if (comma == NULL)
-            break;
-        p = comma + 1;
-        first = 0;
-    }
-    return rc;
-}
-
-static int iw_replace(char **dst, char *value)
-{
-    free(*dst);
-    *dst = value;
-    return 0;
-}
-
-int iw_ssh_config_apply(iw_creds *k, char *why, size_t why_size)
-{
-    iw_cfg_target t;
-    iw_ssh_config last;
-    const char *env = secure_getenv("IMAPWIRE_SSH_CONFIG");
-    char path[IW_CFG_PATH_MAX], *s;
-    iw_account acct;
-    int rc;
-
-    if (k == NULL || k->tunnel_host == NULL || !(k->options & CREDENTIAL_TUNNEL_SSH_CONFIG))
-        return 0;
-    if (why_size > 0)
-        why[0] = '\0';
-    memset(&t, 0, sizeof t);
-    iw_account_get(&acct);
-    if (env != NULL && *env != '\0') {
-        iw_strlcpy(path, env, sizeof path);
-        t.must_exist = 1;
-    } else {
-        snprintf(path, sizeof path, "%s/.ssh/config", acct.home);
-    }
-    t.path = path;
-    t.def_user = k->tunnel_user ? k->tunnel_user : acct.name[0] ? acct.name : NULL;
-    t.why = why;
-    t.why_size = why_size;
-    memset(&last, 0, sizeof last);
-    iw_ssh_config_unset(&last);
-    /* one alias: its ProxyJump is its route; a list is "-J first,... last", where only
-     * the first host's own ProxyJump is read, as ssh does */
-    rc = iw_cfg_route(&t, k->tunnel_host, 1, 0, k, &last);
-    if (rc == 0)
-        rc = iw_sb_add(&t.route, "", 1);
-    if (rc == 0) {
-        iw_ssh_hop hops[IW_SSH_MAX_HOPS];
-        int n;
-        const iw_ssh_hop *target;
-        iw_cfg_tokens tk;
-        rc = iw_ssh_hops_parse(t.route.p, NULL, 0, hops, IW_SSH_MAX_HOPS, &n);
-        target = &hops[n - 1];
-        tk.host = target->host;
-        tk.user = target->user;
-        tk.alias = k->tunnel_host;
-        tk.port = target->port;
-        tk.allowed = IW_TOKENS_FILE;
-        if (rc == 0 && k->tunnel_key == NULL && last.identity_file != NULL &&
-            strcasecmp(last.identity_file, "none") != 0) {
-            rc = iw_cfg_expand(last.identity_file, &tk, &s, why, why_size);
-            if (rc == 0)
-                iw_replace(&k->tunnel_key, s);
-        }
-        if (rc == 0 && k->known_hosts == NULL && last.known_hosts != NULL) {
-            const char *kh = strcasecmp(last.known_hosts, "none") == 0 ? "/dev/null"
-                                                                        : last.known_hosts;
-            rc = iw_cfg_expand(kh, &tk, &s, why, why_size);
-            if (rc == 0)
-                iw_replace(&k->known_hosts, s);
-        }
-        /* ssh reads the global files whatever the user files are */
-        if (rc == 0 && (last.global_known_hosts != NULL || k->known_hosts != NULL)) {
-            const char *g = last.global_known_hosts ? last.global_known_hosts
-                                                    : "/etc/ssh/ssh_known_hosts";
-            if (strcasecmp(g, "none") == 0)
-                g = "/dev/null";
-            rc = iw_cfg_expand(g, &tk, &s, why, why_size);
-            if (rc == 0)
-                iw_replace(&k->global_known_hosts, s);
-        }
-        if (rc == 0) {
-            if (last.accept_new == 1)
-                k->options |= CREDENTIAL_TUNNEL_ACCEPT_NEW;
-            k->ssh_hash_known_hosts = last.hash_known_hosts == 1;
-        }
-        if (rc == 0 && t.proxy_command != NULL) {
-            iw_sb cmd = {0};
-            iw_sb_str(&cmd, "command:");
-            iw_sb_str(&cmd, t.proxy_command);
-            rc = iw_sb_add(&cmd, "", 1);
-            if (rc == 0) {
-                iw_replace(&k->ssh_proxy_transport, cmd.p);
-                cmd.p = NULL;
-            }
-            iw_sb_free(&cmd);
-        }
-        if (rc == 0) {
-            k->ssh_connect_timeout = last.connect_timeout;
-            k->ssh_alive_interval = last.alive_interval;
-            s = iw_strdup(target->user);
-            if (s == NULL)
-                rc = ST_ERROR_OUT_OF_MEMORY;
-            else
-                iw_replace(&k->tunnel_user, s);
-        }
-        if (rc == 0) {
-            /* every hop now names its user and port: the route is final */
-            iw_replace(&k->tunnel_host, t.route.p);
-            t.route.p = NULL;
-            k->tunnel_port = 0;
-        }
-    }
-    iw_ssh_config_clear(&last);
-    iw_sb_free(&t.route);
-    free(t.proxy_command);
     return rc;
 }

@@ -27,8 +27,10 @@ int  iw_ssh_config_lookup(const char *path, int must_exist, const char *alias,
 void iw_ssh_config_clear(iw_ssh_config *cfg);
 /* Marks the tri-state fields "not set" (after a memset to 0). */
 void iw_ssh_config_unset(iw_ssh_config *cfg);
+/* A decimal number up to max, digits only, as ssh reads ports and seconds: 0 or -1. */
+int  iw_ssh_config_number(const char *v, unsigned max, unsigned *out);
 
-/* Rewrites k's tunnel fields from the configuration (IMAPWIRE_SSH_CONFIG, else
+/* (ssh_route.c) Rewrites k's tunnel fields from the configuration (IMAPWIRE_SSH_CONFIG, else
  * ~/.ssh/config): the host list becomes the explicit route (ProxyJump hops first, each
  * resolved through the file too), and user, port, key, known_hosts, ConnectTimeout and
  * ServerAliveInterval are filled where the caller left them unset. */

@@ -62,14 +62,4 @@ static inline int iw_ssh_params_from(const iw_creds *k, const char *transport,
     return 0;
 }
 
-/* The built-in SSH transport type (src/transports/ssh.c) and its process-wide state. */
-extern const imapwire_transport_type iw_transport_ssh;
-int  iw_ssh_global_init(void);
-/* A reference to an authenticated session for these parameters (no channel); each
- * phase of setting it up is bounded by ep->timeout_ms; sink and core get its traces. */
-int  iw_ssh_hold(const iw_ssh_params *p, const iw_layer_sink *sink, void *core,
-                 const imapwire_endpoint *ep, void **hold);
-void iw_ssh_unhold(void *hold);
-void iw_ssh_global_cleanup(void);
-
 #endif /* IW_SSH_POLICY_H */

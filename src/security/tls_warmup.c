@@ -2,7 +2,9 @@
  * and tells a TLS library that an earlier failure left unusable from a peer's fault. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <string.h>
+#include <time.h>
 #include <openssl/core_names.h>
 #include <openssl/decoder.h>
 #include <openssl/encoder.h>
@@ -283,14 +285,38 @@ int iw_tls_warmup(void)
     return ok ? 0 : ST_ERROR_OUT_OF_MEMORY;
 }
 
+/* A success is trusted for this long: a server refusing every handshake (or a test that
+ * repeats one) does not pay two in-memory handshakes per failure, nor grow OpenSSL's
+ * caches with each. A failure is never remembered: the next one asks again. */
+#define IW_SELFTEST_TRUST_MS 10000
+
+static int64_t iw_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int iw_tls_selftest(void)
 {
+    static int64_t ok_until;           /* under iw_warm_lock */
     int saved = errno, rc;
+    int64_t now = iw_mono_ms();
+
+    pthread_mutex_lock(&iw_warm_lock);
+    if (ok_until != 0 && now < ok_until) {
+        pthread_mutex_unlock(&iw_warm_lock);
+        return 1;
+    }
+    pthread_mutex_unlock(&iw_warm_lock);
     /* malloc leaves ENOMEM: a handshake that failed for memory now says nothing about
      * the library's state */
     errno = 0;
     rc = iw_selftest_run() ? 1 : errno == ENOMEM ? -1 : 0;
     errno = saved;
+    pthread_mutex_lock(&iw_warm_lock);
+    ok_until = rc == 1 ? now + IW_SELFTEST_TRUST_MS : 0;
+    pthread_mutex_unlock(&iw_warm_lock);
     return rc;
 }
 

@@ -15,6 +15,7 @@
 #include "../security/creds.h"
 #include "../security/peer_uid.h"
 #include "../security/ssh_policy.h"
+#include "ssh.h"
 
 #define IW_BRIDGE_BUF 16384
 #define IW_BRIDGE_LINGER_MS 2000       /* after one side ends, the other gets this long */

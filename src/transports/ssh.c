@@ -24,6 +24,7 @@
 #include "../security/ssh_hops.h"
 #include "../security/ssh_keyfile.h"
 #include "../security/ssh_policy.h"
+#include "ssh.h"
 
 /* How often a connection that shares its session with another thread re-checks its
  * channel: that thread may have read our packets off the socket into libssh2's queue. */

@@ -2,6 +2,7 @@
  * value wins, Include, Match, ProxyJump routes, tokens, and every refusal with its reason. */
 #define _GNU_SOURCE
 #include <check.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,6 +168,142 @@ START_TEST(unsafe_file_refused)
     ck_assert_int_eq(iw_ssh_config_lookup(cfg_path, 0, "a", &cfg, why, sizeof why), 0);
     ck_assert_int_eq(iw_ssh_config_lookup(cfg_path, 1, "a", &cfg, why, sizeof why),
                      ST_ERROR_INVALID_PARAMETER);
+}
+END_TEST
+
+/* Every keyword by class, named one by one: the policy table in ssh_config.c is pinned
+ * here, so changing a keyword's class is a deliberate edit in two places. */
+static const char *const skipped[] = {
+    "AddKeysToAgent", "BatchMode", "ChallengeResponseAuthentication", "CheckHostIP",
+    "ClearAllForwardings", "Compression", "ControlMaster", "ControlPath", "ControlPersist",
+    "DynamicForward", "EnableEscapeCommandline", "EscapeChar", "ExitOnForwardFailure",
+    "FingerprintHash", "ForkAfterAuthentication", "ForwardAgent", "ForwardX11",
+    "ForwardX11Timeout", "ForwardX11Trusted", "GatewayPorts", "GSSAPIAuthentication",
+    "GSSAPIDelegateCredentials", "IdentityAgent", "KbdInteractiveAuthentication",
+    "KbdInteractiveDevices", "LocalCommand", "LocalForward", "LogLevel", "LogVerbose",
+    "NumberOfPasswordPrompts", "PasswordAuthentication", "PermitLocalCommand",
+    "PermitRemoteOpen", "PreferredAuthentications", "PubkeyAuthentication", "RemoteCommand",
+    "RemoteForward", "RequestTTY", "SendEnv", "ServerAliveCountMax", "SessionType", "SetEnv",
+    "StdinNull", "StreamLocalBindMask", "StreamLocalBindUnlink", "TCPKeepAlive",
+    "UpdateHostKeys", "UseKeychain", "VerifyHostKeyDNS", "VisualHostKey", "XAuthLocation",
+    "IPQoS", "RekeyLimit", "HostbasedAuthentication", "NoHostAuthenticationForLocalhost",
+    "ObscureKeystrokeTiming", "SyslogFacility", "Protocol", "UseRoaming", NULL
+};
+
+/* Refused unless the value is the one given (what the tunnel does anyway). */
+static const struct { const char *key, *allowed; } refused[] = {
+    { "HostKeyAlias", NULL }, { "CertificateFile", NULL }, { "PKCS11Provider", "none" },
+    { "SecurityKeyProvider", NULL }, { "Ciphers", NULL }, { "MACs", NULL },
+    { "KexAlgorithms", NULL }, { "HostKeyAlgorithms", NULL },
+    { "PubkeyAcceptedAlgorithms", NULL }, { "PubkeyAcceptedKeyTypes", NULL },
+    { "CASignatureAlgorithms", NULL }, { "RequiredRSASize", NULL },
+    { "RevokedHostKeys", NULL }, { "BindAddress", NULL }, { "BindInterface", NULL },
+    { "AddressFamily", "any" }, { "CanonicalizeHostname", "no" }, { "CanonicalDomains", NULL },
+    { "CanonicalizeFallbackLocal", NULL }, { "CanonicalizeMaxDots", NULL },
+    { "CanonicalizePermittedCNAMEs", NULL }, { "ProxyUseFdpass", "no" }, { "Tunnel", "no" },
+    { "TunnelDevice", NULL }, { "KnownHostsCommand", "none" },
+    { "HostbasedAcceptedAlgorithms", NULL }, { "HostbasedKeyTypes", NULL },
+    { "GSSAPIServerIdentity", NULL }, { "Tag", NULL }, { NULL, NULL }
+};
+
+static void expect_why(const char *text, unsigned line, const char *msg)
+{
+    char want[512];
+    snprintf(want, sizeof want, "ssh config %s line %u: %s", cfg_path, line, msg);
+    ck_assert_int_eq(lookup(text, "a"), ST_ERROR_INVALID_PARAMETER);
+    ck_assert_str_eq(why, want);
+}
+
+START_TEST(keyword_class_skip)
+{
+    char text[256];
+    int i;
+    for (i = 0; skipped[i] != NULL; i++) {
+        /* with a value, without one, in any case: silently skipped */
+        snprintf(text, sizeof text, "Host a\n %s yes\n %s\n Port 7\n", skipped[i], skipped[i]);
+        ck_assert_msg(lookup(text, "a") == 0, "%s: %s", skipped[i], why);
+        ck_assert_uint_eq(cfg.port, 7);
+        iw_ssh_config_clear(&cfg);
+    }
+}
+END_TEST
+
+START_TEST(keyword_class_refuse)
+{
+    char text[256], msg[200];
+    int i;
+    for (i = 0; refused[i].key != NULL; i++) {
+        snprintf(text, sizeof text, "Host a\n Port 7\n %s something\n", refused[i].key);
+        snprintf(msg, sizeof msg, "%s is not supported by imapwire's SSH tunnels", refused[i].key);
+        expect_why(text, 3, msg);
+        snprintf(text, sizeof text, "Host a\n%s\n", refused[i].key);
+        expect_why(text, 2, msg);
+        if (refused[i].allowed == NULL)
+            continue;
+        /* the allowed value in any case */
+        snprintf(msg, sizeof msg, "%s", refused[i].allowed);
+        msg[0] = (char)toupper((unsigned char)msg[0]);
+        snprintf(text, sizeof text, "Host a\n %s=%s\n Port 7\n", refused[i].key, msg);
+        ck_assert_msg(lookup(text, "a") == 0, "%s: %s", refused[i].key, why);
+        ck_assert_uint_eq(cfg.port, 7);
+        iw_ssh_config_clear(&cfg);
+    }
+}
+END_TEST
+
+START_TEST(keyword_class_apply)
+{
+    ck_assert_msg(lookup("Host a\n HOSTNAME=h\n User u\n IdentityFile ~/k\n ProxyJump j1,j2\n"
+                         " ProxyCommand nc \"%h\"  %p \n UserKnownHostsFile k1 k2\n"
+                         " GlobalKnownHostsFile g\n HashKnownHosts yes\n"
+                         " StrictHostKeyChecking accept-new\n IdentitiesOnly yes\n Port 2200\n"
+                         " ConnectTimeout 5\n ServerAliveInterval 9\n IgnoreUnknown\n"
+                         "Host *\n HostName x\n User x\n Port 1\n ConnectTimeout 1\n"
+                         " HashKnownHosts no\n IdentitiesOnly no\n", "a") == 0, "%s", why);
+    ck_assert_str_eq(cfg.hostname, "h");
+    ck_assert_str_eq(cfg.user, "u");
+    ck_assert_str_eq(cfg.identity_file, "~/k");
+    ck_assert_str_eq(cfg.proxy_jump, "j1,j2");
+    ck_assert_ptr_null(cfg.proxy_command);              /* ProxyJump came first */
+    ck_assert_str_eq(cfg.known_hosts, "k1");            /* the first file of the list */
+    ck_assert_str_eq(cfg.global_known_hosts, "g");
+    ck_assert_int_eq(cfg.hash_known_hosts, 1);
+    ck_assert_int_eq(cfg.accept_new, 1);
+    ck_assert_int_eq(cfg.identities_only, 1);
+    ck_assert_uint_eq(cfg.port, 2200);
+    ck_assert_uint_eq(cfg.connect_timeout, 5);
+    ck_assert_uint_eq(cfg.alive_interval, 9);
+    iw_ssh_config_clear(&cfg);
+    ck_assert_int_eq(lookup("ProxyCommand nc \"%h\"  %p \nProxyJump j\nConnectTimeout none\n"
+                            "StrictHostKeyChecking yes\nHashKnownHosts no\n", "a"), 0);
+    ck_assert_str_eq(cfg.proxy_command, "nc \"%h\"  %p");  /* the rest of the line, unsplit */
+    ck_assert_ptr_null(cfg.proxy_jump);
+    ck_assert_uint_eq(cfg.connect_timeout, 0);
+    ck_assert_int_eq(cfg.accept_new, 0);
+    ck_assert_int_eq(cfg.hash_known_hosts, 0);
+    iw_ssh_config_clear(&cfg);
+    expect_why("Host a\n User\n", 2, "User needs a value");
+    expect_why("Host a\n\n HashKnownHosts\n", 3, "HashKnownHosts needs a value");
+    expect_why("Port x\n", 1, "Port x is not a port");
+    expect_why("Port 65536\n", 1, "Port 65536 is not a port");
+    expect_why("connecttimeout -1\n", 1, "connecttimeout -1 is not a number of seconds");
+    expect_why("ServerAliveInterval 86401\n", 1,
+               "ServerAliveInterval 86401 is not a number of seconds");
+}
+END_TEST
+
+START_TEST(keyword_class_unknown)
+{
+    expect_why("Host a\n Port 7\n Frobnicate yes\n", 3, "unknown keyword Frobnicate");
+    expect_why("Host a\n Frobnicate\n", 2, "Frobnicate needs a value");
+    expect_why("IgnoreUnknown Other*\nFrobnicate yes\n", 2, "unknown keyword Frobnicate");
+    ck_assert_int_eq(lookup("IgnoreUnknown Other*,frob*\nIgnoreUnknown x\nFrobnicate yes\n"
+                            "Port 7\n", "a"), 0);
+    ck_assert_uint_eq(cfg.port, 7);
+    iw_ssh_config_clear(&cfg);
+    /* another host's unknown keyword is not read at all */
+    ck_assert_int_eq(lookup("Host b\n Frobnicate yes\n", "a"), 0);
+    iw_ssh_config_clear(&cfg);
 }
 END_TEST
 
@@ -352,6 +489,10 @@ int main(void)
     tcase_add_test(tc, apply_refusals);
     tcase_add_test(tc, proxy_command);
     tcase_add_test(tc, host_key_keywords);
+    tcase_add_test(tc, keyword_class_skip);
+    tcase_add_test(tc, keyword_class_refuse);
+    tcase_add_test(tc, keyword_class_apply);
+    tcase_add_test(tc, keyword_class_unknown);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

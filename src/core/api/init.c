@@ -4,9 +4,9 @@
 #include "../imap/client.h"
 #include "../runtime/loop.h"
 #include "../../security/tls_policy.h"
-#include "../../security/ssh_policy.h"
 #include "../../transports/forward.h"
 #include "../../transports/resolve.h"
+#include "../../transports/ssh.h"
 #include "../../transports/tls.h"
 
 static pthread_mutex_t iw_init_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -54,6 +54,13 @@ void iw_client_close(iw_client *c, int polite)
     }
 }
 
+void iw_client_rest(iw_client *c)
+{
+    iw_reader_rest(&c->reader);
+    if (c->top != NULL && iw_reader_buffered(&c->reader) == 0)
+        iw_layer_query(c->top, IMAPWIRE_QUERY_REST, NULL);
+}
+
 void iw_client_free(iw_client *c)
 {
     if (c == NULL)

@@ -127,6 +127,9 @@ int  iw_mutf7_encode(const char *utf8, iw_sb *out);
 /* connect.c */
 extern const iw_layer_sink iw_client_sink;   /* layers' notes and marks go to the client */
 void iw_client_note(iw_client *c, const char *text);   /* an IMAP_TRACE_INFO line */
+/* The connection is idle (a connect or command just finished): the reader and the layers
+ * give back what they hold only for traffic. */
+void iw_client_rest(iw_client *c);
 int  iw_connect_begin(iw_client *c);
 int  iw_connect_step(iw_client *c, void *arg, unsigned *want);
 

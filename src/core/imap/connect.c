@@ -303,6 +303,7 @@ int iw_connect_step(iw_client *c, void *arg, unsigned *want)
             break;
         case CM_READY:
             iw_connect_cmd_free(c);
+            iw_client_rest(c);
             c->cm.t_ready_us = now = iw_now_us();
             {
                 int64_t t0 = c->cm.t_start_us;

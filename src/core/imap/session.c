@@ -54,7 +54,7 @@ int iw_session_login(iw_client *c, unsigned type, const char *user, const char *
         rc = iw_login_attempt(c, next, user, pass, &again, &next);
     if (rc == 0)
         rc = iw_capa_refresh(c, gen);
-    iw_reader_rest(&c->reader);
+    iw_client_rest(c);
     return rc;
 }
 
@@ -220,7 +220,7 @@ static int iw_command_exchange(iw_client *c, const char *text,
         }
     }
     iw_cmd_clear(&cmd);
-    iw_reader_rest(&c->reader);
+    iw_client_rest(c);
     return rc;
 }
 
@@ -453,20 +453,21 @@ int iw_session_select(iw_client *c, const char *mailbox, IMAPMAILBOX *mb)
     }
     iw_cmd_clear(&cmd);
     iw_sb_free(&sb);
-    iw_reader_rest(&c->reader);
+    iw_client_rest(c);
     return rc;
 }
 
 /* ---- FETCH BODY.PEEK[...] ---- */
 
-/* Finds message id's first BODY[section]<origin> value in r (a whole response, or a
- * reader hook's head, which ends where its last literal's bytes would start): 1 with
- * *val (LITERAL, QUOTED or NIL), 0 if r has none, or ST_ERROR_INVALID_RESPONSE. */
-static int iw_fetch_find(const iw_response *r, unsigned id, iw_tok *val)
+/* Finds message f->id's first BODY[f->section]<origin> value in r (a whole response, or
+ * a reader hook's head, which ends where its last literal's bytes would start): 1 with
+ * *val (LITERAL, QUOTED or NIL), 0 if r has none, or ST_ERROR_INVALID_RESPONSE. Another
+ * section (BODY[HEADER] beside BODY[], BODY[2.MIME] beside BODY[2]) is another item. */
+static int iw_fetch_find(const iw_response *r, const struct iw_fetch *f, iw_tok *val)
 {
     iw_tokenizer t;
     iw_tok k;
-    uint32_t n;
+    uint32_t n, id = f->id;
 
     memset(val, 0, sizeof *val);
     iw_tok_init(&t, r);
@@ -477,7 +478,7 @@ static int iw_fetch_find(const iw_response *r, unsigned id, iw_tok *val)
         return ST_ERROR_INVALID_RESPONSE;
     /* each turn takes at least one token, and each token at least one byte */
     for (;;) {
-        int body, section = 0;
+        int body, section = 0, ours = 1;
         if (iw_tok_next(&t, &k) != 0 || k.type == IW_TOK_END)
             return ST_ERROR_INVALID_RESPONSE;
         if (k.type == IW_TOK_RPAREN)
@@ -489,15 +490,21 @@ static int iw_fetch_find(const iw_response *r, unsigned id, iw_tok *val)
             return ST_ERROR_INVALID_RESPONSE;
         if (k.type == IW_TOK_LBRACKET) {
             section = 1;
-            if (iw_tok_next(&t, &k) != 0 || iw_tok_skip_to(&t, IW_TOK_RBRACKET) != 0 ||
-                iw_tok_peek(&t, &k) != 0)
+            if (iw_tok_next(&t, &k) != 0 || iw_tok_peek(&t, &k) != 0)
+                return ST_ERROR_INVALID_RESPONSE;
+            if (f->section != NULL)
+                ours = f->section[0] == '\0'
+                           ? k.type == IW_TOK_RBRACKET
+                           : k.type == IW_TOK_ATOM && k.n == strlen(f->section) &&
+                                 memcmp(k.p, f->section, k.n) == 0;
+            if (iw_tok_skip_to(&t, IW_TOK_RBRACKET) != 0 || iw_tok_peek(&t, &k) != 0)
                 return ST_ERROR_INVALID_RESPONSE;
             if (k.type == IW_TOK_ATOM && k.p[0] == '<' && iw_tok_next(&t, &k) != 0)
                 return ST_ERROR_INVALID_RESPONSE;
         }
         if (iw_tok_next(&t, val) != 0 || val->type == IW_TOK_END)
             return ST_ERROR_INVALID_RESPONSE;
-        if (body && section) {
+        if (body && section && ours) {
             if (val->type != IW_TOK_LITERAL && val->type != IW_TOK_QUOTED &&
                 val->type != IW_TOK_NIL)
                 return ST_ERROR_INVALID_RESPONSE;
@@ -520,7 +527,7 @@ int iw_fetch_parse(const iw_response *r, struct iw_fetch *f)
 
     if (f->found)
         return 0;                      /* taken already (straight to its destination) */
-    k = iw_fetch_find(r, f->id, &v);
+    k = iw_fetch_find(r, f, &v);
     if (k != 1)
         return k;                      /* none (0) or the error: v is not set */
     if (v.type == IW_TOK_NIL)
@@ -552,7 +559,7 @@ static int iw_fetch_hook(void *arg, const iw_response *head, size_t size, int ov
     iw_tok v;
 
     /* ours only when the body's value is the literal whose bytes are yet to come */
-    if (f->found || head->kind != IW_RESP_UNTAGGED || iw_fetch_find(head, f->id, &v) != 1 ||
+    if (f->found || head->kind != IW_RESP_UNTAGGED || iw_fetch_find(head, f, &v) != 1 ||
         v.type != IW_TOK_LITERAL || !v.pending || v.n != size)
         return 0;
     if (over && f->piece == NULL)
@@ -600,7 +607,7 @@ static int iw_on_fetch(iw_client *c, const iw_response *r, void *arg)
 /* One FETCH BODY.PEEK[...] of f->id with f's destination set; 0 once found. */
 static int iw_fetch_run(iw_client *c, unsigned part, struct iw_fetch *f)
 {
-    char text[64];
+    char text[64], section[16] = "";
     iw_cmd cmd;
     int rc;
 
@@ -609,10 +616,10 @@ static int iw_fetch_run(iw_client *c, unsigned part, struct iw_fetch *f)
     if (f->id == 0)
         return ST_ERROR_INVALID_PARAMETER;
     memset(&cmd, 0, sizeof cmd);
-    if (part == 0)
-        snprintf(text, sizeof text, "FETCH %u BODY.PEEK[]", f->id);
-    else
-        snprintf(text, sizeof text, "FETCH %u BODY.PEEK[%u]", f->id, part);
+    if (part != 0)
+        snprintf(section, sizeof section, "%u", part);
+    f->section = section;
+    snprintf(text, sizeof text, "FETCH %u BODY.PEEK[%s]", f->id, section);
     rc = iw_cmd_start(c, &cmd, text, strlen(text), NULL, 0, 0, NULL);
     cmd.on_untagged = iw_on_fetch;
     cmd.arg = f;
@@ -626,7 +633,8 @@ static int iw_fetch_run(iw_client *c, unsigned part, struct iw_fetch *f)
     iw_cmd_clear(&cmd);
     free(f->chunk);
     f->chunk = NULL;
-    iw_reader_rest(&c->reader);
+    f->section = NULL;                 /* it pointed here */
+    iw_client_rest(c);
     return rc;
 }
 

@@ -22,6 +22,8 @@ int iw_session_command_stream(iw_client *c, const char *text, iw_piece_fn fn, vo
  * set, a literal body is received into dest instead (body stays NULL). */
 struct iw_fetch {
     unsigned id;
+    const char *section;           /* the BODY[section] asked for ("" the whole message);
+                                      NULL: the first BODY[...] of any section */
     char    *body;
     size_t   len;
     int      found;
