@@ -5,7 +5,7 @@ set -eu
 PKGS="build-essential cmake pkg-config libssl-dev libssh2-1-dev libc-ares-dev check \
  dovecot-imapd openssh-server openssh-client dnsmasq-base libcurl4-openssl-dev curl \
  valgrind openssl procps iproute2 python3 dante-server tinyproxy netcat-openbsd dropbear-bin libuv1-dev libjson-c-dev tmux jq groff-base doxygen \
- mailutils-imap4d"
+ mailutils-imap4d isync neomutt"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

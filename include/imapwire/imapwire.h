@@ -442,6 +442,65 @@ HFORWARD ImapCreatePortForward(LPSECURITYCREDENTIALS lpCredentials, LPCTSTR lpsz
 /** Stops the forward: no more listening, and its SSH session ends. TRUE on success. */
 BOOL    ImapClosePortForward(HFORWARD hForward);
 
+/** Extension: what ImapRelay() did: which side ended the relay and the bytes each way. */
+typedef struct _IMAPRELAYINFO {
+    DWORD    dwSize;                 /**< set by the caller: sizeof(IMAPRELAYINFO) */
+    DWORD    dwEnded;                /**< IMAP_RELAY_ENDED_*: the side that ended it */
+    uint64_t qwToServer;             /**< bytes read from nInput and sent to the server */
+    uint64_t qwFromServer;           /**< bytes written to nOutput, those the library had
+                                          already received included */
+} IMAPRELAYINFO, /**< see struct _IMAPRELAYINFO */
+  *LPIMAPRELAYINFO; /**< a pointer to IMAPRELAYINFO */
+#define IMAP_RELAY_ENDED_ERROR  0u   /**< neither: a failure (ImapRelay returned IMAP_ERROR) */
+#define IMAP_RELAY_ENDED_INPUT  1u   /**< nInput reached its end (the server's remaining
+                                          output was passed on first, see ImapRelay()) */
+#define IMAP_RELAY_ENDED_SERVER 2u   /**< the server closed the connection */
+#define IMAP_RELAY_ENDED_OUTPUT 3u   /**< nOutput's reader went away (EPIPE, ECONNRESET) */
+/** Extension: hands the session's byte stream to the caller: bytes read from nInput go
+ * to the server as they are, bytes from the server go to nOutput as they are, both ways
+ * at once, on the calling thread, until one side ends. This is what a mail client's
+ * tunnel command needs (mbsync's Tunnel, neomutt's tunnel): imapwire connects by any
+ * route (TLS, STARTTLS, SSH tunnel, proxy, plugin) and logs in, and the client speaks
+ * IMAP through the two descriptors. The library's reader may already hold bytes that
+ * arrived after the last reply it returned (pipelined or unsolicited responses); they
+ * go to nOutput first, so nothing is lost or reordered. Nothing is buffered by line:
+ * each read is passed on at once (no latency per command), in pieces of up to 128 KB; a
+ * plain TCP session to a pipe goes socket to pipe in the kernel (splice), and such a
+ * pipe is widened to 128 KB (F_SETPIPE_SZ) so bulk data needs fewer wake-ups.
+ *
+ * nInput and nOutput may be the same descriptor (a socket) or two (pipes, a terminal);
+ * they are made non-blocking for the call and their flags restored before it returns.
+ * A write to a pipe whose reader has gone raises SIGPIPE unless the caller ignores it
+ * (sockets are written with MSG_NOSIGNAL). There is no timeout while both sides are
+ * open (an IDLE may be silent for 29 minutes); once nInput has ended, the server's
+ * remaining output (a LOGOUT's answer) is passed on until the server closes or for at
+ * most nTimeout seconds (0: the handle's connect timeout) of silence.
+ *
+ * Returns 0 when one side ended (lpInfo, which may be NULL, says which and counts the
+ * bytes), or IMAP_ERROR: ST_ERROR_INVALID_PARAMETER (a descriptor that is not open),
+ * ST_ERROR_CONNECTION_CLOSED (the handle was already unusable), ST_ERROR_NETWORK_ERROR
+ * (reading nInput or writing nOutput failed otherwise), or the transport's error (TLS,
+ * SSH, proxy). Either way the IMAP conversation now belongs to the caller, so the
+ * handle is spent: later calls fail with ST_ERROR_CONNECTION_CLOSED, and
+ * ImapDisconnect() closes it without LOGOUT. */
+INT     ImapRelay(HCLIENT hClient, INT nInput, INT nOutput, UINT nTimeout,
+                  LPIMAPRELAYINFO lpInfo);
+/** Extension: the IMAP state of a connected handle: IMAP_STATE_NOT_AUTHENTICATED,
+ * IMAP_STATE_AUTHENTICATED (after ImapLogin() or a PREAUTH greeting), IMAP_STATE_SELECTED
+ * or IMAP_STATE_LOGOUT (after ImapRelay(), or once the server said BYE); IMAP_ERROR for a
+ * handle that is not usable. A caller handing the session on (ImapRelay()) tells its
+ * client from this whether to greet with PREAUTH or OK. No I/O. */
+INT     ImapGetState(HCLIENT hClient);
+#define IMAP_STATE_NOT_AUTHENTICATED 0  /**< log in first */
+#define IMAP_STATE_AUTHENTICATED     1  /**< logged in, or greeted with PREAUTH */
+#define IMAP_STATE_SELECTED          2  /**< a mailbox is selected */
+#define IMAP_STATE_LOGOUT            3  /**< the session is over (or handed on) */
+/** Extension: the mechanism the successful ImapLogin() used (IMAP_AUTH_SCRAM_SHA256,
+ * IMAP_AUTH_PLAIN...), never IMAP_AUTH_DEFAULT: with DEFAULT it is the one the library
+ * chose (or fell back to). IMAP_ERROR with ST_ERROR_NOT_AUTHENTICATED when no ImapLogin()
+ * succeeded on the handle (not yet, or the server greeted with PREAUTH). No I/O. */
+INT     ImapGetAuthType(HCLIENT hClient);
+
 #if defined(__GNUC__) && !defined(_WIN32)
 #pragma GCC visibility pop
 #endif

@@ -42,7 +42,10 @@ struct cli_opts {
     const char *ca, *servername, *tunnel, *ssh_key, *known_hosts, *proxy, *transport;
     const char *dns, *local, *password_file, *auth, *output, *ssh_config_file, *plugin;
     const char *user;
+    const char *log, *netrc_file;   /* --log FILE; --netrc-file FILE */
+    int netrc;                      /* 0, CLI_NETRC_REQUIRED or CLI_NETRC_OPTIONAL */
 };
+enum { CLI_NETRC_REQUIRED = 1, CLI_NETRC_OPTIONAL = 2 };
 
 /* url.c */
 int cli_url_parse(const char *text, struct cli_url *u, char *why, size_t why_size);
@@ -88,7 +91,22 @@ int cli_open(const struct cli_opts *o, const struct cli_url *u, struct cli_sessi
              json_object *report);
 int cmd_connect(struct cli_opts *o, int argc, char **argv);
 
-/* fetch.c, forward.c, check.c */
+/* report.c: after a login, the mechanism used and the capabilities (text and JSON) and a
+ * warning when the password went out in clear; the URL's mailbox selected and told. */
+void cli_login_facts(const struct cli_opts *o, const struct cli_session *s, const char *user,
+                     json_object *login);
+void cli_warn_clear(const struct cli_opts *o, const struct cli_session *s);
+int cli_select_report(const struct cli_opts *o, const struct cli_url *u,
+                      const struct cli_session *s, json_object *report);
+
+/* netrc.c: the login and password of the first entry for host (and user, when not
+ * NULL) in file (NULL: ~/.netrc), by curl's rules. 1 found, 0 no entry or no default
+ * file, -1 an unreadable --netrc-file (told on stderr). */
+int cli_netrc_lookup(const char *file, const char *host, const char *user,
+                     char *login, size_t login_size, char *password, size_t password_size);
+
+/* fetch.c, forward.c, check.c, tunnel.c */
+int cmd_tunnel(struct cli_opts *o, int argc, char **argv);
 int cmd_fetch(struct cli_opts *o, int argc, char **argv);
 int cmd_forward(struct cli_opts *o, int argc, char **argv);
 int cmd_check(struct cli_opts *o, int argc, char **argv);

@@ -346,8 +346,7 @@ int cli_open(const struct cli_opts *o, const struct cli_url *u, struct cli_sessi
             return cli_fail(o, report, ImapGetLastError(), "login", u->host, s->port);
         }
         json_object_object_add(login, "ok", json_object_new_boolean(1));
-        if (!o->json)
-            printf("  login:           ok as %s\n", user);
+        cli_login_facts(o, s, user, login);
     } else if (o->login) {
         return cli_usage_error(o, report, "--login needs a user: write it in the URL "
                                "(imap://user@host)");
@@ -373,7 +372,12 @@ int cmd_connect(struct cli_opts *o, int argc, char **argv)
     if (cli_url_parse(argv[0], &u, why, sizeof why) != 0)
         return cli_finish(o, report, cli_url_error(o, report, argv[0], why));
     json_object_object_add(report, "url", json_object_new_string(argv[0]));
+    if (u.mailbox[0] != '\0' && !u.user[0] && !(o->login && o->user))
+        return cli_finish(o, report, cli_usage_error(o, report, "the mailbox in the URL needs "
+                                                     "a user to log in (imap://user@host/BOX)"));
     rc = cli_open(o, &u, &s, report);
+    if (rc == 0 && u.mailbox[0] != '\0')
+        rc = cli_select_report(o, &u, &s, report);
     cli_release(&s);
     return cli_finish(o, report, rc);
 }

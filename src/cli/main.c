@@ -1,11 +1,15 @@
 /* main.c: the imapwire command's entry: options (getopt_long), --help, and the choice of
- * subcommand (connect, fetch, forward, check); the work is in the other files. */
+ * subcommand (connect, fetch, forward, check, tunnel); the work is in the other files. */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "cli.h"
 
 static const char usage_text[] =
@@ -13,10 +17,15 @@ static const char usage_text[] =
 "       imapwire [OPTIONS] fetch URL/MAILBOX;UID=n [-o FILE]\n"
 "       imapwire [OPTIONS] forward LOCALPORT HOST:PORT --tunnel HOPS\n"
 "       imapwire [OPTIONS] check HOST[:PORT]\n"
+"       imapwire [OPTIONS] tunnel URL     (for a mail client's tunnel command)\n"
 "\n"
 "URL is imap://[user@]host[:port] or imaps://[user@]host[:port] (993). A user in the URL\n"
 "means log in; the password comes from --password-file, IMAPWIRE_PASSWORD or a prompt\n"
 "that does not echo, never from the command line.\n"
+"\n"
+"tunnel connects and logs in by any route below, writes \"* PREAUTH [CAPABILITY ...]\"\n"
+"to stdout and then relays IMAP between stdin/stdout and the server until either side\n"
+"ends (mbsync: Tunnel \"imapwire tunnel ...\", neomutt: set tunnel=\"...\").\n"
 "\n"
 "Security:\n"
 "      --starttls           upgrade an imap:// connection with STARTTLS (required)\n"
@@ -27,7 +36,7 @@ static const char usage_text[] =
 "SSH tunnel:\n"
 "  -J, --tunnel HOPS        reach the server through SSH: [user@]host[:port][,more hops]\n"
 "                           (the last hop connects to the IMAP host)\n"
-"      --ssh-config[=FILE]  HOPS is a Host of the OpenSSH client config (default\n"
+"      --ssh-config [FILE]  HOPS is a Host of the OpenSSH client config (default\n"
 "                           ~/.ssh/config, or IMAPWIRE_SSH_CONFIG)\n"
 "  -i, --ssh-key FILE       SSH private key (default: the agent, then\n"
 "                           IMAPWIRE_SSH_PASSWORD); IMAPWIRE_SSH_PASSWORD also unlocks the key\n"
@@ -45,6 +54,9 @@ static const char usage_text[] =
 "  -l, --login              log in (the user from the URL or --user)\n"
 "  -u, --user NAME          the user name, when the URL has none\n"
 "      --password-file F    read the password from the first line of F\n"
+"      --netrc              tunnel: the login and password from ~/.netrc (curl's rules)\n"
+"      --netrc-optional     the same, falling back to the other sources without an entry\n"
+"      --netrc-file FILE    as --netrc, from FILE\n"
 "      --auth MECH          scram, scram-sha1, plain, login, xoauth2, bearer or default\n"
 "                           (default: the strongest both sides have)\n"
 "      --identify           send ID (RFC 2971) with the client's name and version\n"
@@ -52,6 +64,7 @@ static const char usage_text[] =
 "General:\n"
 "  -t, --timeout SECONDS    per connect phase (default 20)\n"
 "  -v, --trace              protocol trace on stderr (passwords are redacted)\n"
+"      --log FILE           diagnostics (errors, warnings, trace) to FILE, not stderr\n"
 "  -j, --json               the results as one JSON object on stdout\n"
 "  -o, --output FILE        fetch: write the message here instead of stdout\n"
 "      --imaps-port PORT    check: the implicit-TLS port (default 993)\n"
@@ -65,7 +78,7 @@ static const char usage_text[] =
 
 enum { OPT_STARTTLS = 256, OPT_CA, OPT_SERVERNAME, OPT_SSH_CONFIG, OPT_KNOWN_HOSTS,
        OPT_TRANSPORT, OPT_PLUGIN, OPT_DNS, OPT_LOCAL, OPT_PASSWORD_FILE, OPT_AUTH,
-       OPT_IDENTIFY, OPT_IMAPS_PORT };
+       OPT_IDENTIFY, OPT_IMAPS_PORT, OPT_LOG, OPT_NETRC, OPT_NETRC_OPTIONAL, OPT_NETRC_FILE };
 
 static const struct option longopts[] = {
     {"starttls", no_argument, NULL, OPT_STARTTLS},
@@ -84,6 +97,10 @@ static const struct option longopts[] = {
     {"login", no_argument, NULL, 'l'},
     {"user", required_argument, NULL, 'u'},
     {"password-file", required_argument, NULL, OPT_PASSWORD_FILE},
+    {"netrc", no_argument, NULL, OPT_NETRC},
+    {"netrc-optional", no_argument, NULL, OPT_NETRC_OPTIONAL},
+    {"netrc-file", required_argument, NULL, OPT_NETRC_FILE},
+    {"log", required_argument, NULL, OPT_LOG},
     {"auth", required_argument, NULL, OPT_AUTH},
     {"identify", no_argument, NULL, OPT_IDENTIFY},
     {"timeout", required_argument, NULL, 't'},
@@ -106,6 +123,24 @@ static int number(const char *s, unsigned long max, unsigned *out)
     return 0;
 }
 
+/* "--ssh-config FILE" as well as "--ssh-config=FILE": getopt gives an optional argument
+ * only in the second form, so the next word is taken when it names a file and is
+ * neither an option nor a command. */
+static const char *ssh_config_operand(int argc, char **argv)
+{
+    static const char *const commands[] = { "connect", "fetch", "forward", "check", "tunnel" };
+    const char *next = optind < argc ? argv[optind] : NULL;
+    struct stat st;
+    if (next == NULL || next[0] == '-' || strstr(next, "://") != NULL ||
+        stat(next, &st) != 0 || S_ISDIR(st.st_mode))
+        return NULL;
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(next, commands[i]) == 0)
+            return NULL;
+    optind++;
+    return next;
+}
+
 int main(int argc, char **argv)
 {
     struct cli_opts o;
@@ -121,7 +156,10 @@ int main(int argc, char **argv)
         case OPT_SERVERNAME:    o.servername = optarg; break;
         case 'k':               o.insecure = 1; break;
         case 'J':               o.tunnel = optarg; break;
-        case OPT_SSH_CONFIG:    o.ssh_config = 1; o.ssh_config_file = optarg; break;
+        case OPT_SSH_CONFIG:
+            o.ssh_config = 1;
+            o.ssh_config_file = optarg ? optarg : ssh_config_operand(argc, argv);
+            break;
         case 'i':               o.ssh_key = optarg; break;
         case OPT_KNOWN_HOSTS:   o.known_hosts = optarg; break;
         case 'x':               o.proxy = optarg; break;
@@ -132,6 +170,10 @@ int main(int argc, char **argv)
         case 'l':               o.login = 1; break;
         case 'u':               o.user = optarg; break;
         case OPT_PASSWORD_FILE: o.password_file = optarg; break;
+        case OPT_NETRC:         o.netrc = CLI_NETRC_REQUIRED; break;
+        case OPT_NETRC_OPTIONAL: o.netrc = CLI_NETRC_OPTIONAL; break;
+        case OPT_NETRC_FILE:    o.netrc_file = optarg; break;
+        case OPT_LOG:           o.log = optarg; break;
         case OPT_AUTH:          o.auth = optarg; break;
         case OPT_IDENTIFY:      o.identify = 1; break;
         case 'v':               o.trace = 1; break;
@@ -178,10 +220,24 @@ int main(int argc, char **argv)
         strcmp(cmd, "connect") == 0 ? cmd_connect :
         strcmp(cmd, "fetch") == 0 ? cmd_fetch :
         strcmp(cmd, "forward") == 0 ? cmd_forward :
-        strcmp(cmd, "check") == 0 ? cmd_check : NULL;
+        strcmp(cmd, "check") == 0 ? cmd_check :
+        strcmp(cmd, "tunnel") == 0 ? cmd_tunnel : NULL;
     if (run == NULL)
-        return cli_usage_error(&o, NULL, "unknown command '%s': use connect, fetch, forward "
-                               "or check", cmd);
+        return cli_usage_error(&o, NULL, "unknown command '%s': use connect, fetch, forward, "
+                               "check or tunnel", cmd);
+    if ((o.netrc || o.netrc_file) && run != cmd_tunnel)
+        return cli_usage_error(&o, NULL, "--netrc, --netrc-optional and --netrc-file are "
+                               "for tunnel");
+    if (o.log != NULL) {
+        /* diagnostics only: a command's results stay on stdout */
+        int fd = open(o.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
+        if (fd < 0 || dup2(fd, STDERR_FILENO) < 0) {
+            fprintf(stderr, "imapwire: --log %s: %s\n", o.log, strerror(errno));
+            return EXIT_LOCAL_IO;
+        }
+        close(fd);
+        o.color_err = 0;
+    }
     if (o.output && run != cmd_fetch)
         return cli_usage_error(&o, NULL, "--output is for fetch");
     if (run == cmd_forward) {

@@ -20,8 +20,23 @@ for o in $opts; do
     printf '%s\n' "$help" | grep -q -- "--$o" || { echo "--help lacks --$o"; fail=1; }
 done
 [ "$n" -ge 20 ] || { echo "only $n options read from main.c"; fail=1; }
-for c in connect fetch forward check; do
+for c in connect fetch forward check tunnel; do
     printf '%s\n' "$text" | grep -q "^ *$c " || { echo "man page lacks the $c command"; fail=1; }
 done
-echo "man.sh: $n options checked"
+# every environment variable the tool or the library reads has its entry under
+# ENVIRONMENT (the names are read from the source), and FILES names the files it reads
+envsec=$(printf '%s\n' "$text" | sed -n '/^ENVIRONMENT$/,/^[A-Z][A-Z ]*$/p')
+vars=$(grep -rhoE '(secure_)?getenv\("[A-Z_]+"\)|iw_copy_setting\([^;]*"[A-Z_]+"' "$src/src" "$src/plugins" |
+       grep -oE '"[A-Z_]+"' | tr -d '"' | sort -u)
+nv=0
+for v in $vars; do
+    nv=$((nv + 1))
+    printf '%s\n' "$envsec" | grep -Eq "^ *$v( |\$)" || { echo "ENVIRONMENT lacks $v"; fail=1; }
+done
+[ "$nv" -ge 8 ] || { echo "only $nv variables read from the source"; fail=1; }
+filesec=$(printf '%s\n' "$text" | sed -n '/^FILES$/,/^[A-Z][A-Z ]*$/p')
+for f in "~/.netrc" "~/.ssh/config" "~/.ssh/known_hosts" "/dev/tty"; do
+    printf '%s\n' "$filesec" | grep -qF -- "$f" || { echo "FILES lacks $f"; fail=1; }
+done
+echo "man.sh: $n options, $nv variables checked"
 exit $fail

@@ -2,7 +2,7 @@
 # run.sh: the imapwire command's tests. Installs the build into a scratch prefix and runs
 # the INSTALLED binary against the harness's Dovecot, sshd, Dante and tinyproxy.
 #   run.sh GROUP SOURCE_DIR BUILD_DIR SCRATCH_DIR TMPROOT
-# GROUP: connect tunnel proxy errors secrets fetch check terminal hostile secure. TMPROOT holds the
+# GROUP: connect tunnel proxy errors secrets fetch check terminal hostile secure reports. TMPROOT holds the
 # fixtures' env files (dovecot/, dovecot-tls/, sshd/, danted/, tinyproxy/).
 set -u
 group=$1 src=$2 build=$3 scratch=$4 tmproot=$5
@@ -117,7 +117,7 @@ connect)
     IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 connect "$URL" && {
         human_common "$out" plain
         has "$out" '^  tls: +none'
-        has "$out" "^  login: +ok as $DOVECOT_USER\$"
+        has "$out" "^  login: +ok as $DOVECOT_USER \\([A-Z0-9-]+\\)\$"
         has "$out" '^  phase ssh or proxy +-$'
     }
     IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 connect "$URL" --json && json_common "$out" plain "$P" 1
@@ -586,6 +586,50 @@ terminal)
     has "$scratch/pane.txt" 'EXIT=130'
     has "$scratch/pane.txt" '^MODE=echo$'
     tm kill-server
+    ;;
+reports)
+    # honest reports: the mechanism used and the capabilities after the login, in text
+    # and JSON; a warning when the password itself went out in clear; the mailbox of
+    # the URL selected; --ssh-config FILE as well as --ssh-config=FILE
+    IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 connect "$URL" --json && {
+        jqok "$out" '.login.mechanism == "SCRAM-SHA-256" and .login.auth == "default"'
+        jqok "$out" '(.login.capabilities | index("SORT")) != null and (.capabilities | index("SORT")) == null'
+        jqok "$out" '(.login.capabilities | map(select(startswith("AUTH="))) | length) == 0'
+        has_not "$err" 'in clear'
+    }
+    IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 connect "$URL" && {
+        has "$out" "^  login: +ok as $DOVECOT_USER \(SCRAM-SHA-256\)\$"
+        has "$out" '^  after login: +IMAP4rev1 .*SORT'
+    }
+    IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 connect "$URL" --auth plain --json && {
+        jqok "$out" '.login.mechanism == "PLAIN" and .login.auth == "plain"'
+        has "$err" 'warning: .*password .*in clear'
+    }
+    IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 connect "$URL" --auth login && has "$err" 'warning: .*password .*in clear'
+    load dovecot-tls
+    CA=$tmproot/dovecot-tls/certs/ca.pem
+    IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 connect "imap://$DOVECOT_USER@127.0.0.1:$DOVECOT_PORT" \
+        --starttls --ca "$CA" --auth plain --json && {
+        jqok "$out" '.login.mechanism == "PLAIN"'
+        has_not "$err" 'in clear'
+    }
+    load dovecot
+    # the mailbox of the URL is selected and reported; one that does not exist is 13
+    IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 connect "$URL/INBOX" --json &&
+        jqok "$out" '.mailbox.name == "INBOX" and .mailbox.messages == 2 and .mailbox.uidvalidity > 0'
+    IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 connect "$URL/INBOX" && has "$out" '^  mailbox: +INBOX, 2 messages'
+    IMAPWIRE_PASSWORD=$DOVECOT_PASS run 13 connect "$URL/No%20such"
+    run 2 connect "imap://127.0.0.1:$P/INBOX" && has "$err" 'mailbox.*needs a user'
+    # --ssh-config FILE and --ssh-config=FILE
+    load sshd
+    printf 'Host cli-alias\n  HostName 127.0.0.1\n  Port %s\n  User %s\n  IdentityFile %s\n  UserKnownHostsFile %s\n' \
+        "$SSHD_PORT" "$SSHD_USER" "$SSHD_KEY" "$SSHD_KNOWN_HOSTS" > "$scratch/ssh config"
+    run 0 connect "imap://127.0.0.1:$P" --json --tunnel cli-alias --ssh-config="$scratch/ssh config" &&
+        jqok "$out" ".ssh.host_key_fingerprint == \"$SSHD_HOSTKEY_SHA256\""
+    run 0 connect "imap://127.0.0.1:$P" --json --tunnel cli-alias --ssh-config "$scratch/ssh config" &&
+        jqok "$out" ".ssh.host_key_fingerprint == \"$SSHD_HOSTKEY_SHA256\""
+    run 0 --ssh-config "$scratch/ssh config" --tunnel cli-alias connect "imap://127.0.0.1:$P" --json &&
+        jqok "$out" '.connected'
     ;;
 *)
     echo "unknown group $group"; exit 2 ;;

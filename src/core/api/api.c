@@ -678,3 +678,19 @@ INT ImapGetTimings(HCLIENT hClient, LPIMAPTIMINGS lpTimings)
     return 0;
 }
 
+
+/* For the facade's other files (relay_api.c): the same lookup and call bracket. */
+iw_client *iw_api_client_ready(HCLIENT h)
+{
+    return iw_client_for(h);
+}
+
+void iw_api_call_enter(iw_client *c)
+{
+    iw_call_enter(c);
+}
+
+void iw_api_call_leave(iw_client *c)
+{
+    iw_call_leave(c);
+}

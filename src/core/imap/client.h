@@ -81,6 +81,9 @@ typedef struct iw_client {
     unsigned           capa_gen;   /* bumped by every new list: "did this answer have one?" */
     unsigned           next_tag;
     int                state;      /* enum iw_state */
+    unsigned           auth_used;  /* the IMAP_AUTH_* of the login that succeeded, or 0
+                                      with auth_done 0 (not logged in by ImapLogin) */
+    int                auth_done;
     int                broken;     /* an I/O error made the stream unusable */
     unsigned           timeout_ms;
     IMAPTIMINGS        timings;

@@ -29,6 +29,8 @@ static int iw_login_attempt(iw_client *c, unsigned type, const char *user, const
     if (rc == 0) {
         if (lg.cmd.status == IW_STATUS_OK) {
             c->state = IW_AUTH;
+            c->auth_used = lg.type;    /* what ran, not what was asked (DEFAULT) */
+            c->auth_done = 1;
         } else {
             rc = ST_ERROR_LOGIN_FAILED;
             if (type == IMAP_AUTH_DEFAULT)
