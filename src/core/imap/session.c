@@ -10,6 +10,16 @@
 #include "command_table.h"
 #include "tokenizer.h"
 
+/* The tagged NO or BAD as the server worded it, for the error info: "NO " goes, the
+ * rest ("[AUTHENTICATIONFAILED] Authentication failed.") is the peer's own words. */
+static void iw_server_said(iw_client *c, const iw_cmd *cmd)
+{
+    const char *t = cmd->text;
+    if (strncasecmp(t, "NO ", 3) == 0)
+        t += 3;
+    iw_errinfo_add(&c->ei_work, 0, IMAP_STAGE_NONE, 0, NULL, NULL, NULL, t);
+}
+
 int iw_session_login(iw_client *c, unsigned type, const char *user, const char *pass)
 {
     iw_login lg;
@@ -26,10 +36,12 @@ int iw_session_login(iw_client *c, unsigned type, const char *user, const char *
     if (rc == 0 && lg.cmd.status == IW_STATUS_OK && (rc = iw_login_finish(c, &lg)) != 0)
         c->broken = 1;
     if (rc == 0) {
-        if (lg.cmd.status == IW_STATUS_OK)
+        if (lg.cmd.status == IW_STATUS_OK) {
             c->state = IW_AUTH;
-        else
+        } else {
+            iw_server_said(c, &lg.cmd);
             rc = ST_ERROR_LOGIN_FAILED;
+        }
     }
     iw_login_clear(&lg);
     if (rc == 0)
@@ -200,6 +212,7 @@ static int iw_command_exchange(iw_client *c, const char *text,
         if (result != NULL && max > 0)
             iw_strlcpy(result, cmd.text, max);
         if (cmd.status != IW_STATUS_OK) {
+            iw_server_said(c, &cmd);
             rc = ST_ERROR_COMMAND_FAILED;
         } else if (row != NULL && row->next_state >= 0) {
             int was = c->state;
@@ -439,6 +452,7 @@ int iw_session_select(iw_client *c, const char *mailbox, IMAPMAILBOX *mb)
         } else {
             /* RFC 3501: a failed SELECT leaves no mailbox selected. */
             c->state = IW_AUTH;
+            iw_server_said(c, &cmd);
             rc = ST_ERROR_COMMAND_FAILED;
         }
     }

@@ -1,0 +1,552 @@
+/* test_errinfo.c: ImapGetErrorInfo across the failure matrix: each failure class on each
+ * route where it can happen, checking stage, hop, peer and file exactly, the peer's words. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "iwtest.h"
+
+#define T_S 5                        /* connect timeout of the cases that fail at once */
+
+static iwt_dovecot dv, dvtls;
+static iwt_sshd sshd;
+static char ca[700], dns_server[64];
+static struct {
+    unsigned port;
+    char user[64], pass[64];
+} dante;
+static struct {
+    unsigned port, auth_port;
+    char user[64], pass[64];
+} tp;
+
+static unsigned env_uint(const char *path, const char *key)
+{
+    char v[32];
+    iwt_env_value(path, key, v, sizeof v);
+    ck_assert_msg(v[0] != '\0', "%s missing in %s", key, path);
+    return (unsigned)strtoul(v, NULL, 10);
+}
+
+static void setup(void)
+{
+    const char *tmp = getenv("IW_TMPDIR");
+    char path[600];
+    ck_assert_msg(tmp != NULL, "IW_TMPDIR not set (run through ctest)");
+    iwt_dovecot_load(&dv);
+    iwt_dovecot_load_file(&dvtls, getenv("IW_DOVECOT_TLS_ENV"));
+    iwt_sshd_load(&sshd, getenv("IW_SSHD_ENV"));
+    snprintf(ca, sizeof ca, "%s/certs/ca.pem", dvtls.dir);
+    snprintf(path, sizeof path, "%s/danted/env", tmp);
+    dante.port = env_uint(path, "DANTED_PORT");
+    iwt_env_value(path, "DANTED_USER", dante.user, sizeof dante.user);
+    iwt_env_value(path, "DANTED_PASS", dante.pass, sizeof dante.pass);
+    snprintf(path, sizeof path, "%s/tinyproxy/env", tmp);
+    tp.port = env_uint(path, "TINYPROXY_PORT");
+    tp.auth_port = env_uint(path, "TINYPROXY_AUTH_PORT");
+    iwt_env_value(path, "TINYPROXY_AUTH_USER", tp.user, sizeof tp.user);
+    iwt_env_value(path, "TINYPROXY_AUTH_PASS", tp.pass, sizeof tp.pass);
+    iwt_env_value(getenv("IW_DNS_ENV"), "DNSMASQ_SERVER", dns_server, sizeof dns_server);
+    unsetenv("IMAPWIRE_TRANSPORT");
+    ck_assert(ImapInitialize(NULL, NULL));
+}
+
+static void teardown(void)
+{
+    ImapUninitialize();
+}
+
+/* A port nobody listens on right now. */
+static unsigned free_port(void)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    unsigned port;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+/* A listener that completes TCP handshakes (the kernel does) and never says a word. */
+static int silent_listener(unsigned *port)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(listen(fd, 4), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+static HCLIENT connect_via(const char *host, unsigned port, unsigned timeout, DWORD opts,
+                           LPSECURITYCREDENTIALS sc, const char *transport, const char *dns)
+{
+    IMAPCONNECTINFO ci;
+    memset(&ci, 0, sizeof ci);
+    ci.dwSize = sizeof ci;
+    ci.lpszHostName = host;
+    ci.nRemotePort = port;
+    ci.nTimeout = timeout;
+    ci.dwOptions = opts;
+    ci.lpCredentials = sc;
+    ci.lpszTransport = transport;
+    ci.lpszDnsServers = dns;
+    return ImapConnectEx(&ci);
+}
+
+/* The thread's record after a failed call: code, stage, hop, peer and file exactly; the
+ * detail holds each of the words (NULL-ended), and no field holds a secret. */
+static void expect(HCLIENT h, DWORD err, DWORD stage, UINT hop, const char *peer,
+                   const char *file, const char *const *words, const char *const *secrets)
+{
+    IMAPERRORINFO ei;
+    const char *fields[4];
+    int i, j;
+    memset(&ei, 0x5a, sizeof ei);
+    ei.dwSize = sizeof ei;
+    ck_assert_int_eq(ImapGetErrorInfo(h, &ei), 0);
+    ck_assert_msg(ei.dwError == err, "error %u, not %u (detail: %s)", (unsigned)ei.dwError,
+                  (unsigned)err, ei.szDetail);
+    ck_assert_msg(ei.dwStage == stage, "stage %u, not %u (detail: %s)", (unsigned)ei.dwStage,
+                  (unsigned)stage, ei.szDetail);
+    ck_assert_msg(ei.nHop == hop, "hop %u, not %u (detail: %s)", ei.nHop, hop, ei.szDetail);
+    ck_assert_str_eq(ei.szPeer, peer ? peer : "");
+    ck_assert_str_eq(ei.szFile, file ? file : "");
+    ck_assert_msg(ei.szDetail[0] != '\0', "no detail");
+    for (i = 0; words != NULL && words[i] != NULL; i++)
+        ck_assert_msg(strstr(ei.szDetail, words[i]) != NULL, "'%s' not in the detail: %s",
+                      words[i], ei.szDetail);
+    fields[0] = ei.szPeer;
+    fields[1] = ei.szFile;
+    fields[2] = ei.szFingerprint;
+    fields[3] = ei.szDetail;
+    for (i = 0; secrets != NULL && secrets[i] != NULL; i++)
+        for (j = 0; j < 4; j++)
+            ck_assert_msg(strstr(fields[j], secrets[i]) == NULL, "a secret in field %d: %s", j,
+                          fields[j]);
+}
+
+static void peer_of(char *out, size_t size, const char *host, unsigned port)
+{
+    snprintf(out, size, "%s:%u", host, port);
+}
+
+/* ---- the record itself ---- */
+
+START_TEST(arguments_and_size)
+{
+    IMAPERRORINFO ei;
+    ck_assert(ImapConnect(NULL, 143, T_S, 0, NULL) == INVALID_CLIENT);
+    ck_assert_uint_eq(ImapGetLastError(), ST_ERROR_INVALID_PARAMETER);
+    /* a caller's struct of an older, shorter form: nothing written past its dwSize */
+    memset(&ei, 0x5a, sizeof ei);
+    ei.dwSize = (DWORD)offsetof(IMAPERRORINFO, nHop);
+    ck_assert_int_eq(ImapGetErrorInfo(INVALID_CLIENT, &ei), 0);
+    ck_assert_uint_eq(ei.dwError, ST_ERROR_INVALID_PARAMETER);
+    ck_assert_uint_eq(ei.dwStage, IMAP_STAGE_ARGUMENTS);
+    ck_assert_uint_eq(ei.nHop, 0x5a5a5a5au);
+    ck_assert_int_eq((unsigned char)ei.szPeer[0], 0x5a);
+    ei.dwSize = 4;
+    ck_assert_int_eq(ImapGetErrorInfo(INVALID_CLIENT, &ei), IMAP_ERROR);
+    ck_assert_int_eq(ImapGetErrorInfo(INVALID_CLIENT, NULL), IMAP_ERROR);
+    ck_assert_uint_eq(ImapGetLastError(), ST_ERROR_INVALID_PARAMETER);
+}
+END_TEST
+
+/* ---- direct ---- */
+
+START_TEST(direct_refused)
+{
+    char peer[300];
+    unsigned port = free_port();
+    IMAPTIMINGS t;
+    ck_assert(ImapConnect("127.0.0.1", port, T_S, 0, NULL) == INVALID_CLIENT);
+    peer_of(peer, sizeof peer, "127.0.0.1", port);
+    expect(INVALID_CLIENT, ST_ERROR_CONNECTION_REFUSED, IMAP_STAGE_TCP, 0, peer, NULL,
+           (const char *[]){ peer, NULL }, NULL);
+    memset(&t, 0, sizeof t);
+    t.dwSize = sizeof t;
+    ck_assert_int_eq(ImapGetLastTimings(&t), 0);
+    ck_assert_uint_gt(t.dwTotal, 0);
+    ck_assert_uint_eq(t.dwGreeting, 0);
+}
+END_TEST
+
+START_TEST(direct_name_unknown)
+{
+    ck_assert(connect_via("nosuch.imapwire.test", 143, T_S, 0, NULL, NULL, dns_server) ==
+              INVALID_CLIENT);
+    expect(INVALID_CLIENT, ST_ERROR_HOST_NOT_FOUND, IMAP_STAGE_RESOLVE, 0,
+           "nosuch.imapwire.test:143", NULL, (const char *[]){ "nosuch.imapwire.test", NULL },
+           NULL);
+}
+END_TEST
+
+START_TEST(direct_unreachable)
+{
+    const char *bin = getenv("IW_TCP_BLACKHOLE_BIN");
+    const char *argv[] = { bin, "--addr", "127.0.0.3", "--idle-exit", "30", NULL };
+    iwt_fixture f;
+    char peer[300];
+    IMAPTIMINGS t;
+    ck_assert_ptr_nonnull(bin);
+    memset(&f, 0, sizeof f);
+    iwt_spawn(&f, argv, "tcp_blackhole");
+    ck_assert(ImapConnect("127.0.0.3", f.port, 1, 0, NULL) == INVALID_CLIENT);
+    peer_of(peer, sizeof peer, "127.0.0.3", f.port);
+    expect(INVALID_CLIENT, ST_ERROR_OPERATION_TIMEOUT, IMAP_STAGE_TCP, 0, peer, NULL,
+           (const char *[]){ peer, NULL }, NULL);
+    memset(&t, 0, sizeof t);
+    t.dwSize = sizeof t;
+    ck_assert_int_eq(ImapGetLastTimings(&t), 0);
+    ck_assert_uint_ge(t.dwConnect, 900000);       /* the phase that stalled */
+    iwt_fixture_stop(&f);
+}
+END_TEST
+
+START_TEST(direct_silent_after_connect)
+{
+    unsigned port;
+    int fd = silent_listener(&port);
+    char peer[300];
+    IMAPTIMINGS t;
+    ck_assert(ImapConnect("127.0.0.1", port, 1, 0, NULL) == INVALID_CLIENT);
+    peer_of(peer, sizeof peer, "127.0.0.1", port);
+    expect(INVALID_CLIENT, ST_ERROR_OPERATION_TIMEOUT, IMAP_STAGE_GREETING, 0, peer, NULL,
+           (const char *[]){ "no greeting", NULL }, NULL);
+    memset(&t, 0, sizeof t);
+    t.dwSize = sizeof t;
+    ck_assert_int_eq(ImapGetLastTimings(&t), 0);
+    ck_assert_uint_ge(t.dwGreeting, 900000);      /* connected at once, then waited */
+    ck_assert_uint_lt(t.dwConnect, 900000);
+    close(fd);
+}
+END_TEST
+
+/* A port that speaks TLS at once answers a client in clear with a TLS alert. */
+static void *tls_alert_server(void *arg)
+{
+    int lfd = *(int *)arg, fd = accept(lfd, NULL, NULL);
+    static const unsigned char alert[] = { 0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x46 };
+    if (fd >= 0) {
+        ck_assert_int_eq(write(fd, alert, sizeof alert), (int)sizeof alert);
+        sleep(3);
+        close(fd);
+    }
+    return NULL;
+}
+
+START_TEST(direct_tls_bytes_in_clear)
+{
+    unsigned port;
+    int fd = silent_listener(&port);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, tls_alert_server, &fd), 0);
+    ck_assert(ImapConnect("127.0.0.1", port, 1, 0, NULL) == INVALID_CLIENT);
+    {
+        IMAPERRORINFO ei;
+        ei.dwSize = sizeof ei;
+        ck_assert_int_eq(ImapGetErrorInfo(INVALID_CLIENT, &ei), 0);
+        ck_assert_uint_eq(ei.dwStage, IMAP_STAGE_GREETING);
+        ck_assert_msg(strstr(ei.szDetail, "implicit TLS") != NULL, "%s", ei.szDetail);
+    }
+    pthread_join(th, NULL);
+    close(fd);
+}
+END_TEST
+
+START_TEST(direct_bad_credentials)
+{
+    char peer[300];
+    static const char wrong[] = "Wr0ng-Pass-Xq7";
+    HCLIENT h = ImapConnect(dv.host, dv.port, T_S, 0, NULL);
+    ck_assert(h != INVALID_CLIENT);
+    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_LOGIN, dv.user, wrong), IMAP_ERROR);
+    peer_of(peer, sizeof peer, dv.host, dv.port);
+    /* the thread's record and the handle's say the same */
+    expect(INVALID_CLIENT, ST_ERROR_LOGIN_FAILED, IMAP_STAGE_LOGIN, 0, peer, NULL,
+           (const char *[]){ "[AUTHENTICATIONFAILED]", NULL }, (const char *[]){ wrong, NULL });
+    expect(h, ST_ERROR_LOGIN_FAILED, IMAP_STAGE_LOGIN, 0, peer, NULL,
+           (const char *[]){ "[AUTHENTICATIONFAILED]", NULL }, (const char *[]){ wrong, NULL });
+    /* a later failure of another kind replaces it */
+    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_LOGIN, dv.user, dv.pass), 0);
+    ck_assert_int_eq(ImapSelectMailbox(h, "NoSuchBox-ei", NULL), IMAP_ERROR);
+    expect(h, ST_ERROR_COMMAND_FAILED, IMAP_STAGE_COMMAND, 0, peer, NULL, NULL,
+           (const char *[]){ dv.pass, NULL });
+    ImapDisconnect(h);
+}
+END_TEST
+
+static volatile int async_done;
+static volatile DWORD async_err;
+static void on_event(HCLIENT h, UINT ev, DWORD err, LPVOID p)
+{
+    (void)h;
+    (void)p;
+    if (ev == IMAP_EVENT_CONNECT) {
+        async_err = err;
+        __atomic_store_n(&async_done, 1, __ATOMIC_RELEASE);
+    }
+}
+
+START_TEST(async_refused)
+{
+    char peer[300];
+    unsigned port = free_port();
+    IMAPTIMINGS t;
+    int i;
+    HCLIENT h = ImapAsyncConnect("127.0.0.1", port, T_S, 0, NULL, on_event, NULL);
+    ck_assert(h != INVALID_CLIENT);
+    for (i = 0; i < 500 && !__atomic_load_n(&async_done, __ATOMIC_ACQUIRE); i++)
+        usleep(10000);
+    ck_assert(async_done);
+    ck_assert_uint_eq(async_err, ST_ERROR_CONNECTION_REFUSED);
+    peer_of(peer, sizeof peer, "127.0.0.1", port);
+    expect(h, ST_ERROR_CONNECTION_REFUSED, IMAP_STAGE_TCP, 0, peer, NULL, NULL, NULL);
+    memset(&t, 0, sizeof t);
+    t.dwSize = sizeof t;
+    ck_assert_int_eq(ImapGetTimings(h, &t), 0);
+    ck_assert_uint_gt(t.dwTotal, 0);
+    ImapDisconnect(h);
+}
+END_TEST
+
+/* ---- SOCKS5 through Dante ---- */
+
+START_TEST(socks5_refused)
+{
+    char tr[200], peer[300];
+    unsigned port = free_port();
+    snprintf(tr, sizeof tr, "socks5:%s:%s@127.0.0.1:%u", dante.user, dante.pass, port);
+    ck_assert(connect_via(dv.host, dv.port, T_S, 0, NULL, tr, NULL) == INVALID_CLIENT);
+    peer_of(peer, sizeof peer, "127.0.0.1", port);
+    expect(INVALID_CLIENT, ST_ERROR_CONNECTION_REFUSED, IMAP_STAGE_PROXY, 1, peer, NULL,
+           (const char *[]){ "socks5 proxy", peer, NULL }, (const char *[]){ dante.pass, NULL });
+}
+END_TEST
+
+START_TEST(socks5_bad_credentials)
+{
+    char tr[200], peer[300];
+    static const char wrong[] = "Wr0ng-Dante-Xq7";
+    snprintf(tr, sizeof tr, "socks5:%s:%s@127.0.0.1:%u", dante.user, wrong, dante.port);
+    ck_assert(connect_via(dv.host, dv.port, T_S, 0, NULL, tr, NULL) == INVALID_CLIENT);
+    peer_of(peer, sizeof peer, "127.0.0.1", dante.port);
+    expect(INVALID_CLIENT, ST_ERROR_CONNECTION_REFUSED, IMAP_STAGE_PROXY, 1, peer, NULL,
+           (const char *[]){ "refused the credentials", "status 0x01", NULL },
+           (const char *[]){ wrong, NULL });
+}
+END_TEST
+
+START_TEST(socks5_name_unknown)
+{
+    char tr[200];
+    /* the proxy's own name */
+    snprintf(tr, sizeof tr, "socks5:%s:%s@nosuch.imapwire.test:%u", dante.user, dante.pass,
+             dante.port);
+    ck_assert(connect_via(dv.host, dv.port, T_S, 0, NULL, tr, dns_server) == INVALID_CLIENT);
+    {
+        char peer[300];
+        peer_of(peer, sizeof peer, "nosuch.imapwire.test", dante.port);
+        expect(INVALID_CLIENT, ST_ERROR_HOST_NOT_FOUND, IMAP_STAGE_PROXY, 1, peer, NULL,
+               (const char *[]){ "does not resolve", NULL },
+               (const char *[]){ dante.pass, NULL });
+    }
+}
+END_TEST
+
+START_TEST(socks5_target_refused)
+{
+    char tr[200], peer[300];
+    unsigned port = free_port();
+    snprintf(tr, sizeof tr, "socks5:%s:%s@127.0.0.1:%u", dante.user, dante.pass, dante.port);
+    ck_assert(connect_via("127.0.0.1", port, T_S, 0, NULL, tr, NULL) == INVALID_CLIENT);
+    /* the proxy answered; it is the party that says so, in its reply code */
+    peer_of(peer, sizeof peer, "127.0.0.1", dante.port);
+    expect(INVALID_CLIENT, ST_ERROR_CONNECTION_REFUSED, IMAP_STAGE_PROXY, 1, peer, NULL,
+           (const char *[]){ "reply 0x05", "connection refused", NULL },
+           (const char *[]){ dante.pass, NULL });
+}
+END_TEST
+
+START_TEST(socks5_unreachable)
+{
+    const char *bin = getenv("IW_TCP_BLACKHOLE_BIN");
+    const char *argv[] = { bin, "--addr", "127.0.0.3", "--idle-exit", "30", NULL };
+    iwt_fixture f;
+    char tr[200], peer[300];
+    memset(&f, 0, sizeof f);
+    iwt_spawn(&f, argv, "tcp_blackhole");
+    snprintf(tr, sizeof tr, "socks5:127.0.0.3:%u", f.port);
+    ck_assert(connect_via(dv.host, dv.port, 1, 0, NULL, tr, NULL) == INVALID_CLIENT);
+    peer_of(peer, sizeof peer, "127.0.0.3", f.port);
+    expect(INVALID_CLIENT, ST_ERROR_OPERATION_TIMEOUT, IMAP_STAGE_PROXY, 1, peer, NULL, NULL,
+           NULL);
+    iwt_fixture_stop(&f);
+}
+END_TEST
+
+START_TEST(socks5_bad_login_behind)
+{
+    /* through the proxy, a login the IMAP server refuses is the IMAP server's */
+    char tr[200], peer[300];
+    HCLIENT h;
+    snprintf(tr, sizeof tr, "socks5:%s:%s@127.0.0.1:%u", dante.user, dante.pass, dante.port);
+    h = connect_via(dv.host, dv.port, T_S, 0, NULL, tr, NULL);
+    ck_assert(h != INVALID_CLIENT);
+    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_LOGIN, dv.user, "Wr0ng-Pass-Xq7"), IMAP_ERROR);
+    peer_of(peer, sizeof peer, dv.host, dv.port);
+    expect(h, ST_ERROR_LOGIN_FAILED, IMAP_STAGE_LOGIN, 0, peer, NULL,
+           (const char *[]){ "[AUTHENTICATIONFAILED]", NULL },
+           (const char *[]){ "Wr0ng-Pass-Xq7", dante.pass, NULL });
+    ImapDisconnect(h);
+}
+END_TEST
+
+/* ---- HTTP CONNECT through tinyproxy ---- */
+
+START_TEST(http_refused)
+{
+    char tr[200], peer[300];
+    unsigned port = free_port();
+    snprintf(tr, sizeof tr, "httpconnect:127.0.0.1:%u", port);
+    ck_assert(connect_via(dv.host, dv.port, T_S, 0, NULL, tr, NULL) == INVALID_CLIENT);
+    peer_of(peer, sizeof peer, "127.0.0.1", port);
+    expect(INVALID_CLIENT, ST_ERROR_CONNECTION_REFUSED, IMAP_STAGE_PROXY, 1, peer, NULL,
+           (const char *[]){ "httpconnect proxy", NULL }, NULL);
+}
+END_TEST
+
+START_TEST(http_bad_credentials)
+{
+    char tr[200], peer[300];
+    static const char wrong[] = "Wr0ng-Tiny-Xq7";
+    snprintf(tr, sizeof tr, "httpconnect:%s:%s@127.0.0.1:%u", tp.user, wrong, tp.auth_port);
+    ck_assert(connect_via(dv.host, dv.port, T_S, 0, NULL, tr, NULL) == INVALID_CLIENT);
+    peer_of(peer, sizeof peer, "127.0.0.1", tp.auth_port);
+    /* tinyproxy's own status line */
+    expect(INVALID_CLIENT, ST_ERROR_CONNECTION_REFUSED, IMAP_STAGE_PROXY, 1, peer, NULL,
+           (const char *[]){ "HTTP/1.", " 40", "refused the credentials", NULL },
+           (const char *[]){ wrong, NULL });
+}
+END_TEST
+
+START_TEST(http_name_unknown)
+{
+    char tr[200], peer[300];
+    snprintf(tr, sizeof tr, "httpconnect:nosuch.imapwire.test:%u", tp.port);
+    ck_assert(connect_via(dv.host, dv.port, T_S, 0, NULL, tr, dns_server) == INVALID_CLIENT);
+    peer_of(peer, sizeof peer, "nosuch.imapwire.test", tp.port);
+    expect(INVALID_CLIENT, ST_ERROR_HOST_NOT_FOUND, IMAP_STAGE_PROXY, 1, peer, NULL,
+           (const char *[]){ "does not resolve", NULL }, NULL);
+}
+END_TEST
+
+START_TEST(http_target_refused)
+{
+    char tr[200], peer[300];
+    unsigned port = free_port();
+    snprintf(tr, sizeof tr, "httpconnect:127.0.0.1:%u", tp.port);
+    ck_assert(connect_via("127.0.0.1", port, T_S, 0, NULL, tr, NULL) == INVALID_CLIENT);
+    peer_of(peer, sizeof peer, "127.0.0.1", tp.port);
+    expect(INVALID_CLIENT, ST_ERROR_CONNECTION_REFUSED, IMAP_STAGE_PROXY, 1, peer, NULL,
+           (const char *[]){ "HTTP/1.", NULL }, NULL);
+}
+END_TEST
+
+/* ---- files ---- */
+
+START_TEST(file_ca_missing)
+{
+    LPSECURITYCREDENTIALS sc = ImapCreateSecurityCredentials(0, 0, NULL, NULL, NULL,
+                                                             "/nonexistent/ei-ca.pem");
+    ck_assert_ptr_nonnull(sc);
+    ck_assert(ImapConnect("127.0.0.1", dvtls.imaps_port, T_S, IMAP_OPTION_SECURE_IMPLICIT,
+                          sc) == INVALID_CLIENT);
+    expect(INVALID_CLIENT, ImapGetLastError(), IMAP_STAGE_FILE, 0, NULL,
+           "/nonexistent/ei-ca.pem", NULL, NULL);
+    ImapDeleteSecurityCredentials(sc);
+}
+END_TEST
+
+START_TEST(file_ca_wrong_kind)
+{
+    char key[700];
+    LPSECURITYCREDENTIALS sc;
+    /* a private key given as the CA file: readable, but holds no certificate */
+    snprintf(key, sizeof key, "%s", sshd.key);
+    sc = ImapCreateSecurityCredentials(0, 0, NULL, NULL, NULL, key);
+    ck_assert_ptr_nonnull(sc);
+    ck_assert(ImapConnect("127.0.0.1", dvtls.imaps_port, T_S, IMAP_OPTION_SECURE_IMPLICIT,
+                          sc) == INVALID_CLIENT);
+    expect(INVALID_CLIENT, ImapGetLastError(), IMAP_STAGE_FILE, 0, NULL, key,
+           (const char *[]){ "certificate", NULL }, NULL);
+    ImapDeleteSecurityCredentials(sc);
+}
+END_TEST
+
+START_TEST(file_plugin_missing)
+{
+    ck_assert_int_eq(ImapLoadPlugin("/nonexistent/ei-plugin.so"), IMAP_ERROR);
+    expect(INVALID_CLIENT, ST_ERROR_PLUGIN_LOAD_FAILED, IMAP_STAGE_FILE, 0, NULL,
+           "/nonexistent/ei-plugin.so", (const char *[]){ "No such file", NULL }, NULL);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("errinfo");
+    TCase *tc = tcase_create("matrix");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, arguments_and_size);
+    tcase_add_test(tc, direct_refused);
+    tcase_add_test(tc, direct_name_unknown);
+    tcase_add_test(tc, direct_unreachable);
+    tcase_add_test(tc, direct_silent_after_connect);
+    tcase_add_test(tc, direct_tls_bytes_in_clear);
+    tcase_add_test(tc, direct_bad_credentials);
+    tcase_add_test(tc, async_refused);
+    tcase_add_test(tc, socks5_refused);
+    tcase_add_test(tc, socks5_bad_credentials);
+    tcase_add_test(tc, socks5_name_unknown);
+    tcase_add_test(tc, socks5_target_refused);
+    tcase_add_test(tc, socks5_unreachable);
+    tcase_add_test(tc, socks5_bad_login_behind);
+    tcase_add_test(tc, http_refused);
+    tcase_add_test(tc, http_bad_credentials);
+    tcase_add_test(tc, http_name_unknown);
+    tcase_add_test(tc, http_target_refused);
+    tcase_add_test(tc, file_ca_missing);
+    tcase_add_test(tc, file_ca_wrong_kind);
+    tcase_add_test(tc, file_plugin_missing);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(suite());
+    int failed;
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
