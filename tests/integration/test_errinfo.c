@@ -510,6 +510,266 @@ START_TEST(file_plugin_missing)
 }
 END_TEST
 
+
+/* ---- SSH, jump chains, SSH over a proxy ---- */
+
+static HCLIENT ssh_via(const char *route, unsigned ssh_port, const char *key, const char *pass,
+                       const char *known, const char *transport, const char *dns,
+                       unsigned imap_port)
+{
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
+    IMAPCONNECTINFO in;
+    sc.lpszTunnelHost = route;
+    sc.nTunnelPort = ssh_port;
+    sc.lpszTunnelKey = key;
+    sc.lpszTunnelPassword = pass;
+    sc.lpszKnownHosts = known;
+    memset(&in, 0, sizeof in);
+    in.dwSize = sizeof in;
+    in.lpszHostName = "127.0.0.1";
+    in.nRemotePort = imap_port ? imap_port : dv.port;
+    in.nTimeout = T_S;
+    in.dwOptions = IMAP_OPTION_TUNNEL;
+    in.lpCredentials = &sc;
+    in.lpszTransport = transport;
+    in.lpszDnsServers = dns;
+    return ImapConnectEx(&in);
+}
+
+/* A known_hosts file of the test's own, with sshd's keys under [name]:port. */
+static void known_for(char *path, size_t size, const char *src, const char *name,
+                      const char *src2, const char *name2)
+{
+    const char *srcs[2] = { src, src2 }, *names[2] = { name, name2 };
+    FILE *f;
+    int i;
+    snprintf(path, size, "%s/known-ei-%d-%s", getenv("IW_TMPDIR"), (int)getpid(), name);
+    f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    for (i = 0; i < 2 && srcs[i] != NULL; i++) {
+        char *text = iwt_read_file(srcs[i]), *line, *save = NULL;
+        for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+            const char *key = strchr(line, ' ');
+            if (key != NULL)
+                fprintf(f, "[%s]:%u%s\n", names[i], sshd.port, key);
+        }
+        free(text);
+    }
+    fclose(f);
+}
+
+static void expect_key(DWORD err, UINT hop, const char *host, const char *known)
+{
+    IMAPERRORINFO ei;
+    char peer[300];
+    peer_of(peer, sizeof peer, host, sshd.port);
+    expect(INVALID_CLIENT, err, IMAP_STAGE_SSH, hop, peer, known, NULL, NULL);
+    ei.dwSize = sizeof ei;
+    ck_assert_int_eq(ImapGetErrorInfo(INVALID_CLIENT, &ei), 0);
+    /* the key the server presented, as ssh-keygen -l prints it */
+    ck_assert_str_eq(ei.szFingerprint, sshd.fingerprint);
+}
+
+START_TEST(ssh_refused)
+{
+    char peer[300];
+    unsigned port = free_port();
+    ck_assert(ssh_via("127.0.0.1", port, sshd.key, NULL, sshd.known, NULL, NULL, 0) ==
+              INVALID_CLIENT);
+    peer_of(peer, sizeof peer, "127.0.0.1", port);
+    expect(INVALID_CLIENT, ST_ERROR_CONNECTION_REFUSED, IMAP_STAGE_SSH, 1, peer, NULL, NULL,
+           NULL);
+}
+END_TEST
+
+START_TEST(ssh_name_unknown)
+{
+    char peer[300];
+    ck_assert(ssh_via("nosuch.imapwire.test", sshd.port, sshd.key, NULL, sshd.known, NULL,
+                      dns_server, 0) == INVALID_CLIENT);
+    peer_of(peer, sizeof peer, "nosuch.imapwire.test", sshd.port);
+    expect(INVALID_CLIENT, ST_ERROR_HOST_NOT_FOUND, IMAP_STAGE_SSH, 1, peer, NULL, NULL, NULL);
+}
+END_TEST
+
+START_TEST(ssh_host_key_unknown)
+{
+    ck_assert(ssh_via("127.0.0.1", sshd.port, sshd.key, NULL, sshd.known_empty, NULL, NULL,
+                      0) == INVALID_CLIENT);
+    expect_key(ST_ERROR_SSH_HOST_KEY_UNKNOWN, 1, "127.0.0.1", sshd.known_empty);
+}
+END_TEST
+
+START_TEST(ssh_host_key_changed)
+{
+    ck_assert(ssh_via("127.0.0.1", sshd.port, sshd.key, NULL, sshd.known_wrong, NULL, NULL,
+                      0) == INVALID_CLIENT);
+    expect_key(ST_ERROR_SSH_HOST_KEY_MISMATCH, 1, "127.0.0.1", sshd.known_wrong);
+}
+END_TEST
+
+START_TEST(ssh_bad_credentials)
+{
+    char peer[300];
+    static const char wrong[] = "Wr0ng-Ssh-Xq7";
+    unsetenv("SSH_AUTH_SOCK");
+    ck_assert(ssh_via("127.0.0.1", sshd.port, NULL, wrong, sshd.known, NULL, NULL, 0) ==
+              INVALID_CLIENT);
+    peer_of(peer, sizeof peer, "127.0.0.1", sshd.port);
+    expect(INVALID_CLIENT, ST_ERROR_SSH_AUTH_FAILED, IMAP_STAGE_SSH, 1, peer, NULL, NULL,
+           (const char *[]){ wrong, NULL });
+}
+END_TEST
+
+START_TEST(ssh_key_file_missing)
+{
+    char peer[300];
+    unsetenv("SSH_AUTH_SOCK");
+    ck_assert(ssh_via("127.0.0.1", sshd.port, "/nonexistent/ei_key", NULL, sshd.known, NULL,
+                      NULL, 0) == INVALID_CLIENT);
+    peer_of(peer, sizeof peer, "127.0.0.1", sshd.port);
+    expect(INVALID_CLIENT, ImapGetLastError(), IMAP_STAGE_FILE, 1, peer, "/nonexistent/ei_key",
+           (const char *[]){ "No such file", NULL }, NULL);
+}
+END_TEST
+
+START_TEST(ssh_key_file_wrong_kind)
+{
+    char peer[300];
+    /* a known_hosts file given as the key */
+    unsetenv("SSH_AUTH_SOCK");
+    ck_assert(ssh_via("127.0.0.1", sshd.port, sshd.known, NULL, sshd.known, NULL, NULL, 0) ==
+              INVALID_CLIENT);
+    peer_of(peer, sizeof peer, "127.0.0.1", sshd.port);
+    expect(INVALID_CLIENT, ImapGetLastError(), IMAP_STAGE_FILE, 1, peer, sshd.known, NULL,
+           NULL);
+}
+END_TEST
+
+START_TEST(ssh_known_hosts_missing)
+{
+    char peer[300];
+    ck_assert(ssh_via("127.0.0.1", sshd.port, sshd.key, NULL, "/nonexistent/ei_known", NULL,
+                      NULL, 0) == INVALID_CLIENT);
+    peer_of(peer, sizeof peer, "127.0.0.1", sshd.port);
+    expect(INVALID_CLIENT, ImapGetLastError(), IMAP_STAGE_FILE, 1, peer,
+           "/nonexistent/ei_known", (const char *[]){ "No such file", NULL }, NULL);
+}
+END_TEST
+
+START_TEST(ssh_silent_behind)
+{
+    unsigned port;
+    int fd = silent_listener(&port);
+    char peer[300];
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
+    ck_assert(ImapConnect("127.0.0.1", port, 1, IMAP_OPTION_TUNNEL, &sc) == INVALID_CLIENT);
+    /* the IMAP server behind the tunnel is the silent one */
+    peer_of(peer, sizeof peer, "127.0.0.1", port);
+    expect(INVALID_CLIENT, ST_ERROR_OPERATION_TIMEOUT, IMAP_STAGE_GREETING, 0, peer, NULL,
+           (const char *[]){ "no greeting", NULL }, NULL);
+    close(fd);
+}
+END_TEST
+
+START_TEST(jump_hop1_refused)
+{
+    char route[128], peer[300];
+    unsigned port = free_port();
+    snprintf(route, sizeof route, "127.0.0.1:%u,127.0.0.1", port);
+    ck_assert(ssh_via(route, sshd.port, sshd.key, NULL, sshd.known, NULL, NULL, 0) ==
+              INVALID_CLIENT);
+    peer_of(peer, sizeof peer, "127.0.0.1", port);
+    expect(INVALID_CLIENT, ST_ERROR_CONNECTION_REFUSED, IMAP_STAGE_SSH, 1, peer, NULL, NULL,
+           NULL);
+}
+END_TEST
+
+START_TEST(jump_hop2_unreachable)
+{
+    ck_assert(ssh_via("127.0.0.1,127.0.0.1:1", sshd.port, sshd.key, NULL, sshd.known, NULL,
+                      NULL, 0) == INVALID_CLIENT);
+    expect(INVALID_CLIENT, ST_ERROR_SSH_CHANNEL_FAILED, IMAP_STAGE_SSH, 2, "127.0.0.1:1", NULL,
+           NULL, NULL);
+}
+END_TEST
+
+START_TEST(jump_hop1_host_key_unknown)
+{
+    char known[600];
+    known_for(known, sizeof known, sshd.known, "127.0.0.1", NULL, NULL);
+    ck_assert(ssh_via("localhost,127.0.0.1", sshd.port, sshd.key, NULL, known, NULL, NULL, 0) ==
+              INVALID_CLIENT);
+    expect_key(ST_ERROR_SSH_HOST_KEY_UNKNOWN, 1, "localhost", known);
+}
+END_TEST
+
+START_TEST(jump_hop2_host_key_unknown)
+{
+    char known[600];
+    known_for(known, sizeof known, sshd.known, "127.0.0.1", NULL, NULL);
+    ck_assert(ssh_via("127.0.0.1,localhost", sshd.port, sshd.key, NULL, known, NULL, NULL, 0) ==
+              INVALID_CLIENT);
+    expect_key(ST_ERROR_SSH_HOST_KEY_UNKNOWN, 2, "localhost", known);
+}
+END_TEST
+
+START_TEST(jump_hop2_host_key_changed)
+{
+    char known[600];
+    known_for(known, sizeof known, sshd.known, "127.0.0.1", sshd.known_wrong, "localhost");
+    ck_assert(ssh_via("127.0.0.1,localhost", sshd.port, sshd.key, NULL, known, NULL, NULL, 0) ==
+              INVALID_CLIENT);
+    expect_key(ST_ERROR_SSH_HOST_KEY_MISMATCH, 2, "localhost", known);
+}
+END_TEST
+
+START_TEST(jump_hop2_bad_credentials)
+{
+    char peer[300];
+    ck_assert(ssh_via("127.0.0.1,nosuchuser@127.0.0.1", sshd.port, sshd.key, NULL, sshd.known,
+                      NULL, NULL, 0) == INVALID_CLIENT);
+    peer_of(peer, sizeof peer, "127.0.0.1", sshd.port);
+    expect(INVALID_CLIENT, ST_ERROR_SSH_AUTH_FAILED, IMAP_STAGE_SSH, 2, peer, NULL, NULL, NULL);
+}
+END_TEST
+
+START_TEST(ssh_over_proxy_refused)
+{
+    char tr[200], peer[300];
+    unsigned port = free_port();
+    snprintf(tr, sizeof tr, "socks5:%s:%s@127.0.0.1:%u", dante.user, dante.pass, port);
+    ck_assert(ssh_via("127.0.0.1", sshd.port, sshd.key, NULL, sshd.known, tr, NULL, 0) ==
+              INVALID_CLIENT);
+    peer_of(peer, sizeof peer, "127.0.0.1", port);
+    expect(INVALID_CLIENT, ST_ERROR_CONNECTION_REFUSED, IMAP_STAGE_PROXY, 1, peer, NULL,
+           (const char *[]){ "socks5 proxy", NULL }, (const char *[]){ dante.pass, NULL });
+}
+END_TEST
+
+START_TEST(ssh_over_proxy_bad_credentials)
+{
+    char tr[200], peer[300];
+    snprintf(tr, sizeof tr, "httpconnect:%s:Wr0ng-Tiny-Xq7@127.0.0.1:%u", tp.user, tp.auth_port);
+    ck_assert(ssh_via("127.0.0.1", sshd.port, sshd.key, NULL, sshd.known, tr, NULL, 0) ==
+              INVALID_CLIENT);
+    peer_of(peer, sizeof peer, "127.0.0.1", tp.auth_port);
+    expect(INVALID_CLIENT, ST_ERROR_CONNECTION_REFUSED, IMAP_STAGE_PROXY, 1, peer, NULL,
+           (const char *[]){ "HTTP/1.", NULL }, (const char *[]){ "Wr0ng-Tiny-Xq7", NULL });
+}
+END_TEST
+
+START_TEST(ssh_over_proxy_host_key_unknown)
+{
+    char tr[200];
+    snprintf(tr, sizeof tr, "socks5:%s:%s@127.0.0.1:%u", dante.user, dante.pass, dante.port);
+    ck_assert(ssh_via("127.0.0.1", sshd.port, sshd.key, NULL, sshd.known_empty, tr, NULL, 0) ==
+              INVALID_CLIENT);
+    /* the proxy is hop 1, the SSH server behind it hop 2 */
+    expect_key(ST_ERROR_SSH_HOST_KEY_UNKNOWN, 2, "127.0.0.1", sshd.known_empty);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("errinfo");
@@ -537,6 +797,28 @@ static Suite *suite(void)
     tcase_add_test(tc, file_ca_missing);
     tcase_add_test(tc, file_ca_wrong_kind);
     tcase_add_test(tc, file_plugin_missing);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("ssh");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, ssh_refused);
+    tcase_add_test(tc, ssh_name_unknown);
+    tcase_add_test(tc, ssh_host_key_unknown);
+    tcase_add_test(tc, ssh_host_key_changed);
+    tcase_add_test(tc, ssh_bad_credentials);
+    tcase_add_test(tc, ssh_key_file_missing);
+    tcase_add_test(tc, ssh_key_file_wrong_kind);
+    tcase_add_test(tc, ssh_known_hosts_missing);
+    tcase_add_test(tc, ssh_silent_behind);
+    tcase_add_test(tc, jump_hop1_refused);
+    tcase_add_test(tc, jump_hop2_unreachable);
+    tcase_add_test(tc, jump_hop1_host_key_unknown);
+    tcase_add_test(tc, jump_hop2_host_key_unknown);
+    tcase_add_test(tc, jump_hop2_host_key_changed);
+    tcase_add_test(tc, jump_hop2_bad_credentials);
+    tcase_add_test(tc, ssh_over_proxy_refused);
+    tcase_add_test(tc, ssh_over_proxy_bad_credentials);
+    tcase_add_test(tc, ssh_over_proxy_host_key_unknown);
     suite_add_tcase(s, tc);
     return s;
 }
