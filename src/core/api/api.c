@@ -264,6 +264,7 @@ HCLIENT iw_api_connect(const IMAPCONNECTINFO *in, int own_loop)
     int rc;
 
     iw_errinfo_take_pending(NULL, 0);           /* nothing of an earlier call */
+    iw_forget_last_timings();
     if (!iw_initialized()) {
         rc = ST_ERROR_NOT_INITIALIZED;
         goto out;

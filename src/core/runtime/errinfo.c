@@ -129,6 +129,11 @@ void iw_errinfo_from_code(DWORD err)
         iw_thread_info.dwStage = iw_stage_of(err);
 }
 
+void iw_forget_last_timings(void)
+{
+    memset(&iw_thread_timings, 0, sizeof iw_thread_timings);
+}
+
 void iw_set_last_timings(const IMAPTIMINGS *t)
 {
     iw_thread_timings = *t;

@@ -34,6 +34,7 @@ void  iw_errinfo_note(DWORD err, DWORD stage, const char *file, const char *deta
  * end, is ST_ERROR_OUT_OF_MEMORY; the note is gone afterwards either way. */
 void  iw_errinfo_take_pending(IMAPERRORINFO *dst, DWORD err);
 void  iw_set_last_timings(const IMAPTIMINGS *t);     /* a failed blocking connect's */
+void  iw_forget_last_timings(void);                  /* a new connect: none yet */
 int   iw_errinfo_copy_out(const IMAPERRORINFO *src, LPIMAPERRORINFO dst);  /* dwSize-wise */
 int   iw_errinfo_thread_out(LPIMAPERRORINFO dst);
 
