@@ -523,7 +523,7 @@ static void message_info(DWORD err, const IMAPERRORINFO *ei, char *out, size_t s
     if (detail[0] == '\0')
         snprintf(out, size, "%s", text);
     else if (ei->dwStage == IMAP_STAGE_LOGIN || ei->dwStage == IMAP_STAGE_COMMAND)
-        snprintf(out, size, "%s: the server said: %s", text, detail);
+        snprintf(out, size, "the server said: %s", detail);   /* "login failed: " before */
     else
         snprintf(out, size, "%s", detail);
 }
