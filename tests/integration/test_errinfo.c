@@ -770,6 +770,27 @@ START_TEST(ssh_over_proxy_host_key_unknown)
 }
 END_TEST
 
+START_TEST(file_ssh_config_line)
+{
+    char cfg[600], want[620];
+    FILE *f;
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
+    snprintf(cfg, sizeof cfg, "%s/ei-ssh-config-%d", getenv("IW_TMPDIR"), (int)getpid());
+    f = fopen(cfg, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "# refused on line 3\nHost eihost\n  ProxyCommand nc %%h %%p\n");
+    fclose(f);
+    setenv("IMAPWIRE_SSH_CONFIG", cfg, 1);
+    sc.lpszTunnelHost = "eihost";
+    sc.dwOptions |= CREDENTIAL_TUNNEL_SSH_CONFIG;
+    ck_assert(ImapConnect("127.0.0.1", dv.port, T_S, IMAP_OPTION_TUNNEL, &sc) == INVALID_CLIENT);
+    snprintf(want, sizeof want, "%s:3", cfg);
+    expect(INVALID_CLIENT, ST_ERROR_INVALID_PARAMETER, IMAP_STAGE_FILE, 0, NULL, want,
+           (const char *[]){ "ProxyCommand", NULL }, NULL);
+    unlink(cfg);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("errinfo");
@@ -797,6 +818,7 @@ static Suite *suite(void)
     tcase_add_test(tc, file_ca_missing);
     tcase_add_test(tc, file_ca_wrong_kind);
     tcase_add_test(tc, file_plugin_missing);
+    tcase_add_test(tc, file_ssh_config_line);
     suite_add_tcase(s, tc);
     tc = tcase_create("ssh");
     tcase_add_checked_fixture(tc, setup, teardown);

@@ -157,6 +157,23 @@ static int iw_copy_setting(const char *given, const char *env_name, char **out)
     return v != NULL && *out == NULL ? ST_ERROR_OUT_OF_MEMORY : 0;
 }
 
+/* "ssh config PATH line N: what" as the error info: IMAP_STAGE_FILE with "PATH:N";
+ * a refusal without a line (a token, a route) stays the arguments' fault. */
+static void iw_config_why(iw_client *c, int rc, const char *why)
+{
+    static const char head[] = "ssh config ";
+    const char *at = strncmp(why, head, sizeof head - 1) == 0 ? strstr(why, " line ") : NULL;
+    char file[300];
+    unsigned line;
+    if (at != NULL && sscanf(at, " line %u:", &line) == 1) {
+        snprintf(file, sizeof file, "%.*s:%u", (int)(at - why - (sizeof head - 1)) < 280
+                 ? (int)(at - why - (sizeof head - 1)) : 280, why + sizeof head - 1, line);
+        iw_errinfo_add(&c->ei_work, (DWORD)rc, IMAP_STAGE_FILE, 0, NULL, file, NULL, why);
+    } else {
+        iw_errinfo_add(&c->ei_work, (DWORD)rc, IMAP_STAGE_ARGUMENTS, 0, NULL, NULL, NULL, why);
+    }
+}
+
 /* Validates the arguments and fills a new client; no I/O. */
 static int iw_prepare(iw_client *c, const IMAPCONNECTINFO *in)
 {
@@ -187,8 +204,10 @@ static int iw_prepare(iw_client *c, const IMAPCONNECTINFO *in)
         rc = iw_creds_copy_why(in->lpCredentials, &c->creds, why, sizeof why);
         if (rc != 0) {
             /* the SSH configuration's line and keyword: the one thing to fix */
-            if (why[0] != '\0')
+            if (why[0] != '\0') {
                 iw_client_note(c, why);
+                iw_config_why(c, rc, why);
+            }
             return rc;
         }
     }
