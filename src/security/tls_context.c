@@ -219,6 +219,13 @@ static void iw_tls_file_note(int rc, const char *path, const char *what, const c
     errno = saved;
 }
 
+/* Whether the last OpenSSL error says a key is not the certificate's. */
+static int iw_key_mismatch(void)
+{
+    unsigned long e = ERR_peek_last_error();
+    return ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH;
+}
+
 static int iw_ctx_build(const struct iw_creds *c, SSL_CTX **out)
 {
     DWORD proto = c ? c->protocol : 0;
@@ -271,8 +278,11 @@ static int iw_ctx_build(const struct iw_creds *c, SSL_CTX **out)
             iw_tls_file_note(rc, c->certificate, "the client certificate",
                              "holds no certificate OpenSSL can read (PEM)");
         else if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
-            iw_tls_file_note(rc, key, "the client key", "holds no private key OpenSSL can "
-                             "read (PEM), or its passphrase is wrong");
+            /* OpenSSL checks the key against the certificate as it loads it */
+            iw_tls_file_note(rc, key, "the client key", iw_key_mismatch()
+                             ? "does not match the certificate"
+                             : "holds no private key OpenSSL can read (PEM), or its "
+                               "passphrase is wrong");
         else if (SSL_CTX_check_private_key(ctx) != 1)
             iw_tls_file_note(rc, key, "the client key", "does not match the certificate");
         else

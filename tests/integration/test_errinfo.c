@@ -770,6 +770,39 @@ START_TEST(ssh_over_proxy_host_key_unknown)
 }
 END_TEST
 
+/* A client certificate that does not load, and a key that is not the certificate's. */
+START_TEST(file_client_cert_wrong_kind)
+{
+    char cert[700], key[700];
+    LPSECURITYCREDENTIALS sc;
+    snprintf(cert, sizeof cert, "%s/certs/client.key", dvtls.dir);
+    snprintf(key, sizeof key, "%s/certs/client.key", dvtls.dir);
+    sc = ImapCreateSecurityCredentials(0, 0, cert, key, NULL, ca);
+    ck_assert_ptr_nonnull(sc);
+    ck_assert(ImapConnect("127.0.0.1", dvtls.imaps_port, T_S, IMAP_OPTION_SECURE_IMPLICIT,
+                          sc) == INVALID_CLIENT);
+    expect(INVALID_CLIENT, ST_ERROR_CLIENT_CERTIFICATE, IMAP_STAGE_FILE, 0, NULL, cert,
+           (const char *[]){ "no certificate", NULL }, NULL);
+    ImapDeleteSecurityCredentials(sc);
+}
+END_TEST
+
+START_TEST(file_client_key_mismatch)
+{
+    char cert[700], key[700];
+    LPSECURITYCREDENTIALS sc;
+    snprintf(cert, sizeof cert, "%s/certs/client.pem", dvtls.dir);
+    snprintf(key, sizeof key, "%s/certs/expired.key", dvtls.dir);
+    sc = ImapCreateSecurityCredentials(0, 0, cert, key, NULL, ca);
+    ck_assert_ptr_nonnull(sc);
+    ck_assert(ImapConnect("127.0.0.1", dvtls.imaps_port, T_S, IMAP_OPTION_SECURE_IMPLICIT,
+                          sc) == INVALID_CLIENT);
+    expect(INVALID_CLIENT, ST_ERROR_CLIENT_CERTIFICATE, IMAP_STAGE_FILE, 0, NULL, key,
+           (const char *[]){ "does not match", NULL }, NULL);
+    ImapDeleteSecurityCredentials(sc);
+}
+END_TEST
+
 START_TEST(file_ssh_config_line)
 {
     char cfg[600], want[620];
@@ -819,6 +852,8 @@ static Suite *suite(void)
     tcase_add_test(tc, file_ca_wrong_kind);
     tcase_add_test(tc, file_plugin_missing);
     tcase_add_test(tc, file_ssh_config_line);
+    tcase_add_test(tc, file_client_cert_wrong_kind);
+    tcase_add_test(tc, file_client_key_mismatch);
     suite_add_tcase(s, tc);
     tc = tcase_create("ssh");
     tcase_add_checked_fixture(tc, setup, teardown);

@@ -93,7 +93,10 @@ static void iw_call_enter(iw_client *c)
 /* A call on c that failed: the handle's error info and the thread's. */
 static int iw_fail_on(iw_client *c, int rc, DWORD stage)
 {
+    /* under io_lock: the idle watcher of an event handle writes the record too */
+    pthread_mutex_lock(&c->io_lock);
     iw_client_fail(c, rc, stage);
+    pthread_mutex_unlock(&c->io_lock);
     return IMAP_ERROR;
 }
 
