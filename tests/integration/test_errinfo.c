@@ -672,6 +672,42 @@ START_TEST(ssh_silent_behind)
 }
 END_TEST
 
+START_TEST(ssh_unreachable)
+{
+    const char *bin = getenv("IW_TCP_BLACKHOLE_BIN");
+    const char *argv[] = { bin, "--addr", "127.0.0.3", "--idle-exit", "30", NULL };
+    iwt_fixture f;
+    char peer[300];
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
+    memset(&f, 0, sizeof f);
+    iwt_spawn(&f, argv, "tcp_blackhole");
+    sc.lpszTunnelHost = "127.0.0.3";
+    sc.nTunnelPort = f.port;
+    ck_assert(ImapConnect("127.0.0.1", dv.port, 1, IMAP_OPTION_TUNNEL, &sc) == INVALID_CLIENT);
+    peer_of(peer, sizeof peer, "127.0.0.3", f.port);
+    expect(INVALID_CLIENT, ST_ERROR_OPERATION_TIMEOUT, IMAP_STAGE_SSH, 1, peer, NULL, NULL,
+           NULL);
+    iwt_fixture_stop(&f);
+}
+END_TEST
+
+START_TEST(http_unreachable)
+{
+    const char *bin = getenv("IW_TCP_BLACKHOLE_BIN");
+    const char *argv[] = { bin, "--addr", "127.0.0.3", "--idle-exit", "30", NULL };
+    iwt_fixture f;
+    char tr[200], peer[300];
+    memset(&f, 0, sizeof f);
+    iwt_spawn(&f, argv, "tcp_blackhole");
+    snprintf(tr, sizeof tr, "httpconnect:127.0.0.3:%u", f.port);
+    ck_assert(connect_via(dv.host, dv.port, 1, 0, NULL, tr, NULL) == INVALID_CLIENT);
+    peer_of(peer, sizeof peer, "127.0.0.3", f.port);
+    expect(INVALID_CLIENT, ST_ERROR_OPERATION_TIMEOUT, IMAP_STAGE_PROXY, 1, peer, NULL, NULL,
+           NULL);
+    iwt_fixture_stop(&f);
+}
+END_TEST
+
 START_TEST(jump_hop1_refused)
 {
     char route[128], peer[300];
@@ -867,6 +903,8 @@ static Suite *suite(void)
     tcase_add_test(tc, ssh_key_file_wrong_kind);
     tcase_add_test(tc, ssh_known_hosts_missing);
     tcase_add_test(tc, ssh_silent_behind);
+    tcase_add_test(tc, ssh_unreachable);
+    tcase_add_test(tc, http_unreachable);
     tcase_add_test(tc, jump_hop1_refused);
     tcase_add_test(tc, jump_hop2_unreachable);
     tcase_add_test(tc, jump_hop1_host_key_unknown);

@@ -242,6 +242,9 @@ static void iw_connect_describe(iw_client *c, int rc)
             stage = IMAP_STAGE_SSH;
             iw_errinfo_peer(peer, sizeof peer, c->creds->tunnel_host,
                             c->creds->tunnel_port ? c->creds->tunnel_port : 22);
+            /* one SSH host is hop 1; in a chain, which hop stalled is not known here */
+            if (strchr(c->creds->tunnel_host, ',') == NULL)
+                hop = 1;
         } else {
             stage = rc == ST_ERROR_HOST_NOT_FOUND ? IMAP_STAGE_RESOLVE : IMAP_STAGE_TCP;
         }
