@@ -708,6 +708,104 @@ START_TEST(http_unreachable)
 }
 END_TEST
 
+/* Behind a proxy, a silent IMAP server is the IMAP server's fault, not the proxy's. */
+static void silent_behind(const char *fmt, unsigned proxy_port)
+{
+    unsigned port;
+    int fd = silent_listener(&port);
+    char tr[200], peer[300];
+    snprintf(tr, sizeof tr, fmt, proxy_port);
+    ck_assert(connect_via("127.0.0.1", port, 1, 0, NULL, tr, NULL) == INVALID_CLIENT);
+    peer_of(peer, sizeof peer, "127.0.0.1", port);
+    expect(INVALID_CLIENT, ST_ERROR_OPERATION_TIMEOUT, IMAP_STAGE_GREETING, 0, peer, NULL,
+           (const char *[]){ "no greeting", NULL }, NULL);
+    close(fd);
+}
+
+START_TEST(socks5_silent_behind)
+{
+    char fmt[200];
+    snprintf(fmt, sizeof fmt, "socks5:%s:%s@127.0.0.1:%%u", dante.user, dante.pass);
+    silent_behind(fmt, dante.port);
+}
+END_TEST
+
+START_TEST(http_silent_behind)
+{
+    silent_behind("httpconnect:127.0.0.1:%u", tp.port);
+}
+END_TEST
+
+START_TEST(ssh_target_refused)
+{
+    char peer[300];
+    ck_assert(ssh_via("127.0.0.1", sshd.port, sshd.key, NULL, sshd.known, NULL, NULL,
+                      free_port()) == INVALID_CLIENT);
+    /* the SSH server could not open the channel: it is the party that says so */
+    peer_of(peer, sizeof peer, "127.0.0.1", sshd.port);
+    expect(INVALID_CLIENT, ST_ERROR_SSH_CHANNEL_FAILED, IMAP_STAGE_SSH, 1, peer, NULL, NULL,
+           NULL);
+}
+END_TEST
+
+START_TEST(jump_hop1_bad_credentials)
+{
+    char peer[300];
+    ck_assert(ssh_via("nosuchuser@127.0.0.1,127.0.0.1", sshd.port, sshd.key, NULL, sshd.known,
+                      NULL, NULL, 0) == INVALID_CLIENT);
+    peer_of(peer, sizeof peer, "127.0.0.1", sshd.port);
+    expect(INVALID_CLIENT, ST_ERROR_SSH_AUTH_FAILED, IMAP_STAGE_SSH, 1, peer, NULL, NULL, NULL);
+}
+END_TEST
+
+START_TEST(jump_hop1_host_key_changed)
+{
+    char known[600];
+    known_for(known, sizeof known, sshd.known_wrong, "localhost", sshd.known, "127.0.0.1");
+    ck_assert(ssh_via("localhost,127.0.0.1", sshd.port, sshd.key, NULL, known, NULL, NULL, 0) ==
+              INVALID_CLIENT);
+    expect_key(ST_ERROR_SSH_HOST_KEY_MISMATCH, 1, "localhost", known);
+}
+END_TEST
+
+START_TEST(jump_hop2_name_unknown)
+{
+    /* hop 1 resolves hop 2's name and cannot open the channel to it */
+    ck_assert(ssh_via("127.0.0.1,nosuch.imapwire.test", sshd.port, sshd.key, NULL, sshd.known,
+                      NULL, NULL, 0) == INVALID_CLIENT);
+    {
+        char peer[300];
+        peer_of(peer, sizeof peer, "nosuch.imapwire.test", sshd.port);
+        expect(INVALID_CLIENT, ST_ERROR_SSH_CHANNEL_FAILED, IMAP_STAGE_SSH, 2, peer, NULL, NULL,
+               NULL);
+    }
+}
+END_TEST
+
+START_TEST(ssh_over_proxy_host_key_changed)
+{
+    char tr[200];
+    snprintf(tr, sizeof tr, "httpconnect:127.0.0.1:%u", tp.port);
+    ck_assert(ssh_via("127.0.0.1", sshd.port, sshd.key, NULL, sshd.known_wrong, tr, NULL, 0) ==
+              INVALID_CLIENT);
+    expect_key(ST_ERROR_SSH_HOST_KEY_MISMATCH, 2, "127.0.0.1", sshd.known_wrong);
+}
+END_TEST
+
+START_TEST(ssh_over_proxy_name_unknown)
+{
+    /* the proxy resolves the SSH host's name: its answer is the proxy's */
+    char tr[200], peer[300];
+    snprintf(tr, sizeof tr, "socks5:%s:%s@127.0.0.1:%u", dante.user, dante.pass, dante.port);
+    ck_assert(ssh_via("nosuch.imapwire.test", sshd.port, sshd.key, NULL, sshd.known, tr, NULL,
+                      0) == INVALID_CLIENT);
+    peer_of(peer, sizeof peer, "127.0.0.1", dante.port);
+    expect(INVALID_CLIENT, ImapGetLastError(), IMAP_STAGE_PROXY, 1, peer, NULL,
+           (const char *[]){ "socks5 proxy", "nosuch.imapwire.test", NULL },
+           (const char *[]){ dante.pass, NULL });
+}
+END_TEST
+
 START_TEST(jump_hop1_refused)
 {
     char route[128], peer[300];
@@ -906,6 +1004,14 @@ static Suite *suite(void)
     tcase_add_test(tc, ssh_unreachable);
     tcase_add_test(tc, http_unreachable);
     tcase_add_test(tc, jump_hop1_refused);
+    tcase_add_test(tc, socks5_silent_behind);
+    tcase_add_test(tc, http_silent_behind);
+    tcase_add_test(tc, ssh_target_refused);
+    tcase_add_test(tc, jump_hop1_bad_credentials);
+    tcase_add_test(tc, jump_hop1_host_key_changed);
+    tcase_add_test(tc, jump_hop2_name_unknown);
+    tcase_add_test(tc, ssh_over_proxy_host_key_changed);
+    tcase_add_test(tc, ssh_over_proxy_name_unknown);
     tcase_add_test(tc, jump_hop2_unreachable);
     tcase_add_test(tc, jump_hop1_host_key_unknown);
     tcase_add_test(tc, jump_hop2_host_key_unknown);
