@@ -61,7 +61,7 @@ run_build build-asan "-DIMAPWIRE_SANITIZE=ON" -LE '^(soak|valgrind|oom-full)$'
 # where threads meet: the loop thread, async connects, forwards, FREETHREAD handles and
 # SSH sessions shared between threads
 run_build build-tsan "-DIMAPWIRE_TSAN=ON" \
-    -R '^(test_loop|test_async|test_handles|test_forward|test_ssh|test_ssh_jump|test_loop_stall|test_loop_owned|test_inside_matrix|test_known_hosts)$'
+    -R '^(test_loop|test_async|test_handles|test_forward|test_ssh|test_ssh_jump|test_loop_stall|test_loop_owned|test_inside_matrix|test_known_hosts|test_errinfo)$'
 
 # The libFuzzer targets (clang, ASan+UBSan): saved findings replayed, then each target
 # fuzzed for FUZZ_SECONDS; any crash, leak or timeout fails the run.

@@ -28,6 +28,11 @@ add_dependencies(test_proxy socks5 httpconnect)
 # does an SSH tunnel carried by a command.
 add_dependencies(test_proxy command)
 
+# ImapGetErrorInfo across the failure matrix: direct, through Dante and tinyproxy, SSH
+# and jump chains, files; stage, hop, peer and file exactly.
+iw_integration_test(test_errinfo FIXTURES "dovecot;dovecot_tls;sshd;danted;tinyproxy;dnsmasq")
+add_dependencies(test_errinfo socks5 httpconnect)
+
 # The proxy plugins' shared code (with socks5) against a fake host API: no library, no
 # network; what a plugin sees, including a library too old to have hops.
 add_executable(test_proxy_host unit/test_proxy_host.c

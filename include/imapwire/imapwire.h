@@ -222,6 +222,39 @@ typedef struct _IMAPTIMINGS {
 } IMAPTIMINGS, /**< see struct _IMAPTIMINGS */
   *LPIMAPTIMINGS; /**< a pointer to IMAPTIMINGS */
 
+/** Extension: the steps of a connect or call that can fail (IMAPERRORINFO::dwStage). */
+#define IMAP_STAGE_NONE      0u   /**< nothing known about the step */
+#define IMAP_STAGE_ARGUMENTS 1u   /**< the arguments of the call */
+#define IMAP_STAGE_FILE      2u   /**< reading a file the caller named */
+#define IMAP_STAGE_RESOLVE   3u   /**< resolving a host name */
+#define IMAP_STAGE_TCP       4u   /**< the TCP connection */
+#define IMAP_STAGE_PROXY     5u   /**< a proxy (connection to it, its handshake) */
+#define IMAP_STAGE_SSH       6u   /**< an SSH host (connection, host key, auth, channel) */
+#define IMAP_STAGE_TLS       7u   /**< the TLS handshake and certificate checks */
+#define IMAP_STAGE_GREETING  8u   /**< greeting, CAPABILITY, STARTTLS exchange, ID */
+#define IMAP_STAGE_LOGIN     9u   /**< ImapLogin */
+#define IMAP_STAGE_COMMAND   10u  /**< a command after the connect */
+
+/** Extension: what failed (ImapGetErrorInfo()). The struct only grows at its end: the
+ *  library fills what the caller's dwSize covers. No field ever holds a secret. */
+typedef struct _IMAPERRORINFO {
+    DWORD dwSize;                    /**< set by the caller: sizeof(IMAPERRORINFO) */
+    DWORD dwError;                   /**< the ST_ERROR_* code */
+    DWORD dwStage;                   /**< IMAP_STAGE_*: the step that failed */
+    UINT  nHop;                      /**< 1-based position of the SSH host or proxy in the
+                                          route; 0 = none */
+    char  szPeer[256];               /**< "host:port" of the party that failed: proxy, SSH
+                                          server or IMAP server */
+    char  szFile[260];               /**< the file involved: CA file or path, certificate,
+                                          key, known_hosts, SSH configuration (with
+                                          ":line"); "" if none */
+    char  szFingerprint[128];        /**< the SSH host key presented, "SHA256:<base64>",
+                                          when a host key check failed */
+    char  szDetail[512];             /**< one line in plain words, with the peer's own words
+                                          where it gave some */
+} IMAPERRORINFO, /**< see struct _IMAPERRORINFO */
+  *LPIMAPERRORINFO; /**< a pointer to IMAPERRORINFO */
+
 /** A selected mailbox's state, filled by ImapSelectMailbox(); no dwSize. */
 typedef struct _IMAPMAILBOX {
     DWORD dwMessages;                /**< EXISTS: message count */
@@ -396,6 +429,16 @@ INT     ImapGetSecurityInformation(HCLIENT hClient, LPSECURITYINFO lpInfo);
 /** Fills lpTimings (dwSize set by the caller) with the phases of the connect. 0 or
  *  IMAP_ERROR. */
 INT     ImapGetTimings(HCLIENT hClient, LPIMAPTIMINGS lpTimings);
+/** Extension: what failed. With INVALID_CLIENT, the calling thread's last failed call
+ *  (the one ImapGetLastError() names, a failed ImapConnect() included); with a handle,
+ *  that handle's last failure (also the one an IMAP_EVENT_CONNECT or
+ *  IMAP_EVENT_DISCONNECT reported). lpInfo->dwSize set by the caller. 0 or IMAP_ERROR. */
+INT     ImapGetErrorInfo(HCLIENT hClient, LPIMAPERRORINFO lpInfo);
+/** Extension: the phases of the calling thread's last blocking connect that failed
+ *  (ImapConnect(), ImapConnectEx()), as ImapGetTimings() gives them for a handle; a
+ *  phase that never finished counts up to the failure. 0, or IMAP_ERROR with
+ *  ST_ERROR_INVALID_PARAMETER when no connect failed on this thread yet. */
+INT     ImapGetLastTimings(LPIMAPTIMINGS lpTimings);
 
 /** Allocates and fills a SECURITYCREDENTIALS (TLS part); free it with
  *  ImapDeleteSecurityCredentials(). NULL on failure. */

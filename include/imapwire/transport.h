@@ -18,7 +18,7 @@ extern "C" {
 /** ABI of this header. A type or plugin built against a different MAJOR is refused with
  *  ST_ERROR_PLUGIN_VERSION; a newer MINOR only appends slots and fields. */
 #define IMAPWIRE_TRANSPORT_ABI_MAJOR 1  /**< incompatible changes */
-#define IMAPWIRE_TRANSPORT_ABI_MINOR 2  /**< appended slots and fields */
+#define IMAPWIRE_TRANSPORT_ABI_MINOR 3  /**< appended slots and fields */
 /** Both as one number, MAJOR << 16 | MINOR: what abi_version fields hold. */
 #define IMAPWIRE_TRANSPORT_ABI \
     ((unsigned)((IMAPWIRE_TRANSPORT_ABI_MAJOR << 16) | IMAPWIRE_TRANSPORT_ABI_MINOR))
@@ -91,6 +91,22 @@ static inline void imapwire_pollset_wakeup(imapwire_pollset *ps, int64_t at_ms)
 }
 
 typedef struct imapwire_layer imapwire_layer;          /**< see struct imapwire_layer */
+
+/** What a layer knows of its own failure, for host->report (ABI 1.3): it goes into the
+ *  connect's IMAPERRORINFO. Fields a lower layer already filled stay as they are. */
+typedef struct imapwire_error_report {
+    size_t      struct_size;       /**< sizeof(imapwire_error_report) of the layer */
+    int         error;             /**< the ST_ERROR_* the layer returns */
+    unsigned    stage;             /**< IMAP_STAGE_*: IMAP_STAGE_PROXY for a proxy */
+    unsigned    hop;               /**< 1-based position of the failing party in the route
+                                        (a proxy at the bottom is 1); 0 = none */
+    const char *peer;              /**< "host:port" of the party that failed, or NULL */
+    const char *file;              /**< a file the layer was given and could not use, or NULL */
+    const char *fingerprint;       /**< an SSH host key presented, "SHA256:<base64>", or NULL */
+    /** One line in plain words, with the peer's own words where it sent some (a status
+     *  line, a reply code), or NULL. NEVER a password or other secret. */
+    const char *detail;
+} imapwire_error_report;
 typedef struct imapwire_host_api imapwire_host_api;    /**< see struct imapwire_host_api */
 /** A connection a layer opens for itself through the host API (hop_open): opaque, used
  *  only through the host->hop_* calls, so a layer never depends on how the core makes it. */
@@ -251,6 +267,17 @@ struct imapwire_host_api {
      *  ST_ERROR_*, and the layer keeps the child. */
     int     (*child_end)(imapwire_layer *layer, int pid, int pidfd, int err_fd,
                          unsigned grace_ms, unsigned term_ms);
+
+    /* ABI 1.3 (check IMAPWIRE_HOST_HAS). */
+    /** Says what failed, before the layer returns the error from a slot: who (peer, hop),
+     *  at which step (stage), and the peer's own words (detail), so the application's
+     *  ImapGetErrorInfo() names the proxy or host that failed instead of the IMAP server.
+     *  Strings are copied (truncated to the IMAPERRORINFO fields); control bytes become
+     *  spaces. Once per failure is enough; later reports fill only what is still empty.
+     *  With error 0 it is no failure but a note of the party the layer now waits for
+     *  (stage, hop, peer): if the connect times out before the layer is up, that party is
+     *  named; a later note replaces it. */
+    void    (*report)(imapwire_layer *layer, const imapwire_error_report *r);
 };
 
 /** Whether the library's host API has member (one appended in a later minor version):

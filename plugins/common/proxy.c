@@ -1,6 +1,7 @@
 /* proxy.c: the part of the socks5 and httpconnect plugins that is not their protocol:
  * arguments, the hop to the proxy through the host API, the connect loop, tunnel I/O. */
 #include <arpa/inet.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include "proxy.h"
@@ -16,6 +17,56 @@ void px_forget_password(px_proxy *p)
 {
     px_wipe(p->pass, sizeof p->pass);
     p->pass_len = 0;
+}
+
+void px_why(imapwire_layer *l, const char *fmt, ...)
+{
+    px_proxy *p = l->ctx;
+    va_list ap;
+    if (p->why[0] != '\0')
+        return;
+    va_start(ap, fmt);
+    vsnprintf(p->why, sizeof p->why, fmt, ap);
+    va_end(ap);
+}
+
+/* The words for an error of the hop to the proxy (the plugin has no library texts). */
+static const char *px_hop_words(int error)
+{
+    switch (error) {
+    case ST_ERROR_CONNECTION_REFUSED:  return "connection refused: nothing listens there";
+    case ST_ERROR_HOST_NOT_FOUND:      return "the proxy's name does not resolve";
+    case ST_ERROR_OPERATION_TIMEOUT:   return "no answer in time";
+    case ST_ERROR_NETWORK_UNREACHABLE: return "network unreachable";
+    case ST_ERROR_CONNECTION_CLOSED:   return "the proxy closed the connection";
+    default:                           return "the connection failed";
+    }
+}
+
+/* What failed, for ImapGetErrorInfo: this proxy (hop 1 of the route it is the bottom of)
+ * in its own words; a library before SDK 1.3 has no report call and keeps the code only. */
+static void px_report(imapwire_layer *l, int error)
+{
+    px_proxy *p = l->ctx;
+    imapwire_error_report r;
+    char detail[sizeof p->why + 80];
+    if (!IMAPWIRE_HOST_HAS(l->host, report) || l->host->report == NULL)
+        return;
+    if (error == 0)
+        detail[0] = '\0';
+    else if (p->why[0] != '\0')
+        snprintf(detail, sizeof detail, "%s", p->why);
+    else
+        snprintf(detail, sizeof detail, "%s proxy %s: %s", p->name, p->text,
+                 p->state == PX_HOP ? px_hop_words(error) : "the handshake failed");
+    memset(&r, 0, sizeof r);
+    r.struct_size = sizeof r;
+    r.error = error;
+    r.stage = IMAP_STAGE_PROXY;
+    r.hop = 1;
+    r.peer = p->text;
+    r.detail = error != 0 ? detail : NULL;
+    l->host->report(l, &r);
 }
 
 /* "user:password" before the last '@': the user name holds no ':' (the password may
@@ -148,6 +199,7 @@ int px_create(imapwire_layer *l, const char *name, const char *args, px_handshak
     rc = px_destination(l, dest, dest_len);
     if (rc != 0)
         return rc;
+    px_report(l, 0);           /* whom the connect waits for until the tunnel is up */
     return l->host->hop_open(l, host, port, &p->hop);
 }
 
@@ -192,6 +244,7 @@ void px_destroy(imapwire_layer *l)
 static int px_fail(imapwire_layer *l, int error)
 {
     px_proxy *p = l->ctx;
+    px_report(l, error);
     p->state = PX_FAILED;
     p->error = error;
     if (p->out_secret) {

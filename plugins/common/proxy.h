@@ -36,6 +36,7 @@ typedef struct px_proxy {
     int             out_secret;            /* out holds the password: wiped once sent */
     const unsigned char *left;             /* tunnel bytes read along with the handshake */
     size_t          left_len;
+    char            why[256];              /* the failure in the proxy's words (px_say) */
 } px_proxy;
 
 /* For create: fills the shared part from the argument, puts the destination the proxy
@@ -54,6 +55,13 @@ void px_tunnel_up(px_proxy *p, const unsigned char *left, size_t left_len);
 /* Overwrites n bytes in a way the compiler may not drop as a dead store. */
 void px_wipe(void *p, size_t n);
 void px_forget_password(px_proxy *p);
+/* The failure's detail for the application (the first one said wins): what the proxy
+ * answered, in its own words. Never a secret. */
+void px_why(imapwire_layer *l, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
 
 /* Slots shared by both types. */
 void   px_destroy(imapwire_layer *l);

@@ -174,6 +174,10 @@ static int hc_final_status(imapwire_layer *l, const unsigned char *line, size_t 
         l->host->trace(l, "httpconnect: proxy %s: %.*s", c->px.text, shown, (const char *)line);
         return 0;
     }
+    px_why(l, "httpconnect proxy %s refused CONNECT %s: %.*s%s", c->px.text, c->authority,
+           shown, (const char *)line,
+           c->status != 407 && c->status != 401 ? ""
+           : c->px.auth ? " (it refused the credentials)" : " (it requires credentials)");
     l->host->trace(l, "httpconnect: proxy %s refused CONNECT %s: %.*s", c->px.text,
                    c->authority, shown, (const char *)line);
     if (c->status == 407 || c->status == 401)
@@ -213,6 +217,7 @@ static int hc_parse(imapwire_layer *l)
             if (c->status < 0) {
                 l->host->trace(l, "httpconnect: proxy %s sent no HTTP/1.x status line",
                                c->px.text);
+                px_why(l, "httpconnect proxy %s sent no HTTP/1.x status line", c->px.text);
                 return ST_ERROR_INVALID_RESPONSE;
             }
             /* 101 is no answer to CONNECT; other 1xx are interim heads to skip */
@@ -275,6 +280,8 @@ static int hc_handshake(imapwire_layer *l)
         if (got == 0) {
             l->host->trace(l, "httpconnect: proxy %s closed the connection before its answer "
                               "ended", c->px.text);
+            px_why(l, "httpconnect proxy %s closed the connection before its answer ended",
+                   c->px.text);
             return ST_ERROR_CONNECTION_CLOSED;
         }
         c->in_len += got;

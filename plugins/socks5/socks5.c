@@ -147,6 +147,8 @@ static int s5_reply_error(imapwire_layer *l, unsigned rep)
     struct s5_ctx *c = l->ctx;
     l->host->trace(l, "socks5: proxy %s answered 0x%02x (%s)", c->px.text, rep,
                    s5_reply_text(rep));
+    px_why(l, "socks5 proxy %s answered CONNECT %s port %u with reply 0x%02x (%s)",
+           c->px.text, l->endpoint->host, l->endpoint->port, rep, s5_reply_text(rep));
     switch (rep) {
     case 0x01:
         return ST_ERROR_NETWORK_ERROR;
@@ -169,6 +171,7 @@ static int s5_not_socks(imapwire_layer *l, const char *what)
 {
     struct s5_ctx *c = l->ctx;
     l->host->trace(l, "socks5: proxy %s sent no valid SOCKS5 %s", c->px.text, what);
+    px_why(l, "socks5 proxy %s sent no valid SOCKS5 %s", c->px.text, what);
     return ST_ERROR_INVALID_RESPONSE;
 }
 
@@ -198,9 +201,10 @@ static int s5_method(imapwire_layer *l)
         return 0;
     }
     if (c->in[1] == S5_NO_METHOD) {
-        l->host->trace(l, "socks5: proxy %s accepts none of our methods (%s)", c->px.text,
-                       c->px.auth ? "none, username/password"
-                                  : "none; it may require a user name and password");
+        px_why(l, "socks5 proxy %s accepts none of our methods (%s)", c->px.text,
+               c->px.auth ? "none, username/password"
+                          : "none; it may require a user name and password");
+        l->host->trace(l, "socks5: %s", c->px.why + strlen("socks5 "));
         return ST_ERROR_CONNECTION_REFUSED;
     }
     return s5_not_socks(l, "method selection (a method we did not offer)");
@@ -270,8 +274,9 @@ static int s5_handshake(imapwire_layer *l)
         if (c->in[0] != S5_AUTH_VERSION)
             return s5_not_socks(l, "username/password reply");
         if (c->in[1] != 0x00) {
-            l->host->trace(l, "socks5: proxy %s refused the credentials of user %s (status 0x%02x)",
-                           c->px.text, c->px.user, c->in[1]);
+            px_why(l, "socks5 proxy %s refused the credentials of user %s (status 0x%02x)",
+                   c->px.text, c->px.user, c->in[1]);
+            l->host->trace(l, "socks5: %s", c->px.why + strlen("socks5 "));
             return ST_ERROR_CONNECTION_REFUSED;
         }
         l->host->trace(l, "socks5: proxy %s accepted user %s", c->px.text, c->px.user);

@@ -59,6 +59,8 @@ int cli_exit_code(DWORD err);
 void cli_colors(struct cli_opts *o);
 void cli_trace(HCLIENT h, UINT dir, LPCTSTR line, INT len, LPVOID param);
 json_object *cli_facts(HCLIENT h);
+/* The phases of this thread's failed blocking connect (ImapGetLastTimings), or NULL. */
+json_object *cli_failed_timings(void);
 void cli_print_facts(const struct cli_opts *o, json_object *facts, const char *indent);
 json_object *cli_error_object(DWORD err, const char *host, unsigned port);
 int cli_fail(const struct cli_opts *o, json_object *report, DWORD err, const char *what,

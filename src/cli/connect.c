@@ -315,9 +315,13 @@ int cli_open(const struct cli_opts *o, const struct cli_url *u, struct cli_sessi
         json_object_object_add(report, "connected", json_object_new_boolean(0));
         DWORD err = ImapGetLastError();
         /* a name mismatch is about the name checked, which --servername may have set */
-        return cli_fail(o, report, err, "connect",
-                        err == ST_ERROR_CERTIFICATE_NAME_MISMATCH && o->servername
-                            ? o->servername : u->host, s->port);
+        rc = cli_fail(o, report, err, "connect",
+                      err == ST_ERROR_CERTIFICATE_NAME_MISMATCH && o->servername
+                          ? o->servername : u->host, s->port);
+        /* the phase that stalled shows in the timings of the failed attempt (asked after
+         * the error info: a connect that never began has none, and asking fails) */
+        json_object_object_add(report, "timings_us", cli_failed_timings());
+        return rc;
     }
     json_object_object_add(report, "connected", json_object_new_boolean(1));
     facts = cli_facts(s->h);

@@ -376,6 +376,171 @@ static void advice(DWORD err, const char *host, unsigned port, char *out, size_t
     }
 }
 
+static const char *const stage_names[] = {
+    "none", "arguments", "file", "resolve", "tcp", "proxy", "ssh", "tls", "greeting", "login",
+    "command",
+};
+
+/* The library's record of err, if the thread's last failure is err (else zeroed). */
+static void error_info(DWORD err, IMAPERRORINFO *ei)
+{
+    memset(ei, 0, sizeof *ei);
+    ei->dwSize = sizeof *ei;
+    if (ImapGetErrorInfo(INVALID_CLIENT, ei) != 0 || ei->dwError != err) {
+        memset(ei, 0, sizeof *ei);
+        ei->dwSize = sizeof *ei;
+    }
+}
+
+/* The fields of the record, shown: what a peer sent may hold anything. */
+struct shown_info {
+    char peer[300], file[300], fp[160], detail[700], host[300], entry[320];
+    unsigned port;
+};
+
+static void show_info(const IMAPERRORINFO *ei, struct shown_info *v)
+{
+    const char *colon = strrchr(ei->szPeer, ':');
+    cli_visible(ei->szPeer, strlen(ei->szPeer), v->peer, sizeof v->peer);
+    cli_visible(ei->szFile, strlen(ei->szFile), v->file, sizeof v->file);
+    cli_visible(ei->szFingerprint, strlen(ei->szFingerprint), v->fp, sizeof v->fp);
+    cli_visible(ei->szDetail, strlen(ei->szDetail), v->detail, sizeof v->detail);
+    v->port = colon ? (unsigned)strtoul(colon + 1, NULL, 10) : 0;
+    snprintf(v->host, sizeof v->host, "%.*s", colon ? (int)(colon - ei->szPeer) : 0,
+             ei->szPeer);
+    cli_visible(v->host, strlen(v->host), v->host, sizeof v->host);
+    /* the name known_hosts files use, as ssh-keygen -R wants it */
+    if (v->port == 22)
+        snprintf(v->entry, sizeof v->entry, "%s", v->host);
+    else
+        snprintf(v->entry, sizeof v->entry, "[%s]:%u", v->host, v->port);
+}
+
+/* What to do, from what the library knows of the party that failed; 0 when it knows
+ * nothing the generic advice would not say. */
+static int advice_info(DWORD err, const IMAPERRORINFO *ei, char *out, size_t size)
+{
+    struct shown_info v;
+    show_info(ei, &v);
+    switch (ei->dwStage) {
+    case IMAP_STAGE_FILE:
+        snprintf(out, size, "fix or replace the file %s (%s): check the path given to --ca, "
+                 "--cert/--key, --ssh-key, --known-hosts, --ssh-config or --plugin", v.file,
+                 v.detail);
+        return 1;
+    case IMAP_STAGE_PROXY:
+        if (err == ST_ERROR_HOST_NOT_FOUND && strstr(ei->szDetail, "does not resolve"))
+            snprintf(out, size, "the name of the proxy %s does not resolve: check the host in "
+                     "--proxy, or name a resolver with --dns-server", v.peer);
+        else if (strstr(ei->szDetail, "credentials") != NULL)
+            snprintf(out, size, "the proxy %s (hop %u) refused the credentials: check the user "
+                     "in --proxy and IMAPWIRE_PROXY_PASSWORD", v.peer, ei->nHop);
+        else if (strstr(ei->szDetail, "no connection") != NULL || strstr(ei->szDetail, ": connection refused") != NULL ||
+                 err == ST_ERROR_OPERATION_TIMEOUT)
+            snprintf(out, size, "the proxy %s (hop %u) %s: check the host and port in --proxy "
+                     "and that the proxy runs", v.peer, ei->nHop,
+                     err == ST_ERROR_OPERATION_TIMEOUT ? "did not answer in time"
+                                                        : "cannot be reached");
+        else
+            snprintf(out, size, "the proxy %s (hop %u) would not make the tunnel: %s; check "
+                     "that it may reach the IMAP host and port, and --proxy", v.peer, ei->nHop,
+                     v.detail);
+        return 1;
+    case IMAP_STAGE_SSH:
+        switch (err) {
+        case ST_ERROR_SSH_HOST_KEY_UNKNOWN:
+            snprintf(out, size, "SSH host %s (hop %u) presented the host key %s, which is not "
+                     "in the known_hosts file %s (entry %s): if its administrator confirms "
+                     "that fingerprint, add it (ssh-keyscan -p %u %s >> %s), or pass "
+                     "--known-hosts FILE", v.peer, ei->nHop, v.fp, v.file, v.entry, v.port,
+                     v.host, v.file);
+            return 1;
+        case ST_ERROR_SSH_HOST_KEY_MISMATCH:
+            snprintf(out, size, "SSH host %s (hop %u): its host key has CHANGED to %s, unlike "
+                     "%s in %s; someone may be in the middle: confirm the new key with its "
+                     "administrator, then run: ssh-keygen -R '%s' -f %s", v.peer, ei->nHop,
+                     v.fp, v.entry, v.file, v.entry, v.file);
+            return 1;
+        case ST_ERROR_SSH_AUTH_FAILED:
+            snprintf(out, size, "SSH host %s (hop %u) refused us: check the user in --tunnel, "
+                     "the key (--ssh-key, or the agent in SSH_AUTH_SOCK) or "
+                     "IMAPWIRE_SSH_PASSWORD", v.peer, ei->nHop);
+            return 1;
+        case ST_ERROR_HOST_NOT_FOUND:
+            snprintf(out, size, "SSH host %s (hop %u): the name does not resolve: check "
+                     "--tunnel (or its ssh_config alias), or name a resolver with "
+                     "--dns-server", v.peer, ei->nHop);
+            return 1;
+        case ST_ERROR_CONNECTION_REFUSED:
+        case ST_ERROR_NETWORK_UNREACHABLE:
+        case ST_ERROR_OPERATION_TIMEOUT:
+            snprintf(out, size, "SSH host %s (hop %u) cannot be reached: check the host and "
+                     "port in --tunnel and that sshd runs there", v.peer, ei->nHop);
+            return 1;
+        case ST_ERROR_SSH_CHANNEL_FAILED:
+            if (ei->nHop > 1) {
+                snprintf(out, size, "SSH host %s (hop %u) cannot be reached from the hop "
+                         "before it: check the host and port as that hop sees them, and its "
+                         "AllowTcpForwarding", v.peer, ei->nHop);
+                return 1;
+            }
+            return 0;
+        default:
+            return 0;
+        }
+    case IMAP_STAGE_LOGIN:
+        if (err != ST_ERROR_LOGIN_FAILED || ei->szDetail[0] == '\0')
+            return 0;
+        snprintf(out, size, "the server refused the user name or password (it said: %s): "
+                 "check both, or try another --auth mechanism", v.detail);
+        return 1;
+    case IMAP_STAGE_GREETING:
+        if (strstr(ei->szDetail, "implicit TLS") != NULL) {
+            snprintf(out, size, "%s wants TLS at once: use imaps:// (its TLS port, usually "
+                     "993), or the server's plain port (143) for imap://", v.peer);
+            return 1;
+        }
+        if (err == ST_ERROR_OPERATION_TIMEOUT) {
+            snprintf(out, size, "%s accepted the connection but sent no IMAP greeting: check "
+                     "the port (143 plain and STARTTLS, 993 imaps://); raise --timeout for a "
+                     "slow server", v.peer);
+            return 1;
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* The message: the library's own words for what failed, with the party's where it said
+ * some. */
+static void message_info(DWORD err, const IMAPERRORINFO *ei, char *out, size_t size)
+{
+    char text[256], detail[700];
+    if (ImapGetErrorString(err, text, (INT)sizeof text) == IMAP_ERROR)
+        snprintf(text, sizeof text, "error %u", (unsigned)err);
+    cli_visible(ei->szDetail, strlen(ei->szDetail), detail, sizeof detail);
+    if (detail[0] == '\0')
+        snprintf(out, size, "%s", text);
+    else if (ei->dwStage == IMAP_STAGE_LOGIN || ei->dwStage == IMAP_STAGE_COMMAND)
+        snprintf(out, size, "the server said: %s", detail);   /* "login failed: " before */
+    else
+        snprintf(out, size, "%s", detail);
+}
+
+/* error.stage, hop, peer, file, fingerprint, detail (null when the library had none). */
+static void add_info(json_object *e, const IMAPERRORINFO *ei)
+{
+    const char *const f[] = { ei->szPeer, ei->szFile, ei->szFingerprint, ei->szDetail };
+    const char *const k[] = { "peer", "file", "fingerprint", "detail" };
+    json_object_object_add(e, "stage", json_object_new_string(
+        ei->dwStage < sizeof stage_names / sizeof stage_names[0] ? stage_names[ei->dwStage]
+                                                                 : "none"));
+    json_object_object_add(e, "hop", json_object_new_int((int)ei->nHop));
+    for (size_t i = 0; i < 4; i++)
+        json_object_object_add(e, k[i], f[i][0] ? json_object_new_string(f[i]) : NULL);
+}
+
 void cli_warn(const struct cli_opts *o, const char *fmt, ...)
 {
     va_list ap;
@@ -400,32 +565,45 @@ static void set_error(json_object *report, DWORD err, const char *name, const ch
     json_object_object_add(report, "exit_code", json_object_new_int(code));
 }
 
+/* The message and the advice for err: from the library's error info where it names
+ * the party, else from the code and the host the command line gave. */
+static void describe(DWORD err, const char *host, unsigned port, IMAPERRORINFO *ei,
+                     char *text, size_t text_size, char *fix, size_t fix_size)
+{
+    error_info(err, ei);
+    message_info(err, ei, text, text_size);
+    if (!advice_info(err, ei, fix, fix_size))
+        advice(err, host ? host : "the server", port, fix, fix_size);
+}
+
 json_object *cli_error_object(DWORD err, const char *host, unsigned port)
 {
-    char text[256], fix[512];
+    char text[1200], fix[4096];
     json_object *e = json_object_new_object();
+    IMAPERRORINFO ei;
 
-    if (ImapGetErrorString(err, text, (INT)sizeof text) == IMAP_ERROR)
-        snprintf(text, sizeof text, "error %u", (unsigned)err);
-    advice(err, host ? host : "the server", port, fix, sizeof fix);
+    describe(err, host, port, &ei, text, sizeof text, fix, sizeof fix);
     json_object_object_add(e, "code", json_object_new_int((int)err));
     json_object_object_add(e, "name", json_object_new_string(cli_error_name(err)));
     json_object_object_add(e, "message", json_object_new_string(text));
     json_object_object_add(e, "advice", json_object_new_string(fix));
     json_object_object_add(e, "exit_code", json_object_new_int(cli_exit_code(err)));
+    add_info(e, &ei);
     return e;
 }
 
 int cli_fail(const struct cli_opts *o, json_object *report, DWORD err, const char *what,
              const char *host, unsigned port)
 {
-    char text[256], fix[512];
+    char text[1200], fix[4096];
     int code = cli_exit_code(err);
+    IMAPERRORINFO ei;
+    json_object *e;
 
-    if (ImapGetErrorString(err, text, (INT)sizeof text) == IMAP_ERROR)
-        snprintf(text, sizeof text, "error %u", (unsigned)err);
-    advice(err, host ? host : "the server", port, fix, sizeof fix);
+    describe(err, host, port, &ei, text, sizeof text, fix, sizeof fix);
     set_error(report, err, cli_error_name(err), what, text, fix, code);
+    if (json_object_object_get_ex(report, "error", &e))
+        add_info(e, &ei);
     fprintf(stderr, "%simapwire: %s failed:%s %s (%s)\n  fix: %s\n",
             o->color_err ? C_RED C_BOLD : "", what, o->color_err ? C_OFF : "", text,
             cli_error_name(err), fix);
@@ -512,6 +690,26 @@ static void add_capabilities(HCLIENT h, json_object *facts)
     json_object_object_add(facts, "auth_mechanisms", mech);
 }
 
+static json_object *timings_object(const IMAPTIMINGS *tm)
+{
+    json_object *t = json_object_new_object();
+    json_object_object_add(t, "resolve", json_object_new_int64(tm->dwResolve));
+    json_object_object_add(t, "connect", json_object_new_int64(tm->dwConnect));
+    json_object_object_add(t, "tunnel", json_object_new_int64(tm->dwTunnel));
+    json_object_object_add(t, "secure", json_object_new_int64(tm->dwSecure));
+    json_object_object_add(t, "greeting", json_object_new_int64(tm->dwGreeting));
+    json_object_object_add(t, "total", json_object_new_int64(tm->dwTotal));
+    return t;
+}
+
+json_object *cli_failed_timings(void)
+{
+    IMAPTIMINGS tm;
+    memset(&tm, 0, sizeof tm);
+    tm.dwSize = sizeof tm;
+    return ImapGetLastTimings(&tm) == 0 ? timings_object(&tm) : NULL;
+}
+
 json_object *cli_facts(HCLIENT h)
 {
     json_object *facts = json_object_new_object(), *t, *tls = NULL, *ssh = NULL;
@@ -520,15 +718,7 @@ json_object *cli_facts(HCLIENT h)
 
     memset(&tm, 0, sizeof tm);
     tm.dwSize = sizeof tm;
-    t = json_object_new_object();
-    if (ImapGetTimings(h, &tm) == 0) {
-        json_object_object_add(t, "resolve", json_object_new_int64(tm.dwResolve));
-        json_object_object_add(t, "connect", json_object_new_int64(tm.dwConnect));
-        json_object_object_add(t, "tunnel", json_object_new_int64(tm.dwTunnel));
-        json_object_object_add(t, "secure", json_object_new_int64(tm.dwSecure));
-        json_object_object_add(t, "greeting", json_object_new_int64(tm.dwGreeting));
-        json_object_object_add(t, "total", json_object_new_int64(tm.dwTotal));
-    }
+    t = ImapGetTimings(h, &tm) == 0 ? timings_object(&tm) : json_object_new_object();
     json_object_object_add(facts, "timings_us", t);
 
     memset(&si, 0, sizeof si);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -203,6 +204,28 @@ static int iw_verify_cb(int ok, X509_STORE_CTX *x)
     return ok;
 }
 
+/* Names a file the caller gave that cannot be used (IMAP_STAGE_FILE): unreadable with
+ * the system's words, else what it should have held. OpenSSL's queue is left as it is. */
+static void iw_tls_file_note(int rc, const char *path, const char *what, const char *wrong)
+{
+    char detail[512];
+    int saved = errno;                 /* the caller looks for ENOMEM afterwards */
+    int e = access(path, R_OK) == 0 ? 0 : errno;
+    if (e != 0)
+        snprintf(detail, sizeof detail, "%s %s cannot be read: %s", what, path, strerror(e));
+    else
+        snprintf(detail, sizeof detail, "%s %s %s", what, path, wrong);
+    iw_errinfo_note((DWORD)rc, IMAP_STAGE_FILE, path, detail);
+    errno = saved;
+}
+
+/* Whether the last OpenSSL error says a key is not the certificate's. */
+static int iw_key_mismatch(void)
+{
+    unsigned long e = ERR_peek_last_error();
+    return ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH;
+}
+
 static int iw_ctx_build(const struct iw_creds *c, SSL_CTX **out)
 {
     DWORD proto = c ? c->protocol : 0;
@@ -232,8 +255,12 @@ static int iw_ctx_build(const struct iw_creds *c, SSL_CTX **out)
     SSL_CTX_sess_set_new_cb(ctx, iw_new_session);
 
     if (c != NULL && (c->ca_file != NULL || c->ca_path != NULL)) {
-        if (SSL_CTX_load_verify_locations(ctx, c->ca_file, c->ca_path) != 1)
+        if (SSL_CTX_load_verify_locations(ctx, c->ca_file, c->ca_path) != 1) {
             rc = ST_ERROR_INVALID_PARAMETER;
+            iw_tls_file_note(rc, c->ca_file ? c->ca_file : c->ca_path,
+                             c->ca_file ? "the CA file" : "the CA directory",
+                             "holds no certificate OpenSSL can read (PEM)");
+        }
     } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
         rc = ST_ERROR_INVALID_PARAMETER;
     }
@@ -246,10 +273,20 @@ static int iw_ctx_build(const struct iw_creds *c, SSL_CTX **out)
         const char *key = c->private_key ? c->private_key : c->certificate;
         SSL_CTX_set_default_passwd_cb(ctx, iw_passphrase_cb);
         SSL_CTX_set_default_passwd_cb_userdata(ctx, c->password);
-        if (SSL_CTX_use_certificate_chain_file(ctx, c->certificate) != 1 ||
-            SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
-            SSL_CTX_check_private_key(ctx) != 1)
-            rc = ST_ERROR_CLIENT_CERTIFICATE;
+        rc = ST_ERROR_CLIENT_CERTIFICATE;
+        if (SSL_CTX_use_certificate_chain_file(ctx, c->certificate) != 1)
+            iw_tls_file_note(rc, c->certificate, "the client certificate",
+                             "holds no certificate OpenSSL can read (PEM)");
+        else if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
+            /* OpenSSL checks the key against the certificate as it loads it */
+            iw_tls_file_note(rc, key, "the client key", iw_key_mismatch()
+                             ? "does not match the certificate"
+                             : "holds no private key OpenSSL can read (PEM), or its "
+                               "passphrase is wrong");
+        else if (SSL_CTX_check_private_key(ctx) != 1)
+            iw_tls_file_note(rc, key, "the client key", "does not match the certificate");
+        else
+            rc = 0;
         /* The passphrase is not needed again: do not leave a pointer to it behind. */
         SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL);
         SSL_CTX_set_default_passwd_cb(ctx, NULL);

@@ -25,6 +25,7 @@
 #include "../security/ssh_keyfile.h"
 #include "../security/ssh_policy.h"
 #include "ssh.h"
+#include "ssh_report.h"
 
 /* How often a connection that shares its session with another thread re-checks its
  * channel: that thread may have read our packets off the socket into libssh2's queue. */
@@ -104,6 +105,7 @@ typedef struct ssh_session {
     iw_kh_files      kh;            /* the known_hosts files, resolved once */
     char            *local_address, *dns_servers;   /* the hop's, owned (s->ep points here) */
     char             fingerprint[64];
+    IMAPERRORINFO    carrier;       /* what the caller's transport under tcp reported */
     int              fd;            /* what libssh2 is told the socket is */
     int              dummy_fd;      /* a socket we made for it when the hop has none */
 } ssh_session;
@@ -454,6 +456,18 @@ static void ssh_session_release(ssh_session *s)
         ssh_session_free(s);
 }
 
+/* The caller's transport under the first hop (a proxy) says what failed: kept for the
+ * report of this session's failure (ImapGetErrorInfo names the proxy, not the host). */
+static void ssh_carrier_report(void *core, const imapwire_error_report *r)
+{
+    ssh_session *s = core;
+    if (r->error != 0)
+        iw_errinfo_add(&s->carrier, (DWORD)r->error, r->stage, r->hop, r->peer, r->file,
+                       r->fingerprint, r->detail);
+}
+
+static const iw_layer_sink ssh_carrier_sink = { .report = ssh_carrier_report };
+
 static int ssh_session_new(const iw_ssh_params *p, const iw_ssh_hop *hop, iw_kh_files *kh,
                            const imapwire_endpoint *ep, const unsigned char id[32],
                            ssh_session **out)
@@ -511,7 +525,7 @@ static int ssh_session_new(const iw_ssh_params *p, const iw_ssh_hop *hop, iw_kh_
         }
         s->jump = rc == 0;
     } else {
-        rc = iw_layer_new_spec(p->transport, &s->ep, NULL, NULL, &s->tcp);
+        rc = iw_layer_new_spec(p->transport, &s->ep, &ssh_carrier_sink, s, &s->tcp);
         s->via_command = p->transport != NULL && strncmp(p->transport, "command:", 8) == 0;
     }
     if (rc == 0) {
@@ -765,16 +779,24 @@ static void ssh_trace_failed_hop(const ssh_session *s, imapwire_layer *l, int er
     const ssh_session *cur = s, *lower;
     int depth = 0, hop;
     const char *text = iw_error_name((DWORD)error);
-    if (!s->jump)
-        return;
     while (cur->route_failed && cur->jump && (lower = ssh_route(cur)) != NULL &&
            __atomic_load_n(&lower->dead, __ATOMIC_ACQUIRE))
         cur = lower;
     for (lower = cur; lower->jump; lower = ssh_route(lower))
         depth++;
     hop = depth + 1;
-    l->host->trace(l, "ssh: hop %d (%s@%s:%u) failed: %s", hop, cur->user, cur->host,
-                   cur->ep.port, text ? text : "error");
+    if (s->jump)
+        l->host->trace(l, "ssh: hop %d (%s@%s:%u) failed: %s", hop, cur->user, cur->host,
+                       cur->ep.port, text ? text : "error");
+    {
+        /* lower is the first hop: a transport other than TCP under it is a hop before it */
+        int proxied = strcmp(lower->tcp->type->name, "tcp") != 0;
+        iw_ssh_failure f = { error, (unsigned)(hop + proxied), cur->host, cur->ep.port,
+                             cur->user, cur->fingerprint,
+                             cur->kh.n > 0 ? cur->kh.path[0] : NULL, cur->key,
+                             cur == lower && cur->route_failed ? &cur->carrier : NULL };
+        iw_ssh_report(l, &f);
+    }
 }
 
 /* A hop carried by a command ends when the command does: its own trace (stderr, exit

@@ -229,6 +229,25 @@ proxy)
     IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 connect "$URL" --json --proxy "http://127.0.0.1:$TINYPROXY_PORT" &&
         json_common "$out" plain "$P" 1
     has "$TINYPROXY_LOG" "CONNECT.*127\\.0\\.0\\.1:$P"
+    # a proxy that fails is named, with its words; never the IMAP server behind it
+    fp=$(free_port)
+    run 4 connect "imap://127.0.0.1:$P" --proxy "socks5://127.0.0.1:$fp" && {
+        has "$err" "^imapwire: connect failed: socks5 proxy 127\\.0\\.0\\.1:$fp"
+        has "$err" "^  fix: .*proxy 127\\.0\\.0\\.1:$fp"
+        has_not "$err" "nothing listens on 127.0.0.1 port $P"
+    }
+    IMAPWIRE_PROXY_PASSWORD=wrong-s3cret run 4 connect "imap://127.0.0.1:$P" --json \
+        --proxy "socks5://$DANTED_USER@127.0.0.1:$DANTED_PORT" && {
+        jqok "$out" ".error.stage == \"proxy\" and .error.hop == 1 and .error.peer == \"127.0.0.1:$DANTED_PORT\""
+        jqok "$out" '(.error.detail | contains("refused the credentials")) and (.error.advice | contains("--proxy"))'
+        secret_free wrong-s3cret "$out"
+    }
+    IMAPWIRE_PROXY_PASSWORD=wrong-s3cret run 4 connect "imap://127.0.0.1:$P" \
+        --proxy "http://$TINYPROXY_AUTH_USER@127.0.0.1:$TINYPROXY_AUTH_PORT" && {
+        has "$err" "^imapwire: connect failed: httpconnect proxy 127\\.0\\.0\\.1:$TINYPROXY_AUTH_PORT refused CONNECT .*HTTP/1\\.[01] 40[17]"
+        has "$err" "^  fix: .*proxy 127\\.0\\.0\\.1:$TINYPROXY_AUTH_PORT"
+        secret_free wrong-s3cret "$err"
+    }
     # the proxy password is not an argument: a user without it is refused before any I/O
     run 2 connect "$URL" --proxy "socks5://$DANTED_USER@127.0.0.1:$DANTED_PORT" && has "$err" IMAPWIRE_PROXY_PASSWORD
     run 2 connect "$URL" --proxy "socks5://$DANTED_USER:pw@127.0.0.1:$DANTED_PORT"
@@ -285,13 +304,44 @@ errors)
         has "$err" 'ST_ERROR_CONNECTION_REFUSED'
         has "$err" "nothing listens on 127\\.0\\.0\\.1 port $fp"
     }
-    # a wrong password
+    run 4 connect "imap://127.0.0.1:$fp" --json &&
+        jqok "$out" ".error.stage == \"tcp\" and .error.peer == \"127.0.0.1:$fp\" and .error.hop == 0 and .error.file == null"
+    # a wrong password: the server's own words, on the first line and in the JSON
     IMAPWIRE_PASSWORD=not-the-password run 10 connect "$URL" && {
+        has "$err" '^imapwire: login failed: .*the server said: \[AUTHENTICATIONFAILED\]'
         has "$err" 'ST_ERROR_LOGIN_FAILED'
         has "$err" 'refused the user name or password'
+        secret_free not-the-password "$err"
     }
-    IMAPWIRE_PASSWORD=not-the-password run 10 connect "$URL" --json &&
+    IMAPWIRE_PASSWORD=not-the-password run 10 connect "$URL" --json && {
         jqok "$out" '.login.ok == false and .error.name == "ST_ERROR_LOGIN_FAILED" and .exit_code == 10'
+        jqok "$out" '.error.stage == "login" and (.error.detail | contains("[AUTHENTICATIONFAILED]"))'
+        jqok "$out" ".error.peer == \"127.0.0.1:$P\""
+        secret_free not-the-password "$out"
+    }
+    # a CA file that does not exist, and a key given as the CA file: the file is named
+    run 2 connect "imaps://127.0.0.1:$DOVECOT_IMAPS_PORT" --ca /nonexistent/ei-ca.pem && {
+        has "$err" '^imapwire: connect failed: the CA file /nonexistent/ei-ca\.pem cannot be read'
+        has "$err" '^  fix: .*/nonexistent/ei-ca\.pem'
+    }
+    run 2 connect "imaps://127.0.0.1:$DOVECOT_IMAPS_PORT" --ca "$tmproot/dovecot-tls/certs/server.key" --json &&
+        jqok "$out" ".error.stage == \"file\" and .error.file == \"$tmproot/dovecot-tls/certs/server.key\" and (.error.detail | contains(\"no certificate\"))"
+    # connected, then silence with TLS bytes: the port wants implicit TLS
+    python3 -c '
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
+open(sys.argv[1], "w").write(str(s.getsockname()[1]))
+c, _ = s.accept(); c.sendall(bytes([0x15, 3, 3, 0, 2, 2, 0x46])); time.sleep(3)
+' "$scratch/tlsport" &
+    tlspid=$!
+    for _ in $(seq 100); do [ -s "$scratch/tlsport" ] && break; sleep 0.05; done
+    tp=$(cat "$scratch/tlsport")
+    run 11 connect "imap://127.0.0.1:$tp" --timeout 1 --json && {
+        jqok "$out" ".error.stage == \"greeting\" and .error.peer == \"127.0.0.1:$tp\""
+        jqok "$out" '.error.advice | contains("imaps://")'
+        jqok "$out" '.timings_us.total > 0 and .timings_us.connect > 0'
+    }
+    wait "$tlspid" 2>/dev/null
     # an unknown transport
     run 12 connect "imap://127.0.0.1:$P" --transport nosuchtransport && {
         has "$err" 'ST_ERROR_TRANSPORT_NOT_FOUND'
@@ -306,6 +356,26 @@ errors)
     }
     run 8 connect "imap://127.0.0.1:$P" --tunnel "$SSHD_USER@127.0.0.1:$SSHD_PORT" --known-hosts "$SSHD_KNOWN_HOSTS_WRONG" &&
         { has "$err" 'ST_ERROR_SSH_HOST_KEY_MISMATCH'; has "$err" 'host key has CHANGED'; }
+    # the presented key, the file, the entry, and the line to run
+    run 8 connect "imap://127.0.0.1:$P" --tunnel "$SSHD_USER@127.0.0.1:$SSHD_PORT" --known-hosts "$SSHD_KNOWN_HOSTS_EMPTY" && {
+        has_fixed "$err" "$SSHD_HOSTKEY_SHA256"
+        has "$err" "^  fix: .*SSH host 127\\.0\\.0\\.1:$SSHD_PORT \\(hop 1\\)"
+        has_fixed "$err" "$SSHD_KNOWN_HOSTS_EMPTY"
+    }
+    run 8 connect "imap://127.0.0.1:$P" --tunnel "$SSHD_USER@127.0.0.1:$SSHD_PORT" --known-hosts "$SSHD_KNOWN_HOSTS_WRONG" --json && {
+        jqok "$out" ".error.stage == \"ssh\" and .error.hop == 1 and .error.peer == \"127.0.0.1:$SSHD_PORT\""
+        jqok "$out" ".error.fingerprint == \"$SSHD_HOSTKEY_SHA256\" and .error.file == \"$SSHD_KNOWN_HOSTS_WRONG\""
+        jqok "$out" ".error.advice | contains(\"ssh-keygen -R '[127.0.0.1]:$SSHD_PORT' -f $SSHD_KNOWN_HOSTS_WRONG\")"
+    }
+    # the jump host refuses: hop 1 is named, not the IMAP server
+    fp=$(free_port)
+    run 4 connect "imap://127.0.0.1:$P" --tunnel "$SSHD_USER@127.0.0.1:$fp,$SSHD_USER@127.0.0.1:$SSHD_PORT" --known-hosts "$SSHD_KNOWN_HOSTS" && {
+        has "$err" "^  fix: .*SSH host 127\\.0\\.0\\.1:$fp \\(hop 1\\)"
+        has_not "$err" "127.0.0.1 port $P"
+    }
+    # a missing key file is the file's fault
+    run 9 connect "imap://127.0.0.1:$P" --tunnel "$SSHD_USER@127.0.0.1:$SSHD_PORT" --known-hosts "$SSHD_KNOWN_HOSTS" --ssh-key /nonexistent/ei_key --json &&
+        jqok "$out" '.error.stage == "file" and .error.file == "/nonexistent/ei_key"'
     # a port that never answers: --timeout 1 gives up with exit 5 (the fixture drops SYNs)
     bh=$build/tests/tcp_blackhole
     if [ -x "$bh" ]; then

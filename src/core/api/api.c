@@ -101,6 +101,17 @@ static void iw_call_enter(iw_client *c)
     pthread_mutex_lock(&c->io_lock);
     __atomic_store_n(&c->busy_thread, iw_thread_id(), __ATOMIC_RELEASE);
     iw_callbacks_enter();
+    iw_errinfo_clear(&c->ei_work);
+}
+
+/* A call on c that failed: the handle's error info and the thread's. */
+static int iw_fail_on(iw_client *c, int rc, DWORD stage)
+{
+    /* under io_lock: the idle watcher of an event handle writes the record too */
+    pthread_mutex_lock(&c->io_lock);
+    iw_client_fail(c, rc, stage);
+    pthread_mutex_unlock(&c->io_lock);
+    return IMAP_ERROR;
 }
 
 static void iw_call_leave(iw_client *c)
@@ -164,6 +175,23 @@ static int iw_copy_setting(const char *given, const char *env_name, char **out)
     return v != NULL && *out == NULL ? ST_ERROR_OUT_OF_MEMORY : 0;
 }
 
+/* "ssh config PATH line N: what" as the error info: IMAP_STAGE_FILE with "PATH:N";
+ * a refusal without a line (a token, a route) stays the arguments' fault. */
+static void iw_config_why(iw_client *c, int rc, const char *why)
+{
+    static const char head[] = "ssh config ";
+    const char *at = strncmp(why, head, sizeof head - 1) == 0 ? strstr(why, " line ") : NULL;
+    char file[300];
+    unsigned line;
+    if (at != NULL && sscanf(at, " line %u:", &line) == 1) {
+        snprintf(file, sizeof file, "%.*s:%u", (int)(at - why - (sizeof head - 1)) < 280
+                 ? (int)(at - why - (sizeof head - 1)) : 280, why + sizeof head - 1, line);
+        iw_errinfo_add(&c->ei_work, (DWORD)rc, IMAP_STAGE_FILE, 0, NULL, file, NULL, why);
+    } else {
+        iw_errinfo_add(&c->ei_work, (DWORD)rc, IMAP_STAGE_ARGUMENTS, 0, NULL, NULL, NULL, why);
+    }
+}
+
 /* Validates the arguments and fills a new client; no I/O. */
 static int iw_prepare(iw_client *c, const IMAPCONNECTINFO *in)
 {
@@ -194,8 +222,10 @@ static int iw_prepare(iw_client *c, const IMAPCONNECTINFO *in)
         rc = iw_creds_copy_why(in->lpCredentials, &c->creds, why, sizeof why);
         if (rc != 0) {
             /* the SSH configuration's line and keyword: the one thing to fix */
-            if (why[0] != '\0')
+            if (why[0] != '\0') {
                 iw_client_note(c, why);
+                iw_config_why(c, rc, why);
+            }
             return rc;
         }
     }
@@ -270,6 +300,8 @@ HCLIENT iw_api_connect(const IMAPCONNECTINFO *in, int own_loop)
     HCLIENT h = INVALID_CLIENT;
     int rc;
 
+    iw_errinfo_take_pending(NULL, 0);           /* nothing of an earlier call */
+    iw_forget_last_timings();
     if (!iw_initialized()) {
         rc = ST_ERROR_NOT_INITIALIZED;
         goto out;
@@ -329,17 +361,34 @@ HCLIENT iw_api_connect(const IMAPCONNECTINFO *in, int own_loop)
         rc = iw_drive(c, iw_connect_step, NULL, &c->cm.deadline_ms);
         __atomic_store_n(&c->busy_thread, 0, __ATOMIC_RELEASE);
     }
+    if (rc != 0) {
+        /* the chain was begun: the stage it stopped at, and its timings so far */
+        iw_errinfo_take_pending(&c->ei_work, (DWORD)rc);     /* a plugin that did not load */
+        iw_connect_fail(c, rc);
+        iw_set_last_timings(&c->timings);
+    }
 out:
     if (rc != 0) {
         if (c != NULL) {
             char note[160];
+            IMAPERRORINFO ei;
             snprintf(note, sizeof note, "connect failed: %s", iw_error_name((DWORD)rc));
             iw_trace_line(c, IMAP_TRACE_INFO, note, strlen(note));
+            /* a failure before the chain: what the preparation reported, if anything */
+            if (c->ei.dwError == 0) {
+                iw_errinfo_take_pending(&c->ei_work, (DWORD)rc);
+                iw_errinfo_add(&c->ei_work, (DWORD)rc, IMAP_STAGE_NONE, 0, NULL, NULL, NULL,
+                               NULL);
+            }
+            ei = c->ei.dwError != 0 ? c->ei : c->ei_work;
+            ei.dwError = (DWORD)rc;
             if (c->handle != 0)
                 iw_handle_remove(c->handle, IW_KIND_CLIENT);
             iw_client_free(c);
+            iw_set_error_info(&ei);
+        } else {
+            iw_set_error((DWORD)rc);
         }
-        iw_set_error((DWORD)rc);
         return INVALID_CLIENT;
     }
     return h;
@@ -450,7 +499,7 @@ INT ImapLogin(HCLIENT hClient, UINT nAuthType, LPCTSTR lpszUserName, LPCTSTR lps
                    : iw_session_login(c, nAuthType, lpszUserName,
                                       lpszPassword ? lpszPassword : "");
     iw_call_leave(c);
-    return rc ? iw_fail((DWORD)rc) : 0;
+    return rc ? iw_fail_on(c, rc, IMAP_STAGE_LOGIN) : 0;
 }
 
 INT ImapGetCapabilities(HCLIENT hClient, LPTSTR lpszBuffer, INT nMaxLength)
@@ -503,7 +552,7 @@ INT ImapCommandEx(HCLIENT hClient, LPCTSTR lpszCommand, IMAPRESPONSEPROC lpRespo
                    : iw_session_command(c, lpszCommand, lpResponseProc, lpParam, lpszResult,
                                         lpszResult ? (size_t)nMaxLength : 0);
     iw_call_leave(c);
-    return rc ? iw_fail((DWORD)rc) : 0;
+    return rc ? iw_fail_on(c, rc, IMAP_STAGE_COMMAND) : 0;
 }
 
 typedef struct iw_piece_relay {
@@ -537,7 +586,7 @@ INT ImapCommandStream(HCLIENT hClient, LPCTSTR lpszCommand, IMAPRESPONSEPIECEPRO
                    : iw_session_command_stream(c, lpszCommand, iw_relay_piece, &relay,
                                                lpszResult, lpszResult ? (size_t)nMaxLength : 0);
     iw_call_leave(c);
-    return rc ? iw_fail((DWORD)rc) : 0;
+    return rc ? iw_fail_on(c, rc, IMAP_STAGE_COMMAND) : 0;
 }
 
 INT ImapCommand(HCLIENT hClient, LPCTSTR lpszCommand, LPTSTR lpszResult, INT nMaxLength)
@@ -557,7 +606,7 @@ INT ImapSelectMailbox(HCLIENT hClient, LPCTSTR lpszMailbox, LPIMAPMAILBOX lpMail
     rc = c->broken ? (int)ST_ERROR_CONNECTION_CLOSED
                    : iw_session_select(c, lpszMailbox, lpMailboxInfo);
     iw_call_leave(c);
-    return rc ? iw_fail((DWORD)rc) : 0;
+    return rc ? iw_fail_on(c, rc, IMAP_STAGE_COMMAND) : 0;
 }
 
 INT ImapGetMessage(HCLIENT hClient, UINT nMessageId, UINT nMessagePart,
@@ -583,7 +632,7 @@ INT ImapGetMessage(HCLIENT hClient, UINT nMessageId, UINT nMessagePart,
     if (rc == ST_ERROR_BUFFER_TOO_SMALL)
         *lpdwLength = (DWORD)len;
     if (rc != 0)
-        return iw_fail((DWORD)rc);
+        return iw_fail_on(c, rc, IMAP_STAGE_COMMAND);
     if (len > 0xffffffffu) {
         free(body);
         return iw_fail(ST_ERROR_RESPONSE_TOO_LARGE);
@@ -629,7 +678,7 @@ INT ImapGetMessageStream(HCLIENT hClient, UINT nMessageId, UINT nMessagePart,
                                              &sink, &len);
     iw_call_leave(c);
     if (rc != 0)
-        return iw_fail((DWORD)rc);
+        return iw_fail_on(c, rc, IMAP_STAGE_COMMAND);
     if (lpdwLength != NULL)
         *lpdwLength = (DWORD)len;                  /* below 4 GB: the hook checked */
     return 0;
@@ -662,6 +711,22 @@ INT ImapGetSecurityInformation(HCLIENT hClient, LPSECURITYINFO lpInfo)
     memcpy(lpInfo, &info, n);
     lpInfo->dwSize = info.dwSize;
     return 0;
+}
+
+INT ImapGetErrorInfo(HCLIENT hClient, LPIMAPERRORINFO lpInfo)
+{
+    iw_client *c;
+    IMAPERRORINFO ei;
+    if (hClient == INVALID_CLIENT)
+        return iw_errinfo_thread_out(lpInfo);
+    c = iw_client_for(hClient);
+    if (c == NULL)
+        return IMAP_ERROR;
+    /* the idle watcher writes a dropped connection's record under io_lock */
+    pthread_mutex_lock(&c->io_lock);
+    ei = c->ei;
+    pthread_mutex_unlock(&c->io_lock);
+    return iw_errinfo_copy_out(&ei, lpInfo);
 }
 
 INT ImapGetTimings(HCLIENT hClient, LPIMAPTIMINGS lpTimings)

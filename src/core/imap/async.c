@@ -83,8 +83,10 @@ static int iw_async_peek(iw_async *a)
                  iw_strcaseeq(r.rest, 3, "BYE") && (r.rest_len == 3 || r.rest[3] == ' '))
             rc = ST_ERROR_CONNECTION_CLOSED;
     }
-    if (rc != 0)
+    if (rc != 0) {
         c->broken = 1;
+        iw_client_dropped(c, rc);
+    }
     __atomic_store_n(&c->busy_thread, 0, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&c->io_lock);
     return rc;
@@ -133,6 +135,7 @@ static int iw_async_step(iw_task *t)
     }
     if (rc != 0) {
         /* The handle stays valid until the caller disconnects it; it only fails now. */
+        iw_connect_fail(c, rc);
         iw_client_close(c, 0);
         c->broken = 1;
     }

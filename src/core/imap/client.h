@@ -88,6 +88,9 @@ typedef struct iw_client {
     unsigned           timeout_ms;
     IMAPTIMINGS        timings;
     iw_connect_machine cm;
+    IMAPERRORINFO      ei;         /* the handle's last failure (ImapGetErrorInfo) */
+    IMAPERRORINFO      ei_work;    /* what the layers of the running call reported */
+    IMAPERRORINFO      ei_party;   /* the party a layer of the chain last said it waits for */
 } iw_client;
 
 /* connect.c: frees the connect's command (after the connect, or with the client) */
@@ -132,6 +135,16 @@ void iw_client_note(iw_client *c, const char *text);   /* an IMAP_TRACE_INFO lin
 void iw_client_rest(iw_client *c);
 int  iw_connect_begin(iw_client *c);
 int  iw_connect_step(iw_client *c, void *arg, unsigned *want);
+/* A connect that failed with rc: the stage it was at and the party, added to what the
+ * layers reported, become the handle's error info; the timings so far are filled in.
+ * Returns rc. */
+int  iw_connect_fail(iw_client *c, int rc);
+/* A call on a connected handle that failed with rc at stage: the same, without timings;
+ * also the thread's record. Returns rc. */
+int  iw_client_fail(iw_client *c, int rc, DWORD stage);
+/* An idle connection the server ended (IMAP_EVENT_DISCONNECT): the handle's error info;
+ * called with io_lock held. */
+void iw_client_dropped(iw_client *c, int rc);
 
 /* async.c: connects run by the loop thread */
 typedef struct iw_async iw_async;

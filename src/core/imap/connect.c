@@ -45,10 +45,23 @@ static void iw_sink_mark(void *core, int mark)
         c->cm.t_connected_us = iw_now_us();
 }
 
+static void iw_sink_report(void *core, const imapwire_error_report *r)
+{
+    iw_client *c = core;
+    if (r->error == 0) {
+        iw_errinfo_clear(&c->ei_party);
+        iw_errinfo_add(&c->ei_party, 0, r->stage, r->hop, r->peer, NULL, NULL, NULL);
+        return;
+    }
+    iw_errinfo_add(&c->ei_work, (DWORD)r->error, r->stage, r->hop, r->peer, r->file,
+                   r->fingerprint, r->detail);
+}
+
 const iw_layer_sink iw_client_sink = {
     .note = iw_sink_note,
     .mark = iw_sink_mark,
     .traces = iw_sink_traces,
+    .report = iw_sink_report,
 };
 
 /* An SSH phase began inside the chain: it has a whole nTimeout (the total ceiling
@@ -167,6 +180,146 @@ static int iw_greeting(iw_client *c, const iw_response *r)
         return ST_ERROR_INVALID_RESPONSE;
     rc = iw_handle_common(c, r);
     return rc;
+}
+
+/* The phases up to now: at the end of a connect, or at its failure, where the phase
+ * that never finished runs up to now and the ones after it are 0. */
+static void iw_connect_timings(iw_client *c, int64_t now)
+{
+    int64_t t0 = c->cm.t_start_us;
+    int64_t tr = c->cm.t_resolved_us ? c->cm.t_resolved_us : t0;
+    int64_t tchain = c->cm.t_chain_us ? c->cm.t_chain_us : now;
+    int64_t tsec = c->cm.t_secure_us;
+    /* With a tunnel or proxy, the hop to it is the connect and the rest of the chain (SSH
+     * handshake, auth, channel) is the tunnel. */
+    int64_t tc = c->cm.t_connected_us ? c->cm.t_connected_us : tchain;
+    if (tsec == 0 && c->cm.t_secure_start_us != 0 && c->cm.state == CM_TLS)
+        tsec = now - c->cm.t_secure_start_us;       /* the handshake that stalled */
+    if (c->cm.t_resolved_us == 0 && c->cm.t_chain_us == 0 && c->cm.t_connected_us == 0)
+        tr = now;                                    /* still resolving, as far as we know */
+    memset(&c->timings, 0, sizeof c->timings);
+    c->timings.dwSize = sizeof c->timings;
+    c->timings.dwResolve = (DWORD)(tr - t0);
+    c->timings.dwConnect = (DWORD)(tc > tr ? tc - tr : 0);
+    c->timings.dwTunnel = (DWORD)(tchain - tc);
+    c->timings.dwSecure = (DWORD)tsec;
+    if (c->cm.t_chain_us != 0 && now - c->cm.t_chain_us > tsec)
+        c->timings.dwGreeting = (DWORD)(now - c->cm.t_chain_us - tsec);
+    c->timings.dwTotal = (DWORD)(now - t0);
+}
+
+/* The first bytes of a TLS record (an alert or a handshake, version 3.x): what a port
+ * that wants TLS at once may send to a client that speaks in clear. */
+static int iw_looks_tls(const iw_client *c)
+{
+    const unsigned char *b = (const unsigned char *)c->reader.buf;
+    return c->reader.len >= 2 && b != NULL && (b[0] == 0x15 || b[0] == 0x16) && b[1] == 0x03;
+}
+
+/* The stage, party and plain words of a connect that failed in the machine's state,
+ * for whatever the layers did not say themselves. */
+static void iw_connect_describe(iw_client *c, int rc)
+{
+    char peer[300], detail[512];
+    DWORD stage;
+    unsigned hop = 0;
+    unsigned secs = c->timeout_ms / 1000u;
+    const char *text = iw_error_text((DWORD)rc);
+
+    iw_errinfo_peer(peer, sizeof peer, c->ep.host, c->ep.port);
+    detail[0] = '\0';
+    stage = iw_stage_of((DWORD)rc);
+    if (stage == IMAP_STAGE_ARGUMENTS || stage == IMAP_STAGE_FILE) {
+        /* refused before any byte left: no party to name */
+        iw_errinfo_add(&c->ei_work, (DWORD)rc, stage, 0, NULL, NULL, NULL, NULL);
+        return;
+    }
+    switch (c->cm.state) {
+    case CM_CHAIN:
+        if (c->creds != NULL && c->creds->tunnel_host != NULL &&
+            (c->options & IMAP_OPTION_TUNNEL)) {
+            /* the SSH layer names its hop; this is only what is known without it */
+            stage = IMAP_STAGE_SSH;
+            iw_errinfo_peer(peer, sizeof peer, c->creds->tunnel_host,
+                            c->creds->tunnel_port ? c->creds->tunnel_port : 22);
+            /* one SSH host is hop 1; in a chain, which hop stalled is not known here */
+            if (strchr(c->creds->tunnel_host, ',') == NULL)
+                hop = 1;
+        } else {
+            stage = rc == ST_ERROR_HOST_NOT_FOUND ? IMAP_STAGE_RESOLVE : IMAP_STAGE_TCP;
+        }
+        if (c->ei_party.dwStage != IMAP_STAGE_NONE) {
+            /* a layer said whom it waits for (a proxy, an SSH hop): that party is silent */
+            stage = c->ei_party.dwStage;
+            hop = c->ei_party.nHop;
+            iw_strlcpy(peer, c->ei_party.szPeer, sizeof peer);
+        }
+        if (rc == ST_ERROR_OPERATION_TIMEOUT && stage != IMAP_STAGE_RESOLVE)
+            snprintf(detail, sizeof detail, "no answer from %s in %u s: nothing came back "
+                     "to the connection attempt (a firewall dropping packets, or no route)",
+                     peer, secs);
+        else if (stage == IMAP_STAGE_RESOLVE)
+            snprintf(detail, sizeof detail, "the name %s does not resolve", c->ep.host);
+        else
+            snprintf(detail, sizeof detail, "%s: %s", peer, text ? text : "failed");
+        break;
+    case CM_TLS_START:
+    case CM_TLS:
+        stage = IMAP_STAGE_TLS;
+        snprintf(detail, sizeof detail, "TLS with %s: %s", peer, text ? text : "failed");
+        break;
+    default:
+        stage = IMAP_STAGE_GREETING;
+        if (c->cm.state == CM_GREETING && c->rx_bytes == 0 &&
+            rc == ST_ERROR_OPERATION_TIMEOUT)
+            snprintf(detail, sizeof detail, "connected to %s, but no greeting came in %u s%s",
+                     peer, secs, c->ep.port == IMAP_PORT_SECURE && !c->tls_up
+                         ? "; port 993 expects TLS at once: use implicit TLS (imaps://)" : "");
+        else if (c->cm.state == CM_GREETING && !c->tls_up && iw_looks_tls(c))
+            snprintf(detail, sizeof detail, "%s answered with TLS, not an IMAP greeting: "
+                     "the port expects implicit TLS (imaps://)", peer);
+        else if (c->cm.state == CM_STARTTLS || rc == ST_ERROR_SECURE_NOT_SUPPORTED)
+            snprintf(detail, sizeof detail, "%s: %s", peer,
+                     "STARTTLS is not offered or was refused");
+        else
+            snprintf(detail, sizeof detail, "%s: %s", peer, text ? text : "failed");
+        break;
+    }
+    iw_errinfo_add(&c->ei_work, (DWORD)rc, stage, hop, peer, NULL, NULL, detail);
+}
+
+int iw_connect_fail(iw_client *c, int rc)
+{
+    iw_connect_describe(c, rc);
+    c->ei = c->ei_work;
+    iw_errinfo_clear(&c->ei_work);
+    iw_connect_timings(c, iw_now_us());
+    return rc;
+}
+
+int iw_client_fail(iw_client *c, int rc, DWORD stage)
+{
+    char peer[300];
+    DWORD s = iw_stage_of((DWORD)rc);
+    /* a misuse is the arguments' fault whatever the call; the rest belongs to the call */
+    if (s != IMAP_STAGE_ARGUMENTS)
+        s = stage;
+    iw_errinfo_peer(peer, sizeof peer, c->ep.host, c->ep.port);
+    iw_errinfo_add(&c->ei_work, (DWORD)rc, s, 0, s == IMAP_STAGE_ARGUMENTS ? NULL : peer,
+                   NULL, NULL, NULL);
+    c->ei = c->ei_work;
+    iw_errinfo_clear(&c->ei_work);
+    iw_set_error_info(&c->ei);
+    return rc;
+}
+
+void iw_client_dropped(iw_client *c, int rc)
+{
+    char peer[300], detail[400];
+    iw_errinfo_peer(peer, sizeof peer, c->ep.host, c->ep.port);
+    snprintf(detail, sizeof detail, "%s closed the idle connection", peer);
+    iw_errinfo_clear(&c->ei);
+    iw_errinfo_add(&c->ei, (DWORD)rc, IMAP_STAGE_COMMAND, 0, peer, NULL, NULL, detail);
 }
 
 int iw_connect_step(iw_client *c, void *arg, unsigned *want)
@@ -305,20 +458,7 @@ int iw_connect_step(iw_client *c, void *arg, unsigned *want)
             iw_connect_cmd_free(c);
             iw_client_rest(c);
             c->cm.t_ready_us = now = iw_now_us();
-            {
-                int64_t t0 = c->cm.t_start_us;
-                int64_t tr = c->cm.t_resolved_us ? c->cm.t_resolved_us : t0;
-                c->timings.dwSize = sizeof c->timings;
-                c->timings.dwResolve = (DWORD)(tr - t0);
-                /* With a tunnel or proxy, the hop to it is the connect and the rest of the
-                 * chain (SSH handshake, auth, channel) is the tunnel. */
-                int64_t tc = c->cm.t_connected_us ? c->cm.t_connected_us : c->cm.t_chain_us;
-                c->timings.dwConnect = (DWORD)(tc - tr);
-                c->timings.dwTunnel = (DWORD)(c->cm.t_chain_us - tc);
-                c->timings.dwSecure = (DWORD)c->cm.t_secure_us;
-                c->timings.dwGreeting = (DWORD)(now - c->cm.t_chain_us - c->cm.t_secure_us);
-                c->timings.dwTotal = (DWORD)(now - t0);
-            }
+            iw_connect_timings(c, now);
             return 0;
         default:
             return ST_ERROR_INVALID_PARAMETER;

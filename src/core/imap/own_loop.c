@@ -246,6 +246,8 @@ int iw_own_action(iw_client *c, int fd, unsigned events)
             rc = ST_ERROR_OPERATION_TIMEOUT;
         }
     }
+    if (rc != 0)
+        iw_connect_fail(c, rc);
     iw_own_end(c, o, rc);
     return rc;
 }

@@ -10,6 +10,16 @@
 #include "command_table.h"
 #include "tokenizer.h"
 
+/* The tagged NO or BAD as the server worded it, for the error info: "NO " goes, the
+ * rest ("[AUTHENTICATIONFAILED] Authentication failed.") is the peer's own words. */
+static void iw_server_said(iw_client *c, const iw_cmd *cmd)
+{
+    const char *t = cmd->text;
+    if (strncasecmp(t, "NO ", 3) == 0)
+        t += 3;
+    iw_errinfo_add(&c->ei_work, 0, IMAP_STAGE_NONE, 0, NULL, NULL, NULL, t);
+}
+
 /* One login exchange to its end; *again set (and *next) for IMAP_AUTH_DEFAULT's second
  * try. */
 static int iw_login_attempt(iw_client *c, unsigned type, const char *user, const char *pass,
@@ -32,6 +42,7 @@ static int iw_login_attempt(iw_client *c, unsigned type, const char *user, const
             c->auth_used = lg.type;    /* what ran, not what was asked (DEFAULT) */
             c->auth_done = 1;
         } else {
+            iw_server_said(c, &lg.cmd);
             rc = ST_ERROR_LOGIN_FAILED;
             if (type == IMAP_AUTH_DEFAULT)
                 *again = iw_login_fallback(c, &lg, next);
@@ -209,6 +220,7 @@ static int iw_command_exchange(iw_client *c, const char *text,
         if (result != NULL && max > 0)
             iw_strlcpy(result, cmd.text, max);
         if (cmd.status != IW_STATUS_OK) {
+            iw_server_said(c, &cmd);
             rc = ST_ERROR_COMMAND_FAILED;
         } else if (row != NULL && row->next_state >= 0) {
             int was = c->state;
@@ -448,6 +460,7 @@ int iw_session_select(iw_client *c, const char *mailbox, IMAPMAILBOX *mb)
         } else {
             /* RFC 3501: a failed SELECT leaves no mailbox selected. */
             c->state = IW_AUTH;
+            iw_server_said(c, &cmd);
             rc = ST_ERROR_COMMAND_FAILED;
         }
     }

@@ -68,6 +68,7 @@ static const struct iw_error_row *iw_error_row(DWORD err)
 void iw_set_error(DWORD err)
 {
     iw_last_error = err;
+    iw_errinfo_from_code(err);
 }
 
 const char *iw_error_text(DWORD err)

@@ -18,6 +18,26 @@ const char *iw_error_text(DWORD err);        /* NULL if unknown */
 const char *iw_error_name(DWORD err);        /* "ST_ERROR_..." or NULL */
 DWORD       iw_error_max(void);
 
+/* ---- errinfo.c: the error-info record (IMAPERRORINFO) and the thread's copy ---- */
+DWORD iw_stage_of(DWORD err);                /* the stage a bare code most likely means */
+/* Fills the fields of ei still empty: what a lower layer recorded stays. */
+void  iw_errinfo_add(IMAPERRORINFO *ei, DWORD err, DWORD stage, unsigned hop, const char *peer,
+                     const char *file, const char *fingerprint, const char *detail);
+void  iw_errinfo_peer(char *out, size_t size, const char *host, unsigned port);
+void  iw_errinfo_clear(IMAPERRORINFO *ei);
+void  iw_set_error_info(const IMAPERRORINFO *ei);   /* the thread's last failure, described */
+void  iw_errinfo_from_code(DWORD err);               /* iw_set_error's half */
+/* For code with no handle at hand: what it knows of the failure it returns (the first
+ * note stands); the next iw_set_error, or iw_errinfo_take_pending, takes it. */
+void  iw_errinfo_note(DWORD err, DWORD stage, const char *file, const char *detail);
+/* Adds the note to dst (NULL: just forgets it) unless err, the code returned in the
+ * end, is ST_ERROR_OUT_OF_MEMORY; the note is gone afterwards either way. */
+void  iw_errinfo_take_pending(IMAPERRORINFO *dst, DWORD err);
+void  iw_set_last_timings(const IMAPTIMINGS *t);     /* a failed blocking connect's */
+void  iw_forget_last_timings(void);                  /* a new connect: none yet */
+int   iw_errinfo_copy_out(const IMAPERRORINFO *src, LPIMAPERRORINFO dst);  /* dwSize-wise */
+int   iw_errinfo_thread_out(LPIMAPERRORINFO dst);
+
 /* ---- clock.c ---- */
 int64_t iw_now_us(void);
 int64_t iw_now_ms(void);

@@ -31,6 +31,8 @@ typedef struct iw_layer_sink {
     void (*note)(void *core, const char *text);
     void (*mark)(void *core, int mark);
     int  (*traces)(void *core);   /* nonzero when notes are wanted (else none is formatted) */
+    /* What a layer knows of its failure (host->report): into the connect's error info */
+    void (*report)(void *core, const imapwire_error_report *r);
 } iw_layer_sink;
 
 extern const imapwire_host_api iw_host_api;

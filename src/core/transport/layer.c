@@ -393,6 +393,17 @@ static void iw_host_hop_free(imapwire_hop *hop)
     free(hop);
 }
 
+static void iw_host_report(imapwire_layer *layer, const imapwire_error_report *r)
+{
+    const iw_layer_sink *sink = layer ? ((struct iw_layer_box *)layer)->sink : NULL;
+    /* a report from a plugin built before a field existed reads as that field unset */
+    imapwire_error_report copy = {0};
+    if (r == NULL || sink == NULL || sink->report == NULL)
+        return;
+    memcpy(&copy, r, r->struct_size < sizeof copy ? r->struct_size : sizeof copy);
+    sink->report(layer->core, &copy);
+}
+
 static int iw_host_child_end(imapwire_layer *layer, int pid, int pidfd, int err_fd,
                              unsigned grace_ms, unsigned term_ms)
 {
@@ -423,4 +434,5 @@ const imapwire_host_api iw_host_api = {
     .hop_query = iw_host_hop_query,
     .hop_free = iw_host_hop_free,
     .child_end = iw_host_child_end,
+    .report = iw_host_report,
 };

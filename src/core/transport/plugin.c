@@ -86,8 +86,12 @@ int iw_plugin_load(const char *path_or_name)
         return rc;
     }
     dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (dl == NULL)
+    if (dl == NULL) {
+        /* dlerror's words: a missing file, a missing library, a wrong architecture */
+        const char *why = dlerror();
+        iw_errinfo_note(ST_ERROR_PLUGIN_LOAD_FAILED, IMAP_STAGE_FILE, path, why);
         return ST_ERROR_PLUGIN_LOAD_FAILED;
+    }
     pthread_mutex_lock(&iw_plugin_lock);
     if ((p = iw_plugin_loaded_locked(dl)) != NULL) {
         /* Loading twice is harmless: drop the extra dlopen reference, and let init put
@@ -106,10 +110,15 @@ int iw_plugin_load(const char *path_or_name)
     }
     abi = (const unsigned *)dlsym(dl, "imapwire_plugin_abi");
     *(void **)(&init) = dlsym(dl, IMAPWIRE_PLUGIN_INIT_SYMBOL);
-    if (abi != NULL && (*abi >> 16) != IMAPWIRE_TRANSPORT_ABI_MAJOR)
+    if (abi != NULL && (*abi >> 16) != IMAPWIRE_TRANSPORT_ABI_MAJOR) {
         rc = ST_ERROR_PLUGIN_VERSION;
-    else if (init == NULL)
+        iw_errinfo_note((DWORD)rc, IMAP_STAGE_FILE, path, "the plugin was built for another "
+                        "major version of the transport SDK");
+    } else if (init == NULL) {
         rc = ST_ERROR_PLUGIN_LOAD_FAILED;
+        iw_errinfo_note((DWORD)rc, IMAP_STAGE_FILE, path, "the file exports no "
+                        IMAPWIRE_PLUGIN_INIT_SYMBOL);
+    }
     else if ((p = calloc(1, sizeof *p)) == NULL)
         rc = ST_ERROR_OUT_OF_MEMORY;
     else {
@@ -153,6 +162,7 @@ INT ImapLoadPlugin(LPCTSTR lpszPath)
         iw_set_error(ST_ERROR_NOT_INITIALIZED);
         return IMAP_ERROR;
     }
+    iw_errinfo_take_pending(NULL, 0);
     rc = iw_plugin_load(lpszPath);
     if (rc != 0) {
         iw_set_error((DWORD)rc);

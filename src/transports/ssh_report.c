@@ -1,0 +1,120 @@
+/* ssh_report.c: turns an SSH hop's failure into the connect's error info: which hop,
+ * which file, which key it presented, in words a user can act on. No secret goes in. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include "ssh_report.h"
+
+/* Whether path starts like a private key file OpenSSH or OpenSSL writes (PEM). */
+static int iw_looks_private_key(const char *path)
+{
+    char head[128] = "";
+    FILE *f = fopen(path, "r");
+    size_t n;
+    if (f == NULL)
+        return 0;
+    n = fread(head, 1, sizeof head - 1, f);
+    fclose(f);
+    head[n] = '\0';
+    return strncmp(head, "-----BEGIN ", 11) == 0 && strstr(head, "PRIVATE KEY-----") != NULL;
+}
+
+/* The name known_hosts files use for the hop: "host", or "[host]:port" off port 22. */
+static void iw_known_name(char *out, size_t size, const char *host, unsigned port)
+{
+    if (port == 22)
+        snprintf(out, size, "%s", host);
+    else
+        snprintf(out, size, "[%s]:%u", host, port);
+}
+
+void iw_ssh_report(imapwire_layer *l, const iw_ssh_failure *f)
+{
+    imapwire_error_report r;
+    char peer[300], entry[300], detail[1400];  /* cut to the record's 512 */
+    const char *file = NULL;
+    int e;
+
+    if (!IMAPWIRE_HOST_HAS(l->host, report) || l->host->report == NULL)
+        return;
+    memset(&r, 0, sizeof r);
+    r.struct_size = sizeof r;
+    r.error = f->error;
+    if (f->carrier != NULL && f->carrier->dwError != 0) {
+        /* the proxy under the first SSH hop failed: it is the party, in its own words */
+        r.stage = f->carrier->dwStage;
+        r.hop = f->carrier->nHop;
+        r.peer = f->carrier->szPeer;
+        r.detail = f->carrier->szDetail;
+        l->host->report(l, &r);
+        return;
+    }
+    iw_errinfo_peer(peer, sizeof peer, f->host, f->port);
+    iw_known_name(entry, sizeof entry, f->host, f->port);
+    r.stage = IMAP_STAGE_SSH;
+    r.hop = f->hop;
+    r.peer = peer;
+    switch (f->error) {
+    case ST_ERROR_SSH_HOST_KEY_UNKNOWN:
+    case ST_ERROR_SSH_HOST_KEY_MISMATCH:
+        r.fingerprint = f->fingerprint;
+        file = f->known_hosts;
+        if (file != NULL && access(file, R_OK) != 0) {
+            e = errno;
+            snprintf(detail, sizeof detail, "the known_hosts file %s cannot be read: %s (SSH "
+                     "host %s presented %s)", file, strerror(e), entry, f->fingerprint);
+            break;
+        }
+        if (f->error == ST_ERROR_SSH_HOST_KEY_UNKNOWN)
+            snprintf(detail, sizeof detail, "SSH host %s (hop %u) presented %s, a key that "
+                     "%s has no entry %s for", peer, f->hop, f->fingerprint,
+                     file ? file : "known_hosts", entry);
+        else
+            snprintf(detail, sizeof detail, "SSH host %s (hop %u) presented %s, which differs "
+                     "from the key for %s in %s: the key changed, or someone is in between",
+                     peer, f->hop, f->fingerprint, entry, file ? file : "known_hosts");
+        r.file = file;
+        break;
+    case ST_ERROR_SSH_AUTH_FAILED:
+        if (f->key != NULL && access(f->key, R_OK) != 0) {
+            e = errno;
+            file = f->key;
+            snprintf(detail, sizeof detail, "the SSH key file %s cannot be read: %s", file,
+                     strerror(e));
+        } else if (f->key != NULL && !iw_looks_private_key(f->key)) {
+            file = f->key;
+            snprintf(detail, sizeof detail, "the SSH key file %s holds no private key", file);
+        } else {
+            snprintf(detail, sizeof detail, "SSH host %s (hop %u) refused the authentication "
+                     "of user %s", peer, f->hop, f->user ? f->user : "?");
+        }
+        break;
+    case ST_ERROR_CONNECTION_REFUSED:
+        snprintf(detail, sizeof detail, "SSH host %s (hop %u) refused the connection: nothing "
+                 "listens there", peer, f->hop);
+        break;
+    case ST_ERROR_HOST_NOT_FOUND:
+        snprintf(detail, sizeof detail, "the SSH host name %s (hop %u) does not resolve",
+                 f->host, f->hop);
+        break;
+    case ST_ERROR_SSH_CHANNEL_FAILED:
+        snprintf(detail, sizeof detail, "%s %s (hop %u) was refused", f->hop > 1
+                 ? "the channel from the hop before to SSH host" : "a channel from SSH host",
+                 peer, f->hop);
+        break;
+    default:
+        snprintf(detail, sizeof detail, "SSH host %s (hop %u) failed: %s", peer, f->hop,
+                 iw_error_text((DWORD)f->error) ? iw_error_text((DWORD)f->error) : "error");
+        break;
+    }
+    if (file != NULL && r.file == NULL) {
+        /* the file is what to fix; the hop that needed it stays named */
+        r.stage = IMAP_STAGE_FILE;
+        r.file = file;
+    } else if (file != NULL) {
+        r.file = file;
+    }
+    r.detail = detail;
+    l->host->report(l, &r);
+}
