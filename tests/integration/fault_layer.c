@@ -483,6 +483,12 @@ static void fp_trace(imapwire_layer *inner, const char *fmt, ...)
     outer_of(inner)->host->trace(outer_of(inner), "%s", text);
 }
 
+/* SDK 1.3: what the proxy says of its failure goes to the outer layer's connect. */
+static void fp_report(imapwire_layer *inner, const imapwire_error_report *r)
+{
+    outer_of(inner)->host->report(outer_of(inner), r);
+}
+
 static void fp_mark(imapwire_layer *inner, int mark)
 {
     outer_of(inner)->host->mark(outer_of(inner), mark);
@@ -624,6 +630,7 @@ static int fp_create(imapwire_layer *l, const char *args)
     p->host.hop_pending = fp_hop_pending;
     p->host.hop_query = fp_hop_query;
     p->host.hop_free = fp_hop_free;
+    p->host.report = fp_report;
     p->inner_ctx = calloc(1, t->ctx_size ? t->ctx_size : 1);
     if (p->inner_ctx == NULL)
         return ST_ERROR_OUT_OF_MEMORY;

@@ -328,6 +328,44 @@ START_TEST(async_refused)
 }
 END_TEST
 
+static volatile int drop_seen, up_seen;
+static void on_drop(HCLIENT h, UINT ev, DWORD err, LPVOID p)
+{
+    (void)h;
+    (void)err;
+    (void)p;
+    if (ev == IMAP_EVENT_DISCONNECT)
+        __atomic_store_n(&drop_seen, 1, __ATOMIC_RELEASE);
+    else if (ev == IMAP_EVENT_CONNECT && err == 0)
+        __atomic_store_n(&up_seen, 1, __ATOMIC_RELEASE);
+}
+
+/* What an IMAP_EVENT_DISCONNECT reported is the handle's last failure. */
+START_TEST(async_disconnect_event)
+{
+    iwt_fixture f;
+    char peer[300];
+    HCLIENT h;
+    int i;
+    iwt_fixture_start(&f, "idle-bye", 2);
+    h = ImapAsyncConnect("127.0.0.1", f.port, T_S, 0, NULL, on_drop, NULL);
+    ck_assert(h != INVALID_CLIENT);
+    for (i = 0; i < 500 && !__atomic_load_n(&up_seen, __ATOMIC_ACQUIRE); i++)
+        usleep(10000);
+    ck_assert(up_seen);
+    /* the fixture answers this NOOP, then says BYE to the idle connection */
+    ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), 0);
+    for (i = 0; i < 500 && !__atomic_load_n(&drop_seen, __ATOMIC_ACQUIRE); i++)
+        usleep(10000);
+    ck_assert(drop_seen);
+    peer_of(peer, sizeof peer, "127.0.0.1", f.port);
+    expect(h, ST_ERROR_CONNECTION_CLOSED, IMAP_STAGE_COMMAND, 0, peer, NULL,
+           (const char *[]){ "closed the idle connection", NULL }, NULL);
+    ImapDisconnect(h);
+    iwt_fixture_stop(&f);
+}
+END_TEST
+
 /* ---- SOCKS5 through Dante ---- */
 
 START_TEST(socks5_refused)
@@ -972,6 +1010,7 @@ static Suite *suite(void)
     tcase_add_test(tc, direct_tls_bytes_in_clear);
     tcase_add_test(tc, direct_bad_credentials);
     tcase_add_test(tc, async_refused);
+    tcase_add_test(tc, async_disconnect_event);
     tcase_add_test(tc, socks5_refused);
     tcase_add_test(tc, socks5_bad_credentials);
     tcase_add_test(tc, socks5_name_unknown);
