@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +87,9 @@ static void load_env(const char *dovecot_env, const char *sshd_env)
     }
 }
 
+/* The fetches read a mailbox of their own: other suites share the test Dovecot's INBOX. */
+#define BOX "imapwire-instr"
+
 /* ---------------------------------------------------------------- imapwire */
 
 enum { M_PLAIN, M_STARTTLS, M_IMAPS, M_SSH };
@@ -123,7 +127,9 @@ static void iw_session(int mode)
         die("imapwire: disconnect failed");
 }
 
-static volatile int async_done;
+/* The events are waited for with a semaphore, not by polling: a count must not grow
+ * with how long the machine took. */
+static sem_t async_done;
 
 static VOID iw_event(HCLIENT h, UINT id, DWORD err, LPVOID param)
 {
@@ -132,7 +138,7 @@ static VOID iw_event(HCLIENT h, UINT id, DWORD err, LPVOID param)
     if (id == IMAP_EVENT_CONNECT) {
         if (err != 0)
             die("imapwire: async connect failed");
-        __atomic_add_fetch(&async_done, 1, __ATOMIC_RELEASE);
+        sem_post(&async_done);
     }
 }
 
@@ -140,18 +146,20 @@ static VOID iw_event(HCLIENT h, UINT id, DWORD err, LPVOID param)
 static void iw_async(int n)
 {
     HCLIENT h[64];
-    struct timespec ms = { 0, 1000000 };
-    int i, waited = 0;
+    struct timespec until;
+    int i;
     if (n > 64)
         n = 64;
-    async_done = 0;
     for (i = 0; i < n; i++) {
         h[i] = ImapAsyncConnect(env.host, env.port, 10, IMAP_OPTION_NONE, NULL, iw_event, NULL);
         if (h[i] == INVALID_CLIENT)
             die("imapwire: ImapAsyncConnect failed");
     }
-    while (__atomic_load_n(&async_done, __ATOMIC_ACQUIRE) < n && waited++ < 20000)
-        nanosleep(&ms, NULL);
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 20;
+    for (i = 0; i < n; i++)
+        if (sem_timedwait(&async_done, &until) != 0)
+            die("imapwire: async connects did not finish in 20 s");
     for (i = 0; i < n; i++)
         ImapDisconnect(h[i]);
 }
@@ -299,7 +307,7 @@ static void floor_open(floor_conn *f, int tls)
             die("floor: TLS handshake failed");
     }
     fl_line(f, line, sizeof line);     /* greeting */
-    snprintf(cmd, sizeof cmd, "a LOGIN %s %s\r\nb SELECT INBOX\r\n", env.user, env.pass);
+    snprintf(cmd, sizeof cmd, "a LOGIN %s %s\r\nb SELECT " BOX "\r\n", env.user, env.pass);
     fl_write(f, cmd);
     fl_until(f, "a ", NULL, 0);
     fl_until(f, "b ", NULL, 0);
@@ -318,7 +326,8 @@ static void floor_close(floor_conn *f)
 
 static size_t msg_size;
 
-/* Message 1 of INBOX made msg_size bytes (APPENDed when it is not), outside the count. */
+
+/* Message 1 of BOX made msg_size bytes (APPENDed when it is not), outside the count. */
 static void ensure_message(size_t size)
 {
     HCLIENT h = iw_connect(M_PLAIN);
@@ -327,9 +336,11 @@ static void ensure_message(size_t size)
     size_t i;
     void *whole = NULL;
     DWORD len = 0;
-    if (ImapLogin(h, IMAP_AUTH_PLAIN, env.user, env.pass) != 0 ||
-        ImapSelectMailbox(h, "INBOX", &mb) != 0)
-        die("imapwire: login or select failed");
+    if (ImapLogin(h, IMAP_AUTH_PLAIN, env.user, env.pass) != 0)
+        die("imapwire: login failed");
+    ImapCommand(h, "CREATE " BOX, NULL, 0);      /* it may exist already */
+    if (ImapSelectMailbox(h, BOX, &mb) != 0)
+        die("imapwire: select failed");
     if (mb.dwMessages >= 1 && ImapGetMessage(h, 1, 0, &whole, &len, 0) == 0 && len == size) {
         ImapFreeMemory(whole);
         ImapDisconnect(h);
@@ -341,7 +352,7 @@ static void ensure_message(size_t size)
     body = malloc(size + 128);
     if (body == NULL)
         die("out of memory");
-    snprintf(cmd, sizeof cmd, "APPEND INBOX {%zu}\r\n", size);
+    snprintf(cmd, sizeof cmd, "APPEND " BOX " {%zu}\r\n", size);
     i = strlen(cmd);
     memcpy(body, cmd, i);
     memcpy(body + i, "Subject: instr\r\n\r\n", 18);
@@ -406,6 +417,7 @@ int main(int argc, char **argv)
     tls = strstr(op, "imaps") != NULL;
     if (!ImapInitialize(NULL, NULL))
         die("ImapInitialize failed");
+    sem_init(&async_done, 0, 0);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     e = curl_easy_init();
     if (strcmp(op, "imaps-resumed") == 0) {
@@ -423,7 +435,7 @@ int main(int argc, char **argv)
             IMAPMAILBOX mb;
             h = iw_connect(tls ? M_IMAPS : M_PLAIN);
             if (ImapLogin(h, IMAP_AUTH_PLAIN, env.user, env.pass) != 0 ||
-                ImapSelectMailbox(h, "INBOX", &mb) != 0)
+                ImapSelectMailbox(h, BOX, &mb) != 0)
                 die("imapwire: login or select failed");
         } else if (strcmp(side, "floor") == 0) {
             floor_open(&fl, tls);
@@ -476,7 +488,7 @@ int main(int argc, char **argv)
             }
         } else if (strcmp(side, "curl") == 0) {
             if (fetch) {
-                size_t got = curl_once(e, tls ? M_IMAPS : M_PLAIN, NULL, "INBOX;MAILINDEX=1");
+                size_t got = curl_once(e, tls ? M_IMAPS : M_PLAIN, NULL, BOX ";MAILINDEX=1");
                 if (got < msg_size)
                     die("curl: short fetch");
             } else if (strcmp(op, "imaps-resumed") == 0) {

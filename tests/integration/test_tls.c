@@ -216,11 +216,13 @@ START_TEST(trustedsite_dovecot)
 }
 END_TEST
 
-/* An idle IMAPS connection keeps at most 20 KB of heap, fresh (greeting and capabilities
- * read) and after login, select and a fetch: OpenSSL's 16 KB read buffer is given back
- * when the connection rests (it was kept: 39 KB fresh). */
+/* An idle IMAPS connection keeps little heap, fresh (greeting and capabilities read) and
+ * after login, select and a fetch: OpenSSL's 16 KB read buffer is given back when the
+ * connection rests (it was kept: 39 KB fresh). Resumed, one keeps 18.9 KB; on a loaded
+ * machine the server's ticket may come too late for the next connect, whose full
+ * handshake keeps the peer's certificate chain too (22.7 KB seen under ctest -j2). */
 #define IDLE_CONNS 40
-#define IDLE_MAX   (20 * 1024)
+#define IDLE_MAX   (24 * 1024)
 START_TEST(idle_connection_memory)
 {
     SECURITYCREDENTIALS sc = creds_ca();

@@ -101,7 +101,7 @@ static void iw_call_enter(iw_client *c)
     pthread_mutex_lock(&c->io_lock);
     __atomic_store_n(&c->busy_thread, iw_thread_id(), __ATOMIC_RELEASE);
     iw_callbacks_enter();
-    iw_errinfo_clear(&c->ei_work);
+    iw_ei_drop(&c->ei_work);
 }
 
 /* A call on c that failed: the handle's error info and the thread's. */
@@ -186,9 +186,9 @@ static void iw_config_why(iw_client *c, int rc, const char *why)
     if (at != NULL && sscanf(at, " line %u:", &line) == 1) {
         snprintf(file, sizeof file, "%.*s:%u", (int)(at - why - (sizeof head - 1)) < 280
                  ? (int)(at - why - (sizeof head - 1)) : 280, why + sizeof head - 1, line);
-        iw_errinfo_add(&c->ei_work, (DWORD)rc, IMAP_STAGE_FILE, 0, NULL, file, NULL, why);
+        iw_errinfo_add(iw_ei(&c->ei_work), (DWORD)rc, IMAP_STAGE_FILE, 0, NULL, file, NULL, why);
     } else {
-        iw_errinfo_add(&c->ei_work, (DWORD)rc, IMAP_STAGE_ARGUMENTS, 0, NULL, NULL, NULL, why);
+        iw_errinfo_add(iw_ei(&c->ei_work), (DWORD)rc, IMAP_STAGE_ARGUMENTS, 0, NULL, NULL, NULL, why);
     }
 }
 
@@ -363,7 +363,7 @@ HCLIENT iw_api_connect(const IMAPCONNECTINFO *in, int own_loop)
     }
     if (rc != 0) {
         /* the chain was begun: the stage it stopped at, and its timings so far */
-        iw_errinfo_take_pending(&c->ei_work, (DWORD)rc);     /* a plugin that did not load */
+        iw_errinfo_take_pending(iw_ei(&c->ei_work), (DWORD)rc);     /* a plugin that did not load */
         iw_connect_fail(c, rc);
         iw_set_last_timings(&c->timings);
     }
@@ -375,12 +375,12 @@ out:
             snprintf(note, sizeof note, "connect failed: %s", iw_error_name((DWORD)rc));
             iw_trace_line(c, IMAP_TRACE_INFO, note, strlen(note));
             /* a failure before the chain: what the preparation reported, if anything */
-            if (c->ei.dwError == 0) {
-                iw_errinfo_take_pending(&c->ei_work, (DWORD)rc);
-                iw_errinfo_add(&c->ei_work, (DWORD)rc, IMAP_STAGE_NONE, 0, NULL, NULL, NULL,
+            if (c->ei == NULL || c->ei->dwError == 0) {
+                iw_errinfo_take_pending(iw_ei(&c->ei_work), (DWORD)rc);
+                iw_errinfo_add(iw_ei(&c->ei_work), (DWORD)rc, IMAP_STAGE_NONE, 0, NULL, NULL, NULL,
                                NULL);
             }
-            ei = c->ei.dwError != 0 ? c->ei : c->ei_work;
+            ei = c->ei != NULL && c->ei->dwError != 0 ? *c->ei : *iw_ei(&c->ei_work);
             ei.dwError = (DWORD)rc;
             if (c->handle != 0)
                 iw_handle_remove(c->handle, IW_KIND_CLIENT);
@@ -724,7 +724,10 @@ INT ImapGetErrorInfo(HCLIENT hClient, LPIMAPERRORINFO lpInfo)
         return IMAP_ERROR;
     /* the idle watcher writes a dropped connection's record under io_lock */
     pthread_mutex_lock(&c->io_lock);
-    ei = c->ei;
+    if (c->ei != NULL)
+        ei = *c->ei;
+    else
+        memset(&ei, 0, sizeof ei);
     pthread_mutex_unlock(&c->io_lock);
     return iw_errinfo_copy_out(&ei, lpInfo);
 }

@@ -54,6 +54,31 @@ void iw_client_close(iw_client *c, int polite)
     }
 }
 
+IMAPERRORINFO *iw_ei(IMAPERRORINFO **slot)
+{
+    static _Thread_local IMAPERRORINFO scratch;
+    if (*slot == NULL)
+        *slot = calloc(1, sizeof **slot);
+    if (*slot == NULL) {
+        memset(&scratch, 0, sizeof scratch);
+        return &scratch;
+    }
+    return *slot;
+}
+
+void iw_ei_drop(IMAPERRORINFO **slot)
+{
+    free(*slot);
+    *slot = NULL;
+}
+
+void iw_ei_keep_work(iw_client *c)
+{
+    iw_ei_drop(&c->ei);
+    c->ei = c->ei_work;
+    c->ei_work = NULL;
+}
+
 void iw_client_rest(iw_client *c)
 {
     iw_reader_rest(&c->reader);
@@ -63,6 +88,11 @@ void iw_client_rest(iw_client *c)
 
 void iw_client_free(iw_client *c)
 {
+    if (c != NULL) {
+        iw_ei_drop(&c->ei);
+        iw_ei_drop(&c->ei_work);
+        iw_ei_drop(&c->ei_party);
+    }
     if (c == NULL)
         return;
     iw_client_close(c, 0);

@@ -88,9 +88,12 @@ typedef struct iw_client {
     unsigned           timeout_ms;
     IMAPTIMINGS        timings;
     iw_connect_machine cm;
-    IMAPERRORINFO      ei;         /* the handle's last failure (ImapGetErrorInfo) */
-    IMAPERRORINFO      ei_work;    /* what the layers of the running call reported */
-    IMAPERRORINFO      ei_party;   /* the party a layer of the chain last said it waits for */
+    /* Error records, each made on first use (an idle connection keeps none of their
+     * 3.5 KB): the handle's last failure (ImapGetErrorInfo), what the layers of the
+     * running call reported, the party a layer of the chain last said it waits for. */
+    IMAPERRORINFO     *ei;
+    IMAPERRORINFO     *ei_work;
+    IMAPERRORINFO     *ei_party;
 } iw_client;
 
 /* connect.c: frees the connect's command (after the connect, or with the client) */
@@ -133,6 +136,12 @@ void iw_client_note(iw_client *c, const char *text);   /* an IMAP_TRACE_INFO lin
 /* The connection is idle (a connect or command just finished): the reader and the layers
  * give back what they hold only for traffic. */
 void iw_client_rest(iw_client *c);
+/* The record behind *slot, made now if there is none; out of memory, a scratch record of
+ * the thread takes what is written (the error code itself is kept by the caller). */
+IMAPERRORINFO *iw_ei(IMAPERRORINFO **slot);
+void iw_ei_drop(IMAPERRORINFO **slot);
+/* The running call's record becomes the handle's last failure. */
+void iw_ei_keep_work(iw_client *c);
 int  iw_connect_begin(iw_client *c);
 int  iw_connect_step(iw_client *c, void *arg, unsigned *want);
 /* A connect that failed with rc: the stage it was at and the party, added to what the

@@ -49,11 +49,11 @@ static void iw_sink_report(void *core, const imapwire_error_report *r)
 {
     iw_client *c = core;
     if (r->error == 0) {
-        iw_errinfo_clear(&c->ei_party);
-        iw_errinfo_add(&c->ei_party, 0, r->stage, r->hop, r->peer, NULL, NULL, NULL);
+        iw_ei_drop(&c->ei_party);
+        iw_errinfo_add(iw_ei(&c->ei_party), 0, r->stage, r->hop, r->peer, NULL, NULL, NULL);
         return;
     }
-    iw_errinfo_add(&c->ei_work, (DWORD)r->error, r->stage, r->hop, r->peer, r->file,
+    iw_errinfo_add(iw_ei(&c->ei_work), (DWORD)r->error, r->stage, r->hop, r->peer, r->file,
                    r->fingerprint, r->detail);
 }
 
@@ -231,7 +231,7 @@ static void iw_connect_describe(iw_client *c, int rc)
     stage = iw_stage_of((DWORD)rc);
     if (stage == IMAP_STAGE_ARGUMENTS || stage == IMAP_STAGE_FILE) {
         /* refused before any byte left: no party to name */
-        iw_errinfo_add(&c->ei_work, (DWORD)rc, stage, 0, NULL, NULL, NULL, NULL);
+        iw_errinfo_add(iw_ei(&c->ei_work), (DWORD)rc, stage, 0, NULL, NULL, NULL, NULL);
         return;
     }
     switch (c->cm.state) {
@@ -248,11 +248,11 @@ static void iw_connect_describe(iw_client *c, int rc)
         } else {
             stage = rc == ST_ERROR_HOST_NOT_FOUND ? IMAP_STAGE_RESOLVE : IMAP_STAGE_TCP;
         }
-        if (c->ei_party.dwStage != IMAP_STAGE_NONE) {
+        if (c->ei_party != NULL && c->ei_party->dwStage != IMAP_STAGE_NONE) {
             /* a layer said whom it waits for (a proxy, an SSH hop): that party is silent */
-            stage = c->ei_party.dwStage;
-            hop = c->ei_party.nHop;
-            iw_strlcpy(peer, c->ei_party.szPeer, sizeof peer);
+            stage = c->ei_party->dwStage;
+            hop = c->ei_party->nHop;
+            iw_strlcpy(peer, c->ei_party->szPeer, sizeof peer);
         }
         if (rc == ST_ERROR_OPERATION_TIMEOUT && stage != IMAP_STAGE_RESOLVE)
             snprintf(detail, sizeof detail, "no answer from %s in %u s: nothing came back "
@@ -285,14 +285,14 @@ static void iw_connect_describe(iw_client *c, int rc)
             snprintf(detail, sizeof detail, "%s: %s", peer, text ? text : "failed");
         break;
     }
-    iw_errinfo_add(&c->ei_work, (DWORD)rc, stage, hop, peer, NULL, NULL, detail);
+    iw_errinfo_add(iw_ei(&c->ei_work), (DWORD)rc, stage, hop, peer, NULL, NULL, detail);
 }
 
 int iw_connect_fail(iw_client *c, int rc)
 {
     iw_connect_describe(c, rc);
-    c->ei = c->ei_work;
-    iw_errinfo_clear(&c->ei_work);
+    iw_ei_keep_work(c);
+    iw_ei_drop(&c->ei_party);
     iw_connect_timings(c, iw_now_us());
     return rc;
 }
@@ -305,11 +305,10 @@ int iw_client_fail(iw_client *c, int rc, DWORD stage)
     if (s != IMAP_STAGE_ARGUMENTS)
         s = stage;
     iw_errinfo_peer(peer, sizeof peer, c->ep.host, c->ep.port);
-    iw_errinfo_add(&c->ei_work, (DWORD)rc, s, 0, s == IMAP_STAGE_ARGUMENTS ? NULL : peer,
+    iw_errinfo_add(iw_ei(&c->ei_work), (DWORD)rc, s, 0, s == IMAP_STAGE_ARGUMENTS ? NULL : peer,
                    NULL, NULL, NULL);
-    c->ei = c->ei_work;
-    iw_errinfo_clear(&c->ei_work);
-    iw_set_error_info(&c->ei);
+    iw_ei_keep_work(c);
+    iw_set_error_info(iw_ei(&c->ei));
     return rc;
 }
 
@@ -318,8 +317,8 @@ void iw_client_dropped(iw_client *c, int rc)
     char peer[300], detail[400];
     iw_errinfo_peer(peer, sizeof peer, c->ep.host, c->ep.port);
     snprintf(detail, sizeof detail, "%s closed the idle connection", peer);
-    iw_errinfo_clear(&c->ei);
-    iw_errinfo_add(&c->ei, (DWORD)rc, IMAP_STAGE_COMMAND, 0, peer, NULL, NULL, detail);
+    iw_ei_drop(&c->ei);
+    iw_errinfo_add(iw_ei(&c->ei), (DWORD)rc, IMAP_STAGE_COMMAND, 0, peer, NULL, NULL, detail);
 }
 
 int iw_connect_step(iw_client *c, void *arg, unsigned *want)
@@ -456,6 +455,7 @@ int iw_connect_step(iw_client *c, void *arg, unsigned *want)
             break;
         case CM_READY:
             iw_connect_cmd_free(c);
+            iw_ei_drop(&c->ei_party);        /* for connects only */
             iw_client_rest(c);
             c->cm.t_ready_us = now = iw_now_us();
             iw_connect_timings(c, now);

@@ -17,7 +17,7 @@ static void iw_server_said(iw_client *c, const iw_cmd *cmd)
     const char *t = cmd->text;
     if (strncasecmp(t, "NO ", 3) == 0)
         t += 3;
-    iw_errinfo_add(&c->ei_work, 0, IMAP_STAGE_NONE, 0, NULL, NULL, NULL, t);
+    iw_errinfo_add(iw_ei(&c->ei_work), 0, IMAP_STAGE_NONE, 0, NULL, NULL, NULL, t);
 }
 
 /* One login exchange to its end; *again set (and *next) for IMAP_AUTH_DEFAULT's second
