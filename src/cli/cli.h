@@ -37,6 +37,7 @@ struct cli_url {
 
 struct cli_opts {
     int json, trace, insecure, starttls, login, identify, ssh_config, color_out, color_err;
+    int accept_new;           /* --accept-new-host-key */
     unsigned timeout;
     unsigned imaps_port;      /* check: the implicit-TLS port */
     const char *ca, *servername, *tunnel, *ssh_key, *known_hosts, *proxy, *transport;

@@ -215,6 +215,8 @@ int cli_build(const struct cli_opts *o, const char *host, unsigned port, int ima
         }
         if (o->ssh_config)
             s->creds.dwOptions |= CREDENTIAL_TUNNEL_SSH_CONFIG;
+        if (o->accept_new)
+            s->creds.dwOptions |= CREDENTIAL_TUNNEL_ACCEPT_NEW;
     }
     if (o->proxy != NULL) {
         if ((rc = proxy_transport(o, s->transport, sizeof s->transport, report)) != 0)

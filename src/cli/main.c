@@ -40,7 +40,11 @@ static const char usage_text[] =
 "                           ~/.ssh/config, or IMAPWIRE_SSH_CONFIG)\n"
 "  -i, --ssh-key FILE       SSH private key (default: the agent, then\n"
 "                           IMAPWIRE_SSH_PASSWORD); IMAPWIRE_SSH_PASSWORD also unlocks the key\n"
-"      --known-hosts FILE   host keys to accept (default ~/.ssh/known_hosts)\n"
+"      --known-hosts FILE   host keys to accept (default ~/.ssh/known_hosts,\n"
+"                           ~/.ssh/known_hosts2, /etc/ssh/ssh_known_hosts)\n"
+"      --accept-new-host-key  a host key no file has is accepted and appended to the\n"
+"                           first writable file (ssh's StrictHostKeyChecking\n"
+"                           accept-new); a changed key still fails\n"
 "\n"
 "Other routes:\n"
 "  -x, --proxy URL          socks5://[user@]host:port or http://[user@]host:port; the\n"
@@ -78,7 +82,8 @@ static const char usage_text[] =
 
 enum { OPT_STARTTLS = 256, OPT_CA, OPT_SERVERNAME, OPT_SSH_CONFIG, OPT_KNOWN_HOSTS,
        OPT_TRANSPORT, OPT_PLUGIN, OPT_DNS, OPT_LOCAL, OPT_PASSWORD_FILE, OPT_AUTH,
-       OPT_IDENTIFY, OPT_IMAPS_PORT, OPT_LOG, OPT_NETRC, OPT_NETRC_OPTIONAL, OPT_NETRC_FILE };
+       OPT_IDENTIFY, OPT_IMAPS_PORT, OPT_LOG, OPT_NETRC, OPT_NETRC_OPTIONAL, OPT_NETRC_FILE,
+       OPT_ACCEPT_NEW };
 
 static const struct option longopts[] = {
     {"starttls", no_argument, NULL, OPT_STARTTLS},
@@ -89,6 +94,7 @@ static const struct option longopts[] = {
     {"ssh-config", optional_argument, NULL, OPT_SSH_CONFIG},
     {"ssh-key", required_argument, NULL, 'i'},
     {"known-hosts", required_argument, NULL, OPT_KNOWN_HOSTS},
+    {"accept-new-host-key", no_argument, NULL, OPT_ACCEPT_NEW},
     {"proxy", required_argument, NULL, 'x'},
     {"transport", required_argument, NULL, OPT_TRANSPORT},
     {"plugin", required_argument, NULL, OPT_PLUGIN},
@@ -162,6 +168,7 @@ int main(int argc, char **argv)
             break;
         case 'i':               o.ssh_key = optarg; break;
         case OPT_KNOWN_HOSTS:   o.known_hosts = optarg; break;
+        case OPT_ACCEPT_NEW:    o.accept_new = 1; break;
         case 'x':               o.proxy = optarg; break;
         case OPT_TRANSPORT:     o.transport = optarg; break;
         case OPT_PLUGIN:        o.plugin = optarg; break;
@@ -204,8 +211,9 @@ int main(int argc, char **argv)
     }
     if (o.ssh_config && o.tunnel == NULL)
         return cli_usage_error(&o, NULL, "--ssh-config needs --tunnel ALIAS");
-    if ((o.ssh_key || o.known_hosts) && o.tunnel == NULL)
-        return cli_usage_error(&o, NULL, "--ssh-key and --known-hosts need --tunnel");
+    if ((o.ssh_key || o.known_hosts || o.accept_new) && o.tunnel == NULL)
+        return cli_usage_error(&o, NULL, "--ssh-key, --known-hosts and --accept-new-host-key "
+                               "need --tunnel");
     if (o.proxy && o.transport)
         return cli_usage_error(&o, NULL, "--proxy and --transport both name the bottom "
                                "layer: give one");

@@ -204,6 +204,19 @@ tunnel)
     wait "$fwpid"
     check "forward ends with 0 on SIGINT" [ $? -eq 0 ]
     run 4 connect "imap://127.0.0.1:$lp"
+    # --accept-new-host-key: first contact with an empty known_hosts succeeds and appends
+    # one line; the next connect without the flag finds it; a fresh empty file without the
+    # flag fails with the host-key exit code
+    : >"$scratch/kh_new"
+    run 0 connect "imap://127.0.0.1:$P" --tunnel "$SSHD_USER@127.0.0.1:$SSHD_PORT" \
+        --known-hosts "$scratch/kh_new" --accept-new-host-key &&
+        check "accept-new appended one line ($(wc -l <"$scratch/kh_new"))" [ "$(wc -l <"$scratch/kh_new")" -eq 1 ]
+    has_fixed "$scratch/kh_new" "[127.0.0.1]:$SSHD_PORT "
+    run 0 connect "imap://127.0.0.1:$P" --tunnel "$SSHD_USER@127.0.0.1:$SSHD_PORT" --known-hosts "$scratch/kh_new"
+    : >"$scratch/kh_none"
+    run 8 connect "imap://127.0.0.1:$P" --tunnel "$SSHD_USER@127.0.0.1:$SSHD_PORT" --known-hosts "$scratch/kh_none" &&
+        check "without the flag the file stays empty" [ ! -s "$scratch/kh_none" ]
+    run 2 connect "imap://127.0.0.1:$P" --accept-new-host-key && has "$err" 'need --tunnel'
     run 2 forward 0 "127.0.0.1:$P" --tunnel "$SSHD_USER@127.0.0.1:$SSHD_PORT" --proxy socks5://127.0.0.1:1
     run 2 forward 0 "127.0.0.1:$P"
     ;;
