@@ -2,7 +2,7 @@
 # run.sh: the imapwire command's tests. Installs the build into a scratch prefix and runs
 # the INSTALLED binary against the harness's Dovecot, sshd, Dante and tinyproxy.
 #   run.sh GROUP SOURCE_DIR BUILD_DIR SCRATCH_DIR TMPROOT
-# GROUP: connect tunnel proxy errors secrets fetch check terminal hostile secure reports. TMPROOT holds the
+# GROUP: connect tunnel proxy errors secrets fetch check terminal hostile secure reports curl. TMPROOT holds the
 # fixtures' env files (dovecot/, dovecot-tls/, sshd/, danted/, tinyproxy/).
 set -u
 group=$1 src=$2 build=$3 scratch=$4 tmproot=$5
@@ -456,7 +456,7 @@ secrets)
 fetch)
     IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 fetch "$URL/INBOX;UID=1" && {
         check "fetch to stdout: the exact bytes of message 1" cmp -s "$out" "$DOVECOT_MSG1"
-        has "$err" "^  login: +ok as $DOVECOT_USER"
+        check "fetch: quiet on stderr" [ ! -s "$err" ]
     }
     IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 fetch "$URL/INBOX;UID=1" -o "$scratch/m1.eml" --json && {
         check "fetch -o: the exact bytes" cmp -s "$scratch/m1.eml" "$DOVECOT_MSG1"
@@ -713,6 +713,66 @@ reports)
         jqok "$out" ".ssh.host_key_fingerprint == \"$SSHD_HOSTKEY_SHA256\""
     run 0 --ssh-config "$scratch/ssh config" --tunnel cli-alias connect "imap://127.0.0.1:$P" --json &&
         jqok "$out" '.connected'
+    ;;
+curl)
+    # curl's IMAP habits: list, search, -X, RFC 5092 URL parts, -u user[:password], netrc,
+    # -s/-S; every command logs in when given a user
+    H=127.0.0.1:$P
+    export IMAPWIRE_PASSWORD=$DOVECOT_PASS
+    run 0 list "$URL" && { has "$out" '^\* LIST \(.*\) "?.+"? "?INBOX"?$'; has_not "$out" 'connected to'; }
+    run 0 "$URL/" && has "$out" '^\* LIST .*INBOX'                 # curl: no mailbox lists
+    unset IMAPWIRE_PASSWORD
+    # -u user:password: allowed, with one warning line that others can see it
+    run 0 list "imap://$H" -u "$DOVECOT_USER:$DOVECOT_PASS" && {
+        has "$out" '^\* LIST .*INBOX'
+        has "$err" 'other users .*can see'
+        check "one warning line ($(wc -l <"$err"))" [ "$(wc -l <"$err")" -eq 1 ]
+    }
+    # -u logs in on connect without -l
+    run 0 connect "imap://$H" -u "$DOVECOT_USER:$DOVECOT_PASS" --json && jqok "$out" '.login.ok == true'
+    export IMAPWIRE_PASSWORD=$DOVECOT_PASS
+    # search: the command and curl's ?QUERY form; the numbers are UIDs
+    run 0 search "$URL/INBOX" ALL && has "$out" '^\* SEARCH 1 2$'
+    run 0 "$URL/INBOX?SUBJECT%20%22test%201%22" && has "$out" '^\* SEARCH 1$'
+    run 2 search "$URL/INBOX"
+    # -X: one raw command, its untagged responses on stdout
+    run 0 -X 'EXAMINE INBOX' "$URL/" && has "$out" '^\* 2 EXISTS$'
+    run 0 --request 'STATUS INBOX (MESSAGES)' list "$URL" && has "$out" '^\* STATUS "?INBOX"? \(MESSAGES 2\)$'
+    run 11 -X 'NOSUCHCOMMAND' "$URL/" && has "$err" 'ST_ERROR_COMMAND_FAILED|BAD'
+    # RFC 5092: ;UID= (also after a '/'), ;MAILINDEX=, ;SECTION=, ;PARTIAL=
+    run 0 fetch "$URL/INBOX/;UID=1" && check "INBOX/;UID=1: message 1" cmp -s "$out" "$DOVECOT_MSG1"
+    run 0 fetch "$URL/INBOX;MAILINDEX=1" && check ";MAILINDEX=1: message 1" cmp -s "$out" "$DOVECOT_MSG1"
+    run 0 "$URL/INBOX;UID=1" && check "curl form: message 1" cmp -s "$out" "$DOVECOT_MSG1"
+    run 0 fetch "$URL/INBOX;UID=1;SECTION=HEADER" && {
+        has "$out" '^Subject: imapwire test 1'; has_not "$out" 'hello from imapwire'; }
+    run 0 fetch "$URL/INBOX;UID=1;SECTION=TEXT" && { has "$out" '^hello from imapwire'; has_not "$out" 'Subject:'; }
+    run 0 fetch "$URL/INBOX;UID=1/;PARTIAL=0.4" && check ";PARTIAL=0.4: 'From' ($(cat "$out"))" [ "$(cat "$out")" = From ]
+    run 2 fetch "$URL/INBOX;UID=1;PARTIAL=x"
+    run 2 fetch "$URL/INBOX;UID=1;MAILINDEX=1"
+    # by UID, never through a sequence number: the trace shows UID FETCH with the body
+    run 0 -v fetch "$URL/INBOX;UID=2" -o "$scratch/u2.eml" && {
+        has "$err" 'UID FETCH 2 .*BODY\.PEEK\[\]'
+        if grep -Eq '[0-9]+ FETCH [0-9]+ .*BODY' "$err"; then bad "a FETCH by sequence number"; else ok; fi
+    }
+    # fetch is quiet on stderr unless -v
+    run 0 fetch "$URL/INBOX;UID=1" -o "$scratch/q.eml" &&
+        check "fetch without -v: nothing on stderr ($(wc -c <"$err") bytes)" [ ! -s "$err" ]
+    unset IMAPWIRE_PASSWORD
+    # netrc on every command; --netrc without a machine: exit 2
+    printf 'machine 127.0.0.1 login %s password %s\n' "$DOVECOT_USER" "$DOVECOT_PASS" >"$scratch/netrc"
+    printf 'machine elsewhere login x password y\n' >"$scratch/netrc_other"
+    run 0 --netrc-file "$scratch/netrc" list "imap://$H" && has "$out" 'INBOX'
+    run 0 --netrc-file "$scratch/netrc" fetch "imap://$H/INBOX;UID=1" &&
+        check "netrc fetch: message 1" cmp -s "$out" "$DOVECOT_MSG1"
+    HOME=$scratch run 2 --netrc search "imap://$H/INBOX" ALL
+    run 2 --netrc --netrc-file "$scratch/netrc_other" list "imap://$H" && has "$err" 'no netrc entry'
+    IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 --netrc-optional --netrc-file "$scratch/netrc_other" list "$URL" &&
+        has "$out" 'INBOX'
+    # -s: nothing on stderr, even for an error; -S: the error again
+    fp=$(free_port)
+    run 4 -s connect "imap://127.0.0.1:$fp" && check "-s: stderr empty" [ ! -s "$err" ]
+    run 4 -sS connect "imap://127.0.0.1:$fp" && has "$err" 'connect failed'
+    run 0 -s list "imap://$H" -u "$DOVECOT_USER:$DOVECOT_PASS" && check "-s: no warning" [ ! -s "$err" ]
     ;;
 *)
     echo "unknown group $group"; exit 2 ;;
