@@ -23,7 +23,9 @@ enum {
     EXIT_PROTOCOL = 11,       /* the server closed, rejected, or did not speak IMAP */
     EXIT_TRANSPORT = 12,      /* unknown transport, plugin not loadable */
     EXIT_NOT_FOUND = 13,      /* fetch: no such mailbox or message */
-    EXIT_LOCAL_IO = 14        /* a local file (output, password file) failed */
+    EXIT_LOCAL_IO = 14,       /* a local file (output, password file) failed */
+    EXIT_INSECURE = 15        /* check --require-tls: only cleartext works, or a password
+                                 mechanism is offered in clear without LOGINDISABLED */
 };
 
 struct cli_url {
@@ -44,6 +46,7 @@ struct cli_opts {
     int json, trace, insecure, starttls, login, identify, ssh_config, color_out, color_err;
     int accept_new;           /* --accept-new-host-key */
     int silent, show_error;   /* -s, -S */
+    int require_tls;          /* check --require-tls */
     const char *request;      /* -X COMMAND */
     const char *user_password;  /* -u user:password (warned about) */
     unsigned timeout;

@@ -21,7 +21,7 @@ static const char usage_text[] =
 "       imapwire [OPTIONS] [-X COMMAND] URL   (as curl: ;UID= fetches, ?QUERY searches,\n"
 "                                              else LIST, or COMMAND)\n"
 "       imapwire [OPTIONS] forward LOCALPORT HOST:PORT --tunnel HOPS\n"
-"       imapwire [OPTIONS] check HOST[:PORT]\n"
+"       imapwire [OPTIONS] check HOST[:PORT] | imap://HOST[:PORT] | imaps://HOST[:PORT]\n"
 "       imapwire [OPTIONS] tunnel URL     (for a mail client's tunnel command)\n"
 "\n"
 "URL is imap://[user@]host[:port] or imaps://[user@]host[:port] (993), then\n"
@@ -83,18 +83,20 @@ static const char usage_text[] =
 "  -j, --json               the results as one JSON object on stdout\n"
 "  -o, --output FILE        fetch: write the message here instead of stdout\n"
 "      --imaps-port PORT    check: the implicit-TLS port (default 993)\n"
+"      --require-tls        check: exit 15 when only cleartext works, or when PLAIN or\n"
+"                           LOGIN is offered in clear without LOGINDISABLED\n"
 "  -h, --help               this text\n"
 "  -V, --version            the version\n"
 "\n"
 "Exit codes: 0 ok, 1 other, 2 usage, 3 name not found, 4 connect failed (refused,\n"
 "unreachable), 5 timeout, 6 TLS, 7 certificate, 8 SSH host key, 9 SSH login or channel,\n"
 "10 IMAP login, 11 server/protocol, 12 transport or plugin, 13 no such message,\n"
-"14 local file. See imapwire(1).\n";
+"14 local file, 15 check --require-tls found cleartext. See imapwire(1).\n";
 
 enum { OPT_STARTTLS = 256, OPT_CA, OPT_SERVERNAME, OPT_SSH_CONFIG, OPT_KNOWN_HOSTS,
        OPT_TRANSPORT, OPT_PLUGIN, OPT_DNS, OPT_LOCAL, OPT_PASSWORD_FILE, OPT_AUTH,
        OPT_IDENTIFY, OPT_IMAPS_PORT, OPT_LOG, OPT_NETRC, OPT_NETRC_OPTIONAL, OPT_NETRC_FILE,
-       OPT_ACCEPT_NEW };
+       OPT_ACCEPT_NEW, OPT_REQUIRE_TLS };
 
 static char user_buf[256];   /* -u user:password: the user part */
 
@@ -130,6 +132,7 @@ static const struct option longopts[] = {
     {"json", no_argument, NULL, 'j'},
     {"output", required_argument, NULL, 'o'},
     {"imaps-port", required_argument, NULL, OPT_IMAPS_PORT},
+    {"require-tls", no_argument, NULL, OPT_REQUIRE_TLS},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -235,6 +238,7 @@ int main(int argc, char **argv)
             if (number(optarg, 3600, &o.timeout) != 0)
                 return cli_usage_error(&o, NULL, "--timeout %s: seconds from 1 to 3600", optarg);
             break;
+        case OPT_REQUIRE_TLS:   o.require_tls = 1; break;
         case OPT_IMAPS_PORT:
             if (number(optarg, 65535, &o.imaps_port) != 0)
                 return cli_usage_error(&o, NULL, "--imaps-port %s: 1 to 65535", optarg);
@@ -310,6 +314,8 @@ int main(int argc, char **argv)
         close(fd);
         o.color_err = 0;
     }
+    if (o.require_tls && run != cmd_check)
+        return cli_usage_error(&o, NULL, "--require-tls is for check");
     if (o.output && run != cmd_fetch && run != cmd_url)
         return cli_usage_error(&o, NULL, "--output is for fetch");
     if (run == cmd_forward) {

@@ -528,7 +528,7 @@ check)
         jqok "$out" '.modes[2].ok == false and .modes[2].error.name == "ST_ERROR_CERTIFICATE_UNTRUSTED"'
         jqok "$out" '.modes[2].tls.subject | contains("CN=localhost")'
     }
-    run 0 check "127.0.0.1:$DOVECOT_PORT" --imaps-port "$DOVECOT_IMAPS_PORT" --ca "$CA" && {
+    run 0 check "127.0.0.1:$DOVECOT_PORT" --imaps-port "$DOVECOT_IMAPS_PORT" --ca "$CA" -v && {
         has "$out" '^plain \(imap://127\.0\.0\.1:[0-9]+\):$'
         has "$out" '^starttls \(imap://127\.0\.0\.1:[0-9]+\):$'
         has "$out" '^  tls versions: +TLSv1\.2 yes +TLSv1\.3 yes'
@@ -537,6 +537,33 @@ check)
     # nothing listens: every mode fails, exit 4
     fp=$(free_port)
     run 4 check "127.0.0.1:$fp" --imaps-port "$fp"
+    # a probe: one table (mode, port, result, TLS, certificate, auth in clear), at most 6 lines
+    run 0 check "127.0.0.1:$DOVECOT_PORT" --imaps-port "$DOVECOT_IMAPS_PORT" --ca "$CA" && {
+        check "check: a short table ($(wc -l <"$out") lines)" [ "$(wc -l <"$out")" -le 6 ]
+        has "$out" '^mode +port +result +tls +certificate +auth in clear$'
+        has "$out" "^plain +$DOVECOT_PORT +ok +- +- +.*PLAIN"
+        has "$out" "^starttls +$DOVECOT_PORT +ok +TLSv1\.3 +valid +-$"
+        has "$out" "^imaps +$DOVECOT_IMAPS_PORT +ok +TLSv1\.3 +valid +-$"
+    }
+    run 0 check "127.0.0.1:$DOVECOT_PORT" --imaps-port "$DOVECOT_IMAPS_PORT" &&
+        has "$out" "^imaps +$DOVECOT_IMAPS_PORT +ST_ERROR_CERTIFICATE_UNTRUSTED +TLSv1\.3 +untrusted"
+    # URLs: imaps:// checks implicit TLS on its port, imap:// plain and STARTTLS
+    run 0 check "imaps://127.0.0.1:$DOVECOT_IMAPS_PORT" --ca "$CA" --json &&
+        jqok "$out" "(.modes | map(.mode)) == [\"imaps\"] and .modes[0].port == $DOVECOT_IMAPS_PORT and .modes[0].ok"
+    run 0 check "imap://u@127.0.0.1:$DOVECOT_PORT" --ca "$CA" --json &&
+        jqok "$out" '(.modes | map(.mode)) == ["plain","starttls"] and (.modes | all(.ok))'
+    # --require-tls: PLAIN offered in clear without LOGINDISABLED is exit 15; TLS only is 0
+    run 15 check "127.0.0.1:$DOVECOT_PORT" --imaps-port "$DOVECOT_IMAPS_PORT" --ca "$CA" --require-tls --json && {
+        jqok "$out" '.require_tls.ok == false and (.require_tls.problems | any(contains("in clear")))'
+        jqok "$out" '.modes[0].auth_in_clear | index("PLAIN") != null'
+    }
+    run 0 check "imaps://127.0.0.1:$DOVECOT_IMAPS_PORT" --ca "$CA" --require-tls
+    # a cleartext-only server (the plain Dovecot): exit 15 with --require-tls, 0 without
+    load dovecot
+    fp=$(free_port)
+    run 15 check "127.0.0.1:$DOVECOT_PORT" --imaps-port "$fp" --require-tls &&
+        has "$err" 'only cleartext'
+    run 0 check "127.0.0.1:$DOVECOT_PORT" --imaps-port "$fp"
     ;;
 hostile)
     # a scripted server (imap_fixture escapes) puts terminal control sequences in its
