@@ -800,6 +800,22 @@ curl)
     run 4 -s connect "imap://127.0.0.1:$fp" && check "-s: stderr empty" [ ! -s "$err" ]
     run 4 -sS connect "imap://127.0.0.1:$fp" && has "$err" 'connect failed'
     run 0 -s list "imap://$H" -u "$DOVECOT_USER:$DOVECOT_PASS" && check "-s: no warning" [ ! -s "$err" ]
+    # bash completion, installed where Debian's bash-completion looks (its data dir)
+    comp=$prefix/share/bash-completion/completions/imapwire
+    check "completion installed at $comp" [ -f "$comp" ]
+    complete_words() {  # complete_words WORD...: what bash offers for the last word
+        bash --norc --noprofile -c 'source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1));
+            COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}; _imapwire imapwire "${!#}"; printf "%s\n" "${COMPREPLY[@]}"' \
+            _ "$comp" "$@" 2>&1
+    }
+    complete_words imapwire '' >"$scratch/comp1"
+    for c in connect fetch list search forward check tunnel; do has "$scratch/comp1" "^$c\$"; done
+    complete_words imapwire --acc >"$scratch/comp2"
+    has "$scratch/comp2" '^--accept-new-host-key$'
+    complete_words imapwire list -X '' >/dev/null
+    for opt in $(sed -n 's/^    {"\([a-z-]*\)", .*/\1/p' "$src/src/cli/main.c"); do
+        complete_words imapwire "--${opt:0:3}" | grep -qx -- "--$opt" && ok || bad "completion lacks --$opt"
+    done
     ;;
 *)
     echo "unknown group $group"; exit 2 ;;
