@@ -593,6 +593,13 @@ hostile)
         has_fixed "$err" '[UIDVALIDITY 1] \x1b[5mok\x1b[0m'
     }
     check "a fetch cut short leaves FILE" [ "$(cat "$scratch/keep/m.eml")" = "older message" ]
+    # -X: the untagged answers of a raw command are shown escaped, in text and JSON
+    IMAPWIRE_PASSWORD=p run 0 -X 'SELECT INBOX' "imap://u@127.0.0.1:$FP/" && {
+        no_controls "$out"
+        has_fixed "$out" '* OK [UIDVALIDITY 1] \x1b[5mok\x1b[0m'
+    }
+    IMAPWIRE_PASSWORD=p run 0 -X 'SELECT INBOX' "imap://u@127.0.0.1:$FP/" --json && no_controls "$out"
+    jqok "$out" '.command == "request" and (.responses | length) == 2 and (.responses[1] | contains("\\x1b[5mok"))'
     check "a fetch cut short leaves no temporary ($(ls -A "$scratch/keep" | tr '\n' ' '))" \
         [ "$(ls -A "$scratch/keep")" = m.eml ]
     # the message itself on a terminal: its escape sequences are shown, not obeyed
