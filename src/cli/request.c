@@ -127,8 +127,8 @@ int cmd_search(struct cli_opts *o, int argc, char **argv)
     return search_url(o, argv[0], &u, n ? query : u.query);
 }
 
-/* As curl: ;UID= or ;MAILINDEX= fetches, ?QUERY searches, anything else lists (or runs
- * -X). */
+/* As curl: -X runs its command (in the URL's mailbox), else ;UID= or ;MAILINDEX=
+ * fetches, ?QUERY searches, anything else lists. */
 int cmd_url(struct cli_opts *o, int argc, char **argv)
 {
     struct cli_url u;
@@ -137,7 +137,7 @@ int cmd_url(struct cli_opts *o, int argc, char **argv)
         return cli_usage_error(o, NULL, "give one URL");
     if ((rc = parse(o, argv[0], &u)) != 0)
         return rc;
-    if (u.uid != 0 || u.mailindex != 0)
+    if (o->request == NULL && (u.uid != 0 || u.mailindex != 0))
         return cmd_fetch(o, argc, argv);
     if (u.query[0] != '\0' && o->request == NULL)
         return search_url(o, argv[0], &u, u.query);

@@ -773,6 +773,19 @@ curl)
     run 0 -X 'EXAMINE INBOX' "$URL/" && has "$out" '^\* 2 EXISTS$'
     run 0 --request 'STATUS INBOX (MESSAGES)' list "$URL" && has "$out" '^\* STATUS "?INBOX"? \(MESSAGES 2\)$'
     run 11 -X 'NOSUCHCOMMAND' "$URL/" && has "$err" 'ST_ERROR_COMMAND_FAILED|BAD'
+    run 0 -X 'UID FETCH 2 (UID FLAGS)' "$URL/INBOX;UID=2" && has "$out" '^\* 2 FETCH \(UID 2 FLAGS'
+    # -u user:password: the password is starred in the running process's arguments
+    mkfifo "$scratch/tin"
+    "$BIN" tunnel "imap://$H" -u "$DOVECOT_USER:$DOVECOT_PASS" <"$scratch/tin" >"$scratch/tout" 2>"$scratch/terr" &
+    tpid=$!
+    exec 7>"$scratch/tin"
+    for _ in $(seq 100); do [ -s "$scratch/tout" ] && break; sleep 0.1; done
+    tr '\0' ' ' <"/proc/$tpid/cmdline" >"$scratch/cmdline"
+    exec 7>&-
+    wait "$tpid"
+    has "$scratch/tout" '^\* PREAUTH'
+    has_not "$scratch/cmdline" "$DOVECOT_PASS"
+    has "$scratch/cmdline" "$DOVECOT_USER:\*+ "
     # RFC 5092: ;UID= (also after a '/'), ;MAILINDEX=, ;SECTION=, ;PARTIAL=
     run 0 fetch "$URL/INBOX/;UID=1" && check "INBOX/;UID=1: message 1" cmp -s "$out" "$DOVECOT_MSG1"
     run 0 fetch "$URL/INBOX;MAILINDEX=1" && check ";MAILINDEX=1: message 1" cmp -s "$out" "$DOVECOT_MSG1"
