@@ -1,9 +1,11 @@
-/* check.c: "imapwire check HOST[:PORT]": tries plain, STARTTLS and implicit TLS, and
- * for each tells what the server offers: capabilities, auth mechanisms, TLS versions,
- * cipher and certificate (shown even when it fails verification). */
+/* check.c: "imapwire check HOST[:PORT]|URL": tries plain, STARTTLS and implicit TLS (a URL
+ * names its own), tells what each offers in one table (-v: every fact), and with
+ * --require-tls fails when a password could go in clear. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <string.h>
+#include <strings.h>
 #include "cli.h"
 
 /* One connect without login; the facts or the error go into a new object. */
@@ -50,6 +52,76 @@ static void print_error(const struct cli_opts *o, json_object *e)
            json_object_get_string(json_object_object_get(e, "advice")));
 }
 
+static const char *field(json_object *o, const char *a, const char *b)
+{
+    json_object *v = json_object_object_get(o, a);
+    if (v != NULL && b != NULL)
+        v = json_object_object_get(v, b);
+    return v != NULL && json_object_is_type(v, json_type_string) ? json_object_get_string(v)
+                                                                 : NULL;
+}
+
+static int has_word(json_object *arr, const char *w)
+{
+    for (size_t i = 0; arr != NULL && i < json_object_array_length(arr); i++)
+        if (strcasecmp(json_object_get_string(json_object_array_get_idx(arr, i)), w) == 0)
+            return 1;
+    return 0;
+}
+
+/* A connected plain mode: the mechanisms that put the password itself on the wire in
+ * clear (AUTH=PLAIN, AUTH=LOGIN, the LOGIN command unless LOGINDISABLED), and for the
+ * table every mechanism offered there. */
+static void clear_auth(json_object *r, char *shown, size_t size)
+{
+    json_object *mech = json_object_object_get(r, "auth_mechanisms");
+    json_object *caps = json_object_object_get(r, "capabilities");
+    json_object *danger = json_object_new_array();
+    int disabled = has_word(caps, "LOGINDISABLED");
+    size_t n = 0;
+
+    shown[0] = '\0';
+    for (size_t i = 0; mech != NULL && i < json_object_array_length(mech); i++) {
+        const char *m = json_object_get_string(json_object_array_get_idx(mech, i));
+        n += (size_t)snprintf(shown + n, n < size ? size - n : 0, "%s%s", n ? "," : "", m);
+        if (!disabled && (strcasecmp(m, "PLAIN") == 0 || strcasecmp(m, "LOGIN") == 0))
+            json_object_array_add(danger, json_object_new_string(m));
+    }
+    if (!disabled && !has_word(danger, "LOGIN"))
+        json_object_array_add(danger, json_object_new_string("LOGIN"));   /* the command */
+    if (disabled && n < size)
+        snprintf(shown + n, size - n, "%sLOGINDISABLED", n ? "," : "");
+    else if (n == 0)
+        snprintf(shown, size, "LOGIN");
+    json_object_object_add(r, "auth_in_clear", danger);
+}
+
+static void lower(char *s)
+{
+    for (; *s; s++)
+        *s = *s == '_' ? '-' : (char)tolower((unsigned char)*s);
+}
+
+static void print_row(json_object *r)
+{
+    json_object *e = json_object_object_get(r, "error");
+    const char *mode = field(r, "mode", NULL), *tls = field(r, "tls", "protocol");
+    const char *cert = field(r, "tls", "certificate_status");
+    const char *auth = field(r, "mechanisms_in_clear", NULL);
+    char refused[64];
+
+    if (e != NULL && strncmp(field(r, "error", "name"), "ST_ERROR_CERTIFICATE_", 21) == 0) {
+        /* what refused it, not the "not-checked" of the second look */
+        snprintf(refused, sizeof refused, "%s", field(r, "error", "name") + 21);
+        lower(refused);
+        cert = refused;
+    }
+    printf("%-9s %-6d %-31s %-8s %-16s %s\n", mode,
+           json_object_get_int(json_object_object_get(r, "port")),
+           e != NULL ? field(r, "error", "name") : "ok", tls ? tls : "-", cert ? cert : "-",
+           auth ? auth : "-");
+}
+
 int cmd_check(struct cli_opts *o, int argc, char **argv)
 {
     static const struct {
@@ -59,21 +131,29 @@ int cmd_check(struct cli_opts *o, int argc, char **argv)
     struct cli_url u;
     char why[256];
     json_object *report = json_object_new_object(), *list = json_object_new_array();
-    int any = 0, last = EXIT_FAILURE_OTHER;
+    int any = 0, last = EXIT_FAILURE_OTHER, clear_ok = 0, tls_ok = 0, clear_pass = 0;
+    size_t first = 0, end = 3;
 
     json_object_object_add(report, "command", json_object_new_string("check"));
     if (argc != 1)
-        return cli_finish(o, report, cli_usage_error(o, report, "check takes one HOST[:PORT]"));
-    if (cli_url_parse(argv[0], &u, why, sizeof why) != 0 || u.imaps || u.user[0])
-        return cli_finish(o, report, cli_url_error(o, report, argv[0], "write HOST or "
-                          "HOST:PORT (the plain port; --imaps-port for TLS)"));
+        return cli_finish(o, report, cli_usage_error(o, report, "check takes one HOST[:PORT] "
+                                                     "or URL"));
+    if (cli_url_parse(argv[0], &u, why, sizeof why) != 0)
+        return cli_finish(o, report, cli_url_error(o, report, argv[0], why));
+    if (strstr(argv[0], "://") != NULL) {
+        /* a URL names its mode: imaps:// implicit TLS on its port, imap:// plain and
+         * STARTTLS (the user, if any, is not logged in) */
+        first = u.imaps ? 2 : 0;
+        end = u.imaps ? 3 : 2;
+    }
     if (o->insecure)
         cli_warn(o, "--insecure: certificates are reported but not required to verify");
     json_object_object_add(report, "host", json_object_new_string(u.host));
     if (!o->json)
         printf("checking %s\n", u.host);
-    for (size_t i = 0; i < 3; i++) {
-        unsigned port = modes[i].imaps ? o->imaps_port : u.port ? u.port : IMAP_PORT_DEFAULT;
+    for (size_t i = first; i < end; i++) {
+        unsigned port = modes[i].imaps ? (u.imaps && u.port ? u.port : o->imaps_port)
+                                       : u.port ? u.port : IMAP_PORT_DEFAULT;
         DWORD err;
         json_object *r = attempt(o, u.host, port, modes[i].imaps, modes[i].starttls, 0,
                                  o->insecure, &err), *versions;
@@ -97,6 +177,16 @@ int cmd_check(struct cli_opts *o, int argc, char **argv)
         json_object_object_add(r, "verified", json_object_new_boolean(
             verified && !o->insecure && (modes[i].imaps || modes[i].starttls)));
         any |= err == 0;
+        if (err == 0 && !modes[i].imaps && !modes[i].starttls) {
+            char shown[1024];
+            clear_ok = 1;
+            clear_auth(r, shown, sizeof shown);
+            json_object_object_add(r, "mechanisms_in_clear", json_object_new_string(shown));
+            clear_pass = json_object_array_length(json_object_object_get(r, "auth_in_clear")) > 0;
+        } else {
+            json_object_object_add(r, "auth_in_clear", NULL);
+            tls_ok |= err == 0;
+        }
         if (err != 0)
             last = cli_exit_code(err);
         versions = NULL;
@@ -114,7 +204,7 @@ int cmd_check(struct cli_opts *o, int argc, char **argv)
             }
         }
         json_object_object_add(r, "tls_versions", versions);
-        if (!o->json) {
+        if (!o->json && o->trace) {
             json_object *e;
             printf("%s (%s://%s:%u):\n", modes[i].name, modes[i].imaps ? "imaps" : "imap",
                    u.host, port);
@@ -132,7 +222,29 @@ int cmd_check(struct cli_opts *o, int argc, char **argv)
         json_object_array_add(list, r);
     }
     json_object_object_add(report, "modes", list);
-    if (!o->json)
-        printf("%s\n", any ? "at least one mode works" : "no mode works");
+    if (!o->json) {
+        printf("%-9s %-6s %-31s %-8s %-16s %s\n", "mode", "port", "result", "tls",
+               "certificate", "auth in clear");
+        for (size_t i = 0; i < json_object_array_length(list); i++)
+            print_row(json_object_array_get_idx(list, i));
+    }
+    if (any && o->require_tls) {
+        json_object *rt = json_object_new_object(), *problems = json_object_new_array();
+        if (clear_ok && !tls_ok)
+            json_object_array_add(problems, json_object_new_string(
+                "only cleartext works: no STARTTLS or implicit TLS connects"));
+        if (clear_pass)
+            json_object_array_add(problems, json_object_new_string(
+                "a password (PLAIN or LOGIN) can be sent in clear: LOGINDISABLED is absent"));
+        json_object_object_add(rt, "ok", json_object_new_boolean(
+            json_object_array_length(problems) == 0));
+        for (size_t i = 0; i < json_object_array_length(problems); i++)
+            fprintf(stderr, "imapwire: --require-tls: %s\n", json_object_get_string(
+                json_object_array_get_idx(problems, i)));
+        json_object_object_add(rt, "problems", problems);
+        json_object_object_add(report, "require_tls", rt);
+        if (!json_object_get_boolean(json_object_object_get(rt, "ok")))
+            return cli_finish(o, report, EXIT_INSECURE);
+    }
     return cli_finish(o, report, any ? EXIT_OK : last);
 }

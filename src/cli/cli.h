@@ -23,7 +23,9 @@ enum {
     EXIT_PROTOCOL = 11,       /* the server closed, rejected, or did not speak IMAP */
     EXIT_TRANSPORT = 12,      /* unknown transport, plugin not loadable */
     EXIT_NOT_FOUND = 13,      /* fetch: no such mailbox or message */
-    EXIT_LOCAL_IO = 14        /* a local file (output, password file) failed */
+    EXIT_LOCAL_IO = 14,       /* a local file (output, password file) failed */
+    EXIT_INSECURE = 15        /* check --require-tls: only cleartext works, or a password
+                                 mechanism is offered in clear without LOGINDISABLED */
 };
 
 struct cli_url {
@@ -33,10 +35,20 @@ struct cli_url {
     unsigned port;            /* 0: the scheme's default */
     char mailbox[512];        /* "" when the URL has no path */
     unsigned uid;             /* ;UID=n, 0 when absent */
+    unsigned mailindex;       /* ;MAILINDEX=n (curl's sequence number), 0 when absent */
+    char section[128];        /* ;SECTION=, "" for the whole message */
+    int partial;              /* ;PARTIAL=offset[.length] was given */
+    unsigned long partial_off, partial_len;   /* length 0: to the end */
+    char query[1024];         /* ?QUERY (curl's search), decoded; "" when absent */
 };
 
 struct cli_opts {
     int json, trace, insecure, starttls, login, identify, ssh_config, color_out, color_err;
+    int accept_new;           /* --accept-new-host-key */
+    int silent, show_error;   /* -s, -S */
+    int require_tls;          /* check --require-tls */
+    const char *request;      /* -X COMMAND */
+    const char *user_password;  /* -u user:password (warned about) */
     unsigned timeout;
     unsigned imaps_port;      /* check: the implicit-TLS port */
     const char *ca, *servername, *tunnel, *ssh_key, *known_hosts, *proxy, *transport;
@@ -81,6 +93,7 @@ struct cli_session {
     char transport[1024];     /* the --proxy string made into a plugin transport string */
     char tunnel_pass[512];
     char password[1024];      /* the IMAP password, wiped by cli_release */
+    char login[256];          /* the user a netrc entry named */
     unsigned port;
     const char *mode;         /* "plain", "starttls" or "imaps" */
 };
@@ -91,6 +104,18 @@ int cli_read_password(const struct cli_opts *o, const char *prompt, char *buf, s
 UINT cli_auth_type(const char *name, int *ok);
 int cli_open(const struct cli_opts *o, const struct cli_url *u, struct cli_session *s,
              json_object *report);
+/* As cli_open, with the connect facts on stderr under -v and nowhere otherwise: for the
+ * commands whose stdout carries mail. */
+int cli_open_quiet(const struct cli_opts *o, const struct cli_url *u, struct cli_session *s,
+                   json_object *report);
+/* The user and password: -u user:password, --password-file, a netrc entry (--netrc,
+ * --netrc-optional, --netrc-file), IMAPWIRE_PASSWORD, the prompt. *user NULL afterwards:
+ * no login. 0, or an exit code after telling why. */
+int cli_credentials(const struct cli_opts *o, const struct cli_url *u, const char **user,
+                    char *login, size_t login_size, char *pass, size_t pass_size);
+/* One untagged response on stdout (escaped) or into the JSON array. */
+void cli_put_response(const struct cli_opts *o, const char *data, size_t len,
+                      json_object *list);
 int cmd_connect(struct cli_opts *o, int argc, char **argv);
 
 /* report.c: after a login, the mechanism used and the capabilities (text and JSON) and a
@@ -112,5 +137,10 @@ int cmd_tunnel(struct cli_opts *o, int argc, char **argv);
 int cmd_fetch(struct cli_opts *o, int argc, char **argv);
 int cmd_forward(struct cli_opts *o, int argc, char **argv);
 int cmd_check(struct cli_opts *o, int argc, char **argv);
+
+/* request.c: list, search, -X COMMAND, and a bare URL as curl reads it */
+int cmd_list(struct cli_opts *o, int argc, char **argv);
+int cmd_search(struct cli_opts *o, int argc, char **argv);
+int cmd_url(struct cli_opts *o, int argc, char **argv);
 
 #endif

@@ -118,6 +118,43 @@ int cli_read_password(const struct cli_opts *o, const char *prompt, char *buf, s
     return 0;
 }
 
+/* -u user:password first (the caller chose argv), then --password-file, a netrc entry
+ * when asked for (curl's --netrc, --netrc-optional, --netrc-file), then
+ * IMAPWIRE_PASSWORD or the prompt. */
+int cli_credentials(const struct cli_opts *o, const struct cli_url *u, const char **user,
+                    char *login, size_t login_size, char *pass, size_t pass_size)
+{
+    char prompt[600];
+
+    if (o->user_password != NULL && *user != NULL) {
+        snprintf(pass, pass_size, "%s", o->user_password);
+        return 0;
+    }
+    if (o->password_file == NULL && (o->netrc || o->netrc_file)) {
+        int r = cli_netrc_lookup(o->netrc_file, u->host, *user, login, login_size, pass,
+                                 pass_size);
+        if (r < 0)
+            return EXIT_LOCAL_IO;
+        if (r == 1 && login[0] != '\0' && pass[0] != '\0') {
+            *user = login;
+            return 0;
+        }
+        if (o->netrc != CLI_NETRC_OPTIONAL) {
+            fprintf(stderr, "imapwire: no netrc entry with a login and password for %s%s%s\n"
+                    "  fix: add \"machine %s login USER password PASSWORD\", or use "
+                    "--netrc-optional\n", u->host, *user ? " and user " : "",
+                    *user ? *user : "", u->host);
+            return EXIT_USAGE;
+        }
+        if (r == 1 && *user == NULL && login[0] != '\0')
+            *user = login;         /* a login without a password: asked for below */
+    }
+    if (*user == NULL)
+        return 0;
+    snprintf(prompt, sizeof prompt, "Password for %.256s@%.256s: ", *user, u->host);
+    return cli_read_password(o, prompt, pass, pass_size);
+}
+
 UINT cli_auth_type(const char *name, int *ok)
 {
     static const struct {
@@ -215,6 +252,8 @@ int cli_build(const struct cli_opts *o, const char *host, unsigned port, int ima
         }
         if (o->ssh_config)
             s->creds.dwOptions |= CREDENTIAL_TUNNEL_SSH_CONFIG;
+        if (o->accept_new)
+            s->creds.dwOptions |= CREDENTIAL_TUNNEL_ACCEPT_NEW;
     }
     if (o->proxy != NULL) {
         if ((rc = proxy_transport(o, s->transport, sizeof s->transport, report)) != 0)
@@ -245,6 +284,7 @@ void cli_release(struct cli_session *s)
     wipe(s->transport, sizeof s->transport);
     wipe(s->tunnel_pass, sizeof s->tunnel_pass);
     wipe(s->password, sizeof s->password);
+    wipe(s->login, sizeof s->login);
 }
 
 /* A route the caller gave (--proxy, --transport) as the report shows it: no password,
@@ -301,15 +341,11 @@ int cli_open(const struct cli_opts *o, const struct cli_url *u, struct cli_sessi
     if (o->insecure)
         cli_warn(o, "--insecure: the server's certificate is NOT checked; anyone on the "
                  "path can read and change this connection");
-    if (user != NULL && (o->login || u->user[0])) {
-        /* asked before connecting, so the server's login timer does not run while a
-         * person types */
-        char prompt[600];
-        int r;
-        snprintf(prompt, sizeof prompt, "Password for %.256s@%.256s: ", user, u->host);
-        if ((r = cli_read_password(o, prompt, s->password, sizeof s->password)) != 0)
-            return r;
-    }
+    /* asked before connecting, so the server's login timer does not run while a person
+     * types; a user from the URL, -u or netrc means log in */
+    if ((rc = cli_credentials(o, u, &user, s->login, sizeof s->login, s->password,
+                              sizeof s->password)) != 0)
+        return rc;
     s->h = ImapConnectEx(&s->info);
     if (s->h == INVALID_CLIENT) {
         json_object_object_add(report, "connected", json_object_new_boolean(0));
@@ -338,7 +374,7 @@ int cli_open(const struct cli_opts *o, const struct cli_url *u, struct cli_sessi
                o->transport ? ", transport " : "", transport);
         cli_print_facts(o, report, "  ");
     }
-    if (user != NULL && (o->login || u->user[0])) {
+    if (user != NULL) {
         int r;
         login = json_object_new_object();
         json_object_object_add(login, "user", json_object_new_string(user));
@@ -360,6 +396,42 @@ int cli_open(const struct cli_opts *o, const struct cli_url *u, struct cli_sessi
     return 0;
 }
 
+int cli_open_quiet(const struct cli_opts *o, const struct cli_url *u, struct cli_session *s,
+                   json_object *report)
+{
+    /* the facts cli_open prints: to stderr under -v, else nowhere (stdout carries mail) */
+    int saved = o->json ? -1 : dup(STDOUT_FILENO), to = -1, rc;
+
+    if (saved >= 0) {
+        to = o->trace ? dup(STDERR_FILENO) : open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (to >= 0)
+            dup2(to, STDOUT_FILENO);
+    }
+    rc = cli_open(o, u, s, report);
+    fflush(stdout);
+    if (saved >= 0) {
+        dup2(saved, STDOUT_FILENO);
+        close(saved);
+    }
+    if (to >= 0)
+        close(to);
+    return rc;
+}
+
+void cli_put_response(const struct cli_opts *o, const char *data, size_t len, json_object *list)
+{
+    if (o->json) {
+        char shown[8192];
+        cli_visible(data, len, shown, sizeof shown);
+        json_object_array_add(list, json_object_new_string(shown));
+        return;
+    }
+    size_t used = cli_put_visible(stdout, data, len, 1);
+    if (used < len)
+        cli_put_visible(stdout, data + used, len - used, 0);   /* a cut UTF-8 end */
+    putchar('\n');
+}
+
 int cmd_connect(struct cli_opts *o, int argc, char **argv)
 {
     struct cli_url u;
@@ -376,7 +448,7 @@ int cmd_connect(struct cli_opts *o, int argc, char **argv)
     if (cli_url_parse(argv[0], &u, why, sizeof why) != 0)
         return cli_finish(o, report, cli_url_error(o, report, argv[0], why));
     json_object_object_add(report, "url", json_object_new_string(argv[0]));
-    if (u.mailbox[0] != '\0' && !u.user[0] && !(o->login && o->user))
+    if (u.mailbox[0] != '\0' && !u.user[0] && o->user == NULL && !o->netrc && !o->netrc_file)
         return cli_finish(o, report, cli_usage_error(o, report, "the mailbox in the URL needs "
                                                      "a user to log in (imap://user@host/BOX)"));
     rc = cli_open(o, &u, &s, report);

@@ -1,5 +1,5 @@
-/* fetch.c: "imapwire fetch URL/MAILBOX;UID=n": log in, select, find the message by UID
- * and stream it to stdout or -o FILE, with a progress bar when stderr is a terminal. */
+/* fetch.c: "imapwire fetch URL/MAILBOX;UID=n" (or ;MAILINDEX=, ;SECTION=, ;PARTIAL=): log
+ * in, select, stream the part by UID FETCH to stdout or -o FILE, with a progress bar. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -10,37 +10,6 @@
 #include <unistd.h>
 #include "cli.h"
 
-struct locate {
-    unsigned uid, seq;
-    unsigned long size;
-};
-
-/* "[* ]SEQ FETCH (... UID n ... RFC822.SIZE s ...)": the UID FETCH answer gives the
- * sequence number ImapGetMessage wants, and the size for the progress bar. */
-static VOID on_fetch(HCLIENT h, LPCTSTR data, DWORD len, LPVOID param)
-{
-    struct locate *l = param;
-    char line[512], *p, *q;
-    unsigned long seq;
-
-    (void)h;
-    if (len >= sizeof line)
-        len = sizeof line - 1;
-    memcpy(line, data, len);
-    line[len] = '\0';
-    p = line;
-    if (p[0] == '*' && p[1] == ' ')
-        p += 2;
-    seq = strtoul(p, &q, 10);
-    if (q == p || strncasecmp(q, " FETCH", 6) != 0)
-        return;
-    if ((p = strcasestr(q, "UID ")) != NULL && strtoul(p + 4, NULL, 10) != l->uid)
-        return;
-    l->seq = (unsigned)seq;
-    if ((p = strcasestr(q, "RFC822.SIZE ")) != NULL)
-        l->size = strtoul(p + 12, NULL, 10);
-}
-
 struct sink {
     FILE *f;
     unsigned long done, total;
@@ -50,6 +19,12 @@ struct sink {
     size_t ncarry;
     char dir[PATH_MAX];       /* -o FILE: the folder of FILE, where the new file is made */
     char tmp[PATH_MAX];       /* its name while it has one; "" for an O_TMPFILE */
+    unsigned want;            /* the UID (or sequence number) asked for */
+    int by_uid;
+    unsigned long seq;        /* from the answer's "* SEQ FETCH" */
+    DWORD body_response;      /* the response whose next literal is the body; 0 none yet */
+    int got;                  /* the body's literal began */
+    int body_done;         /* the body's literal ended */
 };
 
 /* -o FILE: the message goes to a new file of mode 0600 in FILE's folder, which replaces
@@ -192,10 +167,8 @@ static void show_piece(struct sink *s, const unsigned char *p, size_t len)
     memcpy(s->carry, p + used, s->ncarry);
 }
 
-static VOID on_piece(HCLIENT h, const VOID *data, DWORD len, LPVOID param)
+static void write_piece(struct sink *s, const void *data, DWORD len)
 {
-    struct sink *s = param;
-    (void)h;
     if (s->tty)
         show_piece(s, data, len);
     else if (!s->failed && fwrite(data, 1, len, s->f) != len)
@@ -205,16 +178,73 @@ static VOID on_piece(HCLIENT h, const VOID *data, DWORD len, LPVOID param)
         draw(s);
 }
 
+/* "* SEQ FETCH (UID n BODY[...] {size}": the text before the body's literal. The message
+ * asked for, by UID when asked by UID, so an unsolicited FETCH of another is not taken. */
+static int body_head(struct sink *k, const char *data, size_t len)
+{
+    char text[512], *p, *q;
+    unsigned long seq;
+
+    if (len >= sizeof text)
+        len = sizeof text - 1;
+    memcpy(text, data, len);
+    text[len] = '\0';
+    p = text[0] == '*' && text[1] == ' ' ? text + 2 : text;
+    seq = strtoul(p, &q, 10);
+    if (q == p || strncasecmp(q, " FETCH", 6) != 0 || strcasestr(q, "BODY[") == NULL)
+        return 0;
+    /* a UID after the literal is not seen here: only a UID before it that differs refuses */
+    if (k->by_uid ? ((p = strcasestr(q, "UID ")) != NULL && strtoul(p + 4, NULL, 10) != k->want)
+                  : seq != k->want)
+        return 0;
+    k->seq = seq;
+    return 1;
+}
+
+static VOID on_piece(HCLIENT h, const IMAPRESPONSEPIECE *piece, LPVOID param)
+{
+    struct sink *k = param;
+    (void)h;
+    if (piece->dwFlags & IMAP_PIECE_LITERAL) {
+        if (k->body_response == piece->dwResponse && !k->body_done) {
+            if (piece->dwLiteralOffset == 0) {
+                k->total = piece->dwLiteralSize;
+                k->got = 1;
+            }
+            write_piece(k, piece->lpData, piece->dwLength);
+            if (piece->dwLiteralOffset + piece->dwLength >= piece->dwLiteralSize)
+                k->body_done = 1;     /* the body is complete: later literals are not it */
+        }
+        return;
+    }
+    if (!k->got && !(piece->dwFlags & IMAP_PIECE_END) && piece->dwLiteralSize > 0 &&
+        body_head(k, piece->lpData, piece->dwLength))
+        k->body_response = piece->dwResponse;
+}
+
+/* UID FETCH n (BODY.PEEK[SECTION]<off.len>), or FETCH for ;MAILINDEX=: one command, so
+ * no expunge in between can make it another message. */
+static int fetch_command(const struct cli_url *u, char *cmd, size_t size)
+{
+    char partial[48] = "";
+    int n;
+
+    if (u->partial)
+        snprintf(partial, sizeof partial, "<%lu.%lu>", u->partial_off,
+                 u->partial_len ? u->partial_len : 0xffffffffUL);
+    n = snprintf(cmd, size, "%sFETCH %u (BODY.PEEK[%s]%s)", u->uid ? "UID " : "",
+                 u->uid ? u->uid : u->mailindex, u->section, partial);
+    return n > 0 && (size_t)n < size ? 0 : -1;
+}
+
 int cmd_fetch(struct cli_opts *o, int argc, char **argv)
 {
     struct cli_url u;
     struct cli_session s;
-    struct locate l;
     struct sink k;
     IMAPMAILBOX mb;
-    char why[256], cmd[64], result[256];
+    char why[256], cmd[256], result[256];
     json_object *report = json_object_new_object();
-    DWORD length = 0;
     int rc;
 
     memset(&s, 0, sizeof s);
@@ -225,33 +255,23 @@ int cmd_fetch(struct cli_opts *o, int argc, char **argv)
                           "imap://user@host/INBOX;UID=1"));
     if (cli_url_parse(argv[0], &u, why, sizeof why) != 0)
         return cli_finish(o, report, cli_url_error(o, report, argv[0], why));
-    if (u.uid == 0)
+    if (u.uid == 0 && u.mailindex == 0)
         return cli_finish(o, report, cli_usage_error(o, report, "%s: name the message with "
-                          ";UID=n after the mailbox", argv[0]));
-    if (u.user[0] == '\0' && o->user == NULL)
+                          ";UID=n (or ;MAILINDEX=n) after the mailbox", argv[0]));
+    if (u.user[0] == '\0' && o->user == NULL && !o->netrc && !o->netrc_file)
         return cli_finish(o, report, cli_usage_error(o, report, "fetch needs a login: put "
-                          "the user in the URL (imap://user@host/...)"));
+                          "the user in the URL (imap://user@host/...), -u or --netrc"));
     if (o->json && o->output == NULL)
         return cli_finish(o, report, cli_usage_error(o, report, "fetch --json writes the "
                           "report on stdout: give the message a file with -o FILE"));
     if (u.mailbox[0] == '\0')
         snprintf(u.mailbox, sizeof u.mailbox, "INBOX");
-    o->login = 1;
     json_object_object_add(report, "url", json_object_new_string(argv[0]));
     json_object_object_add(report, "mailbox", json_object_new_string(u.mailbox));
-    json_object_object_add(report, "uid", json_object_new_int64(u.uid));
-    {
-        /* connect and login facts go to stderr in human mode: stdout carries the message */
-        int saved = dup(STDOUT_FILENO);
-        if (!o->json && saved >= 0)
-            dup2(STDERR_FILENO, STDOUT_FILENO);
-        rc = cli_open(o, &u, &s, report);
-        fflush(stdout);
-        if (!o->json && saved >= 0)
-            dup2(saved, STDOUT_FILENO);
-        if (saved >= 0)
-            close(saved);
-    }
+    json_object_object_add(report, "uid", u.uid ? json_object_new_int64(u.uid) : NULL);
+    json_object_object_add(report, "mailindex",
+                           u.mailindex ? json_object_new_int64(u.mailindex) : NULL);
+    rc = cli_open_quiet(o, &u, &s, report);
     if (rc != 0)
         goto out;
     memset(&mb, 0, sizeof mb);
@@ -261,18 +281,12 @@ int cmd_fetch(struct cli_opts *o, int argc, char **argv)
                       "select", u.host, s.port);
         goto out;
     }
-    memset(&l, 0, sizeof l);
-    l.uid = u.uid;
-    snprintf(cmd, sizeof cmd, "UID FETCH %u (UID RFC822.SIZE)", u.uid);
-    if (ImapCommandEx(s.h, cmd, on_fetch, &l, result, (INT)sizeof result) == IMAP_ERROR) {
-        rc = cli_fail(o, report, ImapGetLastError(), "UID FETCH", u.host, s.port);
+    if (fetch_command(&u, cmd, sizeof cmd) != 0) {
+        rc = cli_usage_error(o, report, "the ;SECTION= is too long");
         goto out;
     }
-    if (l.seq == 0) {
-        rc = cli_fail(o, report, ST_ERROR_MESSAGE_NOT_FOUND, "finding the UID", u.host, s.port);
-        goto out;
-    }
-    k.total = l.size;
+    k.want = u.uid ? u.uid : u.mailindex;
+    k.by_uid = u.uid != 0;
     if (o->output != NULL) {
         if (out_open(o->output, &k) != 0) {
             fprintf(stderr, "imapwire: cannot write %s: %s\n  fix: check the directory and "
@@ -286,8 +300,12 @@ int cmd_fetch(struct cli_opts *o, int argc, char **argv)
         k.tty = isatty(STDOUT_FILENO);
     }
     k.bar = !o->json && isatty(STDERR_FILENO) && (o->output != NULL || !isatty(STDOUT_FILENO));
-    if (ImapGetMessageStream(s.h, l.seq, 0, on_piece, &k, &length) == IMAP_ERROR) {
-        rc = cli_fail(o, report, ImapGetLastError(), "fetch", u.host, s.port);
+    if (ImapCommandStream(s.h, cmd, on_piece, &k, result, (INT)sizeof result) == IMAP_ERROR) {
+        rc = cli_fail(o, report, ImapGetLastError(), k.by_uid ? "UID FETCH" : "FETCH", u.host,
+                      s.port);
+    } else if (!k.got) {
+        rc = cli_fail(o, report, ST_ERROR_MESSAGE_NOT_FOUND, "finding the message", u.host,
+                      s.port);
     } else if (k.tty) {
         cli_put_visible(stdout, (const char *)k.carry, k.ncarry, 0);   /* a cut end */
         fflush(stdout);
@@ -307,8 +325,8 @@ int cmd_fetch(struct cli_opts *o, int argc, char **argv)
         rc = EXIT_LOCAL_IO;
         json_object_object_add(report, "exit_code", json_object_new_int(rc));
     }
-    json_object_object_add(report, "sequence", json_object_new_int64(l.seq));
-    json_object_object_add(report, "bytes", json_object_new_int64(length));
+    json_object_object_add(report, "sequence", json_object_new_int64((int64_t)k.seq));
+    json_object_object_add(report, "bytes", json_object_new_int64((int64_t)k.done));
     json_object_object_add(report, "output", o->output ? json_object_new_string(o->output)
                                                        : json_object_new_string("-"));
 out:

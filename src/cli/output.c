@@ -544,6 +544,8 @@ static void add_info(json_object *e, const IMAPERRORINFO *ei)
 void cli_warn(const struct cli_opts *o, const char *fmt, ...)
 {
     va_list ap;
+    if (o->silent)
+        return;                /* -s: no warnings, even with -S (errors only) */
     fprintf(stderr, "%simapwire: warning:%s ", o->color_err ? C_YEL C_BOLD : "",
             o->color_err ? C_OFF : "");
     va_start(ap, fmt);

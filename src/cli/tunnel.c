@@ -57,39 +57,6 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-/* The user and password: --password-file first, then a netrc entry when asked for
- * (curl's --netrc, --netrc-optional, --netrc-file), then IMAPWIRE_PASSWORD or the
- * prompt. *user NULL afterwards: no login (the server's PREAUTH, or the client's own). */
-static int credentials(const struct cli_opts *o, const struct cli_url *u, const char **user,
-                       char *login, size_t login_size, char *pass, size_t pass_size)
-{
-    char prompt[600];
-
-    if (o->password_file == NULL && (o->netrc || o->netrc_file)) {
-        int r = cli_netrc_lookup(o->netrc_file, u->host, *user, login, login_size, pass,
-                                 pass_size);
-        if (r < 0)
-            return EXIT_LOCAL_IO;
-        if (r == 1 && login[0] != '\0' && pass[0] != '\0') {
-            *user = login;
-            return 0;
-        }
-        if (o->netrc != CLI_NETRC_OPTIONAL) {
-            fprintf(stderr, "imapwire: no netrc entry with a login and password for %s%s%s\n"
-                    "  fix: add \"machine %s login USER password PASSWORD\", or use "
-                    "--netrc-optional\n", u->host, *user ? " and user " : "",
-                    *user ? *user : "", u->host);
-            return EXIT_USAGE;
-        }
-        if (r == 1 && *user == NULL && login[0] != '\0')
-            *user = login;         /* a login without a password: asked for below */
-    }
-    if (*user == NULL)
-        return 0;
-    snprintf(prompt, sizeof prompt, "Password for %.256s@%.256s: ", *user, u->host);
-    return cli_read_password(o, prompt, pass, pass_size);
-}
-
 /* Connects and logs in: 0, or an exit code after the error has been told on stderr. */
 static int establish(const struct cli_opts *o, const struct cli_url *u, struct cli_session *s,
                      json_object *report, char *login, size_t login_size)
@@ -113,8 +80,8 @@ static int establish(const struct cli_opts *o, const struct cli_url *u, struct c
                  "path can read and change this connection");
     /* asked before connecting, so the server's login timer does not run while a person
      * types */
-    if ((rc = credentials(o, u, &user, login, login_size, s->password,
-                          sizeof s->password)) != 0)
+    if ((rc = cli_credentials(o, u, &user, login, login_size, s->password,
+                              sizeof s->password)) != 0)
         return rc;
     s->h = ImapConnectEx(&s->info);
     if (s->h == INVALID_CLIENT) {

@@ -2,7 +2,7 @@
 # run.sh: the imapwire command's tests. Installs the build into a scratch prefix and runs
 # the INSTALLED binary against the harness's Dovecot, sshd, Dante and tinyproxy.
 #   run.sh GROUP SOURCE_DIR BUILD_DIR SCRATCH_DIR TMPROOT
-# GROUP: connect tunnel proxy errors secrets fetch check terminal hostile secure reports. TMPROOT holds the
+# GROUP: connect tunnel proxy errors secrets fetch check terminal hostile secure reports curl. TMPROOT holds the
 # fixtures' env files (dovecot/, dovecot-tls/, sshd/, danted/, tinyproxy/).
 set -u
 group=$1 src=$2 build=$3 scratch=$4 tmproot=$5
@@ -204,6 +204,19 @@ tunnel)
     wait "$fwpid"
     check "forward ends with 0 on SIGINT" [ $? -eq 0 ]
     run 4 connect "imap://127.0.0.1:$lp"
+    # --accept-new-host-key: first contact with an empty known_hosts succeeds and appends
+    # one line; the next connect without the flag finds it; a fresh empty file without the
+    # flag fails with the host-key exit code
+    : >"$scratch/kh_new"
+    run 0 connect "imap://127.0.0.1:$P" --tunnel "$SSHD_USER@127.0.0.1:$SSHD_PORT" \
+        --known-hosts "$scratch/kh_new" --accept-new-host-key &&
+        check "accept-new appended one line ($(wc -l <"$scratch/kh_new"))" [ "$(wc -l <"$scratch/kh_new")" -eq 1 ]
+    has_fixed "$scratch/kh_new" "[127.0.0.1]:$SSHD_PORT "
+    run 0 connect "imap://127.0.0.1:$P" --tunnel "$SSHD_USER@127.0.0.1:$SSHD_PORT" --known-hosts "$scratch/kh_new"
+    : >"$scratch/kh_none"
+    run 8 connect "imap://127.0.0.1:$P" --tunnel "$SSHD_USER@127.0.0.1:$SSHD_PORT" --known-hosts "$scratch/kh_none" &&
+        check "without the flag the file stays empty" [ ! -s "$scratch/kh_none" ]
+    run 2 connect "imap://127.0.0.1:$P" --accept-new-host-key && has "$err" 'need --tunnel'
     run 2 forward 0 "127.0.0.1:$P" --tunnel "$SSHD_USER@127.0.0.1:$SSHD_PORT" --proxy socks5://127.0.0.1:1
     run 2 forward 0 "127.0.0.1:$P"
     ;;
@@ -443,7 +456,7 @@ secrets)
 fetch)
     IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 fetch "$URL/INBOX;UID=1" && {
         check "fetch to stdout: the exact bytes of message 1" cmp -s "$out" "$DOVECOT_MSG1"
-        has "$err" "^  login: +ok as $DOVECOT_USER"
+        check "fetch: quiet on stderr" [ ! -s "$err" ]
     }
     IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 fetch "$URL/INBOX;UID=1" -o "$scratch/m1.eml" --json && {
         check "fetch -o: the exact bytes" cmp -s "$scratch/m1.eml" "$DOVECOT_MSG1"
@@ -515,7 +528,7 @@ check)
         jqok "$out" '.modes[2].ok == false and .modes[2].error.name == "ST_ERROR_CERTIFICATE_UNTRUSTED"'
         jqok "$out" '.modes[2].tls.subject | contains("CN=localhost")'
     }
-    run 0 check "127.0.0.1:$DOVECOT_PORT" --imaps-port "$DOVECOT_IMAPS_PORT" --ca "$CA" && {
+    run 0 check "127.0.0.1:$DOVECOT_PORT" --imaps-port "$DOVECOT_IMAPS_PORT" --ca "$CA" -v && {
         has "$out" '^plain \(imap://127\.0\.0\.1:[0-9]+\):$'
         has "$out" '^starttls \(imap://127\.0\.0\.1:[0-9]+\):$'
         has "$out" '^  tls versions: +TLSv1\.2 yes +TLSv1\.3 yes'
@@ -524,6 +537,33 @@ check)
     # nothing listens: every mode fails, exit 4
     fp=$(free_port)
     run 4 check "127.0.0.1:$fp" --imaps-port "$fp"
+    # a probe: one table (mode, port, result, TLS, certificate, auth in clear), at most 6 lines
+    run 0 check "127.0.0.1:$DOVECOT_PORT" --imaps-port "$DOVECOT_IMAPS_PORT" --ca "$CA" && {
+        check "check: a short table ($(wc -l <"$out") lines)" [ "$(wc -l <"$out")" -le 6 ]
+        has "$out" '^mode +port +result +tls +certificate +auth in clear$'
+        has "$out" "^plain +$DOVECOT_PORT +ok +- +- +.*PLAIN"
+        has "$out" "^starttls +$DOVECOT_PORT +ok +TLSv1\.3 +valid +-$"
+        has "$out" "^imaps +$DOVECOT_IMAPS_PORT +ok +TLSv1\.3 +valid +-$"
+    }
+    run 0 check "127.0.0.1:$DOVECOT_PORT" --imaps-port "$DOVECOT_IMAPS_PORT" &&
+        has "$out" "^imaps +$DOVECOT_IMAPS_PORT +ST_ERROR_CERTIFICATE_UNTRUSTED +TLSv1\.3 +untrusted"
+    # URLs: imaps:// checks implicit TLS on its port, imap:// plain and STARTTLS
+    run 0 check "imaps://127.0.0.1:$DOVECOT_IMAPS_PORT" --ca "$CA" --json &&
+        jqok "$out" "(.modes | map(.mode)) == [\"imaps\"] and .modes[0].port == $DOVECOT_IMAPS_PORT and .modes[0].ok"
+    run 0 check "imap://u@127.0.0.1:$DOVECOT_PORT" --ca "$CA" --json &&
+        jqok "$out" '(.modes | map(.mode)) == ["plain","starttls"] and (.modes | all(.ok))'
+    # --require-tls: PLAIN offered in clear without LOGINDISABLED is exit 15; TLS only is 0
+    run 15 check "127.0.0.1:$DOVECOT_PORT" --imaps-port "$DOVECOT_IMAPS_PORT" --ca "$CA" --require-tls --json && {
+        jqok "$out" '.require_tls.ok == false and (.require_tls.problems | any(contains("in clear")))'
+        jqok "$out" '.modes[0].auth_in_clear | index("PLAIN") != null'
+    }
+    run 0 check "imaps://127.0.0.1:$DOVECOT_IMAPS_PORT" --ca "$CA" --require-tls
+    # a cleartext-only server (the plain Dovecot): exit 15 with --require-tls, 0 without
+    load dovecot
+    fp=$(free_port)
+    run 15 check "127.0.0.1:$DOVECOT_PORT" --imaps-port "$fp" --require-tls &&
+        has "$err" 'only cleartext'
+    run 0 check "127.0.0.1:$DOVECOT_PORT" --imaps-port "$fp"
     ;;
 hostile)
     # a scripted server (imap_fixture escapes) puts terminal control sequences in its
@@ -553,6 +593,13 @@ hostile)
         has_fixed "$err" '[UIDVALIDITY 1] \x1b[5mok\x1b[0m'
     }
     check "a fetch cut short leaves FILE" [ "$(cat "$scratch/keep/m.eml")" = "older message" ]
+    # -X: the untagged answers of a raw command are shown escaped, in text and JSON
+    IMAPWIRE_PASSWORD=p run 0 -X 'SELECT INBOX' "imap://u@127.0.0.1:$FP/" && {
+        no_controls "$out"
+        has_fixed "$out" '* OK [UIDVALIDITY 1] \x1b[5mok\x1b[0m'
+    }
+    IMAPWIRE_PASSWORD=p run 0 -X 'SELECT INBOX' "imap://u@127.0.0.1:$FP/" --json && no_controls "$out"
+    jqok "$out" '.command == "request" and (.responses | length) == 2 and (.responses[1] | contains("\\x1b[5mok"))'
     check "a fetch cut short leaves no temporary ($(ls -A "$scratch/keep" | tr '\n' ' '))" \
         [ "$(ls -A "$scratch/keep")" = m.eml ]
     # the message itself on a terminal: its escape sequences are shown, not obeyed
@@ -700,6 +747,95 @@ reports)
         jqok "$out" ".ssh.host_key_fingerprint == \"$SSHD_HOSTKEY_SHA256\""
     run 0 --ssh-config "$scratch/ssh config" --tunnel cli-alias connect "imap://127.0.0.1:$P" --json &&
         jqok "$out" '.connected'
+    ;;
+curl)
+    # curl's IMAP habits: list, search, -X, RFC 5092 URL parts, -u user[:password], netrc,
+    # -s/-S; every command logs in when given a user
+    H=127.0.0.1:$P
+    export IMAPWIRE_PASSWORD=$DOVECOT_PASS
+    run 0 list "$URL" && { has "$out" '^\* LIST \(.*\) "?.+"? "?INBOX"?$'; has_not "$out" 'connected to'; }
+    run 0 "$URL/" && has "$out" '^\* LIST .*INBOX'                 # curl: no mailbox lists
+    unset IMAPWIRE_PASSWORD
+    # -u user:password: allowed, with one warning line that others can see it
+    run 0 list "imap://$H" -u "$DOVECOT_USER:$DOVECOT_PASS" && {
+        has "$out" '^\* LIST .*INBOX'
+        has "$err" 'other users .*can see'
+        check "one warning line ($(wc -l <"$err"))" [ "$(wc -l <"$err")" -eq 1 ]
+    }
+    # -u logs in on connect without -l
+    run 0 connect "imap://$H" -u "$DOVECOT_USER:$DOVECOT_PASS" --json && jqok "$out" '.login.ok == true'
+    export IMAPWIRE_PASSWORD=$DOVECOT_PASS
+    # search: the command and curl's ?QUERY form; the numbers are UIDs
+    run 0 search "$URL/INBOX" ALL && has "$out" '^\* SEARCH 1 2$'
+    run 0 "$URL/INBOX?SUBJECT%20%22test%201%22" && has "$out" '^\* SEARCH 1$'
+    run 2 search "$URL/INBOX"
+    # -X: one raw command, its untagged responses on stdout
+    run 0 -X 'EXAMINE INBOX' "$URL/" && has "$out" '^\* 2 EXISTS$'
+    run 0 --request 'STATUS INBOX (MESSAGES)' list "$URL" && has "$out" '^\* STATUS "?INBOX"? \(MESSAGES 2\)$'
+    run 11 -X 'NOSUCHCOMMAND' "$URL/" && has "$err" 'ST_ERROR_COMMAND_FAILED|BAD'
+    run 0 -X 'UID FETCH 2 (UID FLAGS)' "$URL/INBOX;UID=2" && has "$out" '^\* 2 FETCH \(UID 2 FLAGS'
+    # -u user:password: the password is starred in the running process's arguments
+    mkfifo "$scratch/tin"
+    "$BIN" tunnel "imap://$H" -u "$DOVECOT_USER:$DOVECOT_PASS" <"$scratch/tin" >"$scratch/tout" 2>"$scratch/terr" &
+    tpid=$!
+    exec 7>"$scratch/tin"
+    for _ in $(seq 100); do [ -s "$scratch/tout" ] && break; sleep 0.1; done
+    tr '\0' ' ' <"/proc/$tpid/cmdline" >"$scratch/cmdline"
+    exec 7>&-
+    wait "$tpid"
+    has "$scratch/tout" '^\* PREAUTH'
+    has_not "$scratch/cmdline" "$DOVECOT_PASS"
+    has "$scratch/cmdline" "$DOVECOT_USER:\*+ "
+    # RFC 5092: ;UID= (also after a '/'), ;MAILINDEX=, ;SECTION=, ;PARTIAL=
+    run 0 fetch "$URL/INBOX/;UID=1" && check "INBOX/;UID=1: message 1" cmp -s "$out" "$DOVECOT_MSG1"
+    run 0 fetch "$URL/INBOX;MAILINDEX=1" && check ";MAILINDEX=1: message 1" cmp -s "$out" "$DOVECOT_MSG1"
+    run 0 "$URL/INBOX;UID=1" && check "curl form: message 1" cmp -s "$out" "$DOVECOT_MSG1"
+    run 0 fetch "$URL/INBOX;UID=1;SECTION=HEADER" && {
+        has "$out" '^Subject: imapwire test 1'; has_not "$out" 'hello from imapwire'; }
+    run 0 fetch "$URL/INBOX;UID=1;SECTION=TEXT" && { has "$out" '^hello from imapwire'; has_not "$out" 'Subject:'; }
+    run 0 fetch "$URL/INBOX;UID=1/;PARTIAL=0.4" && check ";PARTIAL=0.4: 'From' ($(cat "$out"))" [ "$(cat "$out")" = From ]
+    run 2 fetch "$URL/INBOX;UID=1;PARTIAL=x"
+    run 2 fetch "$URL/INBOX;UID=1;MAILINDEX=1"
+    # by UID, never through a sequence number: the trace shows UID FETCH with the body
+    run 0 -v fetch "$URL/INBOX;UID=2" -o "$scratch/u2.eml" && {
+        has "$err" 'UID FETCH 2 .*BODY\.PEEK\[\]'
+        if grep -Eq '[0-9]+ FETCH [0-9]+ .*BODY' "$err"; then bad "a FETCH by sequence number"; else ok; fi
+    }
+    # fetch is quiet on stderr unless -v
+    run 0 fetch "$URL/INBOX;UID=1" -o "$scratch/q.eml" &&
+        check "fetch without -v: nothing on stderr ($(wc -c <"$err") bytes)" [ ! -s "$err" ]
+    unset IMAPWIRE_PASSWORD
+    # netrc on every command; --netrc without a machine: exit 2
+    printf 'machine 127.0.0.1 login %s password %s\n' "$DOVECOT_USER" "$DOVECOT_PASS" >"$scratch/netrc"
+    printf 'machine elsewhere login x password y\n' >"$scratch/netrc_other"
+    run 0 --netrc-file "$scratch/netrc" list "imap://$H" && has "$out" 'INBOX'
+    run 0 --netrc-file "$scratch/netrc" fetch "imap://$H/INBOX;UID=1" &&
+        check "netrc fetch: message 1" cmp -s "$out" "$DOVECOT_MSG1"
+    HOME=$scratch run 2 --netrc search "imap://$H/INBOX" ALL
+    run 2 --netrc --netrc-file "$scratch/netrc_other" list "imap://$H" && has "$err" 'no netrc entry'
+    IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 --netrc-optional --netrc-file "$scratch/netrc_other" list "$URL" &&
+        has "$out" 'INBOX'
+    # -s: nothing on stderr, even for an error; -S: the error again
+    fp=$(free_port)
+    run 4 -s connect "imap://127.0.0.1:$fp" && check "-s: stderr empty" [ ! -s "$err" ]
+    run 4 -sS connect "imap://127.0.0.1:$fp" && has "$err" 'connect failed'
+    run 0 -s list "imap://$H" -u "$DOVECOT_USER:$DOVECOT_PASS" && check "-s: no warning" [ ! -s "$err" ]
+    # bash completion, installed where Debian's bash-completion looks (its data dir)
+    comp=$prefix/share/bash-completion/completions/imapwire
+    check "completion installed at $comp" [ -f "$comp" ]
+    complete_words() {  # complete_words WORD...: what bash offers for the last word
+        bash --norc --noprofile -c 'source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1));
+            COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}; _imapwire imapwire "${!#}"; printf "%s\n" "${COMPREPLY[@]}"' \
+            _ "$comp" "$@" 2>&1
+    }
+    complete_words imapwire '' >"$scratch/comp1"
+    for c in connect fetch list search forward check tunnel; do has "$scratch/comp1" "^$c\$"; done
+    complete_words imapwire --acc >"$scratch/comp2"
+    has "$scratch/comp2" '^--accept-new-host-key$'
+    complete_words imapwire list -X '' >/dev/null
+    for opt in $(sed -n 's/^    {"\([a-z-]*\)", .*/\1/p' "$src/src/cli/main.c"); do
+        complete_words imapwire "--${opt:0:3}" | grep -qx -- "--$opt" && ok || bad "completion lacks --$opt"
+    done
     ;;
 *)
     echo "unknown group $group"; exit 2 ;;
