@@ -408,7 +408,11 @@ INT     ImapCommandStream(HCLIENT hClient, LPCTSTR lpszCommand, IMAPRESPONSEPIEC
                           LPVOID lpParam, LPTSTR lpszResult, INT nMaxLength);
 /** Selects a mailbox (SELECT) and fills lpMailboxInfo. 0 or IMAP_ERROR. */
 INT     ImapSelectMailbox(HCLIENT hClient, LPCTSTR lpszMailbox, LPIMAPMAILBOX lpMailboxInfo);
-/** Fetches message nMessageId (a sequence number from 1); part 0 is the whole message
+/** dwOptions of ImapGetMessage(): nMessageId is a UID, and the fetch is a UID FETCH (an
+ *  expunge in between cannot make it another message). 0: a sequence number. */
+#define IMAP_MESSAGE_UID 0x1u
+/** Fetches message nMessageId (a sequence number from 1, or a UID with IMAP_MESSAGE_UID
+ *  in dwOptions; any other bit is ST_ERROR_INVALID_PARAMETER); part 0 is the whole message
  *  (BODY.PEEK[]), part n is BODY.PEEK[n]. With *lpdwLength > 0, lpvMessage is a buffer of
  *  that size and *lpdwLength gets the length; with *lpdwLength == 0, lpvMessage is a
  *  (LPVOID *) that receives a buffer to free with ImapFreeMemory(). 0 or IMAP_ERROR. */

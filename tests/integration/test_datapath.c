@@ -148,6 +148,66 @@ static void teardown(void)
     ImapUninitialize();
 }
 
+/* IMAP_MESSAGE_UID (API.md): nMessageId is a UID and the fetch is a UID FETCH, so an
+ * expunge in between cannot turn it into another message. Two messages appended, the
+ * first expunged: sequence number 1 is now UID 2. */
+START_TEST(fetch_by_uid)
+{
+    iwt_dovecot dv;
+    HCLIENT h;
+    IMAPMAILBOX mb;
+    char box[64], cmd[128], buf[256];
+    void *whole = NULL;
+    DWORD len, uid1, uid2;
+
+    iwt_dovecot_load(&dv);
+    h = ImapConnect(dv.host, dv.port, 10, IMAP_OPTION_NONE, NULL);
+    ck_assert(h != INVALID_CLIENT);
+    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
+    snprintf(box, sizeof box, "uid-%d", (int)getpid());
+    snprintf(cmd, sizeof cmd, "CREATE %s", box);
+    ck_assert_int_eq(ImapCommand(h, cmd, NULL, 0), 0);
+    iwt_append(h, box, "Subject: one\r\n\r\nfirst", 21);
+    iwt_append(h, box, "Subject: two\r\n\r\nsecond", 22);
+    ck_assert_int_eq(ImapSelectMailbox(h, box, &mb), 0);
+    ck_assert_uint_eq(mb.dwMessages, 2);
+    uid2 = mb.dwUidNext - 1;
+    uid1 = uid2 - 1;
+    len = sizeof buf;
+    ck_assert_int_eq(ImapGetMessage(h, uid1, 0, buf, &len, IMAP_MESSAGE_UID), 0);
+    ck_assert_uint_eq(len, 21);
+    ck_assert_int_eq(memcmp(buf, "Subject: one", 12), 0);
+    ck_assert_int_eq(ImapCommand(h, "STORE 1 +FLAGS (\\Deleted)", NULL, 0), 0);
+    ck_assert_int_eq(ImapCommand(h, "EXPUNGE", NULL, 0), 0);
+    /* by UID: the second message, in both buffer modes and streamed */
+    len = sizeof buf;
+    ck_assert_int_eq(ImapGetMessage(h, uid2, 0, buf, &len, IMAP_MESSAGE_UID), 0);
+    ck_assert_uint_eq(len, 22);
+    ck_assert_int_eq(memcmp(buf, "Subject: two", 12), 0);
+    len = 0;
+    ck_assert_int_eq(ImapGetMessage(h, uid2, 1, &whole, &len, IMAP_MESSAGE_UID), 0);
+    ck_assert_uint_eq(len, 6);
+    ck_assert_int_eq(memcmp(whole, "second", 6), 0);
+    ImapFreeMemory(whole);
+    /* the expunged UID is gone, whatever sequence number 1 now is */
+    len = sizeof buf;
+    ck_assert_int_eq(ImapGetMessage(h, uid1, 0, buf, &len, IMAP_MESSAGE_UID), IMAP_ERROR);
+    iwt_assert_error(ST_ERROR_MESSAGE_NOT_FOUND);
+    /* by sequence number, 1 is the second message now */
+    len = sizeof buf;
+    ck_assert_int_eq(ImapGetMessage(h, 1, 0, buf, &len, 0), 0);
+    ck_assert_int_eq(memcmp(buf, "Subject: two", 12), 0);
+    /* an option the contract does not name is refused */
+    len = sizeof buf;
+    ck_assert_int_eq(ImapGetMessage(h, 1, 0, buf, &len, 0x80), IMAP_ERROR);
+    iwt_assert_error(ST_ERROR_INVALID_PARAMETER);
+    ImapCommand(h, "UNSELECT", NULL, 0);
+    snprintf(cmd, sizeof cmd, "DELETE %s", box);
+    ck_assert_int_eq(ImapCommand(h, cmd, NULL, 0), 0);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+}
+END_TEST
+
 START_TEST(sizes_plain)
 {
     iwt_dovecot dv;
@@ -559,6 +619,7 @@ int main(void)
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_set_timeout(t, 240);
     tcase_add_test(t, sizes_plain);
+    tcase_add_test(t, fetch_by_uid);
     tcase_add_test(t, sizes_tls);
     tcase_add_test(t, big_rss);
     suite_add_tcase(s, t);

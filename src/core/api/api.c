@@ -617,15 +617,16 @@ INT ImapGetMessage(HCLIENT hClient, UINT nMessageId, UINT nMessagePart,
     size_t len = 0;
     int rc;
 
-    IW_UNUSED(dwOptions);
     if (c == NULL)
         return IMAP_ERROR;
-    if (lpvMessage == NULL || lpdwLength == NULL || nMessageId == 0)
+    if (lpvMessage == NULL || lpdwLength == NULL || nMessageId == 0 ||
+        (dwOptions & ~(DWORD)IMAP_MESSAGE_UID) != 0)
         return iw_fail(ST_ERROR_INVALID_PARAMETER);
     iw_call_enter(c);
     /* a caller's buffer receives the body directly: no copy of it in between */
     rc = c->broken ? (int)ST_ERROR_CONNECTION_CLOSED
-                   : iw_session_fetch(c, nMessageId, nMessagePart,
+                   : iw_session_fetch(c, nMessageId, (dwOptions & IMAP_MESSAGE_UID) != 0,
+                                      nMessagePart,
                                       *lpdwLength > 0 ? (char *)lpvMessage : NULL,
                                       *lpdwLength, &body, &len);
     iw_call_leave(c);

@@ -484,14 +484,17 @@ static int iw_fetch_find(const iw_response *r, const struct iw_fetch *f, iw_tok 
 
     memset(val, 0, sizeof *val);
     iw_tok_init(&t, r);
-    if (iw_tok_next(&t, &k) != 0 || !iw_tok_number(&k, &n) || n != id ||
+    /* by UID, the sequence number may be any: the UID item tells (servers send it first
+     * for a UID FETCH; one that comes after the body is not waited for, since nothing but
+     * our command asks for BODY[] on this connection) */
+    if (iw_tok_next(&t, &k) != 0 || !iw_tok_number(&k, &n) || (!f->uid && n != id) ||
         iw_tok_next(&t, &k) != 0 || !iw_tok_is(&k, "FETCH"))
         return 0;
     if (iw_tok_next(&t, &k) != 0 || k.type != IW_TOK_LPAREN)
         return ST_ERROR_INVALID_RESPONSE;
     /* each turn takes at least one token, and each token at least one byte */
     for (;;) {
-        int body, section = 0, ours = 1;
+        int body, section = 0, ours = 1, is_uid;
         if (iw_tok_next(&t, &k) != 0 || k.type == IW_TOK_END)
             return ST_ERROR_INVALID_RESPONSE;
         if (k.type == IW_TOK_RPAREN)
@@ -499,6 +502,7 @@ static int iw_fetch_find(const iw_response *r, const struct iw_fetch *f, iw_tok 
         if (k.type != IW_TOK_ATOM)
             return ST_ERROR_INVALID_RESPONSE;
         body = iw_tok_is(&k, "BODY");
+        is_uid = f->uid && iw_tok_is(&k, "UID");
         if (iw_tok_peek(&t, &k) != 0)
             return ST_ERROR_INVALID_RESPONSE;
         if (k.type == IW_TOK_LBRACKET) {
@@ -517,6 +521,14 @@ static int iw_fetch_find(const iw_response *r, const struct iw_fetch *f, iw_tok 
         }
         if (iw_tok_next(&t, val) != 0 || val->type == IW_TOK_END)
             return ST_ERROR_INVALID_RESPONSE;
+        if (is_uid) {
+            uint32_t u;
+            if (!iw_tok_number(val, &u))
+                return ST_ERROR_INVALID_RESPONSE;
+            if (u != id)
+                return 0;              /* another message's */
+            continue;
+        }
         if (body && section && ours) {
             if (val->type != IW_TOK_LITERAL && val->type != IW_TOK_QUOTED &&
                 val->type != IW_TOK_NIL)
@@ -632,7 +644,8 @@ static int iw_fetch_run(iw_client *c, unsigned part, struct iw_fetch *f)
     if (part != 0)
         snprintf(section, sizeof section, "%u", part);
     f->section = section;
-    snprintf(text, sizeof text, "FETCH %u BODY.PEEK[%s]", f->id, section);
+    snprintf(text, sizeof text, "%sFETCH %u BODY.PEEK[%s]", f->uid ? "UID " : "", f->id,
+             section);
     rc = iw_cmd_start(c, &cmd, text, strlen(text), NULL, 0, 0, NULL);
     cmd.on_untagged = iw_on_fetch;
     cmd.arg = f;
@@ -651,8 +664,8 @@ static int iw_fetch_run(iw_client *c, unsigned part, struct iw_fetch *f)
     return rc;
 }
 
-int iw_session_fetch(iw_client *c, unsigned id, unsigned part, char *dest, size_t cap,
-                     char **body, size_t *len)
+int iw_session_fetch(iw_client *c, unsigned id, int uid, unsigned part, char *dest,
+                     size_t cap, char **body, size_t *len)
 {
     struct iw_fetch f;
     int rc;
@@ -661,6 +674,7 @@ int iw_session_fetch(iw_client *c, unsigned id, unsigned part, char *dest, size_
     *len = 0;
     memset(&f, 0, sizeof f);
     f.id = id;
+    f.uid = uid;
     f.dest = dest;
     f.dest_cap = dest != NULL ? cap : 0;
     rc = iw_fetch_run(c, part, &f);

@@ -22,6 +22,7 @@ int iw_session_command_stream(iw_client *c, const char *text, iw_piece_fn fn, vo
  * set, a literal body is received into dest instead (body stays NULL). */
 struct iw_fetch {
     unsigned id;
+    int      uid;                  /* id is a UID: UID FETCH, matched by its UID item */
     const char *section;           /* the BODY[section] asked for ("" the whole message);
                                       NULL: the first BODY[...] of any section */
     char    *body;
@@ -49,7 +50,7 @@ int iw_session_select(iw_client *c, const char *mailbox, IMAPMAILBOX *mb);
 /* dest NULL: *body gets a malloc'd copy (NUL after *len bytes). dest set: the body is
  * received into dest[0..cap) and *len is its length, or ST_ERROR_BUFFER_TOO_SMALL with
  * *len the length it needs (the connection stays usable). */
-int iw_session_fetch(iw_client *c, unsigned id, unsigned part, char *dest, size_t cap,
+int iw_session_fetch(iw_client *c, unsigned id, int uid, unsigned part, char *dest, size_t cap,
                      char **body, size_t *len);
 /* The body to piece in order as it arrives (pieces of at most IW_STREAM_CHUNK bytes; a
  * literal past the 256 MiB limit is allowed, up to 4 GiB - 1), *len its length. */
