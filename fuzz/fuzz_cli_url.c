@@ -17,7 +17,8 @@ static int escape(const char *s, char *out, size_t size)
         unsigned char c = (unsigned char)*s;
         if (k + 4 >= size)
             return -1;
-        if (c == '%' || c == '@' || c == '/' || c == ':' || c == ';' || c <= 0x20 || c >= 0x7f)
+        if (c == '%' || c == '@' || c == '/' || c == ':' || c == ';' || c == '?' || c <= 0x20 ||
+            c >= 0x7f)
             k += (size_t)snprintf(out + k, size - k, "%%%02X", c);
         else
             out[k++] = (char)c;
@@ -41,7 +42,7 @@ static void check_parts(const struct cli_url *u)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct cli_url u, again;
-    char text[1024], user[800], box[1600], url[4096], why[256];
+    char text[1024], user[800], box[1600], sect[400], query[3100], url[8192], why[256];
     int n;
 
     if (size >= sizeof text)
@@ -57,24 +58,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_parts(&u);
 
     /* the round trip: parts written back as a URL parse to the same parts */
-    if (escape(u.user, user, sizeof user) < 0 || escape(u.mailbox, box, sizeof box) < 0)
+    if (escape(u.user, user, sizeof user) < 0 || escape(u.mailbox, box, sizeof box) < 0 ||
+        escape(u.section, sect, sizeof sect) < 0 || escape(u.query, query, sizeof query) < 0)
         return 0;
     n = snprintf(url, sizeof url, "%s://%s%s%s%s%s", u.imaps ? "imaps" : "imap", user,
                  u.user[0] ? "@" : "", strchr(u.host, ':') ? "[" : "", u.host,
                  strchr(u.host, ':') ? "]" : "");
     if (u.port != 0)
         n += snprintf(url + n, sizeof url - (size_t)n, ":%u", u.port);
-    if (u.mailbox[0] != '\0' || u.uid != 0)
+    if (u.mailbox[0] != '\0' || u.uid != 0 || u.mailindex != 0 || u.query[0] != '\0')
         n += snprintf(url + n, sizeof url - (size_t)n, "/%s", box);
     if (u.uid != 0)
-        snprintf(url + n, sizeof url - (size_t)n, ";UID=%u", u.uid);
+        n += snprintf(url + n, sizeof url - (size_t)n, ";UID=%u", u.uid);
+    if (u.mailindex != 0)
+        n += snprintf(url + n, sizeof url - (size_t)n, ";MAILINDEX=%u", u.mailindex);
+    if (u.section[0] != '\0')
+        n += snprintf(url + n, sizeof url - (size_t)n, ";SECTION=%s", sect);
+    if (u.partial && u.partial_len != 0)
+        n += snprintf(url + n, sizeof url - (size_t)n, ";PARTIAL=%lu.%lu", u.partial_off,
+                      u.partial_len);
+    else if (u.partial)
+        n += snprintf(url + n, sizeof url - (size_t)n, ";PARTIAL=%lu", u.partial_off);
+    if (u.query[0] != '\0')
+        snprintf(url + n, sizeof url - (size_t)n, "?%s", query);
     if (cli_url_parse(url, &again, why, sizeof why) != 0) {
         fprintf(stderr, "accepted %s, refused its own rewrite %s: %s\n", text, url, why);
         abort();
     }
     if (again.imaps != u.imaps || again.port != u.port || again.uid != u.uid ||
         strcmp(again.user, u.user) != 0 || strcmp(again.host, u.host) != 0 ||
-        strcmp(again.mailbox, u.mailbox) != 0) {
+        strcmp(again.mailbox, u.mailbox) != 0 || again.mailindex != u.mailindex ||
+        strcmp(again.section, u.section) != 0 || again.partial != u.partial ||
+        again.partial_off != u.partial_off || again.partial_len != u.partial_len ||
+        strcmp(again.query, u.query) != 0) {
         fprintf(stderr, "%s and its rewrite %s parse differently\n", text, url);
         abort();
     }
