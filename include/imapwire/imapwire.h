@@ -425,6 +425,13 @@ INT     ImapGetMessage(HCLIENT hClient, UINT nMessageId, UINT nMessagePart,
 INT     ImapGetMessageStream(HCLIENT hClient, UINT nMessageId, UINT nMessagePart,
                              IMAPMESSAGEPROC lpMessageProc, LPVOID lpParam,
                              LPDWORD lpdwLength);
+/** Extension: as ImapGetMessageStream(), with ImapGetMessage()'s dwOptions:
+ * IMAP_MESSAGE_UID fetches nMessageId as a UID (UID FETCH, the answer matched by its UID
+ * item), so an expunge in between cannot make it another message; any other bit is
+ * ST_ERROR_INVALID_PARAMETER. */
+INT     ImapGetMessageStreamEx(HCLIENT hClient, UINT nMessageId, UINT nMessagePart,
+                               DWORD dwOptions, IMAPMESSAGEPROC lpMessageProc,
+                               LPVOID lpParam, LPDWORD lpdwLength);
 /** Frees a buffer the library allocated for the caller (ImapGetMessage()). */
 VOID    ImapFreeMemory(LPVOID lpvMemory);
 /** Fills lpInfo (dwSize set by the caller) with the connection's TLS and SSH facts.

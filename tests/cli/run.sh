@@ -460,12 +460,12 @@ fetch)
     }
     IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 fetch "$URL/INBOX;UID=1" -o "$scratch/m1.eml" --json && {
         check "fetch -o: the exact bytes" cmp -s "$scratch/m1.eml" "$DOVECOT_MSG1"
-        jqok "$out" ".command == \"fetch\" and .bytes == $DOVECOT_MSG1_SIZE and .uid == 1 and .sequence == 1"
+        jqok "$out" ".command == \"fetch\" and .bytes == $DOVECOT_MSG1_SIZE and .uid == 1 and .sequence == null"
         jqok "$out" '.mailbox == "INBOX" and .error == null and .exit_code == 0 and .login.ok'
     }
     # the second message by UID, whatever its sequence number
     IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 fetch "$URL/INBOX;UID=2" -o "$scratch/m2.eml" --json &&
-        jqok "$out" '.sequence == 2 and .bytes > 0'
+        jqok "$out" '.uid == 2 and .sequence == null and .bytes > 0'
     if cmp -s "$scratch/m2.eml" "$DOVECOT_MSG1"; then bad "message 2 is message 1"; else ok; fi
     IMAPWIRE_PASSWORD=$DOVECOT_PASS run 13 fetch "$URL/INBOX;UID=4000000" -o "$scratch/none" &&
         has "$err" 'ST_ERROR_MESSAGE_NOT_FOUND'
@@ -789,6 +789,10 @@ curl)
     # RFC 5092: ;UID= (also after a '/'), ;MAILINDEX=, ;SECTION=, ;PARTIAL=
     run 0 fetch "$URL/INBOX/;UID=1" && check "INBOX/;UID=1: message 1" cmp -s "$out" "$DOVECOT_MSG1"
     run 0 fetch "$URL/INBOX;MAILINDEX=1" && check ";MAILINDEX=1: message 1" cmp -s "$out" "$DOVECOT_MSG1"
+    run 0 fetch "$URL/INBOX;MAILINDEX=1" -o "$scratch/mi.eml" --json && {
+        check ";MAILINDEX=1 -o: message 1" cmp -s "$scratch/mi.eml" "$DOVECOT_MSG1"
+        jqok "$out" ".sequence == 1 and .uid == null and .bytes == $DOVECOT_MSG1_SIZE"; }
+    run 0 fetch "$URL/INBOX;UID=1;SECTION=1" && has "$out" 'hello from imapwire'
     run 0 "$URL/INBOX;UID=1" && check "curl form: message 1" cmp -s "$out" "$DOVECOT_MSG1"
     run 0 fetch "$URL/INBOX;UID=1;SECTION=HEADER" && {
         has "$out" '^Subject: imapwire test 1'; has_not "$out" 'hello from imapwire'; }
@@ -796,11 +800,14 @@ curl)
     run 0 fetch "$URL/INBOX;UID=1/;PARTIAL=0.4" && check ";PARTIAL=0.4: 'From' ($(cat "$out"))" [ "$(cat "$out")" = From ]
     run 2 fetch "$URL/INBOX;UID=1;PARTIAL=x"
     run 2 fetch "$URL/INBOX;UID=1;MAILINDEX=1"
-    # by UID, never through a sequence number: the trace shows UID FETCH with the body
+    # by UID, never through a sequence number: the trace shows UID FETCH with the body,
+    # the library's own (IMAP_MESSAGE_UID: no parentheses) for a whole message or a part,
+    # the tool's for a text section
     run 0 -v fetch "$URL/INBOX;UID=2" -o "$scratch/u2.eml" && {
-        has "$err" 'UID FETCH 2 .*BODY\.PEEK\[\]'
+        has "$err" 'UID FETCH 2 BODY\.PEEK\[\]'
         if grep -Eq '[0-9]+ FETCH [0-9]+ .*BODY' "$err"; then bad "a FETCH by sequence number"; else ok; fi
     }
+    run 0 -v fetch "$URL/INBOX;UID=1;SECTION=HEADER" && has "$err" 'UID FETCH 1 \(BODY\.PEEK\[HEADER\]\)'
     # fetch is quiet on stderr unless -v
     run 0 fetch "$URL/INBOX;UID=1" -o "$scratch/q.eml" &&
         check "fetch without -v: nothing on stderr ($(wc -c <"$err") bytes)" [ ! -s "$err" ]

@@ -189,6 +189,21 @@ START_TEST(fetch_by_uid)
     ck_assert_uint_eq(len, 6);
     ck_assert_int_eq(memcmp(whole, "second", 6), 0);
     ImapFreeMemory(whole);
+    {
+        collect c = { "Subject: two\r\n\r\nsecond", 0, 0, 0, 0 };
+        len = 0;
+        ck_assert_int_eq(ImapGetMessageStreamEx(h, uid2, 0, IMAP_MESSAGE_UID, on_piece, &c,
+                                                &len), 0);
+        ck_assert_uint_eq(len, 22);
+        ck_assert_uint_eq(c.got, 22);
+        ck_assert(!c.bad);
+        ck_assert_int_eq(ImapGetMessageStreamEx(h, uid1, 0, IMAP_MESSAGE_UID, on_piece, &c,
+                                                &len), IMAP_ERROR);
+        iwt_assert_error(ST_ERROR_MESSAGE_NOT_FOUND);
+        ck_assert_int_eq(ImapGetMessageStreamEx(h, uid2, 0, 0x80, on_piece, &c, &len),
+                         IMAP_ERROR);
+        iwt_assert_error(ST_ERROR_INVALID_PARAMETER);
+    }
     /* the expunged UID is gone, whatever sequence number 1 now is */
     len = sizeof buf;
     ck_assert_int_eq(ImapGetMessage(h, uid1, 0, buf, &len, IMAP_MESSAGE_UID), IMAP_ERROR);

@@ -664,6 +664,14 @@ static void iw_stream_piece(void *arg, const char *p, size_t n)
 INT ImapGetMessageStream(HCLIENT hClient, UINT nMessageId, UINT nMessagePart,
                          IMAPMESSAGEPROC lpMessageProc, LPVOID lpParam, LPDWORD lpdwLength)
 {
+    return ImapGetMessageStreamEx(hClient, nMessageId, nMessagePart, 0, lpMessageProc,
+                                  lpParam, lpdwLength);
+}
+
+INT ImapGetMessageStreamEx(HCLIENT hClient, UINT nMessageId, UINT nMessagePart,
+                           DWORD dwOptions, IMAPMESSAGEPROC lpMessageProc, LPVOID lpParam,
+                           LPDWORD lpdwLength)
+{
     iw_client *c = iw_client_wait(hClient);
     iw_stream_sink sink = { hClient, lpMessageProc, lpParam };
     size_t len = 0;
@@ -671,12 +679,13 @@ INT ImapGetMessageStream(HCLIENT hClient, UINT nMessageId, UINT nMessagePart,
 
     if (c == NULL)
         return IMAP_ERROR;
-    if (lpMessageProc == NULL || nMessageId == 0)
+    if (lpMessageProc == NULL || nMessageId == 0 ||
+        (dwOptions & ~(DWORD)IMAP_MESSAGE_UID) != 0)
         return iw_fail(ST_ERROR_INVALID_PARAMETER);
     iw_call_enter(c);
     rc = c->broken ? (int)ST_ERROR_CONNECTION_CLOSED
-                   : iw_session_fetch_stream(c, nMessageId, nMessagePart, iw_stream_piece,
-                                             &sink, &len);
+                   : iw_session_fetch_stream(c, nMessageId, (dwOptions & IMAP_MESSAGE_UID) != 0,
+                                             nMessagePart, iw_stream_piece, &sink, &len);
     iw_call_leave(c);
     if (rc != 0)
         return iw_fail_on(c, rc, IMAP_STAGE_COMMAND);

@@ -697,7 +697,7 @@ int iw_session_fetch(iw_client *c, unsigned id, int uid, unsigned part, char *de
     return rc;
 }
 
-int iw_session_fetch_stream(iw_client *c, unsigned id, unsigned part,
+int iw_session_fetch_stream(iw_client *c, unsigned id, int uid, unsigned part,
                             void (*piece)(void *arg, const char *p, size_t n), void *arg,
                             size_t *len)
 {
@@ -707,6 +707,7 @@ int iw_session_fetch_stream(iw_client *c, unsigned id, unsigned part,
     *len = 0;
     memset(&f, 0, sizeof f);
     f.id = id;
+    f.uid = uid;
     f.piece = piece;
     f.piece_arg = arg;
     rc = iw_fetch_run(c, part, &f);

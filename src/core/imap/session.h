@@ -54,7 +54,7 @@ int iw_session_fetch(iw_client *c, unsigned id, int uid, unsigned part, char *de
                      char **body, size_t *len);
 /* The body to piece in order as it arrives (pieces of at most IW_STREAM_CHUNK bytes; a
  * literal past the 256 MiB limit is allowed, up to 4 GiB - 1), *len its length. */
-int iw_session_fetch_stream(iw_client *c, unsigned id, unsigned part,
+int iw_session_fetch_stream(iw_client *c, unsigned id, int uid, unsigned part,
                             void (*piece)(void *arg, const char *p, size_t n), void *arg,
                             size_t *len);
 
