@@ -5,6 +5,7 @@
 #   scripts/fuzz.sh                 build, replay, fuzz every target
 #   FUZZ_SECONDS=10 scripts/fuzz.sh shorter runs
 #   FUZZ_TARGETS="fuzz_socks5" scripts/fuzz.sh
+#   FUZZ_JOBS=1 scripts/fuzz.sh     one target at a time (default: one per core)
 #
 # Build directories (ignored by git): build-fuzz-lib (the library, built by the top-level
 # CMakeLists.txt with clang, sanitizers and coverage), build-fuzz (the targets).
@@ -18,7 +19,7 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 FUZZ_TARGETS=${FUZZ_TARGETS:-"fuzz_client fuzz_socks5 fuzz_httpconnect fuzz_connect_args fuzz_parsers fuzz_ssh_config fuzz_tokenizer fuzz_cli_url fuzz_command"}
 LIB_BUILD=${FUZZ_LIB_BUILD:-$ROOT/build-fuzz-lib}
 BUILD=${FUZZ_BUILD:-$ROOT/build-fuzz}
-JOBS=$(nproc 2>/dev/null || echo 2)
+JOBS=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
 
 say() { printf 'fuzz.sh: %s\n' "$*" >&2; }
 
@@ -123,11 +124,11 @@ done
 save_finding() { # target artifact
     t=$1 art=$2
     kind=$(basename "$art" | sed 's/-.*//')
-    min="$WORK/minimized"
+    min="$WORK/minimized-$t"
     rm -f "$min"
     if [ "$kind" = crash ] || [ "$kind" = leak ]; then
         "$BUILD/$t" $LF_OPTS -minimize_crash=1 -max_total_time=30 \
-            -exact_artifact_path="$min" "$art" >"$WORK/minimize.log" 2>&1 || true
+            -exact_artifact_path="$min" "$art" >"$WORK/minimize-$t.log" 2>&1 || true
     fi
     [ -s "$min" ] || cp "$art" "$min"
     mkdir -p "$ROOT/fuzz/regressions/$t"
@@ -136,16 +137,36 @@ save_finding() { # target artifact
     say "$t: $kind saved as ${dest#"$ROOT"/} ($(wc -c <"$dest") bytes)"
 }
 
-for t in $FUZZ_TARGETS; do
-    corpus="$WORK/corpus-$t" art="$WORK/artifacts-$t"
+# One target's run, its exit status in $WORK/$t.rc; runs in the background beside others.
+fuzz_one() { # target
+    t=$1 corpus="$WORK/corpus-$1" art="$WORK/artifacts-$1"
     mkdir -p "$corpus" "$art"
     # seeds, plus fixed findings: the neighbourhood of old bugs is worth another look
     cp "$ROOT/fuzz/corpus/$t/"* "$corpus/" 2>/dev/null || true
     cp "$ROOT/fuzz/regressions/$t/"* "$corpus/" 2>/dev/null || true
-    say "$t: fuzzing for $FUZZ_SECONDS s (max_len $(max_len "$t"))"
     rc=0
     "$BUILD/$t" $LF_OPTS -max_len="$(max_len "$t")" -max_total_time="$FUZZ_SECONDS" \
         -print_final_stats=1 -artifact_prefix="$art/" "$corpus" >"$WORK/$t.log" 2>&1 || rc=$?
+    echo "$rc" >"$WORK/$t.rc"
+}
+
+# The targets run $JOBS at a time (each is one process), so the whole costs the time of
+# the targets divided by the cores, not their sum.
+running=0
+for t in $FUZZ_TARGETS; do
+    say "$t: fuzzing for $FUZZ_SECONDS s (max_len $(max_len "$t"))"
+    fuzz_one "$t" &
+    running=$((running + 1))
+    if [ "$running" -ge "$JOBS" ]; then
+        wait
+        running=0
+    fi
+done
+wait
+
+for t in $FUZZ_TARGETS; do
+    art="$WORK/artifacts-$t"
+    rc=$(cat "$WORK/$t.rc" 2>/dev/null || echo 1)
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$WORK/$t.log" | tail -1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$WORK/$t.log" | tail -1)
     cov=$(grep -E '^#[0-9]+' "$WORK/$t.log" | tail -1 | sed -n 's/.*cov: \([0-9]*\).*/\1/p')
