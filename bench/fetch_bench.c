@@ -84,6 +84,14 @@ static double cpu_s(void)
            (double)u.ru_stime.tv_sec + (double)u.ru_stime.tv_usec / 1e6;
 }
 
+/* Minor page faults of this process: the fresh pages a fetch touched. */
+static double minflt(void)
+{
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return (double)u.ru_minflt;
+}
+
 static long status_kb(const char *key)
 {
     char line[256];
@@ -396,7 +404,7 @@ static const char *const side_name[NSIDES] = {
 };
 
 typedef struct stats {
-    double mbs[MAX_ROUNDS], cpu[MAX_ROUNDS];
+    double mbs[MAX_ROUNDS], cpu[MAX_ROUNDS], flt[MAX_ROUNDS];
     long   peak_kb;
     int    n;
 } stats;
@@ -440,12 +448,13 @@ static void throughput(int tls, unsigned seq, size_t size)
     for (r = 0; r < cfg.rounds; r++) {
         for (k = 0; k < NSIDES; k++) {
             int side = (k + r) % NSIDES;          /* a different side first each round */
-            double t0, c0, dt, dc;
+            double t0, c0, f0, dt, dc;
             long before, peak;
             int reset = reset_peak();
             before = status_kb("VmRSS");
             t0 = now_s();
             c0 = cpu_s();
+            f0 = minflt();
             switch (side) {
             case IW_LIB: iw_fetch(h, seq, size, NULL); break;
             case IW_BUF: iw_fetch(h, seq, size, buf); break;
@@ -455,6 +464,7 @@ static void throughput(int tls, unsigned seq, size_t size)
             }
             dc = cpu_s() - c0;
             dt = now_s() - t0;
+            st[side].flt[st[side].n] = minflt() - f0;
             peak = status_kb("VmHWM");
             st[side].mbs[st[side].n] = (double)size / 1e6 / dt;
             st[side].cpu[st[side].n++] = dc;
@@ -464,8 +474,8 @@ static void throughput(int tls, unsigned seq, size_t size)
     }
     printf("\nFETCH %.2f MB, %s, %d rounds (median; CPU is this process: client side only)\n",
            (double)size / 1e6, tls ? "IMAPS" : "plain", cfg.rounds);
-    printf("  %-28s %9s %9s %9s %10s %10s %12s\n", "side", "MB/s", "min", "max", "CPU ms",
-           "x floor", "peak RSS MiB");
+    printf("  %-28s %9s %9s %9s %10s %10s %12s %10s\n", "side", "MB/s", "min", "max", "CPU ms",
+           "x floor", "peak RSS MiB", "minflt");
     for (k = 0; k < NSIDES; k++) {
         double m = median(st[k].mbs, st[k].n), lo = m, hi = m;
         int floor_side = (k == IW_BUF || k == FLOOR_BUF) ? FLOOR_BUF : FLOOR_LIB;
@@ -474,9 +484,10 @@ static void throughput(int tls, unsigned seq, size_t size)
             lo = st[k].mbs[i] < lo ? st[k].mbs[i] : lo;
             hi = st[k].mbs[i] > hi ? st[k].mbs[i] : hi;
         }
-        printf("  %-28s %9.0f %9.0f %9.0f %10.1f %10.2f %12.1f\n", side_name[k], m, lo, hi,
-               median(st[k].cpu, st[k].n) * 1e3,
-               m / median(st[floor_side].mbs, st[floor_side].n), st[k].peak_kb / 1024.0);
+        printf("  %-28s %9.0f %9.0f %9.0f %10.1f %10.2f %12.1f %10.0f\n", side_name[k], m, lo,
+               hi, median(st[k].cpu, st[k].n) * 1e3,
+               m / median(st[floor_side].mbs, st[floor_side].n), st[k].peak_kb / 1024.0,
+               median(st[k].flt, st[k].n));
     }
     printf("  ratios: imapwire/floor throughput %.2f (library buffer) %.2f (caller buffer),"
            " CPU %.2f / %.2f; imapwire/libcurl throughput %.2f (library buffer) %.2f (caller"

@@ -1,9 +1,11 @@
 /* greeter.c: a minimal epoll IMAP greeter for the scale benches: it greets, answers any
- * command with OK (CAPABILITY with a list), and on SIGUSR1 closes its oldest connection. */
+ * command with OK (CAPABILITY with a list), on SIGUSR1 closes its oldest connection. */
 /* Usage: imapwire_greeter PORTS. It listens on PORTS consecutive free ports of
  * 127.0.0.1 (one address pair has ~28,000 ephemeral ports: 100,000 connections need
  * several), prints "ports P1 P2 ..." on stdout, and for each SIGUSR1 prints
- * "closed <CLOCK_MONOTONIC ns>" just before it closes the oldest open connection. */
+ * "closed <CLOCK_MONOTONIC ns>" just before it closes the oldest open connection. For
+ * each SIGUSR2 it sends "* 1 EXISTS" to every open connection: an idle client's wake-up
+ * (bench/instr_ops.c idle-wake). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,12 +22,18 @@
 
 #define MAX_PORTS 16
 
-static volatile sig_atomic_t close_one;
+static volatile sig_atomic_t close_one, push_one;
 
 static void on_usr1(int sig)
 {
     (void)sig;
     close_one++;
+}
+
+static void on_usr2(int sig)
+{
+    (void)sig;
+    push_one++;
 }
 
 static long long mono_ns(void)
@@ -79,6 +87,7 @@ int main(int argc, char **argv)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     signal(SIGUSR1, on_usr1);
+    signal(SIGUSR2, on_usr2);
     signal(SIGPIPE, SIG_IGN);
     ep = epoll_create1(EPOLL_CLOEXEC);
     printf("ports");
@@ -113,6 +122,16 @@ int main(int argc, char **argv)
                 fd_seq[order[head].fd] = 0;
                 close(order[head++].fd);
             }
+        }
+        while (push_one > 0) {
+            static const char exists[] = "* 1 EXISTS\r\n";
+            size_t k;
+            push_one--;
+            for (k = head; k < tail; k++)
+                if (fd_seq[order[k].fd] == order[k].seq &&
+                    send(order[k].fd, exists, sizeof exists - 1, MSG_NOSIGNAL) < 0) {
+                    /* gone: its close comes as an event */
+                }
         }
         for (i = 0; i < n; i++) {
             int fd = (int)(evs[i].data.u64 & 0xffffffffu);

@@ -3,11 +3,15 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <semaphore.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <curl/curl.h>
@@ -17,11 +21,15 @@
 #include <imapwire/imapwire.h>
 
 /*
- * Run under `valgrind --tool=callgrind --collect-atstart=no`: set-up (library
- * initialisation, the mailbox's test message, warm-up operations) is not counted, the
- * N operations are, on every thread of the process (the loop thread of async connects
- * included). Outside valgrind the client requests do nothing, so the program also runs
- * as a plain check that each operation works. bench/instructions.sh drives it.
+ * Run under `valgrind --tool=callgrind --separate-threads=yes`: callgrind's client
+ * requests zero and dump the calling thread only, so each thread counts itself. The
+ * calling thread zeroes its counts after the set-up (library initialisation, the
+ * mailbox's test message, two warm-up operations) and dumps them after the N operations.
+ * The library's loop thread does the same from inside our callbacks (loop_mark): zeroed
+ * at the last callback of the warm-up, dumped at the last callback of the N operations,
+ * so its dump holds exactly N operations' turns of the loop, from callback to callback.
+ * bench/instructions.sh adds the dumps. Outside valgrind the client requests do nothing,
+ * so the program also runs as a plain check that each operation works.
  */
 
 static struct {
@@ -131,6 +139,19 @@ static void iw_session(int mode)
  * with how long the machine took. */
 static sem_t async_done;
 
+/* Callbacks seen on the loop thread; the one that ends the warm-up zeroes the loop
+ * thread's counts, the one that ends the N operations dumps them (0: no marks). */
+static int loop_seen, loop_zero_at, loop_dump_at;
+
+static void loop_mark(void)
+{
+    loop_seen++;
+    if (loop_seen == loop_zero_at)
+        CALLGRIND_ZERO_STATS;
+    else if (loop_seen == loop_dump_at)
+        CALLGRIND_DUMP_STATS;
+}
+
 static VOID iw_event(HCLIENT h, UINT id, DWORD err, LPVOID param)
 {
     (void)h;
@@ -138,6 +159,7 @@ static VOID iw_event(HCLIENT h, UINT id, DWORD err, LPVOID param)
     if (id == IMAP_EVENT_CONNECT) {
         if (err != 0)
             die("imapwire: async connect failed");
+        loop_mark();
         sem_post(&async_done);
     }
 }
@@ -162,6 +184,120 @@ static void iw_async(int n)
             die("imapwire: async connects did not finish in 20 s");
     for (i = 0; i < n; i++)
         ImapDisconnect(h[i]);
+}
+
+/* ---------------------------------------------------------------- idle wake-up */
+
+/* bench/greeter.c, started natively beside us (valgrind does not follow the exec), sends
+ * "* 1 EXISTS" to its connections on each SIGUSR2: the untagged line that wakes an idle
+ * watched connection. Dovecot sends nothing to a client that is not in IDLE. */
+static pid_t greeter_pid;
+static unsigned greeter_port;
+static sem_t woken;
+
+static void greeter_start(const char *self)
+{
+    char path[600], line[128];
+    const char *slash = strrchr(self, '/');
+    char *argv[] = { path, NULL };
+    int fds[2];
+    posix_spawn_file_actions_t fa;
+    FILE *out;
+    snprintf(path, sizeof path, "%.*s/imapwire_greeter", slash ? (int)(slash - self) : 1,
+             slash ? self : ".");
+    if (pipe(fds) != 0)
+        die("pipe failed");
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+    posix_spawn_file_actions_addclose(&fa, fds[0]);
+    if (posix_spawn(&greeter_pid, path, &fa, NULL, argv, NULL) != 0)
+        die("cannot start imapwire_greeter (built beside this program)");
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    out = fdopen(fds[0], "r");
+    if (out == NULL || fgets(line, sizeof line, out) == NULL ||
+        sscanf(line, "ports %u", &greeter_port) != 1)
+        die("imapwire_greeter printed no port");
+    fclose(out);
+}
+
+static void greeter_stop(void)
+{
+    if (greeter_pid > 0) {
+        kill(greeter_pid, SIGTERM);
+        waitpid(greeter_pid, NULL, 0);
+    }
+}
+
+/* The caller's trace sees each line the watcher reads: the sign that a wake-up is done. */
+static VOID iw_wake_trace(HCLIENT h, UINT dir, LPCTSTR line, INT len, LPVOID param)
+{
+    (void)h;
+    (void)param;
+    if (dir == IMAP_TRACE_RECV && len >= 10 && strncmp(line, "* 1 EXISTS", 10) == 0) {
+        loop_mark();
+        sem_post(&woken);
+    }
+}
+
+static HCLIENT iw_watched(void)
+{
+    IMAPCONNECTINFO ci;
+    HCLIENT h;
+    struct timespec until;
+    memset(&ci, 0, sizeof ci);
+    ci.dwSize = sizeof ci;
+    ci.lpszHostName = "127.0.0.1";
+    ci.nRemotePort = greeter_port;
+    ci.nTimeout = 10;
+    ci.lpTraceProc = iw_wake_trace;
+    ci.lpEventProc = iw_event;
+    h = ImapConnectEx(&ci);
+    if (h == INVALID_CLIENT)
+        die("imapwire: ImapConnectEx to the greeter failed");
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 20;
+    if (sem_timedwait(&async_done, &until) != 0)
+        die("imapwire: the greeter's connect did not finish in 20 s");
+    return h;
+}
+
+/* The floor: a blocking socket, poll() and one read per line. */
+static int floor_watched(void)
+{
+    struct sockaddr_in sa;
+    char line[256];
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((unsigned short)greeter_port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        recv(fd, line, sizeof line, 0) <= 0)
+        die("floor: greeter connect failed");
+    return fd;
+}
+
+/* One wake-up: the greeter is told to send its line; the side has read it when this
+ * returns. The pause after lets the loop thread go back to its wait, so each wake-up
+ * finds the connection idle (and both sides make the same calls around it). */
+static void wake_once(int floor_fd)
+{
+    struct timespec pause = { 0, 20 * 1000 * 1000 };
+    kill(greeter_pid, SIGUSR2);
+    if (floor_fd >= 0) {
+        struct pollfd p = { floor_fd, POLLIN, 0 };
+        char line[256];
+        if (poll(&p, 1, 20000) != 1 || recv(floor_fd, line, sizeof line, 0) <= 0)
+            die("floor: no line from the greeter in 20 s");
+    } else {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 20;
+        if (sem_timedwait(&woken, &until) != 0)
+            die("imapwire: the watched connection did not wake in 20 s");
+    }
+    nanosleep(&pause, NULL);
 }
 
 /* ---------------------------------------------------------------- libcurl */
@@ -378,7 +514,7 @@ static VOID iw_stream_piece(HCLIENT h, const VOID *data, DWORD len, LPVOID param
 static const char *const ops[] = {
     "plain", "starttls", "imaps-full", "imaps-resumed", "ssh-nth", "async",
     "fetch-plain-library", "fetch-plain-caller", "fetch-plain-stream", "fetch-imaps-library",
-    "fetch-imaps-caller", "fetch-imaps-stream", NULL
+    "fetch-imaps-caller", "fetch-imaps-stream", "idle-wake", NULL
 };
 
 static void usage(void)
@@ -388,14 +524,15 @@ static void usage(void)
                     "  OP:");
     for (i = 0; ops[i]; i++)
         fprintf(stderr, " %s", ops[i]);
-    fprintf(stderr, "\n  fetch ops move N MB (a 1 MB message N times)\n");
+    fprintf(stderr, "\n  fetch ops move N MB (a 1 MB message N times); idle-wake wakes a"
+                    " watched idle connection N times\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
     const char *op, *side;
-    int n, i, warm = 2, fetch, tls;
+    int n, i, warm = 2, fetch, tls, wake, floor_fd = -1;
     CURL *e = NULL;
     CURLSH *share = NULL;
     HCLIENT h = INVALID_CLIENT;
@@ -415,9 +552,11 @@ int main(int argc, char **argv)
     load_env(argv[4], argc > 5 ? argv[5] : NULL);
     fetch = strncmp(op, "fetch-", 6) == 0;
     tls = strstr(op, "imaps") != NULL;
+    wake = strcmp(op, "idle-wake") == 0;
     if (!ImapInitialize(NULL, NULL))
         die("ImapInitialize failed");
     sem_init(&async_done, 0, 0);
+    sem_init(&woken, 0, 0);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     e = curl_easy_init();
     if (strcmp(op, "imaps-resumed") == 0) {
@@ -441,6 +580,21 @@ int main(int argc, char **argv)
             floor_open(&fl, tls);
         }
     }
+    if (strcmp(side, "imapwire") == 0 && (wake || strcmp(op, "async") == 0)) {
+        int per_op = wake ? 1 : 10;    /* callbacks on the loop thread per operation */
+        loop_zero_at = warm * per_op + (wake ? 1 : 0);     /* the greeter's connect: one */
+        loop_dump_at = (warm + n) * per_op + (wake ? 1 : 0);
+    }
+    if (wake) {
+        /* one connection, greeted and watched (or the floor's), outside the count */
+        if (strcmp(side, "curl") == 0)
+            die("curl: no such operation on this side");
+        greeter_start(argv[0]);
+        if (strcmp(side, "imapwire") == 0)
+            h = iw_watched();
+        else
+            floor_fd = floor_watched();
+    }
     if (strcmp(op, "ssh-nth") == 0) {
         if (env.ssh_port == 0)
             die("ssh-nth needs the sshd env file");
@@ -451,8 +605,10 @@ int main(int argc, char **argv)
 
     for (i = -warm; i < n; i++) {
         if (i == 0)
-            CALLGRIND_TOGGLE_COLLECT;
-        if (strcmp(side, "imapwire") == 0) {
+            CALLGRIND_ZERO_STATS;
+        if (wake) {
+            wake_once(floor_fd);
+        } else if (strcmp(side, "imapwire") == 0) {
             if (strcmp(op, "plain") == 0)
                 iw_session(M_PLAIN);
             else if (strcmp(op, "starttls") == 0)
@@ -509,7 +665,7 @@ int main(int argc, char **argv)
         } else {
             char cmd[64];
             if (!fetch)
-                die("floor: only the fetch operations");
+                die("floor: only the fetch and idle-wake operations");
             snprintf(cmd, sizeof cmd, "f%d FETCH 1 BODY.PEEK[]\r\n", i + warm);
             fl_write(&fl, cmd);
             snprintf(cmd, sizeof cmd, "f%d ", i + warm);
@@ -517,11 +673,14 @@ int main(int argc, char **argv)
                 die("floor: wrong size");
         }
     }
-    CALLGRIND_TOGGLE_COLLECT;
+    CALLGRIND_DUMP_STATS;
     if (h != INVALID_CLIENT)
         ImapDisconnect(h);
     if (fetch && strcmp(side, "floor") == 0)
         floor_close(&fl);
+    if (floor_fd >= 0)
+        close(floor_fd);
+    greeter_stop();
     free(buf);
     if (share)
         curl_share_cleanup(share);

@@ -11,37 +11,11 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD="$ROOT/build-bench"
-HARNESS="$ROOT/tests/harness/dovecot-tls.sh"
-
-sh "$ROOT/scripts/install-deps.sh"
-
-# Tests and examples are off: the bench needs neither, and their build is others' job.
-cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
-      -DIMAPWIRE_BUILD_TESTS=OFF -DIMAPWIRE_BUILD_EXAMPLES=OFF -DIMAPWIRE_BUILD_BENCH=ON >/dev/null
-cmake --build "$BUILD" --target imapwire_bench -j "$(nproc)" >/dev/null
+. "$ROOT/bench/bench_env.sh"
+bench_build imapwire_bench
 BENCH="$BUILD/bench/imapwire_bench"
 [ -x "$BENCH" ] || { echo "bench.sh: $BENCH was not built (is libcurl installed?)" >&2; exit 1; }
-
-# The harness insists on a world-searchable directory; mktemp's 0700 is fixed by it.
-# One Dovecot serves all three: plain and STARTTLS on DOVECOT_PORT, IMAPS on
-# DOVECOT_IMAPS_PORT, with the test CA in $DIR/certs.
-DIR=$(mktemp -d /tmp/imapwire-bench.XXXXXX)
-cleanup() {
-    bash "$HARNESS" stop "$DIR" >/dev/null 2>&1 || true
-    rm -rf "$DIR"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-if ! bash "$HARNESS" start "$DIR" >/dev/null 2>"$DIR/start.err"; then
-    cat "$DIR/start.err" >&2
-    echo "bench.sh: could not start the TLS Dovecot" >&2
-    exit 1
-fi
-ENV="$DIR/env"
-LOG="$DIR/dovecot.log"
-CA="$DIR/certs/ca.pem"
+bench_dovecot bench
 
 logins=0 tls_logins=0
 run() {

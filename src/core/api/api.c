@@ -635,7 +635,7 @@ INT ImapGetMessage(HCLIENT hClient, UINT nMessageId, UINT nMessagePart,
     if (rc != 0)
         return iw_fail_on(c, rc, IMAP_STAGE_COMMAND);
     if (len > 0xffffffffu) {
-        free(body);
+        iw_body_release(body);
         return iw_fail(ST_ERROR_RESPONSE_TOO_LARGE);
     }
     if (*lpdwLength == 0) {
@@ -696,7 +696,7 @@ INT ImapGetMessageStreamEx(HCLIENT hClient, UINT nMessageId, UINT nMessagePart,
 
 VOID ImapFreeMemory(LPVOID lpvMemory)
 {
-    free(lpvMemory);
+    iw_body_release(lpvMemory);
 }
 
 INT ImapGetSecurityInformation(HCLIENT hClient, LPSECURITYINFO lpInfo)

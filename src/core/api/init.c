@@ -98,6 +98,7 @@ BOOL ImapUninitialize(VOID)
         iw_tls_shutdown();
         iw_dns_global_cleanup();
         iw_ssh_global_cleanup();
+        iw_body_pool_drain();
     }
     iw_set_initialized(--iw_init_count);
     pthread_mutex_unlock(&iw_init_lock);

@@ -559,7 +559,7 @@ int iw_fetch_parse(const iw_response *r, struct iw_fetch *f)
         return 0;                      /* the part does not exist */
     if (v.pending || v.gone)
         return ST_ERROR_INVALID_RESPONSE;          /* a whole response has its bytes */
-    f->body = malloc(v.n + 1);
+    f->body = iw_body_alloc(v.n + 1);
     if (f->body == NULL)
         return ST_ERROR_OUT_OF_MEMORY;
     if (v.type == IW_TOK_LITERAL) {
@@ -614,7 +614,7 @@ static int iw_fetch_hook(void *arg, const iw_response *head, size_t size, int ov
         d->p = f->dest;
         return 0;
     }
-    f->body = malloc(size + 1);        /* +1: the library's buffer ends with a NUL */
+    f->body = iw_body_alloc(size + 1); /* +1: the library's buffer ends with a NUL */
     if (f->body == NULL)
         return ST_ERROR_OUT_OF_MEMORY;
     f->body[size] = '\0';
@@ -693,7 +693,7 @@ int iw_session_fetch(iw_client *c, unsigned id, int uid, unsigned part, char *de
         *body = f.body;
         f.body = NULL;
     }
-    free(f.body);
+    iw_body_release(f.body);
     return rc;
 }
 

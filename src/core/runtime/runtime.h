@@ -38,6 +38,11 @@ void  iw_forget_last_timings(void);                  /* a new connect: none yet 
 int   iw_errinfo_copy_out(const IMAPERRORINFO *src, LPIMAPERRORINFO dst);  /* dwSize-wise */
 int   iw_errinfo_thread_out(LPIMAPERRORINFO dst);
 
+/* ---- body_pool.c: message buffers handed to the caller (ImapGetMessage) ---- */
+void *iw_body_alloc(size_t size);            /* malloc, or the block ImapFreeMemory kept */
+void  iw_body_release(void *p);              /* ImapFreeMemory: keeps one large block */
+void  iw_body_pool_drain(void);              /* the last ImapUninitialize */
+
 /* ---- clock.c ---- */
 int64_t iw_now_us(void);
 int64_t iw_now_ms(void);
