@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include "iwtest.h"
 
@@ -996,6 +997,211 @@ START_TEST(file_ssh_config_line)
 }
 END_TEST
 
+/* ---- hops and proxies that cannot be reached or say nothing ---- */
+
+static long long ms_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A route through SSH (and a transport under it, or NULL) that fails at one party: the
+ * code, stage, hop and peer exactly, the detail's words, within max_ms of the start. */
+static void expect_route(const char *route, const char *transport, unsigned timeout_s,
+                         long long max_ms, DWORD err, DWORD stage, UINT hop, const char *peer,
+                         const char *const *words)
+{
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
+    long long t0 = ms_now(), took;
+    sc.lpszTunnelHost = route;
+    ck_assert(connect_via("127.0.0.1", dv.port, timeout_s, IMAP_OPTION_TUNNEL, &sc, transport,
+                          NULL) == INVALID_CLIENT);
+    took = ms_now() - t0;
+    ck_assert_msg(took <= max_ms, "%s gave up after %lld ms, not within %lld", route, took,
+                  max_ms);
+    expect(INVALID_CLIENT, err, stage, hop, peer, NULL, words,
+           (const char *[]){ dante.pass, tp.pass, NULL });
+}
+
+/* hop n of route (the "%u" in it) is a listener that accepts and never sends a banner */
+static void jump_silent(const char *fmt, UINT hop)
+{
+    unsigned port;
+    int fd = silent_listener(&port);
+    char route[200], peer[300];
+    snprintf(route, sizeof route, fmt, port, sshd.port);
+    peer_of(peer, sizeof peer, "127.0.0.1", port);
+    /* each SSH phase has the whole timeout: hop 1 in 1 s, then at most the next phases */
+    expect_route(route, NULL, 1, 5000, ST_ERROR_OPERATION_TIMEOUT, IMAP_STAGE_SSH, hop, peer,
+                 (const char *[]){ peer, "accepted the connection", NULL });
+    close(fd);
+}
+
+START_TEST(jump_hop1_silent)
+{
+    jump_silent("127.0.0.1:%u,127.0.0.1:%u", 1);
+}
+END_TEST
+
+START_TEST(jump_hop2_silent)
+{
+    char fmt[100];
+    snprintf(fmt, sizeof fmt, "127.0.0.1:%u,127.0.0.1:%%u", sshd.port);
+    jump_silent(fmt, 2);
+}
+END_TEST
+
+START_TEST(jump3_hop2_silent)
+{
+    char fmt[100];
+    snprintf(fmt, sizeof fmt, "127.0.0.1:%u,127.0.0.1:%%u,127.0.0.1:%%u", sshd.port);
+    jump_silent(fmt, 2);
+}
+END_TEST
+
+START_TEST(jump3_hop2_refused)
+{
+    char route[200], peer[300];
+    unsigned port = free_port();
+    snprintf(route, sizeof route, "127.0.0.1:%u,127.0.0.1:%u,127.0.0.1:%u", sshd.port, port,
+             sshd.port);
+    peer_of(peer, sizeof peer, "127.0.0.1", port);
+    /* hop 1's server could not connect to hop 2: hop 2 is named, in hop 1's words */
+    expect_route(route, NULL, T_S, T_S * 1000, ST_ERROR_SSH_CHANNEL_FAILED, IMAP_STAGE_SSH, 2,
+                 peer, (const char *[]){ peer, "connect failed", NULL });
+}
+END_TEST
+
+START_TEST(jump_hop1_unreachable)
+{
+    const char *bin = getenv("IW_TCP_BLACKHOLE_BIN");
+    const char *argv[] = { bin, "--addr", "127.0.0.3", "--idle-exit", "30", NULL };
+    iwt_fixture f;
+    char route[200], peer[300];
+    memset(&f, 0, sizeof f);
+    iwt_spawn(&f, argv, "tcp_blackhole");
+    snprintf(route, sizeof route, "127.0.0.3:%u,127.0.0.1:%u", f.port, sshd.port);
+    peer_of(peer, sizeof peer, "127.0.0.3", f.port);
+    expect_route(route, NULL, 1, 3000, ST_ERROR_OPERATION_TIMEOUT, IMAP_STAGE_SSH, 1, peer,
+                 (const char *[]){ peer, "no answer", NULL });
+    iwt_fixture_stop(&f);
+}
+END_TEST
+
+/* The proxy under SSH, or under IMAP itself, at proxy_port: a failure is the proxy's. */
+static void expect_proxy(const char *scheme, int under_ssh, unsigned proxy_port,
+                         unsigned timeout_s, DWORD err, const char *const *words)
+{
+    char tr[200], peer[300];
+    snprintf(tr, sizeof tr, "%s:127.0.0.1:%u", scheme, proxy_port);
+    peer_of(peer, sizeof peer, "127.0.0.1", proxy_port);
+    if (under_ssh) {
+        char route[100];
+        snprintf(route, sizeof route, "127.0.0.1:%u", sshd.port);
+        /* the caller's timeout, and no more: the proxy's phase is the first */
+        expect_route(route, tr, timeout_s, timeout_s * 1000 + 1500, err, IMAP_STAGE_PROXY, 1,
+                     peer, words);
+        return;
+    }
+    {
+        long long t0 = ms_now(), took;
+        ck_assert(connect_via(dv.host, dv.port, timeout_s, 0, NULL, tr, NULL) == INVALID_CLIENT);
+        took = ms_now() - t0;
+        ck_assert_msg(took <= timeout_s * 1000 + 1500, "%s gave up after %lld ms", tr, took);
+        expect(INVALID_CLIENT, err, IMAP_STAGE_PROXY, 1, peer, NULL, words, NULL);
+    }
+}
+
+static const char *const silent_words[] = { "accepted the connection", "did not answer", NULL };
+
+START_TEST(socks5_silent_proxy)
+{
+    unsigned port;
+    int fd = silent_listener(&port);
+    expect_proxy("socks5", 0, port, 1, ST_ERROR_OPERATION_TIMEOUT, silent_words);
+    close(fd);
+}
+END_TEST
+
+START_TEST(http_silent_proxy)
+{
+    unsigned port;
+    int fd = silent_listener(&port);
+    expect_proxy("httpconnect", 0, port, 1, ST_ERROR_OPERATION_TIMEOUT, silent_words);
+    close(fd);
+}
+END_TEST
+
+START_TEST(ssh_over_socks5_silent_proxy)
+{
+    unsigned port;
+    int fd = silent_listener(&port);
+    expect_proxy("socks5", 1, port, 1, ST_ERROR_OPERATION_TIMEOUT, silent_words);
+    close(fd);
+}
+END_TEST
+
+START_TEST(ssh_over_http_silent_proxy)
+{
+    unsigned port;
+    int fd = silent_listener(&port);
+    expect_proxy("httpconnect", 1, port, 1, ST_ERROR_OPERATION_TIMEOUT, silent_words);
+    close(fd);
+}
+END_TEST
+
+START_TEST(ssh_over_http_refused)
+{
+    expect_proxy("httpconnect", 1, free_port(), T_S, ST_ERROR_CONNECTION_REFUSED,
+                 (const char *[]){ "httpconnect proxy", "nothing listens", NULL });
+}
+END_TEST
+
+static void ssh_over_unreachable(const char *scheme)
+{
+    const char *bin = getenv("IW_TCP_BLACKHOLE_BIN");
+    const char *argv[] = { bin, "--addr", "127.0.0.3", "--idle-exit", "30", NULL };
+    iwt_fixture f;
+    char tr[200], peer[300], route[100];
+    memset(&f, 0, sizeof f);
+    iwt_spawn(&f, argv, "tcp_blackhole");
+    snprintf(tr, sizeof tr, "%s:127.0.0.3:%u", scheme, f.port);
+    snprintf(route, sizeof route, "127.0.0.1:%u", sshd.port);
+    peer_of(peer, sizeof peer, "127.0.0.3", f.port);
+    expect_route(route, tr, 1, 2500, ST_ERROR_OPERATION_TIMEOUT, IMAP_STAGE_PROXY, 1, peer,
+                 (const char *[]){ peer, "no answer", NULL });
+    iwt_fixture_stop(&f);
+}
+
+START_TEST(ssh_over_socks5_unreachable)
+{
+    ssh_over_unreachable("socks5");
+}
+END_TEST
+
+START_TEST(ssh_over_http_unreachable)
+{
+    ssh_over_unreachable("httpconnect");
+}
+END_TEST
+
+START_TEST(http_target_name_unknown)
+{
+    /* tinyproxy resolves the IMAP host's name and fails. Its answer ("500 Unable to
+     * connect") is byte for byte the one it gives for a refused port, so the code is the
+     * refusal's (API.md names no code for a name a proxy could not resolve); the record
+     * carries its status line and names the target. */
+    char tr[200], peer[300];
+    snprintf(tr, sizeof tr, "httpconnect:127.0.0.1:%u", tp.port);
+    ck_assert(connect_via("nosuch.imapwire.invalid", dv.port, T_S, 0, NULL, tr, NULL) ==
+              INVALID_CLIENT);
+    peer_of(peer, sizeof peer, "127.0.0.1", tp.port);
+    expect(INVALID_CLIENT, ST_ERROR_CONNECTION_REFUSED, IMAP_STAGE_PROXY, 1, peer, NULL,
+           (const char *[]){ "HTTP/1.", "nosuch.imapwire.invalid", NULL }, NULL);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("errinfo");
@@ -1059,6 +1265,19 @@ static Suite *suite(void)
     tcase_add_test(tc, ssh_over_proxy_refused);
     tcase_add_test(tc, ssh_over_proxy_bad_credentials);
     tcase_add_test(tc, ssh_over_proxy_host_key_unknown);
+    tcase_add_test(tc, jump_hop1_silent);
+    tcase_add_test(tc, jump_hop2_silent);
+    tcase_add_test(tc, jump3_hop2_silent);
+    tcase_add_test(tc, jump3_hop2_refused);
+    tcase_add_test(tc, jump_hop1_unreachable);
+    tcase_add_test(tc, socks5_silent_proxy);
+    tcase_add_test(tc, http_silent_proxy);
+    tcase_add_test(tc, ssh_over_socks5_silent_proxy);
+    tcase_add_test(tc, ssh_over_http_silent_proxy);
+    tcase_add_test(tc, ssh_over_http_refused);
+    tcase_add_test(tc, ssh_over_socks5_unreachable);
+    tcase_add_test(tc, ssh_over_http_unreachable);
+    tcase_add_test(tc, http_target_name_unknown);
     suite_add_tcase(s, tc);
     return s;
 }
