@@ -18,41 +18,16 @@
 static iwt_dovecot dv, dvtls;
 static iwt_sshd sshd;
 static char ca[700], dns_server[64];
-static struct {
-    unsigned port;
-    char user[64], pass[64];
-} dante;
-static struct {
-    unsigned port, auth_port;
-    char user[64], pass[64];
-} tp;
-
-static unsigned env_uint(const char *path, const char *key)
-{
-    char v[32];
-    iwt_env_value(path, key, v, sizeof v);
-    ck_assert_msg(v[0] != '\0', "%s missing in %s", key, path);
-    return (unsigned)strtoul(v, NULL, 10);
-}
+static iwt_dante dante;
+static iwt_tinyproxy tp;
 
 static void setup(void)
 {
-    const char *tmp = getenv("IW_TMPDIR");
-    char path[600];
-    ck_assert_msg(tmp != NULL, "IW_TMPDIR not set (run through ctest)");
     iwt_dovecot_load(&dv);
     iwt_dovecot_load_file(&dvtls, getenv("IW_DOVECOT_TLS_ENV"));
     iwt_sshd_load(&sshd, getenv("IW_SSHD_ENV"));
     snprintf(ca, sizeof ca, "%s/certs/ca.pem", dvtls.dir);
-    snprintf(path, sizeof path, "%s/danted/env", tmp);
-    dante.port = env_uint(path, "DANTED_PORT");
-    iwt_env_value(path, "DANTED_USER", dante.user, sizeof dante.user);
-    iwt_env_value(path, "DANTED_PASS", dante.pass, sizeof dante.pass);
-    snprintf(path, sizeof path, "%s/tinyproxy/env", tmp);
-    tp.port = env_uint(path, "TINYPROXY_PORT");
-    tp.auth_port = env_uint(path, "TINYPROXY_AUTH_PORT");
-    iwt_env_value(path, "TINYPROXY_AUTH_USER", tp.user, sizeof tp.user);
-    iwt_env_value(path, "TINYPROXY_AUTH_PASS", tp.pass, sizeof tp.pass);
+    iwt_proxies_load(&dante, &tp);
     iwt_env_value(getenv("IW_DNS_ENV"), "DNSMASQ_SERVER", dns_server, sizeof dns_server);
     unsetenv("IMAPWIRE_TRANSPORT");
     ck_assert(ImapInitialize(NULL, NULL));
@@ -61,23 +36,6 @@ static void setup(void)
 static void teardown(void)
 {
     ImapUninitialize();
-}
-
-/* A port nobody listens on right now. */
-static unsigned free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    unsigned port;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
 }
 
 /* A listener that completes TCP handshakes (the kernel does) and never says a word. */
@@ -176,7 +134,7 @@ END_TEST
 START_TEST(direct_refused)
 {
     char peer[300];
-    unsigned port = free_port();
+    unsigned port = iwt_free_port();
     IMAPTIMINGS t;
     ck_assert(ImapConnect("127.0.0.1", port, T_S, 0, NULL) == INVALID_CLIENT);
     peer_of(peer, sizeof peer, "127.0.0.1", port);
@@ -310,7 +268,7 @@ static void on_event(HCLIENT h, UINT ev, DWORD err, LPVOID p)
 START_TEST(async_refused)
 {
     char peer[300];
-    unsigned port = free_port();
+    unsigned port = iwt_free_port();
     IMAPTIMINGS t;
     int i;
     HCLIENT h = ImapAsyncConnect("127.0.0.1", port, T_S, 0, NULL, on_event, NULL);
@@ -372,7 +330,7 @@ END_TEST
 START_TEST(socks5_refused)
 {
     char tr[200], peer[300];
-    unsigned port = free_port();
+    unsigned port = iwt_free_port();
     snprintf(tr, sizeof tr, "socks5:%s:%s@127.0.0.1:%u", dante.user, dante.pass, port);
     ck_assert(connect_via(dv.host, dv.port, T_S, 0, NULL, tr, NULL) == INVALID_CLIENT);
     peer_of(peer, sizeof peer, "127.0.0.1", port);
@@ -414,7 +372,7 @@ END_TEST
 START_TEST(socks5_target_refused)
 {
     char tr[200], peer[300];
-    unsigned port = free_port();
+    unsigned port = iwt_free_port();
     snprintf(tr, sizeof tr, "socks5:%s:%s@127.0.0.1:%u", dante.user, dante.pass, dante.port);
     ck_assert(connect_via("127.0.0.1", port, T_S, 0, NULL, tr, NULL) == INVALID_CLIENT);
     /* the proxy answered; it is the party that says so, in its reply code */
@@ -464,7 +422,7 @@ END_TEST
 START_TEST(http_refused)
 {
     char tr[200], peer[300];
-    unsigned port = free_port();
+    unsigned port = iwt_free_port();
     snprintf(tr, sizeof tr, "httpconnect:127.0.0.1:%u", port);
     ck_assert(connect_via(dv.host, dv.port, T_S, 0, NULL, tr, NULL) == INVALID_CLIENT);
     peer_of(peer, sizeof peer, "127.0.0.1", port);
@@ -501,7 +459,7 @@ END_TEST
 START_TEST(http_target_refused)
 {
     char tr[200], peer[300];
-    unsigned port = free_port();
+    unsigned port = iwt_free_port();
     snprintf(tr, sizeof tr, "httpconnect:127.0.0.1:%u", tp.port);
     ck_assert(connect_via("127.0.0.1", port, T_S, 0, NULL, tr, NULL) == INVALID_CLIENT);
     peer_of(peer, sizeof peer, "127.0.0.1", tp.port);
@@ -612,7 +570,7 @@ static void expect_key(DWORD err, UINT hop, const char *host, const char *known)
 START_TEST(ssh_refused)
 {
     char peer[300];
-    unsigned port = free_port();
+    unsigned port = iwt_free_port();
     ck_assert(ssh_via("127.0.0.1", port, sshd.key, NULL, sshd.known, NULL, NULL, 0) ==
               INVALID_CLIENT);
     peer_of(peer, sizeof peer, "127.0.0.1", port);
@@ -779,7 +737,7 @@ START_TEST(ssh_target_refused)
 {
     char peer[300];
     ck_assert(ssh_via("127.0.0.1", sshd.port, sshd.key, NULL, sshd.known, NULL, NULL,
-                      free_port()) == INVALID_CLIENT);
+                      iwt_free_port()) == INVALID_CLIENT);
     /* the SSH server could not open the channel: it is the party that says so */
     peer_of(peer, sizeof peer, "127.0.0.1", sshd.port);
     expect(INVALID_CLIENT, ST_ERROR_SSH_CHANNEL_FAILED, IMAP_STAGE_SSH, 1, peer, NULL, NULL,
@@ -848,7 +806,7 @@ END_TEST
 START_TEST(jump_hop1_refused)
 {
     char route[128], peer[300];
-    unsigned port = free_port();
+    unsigned port = iwt_free_port();
     snprintf(route, sizeof route, "127.0.0.1:%u,127.0.0.1", port);
     ck_assert(ssh_via(route, sshd.port, sshd.key, NULL, sshd.known, NULL, NULL, 0) ==
               INVALID_CLIENT);
@@ -910,7 +868,7 @@ END_TEST
 START_TEST(ssh_over_proxy_refused)
 {
     char tr[200], peer[300];
-    unsigned port = free_port();
+    unsigned port = iwt_free_port();
     snprintf(tr, sizeof tr, "socks5:%s:%s@127.0.0.1:%u", dante.user, dante.pass, port);
     ck_assert(ssh_via("127.0.0.1", sshd.port, sshd.key, NULL, sshd.known, tr, NULL, 0) ==
               INVALID_CLIENT);
@@ -943,36 +901,34 @@ START_TEST(ssh_over_proxy_host_key_unknown)
 }
 END_TEST
 
-/* A client certificate that does not load, and a key that is not the certificate's. */
-START_TEST(file_client_cert_wrong_kind)
+/* A TLS connect with the client certificate and key named in dvtls's certs/ fails at the
+ * file named bad, with the words in the detail. */
+static void client_cert_fails(const char *cert_name, const char *key_name, int key_is_bad,
+                              const char *words)
 {
     char cert[700], key[700];
     LPSECURITYCREDENTIALS sc;
-    snprintf(cert, sizeof cert, "%s/certs/client.key", dvtls.dir);
-    snprintf(key, sizeof key, "%s/certs/client.key", dvtls.dir);
+    snprintf(cert, sizeof cert, "%s/certs/%s", dvtls.dir, cert_name);
+    snprintf(key, sizeof key, "%s/certs/%s", dvtls.dir, key_name);
     sc = ImapCreateSecurityCredentials(0, 0, cert, key, NULL, ca);
     ck_assert_ptr_nonnull(sc);
     ck_assert(ImapConnect("127.0.0.1", dvtls.imaps_port, T_S, IMAP_OPTION_SECURE_IMPLICIT,
                           sc) == INVALID_CLIENT);
-    expect(INVALID_CLIENT, ST_ERROR_CLIENT_CERTIFICATE, IMAP_STAGE_FILE, 0, NULL, cert,
-           (const char *[]){ "no certificate", NULL }, NULL);
+    expect(INVALID_CLIENT, ST_ERROR_CLIENT_CERTIFICATE, IMAP_STAGE_FILE, 0, NULL,
+           key_is_bad ? key : cert, (const char *[]){ words, NULL }, NULL);
     ImapDeleteSecurityCredentials(sc);
+}
+
+/* A client certificate that does not load, and a key that is not the certificate's. */
+START_TEST(file_client_cert_wrong_kind)
+{
+    client_cert_fails("client.key", "client.key", 0, "no certificate");
 }
 END_TEST
 
 START_TEST(file_client_key_mismatch)
 {
-    char cert[700], key[700];
-    LPSECURITYCREDENTIALS sc;
-    snprintf(cert, sizeof cert, "%s/certs/client.pem", dvtls.dir);
-    snprintf(key, sizeof key, "%s/certs/expired.key", dvtls.dir);
-    sc = ImapCreateSecurityCredentials(0, 0, cert, key, NULL, ca);
-    ck_assert_ptr_nonnull(sc);
-    ck_assert(ImapConnect("127.0.0.1", dvtls.imaps_port, T_S, IMAP_OPTION_SECURE_IMPLICIT,
-                          sc) == INVALID_CLIENT);
-    expect(INVALID_CLIENT, ST_ERROR_CLIENT_CERTIFICATE, IMAP_STAGE_FILE, 0, NULL, key,
-           (const char *[]){ "does not match", NULL }, NULL);
-    ImapDeleteSecurityCredentials(sc);
+    client_cert_fails("client.pem", "expired.key", 1, "does not match");
 }
 END_TEST
 
@@ -999,13 +955,6 @@ END_TEST
 
 /* ---- hops and proxies that cannot be reached or say nothing ---- */
 
-static long long ms_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A route through SSH (and a transport under it, or NULL) that fails at one party: the
  * code, stage, hop and peer exactly, the detail's words, within max_ms of the start. */
 static void expect_route(const char *route, const char *transport, unsigned timeout_s,
@@ -1013,11 +962,11 @@ static void expect_route(const char *route, const char *transport, unsigned time
                          const char *const *words)
 {
     SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
-    long long t0 = ms_now(), took;
+    long long t0 = iwt_now_ms(), took;
     sc.lpszTunnelHost = route;
     ck_assert(connect_via("127.0.0.1", dv.port, timeout_s, IMAP_OPTION_TUNNEL, &sc, transport,
                           NULL) == INVALID_CLIENT);
-    took = ms_now() - t0;
+    took = iwt_now_ms() - t0;
     ck_assert_msg(took <= max_ms, "%s gave up after %lld ms, not within %lld", route, took,
                   max_ms);
     expect(INVALID_CLIENT, err, stage, hop, peer, NULL, words,
@@ -1063,7 +1012,7 @@ END_TEST
 START_TEST(jump3_hop2_refused)
 {
     char route[200], peer[300];
-    unsigned port = free_port();
+    unsigned port = iwt_free_port();
     snprintf(route, sizeof route, "127.0.0.1:%u,127.0.0.1:%u,127.0.0.1:%u", sshd.port, port,
              sshd.port);
     peer_of(peer, sizeof peer, "127.0.0.1", port);
@@ -1105,9 +1054,9 @@ static void expect_proxy(const char *scheme, int under_ssh, unsigned proxy_port,
         return;
     }
     {
-        long long t0 = ms_now(), took;
+        long long t0 = iwt_now_ms(), took;
         ck_assert(connect_via(dv.host, dv.port, timeout_s, 0, NULL, tr, NULL) == INVALID_CLIENT);
-        took = ms_now() - t0;
+        took = iwt_now_ms() - t0;
         ck_assert_msg(took <= timeout_s * 1000 + 1500, "%s gave up after %lld ms", tr, took);
         expect(INVALID_CLIENT, err, IMAP_STAGE_PROXY, 1, peer, NULL, words, NULL);
     }
@@ -1153,7 +1102,7 @@ END_TEST
 
 START_TEST(ssh_over_http_refused)
 {
-    expect_proxy("httpconnect", 1, free_port(), T_S, ST_ERROR_CONNECTION_REFUSED,
+    expect_proxy("httpconnect", 1, iwt_free_port(), T_S, ST_ERROR_CONNECTION_REFUSED,
                  (const char *[]){ "httpconnect proxy", "nothing listens", NULL });
 }
 END_TEST
