@@ -776,15 +776,12 @@ static ssh_session *ssh_route(const ssh_session *s)
     return lc->sess;
 }
 
-/* Behind jump hosts, says which hop a failure belongs to, counted from the first: the
- * deepest session on the route that died in its own steps (host key, authentication), or
- * the first one the hop before it could not open a channel to. A timeout, or error 0
- * (whom the connect waits for now), names the hop where the set-up stands. */
-/* Where a timeout stalled: down the route while the hop below is not up (each layer
- * kept the phase it was in). A hop whose channel the hop before is still opening was not
- * reached; one whose own hop is up stalled in its own steps. */
 static int ssh_session_phase(const ssh_session *s);
 
+/* Where the set-up of the route stands (for a timeout, where it stalled): down the route
+ * while the hop below is not up, as each layer kept its phase (a lower session's own
+ * fields are its lock's). A hop whose channel the hop before is still opening is not
+ * reached; one whose own hop is up waits in its own steps. */
 static const ssh_session *ssh_stalled(const ssh_session *s, int *stalled)
 {
     const ssh_session *cur = s;
@@ -800,12 +797,17 @@ static const ssh_session *ssh_stalled(const ssh_session *s, int *stalled)
         phase = lc->phase;
         cur = lc->sess;
     }
-    *stalled = cur->route_failed || phase == P_TCP || phase < 0 ? IW_SSH_STALL_REACH
+    *stalled = (cur == s && s->route_failed) || phase == P_TCP || phase < 0
+               ? IW_SSH_STALL_REACH
                : phase == P_HANDSHAKE ? IW_SSH_STALL_HANDSHAKE
                : phase == P_AUTH ? IW_SSH_STALL_AUTH : IW_SSH_STALL_CHANNEL;
     return cur;
 }
 
+/* Behind jump hosts, says which hop a failure belongs to, counted from the first: the
+ * deepest session on the route that died in its own steps (host key, authentication), or
+ * the first one the hop before it could not open a channel to. A timeout, or error 0
+ * (whom the connect waits for now), names the hop where the set-up stands. */
 static void ssh_trace_failed_hop(const ssh_session *s, imapwire_layer *l, int error)
 {
     const ssh_session *cur = s, *lower;
@@ -1265,9 +1267,11 @@ static int ssh_connect(imapwire_layer *l, int *done)
         } else {
             int e = libssh2_session_last_errno(s->s);
             char *msg = NULL;
-            if (e != LIBSSH2_ERROR_EAGAIN && libssh2_session_last_error(s->s, &msg, NULL, 0) != 0 &&
-                msg != NULL)
-                iw_strlcpy(c->said, msg, sizeof c->said);
+            if (e != LIBSSH2_ERROR_EAGAIN) {
+                /* the server's reason, for the report of the hop this channel was to reach */
+                libssh2_session_last_error(s->s, &msg, NULL, 0);
+                iw_strlcpy(c->said, msg != NULL ? msg : "", sizeof c->said);
+            }
             if (e != LIBSSH2_ERROR_EAGAIN)
                 rc = (e == LIBSSH2_ERROR_CHANNEL_FAILURE || e == LIBSSH2_ERROR_CHANNEL_UNKNOWN)
                          ? (int)ST_ERROR_SSH_CHANNEL_FAILED
