@@ -275,8 +275,9 @@ struct imapwire_host_api {
      *  Strings are copied (truncated to the IMAPERRORINFO fields); control bytes become
      *  spaces. Once per failure is enough; later reports fill only what is still empty.
      *  With error 0 it is no failure but a note of the party the layer now waits for
-     *  (stage, hop, peer): if the connect times out before the layer is up, that party is
-     *  named; a later note replaces it. */
+     *  (stage, hop, peer, and in detail how far it got, e.g. "accepted the connection and
+     *  did not answer"): if the connect times out before the layer is up, that party is
+     *  named, with the detail and how long it waited; a later note replaces it. */
     void    (*report)(imapwire_layer *layer, const imapwire_error_report *r);
 };
 

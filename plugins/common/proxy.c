@@ -52,8 +52,13 @@ static void px_report(imapwire_layer *l, int error)
     char detail[sizeof p->why + 80];
     if (!IMAPWIRE_HOST_HAS(l->host, report) || l->host->report == NULL)
         return;
-    if (error == 0)
+    if (error == 0 && p->state == PX_HOP)
         detail[0] = '\0';
+    else if (error == 0)
+        /* how far it got, for a timeout the core declares (it appends how long it waited) */
+        snprintf(detail, sizeof detail, p->answered
+                 ? "%s proxy %s answered, then did not finish the tunnel"
+                 : "%s proxy %s accepted the connection and did not answer", p->name, p->text);
     else if (p->why[0] != '\0')
         snprintf(detail, sizeof detail, "%s", p->why);
     else
@@ -65,7 +70,7 @@ static void px_report(imapwire_layer *l, int error)
     r.stage = IMAP_STAGE_PROXY;
     r.hop = 1;
     r.peer = p->text;
-    r.detail = error != 0 ? detail : NULL;
+    r.detail = detail[0] != '\0' ? detail : NULL;
     l->host->report(l, &r);
 }
 
@@ -214,7 +219,12 @@ void px_queue(px_proxy *p, void *buf, size_t len, int secret)
 int px_read(imapwire_layer *l, void *buf, size_t len, size_t *got)
 {
     px_proxy *p = l->ctx;
-    return l->host->hop_recv(p->hop, buf, len, got);
+    int rc = l->host->hop_recv(p->hop, buf, len, got);
+    if (rc == 0 && *got > 0 && !p->answered) {
+        p->answered = 1;
+        px_report(l, 0);
+    }
+    return rc;
 }
 
 void px_tunnel_up(px_proxy *p, const unsigned char *left, size_t left_len)
@@ -275,6 +285,7 @@ static int px_advance(imapwire_layer *l)
         l->host->mark(l, IMAPWIRE_MARK_CONNECTED);
         l->host->trace(l, "%s: connected to proxy %s", p->name, p->text);
         p->state = PX_HANDSHAKE;
+        px_report(l, 0);
         return 0;
     }
     if (p->out_off < p->out_len) {

@@ -37,6 +37,7 @@ typedef struct px_proxy {
     const unsigned char *left;             /* tunnel bytes read along with the handshake */
     size_t          left_len;
     char            why[256];              /* the failure in the proxy's words (px_say) */
+    int             answered;              /* a byte came from the proxy */
 } px_proxy;
 
 /* For create: fills the shared part from the argument, puts the destination the proxy

@@ -435,6 +435,10 @@ static int advice_info(DWORD err, const IMAPERRORINFO *ei, char *out, size_t siz
         else if (strstr(ei->szDetail, "credentials") != NULL)
             snprintf(out, size, "the proxy %s (hop %u) refused the credentials: check the user "
                      "in --proxy and IMAPWIRE_PROXY_PASSWORD", v.peer, ei->nHop);
+        else if (strstr(ei->szDetail, "accepted the connection") != NULL)
+            snprintf(out, size, "the proxy %s (hop %u) accepted the connection and did not "
+                     "answer: check that the port in --proxy is the proxy's and of its kind "
+                     "(socks5:// or http://), or raise --timeout", v.peer, ei->nHop);
         else if (strstr(ei->szDetail, "no connection") != NULL || strstr(ei->szDetail, ": connection refused") != NULL ||
                  err == ST_ERROR_OPERATION_TIMEOUT)
             snprintf(out, size, "the proxy %s (hop %u) %s: check the host and port in --proxy "
@@ -471,9 +475,24 @@ static int advice_info(DWORD err, const IMAPERRORINFO *ei, char *out, size_t siz
                      "--tunnel (or its ssh_config alias), or name a resolver with "
                      "--dns-server", v.peer, ei->nHop);
             return 1;
+        case ST_ERROR_OPERATION_TIMEOUT:
+            if (strstr(ei->szDetail, "accepted the connection") != NULL) {
+                snprintf(out, size, "SSH host %s (hop %u) accepted the connection but did not "
+                         "speak SSH in time: check that the port in --tunnel is sshd's, or "
+                         "raise --timeout", v.peer, ei->nHop);
+                return 1;
+            }
+            if (strstr(ei->szDetail, "opened no channel to") != NULL)
+                return advice_info(ST_ERROR_SSH_CHANNEL_FAILED, ei, out, size);
+            if (strstr(ei->szDetail, "authentication") != NULL) {
+                snprintf(out, size, "SSH host %s (hop %u) did not answer the authentication in "
+                         "time: raise --timeout, or check its load", v.peer, ei->nHop);
+                return 1;
+            }
+            /* nothing came back at all: said as for a refused connection */
+            /* fall through */
         case ST_ERROR_CONNECTION_REFUSED:
         case ST_ERROR_NETWORK_UNREACHABLE:
-        case ST_ERROR_OPERATION_TIMEOUT:
             snprintf(out, size, "SSH host %s (hop %u) cannot be reached: check the host and "
                      "port in --tunnel and that sshd runs there", v.peer, ei->nHop);
             return 1;

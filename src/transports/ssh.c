@@ -106,6 +106,7 @@ typedef struct ssh_session {
     char            *local_address, *dns_servers;   /* the hop's, owned (s->ep points here) */
     char             fingerprint[64];
     IMAPERRORINFO    carrier;       /* what the caller's transport under tcp reported */
+    int              carrier_news;  /* it said whom it waits for now: tell the core */
     int              fd;            /* what libssh2 is told the socket is */
     int              dummy_fd;      /* a socket we made for it when the hop has none */
 } ssh_session;
@@ -121,6 +122,7 @@ struct ssh_ctx {
     int64_t          phase_deadline_ms;
     unsigned         connect_timeout_ms;   /* 0: the endpoint's timeout */
     void           (*phase_started)(void *core);
+    char             said[96];     /* libssh2's words for a channel the server refused */
 };
 
 static pthread_mutex_t ssh_list_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -461,9 +463,12 @@ static void ssh_session_release(ssh_session *s)
 static void ssh_carrier_report(void *core, const imapwire_error_report *r)
 {
     ssh_session *s = core;
-    if (r->error != 0)
-        iw_errinfo_add(&s->carrier, (DWORD)r->error, r->stage, r->hop, r->peer, r->file,
-                       r->fingerprint, r->detail);
+    /* whom it waits for (error 0) is replaced as it gets on; its failure stays */
+    if (s->carrier.dwError == 0)
+        iw_errinfo_clear(&s->carrier);
+    s->carrier_news = r->error == 0;
+    iw_errinfo_add(&s->carrier, (DWORD)r->error, r->stage, r->hop, r->peer, r->file,
+                   r->fingerprint, r->detail);
 }
 
 static const iw_layer_sink ssh_carrier_sink = { .report = ssh_carrier_report };
@@ -771,21 +776,53 @@ static ssh_session *ssh_route(const ssh_session *s)
     return lc->sess;
 }
 
+static int ssh_session_phase(const ssh_session *s);
+
+/* Where the set-up of the route stands (for a timeout, where it stalled): down the route
+ * while the hop below is not up, as each layer kept its phase (a lower session's own
+ * fields are its lock's). A hop whose channel the hop before is still opening is not
+ * reached; one whose own hop is up waits in its own steps. */
+static const ssh_session *ssh_stalled(const ssh_session *s, int *stalled)
+{
+    const ssh_session *cur = s;
+    int phase = ssh_session_phase(s);
+    while (cur->jump) {
+        const struct ssh_ctx *lc = cur->tcp->ctx;
+        if (lc->state == L_UP)
+            break;
+        if (lc->state == L_CHANNEL) {
+            phase = P_TCP;
+            break;
+        }
+        phase = lc->phase;
+        cur = lc->sess;
+    }
+    *stalled = (cur == s && s->route_failed) || phase == P_TCP || phase < 0
+               ? IW_SSH_STALL_REACH
+               : phase == P_HANDSHAKE ? IW_SSH_STALL_HANDSHAKE
+               : phase == P_AUTH ? IW_SSH_STALL_AUTH : IW_SSH_STALL_CHANNEL;
+    return cur;
+}
+
 /* Behind jump hosts, says which hop a failure belongs to, counted from the first: the
  * deepest session on the route that died in its own steps (host key, authentication), or
- * the first one the hop before it could not open a channel to. */
+ * the first one the hop before it could not open a channel to. A timeout, or error 0
+ * (whom the connect waits for now), names the hop where the set-up stands. */
 static void ssh_trace_failed_hop(const ssh_session *s, imapwire_layer *l, int error)
 {
     const ssh_session *cur = s, *lower;
-    int depth = 0, hop;
+    int depth = 0, hop, stalled = IW_SSH_STALL_NONE;
     const char *text = iw_error_name((DWORD)error);
+    char before[300];
+    if (error == ST_ERROR_OPERATION_TIMEOUT || error == 0)
+        cur = ssh_stalled(s, &stalled);
     while (cur->route_failed && cur->jump && (lower = ssh_route(cur)) != NULL &&
            __atomic_load_n(&lower->dead, __ATOMIC_ACQUIRE))
         cur = lower;
     for (lower = cur; lower->jump; lower = ssh_route(lower))
         depth++;
     hop = depth + 1;
-    if (s->jump)
+    if (s->jump && error != 0)
         l->host->trace(l, "ssh: hop %d (%s@%s:%u) failed: %s", hop, cur->user, cur->host,
                        cur->ep.port, text ? text : "error");
     {
@@ -794,7 +831,15 @@ static void ssh_trace_failed_hop(const ssh_session *s, imapwire_layer *l, int er
         iw_ssh_failure f = { error, (unsigned)(hop + proxied), cur->host, cur->ep.port,
                              cur->user, cur->fingerprint,
                              cur->kh.n > 0 ? cur->kh.path[0] : NULL, cur->key,
-                             cur == lower && cur->route_failed ? &cur->carrier : NULL };
+                             cur == lower && (cur->route_failed ||
+                                              stalled == IW_SSH_STALL_REACH)
+                                 ? &cur->carrier : NULL,
+                             stalled, (unsigned)(l->endpoint->timeout_ms / 1000), NULL,
+                             cur->jump ? ((const struct ssh_ctx *)cur->tcp->ctx)->said : NULL };
+        if (cur->jump) {
+            iw_errinfo_peer(before, sizeof before, ssh_route(cur)->host, ssh_route(cur)->ep.port);
+            f.before = before;
+        }
         iw_ssh_report(l, &f);
     }
 }
@@ -1204,8 +1249,14 @@ static int ssh_connect(imapwire_layer *l, int *done)
             ssh_explain_command(s, l, rc);
         }
     }
-    if (rc == 0 && c->state == L_SESSION)
+    if (rc == 0 && c->state == L_SESSION) {
+        int was = c->phase;
         rc = ssh_phase_check(l, ssh_session_phase(s));
+        /* a timeout names the hop it waited for; a new phase tells the core whom it waits for */
+        if (rc != 0 || c->phase != was || s->carrier_news)
+            ssh_trace_failed_hop(s, l, rc);
+        s->carrier_news = 0;
+    }
     if (rc == 0 && c->state == L_CHANNEL) {
         /* The SSH server resolves and connects to the IMAP host: no local DNS for it. */
         c->channel = libssh2_channel_direct_tcpip_ex(s->s, ep->host, (int)ep->port, "127.0.0.1", 0);
@@ -1215,6 +1266,12 @@ static int ssh_connect(imapwire_layer *l, int *done)
             l->host->trace(l, "ssh: channel to %s:%u open", ep->host, ep->port);
         } else {
             int e = libssh2_session_last_errno(s->s);
+            char *msg = NULL;
+            if (e != LIBSSH2_ERROR_EAGAIN) {
+                /* the server's reason, for the report of the hop this channel was to reach */
+                libssh2_session_last_error(s->s, &msg, NULL, 0);
+                iw_strlcpy(c->said, msg != NULL ? msg : "", sizeof c->said);
+            }
             if (e != LIBSSH2_ERROR_EAGAIN)
                 rc = (e == LIBSSH2_ERROR_CHANNEL_FAILURE || e == LIBSSH2_ERROR_CHANNEL_UNKNOWN)
                          ? (int)ST_ERROR_SSH_CHANNEL_FAILED
@@ -1467,6 +1524,9 @@ int iw_ssh_hold(const iw_ssh_params *p, const iw_layer_sink *sink, void *core,
             break;
         if (iw_now_ms() >= deadline_ms) {
             rc = ST_ERROR_OPERATION_TIMEOUT;
+            pthread_mutex_lock(&s->lock);
+            ssh_trace_failed_hop(s, probe, rc);
+            pthread_mutex_unlock(&s->lock);
             break;
         }
         pthread_mutex_lock(&s->lock);

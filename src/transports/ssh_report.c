@@ -29,6 +29,34 @@ static void iw_known_name(char *out, size_t size, const char *host, unsigned por
         snprintf(out, size, "[%s]:%u", host, port);
 }
 
+/* What a stalled hop has not done yet: whom the connect waits for (the core appends how
+ * long it waited when its timeout ends the wait). */
+static void iw_ssh_stall_words(char *out, size_t size, const iw_ssh_failure *f,
+                               const char *peer)
+{
+    switch (f->stalled) {
+    case IW_SSH_STALL_REACH:
+        if (f->before != NULL)
+            snprintf(out, size, "SSH host %s (hop %u) opened no channel to SSH host %s "
+                     "(hop %u)", f->before, f->hop - 1, peer, f->hop);
+        else
+            snprintf(out, size, "no answer from SSH host %s (hop %u): nothing came back to "
+                     "the connection attempt", peer, f->hop);
+        break;
+    case IW_SSH_STALL_HANDSHAKE:
+        snprintf(out, size, "SSH host %s (hop %u) accepted the connection and did not "
+                 "complete the SSH handshake (no banner or no key exchange)", peer, f->hop);
+        break;
+    case IW_SSH_STALL_AUTH:
+        snprintf(out, size, "SSH host %s (hop %u) did not answer the authentication", peer,
+                 f->hop);
+        break;
+    default:
+        snprintf(out, size, "SSH host %s (hop %u) opened no channel onwards", peer, f->hop);
+        break;
+    }
+}
+
 void iw_ssh_report(imapwire_layer *l, const iw_ssh_failure *f)
 {
     imapwire_error_report r;
@@ -41,12 +69,27 @@ void iw_ssh_report(imapwire_layer *l, const iw_ssh_failure *f)
     memset(&r, 0, sizeof r);
     r.struct_size = sizeof r;
     r.error = f->error;
-    if (f->carrier != NULL && f->carrier->dwError != 0) {
-        /* the proxy under the first SSH hop failed: it is the party, in its own words */
+    if (f->carrier != NULL && (f->carrier->dwError != 0 ||
+                               (f->stalled == IW_SSH_STALL_REACH &&
+                                f->carrier->dwStage != IMAP_STAGE_NONE))) {
+        /* the proxy under the first SSH hop failed, or is what the timeout waited for: it
+         * is the party, in its own words */
         r.stage = f->carrier->dwStage;
         r.hop = f->carrier->nHop;
         r.peer = f->carrier->szPeer;
         r.detail = f->carrier->szDetail;
+        if (f->carrier->dwError == 0 && f->error != 0) {
+            if (f->carrier->szDetail[0] != '\0')
+                snprintf(detail, sizeof detail, "%s in %u s", f->carrier->szDetail,
+                         f->timeout_s);
+            else
+                snprintf(detail, sizeof detail, "no answer from proxy %s in %u s: nothing "
+                         "came back to the connection attempt", f->carrier->szPeer,
+                         f->timeout_s);
+            r.detail = detail;
+        } else if (f->carrier->dwError == 0 && f->carrier->szDetail[0] == '\0') {
+            r.detail = NULL;
+        }
         l->host->report(l, &r);
         return;
     }
@@ -55,6 +98,17 @@ void iw_ssh_report(imapwire_layer *l, const iw_ssh_failure *f)
     r.stage = IMAP_STAGE_SSH;
     r.hop = f->hop;
     r.peer = peer;
+    if (f->stalled != IW_SSH_STALL_NONE) {
+        /* error 0: whom the connect waits for; a timeout of the SSH layer's own: it ended */
+        size_t n;
+        iw_ssh_stall_words(detail, sizeof detail, f, peer);
+        n = strlen(detail);
+        if (f->error != 0)
+            snprintf(detail + n, sizeof detail - n, " in %u s", f->timeout_s);
+        r.detail = detail;
+        l->host->report(l, &r);
+        return;
+    }
     switch (f->error) {
     case ST_ERROR_SSH_HOST_KEY_UNKNOWN:
     case ST_ERROR_SSH_HOST_KEY_MISMATCH:
@@ -99,9 +153,14 @@ void iw_ssh_report(imapwire_layer *l, const iw_ssh_failure *f)
                  f->host, f->hop);
         break;
     case ST_ERROR_SSH_CHANNEL_FAILED:
-        snprintf(detail, sizeof detail, "%s %s (hop %u) was refused", f->hop > 1
-                 ? "the channel from the hop before to SSH host" : "a channel from SSH host",
-                 peer, f->hop);
+        if (f->before != NULL)
+            snprintf(detail, sizeof detail, "SSH host %s (hop %u) could not reach SSH host %s "
+                     "(hop %u): %s", f->before, f->hop - 1, peer, f->hop,
+                     f->said != NULL && f->said[0] != '\0' ? f->said : "the channel was refused");
+        else
+            snprintf(detail, sizeof detail, "%s %s (hop %u) was refused", f->hop > 1
+                     ? "the channel from the hop before to SSH host" : "a channel from SSH host",
+                     peer, f->hop);
         break;
     default:
         snprintf(detail, sizeof detail, "SSH host %s (hop %u) failed: %s", peer, f->hop,

@@ -103,6 +103,21 @@ human_common() {  # human_common FILE MODE
     no_escapes "$1"
 }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# silent_start NAME: a listener the kernel completes connections to and that never says a
+# word (for 30 s); its port in $sport, its process in $spid (silent_stop ends it)
+silent_start() {
+    rm -f "$scratch/$1.port"
+    python3 -c '
+import os, socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
+open(sys.argv[1] + ".tmp", "w").write(str(s.getsockname()[1])); os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+time.sleep(30)
+' "$scratch/$1.port" &
+    spid=$!
+    for _ in $(seq 100); do [ -s "$scratch/$1.port" ] && break; sleep 0.05; done
+    sport=$(cat "$scratch/$1.port")
+}
+silent_stop() { kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null; }
 sshd_connections() { grep -c "^Connection from" "$SSHD_LOG" || true; }
 
 if [ "$group" != hostile ]; then   # hostile talks only to the scripted server
@@ -261,6 +276,43 @@ proxy)
         has "$err" "^  fix: .*proxy 127\\.0\\.0\\.1:$TINYPROXY_AUTH_PORT"
         secret_free wrong-s3cret "$err"
     }
+    # a proxy that accepts and says nothing, SOCKS5 and HTTP, alone and under SSH: the
+    # proxy is named (stage, hop 1, its address), within --timeout
+    load sshd
+    load sshd/agent.env
+    for scheme in socks5 http; do
+        for tun in "" "--tunnel $SSHD_USER@127.0.0.1:$SSHD_PORT --known-hosts $SSHD_KNOWN_HOSTS"; do
+            silent_start "px-$scheme"
+            word=$scheme; [ "$scheme" = http ] && word=httpconnect
+            start=$(date +%s%N)
+            run 5 connect "imap://127.0.0.1:$P" --timeout 1 --proxy "$scheme://127.0.0.1:$sport" $tun && {
+                has "$err" "^imapwire: connect failed: $word proxy 127\\.0\\.0\\.1:$sport accepted the connection and did not answer in 1 s"
+                has "$err" "^  fix: the proxy 127\\.0\\.0\\.1:$sport \\(hop 1\\) accepted the connection"
+            }
+            ms=$(( ($(date +%s%N) - start) / 1000000 ))
+            check "a silent $scheme proxy ${tun:+under SSH }gave up within --timeout ($ms ms)" [ "$ms" -lt 2500 ]
+            echo "measured: silent $scheme proxy ${tun:+under SSH }--timeout 1: $ms ms"
+            run 5 connect "imap://127.0.0.1:$P" --timeout 1 --proxy "$scheme://127.0.0.1:$sport" $tun --json &&
+                jqok "$out" ".error.stage == \"proxy\" and .error.hop == 1 and .error.peer == \"127.0.0.1:$sport\" and (.error.detail | contains(\"accepted the connection and did not answer\"))"
+            silent_stop
+        done
+    done
+    # SSH over a proxy nobody runs: the proxy is named, not the SSH server
+    fp=$(free_port)
+    run 4 connect "imap://127.0.0.1:$P" --proxy "http://127.0.0.1:$fp" --tunnel "$SSHD_USER@127.0.0.1:$SSHD_PORT" --known-hosts "$SSHD_KNOWN_HOSTS" && {
+        has "$err" "^imapwire: connect failed: httpconnect proxy 127\\.0\\.0\\.1:$fp"
+        has "$err" "^  fix: .*proxy 127\\.0\\.0\\.1:$fp \\(hop 1\\)"
+        has_not "$err" "SSH host"
+    }
+    run 4 connect "imap://127.0.0.1:$P" --proxy "socks5://127.0.0.1:$fp" --tunnel "$SSHD_USER@127.0.0.1:$SSHD_PORT" --known-hosts "$SSHD_KNOWN_HOSTS" --json &&
+        jqok "$out" ".error.stage == \"proxy\" and .error.hop == 1 and .error.peer == \"127.0.0.1:$fp\" and (.error.detail | contains(\"socks5 proxy\"))"
+    # HTTP CONNECT to a name the proxy cannot resolve: its status line and the name
+    run 4 connect "imap://nosuch.imapwire.invalid:$P" --proxy "http://127.0.0.1:$TINYPROXY_PORT" && {
+        has "$err" "^imapwire: connect failed: httpconnect proxy 127\\.0\\.0\\.1:$TINYPROXY_PORT refused CONNECT nosuch\\.imapwire\\.invalid:$P: HTTP/1\\.[01] 500"
+        has "$err" "^  fix: the proxy 127\\.0\\.0\\.1:$TINYPROXY_PORT \\(hop 1\\) would not make the tunnel"
+    }
+    run 4 connect "imap://nosuch.imapwire.invalid:$P" --proxy "http://127.0.0.1:$TINYPROXY_PORT" --json &&
+        jqok "$out" ".error.stage == \"proxy\" and .error.hop == 1 and .error.peer == \"127.0.0.1:$TINYPROXY_PORT\" and (.error.detail | contains(\"nosuch.imapwire.invalid\")) and (.error.detail | contains(\" 500 \"))"
     # the proxy password is not an argument: a user without it is refused before any I/O
     run 2 connect "$URL" --proxy "socks5://$DANTED_USER@127.0.0.1:$DANTED_PORT" && has "$err" IMAPWIRE_PROXY_PASSWORD
     run 2 connect "$URL" --proxy "socks5://$DANTED_USER:pw@127.0.0.1:$DANTED_PORT"
@@ -386,6 +438,33 @@ c, _ = s.accept(); c.sendall(bytes([0x15, 3, 3, 0, 2, 2, 0x46])); time.sleep(3)
         has "$err" "^  fix: .*SSH host 127\\.0\\.0\\.1:$fp \\(hop 1\\)"
         has_not "$err" "127.0.0.1 port $P"
     }
+    # a jump host that accepts and never speaks SSH, at hop 1 and at hop 2: that hop, by
+    # number and address, on the first line, in the fix: line and in the JSON
+    for at in 1 2; do
+        silent_start "hop$at"
+        if [ "$at" = 1 ]; then route="$SSHD_USER@127.0.0.1:$sport,$SSHD_USER@127.0.0.1:$SSHD_PORT"
+        else route="$SSHD_USER@127.0.0.1:$SSHD_PORT,$SSHD_USER@127.0.0.1:$sport"; fi
+        run 5 connect "imap://127.0.0.1:$P" --timeout 1 --tunnel "$route" --known-hosts "$SSHD_KNOWN_HOSTS" && {
+            has "$err" "^imapwire: connect failed: SSH host 127\\.0\\.0\\.1:$sport \\(hop $at\\) accepted the connection and did not complete the SSH handshake"
+            has "$err" "^  fix: SSH host 127\\.0\\.0\\.1:$sport \\(hop $at\\) accepted the connection"
+            has_not "$err" "127.0.0.1 port $P"
+        }
+        run 5 connect "imap://127.0.0.1:$P" --timeout 1 --tunnel "$route" --known-hosts "$SSHD_KNOWN_HOSTS" --json && {
+            jqok "$out" ".error.stage == \"ssh\" and .error.hop == $at and .error.peer == \"127.0.0.1:$sport\""
+            jqok "$out" '.error.detail | contains("accepted the connection")'
+        }
+        silent_stop
+    done
+    # hop 2 refused: hop 1 could not reach it, in hop 1's (libssh2's) words
+    fp=$(free_port)
+    run 9 connect "imap://127.0.0.1:$P" --tunnel "$SSHD_USER@127.0.0.1:$SSHD_PORT,$SSHD_USER@127.0.0.1:$fp" --known-hosts "$SSHD_KNOWN_HOSTS" && {
+        has "$err" "^imapwire: connect failed: SSH host 127\\.0\\.0\\.1:$SSHD_PORT \\(hop 1\\) could not reach SSH host 127\\.0\\.0\\.1:$fp \\(hop 2\\)"
+        has "$err" "^  fix: SSH host 127\\.0\\.0\\.1:$fp \\(hop 2\\) cannot be reached from the hop before it"
+    }
+    run 9 connect "imap://127.0.0.1:$P" --tunnel "$SSHD_USER@127.0.0.1:$SSHD_PORT,$SSHD_USER@127.0.0.1:$fp" --known-hosts "$SSHD_KNOWN_HOSTS" --json && {
+        jqok "$out" ".error.stage == \"ssh\" and .error.hop == 2 and .error.peer == \"127.0.0.1:$fp\""
+        jqok "$out" '.error.detail | contains("connect failed")'
+    }
     # a missing key file is the file's fault
     run 9 connect "imap://127.0.0.1:$P" --tunnel "$SSHD_USER@127.0.0.1:$SSHD_PORT" --known-hosts "$SSHD_KNOWN_HOSTS" --ssh-key /nonexistent/ei_key --json &&
         jqok "$out" '.error.stage == "file" and .error.file == "/nonexistent/ei_key"'
@@ -402,6 +481,13 @@ c, _ = s.accept(); c.sendall(bytes([0x15, 3, 3, 0, 2, 2, 0x46])); time.sleep(3)
         }
         ms=$(( ($(date +%s%N) - start) / 1000000 ))
         check "the timeout took about 1 s, not the default 20 ($ms ms)" [ "$ms" -ge 900 ] && [ "$ms" -lt 5000 ]
+        # the same black hole as jump host 1: hop 1 is named, not the route
+        bhp=$(cat "$scratch/bh.port")
+        run 5 connect "imap://127.0.0.1:$P" --timeout 1 --json --known-hosts "$SSHD_KNOWN_HOSTS" \
+            --tunnel "$SSHD_USER@127.0.0.3:$bhp,$SSHD_USER@127.0.0.1:$SSHD_PORT" && {
+            jqok "$out" ".error.stage == \"ssh\" and .error.hop == 1 and .error.peer == \"127.0.0.3:$bhp\""
+            jqok "$out" '.error.detail | contains("no answer")'
+        }
         kill "$bhpid" 2>/dev/null
         wait "$bhpid" 2>/dev/null
     else

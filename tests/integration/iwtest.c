@@ -475,6 +475,35 @@ void iwt_dante_load(unsigned *port, char *user, size_t user_size, char *pass, si
     ck_assert_msg(*port != 0, "no DANTED_PORT in %s", path);
 }
 
+unsigned iwt_env_uint(const char *path, const char *key)
+{
+    char v[32];
+    iwt_env_value(path, key, v, sizeof v);
+    ck_assert_msg(v[0] != '\0', "%s missing in %s", key, path);
+    return (unsigned)strtoul(v, NULL, 10);
+}
+
+void iwt_proxies_load(iwt_dante *d, iwt_tinyproxy *t)
+{
+    const char *tmp = getenv("IW_TMPDIR");
+    char path[600];
+    ck_assert_msg(tmp != NULL, "IW_TMPDIR not set (run through ctest)");
+    snprintf(path, sizeof path, "%s/danted/env", tmp);
+    d->port = iwt_env_uint(path, "DANTED_PORT");
+    d->block_port = iwt_env_uint(path, "DANTED_BLOCK_PORT");
+    iwt_env_value(path, "DANTED_USER", d->user, sizeof d->user);
+    iwt_env_value(path, "DANTED_PASS", d->pass, sizeof d->pass);
+    iwt_env_value(path, "DANTED_LOG", d->log, sizeof d->log);
+    snprintf(path, sizeof path, "%s/tinyproxy/env", tmp);
+    t->port = iwt_env_uint(path, "TINYPROXY_PORT");
+    t->auth_port = iwt_env_uint(path, "TINYPROXY_AUTH_PORT");
+    t->restricted_port = iwt_env_uint(path, "TINYPROXY_RESTRICTED_PORT");
+    iwt_env_value(path, "TINYPROXY_AUTH_USER", t->user, sizeof t->user);
+    iwt_env_value(path, "TINYPROXY_AUTH_PASS", t->pass, sizeof t->pass);
+    iwt_env_value(path, "TINYPROXY_LOG", t->log, sizeof t->log);
+    iwt_env_value(path, "TINYPROXY_AUTH_LOG", t->auth_log, sizeof t->auth_log);
+}
+
 void iwt_tunnel_info(IMAPCONNECTINFO *in, const iwt_dovecot *d, SECURITYCREDENTIALS *sc,
                      trace_log *tl)
 {

@@ -80,6 +80,21 @@ int  iwt_port_listening(unsigned port);
  * when it is missing. */
 void iwt_dante_load(unsigned *port, char *user, size_t user_size, char *pass, size_t pass_size);
 
+/* The proxies of the harness: Dante (tests/harness/danted.sh) and tinyproxy
+ * (tests/harness/tinyproxy.sh), as their env files under $IW_TMPDIR say. */
+typedef struct iwt_dante {
+    unsigned port, block_port;
+    char     user[64], pass[64], log[600];
+} iwt_dante;
+typedef struct iwt_tinyproxy {
+    unsigned port, auth_port, restricted_port;
+    char     user[64], pass[64], log[600], auth_log[600];   /* user, pass: the auth one's */
+} iwt_tinyproxy;
+/* Fills both; fails the test when a port is missing. */
+void iwt_proxies_load(iwt_dante *d, iwt_tinyproxy *t);
+/* KEY's number in the env file at path; fails the test when it is missing. */
+unsigned iwt_env_uint(const char *path, const char *key);
+
 /* Open file descriptors of this process. */
 int iwt_count_fds(void);
 /* Heap bytes in use: mallinfo2, or ASan's allocator in the sanitizer build. */

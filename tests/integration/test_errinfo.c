@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include "iwtest.h"
 
@@ -17,41 +18,16 @@
 static iwt_dovecot dv, dvtls;
 static iwt_sshd sshd;
 static char ca[700], dns_server[64];
-static struct {
-    unsigned port;
-    char user[64], pass[64];
-} dante;
-static struct {
-    unsigned port, auth_port;
-    char user[64], pass[64];
-} tp;
-
-static unsigned env_uint(const char *path, const char *key)
-{
-    char v[32];
-    iwt_env_value(path, key, v, sizeof v);
-    ck_assert_msg(v[0] != '\0', "%s missing in %s", key, path);
-    return (unsigned)strtoul(v, NULL, 10);
-}
+static iwt_dante dante;
+static iwt_tinyproxy tp;
 
 static void setup(void)
 {
-    const char *tmp = getenv("IW_TMPDIR");
-    char path[600];
-    ck_assert_msg(tmp != NULL, "IW_TMPDIR not set (run through ctest)");
     iwt_dovecot_load(&dv);
     iwt_dovecot_load_file(&dvtls, getenv("IW_DOVECOT_TLS_ENV"));
     iwt_sshd_load(&sshd, getenv("IW_SSHD_ENV"));
     snprintf(ca, sizeof ca, "%s/certs/ca.pem", dvtls.dir);
-    snprintf(path, sizeof path, "%s/danted/env", tmp);
-    dante.port = env_uint(path, "DANTED_PORT");
-    iwt_env_value(path, "DANTED_USER", dante.user, sizeof dante.user);
-    iwt_env_value(path, "DANTED_PASS", dante.pass, sizeof dante.pass);
-    snprintf(path, sizeof path, "%s/tinyproxy/env", tmp);
-    tp.port = env_uint(path, "TINYPROXY_PORT");
-    tp.auth_port = env_uint(path, "TINYPROXY_AUTH_PORT");
-    iwt_env_value(path, "TINYPROXY_AUTH_USER", tp.user, sizeof tp.user);
-    iwt_env_value(path, "TINYPROXY_AUTH_PASS", tp.pass, sizeof tp.pass);
+    iwt_proxies_load(&dante, &tp);
     iwt_env_value(getenv("IW_DNS_ENV"), "DNSMASQ_SERVER", dns_server, sizeof dns_server);
     unsetenv("IMAPWIRE_TRANSPORT");
     ck_assert(ImapInitialize(NULL, NULL));
@@ -60,23 +36,6 @@ static void setup(void)
 static void teardown(void)
 {
     ImapUninitialize();
-}
-
-/* A port nobody listens on right now. */
-static unsigned free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    unsigned port;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
 }
 
 /* A listener that completes TCP handshakes (the kernel does) and never says a word. */
@@ -175,7 +134,7 @@ END_TEST
 START_TEST(direct_refused)
 {
     char peer[300];
-    unsigned port = free_port();
+    unsigned port = iwt_free_port();
     IMAPTIMINGS t;
     ck_assert(ImapConnect("127.0.0.1", port, T_S, 0, NULL) == INVALID_CLIENT);
     peer_of(peer, sizeof peer, "127.0.0.1", port);
@@ -309,7 +268,7 @@ static void on_event(HCLIENT h, UINT ev, DWORD err, LPVOID p)
 START_TEST(async_refused)
 {
     char peer[300];
-    unsigned port = free_port();
+    unsigned port = iwt_free_port();
     IMAPTIMINGS t;
     int i;
     HCLIENT h = ImapAsyncConnect("127.0.0.1", port, T_S, 0, NULL, on_event, NULL);
@@ -371,7 +330,7 @@ END_TEST
 START_TEST(socks5_refused)
 {
     char tr[200], peer[300];
-    unsigned port = free_port();
+    unsigned port = iwt_free_port();
     snprintf(tr, sizeof tr, "socks5:%s:%s@127.0.0.1:%u", dante.user, dante.pass, port);
     ck_assert(connect_via(dv.host, dv.port, T_S, 0, NULL, tr, NULL) == INVALID_CLIENT);
     peer_of(peer, sizeof peer, "127.0.0.1", port);
@@ -413,7 +372,7 @@ END_TEST
 START_TEST(socks5_target_refused)
 {
     char tr[200], peer[300];
-    unsigned port = free_port();
+    unsigned port = iwt_free_port();
     snprintf(tr, sizeof tr, "socks5:%s:%s@127.0.0.1:%u", dante.user, dante.pass, dante.port);
     ck_assert(connect_via("127.0.0.1", port, T_S, 0, NULL, tr, NULL) == INVALID_CLIENT);
     /* the proxy answered; it is the party that says so, in its reply code */
@@ -463,7 +422,7 @@ END_TEST
 START_TEST(http_refused)
 {
     char tr[200], peer[300];
-    unsigned port = free_port();
+    unsigned port = iwt_free_port();
     snprintf(tr, sizeof tr, "httpconnect:127.0.0.1:%u", port);
     ck_assert(connect_via(dv.host, dv.port, T_S, 0, NULL, tr, NULL) == INVALID_CLIENT);
     peer_of(peer, sizeof peer, "127.0.0.1", port);
@@ -500,7 +459,7 @@ END_TEST
 START_TEST(http_target_refused)
 {
     char tr[200], peer[300];
-    unsigned port = free_port();
+    unsigned port = iwt_free_port();
     snprintf(tr, sizeof tr, "httpconnect:127.0.0.1:%u", tp.port);
     ck_assert(connect_via("127.0.0.1", port, T_S, 0, NULL, tr, NULL) == INVALID_CLIENT);
     peer_of(peer, sizeof peer, "127.0.0.1", tp.port);
@@ -611,7 +570,7 @@ static void expect_key(DWORD err, UINT hop, const char *host, const char *known)
 START_TEST(ssh_refused)
 {
     char peer[300];
-    unsigned port = free_port();
+    unsigned port = iwt_free_port();
     ck_assert(ssh_via("127.0.0.1", port, sshd.key, NULL, sshd.known, NULL, NULL, 0) ==
               INVALID_CLIENT);
     peer_of(peer, sizeof peer, "127.0.0.1", port);
@@ -778,7 +737,7 @@ START_TEST(ssh_target_refused)
 {
     char peer[300];
     ck_assert(ssh_via("127.0.0.1", sshd.port, sshd.key, NULL, sshd.known, NULL, NULL,
-                      free_port()) == INVALID_CLIENT);
+                      iwt_free_port()) == INVALID_CLIENT);
     /* the SSH server could not open the channel: it is the party that says so */
     peer_of(peer, sizeof peer, "127.0.0.1", sshd.port);
     expect(INVALID_CLIENT, ST_ERROR_SSH_CHANNEL_FAILED, IMAP_STAGE_SSH, 1, peer, NULL, NULL,
@@ -847,7 +806,7 @@ END_TEST
 START_TEST(jump_hop1_refused)
 {
     char route[128], peer[300];
-    unsigned port = free_port();
+    unsigned port = iwt_free_port();
     snprintf(route, sizeof route, "127.0.0.1:%u,127.0.0.1", port);
     ck_assert(ssh_via(route, sshd.port, sshd.key, NULL, sshd.known, NULL, NULL, 0) ==
               INVALID_CLIENT);
@@ -909,7 +868,7 @@ END_TEST
 START_TEST(ssh_over_proxy_refused)
 {
     char tr[200], peer[300];
-    unsigned port = free_port();
+    unsigned port = iwt_free_port();
     snprintf(tr, sizeof tr, "socks5:%s:%s@127.0.0.1:%u", dante.user, dante.pass, port);
     ck_assert(ssh_via("127.0.0.1", sshd.port, sshd.key, NULL, sshd.known, tr, NULL, 0) ==
               INVALID_CLIENT);
@@ -942,36 +901,34 @@ START_TEST(ssh_over_proxy_host_key_unknown)
 }
 END_TEST
 
-/* A client certificate that does not load, and a key that is not the certificate's. */
-START_TEST(file_client_cert_wrong_kind)
+/* A TLS connect with the client certificate and key named in dvtls's certs/ fails at the
+ * file named bad, with the words in the detail. */
+static void client_cert_fails(const char *cert_name, const char *key_name, int key_is_bad,
+                              const char *words)
 {
     char cert[700], key[700];
     LPSECURITYCREDENTIALS sc;
-    snprintf(cert, sizeof cert, "%s/certs/client.key", dvtls.dir);
-    snprintf(key, sizeof key, "%s/certs/client.key", dvtls.dir);
+    snprintf(cert, sizeof cert, "%s/certs/%s", dvtls.dir, cert_name);
+    snprintf(key, sizeof key, "%s/certs/%s", dvtls.dir, key_name);
     sc = ImapCreateSecurityCredentials(0, 0, cert, key, NULL, ca);
     ck_assert_ptr_nonnull(sc);
     ck_assert(ImapConnect("127.0.0.1", dvtls.imaps_port, T_S, IMAP_OPTION_SECURE_IMPLICIT,
                           sc) == INVALID_CLIENT);
-    expect(INVALID_CLIENT, ST_ERROR_CLIENT_CERTIFICATE, IMAP_STAGE_FILE, 0, NULL, cert,
-           (const char *[]){ "no certificate", NULL }, NULL);
+    expect(INVALID_CLIENT, ST_ERROR_CLIENT_CERTIFICATE, IMAP_STAGE_FILE, 0, NULL,
+           key_is_bad ? key : cert, (const char *[]){ words, NULL }, NULL);
     ImapDeleteSecurityCredentials(sc);
+}
+
+/* A client certificate that does not load, and a key that is not the certificate's. */
+START_TEST(file_client_cert_wrong_kind)
+{
+    client_cert_fails("client.key", "client.key", 0, "no certificate");
 }
 END_TEST
 
 START_TEST(file_client_key_mismatch)
 {
-    char cert[700], key[700];
-    LPSECURITYCREDENTIALS sc;
-    snprintf(cert, sizeof cert, "%s/certs/client.pem", dvtls.dir);
-    snprintf(key, sizeof key, "%s/certs/expired.key", dvtls.dir);
-    sc = ImapCreateSecurityCredentials(0, 0, cert, key, NULL, ca);
-    ck_assert_ptr_nonnull(sc);
-    ck_assert(ImapConnect("127.0.0.1", dvtls.imaps_port, T_S, IMAP_OPTION_SECURE_IMPLICIT,
-                          sc) == INVALID_CLIENT);
-    expect(INVALID_CLIENT, ST_ERROR_CLIENT_CERTIFICATE, IMAP_STAGE_FILE, 0, NULL, key,
-           (const char *[]){ "does not match", NULL }, NULL);
-    ImapDeleteSecurityCredentials(sc);
+    client_cert_fails("client.pem", "expired.key", 1, "does not match");
 }
 END_TEST
 
@@ -993,6 +950,204 @@ START_TEST(file_ssh_config_line)
     expect(INVALID_CLIENT, ST_ERROR_INVALID_PARAMETER, IMAP_STAGE_FILE, 0, NULL, want,
            (const char *[]){ "HostKeyAlias", NULL }, NULL);
     unlink(cfg);
+}
+END_TEST
+
+/* ---- hops and proxies that cannot be reached or say nothing ---- */
+
+/* A route through SSH (and a transport under it, or NULL) that fails at one party: the
+ * code, stage, hop and peer exactly, the detail's words, within max_ms of the start. */
+static void expect_route(const char *route, const char *transport, unsigned timeout_s,
+                         long long max_ms, DWORD err, DWORD stage, UINT hop, const char *peer,
+                         const char *const *words)
+{
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
+    long long t0 = iwt_now_ms(), took;
+    sc.lpszTunnelHost = route;
+    ck_assert(connect_via("127.0.0.1", dv.port, timeout_s, IMAP_OPTION_TUNNEL, &sc, transport,
+                          NULL) == INVALID_CLIENT);
+    took = iwt_now_ms() - t0;
+    ck_assert_msg(took <= max_ms, "%s gave up after %lld ms, not within %lld", route, took,
+                  max_ms);
+    expect(INVALID_CLIENT, err, stage, hop, peer, NULL, words,
+           (const char *[]){ dante.pass, tp.pass, NULL });
+}
+
+/* hop n of route (the "%u" in it) is a listener that accepts and never sends a banner */
+static void jump_silent(const char *fmt, UINT hop)
+{
+    unsigned port;
+    int fd = silent_listener(&port);
+    char route[200], peer[300];
+    snprintf(route, sizeof route, fmt, port, sshd.port);
+    peer_of(peer, sizeof peer, "127.0.0.1", port);
+    /* each SSH phase has the whole timeout: hop 1 in 1 s, then at most the next phases */
+    expect_route(route, NULL, 1, 5000, ST_ERROR_OPERATION_TIMEOUT, IMAP_STAGE_SSH, hop, peer,
+                 (const char *[]){ peer, "accepted the connection", NULL });
+    close(fd);
+}
+
+START_TEST(jump_hop1_silent)
+{
+    jump_silent("127.0.0.1:%u,127.0.0.1:%u", 1);
+}
+END_TEST
+
+START_TEST(jump_hop2_silent)
+{
+    char fmt[100];
+    snprintf(fmt, sizeof fmt, "127.0.0.1:%u,127.0.0.1:%%u", sshd.port);
+    jump_silent(fmt, 2);
+}
+END_TEST
+
+START_TEST(jump3_hop2_silent)
+{
+    char fmt[100];
+    snprintf(fmt, sizeof fmt, "127.0.0.1:%u,127.0.0.1:%%u,127.0.0.1:%%u", sshd.port);
+    jump_silent(fmt, 2);
+}
+END_TEST
+
+START_TEST(jump3_hop2_refused)
+{
+    char route[200], peer[300];
+    unsigned port = iwt_free_port();
+    snprintf(route, sizeof route, "127.0.0.1:%u,127.0.0.1:%u,127.0.0.1:%u", sshd.port, port,
+             sshd.port);
+    peer_of(peer, sizeof peer, "127.0.0.1", port);
+    /* hop 1's server could not connect to hop 2: hop 2 is named, in hop 1's words */
+    expect_route(route, NULL, T_S, T_S * 1000, ST_ERROR_SSH_CHANNEL_FAILED, IMAP_STAGE_SSH, 2,
+                 peer, (const char *[]){ peer, "connect failed", NULL });
+}
+END_TEST
+
+START_TEST(jump_hop1_unreachable)
+{
+    const char *bin = getenv("IW_TCP_BLACKHOLE_BIN");
+    const char *argv[] = { bin, "--addr", "127.0.0.3", "--idle-exit", "30", NULL };
+    iwt_fixture f;
+    char route[200], peer[300];
+    memset(&f, 0, sizeof f);
+    iwt_spawn(&f, argv, "tcp_blackhole");
+    snprintf(route, sizeof route, "127.0.0.3:%u,127.0.0.1:%u", f.port, sshd.port);
+    peer_of(peer, sizeof peer, "127.0.0.3", f.port);
+    expect_route(route, NULL, 1, 3000, ST_ERROR_OPERATION_TIMEOUT, IMAP_STAGE_SSH, 1, peer,
+                 (const char *[]){ peer, "no answer", NULL });
+    iwt_fixture_stop(&f);
+}
+END_TEST
+
+/* The proxy under SSH, or under IMAP itself, at proxy_port: a failure is the proxy's. */
+static void expect_proxy(const char *scheme, int under_ssh, unsigned proxy_port,
+                         unsigned timeout_s, DWORD err, const char *const *words)
+{
+    char tr[200], peer[300];
+    snprintf(tr, sizeof tr, "%s:127.0.0.1:%u", scheme, proxy_port);
+    peer_of(peer, sizeof peer, "127.0.0.1", proxy_port);
+    if (under_ssh) {
+        char route[100];
+        snprintf(route, sizeof route, "127.0.0.1:%u", sshd.port);
+        /* the caller's timeout, and no more: the proxy's phase is the first */
+        expect_route(route, tr, timeout_s, timeout_s * 1000 + 1500, err, IMAP_STAGE_PROXY, 1,
+                     peer, words);
+        return;
+    }
+    {
+        long long t0 = iwt_now_ms(), took;
+        ck_assert(connect_via(dv.host, dv.port, timeout_s, 0, NULL, tr, NULL) == INVALID_CLIENT);
+        took = iwt_now_ms() - t0;
+        ck_assert_msg(took <= timeout_s * 1000 + 1500, "%s gave up after %lld ms", tr, took);
+        expect(INVALID_CLIENT, err, IMAP_STAGE_PROXY, 1, peer, NULL, words, NULL);
+    }
+}
+
+static const char *const silent_words[] = { "accepted the connection", "did not answer", NULL };
+
+START_TEST(socks5_silent_proxy)
+{
+    unsigned port;
+    int fd = silent_listener(&port);
+    expect_proxy("socks5", 0, port, 1, ST_ERROR_OPERATION_TIMEOUT, silent_words);
+    close(fd);
+}
+END_TEST
+
+START_TEST(http_silent_proxy)
+{
+    unsigned port;
+    int fd = silent_listener(&port);
+    expect_proxy("httpconnect", 0, port, 1, ST_ERROR_OPERATION_TIMEOUT, silent_words);
+    close(fd);
+}
+END_TEST
+
+START_TEST(ssh_over_socks5_silent_proxy)
+{
+    unsigned port;
+    int fd = silent_listener(&port);
+    expect_proxy("socks5", 1, port, 1, ST_ERROR_OPERATION_TIMEOUT, silent_words);
+    close(fd);
+}
+END_TEST
+
+START_TEST(ssh_over_http_silent_proxy)
+{
+    unsigned port;
+    int fd = silent_listener(&port);
+    expect_proxy("httpconnect", 1, port, 1, ST_ERROR_OPERATION_TIMEOUT, silent_words);
+    close(fd);
+}
+END_TEST
+
+START_TEST(ssh_over_http_refused)
+{
+    expect_proxy("httpconnect", 1, iwt_free_port(), T_S, ST_ERROR_CONNECTION_REFUSED,
+                 (const char *[]){ "httpconnect proxy", "nothing listens", NULL });
+}
+END_TEST
+
+static void ssh_over_unreachable(const char *scheme)
+{
+    const char *bin = getenv("IW_TCP_BLACKHOLE_BIN");
+    const char *argv[] = { bin, "--addr", "127.0.0.3", "--idle-exit", "30", NULL };
+    iwt_fixture f;
+    char tr[200], peer[300], route[100];
+    memset(&f, 0, sizeof f);
+    iwt_spawn(&f, argv, "tcp_blackhole");
+    snprintf(tr, sizeof tr, "%s:127.0.0.3:%u", scheme, f.port);
+    snprintf(route, sizeof route, "127.0.0.1:%u", sshd.port);
+    peer_of(peer, sizeof peer, "127.0.0.3", f.port);
+    expect_route(route, tr, 1, 2500, ST_ERROR_OPERATION_TIMEOUT, IMAP_STAGE_PROXY, 1, peer,
+                 (const char *[]){ peer, "no answer", NULL });
+    iwt_fixture_stop(&f);
+}
+
+START_TEST(ssh_over_socks5_unreachable)
+{
+    ssh_over_unreachable("socks5");
+}
+END_TEST
+
+START_TEST(ssh_over_http_unreachable)
+{
+    ssh_over_unreachable("httpconnect");
+}
+END_TEST
+
+START_TEST(http_target_name_unknown)
+{
+    /* tinyproxy resolves the IMAP host's name and fails. Its answer ("500 Unable to
+     * connect") is byte for byte the one it gives for a refused port, so the code is the
+     * refusal's (API.md names no code for a name a proxy could not resolve); the record
+     * carries its status line and names the target. */
+    char tr[200], peer[300];
+    snprintf(tr, sizeof tr, "httpconnect:127.0.0.1:%u", tp.port);
+    ck_assert(connect_via("nosuch.imapwire.invalid", dv.port, T_S, 0, NULL, tr, NULL) ==
+              INVALID_CLIENT);
+    peer_of(peer, sizeof peer, "127.0.0.1", tp.port);
+    expect(INVALID_CLIENT, ST_ERROR_CONNECTION_REFUSED, IMAP_STAGE_PROXY, 1, peer, NULL,
+           (const char *[]){ "HTTP/1.", "nosuch.imapwire.invalid", NULL }, NULL);
 }
 END_TEST
 
@@ -1059,6 +1214,19 @@ static Suite *suite(void)
     tcase_add_test(tc, ssh_over_proxy_refused);
     tcase_add_test(tc, ssh_over_proxy_bad_credentials);
     tcase_add_test(tc, ssh_over_proxy_host_key_unknown);
+    tcase_add_test(tc, jump_hop1_silent);
+    tcase_add_test(tc, jump_hop2_silent);
+    tcase_add_test(tc, jump3_hop2_silent);
+    tcase_add_test(tc, jump3_hop2_refused);
+    tcase_add_test(tc, jump_hop1_unreachable);
+    tcase_add_test(tc, socks5_silent_proxy);
+    tcase_add_test(tc, http_silent_proxy);
+    tcase_add_test(tc, ssh_over_socks5_silent_proxy);
+    tcase_add_test(tc, ssh_over_http_silent_proxy);
+    tcase_add_test(tc, ssh_over_http_refused);
+    tcase_add_test(tc, ssh_over_socks5_unreachable);
+    tcase_add_test(tc, ssh_over_http_unreachable);
+    tcase_add_test(tc, http_target_name_unknown);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -23,49 +23,12 @@ static iwt_dovecot dv, dvtls;
 static char ca[700];
 static char dns_server[64];         /* the test dnsmasq (tests/harness/dnsmasq.sh) */
 
-/* Dante (tests/harness/danted.sh) and tinyproxy (tests/harness/tinyproxy.sh). */
-static struct {
-    unsigned port, block_port;
-    char user[64], pass[64], log[600];
-} dante;
-static struct {
-    unsigned port, auth_port, restricted_port;
-    char user[64], pass[64], log[600], auth_log[600];
-} tp;
+static iwt_dante dante;
+static iwt_tinyproxy tp;
 
 /* The ssh -D of this suite: started once, in the runner, before the forked tests. */
 static pid_t ssh_pid;
 static unsigned ssh_port;
-
-static unsigned env_uint(const char *path, const char *key)
-{
-    char v[32];
-    iwt_env_value(path, key, v, sizeof v);
-    ck_assert_msg(v[0] != '\0', "%s missing in %s", key, path);
-    return (unsigned)strtoul(v, NULL, 10);
-}
-
-static void load_proxies(void)
-{
-    const char *tmp = getenv("IW_TMPDIR");
-    char path[600];
-
-    ck_assert_msg(tmp != NULL, "IW_TMPDIR not set (run through ctest)");
-    snprintf(path, sizeof path, "%s/danted/env", tmp);
-    dante.port = env_uint(path, "DANTED_PORT");
-    dante.block_port = env_uint(path, "DANTED_BLOCK_PORT");
-    iwt_env_value(path, "DANTED_USER", dante.user, sizeof dante.user);
-    iwt_env_value(path, "DANTED_PASS", dante.pass, sizeof dante.pass);
-    iwt_env_value(path, "DANTED_LOG", dante.log, sizeof dante.log);
-    snprintf(path, sizeof path, "%s/tinyproxy/env", tmp);
-    tp.port = env_uint(path, "TINYPROXY_PORT");
-    tp.auth_port = env_uint(path, "TINYPROXY_AUTH_PORT");
-    tp.restricted_port = env_uint(path, "TINYPROXY_RESTRICTED_PORT");
-    iwt_env_value(path, "TINYPROXY_AUTH_USER", tp.user, sizeof tp.user);
-    iwt_env_value(path, "TINYPROXY_AUTH_PASS", tp.pass, sizeof tp.pass);
-    iwt_env_value(path, "TINYPROXY_LOG", tp.log, sizeof tp.log);
-    iwt_env_value(path, "TINYPROXY_AUTH_LOG", tp.auth_log, sizeof tp.auth_log);
-}
 
 static void setup(void)
 {
@@ -76,7 +39,7 @@ static void setup(void)
     iwt_dovecot_load_file(&dvtls, getenv("IW_DOVECOT_TLS_ENV"));
     ck_assert_uint_gt(dvtls.imaps_port, 0);
     snprintf(ca, sizeof ca, "%s/certs/ca.pem", dvtls.dir);
-    load_proxies();
+    iwt_proxies_load(&dante, &tp);
     iwt_env_value(getenv("IW_DNS_ENV"), "DNSMASQ_SERVER", dns_server, sizeof dns_server);
     ck_assert_msg(dns_server[0] != '\0', "no DNSMASQ_SERVER in $IW_DNS_ENV");
     unsetenv("IMAPWIRE_TRANSPORT");
@@ -86,24 +49,6 @@ static void setup(void)
 static void teardown(void)
 {
     ImapUninitialize();
-}
-
-/* A port nobody listens on right now: bind port 0, read it, close. */
-static unsigned free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    unsigned port;
-    ck_assert_int_ge(fd, 0);
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
 }
 
 static int listening(unsigned port)
@@ -122,7 +67,7 @@ static void ssh_d_start(void)
 
     iwt_sshd_load(&sshd, getenv("IW_SSHD_ENV"));
     for (attempt = 0; attempt < 3 && ssh_port == 0; attempt++) {
-        unsigned port = free_port();
+        unsigned port = iwt_free_port();
         snprintf(listen_spec, sizeof listen_spec, "127.0.0.1:%u", port);
         snprintf(port_s, sizeof port_s, "%u", sshd.port);
         snprintf(known_opt, sizeof known_opt, "UserKnownHostsFile=%s", sshd.known);
@@ -335,7 +280,7 @@ START_TEST(ssh_d_refused_destination)
 {
     char tr[64];
     snprintf(tr, sizeof tr, "socks5:127.0.0.1:%u", ssh_port);
-    refused(tr, "127.0.0.1", free_port(), ST_ERROR_CONNECTION_CLOSED, 5000, NULL);
+    refused(tr, "127.0.0.1", iwt_free_port(), ST_ERROR_CONNECTION_CLOSED, 5000, NULL);
 }
 END_TEST
 
@@ -416,7 +361,7 @@ START_TEST(dante_refused_destination)
     trace_log *t = calloc(1, sizeof *t);
     char tr[200];
     dante_transport(tr, sizeof tr, dante.user, dante.pass);
-    refused(tr, "127.0.0.1", free_port(), ST_ERROR_CONNECTION_REFUSED, 5000, t);
+    refused(tr, "127.0.0.1", iwt_free_port(), ST_ERROR_CONNECTION_REFUSED, 5000, t);
     ck_assert_msg(strstr(t->text, "answered 0x05 (connection refused)") != NULL, "%s", t->text);
     free(t);
 }
@@ -578,7 +523,7 @@ START_TEST(http_refused_destination)
     trace_log *t = calloc(1, sizeof *t);
     char tr[200];
     snprintf(tr, sizeof tr, "httpconnect:127.0.0.1:%u", tp.port);
-    refused(tr, "127.0.0.1", free_port(), ST_ERROR_CONNECTION_REFUSED, 5000, t);
+    refused(tr, "127.0.0.1", iwt_free_port(), ST_ERROR_CONNECTION_REFUSED, 5000, t);
     ck_assert_msg(strstr(t->text, " 500 ") != NULL, "%s", t->text);
     free(t);
 }
@@ -713,7 +658,7 @@ START_TEST(proxy_down)
                                    "socks5:u:p@127.0.0.1:%u", "socks5:[::1]:%u",
                                    "httpconnect:u:p@[::1]:%u" };
     char tr[100];
-    snprintf(tr, sizeof tr, forms[_i], free_port());
+    snprintf(tr, sizeof tr, forms[_i], iwt_free_port());
     refused(tr, "127.0.0.1", dv.port, ST_ERROR_CONNECTION_REFUSED, VIA_TIMEOUT_S * 1000 / 4, NULL);
 }
 END_TEST
@@ -1189,7 +1134,7 @@ START_TEST(ssh_through_failures)
     int fds = iwt_count_fds();
     char tr[100];
 
-    snprintf(tr, sizeof tr, "httpconnect:127.0.0.1:%u", free_port());
+    snprintf(tr, sizeof tr, "httpconnect:127.0.0.1:%u", iwt_free_port());
     ck_assert(tunnel_via(tr, 0, NULL) == INVALID_CLIENT);
     iwt_assert_error(ST_ERROR_CONNECTION_REFUSED);
     ck_assert(tunnel_via("no-such-transport", 0, NULL) == INVALID_CLIENT);

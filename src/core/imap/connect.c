@@ -50,7 +50,8 @@ static void iw_sink_report(void *core, const imapwire_error_report *r)
     iw_client *c = core;
     if (r->error == 0) {
         iw_ei_drop(&c->ei_party);
-        iw_errinfo_add(iw_ei(&c->ei_party), 0, r->stage, r->hop, r->peer, NULL, NULL, NULL);
+        iw_errinfo_add(iw_ei(&c->ei_party), 0, r->stage, r->hop, r->peer, NULL, NULL,
+                       r->detail);
         return;
     }
     iw_errinfo_add(iw_ei(&c->ei_work), (DWORD)r->error, r->stage, r->hop, r->peer, r->file,
@@ -254,7 +255,11 @@ static void iw_connect_describe(iw_client *c, int rc)
             hop = c->ei_party->nHop;
             iw_strlcpy(peer, c->ei_party->szPeer, sizeof peer);
         }
-        if (rc == ST_ERROR_OPERATION_TIMEOUT && stage != IMAP_STAGE_RESOLVE)
+        if (rc == ST_ERROR_OPERATION_TIMEOUT && c->ei_party != NULL &&
+            c->ei_party->szDetail[0] != '\0')
+            /* the party said how far it got (a proxy that accepted and is silent) */
+            snprintf(detail, sizeof detail, "%.480s in %u s", c->ei_party->szDetail, secs);
+        else if (rc == ST_ERROR_OPERATION_TIMEOUT && stage != IMAP_STAGE_RESOLVE)
             snprintf(detail, sizeof detail, "no answer from %s in %u s: nothing came back "
                      "to the connection attempt (a firewall dropping packets, or no route)",
                      peer, secs);
