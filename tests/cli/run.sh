@@ -508,7 +508,9 @@ secrets)
     timeout 60 "$BIN" connect "$URL" --password-file "$fifo" --json >"$scratch/ps.out" 2>&1 &
     cpid=$!
     for _ in $(seq 50); do grep -q imapwire "/proc/$cpid/cmdline" 2>/dev/null && break; sleep 0.1; done
-    ps -eo pid,args ww >"$scratch/ps.txt"
+    # its own line only: under ctest -j another suite may pass a password in its arguments
+    # on purpose (-u user:password), and that is not this program's
+    ps -o pid,args ww -p "$cpid" >"$scratch/ps.txt"
     tr '\0' ' ' <"/proc/$cpid/cmdline" >"$scratch/cmdline.txt"
     printf '%s\n' "$DOVECOT_PASS" >"$fifo"
     wait "$cpid"

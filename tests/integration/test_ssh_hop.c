@@ -182,7 +182,8 @@ START_TEST(each_ssh_phase_has_its_own_timeout)
     took = iwt_now_ms() - t0;
     ck_assert_msg(h != INVALID_CLIENT, "error %u after %lld ms", (unsigned)ImapGetLastError(), took);
     ck_assert_int_ge(took, T_S * 1200);
-    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
+    ck_assert_msg(ImapLogin(h, IMAP_AUTH_PLAIN, dv.user, dv.pass) == 0, "login: error %u",
+                  (unsigned)ImapGetLastError());
     ck_assert_int_eq(ImapDisconnect(h), 0);
     relay_stop();
     unlink(known);
