@@ -1,5 +1,5 @@
-/* ssh_hostkey.c: the host key around the SSH handshake: the algorithms offered (types on
- * file first) and the key's check against known_hosts (the policy is security/known_hosts.c). */
+/* ssh_hostkey.c: the SSH handshake and the host key around it: the algorithms offered (types
+ * on file first), the key's check against known_hosts (its policy: security/known_hosts.c). */
 #define _GNU_SOURCE
 #include <string.h>
 #include <openssl/evp.h>
@@ -61,7 +61,7 @@ int ssh_offer_hostkeys(ssh_session *s, imapwire_layer *l)
 }
 
 /* After it: the server's key against the known_hosts files (accept-new may add it). */
-int ssh_check_hostkey(ssh_session *s, imapwire_layer *l)
+static int ssh_check_hostkey(ssh_session *s, imapwire_layer *l)
 {
     const char *key;
     size_t len = 0;
@@ -72,4 +72,35 @@ int ssh_check_hostkey(ssh_session *s, imapwire_layer *l)
         return ST_ERROR_SSH_HOST_KEY_UNKNOWN;
     ssh_fingerprint(s);
     return iw_kh_check(&s->kh, s->host, s->ep.port, (const unsigned char *)key, len, ssh_note, l);
+}
+
+/* S_HANDSHAKE: the key exchange. */
+static int ssh_handshake_state(ssh_session *s)
+{
+    int rc = libssh2_session_handshake(s->s, (libssh2_socket_t)s->fd);
+    if (rc == LIBSSH2_ERROR_EAGAIN)
+        return 0;
+    if (rc != 0)
+        return ssh_libssh2_error(s, rc, ST_ERROR_CONNECTION_CLOSED);
+    s->state = S_HOSTKEY;
+    return SSH_STEP_NEXT;
+}
+
+/* S_HOSTKEY: the key the server showed, against the files. */
+static int ssh_hostkey_state(ssh_session *s, imapwire_layer *l)
+{
+    int rc = ssh_check_hostkey(s, l);
+    if (rc != 0) {
+        l->host->trace(l, "ssh: %s:%u host key %s not accepted", s->host, s->ep.port,
+                       s->fingerprint);
+        return ssh_session_die(s, rc);
+    }
+    l->host->trace(l, "ssh: %s:%u host key %s known", s->host, s->ep.port, s->fingerprint);
+    s->state = S_AUTH_LIST;
+    return SSH_STEP_NEXT;
+}
+
+int ssh_hostkey_step(ssh_session *s, imapwire_layer *l)
+{
+    return s->state == S_HANDSHAKE ? ssh_handshake_state(s) : ssh_hostkey_state(s, l);
 }

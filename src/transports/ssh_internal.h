@@ -33,9 +33,8 @@
 #define ssh_session_die         iw_ssh_session_die
 #define ssh_libssh2_error       iw_ssh_libssh2_error
 #define ssh_offer_hostkeys      iw_ssh_offer_hostkeys
-#define ssh_check_hostkey       iw_ssh_check_hostkey
-#define ssh_kbd_cb              iw_ssh_kbd_cb
-#define ssh_explain_key_failure iw_ssh_explain_key_failure
+#define ssh_hostkey_step        iw_ssh_hostkey_step
+#define ssh_auth_step           iw_ssh_auth_step
 #define ssh_alive_start         iw_ssh_alive_start
 #define ssh_session_step        iw_ssh_session_step
 #define ssh_session_phase       iw_ssh_session_phase
@@ -160,16 +159,17 @@ int  ssh_libssh2_error(ssh_session *s, int rc, int during);
 void ssh_session_free(ssh_session *s);
 void ssh_closing_step(ssh_session *s);
 
-/* ssh_hostkey.c: before and after the handshake */
-int  ssh_offer_hostkeys(ssh_session *s, imapwire_layer *l);
-int  ssh_check_hostkey(ssh_session *s, imapwire_layer *l);
+/* The set-up's states are stepped by ssh_session_step (ssh_setup.c) through the part
+ * that owns them, each returning 1 (ready), 0 (wait), an ST_ERROR_* (the session died),
+ * or SSH_STEP_NEXT: the state changed, step again at once. */
+#define SSH_STEP_NEXT (-1)
 
-/* ssh_auth.c: what the authentication methods need */
-void ssh_kbd_cb(const char *name, int name_len, const char *instruction,
-                int instruction_len, int num_prompts,
-                const LIBSSH2_USERAUTH_KBDINT_PROMPT *prompts,
-                LIBSSH2_USERAUTH_KBDINT_RESPONSE *responses, void **abstract);
-void ssh_explain_key_failure(const ssh_session *s, imapwire_layer *l);
+/* ssh_hostkey.c: the algorithms to offer before the handshake; S_HANDSHAKE, S_HOSTKEY */
+int  ssh_offer_hostkeys(ssh_session *s, imapwire_layer *l);
+int  ssh_hostkey_step(ssh_session *s, imapwire_layer *l);
+
+/* ssh_auth.c: the S_AUTH_* states */
+int  ssh_auth_step(ssh_session *s, imapwire_layer *l);
 
 /* ssh_keepalive.c */
 void ssh_alive_start(ssh_session *s);
