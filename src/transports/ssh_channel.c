@@ -255,11 +255,6 @@ static void ssh_pollset(imapwire_layer *l, unsigned want, imapwire_pollset *ps)
         if (dir & LIBSSH2_SESSION_BLOCK_OUTBOUND)
             below |= IMAPWIRE_WANT_WRITE;
         iw_layer_pollset(s->tcp, below ? below : IMAPWIRE_WANT_READ, ps);
-        if (s->alive_s != 0 && s->state == S_READY) {
-            int next = 0;
-            if (libssh2_keepalive_send(s->s, &next) == 0 && next > 0)
-                imapwire_pollset_wakeup(ps, iw_now_ms() + (int64_t)next * 1000);
-        }
         /* Another channel's read may have queued our data inside libssh2: the socket
          * will not say so, so ask to be stepped again at once. */
         if ((want & IMAPWIRE_WANT_READ) && c->state == L_UP &&
