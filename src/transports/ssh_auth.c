@@ -79,14 +79,9 @@ static int ssh_auth_key_state(ssh_session *s, imapwire_layer *l)
     unsigned ulen = (unsigned)strlen(s->user);
     int rc = libssh2_userauth_publickey_fromfile_ex(s->s, s->user, ulen, NULL, s->key,
                                                     s->password ? s->password : "");
-    if (rc == LIBSSH2_ERROR_EAGAIN)
-        return 0;
-    if (rc != 0) {
+    if (rc != 0 && rc != LIBSSH2_ERROR_EAGAIN)
         ssh_explain_key_failure(s, l);
-        return ssh_libssh2_error(s, rc, ST_ERROR_SSH_AUTH_FAILED);
-    }
-    s->state = S_READY;
-    return SSH_STEP_NEXT;
+    return ssh_state_result(s, rc, ST_ERROR_SSH_AUTH_FAILED, S_READY);
 }
 
 /* S_AUTH_AGENT_CONNECT: the agent and its first key, or on to the password. */
@@ -160,12 +155,7 @@ static int ssh_auth_kbd_state(ssh_session *s)
     if (strstr(s->methods, "keyboard-interactive") == NULL)
         return ssh_session_die(s, ST_ERROR_SSH_AUTH_FAILED);
     rc = libssh2_userauth_keyboard_interactive_ex(s->s, s->user, ulen, ssh_kbd_cb);
-    if (rc == LIBSSH2_ERROR_EAGAIN)
-        return 0;
-    if (rc != 0)
-        return ssh_libssh2_error(s, rc, ST_ERROR_SSH_AUTH_FAILED);
-    s->state = S_READY;
-    return SSH_STEP_NEXT;
+    return ssh_state_result(s, rc, ST_ERROR_SSH_AUTH_FAILED, S_READY);
 }
 
 int ssh_auth_step(ssh_session *s, imapwire_layer *l)

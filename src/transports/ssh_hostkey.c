@@ -78,12 +78,7 @@ static int ssh_check_hostkey(ssh_session *s, imapwire_layer *l)
 static int ssh_handshake_state(ssh_session *s)
 {
     int rc = libssh2_session_handshake(s->s, (libssh2_socket_t)s->fd);
-    if (rc == LIBSSH2_ERROR_EAGAIN)
-        return 0;
-    if (rc != 0)
-        return ssh_libssh2_error(s, rc, ST_ERROR_CONNECTION_CLOSED);
-    s->state = S_HOSTKEY;
-    return SSH_STEP_NEXT;
+    return ssh_state_result(s, rc, ST_ERROR_CONNECTION_CLOSED, S_HOSTKEY);
 }
 
 /* S_HOSTKEY: the key the server showed, against the files. */

@@ -1,5 +1,5 @@
-/* ssh_internal.h: what the parts of the SSH transport share (ssh_*.c): the session
- * object every connection's channel runs over, the layer's context, and the calls between them. */
+/* ssh_internal.h: what the parts of the SSH transport (ssh_*.c) share: the session every
+ * connection's channel runs over, the layer's context, and the calls between the parts. */
 #ifndef IW_SSH_INTERNAL_H
 #define IW_SSH_INTERNAL_H
 
@@ -163,6 +163,18 @@ void ssh_closing_step(ssh_session *s);
  * that owns them, each returning 1 (ready), 0 (wait), an ST_ERROR_* (the session died),
  * or SSH_STEP_NEXT: the state changed, step again at once. */
 #define SSH_STEP_NEXT (-1)
+
+/* A state's libssh2 call answered rc: wait on EAGAIN, the session dies of another
+ * failure (during: what it failed in), and success moves it to state next. */
+static inline int ssh_state_result(ssh_session *s, int rc, int during, int next)
+{
+    if (rc == LIBSSH2_ERROR_EAGAIN)
+        return 0;
+    if (rc != 0)
+        return ssh_libssh2_error(s, rc, during);
+    s->state = next;
+    return SSH_STEP_NEXT;
+}
 
 /* ssh_hostkey.c: the algorithms to offer before the handshake; S_HANDSHAKE, S_HOSTKEY */
 int  ssh_offer_hostkeys(ssh_session *s, imapwire_layer *l);
