@@ -1,4 +1,4 @@
-/* ssh.h: the built-in SSH tunnel transport (ssh.c): its type, its process-wide libssh2
+/* ssh.h: the built-in SSH tunnel transport (ssh_*.c): its type, its process-wide libssh2
  * state, and authenticated sessions held without a channel (port-forwards). */
 #ifndef IW_SSH_H
 #define IW_SSH_H

@@ -57,44 +57,96 @@ static void iw_ssh_stall_words(char *out, size_t size, const iw_ssh_failure *f,
     }
 }
 
+/* An unknown or changed host key: the key and the file it was checked against go in the
+ * report; a file that cannot be read is the party instead (*file, r->file left unset). */
+static void iw_hostkey_detail(const iw_ssh_failure *f, const char *peer,
+                              imapwire_error_report *r, const char **file, char *detail,
+                              size_t size)
+{
+    char entry[300];
+    int e;
+
+    iw_known_name(entry, sizeof entry, f->host, f->port);
+    r->fingerprint = f->fingerprint;
+    *file = f->known_hosts;
+    if (*file != NULL && access(*file, R_OK) != 0) {
+        e = errno;
+        snprintf(detail, size, "the known_hosts file %s cannot be read: %s (SSH "
+                 "host %s presented %s)", *file, strerror(e), entry, f->fingerprint);
+        return;
+    }
+    if (f->error == ST_ERROR_SSH_HOST_KEY_UNKNOWN)
+        snprintf(detail, size, "SSH host %s (hop %u) presented %s, a key that "
+                 "%s has no entry %s for", peer, f->hop, f->fingerprint,
+                 *file ? *file : "known_hosts", entry);
+    else
+        snprintf(detail, size, "SSH host %s (hop %u) presented %s, which differs "
+                 "from the key for %s in %s: the key changed, or someone is in between",
+                 peer, f->hop, f->fingerprint, entry, *file ? *file : "known_hosts");
+    r->file = *file;
+}
+
+/* A refused authentication: the key file when it is what to fix, else the account. */
+static const char *iw_auth_detail(const iw_ssh_failure *f, const char *peer, char *detail,
+                                  size_t size)
+{
+    int e;
+
+    if (f->key != NULL && access(f->key, R_OK) != 0) {
+        e = errno;
+        snprintf(detail, size, "the SSH key file %s cannot be read: %s", f->key, strerror(e));
+        return f->key;
+    }
+    if (f->key != NULL && !iw_looks_private_key(f->key)) {
+        snprintf(detail, size, "the SSH key file %s holds no private key", f->key);
+        return f->key;
+    }
+    snprintf(detail, size, "SSH host %s (hop %u) refused the authentication of user %s",
+             peer, f->hop, f->user ? f->user : "?");
+    return NULL;
+}
+
+/* The proxy under the first SSH hop failed, or is what a timeout waited for: it is the
+ * party, in its own words. 1 when it reported. */
+static int iw_carrier_report(imapwire_layer *l, const iw_ssh_failure *f,
+                             imapwire_error_report *r, char *detail, size_t size)
+{
+    if (f->carrier == NULL || (f->carrier->dwError == 0 &&
+                               (f->stalled != IW_SSH_STALL_REACH ||
+                                f->carrier->dwStage == IMAP_STAGE_NONE)))
+        return 0;
+    r->stage = f->carrier->dwStage;
+    r->hop = f->carrier->nHop;
+    r->peer = f->carrier->szPeer;
+    r->detail = f->carrier->szDetail;
+    if (f->carrier->dwError == 0 && f->error != 0) {
+        if (f->carrier->szDetail[0] != '\0')
+            snprintf(detail, size, "%s in %u s", f->carrier->szDetail, f->timeout_s);
+        else
+            snprintf(detail, size, "no answer from proxy %s in %u s: nothing came back to the "
+                     "connection attempt", f->carrier->szPeer, f->timeout_s);
+        r->detail = detail;
+    } else if (f->carrier->dwError == 0 && f->carrier->szDetail[0] == '\0') {
+        r->detail = NULL;
+    }
+    l->host->report(l, r);
+    return 1;
+}
+
 void iw_ssh_report(imapwire_layer *l, const iw_ssh_failure *f)
 {
     imapwire_error_report r;
-    char peer[300], entry[300], detail[1400];  /* cut to the record's 512 */
+    char peer[300], detail[1400];  /* cut to the record's 512 */
     const char *file = NULL;
-    int e;
 
     if (!IMAPWIRE_HOST_HAS(l->host, report) || l->host->report == NULL)
         return;
     memset(&r, 0, sizeof r);
     r.struct_size = sizeof r;
     r.error = f->error;
-    if (f->carrier != NULL && (f->carrier->dwError != 0 ||
-                               (f->stalled == IW_SSH_STALL_REACH &&
-                                f->carrier->dwStage != IMAP_STAGE_NONE))) {
-        /* the proxy under the first SSH hop failed, or is what the timeout waited for: it
-         * is the party, in its own words */
-        r.stage = f->carrier->dwStage;
-        r.hop = f->carrier->nHop;
-        r.peer = f->carrier->szPeer;
-        r.detail = f->carrier->szDetail;
-        if (f->carrier->dwError == 0 && f->error != 0) {
-            if (f->carrier->szDetail[0] != '\0')
-                snprintf(detail, sizeof detail, "%s in %u s", f->carrier->szDetail,
-                         f->timeout_s);
-            else
-                snprintf(detail, sizeof detail, "no answer from proxy %s in %u s: nothing "
-                         "came back to the connection attempt", f->carrier->szPeer,
-                         f->timeout_s);
-            r.detail = detail;
-        } else if (f->carrier->dwError == 0 && f->carrier->szDetail[0] == '\0') {
-            r.detail = NULL;
-        }
-        l->host->report(l, &r);
+    if (iw_carrier_report(l, f, &r, detail, sizeof detail))
         return;
-    }
     iw_errinfo_peer(peer, sizeof peer, f->host, f->port);
-    iw_known_name(entry, sizeof entry, f->host, f->port);
     r.stage = IMAP_STAGE_SSH;
     r.hop = f->hop;
     r.peer = peer;
@@ -112,37 +164,10 @@ void iw_ssh_report(imapwire_layer *l, const iw_ssh_failure *f)
     switch (f->error) {
     case ST_ERROR_SSH_HOST_KEY_UNKNOWN:
     case ST_ERROR_SSH_HOST_KEY_MISMATCH:
-        r.fingerprint = f->fingerprint;
-        file = f->known_hosts;
-        if (file != NULL && access(file, R_OK) != 0) {
-            e = errno;
-            snprintf(detail, sizeof detail, "the known_hosts file %s cannot be read: %s (SSH "
-                     "host %s presented %s)", file, strerror(e), entry, f->fingerprint);
-            break;
-        }
-        if (f->error == ST_ERROR_SSH_HOST_KEY_UNKNOWN)
-            snprintf(detail, sizeof detail, "SSH host %s (hop %u) presented %s, a key that "
-                     "%s has no entry %s for", peer, f->hop, f->fingerprint,
-                     file ? file : "known_hosts", entry);
-        else
-            snprintf(detail, sizeof detail, "SSH host %s (hop %u) presented %s, which differs "
-                     "from the key for %s in %s: the key changed, or someone is in between",
-                     peer, f->hop, f->fingerprint, entry, file ? file : "known_hosts");
-        r.file = file;
+        iw_hostkey_detail(f, peer, &r, &file, detail, sizeof detail);
         break;
     case ST_ERROR_SSH_AUTH_FAILED:
-        if (f->key != NULL && access(f->key, R_OK) != 0) {
-            e = errno;
-            file = f->key;
-            snprintf(detail, sizeof detail, "the SSH key file %s cannot be read: %s", file,
-                     strerror(e));
-        } else if (f->key != NULL && !iw_looks_private_key(f->key)) {
-            file = f->key;
-            snprintf(detail, sizeof detail, "the SSH key file %s holds no private key", file);
-        } else {
-            snprintf(detail, sizeof detail, "SSH host %s (hop %u) refused the authentication "
-                     "of user %s", peer, f->hop, f->user ? f->user : "?");
-        }
+        file = iw_auth_detail(f, peer, detail, sizeof detail);
         break;
     case ST_ERROR_CONNECTION_REFUSED:
         snprintf(detail, sizeof detail, "SSH host %s (hop %u) refused the connection: nothing "

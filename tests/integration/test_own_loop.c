@@ -536,7 +536,7 @@ START_TEST(ssh_tunnel)
     login_noop(h, &dv);
     ck_assert_int_eq(ImapDisconnect(h), 0);
     /* libssh2 (1.10) forgets 2 x 48 bytes when a session is freed in the middle of its
-     * key exchange; the session's end frees them (ssh.c lists libssh2's blocks), so the
+     * key exchange; the session's end frees them (ssh_io.c lists libssh2's blocks), so the
      * cuts run under LeakSanitizer too. */
     for (k = 1; k < steps; k++) {
         h = ImapConnectStart(&ci);

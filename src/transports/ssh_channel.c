@@ -1,0 +1,350 @@
+/* ssh_channel.c: the "ssh" transport layer: one direct-tcpip channel per connection over
+ * a shared session, each set-up phase with its own deadline; the transport's type. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "../core/runtime/loop.h"
+#include "ssh.h"
+#include "ssh_internal.h"
+
+/* How often a connection that shares its session with another thread re-checks its
+ * channel: that thread may have read our packets off the socket into libssh2's queue. */
+#define SSH_SHARED_RECHECK_MS 20
+#define SSH_LOOP_RECHECK_MS 100
+
+/* ---- the layer ---- */
+
+/* Starts the phase's own deadline when the connection enters a new one; the timeout
+ * error once the current one has run out. */
+static int ssh_phase_check(imapwire_layer *l, int phase)
+{
+    struct ssh_ctx *c = l->ctx;
+    int64_t now = iw_now_ms();
+    if (phase != c->phase) {
+        int64_t t = l->endpoint->timeout_ms;
+        /* ConnectTimeout from the SSH configuration bounds reaching the server */
+        if (phase == P_TCP && c->connect_timeout_ms != 0 && c->connect_timeout_ms < t)
+            t = c->connect_timeout_ms;
+        c->phase = phase;
+        c->phase_deadline_ms = now + t;
+        if (c->phase_started != NULL)
+            c->phase_started(l->core);
+        return 0;
+    }
+    return now >= c->phase_deadline_ms ? (int)ST_ERROR_OPERATION_TIMEOUT : 0;
+}
+
+static int ssh_create(imapwire_layer *l, const char *args)
+{
+    struct ssh_ctx *c = l->ctx;
+    const iw_ssh_params *p = l->params;
+    iw_ssh_hop hops[IW_SSH_MAX_HOPS];
+    int rc, n;
+    (void)args;
+    /* everything comes from the creator; without it there is no server to trust */
+    if (p == NULL || p->struct_size < sizeof *p)
+        return ST_ERROR_INVALID_PARAMETER;
+    /* the last hop is this layer's SSH server; the ones before it are its route */
+    rc = iw_ssh_hops_parse(p->host, p->user, p->port, hops, IW_SSH_MAX_HOPS, &n);
+    if (rc != 0)
+        return rc;
+    rc = ssh_session_get(p, &hops[n - 1], l->endpoint, &c->sess);
+    if (rc != 0)
+        return rc;
+    c->phase = -1;
+    c->phase_started = p->phase_started;
+    c->connect_timeout_ms = p->connect_timeout_ms;
+    c->on_loop = iw_loop_is_current();
+    pthread_mutex_lock(&ssh_list_lock);
+    if (c->on_loop)
+        c->sess->loop_drivers++;
+    else
+        c->sess->other_drivers++;
+    pthread_mutex_unlock(&ssh_list_lock);
+    c->state = L_SESSION;
+    return 0;
+}
+
+static void ssh_destroy(imapwire_layer *l)
+{
+    struct ssh_ctx *c = l->ctx;
+    ssh_session *s = c->sess;
+    if (s == NULL)
+        return;
+    if (c->channel != NULL) {
+        pthread_mutex_lock(&s->lock);
+        /* A close that would wait longer is finished by the session's next driver or by
+         * its end; the loop thread does not wait for the peer at all. */
+        if (s->state == S_READY) {
+            int i, tries = iw_loop_is_current() || s->unanswered ? 0 : SSH_CLOSE_TRIES;
+            for (i = 0; libssh2_channel_free(c->channel) == LIBSSH2_ERROR_EAGAIN; i++) {
+                if (i >= tries) {
+                    if (tries > 0)
+                        s->unanswered = 1;
+                    if (s->nclosing == s->capclosing) {
+                        size_t cap = s->capclosing ? 2 * s->capclosing : 8;
+                        LIBSSH2_CHANNEL **n = realloc(s->closing, cap * sizeof *n);
+                        if (n == NULL)
+                            break;  /* the session's end frees it */
+                        s->closing = n;
+                        s->capclosing = cap;
+                    }
+                    s->closing[s->nclosing++] = c->channel;
+                    break;
+                }
+                ssh_wait(s, SSH_CLOSE_WAIT_MS);
+            }
+        }
+        pthread_mutex_unlock(&s->lock);
+        c->channel = NULL;
+    }
+    pthread_mutex_lock(&ssh_list_lock);
+    if (c->on_loop)
+        s->loop_drivers--;
+    else
+        s->other_drivers--;
+    pthread_mutex_unlock(&ssh_list_lock);
+    ssh_session_release(s);
+    c->sess = NULL;
+}
+
+static int ssh_connect(imapwire_layer *l, int *done)
+{
+    struct ssh_ctx *c = l->ctx;
+    ssh_session *s = c->sess;
+    const imapwire_endpoint *ep = l->endpoint;
+    int rc = 0;
+
+    *done = 0;
+    pthread_mutex_lock(&s->lock);
+    if (c->state == L_SESSION) {
+        rc = ssh_session_step(s, l);
+        if (rc == 1) {
+            c->state = L_CHANNEL;
+            rc = 0;
+        } else if (rc != 0) {
+            ssh_trace_failed_hop(s, l, rc);
+            ssh_explain_command(s, l, rc);
+        }
+    }
+    if (rc == 0 && c->state == L_SESSION) {
+        int was = c->phase;
+        rc = ssh_phase_check(l, ssh_session_phase(s));
+        /* a timeout names the hop it waited for; a new phase tells the core whom it waits for */
+        if (rc != 0 || c->phase != was || s->carrier_news)
+            ssh_trace_failed_hop(s, l, rc);
+        s->carrier_news = 0;
+    }
+    if (rc == 0 && c->state == L_CHANNEL) {
+        /* The SSH server resolves and connects to the IMAP host: no local DNS for it. */
+        c->channel = libssh2_channel_direct_tcpip_ex(s->s, ep->host, (int)ep->port, "127.0.0.1", 0);
+        if (c->channel != NULL) {
+            c->state = L_UP;
+            *done = 1;
+            l->host->trace(l, "ssh: channel to %s:%u open", ep->host, ep->port);
+        } else {
+            int e = libssh2_session_last_errno(s->s);
+            char *msg = NULL;
+            if (e != LIBSSH2_ERROR_EAGAIN) {
+                /* the server's reason, for the report of the hop this channel was to reach */
+                libssh2_session_last_error(s->s, &msg, NULL, 0);
+                iw_strlcpy(c->said, msg != NULL ? msg : "", sizeof c->said);
+            }
+            if (e != LIBSSH2_ERROR_EAGAIN)
+                rc = (e == LIBSSH2_ERROR_CHANNEL_FAILURE || e == LIBSSH2_ERROR_CHANNEL_UNKNOWN)
+                         ? (int)ST_ERROR_SSH_CHANNEL_FAILED
+                         : ssh_libssh2_error(s, e, ST_ERROR_SSH_CHANNEL_FAILED);
+            else
+                rc = ssh_phase_check(l, P_CHANNEL);
+        }
+    } else if (rc == 0 && c->state == L_UP) {
+        *done = 1;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static int ssh_send(imapwire_layer *l, const void *buf, size_t len, size_t *sent)
+{
+    struct ssh_ctx *c = l->ctx;
+    ssh_session *s = c->sess;
+    ssize_t n;
+    int rc;
+
+    *sent = 0;
+    if (c->state != L_UP)
+        return ST_ERROR_CONNECTION_CLOSED;
+    pthread_mutex_lock(&s->lock);
+    if (s->state == S_DEAD) {
+        pthread_mutex_unlock(&s->lock);
+        return ST_ERROR_CONNECTION_CLOSED;
+    }
+    if (s->nclosing > 0)
+        ssh_closing_step(s);
+    s->rx_skip = s->rx_dry;
+    n = libssh2_channel_write(c->channel, buf, len);
+    s->rx_skip = 0;
+    s->rx_after_write = n > 0 && s->rx_dry;
+    /* nothing written: it may be waiting for the window, so the next try reads for real */
+    if (n == 0 || n == LIBSSH2_ERROR_EAGAIN)
+        s->rx_dry = 0;
+    if (n >= 0) {
+        *sent = (size_t)n;
+        rc = n > 0 ? 0 : IMAPWIRE_AGAIN;
+    } else if (n == LIBSSH2_ERROR_EAGAIN) {
+        rc = IMAPWIRE_AGAIN;
+    } else {
+        rc = ssh_libssh2_error(s, (int)n, ST_ERROR_CONNECTION_CLOSED);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static int ssh_recv(imapwire_layer *l, void *buf, size_t len, size_t *got)
+{
+    struct ssh_ctx *c = l->ctx;
+    ssh_session *s = c->sess;
+    ssize_t n;
+    int rc;
+
+    *got = 0;
+    if (c->state == L_CLOSED)
+        return 0;
+    if (c->state != L_UP)
+        return ST_ERROR_CONNECTION_CLOSED;
+    pthread_mutex_lock(&s->lock);
+    if (s->state == S_DEAD) {
+        pthread_mutex_unlock(&s->lock);
+        return ST_ERROR_CONNECTION_CLOSED;
+    }
+    if (s->nclosing > 0)
+        ssh_closing_step(s);
+    /* right after our write the server has not answered yet, most likely: the read
+     * takes what libssh2 holds and leaves the socket to the wait (which then reads) */
+    s->rx_skip = s->rx_after_write;
+    s->rx_after_write = 0;
+    n = libssh2_channel_read(c->channel, buf, len);
+    s->rx_skip = 0;
+    if (n > 0) {
+        *got = (size_t)n;
+        rc = 0;
+    } else if (n == 0 || n == LIBSSH2_ERROR_EAGAIN) {
+        /* 0 is not the end: only the channel's EOF is. */
+        if (libssh2_channel_eof(c->channel)) {
+            c->state = L_CLOSED;
+            rc = 0;
+        } else {
+            rc = IMAPWIRE_AGAIN;
+        }
+    } else {
+        rc = ssh_libssh2_error(s, (int)n, ST_ERROR_CONNECTION_CLOSED);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static void ssh_pollset(imapwire_layer *l, unsigned want, imapwire_pollset *ps)
+{
+    struct ssh_ctx *c = l->ctx;
+    ssh_session *s = c->sess;
+    unsigned below = 0;
+    int dir, shared, ready, eof;
+
+    pthread_mutex_lock(&s->lock);
+    /* what the end of this function looks at, read under the lock like the rest */
+    ready = s->state == S_READY;
+    eof = ready && c->state == L_UP && libssh2_channel_eof(c->channel);
+    if (s->state == S_LOWER) {
+        iw_layer_pollset(s->tcp, want, ps);
+    } else if (s->state != S_DEAD) {
+        ssh_ack(s);
+        dir = libssh2_session_block_directions(s->s);
+        if (dir & LIBSSH2_SESSION_BLOCK_INBOUND)
+            below |= IMAPWIRE_WANT_READ;
+        if (dir & LIBSSH2_SESSION_BLOCK_OUTBOUND)
+            below |= IMAPWIRE_WANT_WRITE;
+        iw_layer_pollset(s->tcp, below ? below : IMAPWIRE_WANT_READ, ps);
+        /* Another channel's read may have queued our data inside libssh2: the socket
+         * will not say so, so ask to be stepped again at once. */
+        if ((want & IMAPWIRE_WANT_READ) && c->state == L_UP &&
+            libssh2_poll_channel_read(c->channel, 0))
+            imapwire_pollset_wakeup(ps, iw_now_ms());
+    }
+    pthread_mutex_unlock(&s->lock);
+    /* A phase that runs out must be noticed even if the socket stays silent. */
+    if (c->state == L_SESSION || c->state == L_CHANNEL)
+        imapwire_pollset_wakeup(ps, c->phase_deadline_ms);
+    pthread_mutex_lock(&ssh_list_lock);
+    shared = s->other_drivers + (s->loop_drivers > 0 ? 1u : 0u) > 1;
+    /* Channels all on the loop thread are stepped together and ask for an immediate
+     * wake-up when libssh2 holds their data; a slow look-around stays as a safety net
+     * for what the queue check cannot see (e.g. a window change). */
+    if (!shared && s->loop_drivers > 1)
+        imapwire_pollset_wakeup(ps, iw_now_ms() + SSH_LOOP_RECHECK_MS);
+    pthread_mutex_unlock(&ssh_list_lock);
+    /* While our channel opens, its confirmation may be read off the socket by another
+     * channel's step: there is no per-channel queue to ask yet, so look again soon. */
+    if (shared || !ready || c->state != L_UP || (want & IMAPWIRE_WANT_WRITE) || eof)
+        imapwire_pollset_wakeup(ps, iw_now_ms() + SSH_SHARED_RECHECK_MS);
+}
+
+static size_t ssh_pending(imapwire_layer *l)
+{
+    struct ssh_ctx *c = l->ctx;
+    size_t n = 0;
+    if (c->state != L_UP)
+        return 0;
+    pthread_mutex_lock(&c->sess->lock);
+    if (c->sess->state == S_READY)
+        n = libssh2_poll_channel_read(c->channel, 0) ? 1 : 0;
+    pthread_mutex_unlock(&c->sess->lock);
+    return n;
+}
+
+static int ssh_shutdown(imapwire_layer *l, int *done)
+{
+    struct ssh_ctx *c = l->ctx;
+    *done = 1;
+    if (c->state == L_UP && c->channel != NULL) {
+        pthread_mutex_lock(&c->sess->lock);
+        if (c->sess->state == S_READY)
+            libssh2_channel_send_eof(c->channel);
+        pthread_mutex_unlock(&c->sess->lock);
+    }
+    return 0;
+}
+
+static int ssh_query(imapwire_layer *l, int what, void *out)
+{
+    struct ssh_ctx *c = l->ctx;
+    if (what == IMAPWIRE_QUERY_SECURITY) {
+        SECURITYINFO *si = out;
+        si->dwTunnelProtocol = SECURITY_PROTOCOL_SSH2;
+        if (si->dwSize >= offsetof(SECURITYINFO, szHostKeyFingerprint) + sizeof si->szHostKeyFingerprint)
+            iw_strlcpy(si->szHostKeyFingerprint, c->sess->fingerprint, sizeof si->szHostKeyFingerprint);
+        return 0;
+    }
+    if (what == IMAPWIRE_QUERY_SOCKET)
+        return iw_layer_query(c->sess->tcp, what, out);
+    return IMAPWIRE_PASS;
+}
+
+const imapwire_transport_type iw_transport_ssh = {
+    .abi_version = IMAPWIRE_TRANSPORT_ABI,
+    .struct_size = sizeof(imapwire_transport_type),
+    .name = "ssh",
+    .flags = IMAPWIRE_TRANSPORT_BOTTOM | IMAPWIRE_TRANSPORT_ENCRYPTED,
+    .ctx_size = sizeof(struct ssh_ctx),
+    .create = ssh_create,
+    .destroy = ssh_destroy,
+    .connect = ssh_connect,
+    .shutdown = ssh_shutdown,
+    .send = ssh_send,
+    .recv = ssh_recv,
+    .pollset = ssh_pollset,
+    .pending = ssh_pending,
+    .query = ssh_query,
+};
