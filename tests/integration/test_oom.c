@@ -277,8 +277,11 @@ static void sweep(int mode, int cold)
     }
     fflush(stdout);
     /* the sweep ran to the end of a run (runs differ by a few allocations: the session
-     * offered for resumption, the tickets the server sends) */
-    ck_assert_msg(n < MAX_RUNS * step && last + step > total - total / 10,
+     * offered for resumption, the tickets the server sends, a response read in one piece
+     * or in two; a plain run of 31 once ended at 26 under ASan at load 8, so the slack
+     * is a tenth of the run but at least 6) */
+    ck_assert_msg(n < MAX_RUNS * step &&
+                  last + step > total - (total / 10 > 6 ? total / 10 : 6),
                   "%s: swept to %ld of %ld", mode_name[mode], last, total);
     ck_assert_msg(leaks == 0, "%s: %d runs left blocks behind", mode_name[mode], leaks);
     ck_assert_msg(failed == 0 || oom * 100 >= failed * 95,
