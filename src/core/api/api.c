@@ -192,23 +192,22 @@ static void iw_config_why(iw_client *c, int rc, const char *why)
     }
 }
 
-/* Validates the arguments and fills a new client; no I/O. */
-static int iw_prepare(iw_client *c, const IMAPCONNECTINFO *in)
+/* The host, port, options and timeout; *port with its default. */
+static int iw_prepare_target(iw_client *c, const IMAPCONNECTINFO *in, unsigned *port)
 {
     const char *host = in->lpszHostName;
-    unsigned port = in->nRemotePort;
     DWORD opt = in->dwOptions;
-    int rc;
 
+    *port = in->nRemotePort;
     if (host == NULL || *host == '\0' || strlen(host) > 255 || iw_has_crlf(host) ||
-        port > 65535 || (opt & ~IW_ALL_OPTIONS) != 0 ||
+        *port > 65535 || (opt & ~IW_ALL_OPTIONS) != 0 ||
         ((opt & IMAP_OPTION_SECURE_EXPLICIT) && (opt & IMAP_OPTION_SECURE_IMPLICIT)))
         return ST_ERROR_INVALID_PARAMETER;
-    if (port == 0)
-        port = (opt & IMAP_OPTION_SECURE_IMPLICIT) ? IMAP_PORT_SECURE : IMAP_PORT_DEFAULT;
+    if (*port == 0)
+        *port = (opt & IMAP_OPTION_SECURE_IMPLICIT) ? IMAP_PORT_SECURE : IMAP_PORT_DEFAULT;
     /* The secure port means implicit TLS, except through a tunnel whose local port says
      * nothing about the far end. */
-    if (port == IMAP_PORT_SECURE && !(opt & (IMAP_OPTION_SECURE_EXPLICIT | IMAP_OPTION_TUNNEL)))
+    if (*port == IMAP_PORT_SECURE && !(opt & (IMAP_OPTION_SECURE_EXPLICIT | IMAP_OPTION_TUNNEL)))
         opt |= IMAP_OPTION_SECURE_IMPLICIT;
     c->options = opt;
     c->timeout_ms = (in->nTimeout ? in->nTimeout : IMAP_TIMEOUT_DEFAULT) * 1000u;
@@ -217,20 +216,26 @@ static int iw_prepare(iw_client *c, const IMAPCONNECTINFO *in)
     c->owner = iw_thread_id();
     c->trace = IW_INFO(in, lpTraceProc);
     c->trace_param = IW_INFO(in, lpParam);
-    {
-        char why[256] = "";
-        rc = iw_creds_copy_why(in->lpCredentials, &c->creds, why, sizeof why);
-        if (rc != 0) {
-            /* the SSH configuration's line and keyword: the one thing to fix */
-            if (why[0] != '\0') {
-                iw_client_note(c, why);
-                iw_config_why(c, rc, why);
-            }
-            return rc;
-        }
-    }
+    return 0;
+}
 
-    rc = iw_copy_setting(IW_INFO(in, lpszTransport), "IMAPWIRE_TRANSPORT", &c->transport);
+static int iw_prepare_creds(iw_client *c, const IMAPCONNECTINFO *in)
+{
+    char why[256] = "";
+    int rc = iw_creds_copy_why(in->lpCredentials, &c->creds, why, sizeof why);
+    /* the SSH configuration's line and keyword: the one thing to fix */
+    if (rc != 0 && why[0] != '\0') {
+        iw_client_note(c, why);
+        iw_config_why(c, rc, why);
+    }
+    return rc;
+}
+
+/* Copies of the caller's strings (transport, local address, DNS servers, ID, host),
+ * each checked for what it must be. */
+static int iw_prepare_settings(iw_client *c, const IMAPCONNECTINFO *in)
+{
+    int rc = iw_copy_setting(IW_INFO(in, lpszTransport), "IMAPWIRE_TRANSPORT", &c->transport);
     if (rc != 0)
         return rc;
     if (c->transport != NULL) {
@@ -258,7 +263,7 @@ static int iw_prepare(iw_client *c, const IMAPCONNECTINFO *in)
         rc = iw_copy_setting(IW_INFO(in, lpszClientVersion), NULL, &c->client_version);
     if (rc != 0)
         return rc;
-    c->host = iw_strdup(host);
+    c->host = iw_strdup(in->lpszHostName);
     if (c->host == NULL)
         return ST_ERROR_OUT_OF_MEMORY;
     if (iw_has_crlf(c->client_name) || iw_has_crlf(c->client_version))
@@ -266,18 +271,27 @@ static int iw_prepare(iw_client *c, const IMAPCONNECTINFO *in)
     if ((c->client_name && !iw_quotable(c->client_name)) ||
         (c->client_version && !iw_quotable(c->client_version)))
         return ST_ERROR_INVALID_PARAMETER;
+    return 0;
+}
+
+/* The endpoint the chain connects to, the TLS settings, and the SSH route (or the
+ * private forward that carries it). */
+static int iw_prepare_route(iw_client *c, const IMAPCONNECTINFO *in, unsigned port)
+{
+    int rc;
+
     c->ep.host = c->host;
     c->ep.port = port;
     c->ep.timeout_ms = c->timeout_ms;
     c->ep.local_address = c->local_address;
     c->ep.dns_servers = c->dns_servers;
 
-    if (opt & (IMAP_OPTION_SECURE_EXPLICIT | IMAP_OPTION_SECURE_IMPLICIT)) {
-        rc = iw_prepare_tls(c, host, port);
+    if (c->options & (IMAP_OPTION_SECURE_EXPLICIT | IMAP_OPTION_SECURE_IMPLICIT)) {
+        rc = iw_prepare_tls(c, in->lpszHostName, port);
         if (rc != 0)
             return rc;
     }
-    if ((opt & IMAP_OPTION_TUNNEL) && c->creds != NULL && c->creds->tunnel_host != NULL) {
+    if ((c->options & IMAP_OPTION_TUNNEL) && c->creds != NULL && c->creds->tunnel_host != NULL) {
         if (!iw_ssh_route_valid(c->creds))
             return ST_ERROR_INVALID_PARAMETER;
         if (c->creds->options & CREDENTIAL_TUNNEL_FORWARD) {
@@ -293,61 +307,56 @@ static int iw_prepare(iw_client *c, const IMAPCONNECTINFO *in)
     return 0;
 }
 
-/* own_loop: ImapConnectStart's connect, stepped by the caller's loop (own_loop.c). */
-HCLIENT iw_api_connect(const IMAPCONNECTINFO *in, int own_loop)
+/* Validates the arguments and fills a new client; no I/O. */
+static int iw_prepare(iw_client *c, const IMAPCONNECTINFO *in)
 {
-    iw_client *c = NULL;
-    HCLIENT h = INVALID_CLIENT;
-    int rc;
+    unsigned port;
+    int rc = iw_prepare_target(c, in, &port);
+    if (rc == 0)
+        rc = iw_prepare_creds(c, in);
+    if (rc == 0)
+        rc = iw_prepare_settings(c, in);
+    if (rc == 0)
+        rc = iw_prepare_route(c, in, port);
+    return rc;
+}
 
-    iw_errinfo_take_pending(NULL, 0);           /* nothing of an earlier call */
-    iw_forget_last_timings();
-    if (!iw_initialized()) {
-        rc = ST_ERROR_NOT_INITIALIZED;
-        goto out;
-    }
-    if (in == NULL || in->dwSize < offsetof(IMAPCONNECTINFO, lpszTransport)) {
-        rc = ST_ERROR_INVALID_PARAMETER;
-        goto out;
-    }
+/* What refuses a connect before a client exists. */
+static int iw_connect_args(const IMAPCONNECTINFO *in, int own_loop)
+{
+    if (!iw_initialized())
+        return ST_ERROR_NOT_INITIALIZED;
+    if (in == NULL || in->dwSize < offsetof(IMAPCONNECTINFO, lpszTransport))
+        return ST_ERROR_INVALID_PARAMETER;
     /* a blocking connect waits: not on the loop thread (see iw_client_wait) */
-    if (!own_loop && IW_INFO(in, lpEventProc) == NULL && iw_loop_is_current()) {
-        rc = ST_ERROR_IN_PROGRESS;
-        goto out;
-    }
-    c = iw_client_new();
-    if (c == NULL) {
-        rc = ST_ERROR_OUT_OF_MEMORY;
-        goto out;
-    }
-    /* The caller's loop cannot wait for an event procedure, nor for a private
-     * forward: opening one authenticates SSH at once and its bridge runs on the
-     * library's loop thread. */
-    if (own_loop && IW_INFO(in, lpEventProc) != NULL) {
-        rc = ST_ERROR_INVALID_PARAMETER;
-        goto out;
-    }
+    if (!own_loop && IW_INFO(in, lpEventProc) == NULL && iw_loop_is_current())
+        return ST_ERROR_IN_PROGRESS;
+    return 0;
+}
+
+/* The caller's loop cannot wait for an event procedure, nor for a private forward:
+ * opening one authenticates SSH at once and its bridge runs on the library's loop
+ * thread. */
+static int iw_own_loop_args(const IMAPCONNECTINFO *in, int own_loop)
+{
+    if (own_loop && IW_INFO(in, lpEventProc) != NULL)
+        return ST_ERROR_INVALID_PARAMETER;
     if (own_loop && in->lpCredentials != NULL && (in->dwOptions & IMAP_OPTION_TUNNEL) &&
         in->lpCredentials->dwSize >= offsetof(SECURITYCREDENTIALS, lpszCertificate) &&
-        (in->lpCredentials->dwOptions & CREDENTIAL_TUNNEL_FORWARD)) {
-        rc = ST_ERROR_FEATURE_NOT_AVAILABLE;
-        goto out;
-    }
-    rc = iw_prepare(c, in);
-    if (rc != 0)
-        goto out;
-    c->handle = iw_handle_add(IW_KIND_CLIENT, c);
-    if (c->handle == 0) {
-        rc = ST_ERROR_OUT_OF_MEMORY;
-        goto out;
-    }
-    rc = iw_connect_begin(c);
+        (in->lpCredentials->dwOptions & CREDENTIAL_TUNNEL_FORWARD))
+        return ST_ERROR_FEATURE_NOT_AVAILABLE;
+    return 0;
+}
+
+/* The chain begun, then handed to the caller's loop, the library's, or driven here. */
+static int iw_connect_run(iw_client *c, const IMAPCONNECTINFO *in, int own_loop)
+{
+    int rc = iw_connect_begin(c);
     /* The chain is built and each layer took what it needs: the transport text (which
      * may hold a proxy password) and the credential secrets go now, not at disconnect. */
     iw_creds_forget_secrets(c->creds);
     iw_free_secret(c->transport);
     c->transport = NULL;
-    h = c->handle;
     /* Once the loop has the connect, its event may free c before this returns: c is not
      * touched after iw_async_start succeeds. */
     if (rc == 0 && own_loop)
@@ -367,31 +376,68 @@ HCLIENT iw_api_connect(const IMAPCONNECTINFO *in, int own_loop)
         iw_connect_fail(c, rc);
         iw_set_last_timings(&c->timings);
     }
-out:
-    if (rc != 0) {
-        if (c != NULL) {
-            char note[160];
-            IMAPERRORINFO ei;
-            snprintf(note, sizeof note, "connect failed: %s", iw_error_name((DWORD)rc));
-            iw_trace_line(c, IMAP_TRACE_INFO, note, strlen(note));
-            /* a failure before the chain: what the preparation reported, if anything */
-            if (c->ei == NULL || c->ei->dwError == 0) {
-                iw_errinfo_take_pending(iw_ei(&c->ei_work), (DWORD)rc);
-                iw_errinfo_add(iw_ei(&c->ei_work), (DWORD)rc, IMAP_STAGE_NONE, 0, NULL, NULL, NULL,
-                               NULL);
-            }
-            ei = c->ei != NULL && c->ei->dwError != 0 ? *c->ei : *iw_ei(&c->ei_work);
-            ei.dwError = (DWORD)rc;
-            if (c->handle != 0)
-                iw_handle_remove(c->handle, IW_KIND_CLIENT);
-            iw_client_free(c);
-            iw_set_error_info(&ei);
-        } else {
-            iw_set_error((DWORD)rc);
-        }
-        return INVALID_CLIENT;
+    return rc;
+}
+
+/* A connect that failed with a client made: its trace, the thread's error info, and the
+ * client gone. */
+static void iw_connect_drop(iw_client *c, int rc)
+{
+    char note[160];
+    IMAPERRORINFO ei;
+    snprintf(note, sizeof note, "connect failed: %s", iw_error_name((DWORD)rc));
+    iw_trace_line(c, IMAP_TRACE_INFO, note, strlen(note));
+    /* a failure before the chain: what the preparation reported, if anything */
+    if (c->ei == NULL || c->ei->dwError == 0) {
+        iw_errinfo_take_pending(iw_ei(&c->ei_work), (DWORD)rc);
+        iw_errinfo_add(iw_ei(&c->ei_work), (DWORD)rc, IMAP_STAGE_NONE, 0, NULL, NULL, NULL,
+                       NULL);
     }
-    return h;
+    ei = c->ei != NULL && c->ei->dwError != 0 ? *c->ei : *iw_ei(&c->ei_work);
+    ei.dwError = (DWORD)rc;
+    if (c->handle != 0)
+        iw_handle_remove(c->handle, IW_KIND_CLIENT);
+    iw_client_free(c);
+    iw_set_error_info(&ei);
+}
+
+/* own_loop: ImapConnectStart's connect, stepped by the caller's loop (own_loop.c). */
+HCLIENT iw_api_connect(const IMAPCONNECTINFO *in, int own_loop)
+{
+    iw_client *c = NULL;
+    HCLIENT h = INVALID_CLIENT;
+    int rc;
+
+    iw_errinfo_take_pending(NULL, 0);           /* nothing of an earlier call */
+    iw_forget_last_timings();
+    rc = iw_connect_args(in, own_loop);
+    if (rc != 0)
+        goto out;
+    c = iw_client_new();
+    if (c == NULL) {
+        rc = ST_ERROR_OUT_OF_MEMORY;
+        goto out;
+    }
+    rc = iw_own_loop_args(in, own_loop);
+    if (rc == 0)
+        rc = iw_prepare(c, in);
+    if (rc != 0)
+        goto out;
+    c->handle = iw_handle_add(IW_KIND_CLIENT, c);
+    if (c->handle == 0) {
+        rc = ST_ERROR_OUT_OF_MEMORY;
+        goto out;
+    }
+    h = c->handle;
+    rc = iw_connect_run(c, in, own_loop);
+out:
+    if (rc == 0)
+        return h;
+    if (c != NULL)
+        iw_connect_drop(c, rc);
+    else
+        iw_set_error((DWORD)rc);
+    return INVALID_CLIENT;
 }
 
 /* The five ImapConnect arguments as a zeroed IMAPCONNECTINFO: every entry point is

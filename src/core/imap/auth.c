@@ -260,98 +260,145 @@ static int iw_scram_attr(const char *m, size_t n, size_t *pos, char name, const 
     return 1;
 }
 
-/* Derives the keys from the server-first message m and builds the client-final. */
-int iw_scram_client_final(iw_scram *s, const char *m, size_t n, iw_sb *out)
-{
-    const EVP_MD *md = iw_scram_md(s->type);
-    const char *nonce, *salt64, *iter;
-    size_t nl, sl, il, pos = 0, ourl, i, saltl = 0;
-    unsigned char *salt = NULL;
-    unsigned char salted[IW_SCRAM_KEY_MAX], ckey[IW_SCRAM_KEY_MAX];
-    unsigned char skey[IW_SCRAM_KEY_MAX], stored[IW_SCRAM_KEY_MAX];
-    unsigned char csig[IW_SCRAM_KEY_MAX], proof[IW_SCRAM_KEY_MAX];
-    unsigned long iters = 0;
-    unsigned int len = 0;
-    int dlen, comma = 0, rc = ST_ERROR_INVALID_RESPONSE;
-    iw_sb bare = {0};                  /* client-final-message-without-proof */
+/* What one client-final is built from: the server-first's parts and the keys derived
+ * from them (wiped when done). */
+typedef struct {
+    const EVP_MD *md;
+    int dlen;
+    const char *nonce, *salt64;
+    size_t nl, sl;
+    unsigned long iters;
+    unsigned char ckey[IW_SCRAM_KEY_MAX], skey[IW_SCRAM_KEY_MAX], stored[IW_SCRAM_KEY_MAX];
+} iw_scram_work;
 
-    if (s->step != IW_SCRAM_FIRST || md == NULL || s->pass == NULL) {
-        s->step = IW_SCRAM_FAILED;
-        return ST_ERROR_INVALID_RESPONSE;
-    }
-    s->step = IW_SCRAM_FAILED;         /* until the client-final is built */
-    dlen = EVP_MD_get_size(md);
-    if (dlen <= 0 || (size_t)dlen > IW_SCRAM_KEY_MAX)
-        goto out;
+static int iw_scram_parse_first(const iw_scram *s, const char *m, size_t n, iw_scram_work *w)
+{
+    const char *iter;
+    size_t il, pos = 0, ourl, i;
+    int comma = 0;
+
     /* r=, s=, i= in that order (RFC 5802 section 7); an "m=" mandatory extension is one
      * we cannot know, so the message is refused. A NUL is never valid. */
     if (n == 0 || n > IW_SCRAM_MAX_MSG || memchr(m, '\0', n) != NULL)
-        goto out;
-    if (!iw_scram_attr(m, n, &pos, 'r', &nonce, &nl, &comma) || !comma ||
-        !iw_scram_attr(m, n, &pos, 's', &salt64, &sl, &comma) || !comma ||
+        return ST_ERROR_INVALID_RESPONSE;
+    if (!iw_scram_attr(m, n, &pos, 'r', &w->nonce, &w->nl, &comma) || !comma ||
+        !iw_scram_attr(m, n, &pos, 's', &w->salt64, &w->sl, &comma) || !comma ||
         !iw_scram_attr(m, n, &pos, 'i', &iter, &il, &comma))
-        goto out;
+        return ST_ERROR_INVALID_RESPONSE;
     if (comma && (n - pos < 2 || !((m[pos] >= 'a' && m[pos] <= 'z') ||
                                    (m[pos] >= 'A' && m[pos] <= 'Z')) || m[pos + 1] != '='))
-        goto out;                      /* "," must start another attribute */
+        return ST_ERROR_INVALID_RESPONSE;  /* "," must start another attribute */
     /* The server's nonce extends ours: it proves this answer is to this exchange. */
     ourl = strlen(s->nonce);
-    if (nl <= ourl || memcmp(nonce, s->nonce, ourl) != 0)
-        goto out;
-    for (i = 0; i < nl; i++)
-        if (nonce[i] < 0x21 || nonce[i] > 0x7e)
-            goto out;
+    if (w->nl <= ourl || memcmp(w->nonce, s->nonce, ourl) != 0)
+        return ST_ERROR_INVALID_RESPONSE;
+    for (i = 0; i < w->nl; i++)
+        if (w->nonce[i] < 0x21 || w->nonce[i] > 0x7e)
+            return ST_ERROR_INVALID_RESPONSE;
     if (il == 0 || il > 7)
-        goto out;
+        return ST_ERROR_INVALID_RESPONSE;
     for (i = 0; i < il; i++) {
         if (iter[i] < '0' || iter[i] > '9')
-            goto out;
-        iters = iters * 10 + (unsigned long)(iter[i] - '0');
+            return ST_ERROR_INVALID_RESPONSE;
+        w->iters = w->iters * 10 + (unsigned long)(iter[i] - '0');
     }
-    if (iters < 1 || iters > IW_SCRAM_MAX_ITER)
-        goto out;
-    if (iters < IW_SCRAM_MIN_ITER) {
-        rc = ST_ERROR_LOGIN_FAILED;
-        goto out;
-    }
-    rc = iw_unbase64(salt64, sl, 1024, &salt, &saltl);
-    if (rc != 0)
-        goto out;
+    if (w->iters < 1 || w->iters > IW_SCRAM_MAX_ITER)
+        return ST_ERROR_INVALID_RESPONSE;
+    if (w->iters < IW_SCRAM_MIN_ITER)
+        return ST_ERROR_LOGIN_FAILED;
+    return 0;
+}
+
+/* ClientKey, ServerKey and StoredKey; the password goes once it has been used. */
+static int iw_scram_keys(iw_scram *s, iw_scram_work *w, const unsigned char *salt,
+                         size_t saltl)
+{
+    unsigned char salted[IW_SCRAM_KEY_MAX];
+    unsigned int len = 0;
+    int rc = ST_ERROR_OUT_OF_MEMORY;   /* what OpenSSL fails for below */
 
     /* SaltedPassword := Hi(Normalize(password), salt, i) */
-    rc = ST_ERROR_OUT_OF_MEMORY;       /* what OpenSSL fails for below */
-    if (PKCS5_PBKDF2_HMAC(s->pass, (int)strlen(s->pass), salt, (int)saltl, (int)iters, md,
-                          dlen, salted) != 1)
+    if (PKCS5_PBKDF2_HMAC(s->pass, (int)strlen(s->pass), salt, (int)saltl, (int)w->iters,
+                          w->md, w->dlen, salted) != 1)
         goto out;
     iw_free_secret(s->pass);           /* no longer needed */
     s->pass = NULL;
-    if (HMAC(md, salted, dlen, (const unsigned char *)"Client Key", 10, ckey, &len) == NULL ||
-        HMAC(md, salted, dlen, (const unsigned char *)"Server Key", 10, skey, &len) == NULL)
+    if (HMAC(w->md, salted, w->dlen, (const unsigned char *)"Client Key", 10, w->ckey,
+             &len) == NULL ||
+        HMAC(w->md, salted, w->dlen, (const unsigned char *)"Server Key", 10, w->skey,
+             &len) == NULL)
         goto out;
     iw_wipe(salted, sizeof salted);
-    if (EVP_Digest(ckey, (size_t)dlen, stored, &len, md, NULL) != 1)
+    if (EVP_Digest(w->ckey, (size_t)w->dlen, w->stored, &len, w->md, NULL) != 1)
         goto out;
+    rc = 0;
+out:
+    iw_wipe(salted, sizeof salted);
+    return rc;
+}
+
+/* The client-final with its proof into out; the server's signature kept for the
+ * server-final. */
+static int iw_scram_proof(iw_scram *s, const iw_scram_work *w, const char *m, size_t n,
+                          iw_sb *out)
+{
+    unsigned char csig[IW_SCRAM_KEY_MAX], proof[IW_SCRAM_KEY_MAX];
+    unsigned int len = 0;
+    size_t i;
+    int rc = ST_ERROR_OUT_OF_MEMORY;   /* what OpenSSL fails for below */
+    iw_sb bare = {0};                  /* client-final-message-without-proof */
 
     /* AuthMessage := client-first-bare "," server-first "," client-final-without-proof */
     iw_sb_str(&bare, "c=biws,r=");     /* biws = base64("n,,") */
-    iw_sb_add(&bare, nonce, nl);
+    iw_sb_add(&bare, w->nonce, w->nl);
     iw_sb_str(&s->msg, ",");
     iw_sb_add(&s->msg, m, n);
     iw_sb_str(&s->msg, ",");
     iw_sb_add(&s->msg, bare.p, bare.len);
     if (bare.err || s->msg.err)
         goto out;
-    if (HMAC(md, stored, dlen, (const unsigned char *)s->msg.p, s->msg.len, csig, &len) ==
-            NULL ||
-        HMAC(md, skey, dlen, (const unsigned char *)s->msg.p, s->msg.len, s->server_sig,
-             &len) == NULL)
+    if (HMAC(w->md, w->stored, w->dlen, (const unsigned char *)s->msg.p, s->msg.len, csig,
+             &len) == NULL ||
+        HMAC(w->md, w->skey, w->dlen, (const unsigned char *)s->msg.p, s->msg.len,
+             s->server_sig, &len) == NULL)
         goto out;
-    s->sig_len = (size_t)dlen;
-    for (i = 0; i < (size_t)dlen; i++)
-        proof[i] = ckey[i] ^ csig[i];
+    s->sig_len = (size_t)w->dlen;
+    for (i = 0; i < (size_t)w->dlen; i++)
+        proof[i] = w->ckey[i] ^ csig[i];
     iw_sb_add(out, bare.p, bare.len);
     iw_sb_str(out, ",p=");
-    rc = iw_base64(proof, (size_t)dlen, out);
+    rc = iw_base64(proof, (size_t)w->dlen, out);
+out:
+    iw_wipe(csig, sizeof csig);
+    iw_wipe(proof, sizeof proof);
+    iw_sb_free(&bare);
+    return rc;
+}
+
+/* Derives the keys from the server-first message m and builds the client-final. */
+int iw_scram_client_final(iw_scram *s, const char *m, size_t n, iw_sb *out)
+{
+    iw_scram_work w = {0};
+    unsigned char *salt = NULL;
+    size_t saltl = 0;
+    int rc = ST_ERROR_INVALID_RESPONSE;
+
+    w.md = iw_scram_md(s->type);
+    if (s->step != IW_SCRAM_FIRST || w.md == NULL || s->pass == NULL) {
+        s->step = IW_SCRAM_FAILED;
+        return ST_ERROR_INVALID_RESPONSE;
+    }
+    s->step = IW_SCRAM_FAILED;         /* until the client-final is built */
+    w.dlen = EVP_MD_get_size(w.md);
+    if (w.dlen <= 0 || (size_t)w.dlen > IW_SCRAM_KEY_MAX)
+        goto out;
+    rc = iw_scram_parse_first(s, m, n, &w);
+    if (rc == 0)
+        rc = iw_unbase64(w.salt64, w.sl, 1024, &salt, &saltl);
+    if (rc == 0)
+        rc = iw_scram_keys(s, &w, salt, saltl);
+    if (rc == 0)
+        rc = iw_scram_proof(s, &w, m, n, out);
     if (rc == 0)
         s->step = IW_SCRAM_FINAL;
 out:
@@ -360,13 +407,7 @@ out:
         s->pass = NULL;
         iw_wipe(s->server_sig, sizeof s->server_sig);
     }
-    iw_wipe(salted, sizeof salted);
-    iw_wipe(ckey, sizeof ckey);
-    iw_wipe(skey, sizeof skey);
-    iw_wipe(stored, sizeof stored);
-    iw_wipe(csig, sizeof csig);
-    iw_wipe(proof, sizeof proof);
-    iw_sb_free(&bare);
+    iw_wipe(&w, sizeof w);
     free(salt);
     return rc;
 }

@@ -326,147 +326,211 @@ void iw_client_dropped(iw_client *c, int rc)
     iw_errinfo_add(iw_ei(&c->ei), (DWORD)rc, IMAP_STAGE_COMMAND, 0, peer, NULL, NULL, detail);
 }
 
-int iw_connect_step(iw_client *c, void *arg, unsigned *want)
+/* Each state function below returns 0 when the machine moved on (step again at once),
+ * else what iw_connect_step returns: IMAPWIRE_AGAIN with *want set, or an error. Only
+ * CM_READY ends a connect with 0, and the dispatcher handles it itself. */
+
+/* A layer's connect (the chain, or TLS) that is not done yet: wait to read. */
+static int iw_layer_wait(iw_client *c, unsigned *want, int *done)
+{
+    int rc = iw_layer_connect(c->top, done);
+    if (rc == 0 && !*done) {
+        *want = IMAPWIRE_WANT_READ;
+        return IMAPWIRE_AGAIN;
+    }
+    return rc;
+}
+
+static int iw_chain_state(iw_client *c, unsigned *want)
+{
+    int done, rc = iw_layer_wait(c, want, &done);
+    if (rc != 0)
+        return rc;
+    c->cm.t_chain_us = iw_now_us();
+    if (c->options & IMAP_OPTION_SECURE_IMPLICIT) {
+        c->cm.state = CM_TLS_START;
+        return 0;
+    }
+    iw_phase(c, CM_GREETING);
+    return 0;
+}
+
+/* CM_TLS_START: a TLS layer on top of the chain, for implicit TLS or after STARTTLS. */
+static int iw_tls_start_state(iw_client *c)
+{
+    imapwire_layer *tls = NULL;
+    int rc;
+    if (c->tls == NULL)
+        return ST_ERROR_INVALID_PARAMETER;
+    rc = iw_layer_new_params("tls", NULL, iw_tls_use_params(c->tls), &c->ep,
+                             &iw_client_sink, c, c->top, &tls);
+    if (rc != 0)
+        return rc;
+    c->top = tls;
+    if (c->cm.t_secure_start_us == 0)
+        c->cm.t_secure_start_us = iw_now_us();
+    iw_phase(c, CM_TLS);
+    return 0;
+}
+
+static int iw_tls_state(iw_client *c, unsigned *want)
+{
+    int done, rc = iw_layer_wait(c, want, &done);
+    if (rc != 0)
+        return rc;
+    c->tls_up = 1;
+    c->cm.t_secure_us = iw_now_us() - c->cm.t_secure_start_us;
+    if (!(c->options & IMAP_OPTION_SECURE_EXPLICIT)) {
+        iw_phase(c, CM_GREETING);
+        return 0;
+    }
+    /* Checkpoint 4: what the server said in clear is forgotten and asked again. */
+    free(c->capa);
+    c->capa = NULL;
+    rc = iw_start_simple(c, "CAPABILITY");
+    if (rc != 0)
+        return rc;
+    iw_phase(c, CM_CAPA);
+    return 0;
+}
+
+static int iw_greeting_state(iw_client *c, unsigned *want)
 {
     iw_response r;
-    int rc, done;
+    int rc = iw_read_response(c, &r, want);
+    if (rc != 0)
+        return rc;
+    rc = iw_greeting(c, &r);
+    if (rc != 0)
+        return rc;
+    if (c->capa != NULL) {
+        c->cm.state = CM_AFTER_CAPA;
+        return 0;
+    }
+    rc = iw_start_simple(c, "CAPABILITY");
+    if (rc != 0)
+        return rc;
+    iw_phase(c, CM_CAPA);
+    return 0;
+}
+
+static int iw_capa_state(iw_client *c, unsigned *want)
+{
+    int rc = iw_cmd_step(c, c->cm.cmd, want);
+    if (rc != 0)
+        return rc;
+    if (c->cm.cmd->status != IW_STATUS_OK)
+        return ST_ERROR_INVALID_RESPONSE;
+    if (c->capa == NULL && (rc = iw_capa_set(c, "", 0)) != 0)
+        return rc;
+    c->cm.state = CM_AFTER_CAPA;
+    return 0;
+}
+
+/* CM_AFTER_CAPA: STARTTLS if security was asked for and is not up, else ID, else ready. */
+static int iw_after_capa_state(iw_client *c)
+{
+    int rc;
+    if ((c->options & IMAP_OPTION_SECURE_EXPLICIT) && !c->tls_up) {
+        /* Checkpoint 2: never go on in clear when security was asked for. */
+        if (c->state != IW_NOT_AUTH || !iw_capa_has(c, "STARTTLS"))
+            return ST_ERROR_SECURE_NOT_SUPPORTED;
+        rc = iw_start_simple(c, "STARTTLS");
+        if (rc != 0)
+            return rc;
+        if (c->cm.t_secure_start_us == 0)
+            c->cm.t_secure_start_us = iw_now_us();
+        iw_phase(c, CM_STARTTLS);
+        return 0;
+    }
+    if ((c->options & IMAP_OPTION_IDENTIFY) && iw_capa_has(c, "ID")) {
+        rc = iw_start_id(c);
+        if (rc != 0)
+            return rc;
+        iw_phase(c, CM_ID);
+        return 0;
+    }
+    c->cm.state = CM_READY;
+    return 0;
+}
+
+static int iw_starttls_state(iw_client *c, unsigned *want)
+{
+    int rc = iw_cmd_step(c, c->cm.cmd, want);
+    if (rc != 0)
+        return rc;
+    if (c->cm.cmd->status != IW_STATUS_OK)
+        return ST_ERROR_SECURE_NOT_SUPPORTED;
+    /* Checkpoint 3: anything already received after the OK was sent before the
+     * handshake by someone in the middle (CVE-2021-22947): never parse it. */
+    if (iw_reader_buffered(&c->reader) > 0 || iw_layer_pending(c->top) > 0) {
+        iw_client_note(c, "starttls: bytes after the OK before the handshake; refused");
+        return ST_ERROR_INVALID_RESPONSE;
+    }
+    iw_reader_reset(&c->reader);
+    iw_cmd_clear(c->cm.cmd);
+    c->cm.state = CM_TLS_START;
+    return 0;
+}
+
+static int iw_id_state(iw_client *c, unsigned *want)
+{
+    int rc = iw_cmd_step(c, c->cm.cmd, want);
+    if (rc != 0)
+        return rc;
+    /* A server that dislikes our ID still serves us; RFC 2971 makes ID advisory. */
+    c->cm.state = CM_READY;
+    return 0;
+}
+
+static int iw_ready_state(iw_client *c)
+{
     int64_t now;
+    iw_connect_cmd_free(c);
+    iw_ei_drop(&c->ei_party);        /* for connects only */
+    iw_client_rest(c);
+    c->cm.t_ready_us = now = iw_now_us();
+    iw_connect_timings(c, now);
+    return 0;
+}
+
+int iw_connect_step(iw_client *c, void *arg, unsigned *want)
+{
+    int rc;
 
     IW_UNUSED(arg);
     for (;;) {
         switch (c->cm.state) {
         case CM_CHAIN:
-            rc = iw_layer_connect(c->top, &done);
-            if (rc != 0)
-                return rc;
-            if (!done) {
-                *want = IMAPWIRE_WANT_READ;
-                return IMAPWIRE_AGAIN;
-            }
-            c->cm.t_chain_us = iw_now_us();
-            if (c->options & IMAP_OPTION_SECURE_IMPLICIT) {
-                c->cm.state = CM_TLS_START;
-                break;
-            }
-            iw_phase(c, CM_GREETING);
+            rc = iw_chain_state(c, want);
             break;
         case CM_TLS_START:
-            {
-                imapwire_layer *tls = NULL;
-                if (c->tls == NULL)
-                    return ST_ERROR_INVALID_PARAMETER;
-                rc = iw_layer_new_params("tls", NULL, iw_tls_use_params(c->tls), &c->ep,
-                                         &iw_client_sink, c, c->top, &tls);
-                if (rc != 0)
-                    return rc;
-                c->top = tls;
-            }
-            if (c->cm.t_secure_start_us == 0)
-                c->cm.t_secure_start_us = iw_now_us();
-            iw_phase(c, CM_TLS);
+            rc = iw_tls_start_state(c);
             break;
         case CM_TLS:
-            rc = iw_layer_connect(c->top, &done);
-            if (rc != 0)
-                return rc;
-            if (!done) {
-                *want = IMAPWIRE_WANT_READ;
-                return IMAPWIRE_AGAIN;
-            }
-            c->tls_up = 1;
-            c->cm.t_secure_us = iw_now_us() - c->cm.t_secure_start_us;
-            if (!(c->options & IMAP_OPTION_SECURE_EXPLICIT)) {
-                iw_phase(c, CM_GREETING);
-                break;
-            }
-            /* Checkpoint 4: what the server said in clear is forgotten and asked again. */
-            free(c->capa);
-            c->capa = NULL;
-            rc = iw_start_simple(c, "CAPABILITY");
-            if (rc != 0)
-                return rc;
-            iw_phase(c, CM_CAPA);
+            rc = iw_tls_state(c, want);
             break;
         case CM_GREETING:
-            rc = iw_read_response(c, &r, want);
-            if (rc != 0)
-                return rc;
-            rc = iw_greeting(c, &r);
-            if (rc != 0)
-                return rc;
-            if (c->capa != NULL) {
-                c->cm.state = CM_AFTER_CAPA;
-                break;
-            }
-            rc = iw_start_simple(c, "CAPABILITY");
-            if (rc != 0)
-                return rc;
-            iw_phase(c, CM_CAPA);
+            rc = iw_greeting_state(c, want);
             break;
         case CM_CAPA:
-            rc = iw_cmd_step(c, c->cm.cmd, want);
-            if (rc != 0)
-                return rc;
-            if (c->cm.cmd->status != IW_STATUS_OK)
-                return ST_ERROR_INVALID_RESPONSE;
-            if (c->capa == NULL && (rc = iw_capa_set(c, "", 0)) != 0)
-                return rc;
-            c->cm.state = CM_AFTER_CAPA;
+            rc = iw_capa_state(c, want);
             break;
         case CM_AFTER_CAPA:
-            if ((c->options & IMAP_OPTION_SECURE_EXPLICIT) && !c->tls_up) {
-                /* Checkpoint 2: never go on in clear when security was asked for. */
-                if (c->state != IW_NOT_AUTH || !iw_capa_has(c, "STARTTLS"))
-                    return ST_ERROR_SECURE_NOT_SUPPORTED;
-                rc = iw_start_simple(c, "STARTTLS");
-                if (rc != 0)
-                    return rc;
-                if (c->cm.t_secure_start_us == 0)
-                    c->cm.t_secure_start_us = iw_now_us();
-                iw_phase(c, CM_STARTTLS);
-                break;
-            }
-            if ((c->options & IMAP_OPTION_IDENTIFY) && iw_capa_has(c, "ID")) {
-                rc = iw_start_id(c);
-                if (rc != 0)
-                    return rc;
-                iw_phase(c, CM_ID);
-                break;
-            }
-            c->cm.state = CM_READY;
+            rc = iw_after_capa_state(c);
             break;
         case CM_STARTTLS:
-            rc = iw_cmd_step(c, c->cm.cmd, want);
-            if (rc != 0)
-                return rc;
-            if (c->cm.cmd->status != IW_STATUS_OK)
-                return ST_ERROR_SECURE_NOT_SUPPORTED;
-            /* Checkpoint 3: anything already received after the OK was sent before the
-             * handshake by someone in the middle (CVE-2021-22947): never parse it. */
-            if (iw_reader_buffered(&c->reader) > 0 || iw_layer_pending(c->top) > 0) {
-                iw_client_note(c, "starttls: bytes after the OK before the handshake; refused");
-                return ST_ERROR_INVALID_RESPONSE;
-            }
-            iw_reader_reset(&c->reader);
-            iw_cmd_clear(c->cm.cmd);
-            c->cm.state = CM_TLS_START;
+            rc = iw_starttls_state(c, want);
             break;
         case CM_ID:
-            rc = iw_cmd_step(c, c->cm.cmd, want);
-            if (rc != 0)
-                return rc;
-            /* A server that dislikes our ID still serves us; RFC 2971 makes ID advisory. */
-            c->cm.state = CM_READY;
+            rc = iw_id_state(c, want);
             break;
         case CM_READY:
-            iw_connect_cmd_free(c);
-            iw_ei_drop(&c->ei_party);        /* for connects only */
-            iw_client_rest(c);
-            c->cm.t_ready_us = now = iw_now_us();
-            iw_connect_timings(c, now);
-            return 0;
+            return iw_ready_state(c);
         default:
             return ST_ERROR_INVALID_PARAMETER;
         }
+        if (rc != 0)
+            return rc;
     }
 }

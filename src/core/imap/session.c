@@ -151,6 +151,64 @@ static int iw_deliver_untagged(iw_client *c, const iw_response *r, void *arg)
     return 0;
 }
 
+/* What refuses a command the grammar accepts, before it is sent. */
+static int iw_command_refused(iw_client *c, const iw_command_row *row)
+{
+    if (row != NULL && row->refused != NULL) {
+        char note[160];
+        snprintf(note, sizeof note, "command: %s; not sent", row->refused);
+        iw_client_note(c, note);
+        return ST_ERROR_INVALID_PARAMETER;
+    }
+    /* RFC 3501 6.2.3, whichever call the LOGIN comes through. */
+    if (row != NULL && strcmp(row->verb, "LOGIN") == 0 && iw_capa_has(c, "LOGINDISABLED")) {
+        iw_client_note(c, "command: the server advertises LOGINDISABLED; LOGIN not sent");
+        return ST_ERROR_LOGIN_FAILED;
+    }
+    return 0;
+}
+
+/* The line to trace in place of the command's own when it holds a secret or a literal,
+ * written into redacted; NULL: trace the command as it is. */
+static const char *iw_command_trace(const iw_command_row *row, const char *text, size_t n,
+                                    const iw_sb *wire, size_t first_line, char *redacted,
+                                    size_t size)
+{
+    if (row != NULL && row->secret) {
+        iw_command_redact(row, text, n, redacted, size);
+        return redacted;
+    }
+    if (first_line != (size_t)-1) {
+        /* a literal's bytes are not traced: the line up to its head says enough */
+        snprintf(redacted, size, "%.*s <literal>",
+                 (int)(first_line < 200 ? first_line : 200), wire->p);
+        return redacted;
+    }
+    return NULL;
+}
+
+/* A command that ran: its result text, the server's NO or BAD, or the state it leads to
+ * (with the capabilities asked again after a login). */
+static int iw_command_outcome(iw_client *c, const iw_cmd *cmd, const iw_command_row *row,
+                              unsigned gen, char *result, size_t max)
+{
+    if (result != NULL && max > 0)
+        iw_strlcpy(result, cmd->text, max);
+    if (cmd->status != IW_STATUS_OK) {
+        iw_server_said(c, cmd);
+        return ST_ERROR_COMMAND_FAILED;
+    }
+    if (row != NULL && row->next_state >= 0) {
+        int was = c->state;
+        c->state = row->next_state;
+        if (c->state == IW_LOGOUT)
+            c->broken = 1;
+        if (was == IW_NOT_AUTH && c->state == IW_AUTH)
+            return iw_capa_refresh(c, gen);
+    }
+    return 0;
+}
+
 /* One command exchange: untagged responses to on_untagged (may be NULL); with hook set,
  * every literal of every response goes through it (a streamed command). */
 static int iw_command_exchange(iw_client *c, const char *text,
@@ -162,7 +220,7 @@ static int iw_command_exchange(iw_client *c, const char *text,
     const iw_command_row *row;
     unsigned gen = c->capa_gen;
     char redacted[256];
-    const char *trace = NULL;
+    const char *trace;
     iw_sb wire = {0};
     iw_cmd cmd;
     int rc, ncuts = 0;
@@ -180,28 +238,12 @@ static int iw_command_exchange(iw_client *c, const char *text,
         return rc;
     }
     row = iw_command_lookup(text, n);
-    if (row != NULL && row->refused != NULL) {
-        char note[160];
-        snprintf(note, sizeof note, "command: %s; not sent", row->refused);
-        iw_client_note(c, note);
+    rc = iw_command_refused(c, row);
+    if (rc != 0) {
         iw_sb_free(&wire);
-        return ST_ERROR_INVALID_PARAMETER;
+        return rc;
     }
-    /* RFC 3501 6.2.3, whichever call the LOGIN comes through. */
-    if (row != NULL && strcmp(row->verb, "LOGIN") == 0 && iw_capa_has(c, "LOGINDISABLED")) {
-        iw_client_note(c, "command: the server advertises LOGINDISABLED; LOGIN not sent");
-        iw_sb_free(&wire);
-        return ST_ERROR_LOGIN_FAILED;
-    }
-    if (row != NULL && row->secret) {
-        iw_command_redact(row, text, n, redacted, sizeof redacted);
-        trace = redacted;
-    } else if (first_line != (size_t)-1) {
-        /* a literal's bytes are not traced: the line up to its head says enough */
-        snprintf(redacted, sizeof redacted, "%.*s <literal>",
-                 (int)(first_line < 200 ? first_line : 200), wire.p);
-        trace = redacted;
-    }
+    trace = iw_command_trace(row, text, n, &wire, first_line, redacted, sizeof redacted);
     rc = iw_cmd_start(c, &cmd, wire.p, wire.len, cuts, ncuts, row != NULL && row->secret,
                       trace);
     iw_sb_free(&wire);
@@ -216,21 +258,8 @@ static int iw_command_exchange(iw_client *c, const char *text,
     /* after an error the reader may still point at the hook's scratch: it must forget */
     if (hook != NULL)
         iw_reader_set_hook(&c->reader, NULL, NULL);
-    if (rc == 0) {
-        if (result != NULL && max > 0)
-            iw_strlcpy(result, cmd.text, max);
-        if (cmd.status != IW_STATUS_OK) {
-            iw_server_said(c, &cmd);
-            rc = ST_ERROR_COMMAND_FAILED;
-        } else if (row != NULL && row->next_state >= 0) {
-            int was = c->state;
-            c->state = row->next_state;
-            if (c->state == IW_LOGOUT)
-                c->broken = 1;
-            if (was == IW_NOT_AUTH && c->state == IW_AUTH)
-                rc = iw_capa_refresh(c, gen);
-        }
-    }
+    if (rc == 0)
+        rc = iw_command_outcome(c, &cmd, row, gen, result, max);
     iw_cmd_clear(&cmd);
     iw_client_rest(c);
     return rc;
