@@ -167,6 +167,20 @@ static int ssh_connect(imapwire_layer *l, int *done)
     return rc;
 }
 
+/* A channel's send or receive takes the session's lock (held on success): a dead
+ * session refuses, and channels closed earlier get their close sent on the way. */
+static int ssh_io_begin(ssh_session *s)
+{
+    pthread_mutex_lock(&s->lock);
+    if (s->state == S_DEAD) {
+        pthread_mutex_unlock(&s->lock);
+        return ST_ERROR_CONNECTION_CLOSED;
+    }
+    if (s->nclosing > 0)
+        ssh_closing_step(s);
+    return 0;
+}
+
 static int ssh_send(imapwire_layer *l, const void *buf, size_t len, size_t *sent)
 {
     struct ssh_ctx *c = l->ctx;
@@ -177,13 +191,8 @@ static int ssh_send(imapwire_layer *l, const void *buf, size_t len, size_t *sent
     *sent = 0;
     if (c->state != L_UP)
         return ST_ERROR_CONNECTION_CLOSED;
-    pthread_mutex_lock(&s->lock);
-    if (s->state == S_DEAD) {
-        pthread_mutex_unlock(&s->lock);
+    if (ssh_io_begin(s) != 0)
         return ST_ERROR_CONNECTION_CLOSED;
-    }
-    if (s->nclosing > 0)
-        ssh_closing_step(s);
     s->rx_skip = s->rx_dry;
     n = libssh2_channel_write(c->channel, buf, len);
     s->rx_skip = 0;
@@ -215,13 +224,8 @@ static int ssh_recv(imapwire_layer *l, void *buf, size_t len, size_t *got)
         return 0;
     if (c->state != L_UP)
         return ST_ERROR_CONNECTION_CLOSED;
-    pthread_mutex_lock(&s->lock);
-    if (s->state == S_DEAD) {
-        pthread_mutex_unlock(&s->lock);
+    if (ssh_io_begin(s) != 0)
         return ST_ERROR_CONNECTION_CLOSED;
-    }
-    if (s->nclosing > 0)
-        ssh_closing_step(s);
     /* right after our write the server has not answered yet, most likely: the read
      * takes what libssh2 holds and leaves the socket to the wait (which then reads) */
     s->rx_skip = s->rx_after_write;

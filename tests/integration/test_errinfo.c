@@ -1064,38 +1064,17 @@ static void expect_proxy(const char *scheme, int under_ssh, unsigned proxy_port,
 
 static const char *const silent_words[] = { "accepted the connection", "did not answer", NULL };
 
-START_TEST(socks5_silent_proxy)
-{
-    unsigned port;
-    int fd = silent_listener(&port);
-    expect_proxy("socks5", 0, port, 1, ST_ERROR_OPERATION_TIMEOUT, silent_words);
-    close(fd);
-}
-END_TEST
+/* A proxy that accepts and never answers, alone and under SSH: SOCKS5, HTTP CONNECT. */
+static const struct { const char *kind; int under_ssh; } silent_cases[] = {
+    { "socks5", 0 }, { "httpconnect", 0 }, { "socks5", 1 }, { "httpconnect", 1 },
+};
 
-START_TEST(http_silent_proxy)
+START_TEST(silent_proxy)
 {
     unsigned port;
     int fd = silent_listener(&port);
-    expect_proxy("httpconnect", 0, port, 1, ST_ERROR_OPERATION_TIMEOUT, silent_words);
-    close(fd);
-}
-END_TEST
-
-START_TEST(ssh_over_socks5_silent_proxy)
-{
-    unsigned port;
-    int fd = silent_listener(&port);
-    expect_proxy("socks5", 1, port, 1, ST_ERROR_OPERATION_TIMEOUT, silent_words);
-    close(fd);
-}
-END_TEST
-
-START_TEST(ssh_over_http_silent_proxy)
-{
-    unsigned port;
-    int fd = silent_listener(&port);
-    expect_proxy("httpconnect", 1, port, 1, ST_ERROR_OPERATION_TIMEOUT, silent_words);
+    expect_proxy(silent_cases[_i].kind, silent_cases[_i].under_ssh, port, 1,
+                 ST_ERROR_OPERATION_TIMEOUT, silent_words);
     close(fd);
 }
 END_TEST
@@ -1219,10 +1198,7 @@ static Suite *suite(void)
     tcase_add_test(tc, jump3_hop2_silent);
     tcase_add_test(tc, jump3_hop2_refused);
     tcase_add_test(tc, jump_hop1_unreachable);
-    tcase_add_test(tc, socks5_silent_proxy);
-    tcase_add_test(tc, http_silent_proxy);
-    tcase_add_test(tc, ssh_over_socks5_silent_proxy);
-    tcase_add_test(tc, ssh_over_http_silent_proxy);
+    tcase_add_loop_test(tc, silent_proxy, 0, (int)(sizeof silent_cases / sizeof silent_cases[0]));
     tcase_add_test(tc, ssh_over_http_refused);
     tcase_add_test(tc, ssh_over_socks5_unreachable);
     tcase_add_test(tc, ssh_over_http_unreachable);
