@@ -63,7 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char alias[300], why[256];
     iw_ssh_hop hops[IW_SSH_MAX_HOPS];
     iw_ssh_config cfg;
-    iw_creds k;
+    iw_creds *k;
     FILE *f;
     int n;
 
@@ -84,18 +84,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     iw_ssh_hops_parse(alias, "user", 0, hops, IW_SSH_MAX_HOPS, &n);
     if (iw_ssh_config_lookup(fz_path, 1, alias, &cfg, why, sizeof why) == 0)
         iw_ssh_config_clear(&cfg);
-    memset(&k, 0, sizeof k);
-    k.options = CREDENTIAL_TUNNEL_SSH_CONFIG;
-    k.tunnel_host = strdup(alias);
-    if (k.tunnel_host != NULL && iw_ssh_config_apply(&k, why, sizeof why) == 0) {
+    /* freed by the library's own iw_creds_free, so a field the apply learns to fill
+     * (ProxyCommand's transport, the global known_hosts) is freed here too */
+    k = calloc(1, sizeof *k);
+    if (k == NULL)
+        return 0;
+    k->options = CREDENTIAL_TUNNEL_SSH_CONFIG;
+    k->tunnel_host = strdup(alias);
+    if (k->tunnel_host != NULL && iw_ssh_config_apply(k, why, sizeof why) == 0) {
         /* what the apply produced must itself be a valid route */
-        if (iw_ssh_hops_parse(k.tunnel_host, k.tunnel_user, k.tunnel_port, hops,
+        if (iw_ssh_hops_parse(k->tunnel_host, k->tunnel_user, k->tunnel_port, hops,
                               IW_SSH_MAX_HOPS, &n) != 0)
             abort();
     }
-    free(k.tunnel_host);
-    free(k.tunnel_user);
-    free(k.tunnel_key);
-    free(k.known_hosts);
+    iw_creds_free(k);
     return 0;
 }
