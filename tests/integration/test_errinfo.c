@@ -158,16 +158,23 @@ START_TEST(direct_name_unknown)
 }
 END_TEST
 
-START_TEST(direct_unreachable)
+/* A listener at 127.0.0.3 that never completes a connection (tests/fixtures
+ * tcp_blackhole): what an address behind a firewall that drops packets looks like. */
+static void blackhole_start(iwt_fixture *f)
 {
     const char *bin = getenv("IW_TCP_BLACKHOLE_BIN");
     const char *argv[] = { bin, "--addr", "127.0.0.3", "--idle-exit", "30", NULL };
+    ck_assert_ptr_nonnull(bin);
+    memset(f, 0, sizeof *f);
+    iwt_spawn(f, argv, "tcp_blackhole");
+}
+
+START_TEST(direct_unreachable)
+{
     iwt_fixture f;
     char peer[300];
     IMAPTIMINGS t;
-    ck_assert_ptr_nonnull(bin);
-    memset(&f, 0, sizeof f);
-    iwt_spawn(&f, argv, "tcp_blackhole");
+    blackhole_start(&f);
     ck_assert(ImapConnect("127.0.0.3", f.port, 1, 0, NULL) == INVALID_CLIENT);
     peer_of(peer, sizeof peer, "127.0.0.3", f.port);
     expect(INVALID_CLIENT, ST_ERROR_OPERATION_TIMEOUT, IMAP_STAGE_TCP, 0, peer, NULL,
@@ -383,20 +390,22 @@ START_TEST(socks5_target_refused)
 }
 END_TEST
 
-START_TEST(socks5_unreachable)
+static void proxy_unreachable(const char *scheme)
 {
-    const char *bin = getenv("IW_TCP_BLACKHOLE_BIN");
-    const char *argv[] = { bin, "--addr", "127.0.0.3", "--idle-exit", "30", NULL };
     iwt_fixture f;
     char tr[200], peer[300];
-    memset(&f, 0, sizeof f);
-    iwt_spawn(&f, argv, "tcp_blackhole");
-    snprintf(tr, sizeof tr, "socks5:127.0.0.3:%u", f.port);
+    blackhole_start(&f);
+    snprintf(tr, sizeof tr, "%s:127.0.0.3:%u", scheme, f.port);
     ck_assert(connect_via(dv.host, dv.port, 1, 0, NULL, tr, NULL) == INVALID_CLIENT);
     peer_of(peer, sizeof peer, "127.0.0.3", f.port);
     expect(INVALID_CLIENT, ST_ERROR_OPERATION_TIMEOUT, IMAP_STAGE_PROXY, 1, peer, NULL, NULL,
            NULL);
     iwt_fixture_stop(&f);
+}
+
+START_TEST(socks5_unreachable)
+{
+    proxy_unreachable("socks5");
 }
 END_TEST
 
@@ -671,13 +680,10 @@ END_TEST
 
 START_TEST(ssh_unreachable)
 {
-    const char *bin = getenv("IW_TCP_BLACKHOLE_BIN");
-    const char *argv[] = { bin, "--addr", "127.0.0.3", "--idle-exit", "30", NULL };
     iwt_fixture f;
     char peer[300];
     SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
-    memset(&f, 0, sizeof f);
-    iwt_spawn(&f, argv, "tcp_blackhole");
+    blackhole_start(&f);
     sc.lpszTunnelHost = "127.0.0.3";
     sc.nTunnelPort = f.port;
     ck_assert(ImapConnect("127.0.0.1", dv.port, 1, IMAP_OPTION_TUNNEL, &sc) == INVALID_CLIENT);
@@ -690,18 +696,7 @@ END_TEST
 
 START_TEST(http_unreachable)
 {
-    const char *bin = getenv("IW_TCP_BLACKHOLE_BIN");
-    const char *argv[] = { bin, "--addr", "127.0.0.3", "--idle-exit", "30", NULL };
-    iwt_fixture f;
-    char tr[200], peer[300];
-    memset(&f, 0, sizeof f);
-    iwt_spawn(&f, argv, "tcp_blackhole");
-    snprintf(tr, sizeof tr, "httpconnect:127.0.0.3:%u", f.port);
-    ck_assert(connect_via(dv.host, dv.port, 1, 0, NULL, tr, NULL) == INVALID_CLIENT);
-    peer_of(peer, sizeof peer, "127.0.0.3", f.port);
-    expect(INVALID_CLIENT, ST_ERROR_OPERATION_TIMEOUT, IMAP_STAGE_PROXY, 1, peer, NULL, NULL,
-           NULL);
-    iwt_fixture_stop(&f);
+    proxy_unreachable("httpconnect");
 }
 END_TEST
 
@@ -1024,12 +1019,9 @@ END_TEST
 
 START_TEST(jump_hop1_unreachable)
 {
-    const char *bin = getenv("IW_TCP_BLACKHOLE_BIN");
-    const char *argv[] = { bin, "--addr", "127.0.0.3", "--idle-exit", "30", NULL };
     iwt_fixture f;
     char route[200], peer[300];
-    memset(&f, 0, sizeof f);
-    iwt_spawn(&f, argv, "tcp_blackhole");
+    blackhole_start(&f);
     snprintf(route, sizeof route, "127.0.0.3:%u,127.0.0.1:%u", f.port, sshd.port);
     peer_of(peer, sizeof peer, "127.0.0.3", f.port);
     expect_route(route, NULL, 1, 3000, ST_ERROR_OPERATION_TIMEOUT, IMAP_STAGE_SSH, 1, peer,
@@ -1088,12 +1080,9 @@ END_TEST
 
 static void ssh_over_unreachable(const char *scheme)
 {
-    const char *bin = getenv("IW_TCP_BLACKHOLE_BIN");
-    const char *argv[] = { bin, "--addr", "127.0.0.3", "--idle-exit", "30", NULL };
     iwt_fixture f;
     char tr[200], peer[300], route[100];
-    memset(&f, 0, sizeof f);
-    iwt_spawn(&f, argv, "tcp_blackhole");
+    blackhole_start(&f);
     snprintf(tr, sizeof tr, "%s:127.0.0.3:%u", scheme, f.port);
     snprintf(route, sizeof route, "127.0.0.1:%u", sshd.port);
     peer_of(peer, sizeof peer, "127.0.0.3", f.port);
