@@ -338,6 +338,7 @@ START_TEST(forged_handles)
     int obj;
     uintptr_t live = iw_handle_add(IW_KIND_FORWARD, &obj), forged[6], v = (uintptr_t)0x9e3779b97f4a7c15ull;
     size_t i;
+    int reached = 0;
 
     ck_assert_uint_ne(live, 0);
     forged[0] = 0;
@@ -357,9 +358,11 @@ START_TEST(forged_handles)
         v ^= v << 17;
         if (v == live)
             continue;
-        ck_assert_ptr_null(iw_handle_get(v, IW_KIND_FORWARD));
-        ck_assert_ptr_null(iw_handle_get(v, IW_KIND_CLIENT));
+        /* counted, then asserted once: a ck_assert per value is a write to Check's pipe */
+        reached += iw_handle_get(v, IW_KIND_FORWARD) != NULL;
+        reached += iw_handle_get(v, IW_KIND_CLIENT) != NULL;
     }
+    ck_assert_int_eq(reached, 0);
     ck_assert_ptr_eq(iw_handle_get(live, IW_KIND_FORWARD), &obj);
     ck_assert_ptr_eq(iw_handle_remove(live, IW_KIND_FORWARD), &obj);
 }
