@@ -94,119 +94,86 @@ int cli_exit_code(DWORD err)
     }
 }
 
-/* What to do about err, in the words of the command line (the flags that change it). */
+/* What to do about each code, in the words of the command line (the flags that change
+ * it): the cause, then the fix. A cause names the host (%s) and then the port (%u) where it
+ * needs them; printf ignores arguments a format does not use (C11 7.21.6.1). */
+static const struct {
+    DWORD code;
+    const char *cause, *fix;
+} advices[] = {
+    {ST_ERROR_HOST_NOT_FOUND, "the name %s does not resolve",
+     "check its spelling, or name a resolver with --dns-server"},
+    {ST_ERROR_CONNECTION_REFUSED, "nothing listens on %s port %u",
+     "check the port (143 plain and STARTTLS, 993 imaps://) and that the server runs"},
+    {ST_ERROR_NETWORK_UNREACHABLE, "no route to %s",
+     "check the network, or go through --tunnel or --proxy"},
+    {ST_ERROR_NETWORK_ERROR, "a socket call failed on the way to %s",
+     "check --local-address and the network"},
+    {ST_ERROR_OPERATION_TIMEOUT, "%s port %u did not answer in time",
+     "a firewall may drop the packets; raise --timeout or check the host and port"},
+    {ST_ERROR_CONNECTION_CLOSED, "%s closed the connection",
+     "it may not be an IMAP server, or it wants TLS (try imaps:// or --starttls)"},
+    {ST_ERROR_INVALID_RESPONSE, "what %s port %u sent is not IMAP",
+     "check the port; a TLS port needs imaps://"},
+    {ST_ERROR_SERVER_REJECTED, "%s greeted with BYE",
+     "it is refusing connections now; try later or ask its administrator"},
+    {ST_ERROR_SECURE_NOT_SUPPORTED, "%s offers no STARTTLS",
+     "use imaps:// on its TLS port (993), or drop --starttls on a network you trust"},
+    {ST_ERROR_TLS_HANDSHAKE, "the TLS handshake with %s failed",
+     "the port may not speak TLS (use --starttls on 143, imaps:// on 993), or no TLS version "
+     "is shared"},
+    {ST_ERROR_TLS_LIBRARY, "TLS stopped working in this process after memory ran out inside "
+     "the TLS library; %s is not at fault", "run the command again"},
+    {ST_ERROR_CERTIFICATE_UNTRUSTED, "no trusted CA signed the certificate of %s",
+     "pass the issuing CA with --ca FILE (or --insecure to skip the check, only for testing)"},
+    {ST_ERROR_CERTIFICATE_NAME_MISMATCH, "the certificate is not for %s",
+     "check the host name, or pass --servername with the name the certificate carries"},
+    {ST_ERROR_CERTIFICATE_EXPIRED, "the certificate of %s has expired (or is not yet valid)",
+     "the server must renew it; check this machine's clock"},
+    {ST_ERROR_CLIENT_CERTIFICATE, "the client certificate or its key could not be used",
+     "check the files and the key's passphrase"},
+    {ST_ERROR_SSH_HOST_KEY_UNKNOWN, "the SSH server's host key is not in the known_hosts file",
+     "connect once with ssh to add it, or pass --known-hosts FILE"},
+    {ST_ERROR_SSH_HOST_KEY_MISMATCH, "the SSH server's host key has CHANGED",
+     "someone may be in the middle; confirm the new key with its administrator before "
+     "updating known_hosts"},
+    {ST_ERROR_SSH_AUTH_FAILED, "the SSH server refused us",
+     "check the user in --tunnel, the key (--ssh-key, or the agent in SSH_AUTH_SOCK) or "
+     "IMAPWIRE_SSH_PASSWORD"},
+    {ST_ERROR_SSH_CHANNEL_FAILED, "the SSH server could not reach %s port %u",
+     "the host is named as the SSH server sees it; check it and the server's "
+     "AllowTcpForwarding"},
+    {ST_ERROR_LOGIN_FAILED, "the server refused the user name or password",
+     "check both, or try another --auth mechanism"},
+    {ST_ERROR_TRANSPORT_NOT_FOUND, "no such transport",
+     "check the name in --transport/--proxy, IMAPWIRE_PLUGIN_PATH, or load it with --plugin "
+     "FILE"},
+    {ST_ERROR_PLUGIN_LOAD_FAILED, "no such transport",
+     "check the name in --transport/--proxy, IMAPWIRE_PLUGIN_PATH, or load it with --plugin "
+     "FILE"},
+    {ST_ERROR_PLUGIN_VERSION, "the plugin was built for another imapwire",
+     "rebuild it against this version"},
+    {ST_ERROR_FEATURE_NOT_AVAILABLE, "this build of imapwire cannot do that",
+     "see imapwire(1)"},
+    {ST_ERROR_MESSAGE_NOT_FOUND, "no such mailbox or message",
+     "check the mailbox name and the UID"},
+    {ST_ERROR_COMMAND_FAILED, "the server answered NO or BAD",
+     "the trace (--trace) shows its reason"},
+    {ST_ERROR_INVALID_PARAMETER, "an argument was refused",
+     "check the option values (imapwire --help)"},
+};
+
 static void advice(DWORD err, const char *host, unsigned port, char *out, size_t size)
 {
-    switch (err) {
-    case ST_ERROR_HOST_NOT_FOUND:
-        snprintf(out, size, "the name %s does not resolve: check its spelling, or name a "
-                 "resolver with --dns-server", host);
-        break;
-    case ST_ERROR_CONNECTION_REFUSED:
-        snprintf(out, size, "nothing listens on %s port %u: check the port (143 plain and "
-                 "STARTTLS, 993 imaps://) and that the server runs", host, port);
-        break;
-    case ST_ERROR_NETWORK_UNREACHABLE:
-        snprintf(out, size, "no route to %s: check the network, or go through --tunnel or "
-                 "--proxy", host);
-        break;
-    case ST_ERROR_NETWORK_ERROR:
-        snprintf(out, size, "a socket call failed on the way to %s: check --local-address "
-                 "and the network", host);
-        break;
-    case ST_ERROR_OPERATION_TIMEOUT:
-        snprintf(out, size, "%s port %u did not answer in time: a firewall may drop the "
-                 "packets; raise --timeout or check the host and port", host, port);
-        break;
-    case ST_ERROR_CONNECTION_CLOSED:
-        snprintf(out, size, "%s closed the connection: it may not be an IMAP server, or it "
-                 "wants TLS (try imaps:// or --starttls)", host);
-        break;
-    case ST_ERROR_INVALID_RESPONSE:
-        snprintf(out, size, "what %s port %u sent is not IMAP: check the port; a TLS port "
-                 "needs imaps://", host, port);
-        break;
-    case ST_ERROR_SERVER_REJECTED:
-        snprintf(out, size, "%s greeted with BYE: it is refusing connections now; try later "
-                 "or ask its administrator", host);
-        break;
-    case ST_ERROR_SECURE_NOT_SUPPORTED:
-        snprintf(out, size, "%s offers no STARTTLS: use imaps:// on its TLS port (993), or "
-                 "drop --starttls on a network you trust", host);
-        break;
-    case ST_ERROR_TLS_HANDSHAKE:
-        snprintf(out, size, "the TLS handshake with %s failed: the port may not speak TLS "
-                 "(use --starttls on 143, imaps:// on 993), or no TLS version is shared", host);
-        break;
-    case ST_ERROR_TLS_LIBRARY:
-        snprintf(out, size, "TLS stopped working in this process after memory ran out inside "
-                 "the TLS library; %s is not at fault: run the command again", host);
-        break;
-    case ST_ERROR_CERTIFICATE_UNTRUSTED:
-        snprintf(out, size, "no trusted CA signed the certificate of %s: pass the issuing CA "
-                 "with --ca FILE (or --insecure to skip the check, only for testing)", host);
-        break;
-    case ST_ERROR_CERTIFICATE_NAME_MISMATCH:
-        snprintf(out, size, "the certificate is not for %s: check the host name, or pass "
-                 "--servername with the name the certificate carries", host);
-        break;
-    case ST_ERROR_CERTIFICATE_EXPIRED:
-        snprintf(out, size, "the certificate of %s has expired (or is not yet valid): the "
-                 "server must renew it; check this machine's clock", host);
-        break;
-    case ST_ERROR_CLIENT_CERTIFICATE:
-        snprintf(out, size, "the client certificate or its key could not be used: check the "
-                 "files and the key's passphrase");
-        break;
-    case ST_ERROR_SSH_HOST_KEY_UNKNOWN:
-        snprintf(out, size, "the SSH server's host key is not in the known_hosts file: "
-                 "connect once with ssh to add it, or pass --known-hosts FILE");
-        break;
-    case ST_ERROR_SSH_HOST_KEY_MISMATCH:
-        snprintf(out, size, "the SSH server's host key has CHANGED: someone may be in the "
-                 "middle; confirm the new key with its administrator before updating "
-                 "known_hosts");
-        break;
-    case ST_ERROR_SSH_AUTH_FAILED:
-        snprintf(out, size, "the SSH server refused us: check the user in --tunnel, the key "
-                 "(--ssh-key, or the agent in SSH_AUTH_SOCK) or IMAPWIRE_SSH_PASSWORD");
-        break;
-    case ST_ERROR_SSH_CHANNEL_FAILED:
-        snprintf(out, size, "the SSH server could not reach %s port %u: the host is named as "
-                 "the SSH server sees it; check it and the server's AllowTcpForwarding", host,
-                 port);
-        break;
-    case ST_ERROR_LOGIN_FAILED:
-        snprintf(out, size, "the server refused the user name or password: check both, or "
-                 "try another --auth mechanism");
-        break;
-    case ST_ERROR_TRANSPORT_NOT_FOUND:
-    case ST_ERROR_PLUGIN_LOAD_FAILED:
-        snprintf(out, size, "no such transport: check the name in --transport/--proxy, "
-                 "IMAPWIRE_PLUGIN_PATH, or load it with --plugin FILE");
-        break;
-    case ST_ERROR_PLUGIN_VERSION:
-        snprintf(out, size, "the plugin was built for another imapwire: rebuild it against "
-                 "this version");
-        break;
-    case ST_ERROR_FEATURE_NOT_AVAILABLE:
-        snprintf(out, size, "this build of imapwire cannot do that: see imapwire(1)");
-        break;
-    case ST_ERROR_MESSAGE_NOT_FOUND:
-        snprintf(out, size, "no such mailbox or message: check the mailbox name and the UID");
-        break;
-    case ST_ERROR_COMMAND_FAILED:
-        snprintf(out, size, "the server answered NO or BAD: the trace (--trace) shows its "
-                 "reason");
-        break;
-    case ST_ERROR_INVALID_PARAMETER:
-        snprintf(out, size, "an argument was refused: check the option values "
-                 "(imapwire --help)");
-        break;
-    default:
-        snprintf(out, size, "run again with --trace to see where it stops");
-        break;
+    for (size_t i = 0; i < sizeof advices / sizeof advices[0]; i++) {
+        if (advices[i].code == err) {
+            int n = snprintf(out, size, advices[i].cause, host, port);
+            if (n >= 0 && (size_t)n < size)
+                snprintf(out + n, size - (size_t)n, ": %s", advices[i].fix);
+            return;
+        }
     }
+    snprintf(out, size, "run again with --trace to see where it stops");
 }
 
 const char *cli_stage_name(DWORD stage)
