@@ -220,6 +220,130 @@ static void show_info(const IMAPERRORINFO *ei, struct shown_info *v)
         snprintf(v->entry, sizeof v->entry, "[%s]:%u", v->host, v->port);
 }
 
+/* A proxy that failed: which of its answers, from the words of the library's detail. */
+static void advice_proxy(DWORD err, const IMAPERRORINFO *ei, const struct shown_info *v,
+                         char *out, size_t size)
+{
+    if (err == ST_ERROR_HOST_NOT_FOUND && strstr(ei->szDetail, "does not resolve"))
+        snprintf(out, size, "the name of the proxy %s does not resolve: check the host in "
+                 "--proxy, or name a resolver with --dns-server", v->peer);
+    else if (strstr(ei->szDetail, "credentials") != NULL)
+        snprintf(out, size, "the proxy %s (hop %u) refused the credentials: check the user "
+                 "in --proxy and IMAPWIRE_PROXY_PASSWORD", v->peer, ei->nHop);
+    else if (strstr(ei->szDetail, "accepted the connection") != NULL)
+        snprintf(out, size, "the proxy %s (hop %u) accepted the connection and did not "
+                 "answer: check that the port in --proxy is the proxy's and of its kind "
+                 "(socks5:// or http://), or raise --timeout", v->peer, ei->nHop);
+    else if (strstr(ei->szDetail, "no connection") != NULL ||
+             strstr(ei->szDetail, ": connection refused") != NULL ||
+             err == ST_ERROR_OPERATION_TIMEOUT)
+        snprintf(out, size, "the proxy %s (hop %u) %s: check the host and port in --proxy "
+                 "and that the proxy runs", v->peer, ei->nHop,
+                 err == ST_ERROR_OPERATION_TIMEOUT ? "did not answer in time"
+                                                    : "cannot be reached");
+    else
+        snprintf(out, size, "the proxy %s (hop %u) would not make the tunnel: %s; check "
+                 "that it may reach the IMAP host and port, and --proxy", v->peer, ei->nHop,
+                 v->detail);
+}
+
+/* An SSH hop's channel refused: only a later hop has more to say than the generic advice
+ * (the first hop's target is the IMAP server the command line named). */
+static int advice_ssh_channel(const IMAPERRORINFO *ei, const struct shown_info *v,
+                              char *out, size_t size)
+{
+    if (ei->nHop <= 1)
+        return 0;
+    snprintf(out, size, "SSH host %s (hop %u) cannot be reached from the hop before it: "
+             "check the host and port as that hop sees them, and its AllowTcpForwarding",
+             v->peer, ei->nHop);
+    return 1;
+}
+
+static int advice_ssh_unreachable(const IMAPERRORINFO *ei, const struct shown_info *v,
+                                  char *out, size_t size)
+{
+    snprintf(out, size, "SSH host %s (hop %u) cannot be reached: check the host and port in "
+             "--tunnel and that sshd runs there", v->peer, ei->nHop);
+    return 1;
+}
+
+/* An SSH hop that ran out of time: in which phase, from the library's detail. */
+static int advice_ssh_timeout(const IMAPERRORINFO *ei, const struct shown_info *v,
+                              char *out, size_t size)
+{
+    if (strstr(ei->szDetail, "accepted the connection") != NULL) {
+        snprintf(out, size, "SSH host %s (hop %u) accepted the connection but did not speak "
+                 "SSH in time: check that the port in --tunnel is sshd's, or raise --timeout",
+                 v->peer, ei->nHop);
+        return 1;
+    }
+    if (strstr(ei->szDetail, "opened no channel to") != NULL)
+        return advice_ssh_channel(ei, v, out, size);
+    if (strstr(ei->szDetail, "authentication") != NULL) {
+        snprintf(out, size, "SSH host %s (hop %u) did not answer the authentication in time: "
+                 "raise --timeout, or check its load", v->peer, ei->nHop);
+        return 1;
+    }
+    /* nothing came back at all: said as for a refused connection */
+    return advice_ssh_unreachable(ei, v, out, size);
+}
+
+static int advice_ssh(DWORD err, const IMAPERRORINFO *ei, const struct shown_info *v,
+                      char *out, size_t size)
+{
+    switch (err) {
+    case ST_ERROR_SSH_HOST_KEY_UNKNOWN:
+        snprintf(out, size, "SSH host %s (hop %u) presented the host key %s, which is not in "
+                 "the known_hosts file %s (entry %s): if its administrator confirms that "
+                 "fingerprint, add it (ssh-keyscan -p %u %s >> %s), or pass --known-hosts FILE",
+                 v->peer, ei->nHop, v->fp, v->file, v->entry, v->port, v->host, v->file);
+        return 1;
+    case ST_ERROR_SSH_HOST_KEY_MISMATCH:
+        snprintf(out, size, "SSH host %s (hop %u): its host key has CHANGED to %s, unlike %s "
+                 "in %s; someone may be in the middle: confirm the new key with its "
+                 "administrator, then run: ssh-keygen -R '%s' -f %s", v->peer, ei->nHop,
+                 v->fp, v->entry, v->file, v->entry, v->file);
+        return 1;
+    case ST_ERROR_SSH_AUTH_FAILED:
+        snprintf(out, size, "SSH host %s (hop %u) refused us: check the user in --tunnel, the "
+                 "key (--ssh-key, or the agent in SSH_AUTH_SOCK) or IMAPWIRE_SSH_PASSWORD",
+                 v->peer, ei->nHop);
+        return 1;
+    case ST_ERROR_HOST_NOT_FOUND:
+        snprintf(out, size, "SSH host %s (hop %u): the name does not resolve: check --tunnel "
+                 "(or its ssh_config alias), or name a resolver with --dns-server", v->peer,
+                 ei->nHop);
+        return 1;
+    case ST_ERROR_OPERATION_TIMEOUT:
+        return advice_ssh_timeout(ei, v, out, size);
+    case ST_ERROR_CONNECTION_REFUSED:
+    case ST_ERROR_NETWORK_UNREACHABLE:
+        return advice_ssh_unreachable(ei, v, out, size);
+    case ST_ERROR_SSH_CHANNEL_FAILED:
+        return advice_ssh_channel(ei, v, out, size);
+    default:
+        return 0;
+    }
+}
+
+static int advice_greeting(DWORD err, const IMAPERRORINFO *ei, const struct shown_info *v,
+                           char *out, size_t size)
+{
+    if (strstr(ei->szDetail, "implicit TLS") != NULL) {
+        snprintf(out, size, "%s wants TLS at once: use imaps:// (its TLS port, usually 993), "
+                 "or the server's plain port (143) for imap://", v->peer);
+        return 1;
+    }
+    if (err == ST_ERROR_OPERATION_TIMEOUT) {
+        snprintf(out, size, "%s accepted the connection but sent no IMAP greeting: check the "
+                 "port (143 plain and STARTTLS, 993 imaps://); raise --timeout for a slow "
+                 "server", v->peer);
+        return 1;
+    }
+    return 0;
+}
+
 /* What to do, from what the library knows of the party that failed; 0 when it knows
  * nothing the generic advice would not say. */
 static int advice_info(DWORD err, const IMAPERRORINFO *ei, char *out, size_t size)
@@ -233,84 +357,10 @@ static int advice_info(DWORD err, const IMAPERRORINFO *ei, char *out, size_t siz
                  v.detail);
         return 1;
     case IMAP_STAGE_PROXY:
-        if (err == ST_ERROR_HOST_NOT_FOUND && strstr(ei->szDetail, "does not resolve"))
-            snprintf(out, size, "the name of the proxy %s does not resolve: check the host in "
-                     "--proxy, or name a resolver with --dns-server", v.peer);
-        else if (strstr(ei->szDetail, "credentials") != NULL)
-            snprintf(out, size, "the proxy %s (hop %u) refused the credentials: check the user "
-                     "in --proxy and IMAPWIRE_PROXY_PASSWORD", v.peer, ei->nHop);
-        else if (strstr(ei->szDetail, "accepted the connection") != NULL)
-            snprintf(out, size, "the proxy %s (hop %u) accepted the connection and did not "
-                     "answer: check that the port in --proxy is the proxy's and of its kind "
-                     "(socks5:// or http://), or raise --timeout", v.peer, ei->nHop);
-        else if (strstr(ei->szDetail, "no connection") != NULL || strstr(ei->szDetail, ": connection refused") != NULL ||
-                 err == ST_ERROR_OPERATION_TIMEOUT)
-            snprintf(out, size, "the proxy %s (hop %u) %s: check the host and port in --proxy "
-                     "and that the proxy runs", v.peer, ei->nHop,
-                     err == ST_ERROR_OPERATION_TIMEOUT ? "did not answer in time"
-                                                        : "cannot be reached");
-        else
-            snprintf(out, size, "the proxy %s (hop %u) would not make the tunnel: %s; check "
-                     "that it may reach the IMAP host and port, and --proxy", v.peer, ei->nHop,
-                     v.detail);
+        advice_proxy(err, ei, &v, out, size);
         return 1;
     case IMAP_STAGE_SSH:
-        switch (err) {
-        case ST_ERROR_SSH_HOST_KEY_UNKNOWN:
-            snprintf(out, size, "SSH host %s (hop %u) presented the host key %s, which is not "
-                     "in the known_hosts file %s (entry %s): if its administrator confirms "
-                     "that fingerprint, add it (ssh-keyscan -p %u %s >> %s), or pass "
-                     "--known-hosts FILE", v.peer, ei->nHop, v.fp, v.file, v.entry, v.port,
-                     v.host, v.file);
-            return 1;
-        case ST_ERROR_SSH_HOST_KEY_MISMATCH:
-            snprintf(out, size, "SSH host %s (hop %u): its host key has CHANGED to %s, unlike "
-                     "%s in %s; someone may be in the middle: confirm the new key with its "
-                     "administrator, then run: ssh-keygen -R '%s' -f %s", v.peer, ei->nHop,
-                     v.fp, v.entry, v.file, v.entry, v.file);
-            return 1;
-        case ST_ERROR_SSH_AUTH_FAILED:
-            snprintf(out, size, "SSH host %s (hop %u) refused us: check the user in --tunnel, "
-                     "the key (--ssh-key, or the agent in SSH_AUTH_SOCK) or "
-                     "IMAPWIRE_SSH_PASSWORD", v.peer, ei->nHop);
-            return 1;
-        case ST_ERROR_HOST_NOT_FOUND:
-            snprintf(out, size, "SSH host %s (hop %u): the name does not resolve: check "
-                     "--tunnel (or its ssh_config alias), or name a resolver with "
-                     "--dns-server", v.peer, ei->nHop);
-            return 1;
-        case ST_ERROR_OPERATION_TIMEOUT:
-            if (strstr(ei->szDetail, "accepted the connection") != NULL) {
-                snprintf(out, size, "SSH host %s (hop %u) accepted the connection but did not "
-                         "speak SSH in time: check that the port in --tunnel is sshd's, or "
-                         "raise --timeout", v.peer, ei->nHop);
-                return 1;
-            }
-            if (strstr(ei->szDetail, "opened no channel to") != NULL)
-                return advice_info(ST_ERROR_SSH_CHANNEL_FAILED, ei, out, size);
-            if (strstr(ei->szDetail, "authentication") != NULL) {
-                snprintf(out, size, "SSH host %s (hop %u) did not answer the authentication in "
-                         "time: raise --timeout, or check its load", v.peer, ei->nHop);
-                return 1;
-            }
-            /* nothing came back at all: said as for a refused connection */
-            /* fall through */
-        case ST_ERROR_CONNECTION_REFUSED:
-        case ST_ERROR_NETWORK_UNREACHABLE:
-            snprintf(out, size, "SSH host %s (hop %u) cannot be reached: check the host and "
-                     "port in --tunnel and that sshd runs there", v.peer, ei->nHop);
-            return 1;
-        case ST_ERROR_SSH_CHANNEL_FAILED:
-            if (ei->nHop > 1) {
-                snprintf(out, size, "SSH host %s (hop %u) cannot be reached from the hop "
-                         "before it: check the host and port as that hop sees them, and its "
-                         "AllowTcpForwarding", v.peer, ei->nHop);
-                return 1;
-            }
-            return 0;
-        default:
-            return 0;
-        }
+        return advice_ssh(err, ei, &v, out, size);
     case IMAP_STAGE_LOGIN:
         if (err != ST_ERROR_LOGIN_FAILED || ei->szDetail[0] == '\0')
             return 0;
@@ -318,18 +368,7 @@ static int advice_info(DWORD err, const IMAPERRORINFO *ei, char *out, size_t siz
                  "check both, or try another --auth mechanism", v.detail);
         return 1;
     case IMAP_STAGE_GREETING:
-        if (strstr(ei->szDetail, "implicit TLS") != NULL) {
-            snprintf(out, size, "%s wants TLS at once: use imaps:// (its TLS port, usually "
-                     "993), or the server's plain port (143) for imap://", v.peer);
-            return 1;
-        }
-        if (err == ST_ERROR_OPERATION_TIMEOUT) {
-            snprintf(out, size, "%s accepted the connection but sent no IMAP greeting: check "
-                     "the port (143 plain and STARTTLS, 993 imaps://); raise --timeout for a "
-                     "slow server", v.peer);
-            return 1;
-        }
-        return 0;
+        return advice_greeting(err, ei, &v, out, size);
     default:
         return 0;
     }
