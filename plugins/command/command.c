@@ -316,51 +316,79 @@ static void cmd_trace_program(imapwire_layer *l, const char *cmdline)
                           "is not a plain program name)", (int)c->pid);
 }
 
-static int cmd_spawn(imapwire_layer *l)
+/* The child's stdin, stdout and stderr as pipes; an errno value, or 0. Pipes, not a
+ * socketpair: some servers refuse a socket on stdin (Dovecot's imap takes it for inetd and
+ * answers BAD). Every end is close-on-exec, so children of other threads never inherit
+ * ours (an inherited end would hide the child's EOF); only our ends are non-blocking, a
+ * program expects blocking stdio. */
+static int cmd_pipes(int in[2], int out[2], int ep[2])
 {
-    struct cmd_ctx *c = l->ctx;
-    int in[2] = { -1, -1 }, out[2] = { -1, -1 }, ep[2] = { -1, -1 };
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    sigset_t none, all;
-    char *argv[4];
-    int rc = 0, err, have_fa = 0, have_attr = 0;
-
-    /* Pipes, not a socketpair: some servers refuse a socket on stdin (Dovecot's imap
-     * takes it for inetd and answers BAD). Every end is close-on-exec, so children of
-     * other threads never inherit ours (an inherited end would hide the child's EOF);
-     * only our ends are non-blocking, a program expects blocking stdio. */
     if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(ep, O_CLOEXEC) != 0 ||
         cmd_fd_above_stdio(&in[0]) != 0 || cmd_fd_above_stdio(&out[1]) != 0 ||
         cmd_fd_above_stdio(&ep[1]) != 0 ||
         fcntl(in[1], F_SETFL, O_NONBLOCK) != 0 || fcntl(out[0], F_SETFL, O_NONBLOCK) != 0 ||
-        fcntl(ep[0], F_SETFL, O_NONBLOCK) != 0) {
-        err = errno;
+        fcntl(ep[0], F_SETFL, O_NONBLOCK) != 0)
+        return errno;
+    return 0;
+}
+
+/* What posix_spawn is given, and which parts of it exist to be destroyed. */
+struct cmd_spawn_args {
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    int have_fa, have_attr;
+};
+
+/* The child's ends of the pipes as its 0, 1 and 2, and default signals; an errno value,
+ * or 0. The application may block or ignore signals (SIGPIPE often); the command must start
+ * from the defaults, as it would from a shell. */
+static int cmd_spawn_args_init(struct cmd_spawn_args *a, const int in[2], const int out[2],
+                               const int ep[2])
+{
+    sigset_t none, all;
+    int err;
+
+    if ((err = posix_spawn_file_actions_init(&a->fa)) != 0)
+        return err;
+    a->have_fa = 1;
+    if ((err = posix_spawnattr_init(&a->attr)) != 0)
+        return err;
+    a->have_attr = 1;
+    sigemptyset(&none);
+    sigfillset(&all);
+    if ((err = posix_spawn_file_actions_adddup2(&a->fa, in[0], 0)) != 0 ||
+        (err = posix_spawn_file_actions_adddup2(&a->fa, out[1], 1)) != 0 ||
+        (err = posix_spawn_file_actions_adddup2(&a->fa, ep[1], 2)) != 0 ||
+        (err = posix_spawnattr_setsigmask(&a->attr, &none)) != 0 ||
+        (err = posix_spawnattr_setsigdefault(&a->attr, &all)) != 0 ||
+        (err = posix_spawnattr_setflags(&a->attr, POSIX_SPAWN_SETSIGMASK |
+                                                  POSIX_SPAWN_SETSIGDEF)) != 0)
+        return err;
+    return 0;
+}
+
+static void cmd_spawn_args_free(struct cmd_spawn_args *a)
+{
+    if (a->have_fa)
+        posix_spawn_file_actions_destroy(&a->fa);
+    if (a->have_attr)
+        posix_spawnattr_destroy(&a->attr);
+}
+
+static int cmd_spawn(imapwire_layer *l)
+{
+    struct cmd_ctx *c = l->ctx;
+    int in[2] = { -1, -1 }, out[2] = { -1, -1 }, ep[2] = { -1, -1 };
+    struct cmd_spawn_args a = { .have_fa = 0, .have_attr = 0 };
+    char *argv[4];
+    int rc = 0, err;
+
+    if ((err = cmd_pipes(in, out, ep)) != 0) {
         rc = cmd_map_errno(err);
         l->host->trace(l, "command: cannot make pipes: %s", strerror(err));
         goto out;
     }
-    if ((err = posix_spawn_file_actions_init(&fa)) != 0) {
-        rc = cmd_map_errno(err);
-        goto out;
-    }
-    have_fa = 1;
-    if ((err = posix_spawnattr_init(&attr)) != 0) {
-        rc = cmd_map_errno(err);
-        goto out;
-    }
-    have_attr = 1;
-    sigemptyset(&none);
-    sigfillset(&all);
-    if ((err = posix_spawn_file_actions_adddup2(&fa, in[0], 0)) != 0 ||
-        (err = posix_spawn_file_actions_adddup2(&fa, out[1], 1)) != 0 ||
-        (err = posix_spawn_file_actions_adddup2(&fa, ep[1], 2)) != 0 ||
-        /* The application may block or ignore signals (SIGPIPE often); the command must
-         * start from the defaults, as it would from a shell. */
-        (err = posix_spawnattr_setsigmask(&attr, &none)) != 0 ||
-        (err = posix_spawnattr_setsigdefault(&attr, &all)) != 0 ||
-        (err = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
-                                               POSIX_SPAWN_SETSIGDEF)) != 0) {
+    if ((err = cmd_spawn_args_init(&a, in, out, ep)) != 0) {
         rc = cmd_map_errno(err);
         goto out;
     }
@@ -370,7 +398,7 @@ static int cmd_spawn(imapwire_layer *l)
     argv[3] = NULL;
     /* posix_spawn, not fork: nothing runs in the child between fork and exec that could
      * take a lock another thread of ours held (malloc, stdio). */
-    err = posix_spawn(&c->pid, "/bin/sh", &fa, &attr, argv, environ);
+    err = posix_spawn(&c->pid, "/bin/sh", &a.fa, &a.attr, argv, environ);
     if (err != 0) {
         c->pid = 0;
         rc = cmd_map_errno(err);
@@ -391,10 +419,7 @@ out:
     /* The child got its own copy at exec (posix_spawn returns after it), and a failed
      * start is not retried: the line, which may hold a secret, is not kept. */
     cmd_forget_cmdline(c);
-    if (have_fa)
-        posix_spawn_file_actions_destroy(&fa);
-    if (have_attr)
-        posix_spawnattr_destroy(&attr);
+    cmd_spawn_args_free(&a);
     /* Our copies of the child's ends go at once: the child's exit must read as EOF. */
     cmd_close_pair(in);
     cmd_close_pair(out);

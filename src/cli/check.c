@@ -122,105 +122,162 @@ static void print_row(json_object *r)
            auth ? auth : "-");
 }
 
-int cmd_check(struct cli_opts *o, int argc, char **argv)
-{
-    static const struct {
-        const char *name;
-        int imaps, starttls;
-    } modes[] = {{"plain", 0, 0}, {"starttls", 0, 1}, {"imaps", 1, 0}};
-    struct cli_url u;
-    char why[256];
-    json_object *report = json_object_new_object(), *list = json_object_new_array();
-    int any = 0, last = EXIT_FAILURE_OTHER, clear_ok = 0, tls_ok = 0, clear_pass = 0;
-    size_t first = 0, end = 3;
+static const struct check_mode {
+    const char *name;
+    int imaps, starttls;
+} modes[] = {{"plain", 0, 0}, {"starttls", 0, 1}, {"imaps", 1, 0}};
 
-    json_object_object_add(report, "command", json_object_new_string("check"));
+/* What the modes tried so far add up to, for the exit code and --require-tls. */
+struct check_sum {
+    int any, last, clear_ok, tls_ok, clear_pass;
+};
+
+/* The one HOST[:PORT] or URL, and the modes it asks for ([*first, *end) of modes): 0, or
+ * the usage error's exit code. */
+static int check_args(const struct cli_opts *o, int argc, char **argv, struct cli_url *u,
+                      size_t *first, size_t *end, json_object *report)
+{
+    char why[256];
+
     if (argc != 1)
-        return cli_finish(o, report, cli_usage_error(o, report, "check takes one HOST[:PORT] "
-                                                     "or URL"));
-    if (cli_url_parse(argv[0], &u, why, sizeof why) != 0)
-        return cli_finish(o, report, cli_url_error(o, report, argv[0], why));
+        return cli_usage_error(o, report, "check takes one HOST[:PORT] or URL");
+    if (cli_url_parse(argv[0], u, why, sizeof why) != 0)
+        return cli_url_error(o, report, argv[0], why);
     if (strstr(argv[0], "://") != NULL) {
         /* a URL names its mode: imaps:// implicit TLS on its port, imap:// plain and
          * STARTTLS (the user, if any, is not logged in) */
-        first = u.imaps ? 2 : 0;
-        end = u.imaps ? 3 : 2;
+        *first = u->imaps ? 2 : 0;
+        *end = u->imaps ? 3 : 2;
     }
+    return 0;
+}
+
+/* A certificate that did not verify: what the server presents, from a second look that
+ * does not require it, into r (not its error). */
+static void look_again(struct cli_opts *o, const char *host, unsigned port,
+                       const struct check_mode *m, json_object *r)
+{
+    DWORD err2;
+    json_object *again = attempt(o, host, port, m->imaps, m->starttls, 0, 1, &err2);
+    if (err2 == 0) {
+        json_object_object_foreach(again, key, val)
+            if (strcmp(key, "error") != 0)
+                json_object_object_add(r, key, json_object_get(val));
+    }
+    json_object_put(again);
+}
+
+/* Each TLS version on its own, certificate not required: what does the server accept? */
+static json_object *tls_versions(struct cli_opts *o, const char *host, unsigned port,
+                                 const struct check_mode *m)
+{
+    static const struct { const char *name; DWORD bit; } v[] = {
+        {"TLSv1.2", SECURITY_PROTOCOL_TLS12}, {"TLSv1.3", SECURITY_PROTOCOL_TLS13}};
+    json_object *versions = json_object_new_object();
+    for (size_t k = 0; k < 2; k++) {
+        DWORD e2;
+        json_object *t = attempt(o, host, port, m->imaps, m->starttls, v[k].bit, 1, &e2);
+        json_object_object_add(versions, v[k].name, json_object_new_boolean(e2 == 0));
+        json_object_put(t);
+    }
+    return versions;
+}
+
+/* -v: one mode's facts, or its error, as lines. */
+static void print_mode(const struct cli_opts *o, const struct check_mode *m, const char *host,
+                       unsigned port, json_object *r, json_object *versions)
+{
+    json_object *e;
+    printf("%s (%s://%s:%u):\n", m->name, m->imaps ? "imaps" : "imap", host, port);
+    if (json_object_object_get_ex(r, "error", &e) && e != NULL)
+        print_error(o, e);
+    if (json_object_object_get_ex(r, "timings_us", NULL))
+        cli_print_facts(o, r, "  ");
+    if (versions != NULL) {
+        printf("  tls versions:    ");
+        json_object_object_foreach(versions, key, val)
+            printf("%s %s  ", key, json_object_get_boolean(val) ? "yes" : "no");
+        printf("\n");
+    }
+}
+
+/* One mode tried on its port: its row of the report, and its part of the sum. */
+static json_object *check_mode(struct cli_opts *o, const struct cli_url *u,
+                               const struct check_mode *m, struct check_sum *sum)
+{
+    unsigned port = m->imaps ? (u->imaps && u->port ? u->port : o->imaps_port)
+                             : u->port ? u->port : IMAP_PORT_DEFAULT;
+    DWORD err;
+    json_object *r = attempt(o, u->host, port, m->imaps, m->starttls, 0, o->insecure, &err);
+    json_object *versions = NULL;
+
+    json_object_object_add(r, "mode", json_object_new_string(m->name));
+    json_object_object_add(r, "port", json_object_new_int((int)port));
+    if (is_cert_error(err))
+        look_again(o, u->host, port, m, r);
+    json_object_object_add(r, "ok", json_object_new_boolean(err == 0));
+    json_object_object_add(r, "verified", json_object_new_boolean(
+        err == 0 && !o->insecure && (m->imaps || m->starttls)));
+    sum->any |= err == 0;
+    if (err == 0 && !m->imaps && !m->starttls) {
+        char shown[1024];
+        sum->clear_ok = 1;
+        clear_auth(r, shown, sizeof shown);
+        json_object_object_add(r, "mechanisms_in_clear", json_object_new_string(shown));
+        sum->clear_pass = json_object_array_length(json_object_object_get(r, "auth_in_clear")) > 0;
+    } else {
+        json_object_object_add(r, "auth_in_clear", NULL);
+        sum->tls_ok |= err == 0;
+    }
+    if (err != 0)
+        sum->last = cli_exit_code(err);
+    if ((m->imaps || m->starttls) && (err == 0 || is_cert_error(err)))
+        versions = tls_versions(o, u->host, port, m);
+    json_object_object_add(r, "tls_versions", versions);
+    if (!o->json && o->trace)
+        print_mode(o, m, u->host, port, r, versions);
+    return r;
+}
+
+/* --require-tls: the problems found, in the report and on stderr; 1 when there are any. */
+static int require_tls(json_object *report, const struct check_sum *sum)
+{
+    json_object *rt = json_object_new_object(), *problems = json_object_new_array();
+    if (sum->clear_ok && !sum->tls_ok)
+        json_object_array_add(problems, json_object_new_string(
+            "only cleartext works: no STARTTLS or implicit TLS connects"));
+    if (sum->clear_pass)
+        json_object_array_add(problems, json_object_new_string(
+            "a password (PLAIN or LOGIN) can be sent in clear: LOGINDISABLED is absent"));
+    json_object_object_add(rt, "ok", json_object_new_boolean(
+        json_object_array_length(problems) == 0));
+    for (size_t i = 0; i < json_object_array_length(problems); i++)
+        fprintf(stderr, "imapwire: --require-tls: %s\n", json_object_get_string(
+            json_object_array_get_idx(problems, i)));
+    json_object_object_add(rt, "problems", problems);
+    json_object_object_add(report, "require_tls", rt);
+    return !json_object_get_boolean(json_object_object_get(rt, "ok"));
+}
+
+int cmd_check(struct cli_opts *o, int argc, char **argv)
+{
+    struct cli_url u;
+    json_object *report = json_object_new_object(), *list;
+    struct check_sum sum = { .any = 0, .last = EXIT_FAILURE_OTHER };
+    size_t first = 0, end = 3;
+    int rc;
+
+    json_object_object_add(report, "command", json_object_new_string("check"));
+    if ((rc = check_args(o, argc, argv, &u, &first, &end, report)) != 0)
+        return cli_finish(o, report, rc);
     if (o->insecure)
         cli_warn(o, "--insecure: certificates are reported but not required to verify");
     json_object_object_add(report, "host", json_object_new_string(u.host));
     if (!o->json)
         printf("checking %s\n", u.host);
-    for (size_t i = first; i < end; i++) {
-        unsigned port = modes[i].imaps ? (u.imaps && u.port ? u.port : o->imaps_port)
-                                       : u.port ? u.port : IMAP_PORT_DEFAULT;
-        DWORD err;
-        json_object *r = attempt(o, u.host, port, modes[i].imaps, modes[i].starttls, 0,
-                                 o->insecure, &err), *versions;
-        int verified = err == 0;
-
-        json_object_object_add(r, "mode", json_object_new_string(modes[i].name));
-        json_object_object_add(r, "port", json_object_new_int((int)port));
-        if (is_cert_error(err)) {
-            /* show what the server presents even though it does not verify */
-            DWORD err2;
-            json_object *again = attempt(o, u.host, port, modes[i].imaps, modes[i].starttls,
-                                         0, 1, &err2);
-            if (err2 == 0) {
-                json_object_object_foreach(again, key, val)
-                    if (strcmp(key, "error") != 0)
-                        json_object_object_add(r, key, json_object_get(val));
-            }
-            json_object_put(again);
-        }
-        json_object_object_add(r, "ok", json_object_new_boolean(err == 0));
-        json_object_object_add(r, "verified", json_object_new_boolean(
-            verified && !o->insecure && (modes[i].imaps || modes[i].starttls)));
-        any |= err == 0;
-        if (err == 0 && !modes[i].imaps && !modes[i].starttls) {
-            char shown[1024];
-            clear_ok = 1;
-            clear_auth(r, shown, sizeof shown);
-            json_object_object_add(r, "mechanisms_in_clear", json_object_new_string(shown));
-            clear_pass = json_object_array_length(json_object_object_get(r, "auth_in_clear")) > 0;
-        } else {
-            json_object_object_add(r, "auth_in_clear", NULL);
-            tls_ok |= err == 0;
-        }
-        if (err != 0)
-            last = cli_exit_code(err);
-        versions = NULL;
-        if ((modes[i].imaps || modes[i].starttls) && (err == 0 || is_cert_error(err))) {
-            /* each TLS version on its own, certificate not required: what does it accept? */
-            static const struct { const char *name; DWORD bit; } v[] = {
-                {"TLSv1.2", SECURITY_PROTOCOL_TLS12}, {"TLSv1.3", SECURITY_PROTOCOL_TLS13}};
-            versions = json_object_new_object();
-            for (size_t k = 0; k < 2; k++) {
-                DWORD e2;
-                json_object *t = attempt(o, u.host, port, modes[i].imaps, modes[i].starttls,
-                                         v[k].bit, 1, &e2);
-                json_object_object_add(versions, v[k].name, json_object_new_boolean(e2 == 0));
-                json_object_put(t);
-            }
-        }
-        json_object_object_add(r, "tls_versions", versions);
-        if (!o->json && o->trace) {
-            json_object *e;
-            printf("%s (%s://%s:%u):\n", modes[i].name, modes[i].imaps ? "imaps" : "imap",
-                   u.host, port);
-            if (json_object_object_get_ex(r, "error", &e) && e != NULL)
-                print_error(o, e);
-            if (json_object_object_get_ex(r, "timings_us", NULL))
-                cli_print_facts(o, r, "  ");
-            if (versions != NULL) {
-                printf("  tls versions:    ");
-                json_object_object_foreach(versions, key, val)
-                    printf("%s %s  ", key, json_object_get_boolean(val) ? "yes" : "no");
-                printf("\n");
-            }
-        }
-        json_object_array_add(list, r);
-    }
+    list = json_object_new_array();
+    for (size_t i = first; i < end; i++)
+        json_object_array_add(list, check_mode(o, &u, &modes[i], &sum));
     json_object_object_add(report, "modes", list);
     if (!o->json) {
         printf("%-9s %-6s %-31s %-8s %-16s %s\n", "mode", "port", "result", "tls",
@@ -228,23 +285,7 @@ int cmd_check(struct cli_opts *o, int argc, char **argv)
         for (size_t i = 0; i < json_object_array_length(list); i++)
             print_row(json_object_array_get_idx(list, i));
     }
-    if (any && o->require_tls) {
-        json_object *rt = json_object_new_object(), *problems = json_object_new_array();
-        if (clear_ok && !tls_ok)
-            json_object_array_add(problems, json_object_new_string(
-                "only cleartext works: no STARTTLS or implicit TLS connects"));
-        if (clear_pass)
-            json_object_array_add(problems, json_object_new_string(
-                "a password (PLAIN or LOGIN) can be sent in clear: LOGINDISABLED is absent"));
-        json_object_object_add(rt, "ok", json_object_new_boolean(
-            json_object_array_length(problems) == 0));
-        for (size_t i = 0; i < json_object_array_length(problems); i++)
-            fprintf(stderr, "imapwire: --require-tls: %s\n", json_object_get_string(
-                json_object_array_get_idx(problems, i)));
-        json_object_object_add(rt, "problems", problems);
-        json_object_object_add(report, "require_tls", rt);
-        if (!json_object_get_boolean(json_object_object_get(rt, "ok")))
-            return cli_finish(o, report, EXIT_INSECURE);
-    }
-    return cli_finish(o, report, any ? EXIT_OK : last);
+    if (sum.any && o->require_tls && require_tls(report, &sum))
+        return cli_finish(o, report, EXIT_INSECURE);
+    return cli_finish(o, report, sum.any ? EXIT_OK : sum.last);
 }

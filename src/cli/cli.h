@@ -62,18 +62,29 @@ enum { CLI_NETRC_REQUIRED = 1, CLI_NETRC_OPTIONAL = 2 };
 /* url.c */
 int cli_url_parse(const char *text, struct cli_url *u, char *why, size_t why_size);
 
-/* output.c */
+/* Colours of our own words, used only where cli_colors found a terminal. */
+#define C_RED   "\033[31m"
+#define C_GREEN "\033[32m"
+#define C_YEL   "\033[33m"
+#define C_BOLD  "\033[1m"
+#define C_OFF   "\033[0m"
+
+/* escape.c */
 void cli_visible(const char *s, size_t n, char *out, size_t size);
 size_t cli_put_visible(FILE *f, const char *s, size_t n, int text);
 void cli_hide_password(const char *in, char *out, size_t size);
+
+/* advice.c */
 const char *cli_error_name(DWORD err);
 int cli_exit_code(DWORD err);
-void cli_colors(struct cli_opts *o);
-void cli_trace(HCLIENT h, UINT dir, LPCTSTR line, INT len, LPVOID param);
-json_object *cli_facts(HCLIENT h);
-/* The phases of this thread's failed blocking connect (ImapGetLastTimings), or NULL. */
-json_object *cli_failed_timings(void);
-void cli_print_facts(const struct cli_opts *o, json_object *facts, const char *indent);
+/* The name of an IMAP_STAGE_* for the JSON report ("none" past the known ones). */
+const char *cli_stage_name(DWORD stage);
+/* The message and the advice for err, and the library's record of it in *ei (zeroed when
+ * the thread's last failure was not err). */
+void cli_describe(DWORD err, const char *host, unsigned port, IMAPERRORINFO *ei,
+                  char *text, size_t text_size, char *fix, size_t fix_size);
+
+/* errors.c */
 json_object *cli_error_object(DWORD err, const char *host, unsigned port);
 int cli_fail(const struct cli_opts *o, json_object *report, DWORD err, const char *what,
              const char *host, unsigned port);
@@ -83,6 +94,16 @@ int cli_url_error(const struct cli_opts *o, json_object *report, const char *url
                   const char *why);
 void cli_warn(const struct cli_opts *o, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* facts.c */
+json_object *cli_facts(HCLIENT h);
+/* The phases of this thread's failed blocking connect (ImapGetLastTimings), or NULL. */
+json_object *cli_failed_timings(void);
+void cli_print_facts(const struct cli_opts *o, json_object *facts, const char *indent);
+
+/* output.c */
+void cli_colors(struct cli_opts *o);
+void cli_trace(HCLIENT h, UINT dir, LPCTSTR line, INT len, LPVOID param);
 int cli_finish(const struct cli_opts *o, json_object *report, int code);
 
 /* connect.c */

@@ -290,13 +290,114 @@ static DWORD fetch_into(HCLIENT h, const struct cli_url *u, struct sink *k)
 
 static char out_buf[1 << 16];       /* -o FILE's stdio buffer */
 
+/* The one URL checked (it names a message, a login, somewhere for the message under
+ * --json) and put in the report; 0, or the usage error's exit code. */
+static int fetch_args(const struct cli_opts *o, int argc, char **argv, struct cli_url *u,
+                      json_object *report)
+{
+    char why[256];
+
+    if (argc != 1)
+        return cli_usage_error(o, report, "fetch takes one URL: imap://user@host/INBOX;UID=1");
+    if (cli_url_parse(argv[0], u, why, sizeof why) != 0)
+        return cli_url_error(o, report, argv[0], why);
+    if (u->uid == 0 && u->mailindex == 0)
+        return cli_usage_error(o, report, "%s: name the message with ;UID=n (or "
+                               ";MAILINDEX=n) after the mailbox", argv[0]);
+    if (u->user[0] == '\0' && o->user == NULL && !o->netrc && !o->netrc_file)
+        return cli_usage_error(o, report, "fetch needs a login: put the user in the URL "
+                               "(imap://user@host/...), -u or --netrc");
+    if (o->json && o->output == NULL)
+        return cli_usage_error(o, report, "fetch --json writes the report on stdout: give "
+                               "the message a file with -o FILE");
+    if (u->mailbox[0] == '\0')
+        snprintf(u->mailbox, sizeof u->mailbox, "INBOX");
+    json_object_object_add(report, "url", json_object_new_string(argv[0]));
+    json_object_object_add(report, "mailbox", json_object_new_string(u->mailbox));
+    json_object_object_add(report, "uid", u->uid ? json_object_new_int64(u->uid) : NULL);
+    json_object_object_add(report, "mailindex",
+                           u->mailindex ? json_object_new_int64(u->mailindex) : NULL);
+    return 0;
+}
+
+/* A local failure told (stderr and the report's exit code): EXIT_LOCAL_IO. */
+static int local_io_error(json_object *report)
+{
+    json_object_object_add(report, "exit_code", json_object_new_int(EXIT_LOCAL_IO));
+    return EXIT_LOCAL_IO;
+}
+
+/* Where the message goes: -o FILE, else stdout; and whether a progress bar is drawn. 0,
+ * or EXIT_LOCAL_IO after telling why. */
+static int sink_open(const struct cli_opts *o, struct sink *k, json_object *report)
+{
+    if (o->output != NULL) {
+        if (out_open(o->output, k) != 0) {
+            fprintf(stderr, "imapwire: cannot write %s: %s\n  fix: check the directory and "
+                    "its permissions\n", o->output, strerror(errno));
+            return local_io_error(report);
+        }
+        /* a TLS server's records come in pieces of about 4 KB: stdio's 4 KB buffer made
+         * one write per piece (5,121 for 20 MB), 64 KB makes one per 16 (glibc takes a
+         * size only with a buffer; one fetch per process, so a static one) */
+        setvbuf(k->f, out_buf, _IOFBF, sizeof out_buf);
+    } else {
+        k->f = stdout;
+        k->tty = isatty(STDOUT_FILENO);
+    }
+    k->bar = !o->json && isatty(STDERR_FILENO) && (o->output != NULL || !isatty(STDOUT_FILENO));
+    return 0;
+}
+
+/* The message fetched into the sink, and what came of it: 0 or an exit code. */
+static int fetch_outcome(const struct cli_opts *o, const struct cli_url *u,
+                         const struct cli_session *s, struct sink *k, json_object *report)
+{
+    DWORD e;
+
+    if ((e = fetch_into(s->h, u, k)) != 0)
+        return cli_fail(o, report, e, k->by_uid ? "UID FETCH" : "FETCH", u->host, s->port);
+    if (!k->got)
+        return cli_fail(o, report, ST_ERROR_MESSAGE_NOT_FOUND, "finding the message", u->host,
+                        s->port);
+    if (k->tty) {
+        cli_put_visible(stdout, (const char *)k->carry, k->ncarry, 0);   /* a cut end */
+        fflush(stdout);
+    } else if (k->failed || (k->f == stdout && fflush(k->f) != 0)) {
+        fprintf(stderr, "imapwire: writing the message failed: %s\n  fix: check the disk "
+                "space and the output file\n", strerror(k->failed ? k->failed : errno));
+        return local_io_error(report);
+    }
+    return 0;
+}
+
+/* The bar ended, -o FILE put in place (or dropped after a failure), the report's last
+ * facts; the exit code, rc unless the file could not be completed. */
+static int sink_close(const struct cli_opts *o, struct sink *k, int rc, json_object *report)
+{
+    if (k->bar) {
+        draw(k);
+        fputs(rc == 0 ? " done\n" : " failed\n", stderr);
+    }
+    if (k->f != stdout && out_close(o->output, k, rc == 0) != 0 && rc == 0) {
+        fprintf(stderr, "imapwire: writing %s failed: %s\n  fix: check the disk space and "
+                "the directory\n", o->output, strerror(errno));
+        rc = local_io_error(report);
+    }
+    json_object_object_add(report, "sequence",
+                           k->seq ? json_object_new_int64((int64_t)k->seq) : NULL);
+    json_object_object_add(report, "bytes", json_object_new_int64((int64_t)k->done));
+    json_object_object_add(report, "output", o->output ? json_object_new_string(o->output)
+                                                       : json_object_new_string("-"));
+    return rc;
+}
+
 int cmd_fetch(struct cli_opts *o, int argc, char **argv)
 {
     struct cli_url u;
     struct cli_session s;
     struct sink k;
     IMAPMAILBOX mb;
-    char why[256];
     json_object *report = json_object_new_object();
     DWORD e;
     int rc;
@@ -304,27 +405,8 @@ int cmd_fetch(struct cli_opts *o, int argc, char **argv)
     memset(&s, 0, sizeof s);
     memset(&k, 0, sizeof k);
     json_object_object_add(report, "command", json_object_new_string("fetch"));
-    if (argc != 1)
-        return cli_finish(o, report, cli_usage_error(o, report, "fetch takes one URL: "
-                          "imap://user@host/INBOX;UID=1"));
-    if (cli_url_parse(argv[0], &u, why, sizeof why) != 0)
-        return cli_finish(o, report, cli_url_error(o, report, argv[0], why));
-    if (u.uid == 0 && u.mailindex == 0)
-        return cli_finish(o, report, cli_usage_error(o, report, "%s: name the message with "
-                          ";UID=n (or ;MAILINDEX=n) after the mailbox", argv[0]));
-    if (u.user[0] == '\0' && o->user == NULL && !o->netrc && !o->netrc_file)
-        return cli_finish(o, report, cli_usage_error(o, report, "fetch needs a login: put "
-                          "the user in the URL (imap://user@host/...), -u or --netrc"));
-    if (o->json && o->output == NULL)
-        return cli_finish(o, report, cli_usage_error(o, report, "fetch --json writes the "
-                          "report on stdout: give the message a file with -o FILE"));
-    if (u.mailbox[0] == '\0')
-        snprintf(u.mailbox, sizeof u.mailbox, "INBOX");
-    json_object_object_add(report, "url", json_object_new_string(argv[0]));
-    json_object_object_add(report, "mailbox", json_object_new_string(u.mailbox));
-    json_object_object_add(report, "uid", u.uid ? json_object_new_int64(u.uid) : NULL);
-    json_object_object_add(report, "mailindex",
-                           u.mailindex ? json_object_new_int64(u.mailindex) : NULL);
+    if ((rc = fetch_args(o, argc, argv, &u, report)) != 0)
+        return cli_finish(o, report, rc);
     rc = cli_open_quiet(o, &u, &s, report);
     if (rc != 0)
         goto out;
@@ -337,52 +419,10 @@ int cmd_fetch(struct cli_opts *o, int argc, char **argv)
     }
     k.want = u.uid ? u.uid : u.mailindex;
     k.by_uid = u.uid != 0;
-    if (o->output != NULL) {
-        if (out_open(o->output, &k) != 0) {
-            fprintf(stderr, "imapwire: cannot write %s: %s\n  fix: check the directory and "
-                    "its permissions\n", o->output, strerror(errno));
-            rc = EXIT_LOCAL_IO;
-            json_object_object_add(report, "exit_code", json_object_new_int(rc));
-            goto out;
-        }
-        /* a TLS server's records come in pieces of about 4 KB: stdio's 4 KB buffer made
-         * one write per piece (5,121 for 20 MB), 64 KB makes one per 16 (glibc takes a
-         * size only with a buffer; one fetch per process, so a static one) */
-        setvbuf(k.f, out_buf, _IOFBF, sizeof out_buf);
-    } else {
-        k.f = stdout;
-        k.tty = isatty(STDOUT_FILENO);
-    }
-    k.bar = !o->json && isatty(STDERR_FILENO) && (o->output != NULL || !isatty(STDOUT_FILENO));
-    if ((e = fetch_into(s.h, &u, &k)) != 0) {
-        rc = cli_fail(o, report, e, k.by_uid ? "UID FETCH" : "FETCH", u.host, s.port);
-    } else if (!k.got) {
-        rc = cli_fail(o, report, ST_ERROR_MESSAGE_NOT_FOUND, "finding the message", u.host,
-                      s.port);
-    } else if (k.tty) {
-        cli_put_visible(stdout, (const char *)k.carry, k.ncarry, 0);   /* a cut end */
-        fflush(stdout);
-    } else if (k.failed || (k.f == stdout && fflush(k.f) != 0)) {
-        fprintf(stderr, "imapwire: writing the message failed: %s\n  fix: check the disk "
-                "space and the output file\n", strerror(k.failed ? k.failed : errno));
-        rc = EXIT_LOCAL_IO;
-        json_object_object_add(report, "exit_code", json_object_new_int(rc));
-    }
-    if (k.bar) {
-        draw(&k);
-        fputs(rc == 0 ? " done\n" : " failed\n", stderr);
-    }
-    if (k.f != stdout && out_close(o->output, &k, rc == 0) != 0 && rc == 0) {
-        fprintf(stderr, "imapwire: writing %s failed: %s\n  fix: check the disk space and "
-                "the directory\n", o->output, strerror(errno));
-        rc = EXIT_LOCAL_IO;
-        json_object_object_add(report, "exit_code", json_object_new_int(rc));
-    }
-    json_object_object_add(report, "sequence",
-                           k.seq ? json_object_new_int64((int64_t)k.seq) : NULL);
-    json_object_object_add(report, "bytes", json_object_new_int64((int64_t)k.done));
-    json_object_object_add(report, "output", o->output ? json_object_new_string(o->output)
-                                                       : json_object_new_string("-"));
+    if ((rc = sink_open(o, &k, report)) != 0)
+        goto out;
+    rc = fetch_outcome(o, &u, &s, &k, report);
+    rc = sink_close(o, &k, rc, report);
 out:
     cli_release(&s);
     return cli_finish(o, report, rc);

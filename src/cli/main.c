@@ -189,97 +189,180 @@ static int user_option(struct cli_opts *o, char *arg)
     return 0;
 }
 
-int main(int argc, char **argv)
+/* What option() and the checks after it return to say "go on": any other value is the
+ * exit code to leave with (0 after --help or --version). */
+enum { GO_ON = -1 };
+
+/* One option from getopt_long into *o. */
+static int option(struct cli_opts *o, int c, int argc, char **argv)
 {
-    struct cli_opts o;
+    switch (c) {
+    case OPT_STARTTLS:      o->starttls = 1; break;
+    case OPT_CA:            o->ca = optarg; break;
+    case OPT_SERVERNAME:    o->servername = optarg; break;
+    case 'k':               o->insecure = 1; break;
+    case 'J':               o->tunnel = optarg; break;
+    case OPT_SSH_CONFIG:
+        o->ssh_config = 1;
+        o->ssh_config_file = optarg ? optarg : ssh_config_operand(argc, argv);
+        break;
+    case 'i':               o->ssh_key = optarg; break;
+    case OPT_KNOWN_HOSTS:   o->known_hosts = optarg; break;
+    case OPT_ACCEPT_NEW:    o->accept_new = 1; break;
+    case 'x':               o->proxy = optarg; break;
+    case OPT_TRANSPORT:     o->transport = optarg; break;
+    case OPT_PLUGIN:        o->plugin = optarg; break;
+    case OPT_DNS:           o->dns = optarg; break;
+    case OPT_LOCAL:         o->local = optarg; break;
+    case 'l':               o->login = 1; break;
+    case 'u':
+        if (user_option(o, optarg) != 0)
+            return cli_usage_error(o, NULL, "-u: the user name is empty or too long");
+        break;
+    case 'X':               o->request = optarg; break;
+    case 's':               o->silent = 1; break;
+    case 'S':               o->show_error = 1; break;
+    case OPT_PASSWORD_FILE: o->password_file = optarg; break;
+    case OPT_NETRC:         o->netrc = CLI_NETRC_REQUIRED; break;
+    case OPT_NETRC_OPTIONAL: o->netrc = CLI_NETRC_OPTIONAL; break;
+    case OPT_NETRC_FILE:    o->netrc_file = optarg; break;
+    case OPT_LOG:           o->log = optarg; break;
+    case OPT_AUTH:          o->auth = optarg; break;
+    case OPT_IDENTIFY:      o->identify = 1; break;
+    case 'v':               o->trace = 1; break;
+    case 'j':               o->json = 1; break;
+    case 'o':               o->output = optarg; break;
+    case 't':
+        if (number(optarg, 3600, &o->timeout) != 0)
+            return cli_usage_error(o, NULL, "--timeout %s: seconds from 1 to 3600", optarg);
+        break;
+    case OPT_REQUIRE_TLS:   o->require_tls = 1; break;
+    case OPT_IMAPS_PORT:
+        if (number(optarg, 65535, &o->imaps_port) != 0)
+            return cli_usage_error(o, NULL, "--imaps-port %s: 1 to 65535", optarg);
+        break;
+    case 'h':
+        fputs(usage_text, stdout);
+        return EXIT_OK;
+    case 'V':
+        printf("imapwire %s\n", IMAPWIRE_VERSION_STRING);
+        return EXIT_OK;
+    default:
+        fputs("imapwire --help lists every option\n", stderr);
+        return EXIT_USAGE;
+    }
+    return GO_ON;
+}
+
+static int parse_options(struct cli_opts *o, int argc, char **argv)
+{
     int c, rc;
 
-    memset(&o, 0, sizeof o);
-    o.imaps_port = IMAP_PORT_SECURE;
-    cli_colors(&o);
-    while ((c = getopt_long(argc, argv, "kJ:i:x:lu:t:vjo:hVX:sS", longopts, NULL)) != -1) {
-        switch (c) {
-        case OPT_STARTTLS:      o.starttls = 1; break;
-        case OPT_CA:            o.ca = optarg; break;
-        case OPT_SERVERNAME:    o.servername = optarg; break;
-        case 'k':               o.insecure = 1; break;
-        case 'J':               o.tunnel = optarg; break;
-        case OPT_SSH_CONFIG:
-            o.ssh_config = 1;
-            o.ssh_config_file = optarg ? optarg : ssh_config_operand(argc, argv);
-            break;
-        case 'i':               o.ssh_key = optarg; break;
-        case OPT_KNOWN_HOSTS:   o.known_hosts = optarg; break;
-        case OPT_ACCEPT_NEW:    o.accept_new = 1; break;
-        case 'x':               o.proxy = optarg; break;
-        case OPT_TRANSPORT:     o.transport = optarg; break;
-        case OPT_PLUGIN:        o.plugin = optarg; break;
-        case OPT_DNS:           o.dns = optarg; break;
-        case OPT_LOCAL:         o.local = optarg; break;
-        case 'l':               o.login = 1; break;
-        case 'u':
-            if (user_option(&o, optarg) != 0)
-                return cli_usage_error(&o, NULL, "-u: the user name is empty or too long");
-            break;
-        case 'X':               o.request = optarg; break;
-        case 's':               o.silent = 1; break;
-        case 'S':               o.show_error = 1; break;
-        case OPT_PASSWORD_FILE: o.password_file = optarg; break;
-        case OPT_NETRC:         o.netrc = CLI_NETRC_REQUIRED; break;
-        case OPT_NETRC_OPTIONAL: o.netrc = CLI_NETRC_OPTIONAL; break;
-        case OPT_NETRC_FILE:    o.netrc_file = optarg; break;
-        case OPT_LOG:           o.log = optarg; break;
-        case OPT_AUTH:          o.auth = optarg; break;
-        case OPT_IDENTIFY:      o.identify = 1; break;
-        case 'v':               o.trace = 1; break;
-        case 'j':               o.json = 1; break;
-        case 'o':               o.output = optarg; break;
-        case 't':
-            if (number(optarg, 3600, &o.timeout) != 0)
-                return cli_usage_error(&o, NULL, "--timeout %s: seconds from 1 to 3600", optarg);
-            break;
-        case OPT_REQUIRE_TLS:   o.require_tls = 1; break;
-        case OPT_IMAPS_PORT:
-            if (number(optarg, 65535, &o.imaps_port) != 0)
-                return cli_usage_error(&o, NULL, "--imaps-port %s: 1 to 65535", optarg);
-            break;
-        case 'h':
-            fputs(usage_text, stdout);
-            return EXIT_OK;
-        case 'V':
-            printf("imapwire %s\n", IMAPWIRE_VERSION_STRING);
-            return EXIT_OK;
-        default:
-            fputs("imapwire --help lists every option\n", stderr);
-            return EXIT_USAGE;
-        }
+    memset(o, 0, sizeof *o);
+    o->imaps_port = IMAP_PORT_SECURE;
+    cli_colors(o);
+    while ((c = getopt_long(argc, argv, "kJ:i:x:lu:t:vjo:hVX:sS", longopts, NULL)) != -1)
+        if ((rc = option(o, c, argc, argv)) != GO_ON)
+            return rc;
+    return GO_ON;
+}
+
+/* -s: nothing on stderr at all, as curl; the prompt uses the terminal */
+static void silence_stderr(void)
+{
+    int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        dup2(fd, STDERR_FILENO);
+        close(fd);
     }
-    if (o.silent && !o.show_error) {
-        /* -s: nothing on stderr at all, as curl; the prompt uses the terminal */
-        int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-        if (fd >= 0) {
-            dup2(fd, STDERR_FILENO);
-            close(fd);
-        }
-    }
+}
+
+/* The options that need a command, or one another, or exclude one another. */
+static int check_options(const struct cli_opts *o, int argc)
+{
     if (optind >= argc) {
         fputs(usage_text, stderr);
         return EXIT_USAGE;
     }
-    if (o.user_password != NULL && !o.silent)
-        cli_warn(&o, "-u with a password: other users of this machine can see it (ps, "
+    if (o->user_password != NULL && !o->silent)
+        cli_warn(o, "-u with a password: other users of this machine can see it (ps, "
                  "shell history); use --password-file, --netrc or IMAPWIRE_PASSWORD");
-    if (o.ssh_config && o.tunnel == NULL)
-        return cli_usage_error(&o, NULL, "--ssh-config needs --tunnel ALIAS");
-    if ((o.ssh_key || o.known_hosts || o.accept_new) && o.tunnel == NULL)
-        return cli_usage_error(&o, NULL, "--ssh-key, --known-hosts and --accept-new-host-key "
+    if (o->ssh_config && o->tunnel == NULL)
+        return cli_usage_error(o, NULL, "--ssh-config needs --tunnel ALIAS");
+    if ((o->ssh_key || o->known_hosts || o->accept_new) && o->tunnel == NULL)
+        return cli_usage_error(o, NULL, "--ssh-key, --known-hosts and --accept-new-host-key "
                                "need --tunnel");
-    if (o.proxy && o.transport)
-        return cli_usage_error(&o, NULL, "--proxy and --transport both name the bottom "
+    if (o->proxy && o->transport)
+        return cli_usage_error(o, NULL, "--proxy and --transport both name the bottom "
                                "layer: give one");
     /* the library reads the config path from its environment; setenv before init */
-    if (o.ssh_config_file != NULL && setenv("IMAPWIRE_SSH_CONFIG", o.ssh_config_file, 1) != 0)
+    if (o->ssh_config_file != NULL && setenv("IMAPWIRE_SSH_CONFIG", o->ssh_config_file, 1) != 0)
         return EXIT_FAILURE_OTHER;
+    return GO_ON;
+}
+
+typedef int (*cli_command)(struct cli_opts *, int, char **);
+
+static cli_command command_named(const char *cmd)
+{
+    static const struct {
+        const char *name;
+        cli_command run;
+    } commands[] = {
+        {"connect", cmd_connect}, {"fetch", cmd_fetch}, {"forward", cmd_forward},
+        {"check", cmd_check}, {"tunnel", cmd_tunnel}, {"list", cmd_list},
+        {"search", cmd_search}, {"url", cmd_url},
+    };
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(cmd, commands[i].name) == 0)
+            return commands[i].run;
+    return NULL;
+}
+
+/* The options that only some commands take, and --log's file opened for diagnostics. */
+static int check_command(struct cli_opts *o, cli_command run)
+{
+    if (o->request && run != cmd_list && run != cmd_url)
+        return cli_usage_error(o, NULL, "-X is for list or a bare URL (imapwire -X CMD URL)");
+    if (o->log != NULL) {
+        /* diagnostics only: a command's results stay on stdout */
+        int fd = open(o->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
+        if (fd < 0 || dup2(fd, STDERR_FILENO) < 0) {
+            fprintf(stderr, "imapwire: --log %s: %s\n", o->log, strerror(errno));
+            return EXIT_LOCAL_IO;
+        }
+        close(fd);
+        o->color_err = 0;
+    }
+    if (o->require_tls && run != cmd_check)
+        return cli_usage_error(o, NULL, "--require-tls is for check");
+    if (o->output && run != cmd_fetch && run != cmd_url)
+        return cli_usage_error(o, NULL, "--output is for fetch");
+    return GO_ON;
+}
+
+/* The forward waits for these in sigwait: blocked before the library's threads start, so
+ * they inherit the mask and never take the signal. */
+static void block_stop_signals(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    struct cli_opts o;
+    int rc;
+
+    if ((rc = parse_options(&o, argc, argv)) != GO_ON)
+        return rc;
+    if (o.silent && !o.show_error)
+        silence_stderr();
+    if ((rc = check_options(&o, argc)) != GO_ON)
+        return rc;
 
     const char *cmd = argv[optind];
     int n = argc - optind - 1;
@@ -290,43 +373,14 @@ int main(int argc, char **argv)
         n++;
         rest--;
     }
-    int (*run)(struct cli_opts *, int, char **) =
-        strcmp(cmd, "connect") == 0 ? cmd_connect :
-        strcmp(cmd, "fetch") == 0 ? cmd_fetch :
-        strcmp(cmd, "forward") == 0 ? cmd_forward :
-        strcmp(cmd, "check") == 0 ? cmd_check :
-        strcmp(cmd, "tunnel") == 0 ? cmd_tunnel :
-        strcmp(cmd, "list") == 0 ? cmd_list :
-        strcmp(cmd, "search") == 0 ? cmd_search :
-        strcmp(cmd, "url") == 0 ? cmd_url : NULL;
+    cli_command run = command_named(cmd);
     if (run == NULL)
         return cli_usage_error(&o, NULL, "unknown command '%s': use connect, fetch, list, "
                                "search, forward, check, tunnel or a URL", cmd);
-    if (o.request && run != cmd_list && run != cmd_url)
-        return cli_usage_error(&o, NULL, "-X is for list or a bare URL (imapwire -X CMD URL)");
-    if (o.log != NULL) {
-        /* diagnostics only: a command's results stay on stdout */
-        int fd = open(o.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
-        if (fd < 0 || dup2(fd, STDERR_FILENO) < 0) {
-            fprintf(stderr, "imapwire: --log %s: %s\n", o.log, strerror(errno));
-            return EXIT_LOCAL_IO;
-        }
-        close(fd);
-        o.color_err = 0;
-    }
-    if (o.require_tls && run != cmd_check)
-        return cli_usage_error(&o, NULL, "--require-tls is for check");
-    if (o.output && run != cmd_fetch && run != cmd_url)
-        return cli_usage_error(&o, NULL, "--output is for fetch");
-    if (run == cmd_forward) {
-        /* the forward waits for these in sigwait: block them before the library's
-         * threads start, so they inherit the mask and never take the signal */
-        sigset_t set;
-        sigemptyset(&set);
-        sigaddset(&set, SIGINT);
-        sigaddset(&set, SIGTERM);
-        pthread_sigmask(SIG_BLOCK, &set, NULL);
-    }
+    if ((rc = check_command(&o, run)) != GO_ON)
+        return rc;
+    if (run == cmd_forward)
+        block_stop_signals();
     if (!ImapInitialize(NULL, NULL)) {
         fprintf(stderr, "imapwire: the library did not start (error %u)\n",
                 (unsigned)ImapGetLastError());
