@@ -81,5 +81,7 @@ int  iw_scram_verify(iw_scram *s, const char *msg, size_t n);
  * response code; ST_ERROR_LOGIN_FAILED when there is none or it is wrong. */
 int  iw_scram_verify_tagged(iw_scram *s, const char *text, size_t n);
 void iw_scram_clear(iw_scram *s);
+/* type is IMAP_AUTH_SCRAM_SHA1 or IMAP_AUTH_SCRAM_SHA256 */
+int  iw_is_scram(unsigned type);
 
 #endif /* IW_AUTH_H */
