@@ -29,12 +29,12 @@ static int iw_owner_check(void *obj, void *arg)
 {
     const iw_client *c = obj;
     (void)arg;
-    if (!(c->options & IMAP_OPTION_FREETHREAD) &&
+    if (!(c->cfg.options & IMAP_OPTION_FREETHREAD) &&
         __atomic_load_n(&c->owner, __ATOMIC_ACQUIRE) != iw_thread_id())
         return 1;
     /* a callback (response, piece, trace) calling back into its own call: the stream
-     * is mid-response and io_lock is held, so nothing could run (or free) safely */
-    if (__atomic_load_n(&c->busy_thread, __ATOMIC_ACQUIRE) == iw_thread_id())
+     * is mid-response and io.lock is held, so nothing could run (or free) safely */
+    if (__atomic_load_n(&c->io.busy_thread, __ATOMIC_ACQUIRE) == iw_thread_id())
         return 3;
     return iw_async_pending(c) || iw_own_pending(c) ? 2 : 0;
 }
@@ -95,30 +95,30 @@ static iw_client *iw_client_wait(HCLIENT h)
     return iw_client_lookup(h, 0);
 }
 
-/* io_lock taken and released by a call whose callbacks run on the calling thread. */
+/* io.lock taken and released by a call whose callbacks run on the calling thread. */
 static void iw_call_enter(iw_client *c)
 {
-    pthread_mutex_lock(&c->io_lock);
-    __atomic_store_n(&c->busy_thread, iw_thread_id(), __ATOMIC_RELEASE);
+    pthread_mutex_lock(&c->io.lock);
+    __atomic_store_n(&c->io.busy_thread, iw_thread_id(), __ATOMIC_RELEASE);
     iw_callbacks_enter();
-    iw_ei_drop(&c->ei_work);
+    iw_ei_drop(&c->rec.ei_work);
 }
 
 /* A call on c that failed: the handle's error info and the thread's. */
 static int iw_fail_on(iw_client *c, int rc, DWORD stage)
 {
-    /* under io_lock: the idle watcher of an event handle writes the record too */
-    pthread_mutex_lock(&c->io_lock);
+    /* under io.lock: the idle watcher of an event handle writes the record too */
+    pthread_mutex_lock(&c->io.lock);
     iw_client_fail(c, rc, stage);
-    pthread_mutex_unlock(&c->io_lock);
+    pthread_mutex_unlock(&c->io.lock);
     return IMAP_ERROR;
 }
 
 static void iw_call_leave(iw_client *c)
 {
     iw_callbacks_leave();
-    __atomic_store_n(&c->busy_thread, 0, __ATOMIC_RELEASE);
-    pthread_mutex_unlock(&c->io_lock);
+    __atomic_store_n(&c->io.busy_thread, 0, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&c->io.lock);
 }
 
 static int iw_has_crlf(const char *s)
@@ -141,13 +141,13 @@ static int iw_has_crlf(const char *s)
  * (a bad CA file or client key fails here), the name to verify, the resumption key. */
 static int iw_prepare_tls(iw_client *c, const char *host, unsigned port)
 {
-    const char *name = c->creds ? c->creds->server_name : NULL;
+    const char *name = c->cfg.creds ? c->cfg.creds->server_name : NULL;
     size_t n;
 
     /* A forward the caller made says nothing about the server's name: it must be given. */
-    if (name == NULL && (c->options & IMAP_OPTION_TUNNEL) &&
-        (c->creds == NULL || c->creds->tunnel_host == NULL) &&
-        !(c->options & IMAP_OPTION_TRUSTEDSITE))
+    if (name == NULL && (c->cfg.options & IMAP_OPTION_TUNNEL) &&
+        (c->cfg.creds == NULL || c->cfg.creds->tunnel_host == NULL) &&
+        !(c->cfg.options & IMAP_OPTION_TRUSTEDSITE))
         return ST_ERROR_INVALID_PARAMETER;
     if (name == NULL)
         name = host;
@@ -158,8 +158,8 @@ static int iw_prepare_tls(iw_client *c, const char *host, unsigned port)
     }
     if (n == 0)
         return ST_ERROR_INVALID_PARAMETER;
-    return iw_tls_use_new(c->creds, host, port, name, n,
-                          !(c->options & IMAP_OPTION_TRUSTEDSITE), &c->tls);
+    return iw_tls_use_new(c->cfg.creds, host, port, name, n,
+                          !(c->cfg.options & IMAP_OPTION_TRUSTEDSITE), &c->cfg.tls);
 }
 
 /* *out = a copy of the caller's value, else of the environment variable env_name if set
@@ -186,9 +186,11 @@ static void iw_config_why(iw_client *c, int rc, const char *why)
     if (at != NULL && sscanf(at, " line %u:", &line) == 1) {
         snprintf(file, sizeof file, "%.*s:%u", (int)(at - why - (sizeof head - 1)) < 280
                  ? (int)(at - why - (sizeof head - 1)) : 280, why + sizeof head - 1, line);
-        iw_errinfo_add(iw_ei(&c->ei_work), (DWORD)rc, IMAP_STAGE_FILE, 0, NULL, file, NULL, why);
+        iw_errinfo_add(iw_ei(&c->rec.ei_work), (DWORD)rc, IMAP_STAGE_FILE, 0, NULL, file, NULL,
+                       why);
     } else {
-        iw_errinfo_add(iw_ei(&c->ei_work), (DWORD)rc, IMAP_STAGE_ARGUMENTS, 0, NULL, NULL, NULL, why);
+        iw_errinfo_add(iw_ei(&c->rec.ei_work), (DWORD)rc, IMAP_STAGE_ARGUMENTS, 0, NULL, NULL,
+                       NULL, why);
     }
 }
 
@@ -209,20 +211,20 @@ static int iw_prepare_target(iw_client *c, const IMAPCONNECTINFO *in, unsigned *
      * nothing about the far end. */
     if (*port == IMAP_PORT_SECURE && !(opt & (IMAP_OPTION_SECURE_EXPLICIT | IMAP_OPTION_TUNNEL)))
         opt |= IMAP_OPTION_SECURE_IMPLICIT;
-    c->options = opt;
-    c->timeout_ms = (in->nTimeout ? in->nTimeout : IMAP_TIMEOUT_DEFAULT) * 1000u;
+    c->cfg.options = opt;
+    c->cfg.timeout_ms = (in->nTimeout ? in->nTimeout : IMAP_TIMEOUT_DEFAULT) * 1000u;
     if (in->nTimeout > 86400)
         return ST_ERROR_INVALID_PARAMETER;
     c->owner = iw_thread_id();
-    c->trace = IW_INFO(in, lpTraceProc);
-    c->trace_param = IW_INFO(in, lpParam);
+    c->cfg.trace = IW_INFO(in, lpTraceProc);
+    c->cfg.trace_param = IW_INFO(in, lpParam);
     return 0;
 }
 
 static int iw_prepare_creds(iw_client *c, const IMAPCONNECTINFO *in)
 {
     char why[256] = "";
-    int rc = iw_creds_copy_why(in->lpCredentials, &c->creds, why, sizeof why);
+    int rc = iw_creds_copy_why(in->lpCredentials, &c->cfg.creds, why, sizeof why);
     /* the SSH configuration's line and keyword: the one thing to fix */
     if (rc != 0 && why[0] != '\0') {
         iw_client_note(c, why);
@@ -235,41 +237,41 @@ static int iw_prepare_creds(iw_client *c, const IMAPCONNECTINFO *in)
  * each checked for what it must be. */
 static int iw_prepare_settings(iw_client *c, const IMAPCONNECTINFO *in)
 {
-    int rc = iw_copy_setting(IW_INFO(in, lpszTransport), "IMAPWIRE_TRANSPORT", &c->transport);
+    int rc = iw_copy_setting(IW_INFO(in, lpszTransport), "IMAPWIRE_TRANSPORT", &c->cfg.transport);
     if (rc != 0)
         return rc;
-    if (c->transport != NULL) {
+    if (c->cfg.transport != NULL) {
         char name[IW_TYPE_NAME_MAX + 1];
         const char *args;
-        if (iw_transport_spec_split(c->transport, name, &args) != 0)
+        if (iw_transport_spec_split(c->cfg.transport, name, &args) != 0)
             return ST_ERROR_INVALID_PARAMETER;
     }
-    rc = iw_copy_setting(IW_INFO(in, lpszLocalAddress), NULL, &c->local_address);
+    rc = iw_copy_setting(IW_INFO(in, lpszLocalAddress), NULL, &c->cfg.local_address);
     if (rc == 0)
         rc = iw_copy_setting(IW_INFO(in, lpszDnsServers), "IMAPWIRE_DNS_SERVERS",
-                             &c->dns_servers);
+                             &c->cfg.dns_servers);
     if (rc != 0)
         return rc;
-    if (c->dns_servers != NULL && !iw_dns_servers_valid(c->dns_servers))
+    if (c->cfg.dns_servers != NULL && !iw_dns_servers_valid(c->cfg.dns_servers))
         return ST_ERROR_INVALID_PARAMETER;
-    if (c->local_address != NULL) {
+    if (c->cfg.local_address != NULL) {
         iw_addr local;
-        rc = iw_parse_local_address(c->local_address, &local);
+        rc = iw_parse_local_address(c->cfg.local_address, &local);
         if (rc != 0)
             return rc;
     }
-    rc = iw_copy_setting(IW_INFO(in, lpszClientName), NULL, &c->client_name);
+    rc = iw_copy_setting(IW_INFO(in, lpszClientName), NULL, &c->cfg.client_name);
     if (rc == 0)
-        rc = iw_copy_setting(IW_INFO(in, lpszClientVersion), NULL, &c->client_version);
+        rc = iw_copy_setting(IW_INFO(in, lpszClientVersion), NULL, &c->cfg.client_version);
     if (rc != 0)
         return rc;
-    c->host = iw_strdup(in->lpszHostName);
-    if (c->host == NULL)
+    c->cfg.host = iw_strdup(in->lpszHostName);
+    if (c->cfg.host == NULL)
         return ST_ERROR_OUT_OF_MEMORY;
-    if (iw_has_crlf(c->client_name) || iw_has_crlf(c->client_version))
+    if (iw_has_crlf(c->cfg.client_name) || iw_has_crlf(c->cfg.client_version))
         return ST_ERROR_INVALID_PARAMETER;
-    if ((c->client_name && !iw_quotable(c->client_name)) ||
-        (c->client_version && !iw_quotable(c->client_version)))
+    if ((c->cfg.client_name && !iw_quotable(c->cfg.client_name)) ||
+        (c->cfg.client_version && !iw_quotable(c->cfg.client_version)))
         return ST_ERROR_INVALID_PARAMETER;
     return 0;
 }
@@ -280,26 +282,27 @@ static int iw_prepare_route(iw_client *c, const IMAPCONNECTINFO *in, unsigned po
 {
     int rc;
 
-    c->ep.host = c->host;
-    c->ep.port = port;
-    c->ep.timeout_ms = c->timeout_ms;
-    c->ep.local_address = c->local_address;
-    c->ep.dns_servers = c->dns_servers;
+    c->cfg.ep.host = c->cfg.host;
+    c->cfg.ep.port = port;
+    c->cfg.ep.timeout_ms = c->cfg.timeout_ms;
+    c->cfg.ep.local_address = c->cfg.local_address;
+    c->cfg.ep.dns_servers = c->cfg.dns_servers;
 
-    if (c->options & (IMAP_OPTION_SECURE_EXPLICIT | IMAP_OPTION_SECURE_IMPLICIT)) {
+    if (c->cfg.options & (IMAP_OPTION_SECURE_EXPLICIT | IMAP_OPTION_SECURE_IMPLICIT)) {
         rc = iw_prepare_tls(c, in->lpszHostName, port);
         if (rc != 0)
             return rc;
     }
-    if ((c->options & IMAP_OPTION_TUNNEL) && c->creds != NULL && c->creds->tunnel_host != NULL) {
-        if (!iw_ssh_route_valid(c->creds))
+    if ((c->cfg.options & IMAP_OPTION_TUNNEL) && c->cfg.creds != NULL &&
+        c->cfg.creds->tunnel_host != NULL) {
+        if (!iw_ssh_route_valid(c->cfg.creds))
             return ST_ERROR_INVALID_PARAMETER;
-        if (c->creds->options & CREDENTIAL_TUNNEL_FORWARD) {
+        if (c->cfg.creds->options & CREDENTIAL_TUNNEL_FORWARD) {
             /* Through a library-managed forward that only this connect can reach (a socket
              * pair); its SSH hop takes the connect's local address and DNS servers, and
              * names and certificates still concern the far host. */
-            rc = iw_forward_open_private(in->lpCredentials, &c->ep,
-                                         IW_INFO(in, lpEventProc) == NULL, &c->forward);
+            rc = iw_forward_open_private(in->lpCredentials, &c->cfg.ep,
+                                         IW_INFO(in, lpEventProc) == NULL, &c->io.forward);
             if (rc != 0)
                 return rc;
         }
@@ -354,9 +357,9 @@ static int iw_connect_run(iw_client *c, const IMAPCONNECTINFO *in, int own_loop)
     int rc = iw_connect_begin(c);
     /* The chain is built and each layer took what it needs: the transport text (which
      * may hold a proxy password) and the credential secrets go now, not at disconnect. */
-    iw_creds_forget_secrets(c->creds);
-    iw_free_secret(c->transport);
-    c->transport = NULL;
+    iw_creds_forget_secrets(c->cfg.creds);
+    iw_free_secret(c->cfg.transport);
+    c->cfg.transport = NULL;
     /* Once the loop has the connect, its event may free c before this returns: c is not
      * touched after iw_async_start succeeds. */
     if (rc == 0 && own_loop)
@@ -366,15 +369,16 @@ static int iw_connect_run(iw_client *c, const IMAPCONNECTINFO *in, int own_loop)
     else if (rc == 0) {
         /* the handle is in the table already: its trace callback may name it, and must
          * not free or use the client under the connect (ST_ERROR_IN_PROGRESS) */
-        __atomic_store_n(&c->busy_thread, iw_thread_id(), __ATOMIC_RELEASE);
+        __atomic_store_n(&c->io.busy_thread, iw_thread_id(), __ATOMIC_RELEASE);
         rc = iw_drive(c, iw_connect_step, NULL, &c->cm.deadline_ms);
-        __atomic_store_n(&c->busy_thread, 0, __ATOMIC_RELEASE);
+        __atomic_store_n(&c->io.busy_thread, 0, __ATOMIC_RELEASE);
     }
     if (rc != 0) {
         /* the chain was begun: the stage it stopped at, and its timings so far */
-        iw_errinfo_take_pending(iw_ei(&c->ei_work), (DWORD)rc);     /* a plugin that did not load */
+        /* a plugin that did not load */
+        iw_errinfo_take_pending(iw_ei(&c->rec.ei_work), (DWORD)rc);
         iw_connect_fail(c, rc);
-        iw_set_last_timings(&c->timings);
+        iw_set_last_timings(&c->rec.timings);
     }
     return rc;
 }
@@ -388,12 +392,12 @@ static void iw_connect_drop(iw_client *c, int rc)
     snprintf(note, sizeof note, "connect failed: %s", iw_error_name((DWORD)rc));
     iw_trace_line(c, IMAP_TRACE_INFO, note, strlen(note));
     /* a failure before the chain: what the preparation reported, if anything */
-    if (c->ei == NULL || c->ei->dwError == 0) {
-        iw_errinfo_take_pending(iw_ei(&c->ei_work), (DWORD)rc);
-        iw_errinfo_add(iw_ei(&c->ei_work), (DWORD)rc, IMAP_STAGE_NONE, 0, NULL, NULL, NULL,
+    if (c->rec.ei == NULL || c->rec.ei->dwError == 0) {
+        iw_errinfo_take_pending(iw_ei(&c->rec.ei_work), (DWORD)rc);
+        iw_errinfo_add(iw_ei(&c->rec.ei_work), (DWORD)rc, IMAP_STAGE_NONE, 0, NULL, NULL, NULL,
                        NULL);
     }
-    ei = c->ei != NULL && c->ei->dwError != 0 ? *c->ei : *iw_ei(&c->ei_work);
+    ei = c->rec.ei != NULL && c->rec.ei->dwError != 0 ? *c->rec.ei : *iw_ei(&c->rec.ei_work);
     ei.dwError = (DWORD)rc;
     if (c->handle != 0)
         iw_handle_remove(c->handle, IW_KIND_CLIENT);
@@ -541,7 +545,7 @@ INT ImapLogin(HCLIENT hClient, UINT nAuthType, LPCTSTR lpszUserName, LPCTSTR lps
     if (!iw_auth_type_known(nAuthType))
         return iw_fail(ST_ERROR_INVALID_PARAMETER);
     iw_call_enter(c);
-    rc = c->broken ? (int)ST_ERROR_CONNECTION_CLOSED
+    rc = c->io.broken ? (int)ST_ERROR_CONNECTION_CLOSED
                    : iw_session_login(c, nAuthType, lpszUserName,
                                       lpszPassword ? lpszPassword : "");
     iw_call_leave(c);
@@ -554,14 +558,14 @@ INT ImapGetCapabilities(HCLIENT hClient, LPTSTR lpszBuffer, INT nMaxLength)
     size_t n;
     if (c == NULL)
         return IMAP_ERROR;
-    n = c->capa ? strlen(c->capa) : 0;
+    n = c->sess.capa ? strlen(c->sess.capa) : 0;
     if (lpszBuffer == NULL && nMaxLength == 0)
         return (INT)n;                     /* the length a caller needs to allocate */
     if (lpszBuffer == NULL || nMaxLength <= 0)
         return iw_fail(ST_ERROR_INVALID_PARAMETER);
     if (n >= (size_t)nMaxLength)
         return iw_fail(ST_ERROR_BUFFER_TOO_SMALL);
-    memcpy(lpszBuffer, c->capa ? c->capa : "", n + 1);
+    memcpy(lpszBuffer, c->sess.capa ? c->sess.capa : "", n + 1);
     return (INT)n;
 }
 
@@ -594,7 +598,7 @@ INT ImapCommandEx(HCLIENT hClient, LPCTSTR lpszCommand, IMAPRESPONSEPROC lpRespo
     if (n == 0 || n > IW_MAX_RESPONSE)
         return iw_fail(ST_ERROR_INVALID_PARAMETER);
     iw_call_enter(c);
-    rc = c->broken ? (int)ST_ERROR_CONNECTION_CLOSED
+    rc = c->io.broken ? (int)ST_ERROR_CONNECTION_CLOSED
                    : iw_session_command(c, lpszCommand, lpResponseProc, lpParam, lpszResult,
                                         lpszResult ? (size_t)nMaxLength : 0);
     iw_call_leave(c);
@@ -628,7 +632,7 @@ INT ImapCommandStream(HCLIENT hClient, LPCTSTR lpszCommand, IMAPRESPONSEPIECEPRO
     if (n == 0 || n > IW_MAX_RESPONSE)
         return iw_fail(ST_ERROR_INVALID_PARAMETER);
     iw_call_enter(c);
-    rc = c->broken ? (int)ST_ERROR_CONNECTION_CLOSED
+    rc = c->io.broken ? (int)ST_ERROR_CONNECTION_CLOSED
                    : iw_session_command_stream(c, lpszCommand, iw_relay_piece, &relay,
                                                lpszResult, lpszResult ? (size_t)nMaxLength : 0);
     iw_call_leave(c);
@@ -649,7 +653,7 @@ INT ImapSelectMailbox(HCLIENT hClient, LPCTSTR lpszMailbox, LPIMAPMAILBOX lpMail
     if (lpszMailbox == NULL || *lpszMailbox == '\0' || strlen(lpszMailbox) > 1024)
         return iw_fail(ST_ERROR_INVALID_PARAMETER);
     iw_call_enter(c);
-    rc = c->broken ? (int)ST_ERROR_CONNECTION_CLOSED
+    rc = c->io.broken ? (int)ST_ERROR_CONNECTION_CLOSED
                    : iw_session_select(c, lpszMailbox, lpMailboxInfo);
     iw_call_leave(c);
     return rc ? iw_fail_on(c, rc, IMAP_STAGE_COMMAND) : 0;
@@ -670,7 +674,7 @@ INT ImapGetMessage(HCLIENT hClient, UINT nMessageId, UINT nMessagePart,
         return iw_fail(ST_ERROR_INVALID_PARAMETER);
     iw_call_enter(c);
     /* a caller's buffer receives the body directly: no copy of it in between */
-    rc = c->broken ? (int)ST_ERROR_CONNECTION_CLOSED
+    rc = c->io.broken ? (int)ST_ERROR_CONNECTION_CLOSED
                    : iw_session_fetch(c, nMessageId, (dwOptions & IMAP_MESSAGE_UID) != 0,
                                       nMessagePart,
                                       *lpdwLength > 0 ? (char *)lpvMessage : NULL,
@@ -729,7 +733,7 @@ INT ImapGetMessageStreamEx(HCLIENT hClient, UINT nMessageId, UINT nMessagePart,
         (dwOptions & ~(DWORD)IMAP_MESSAGE_UID) != 0)
         return iw_fail(ST_ERROR_INVALID_PARAMETER);
     iw_call_enter(c);
-    rc = c->broken ? (int)ST_ERROR_CONNECTION_CLOSED
+    rc = c->io.broken ? (int)ST_ERROR_CONNECTION_CLOSED
                    : iw_session_fetch_stream(c, nMessageId, (dwOptions & IMAP_MESSAGE_UID) != 0,
                                              nMessagePart, iw_stream_piece, &sink, &len);
     iw_call_leave(c);
@@ -759,9 +763,9 @@ INT ImapGetSecurityInformation(HCLIENT hClient, LPSECURITYINFO lpInfo)
     info.dwProtocol = SECURITY_PROTOCOL_NONE;
     info.dwCertificateStatus = CERTIFICATE_STATUS_NONE;
     info.dwTunnelProtocol = SECURITY_PROTOCOL_NONE;
-    pthread_mutex_lock(&c->io_lock);
-    iw_layer_query(c->top, IMAPWIRE_QUERY_SECURITY, &info);
-    pthread_mutex_unlock(&c->io_lock);
+    pthread_mutex_lock(&c->io.lock);
+    iw_layer_query(c->io.top, IMAPWIRE_QUERY_SECURITY, &info);
+    pthread_mutex_unlock(&c->io.lock);
     /* Only the fields the caller's struct has. */
     n = lpInfo->dwSize < sizeof info ? lpInfo->dwSize : sizeof info;
     memcpy(lpInfo, &info, n);
@@ -778,13 +782,13 @@ INT ImapGetErrorInfo(HCLIENT hClient, LPIMAPERRORINFO lpInfo)
     c = iw_client_for(hClient);
     if (c == NULL)
         return IMAP_ERROR;
-    /* the idle watcher writes a dropped connection's record under io_lock */
-    pthread_mutex_lock(&c->io_lock);
-    if (c->ei != NULL)
-        ei = *c->ei;
+    /* the idle watcher writes a dropped connection's record under io.lock */
+    pthread_mutex_lock(&c->io.lock);
+    if (c->rec.ei != NULL)
+        ei = *c->rec.ei;
     else
         memset(&ei, 0, sizeof ei);
-    pthread_mutex_unlock(&c->io_lock);
+    pthread_mutex_unlock(&c->io.lock);
     return iw_errinfo_copy_out(&ei, lpInfo);
 }
 
@@ -796,8 +800,8 @@ INT ImapGetTimings(HCLIENT hClient, LPIMAPTIMINGS lpTimings)
         return IMAP_ERROR;
     if (lpTimings == NULL || lpTimings->dwSize < offsetof(IMAPTIMINGS, dwResolve))
         return iw_fail(ST_ERROR_INVALID_PARAMETER);
-    n = lpTimings->dwSize < sizeof c->timings ? lpTimings->dwSize : sizeof c->timings;
-    memcpy((char *)lpTimings + sizeof(DWORD), (char *)&c->timings + sizeof(DWORD),
+    n = lpTimings->dwSize < sizeof c->rec.timings ? lpTimings->dwSize : sizeof c->rec.timings;
+    memcpy((char *)lpTimings + sizeof(DWORD), (char *)&c->rec.timings + sizeof(DWORD),
            n - sizeof(DWORD));
     return 0;
 }
