@@ -23,20 +23,29 @@ static int iw_fail(DWORD err)
     return IMAP_ERROR;
 }
 
-/* 0: the caller may use it; 1: another thread owns it; 2: its asynchronous connect is
- * still running (the loop thread is using it). */
+/* What the owner check finds: whether the calling thread may use the client now. */
+enum iw_owner {
+    IW_OWNER_YOU,          /* it may */
+    IW_OWNER_OTHER,        /* another thread owns it (no IMAP_OPTION_FREETHREAD) */
+    IW_OWNER_CONNECTING,   /* its connect still runs: the loop thread or the caller's own
+                              loop is stepping it */
+    IW_OWNER_IN_CALL,      /* the thread is inside a call on it: a callback (response,
+                              piece, trace) calling back into its own call */
+};
+
+/* Run by the handle table under its lock; returns an enum iw_owner. */
 static int iw_owner_check(void *obj, void *arg)
 {
     const iw_client *c = obj;
     (void)arg;
     if (!(c->cfg.options & IMAP_OPTION_FREETHREAD) &&
         __atomic_load_n(&c->owner, __ATOMIC_ACQUIRE) != iw_thread_id())
-        return 1;
-    /* a callback (response, piece, trace) calling back into its own call: the stream
-     * is mid-response and io.lock is held, so nothing could run (or free) safely */
+        return IW_OWNER_OTHER;
+    /* the stream is mid-response and io.lock is held, so nothing could run (or free)
+     * safely */
     if (__atomic_load_n(&c->io.busy_thread, __ATOMIC_ACQUIRE) == iw_thread_id())
-        return 3;
-    return iw_async_pending(c) || iw_own_pending(c) ? 2 : 0;
+        return IW_OWNER_IN_CALL;
+    return iw_async_pending(c) || iw_own_pending(c) ? IW_OWNER_CONNECTING : IW_OWNER_YOU;
 }
 
 static int iw_owner_swap(void *obj, void *arg)
@@ -52,7 +61,7 @@ static int iw_owner_swap(void *obj, void *arg)
 static iw_client *iw_client_lookup(HCLIENT h, int allow_pending)
 {
     iw_client *c;
-    int rc = 0;
+    int rc = IW_OWNER_YOU;
     if (!iw_initialized()) {
         iw_set_error(ST_ERROR_NOT_INITIALIZED);
         return NULL;
@@ -62,11 +71,11 @@ static iw_client *iw_client_lookup(HCLIENT h, int allow_pending)
         iw_set_error(ST_ERROR_INVALID_HANDLE);
         return NULL;
     }
-    if (rc == 1) {
+    if (rc == IW_OWNER_OTHER) {
         iw_set_error(ST_ERROR_NOT_HANDLE_OWNER);
         return NULL;
     }
-    if (rc == 3 || (rc == 2 && !allow_pending)) {
+    if (rc == IW_OWNER_IN_CALL || (rc == IW_OWNER_CONNECTING && !allow_pending)) {
         iw_set_error(ST_ERROR_IN_PROGRESS);
         return NULL;
     }
