@@ -130,6 +130,27 @@ static void iw_call_leave(iw_client *c)
     pthread_mutex_unlock(&c->io.lock);
 }
 
+typedef int (*iw_call_fn)(iw_client *c, void *args);
+
+/* A call that talks to the server, the same for every such entry point: the handle
+ * looked up for a call that waits; then refused, the arguments' refusal (found by the
+ * entry point, reported only once the handle passed, so a bad handle is named first);
+ * then run in the call bracket unless the stream is unusable; a failure becomes the
+ * handle's error info at stage. 0 or IMAP_ERROR. */
+static int iw_call(HCLIENT h, int refused, DWORD stage, iw_call_fn run, void *args)
+{
+    iw_client *c = iw_client_wait(h);
+    int rc;
+    if (c == NULL)
+        return IMAP_ERROR;
+    if (refused != 0)
+        return iw_fail((DWORD)refused);
+    iw_call_enter(c);
+    rc = c->io.broken ? (int)ST_ERROR_CONNECTION_CLOSED : run(c, args);
+    iw_call_leave(c);
+    return rc ? iw_fail_on(c, rc, stage) : 0;
+}
+
 static int iw_has_crlf(const char *s)
 {
     for (; s != NULL && *s; s++)
@@ -542,23 +563,26 @@ DWORD ImapAttachThread(HCLIENT hClient, DWORD dwThreadId)
     return dwThreadId;
 }
 
+typedef struct iw_login_call {
+    UINT    type;
+    LPCTSTR user, pass;
+} iw_login_call;
+
+static int iw_login_run(iw_client *c, void *args)
+{
+    const iw_login_call *a = args;
+    return iw_session_login(c, a->type, a->user, a->pass ? a->pass : "");
+}
+
 INT ImapLogin(HCLIENT hClient, UINT nAuthType, LPCTSTR lpszUserName, LPCTSTR lpszPassword)
 {
-    iw_client *c = iw_client_wait(hClient);
-    int rc;
-    if (c == NULL)
-        return IMAP_ERROR;
-    if (lpszUserName == NULL || (lpszPassword == NULL && nAuthType != IMAP_AUTH_ANONYMOUS) ||
-        strlen(lpszUserName) > 65536 || (lpszPassword && strlen(lpszPassword) > 65536))
-        return iw_fail(ST_ERROR_INVALID_PARAMETER);
-    if (!iw_auth_type_known(nAuthType))
-        return iw_fail(ST_ERROR_INVALID_PARAMETER);
-    iw_call_enter(c);
-    rc = c->io.broken ? (int)ST_ERROR_CONNECTION_CLOSED
-                   : iw_session_login(c, nAuthType, lpszUserName,
-                                      lpszPassword ? lpszPassword : "");
-    iw_call_leave(c);
-    return rc ? iw_fail_on(c, rc, IMAP_STAGE_LOGIN) : 0;
+    iw_login_call a = { nAuthType, lpszUserName, lpszPassword };
+    int bad = lpszUserName == NULL ||
+              (lpszPassword == NULL && nAuthType != IMAP_AUTH_ANONYMOUS) ||
+              strlen(lpszUserName) > 65536 || (lpszPassword && strlen(lpszPassword) > 65536) ||
+              !iw_auth_type_known(nAuthType);
+    return iw_call(hClient, bad ? ST_ERROR_INVALID_PARAMETER : 0, IMAP_STAGE_LOGIN,
+                   iw_login_run, &a);
 }
 
 INT ImapGetCapabilities(HCLIENT hClient, LPTSTR lpszBuffer, INT nMaxLength)
@@ -590,62 +614,64 @@ BOOL ImapHasCapability(HCLIENT hClient, LPCTSTR lpszCapability)
     return iw_capa_has(c, lpszCapability) ? TRUE : FALSE;
 }
 
+/* ImapCommandEx's and ImapCommandStream's arguments; the piece relay reads it too. */
+typedef struct iw_command_call {
+    HCLIENT               handle;
+    LPCTSTR               text;
+    IMAPRESPONSEPROC      response;
+    IMAPRESPONSEPIECEPROC piece;
+    LPVOID                param;
+    LPTSTR                result;
+    INT                   max;
+} iw_command_call;
+
+/* One command per call (CR and LF only inside literals, checked with the wire form);
+ * the forms that would change the stream (STARTTLS ...) are refused by the command
+ * table (src/core/imap/command_table.c). */
+static int iw_command_refused(const iw_command_call *a)
+{
+    size_t n;
+    if (a->text == NULL || (a->result != NULL && a->max <= 0))
+        return ST_ERROR_INVALID_PARAMETER;
+    n = strlen(a->text);
+    return n == 0 || n > IW_MAX_RESPONSE ? ST_ERROR_INVALID_PARAMETER : 0;
+}
+
+static int iw_command_run(iw_client *c, void *args)
+{
+    const iw_command_call *a = args;
+    return iw_session_command(c, a->text, a->response, a->param, a->result,
+                              a->result ? (size_t)a->max : 0);
+}
+
 INT ImapCommandEx(HCLIENT hClient, LPCTSTR lpszCommand, IMAPRESPONSEPROC lpResponseProc,
                   LPVOID lpParam, LPTSTR lpszResult, INT nMaxLength)
 {
-    iw_client *c = iw_client_wait(hClient);
-    size_t n;
-    int rc;
-    if (c == NULL)
-        return IMAP_ERROR;
-    if (lpszCommand == NULL || (lpszResult != NULL && nMaxLength <= 0))
-        return iw_fail(ST_ERROR_INVALID_PARAMETER);
-    n = strlen(lpszCommand);
-    /* One command per call (CR and LF only inside literals, checked with the wire form);
-     * the forms that would change the stream (STARTTLS ...) are refused by the command
-     * table (src/core/imap/command_table.c). */
-    if (n == 0 || n > IW_MAX_RESPONSE)
-        return iw_fail(ST_ERROR_INVALID_PARAMETER);
-    iw_call_enter(c);
-    rc = c->io.broken ? (int)ST_ERROR_CONNECTION_CLOSED
-                   : iw_session_command(c, lpszCommand, lpResponseProc, lpParam, lpszResult,
-                                        lpszResult ? (size_t)nMaxLength : 0);
-    iw_call_leave(c);
-    return rc ? iw_fail_on(c, rc, IMAP_STAGE_COMMAND) : 0;
+    iw_command_call a = { hClient, lpszCommand, lpResponseProc, NULL, lpParam, lpszResult,
+                          nMaxLength };
+    return iw_call(hClient, iw_command_refused(&a), IMAP_STAGE_COMMAND, iw_command_run, &a);
 }
-
-typedef struct iw_piece_relay {
-    HCLIENT               handle;
-    IMAPRESPONSEPIECEPROC proc;
-    LPVOID                param;
-} iw_piece_relay;
 
 static void iw_relay_piece(void *arg, const IMAPRESPONSEPIECE *piece)
 {
-    iw_piece_relay *r = arg;
-    r->proc(r->handle, piece, r->param);
+    const iw_command_call *a = arg;
+    a->piece(a->handle, piece, a->param);
+}
+
+static int iw_command_stream_run(iw_client *c, void *args)
+{
+    iw_command_call *a = args;
+    return iw_session_command_stream(c, a->text, iw_relay_piece, a, a->result,
+                                     a->result ? (size_t)a->max : 0);
 }
 
 INT ImapCommandStream(HCLIENT hClient, LPCTSTR lpszCommand, IMAPRESPONSEPIECEPROC lpPieceProc,
                       LPVOID lpParam, LPTSTR lpszResult, INT nMaxLength)
 {
-    iw_client *c = iw_client_wait(hClient);
-    iw_piece_relay relay = { hClient, lpPieceProc, lpParam };
-    size_t n;
-    int rc;
-    if (c == NULL)
-        return IMAP_ERROR;
-    if (lpszCommand == NULL || lpPieceProc == NULL || (lpszResult != NULL && nMaxLength <= 0))
-        return iw_fail(ST_ERROR_INVALID_PARAMETER);
-    n = strlen(lpszCommand);
-    if (n == 0 || n > IW_MAX_RESPONSE)
-        return iw_fail(ST_ERROR_INVALID_PARAMETER);
-    iw_call_enter(c);
-    rc = c->io.broken ? (int)ST_ERROR_CONNECTION_CLOSED
-                   : iw_session_command_stream(c, lpszCommand, iw_relay_piece, &relay,
-                                               lpszResult, lpszResult ? (size_t)nMaxLength : 0);
-    iw_call_leave(c);
-    return rc ? iw_fail_on(c, rc, IMAP_STAGE_COMMAND) : 0;
+    iw_command_call a = { hClient, lpszCommand, NULL, lpPieceProc, lpParam, lpszResult,
+                          nMaxLength };
+    int refused = lpPieceProc == NULL ? (int)ST_ERROR_INVALID_PARAMETER : iw_command_refused(&a);
+    return iw_call(hClient, refused, IMAP_STAGE_COMMAND, iw_command_stream_run, &a);
 }
 
 INT ImapCommand(HCLIENT hClient, LPCTSTR lpszCommand, LPTSTR lpszResult, INT nMaxLength)
@@ -653,71 +679,92 @@ INT ImapCommand(HCLIENT hClient, LPCTSTR lpszCommand, LPTSTR lpszResult, INT nMa
     return ImapCommandEx(hClient, lpszCommand, NULL, NULL, lpszResult, nMaxLength);
 }
 
+typedef struct iw_select_call {
+    LPCTSTR       mailbox;
+    LPIMAPMAILBOX info;
+} iw_select_call;
+
+static int iw_select_run(iw_client *c, void *args)
+{
+    const iw_select_call *a = args;
+    return iw_session_select(c, a->mailbox, a->info);
+}
+
 INT ImapSelectMailbox(HCLIENT hClient, LPCTSTR lpszMailbox, LPIMAPMAILBOX lpMailboxInfo)
 {
-    iw_client *c = iw_client_wait(hClient);
-    int rc;
-    if (c == NULL)
-        return IMAP_ERROR;
-    if (lpszMailbox == NULL || *lpszMailbox == '\0' || strlen(lpszMailbox) > 1024)
-        return iw_fail(ST_ERROR_INVALID_PARAMETER);
-    iw_call_enter(c);
-    rc = c->io.broken ? (int)ST_ERROR_CONNECTION_CLOSED
-                   : iw_session_select(c, lpszMailbox, lpMailboxInfo);
-    iw_call_leave(c);
-    return rc ? iw_fail_on(c, rc, IMAP_STAGE_COMMAND) : 0;
+    iw_select_call a = { lpszMailbox, lpMailboxInfo };
+    int bad = lpszMailbox == NULL || *lpszMailbox == '\0' || strlen(lpszMailbox) > 1024;
+    return iw_call(hClient, bad ? ST_ERROR_INVALID_PARAMETER : 0, IMAP_STAGE_COMMAND,
+                   iw_select_run, &a);
+}
+
+/* ImapGetMessage's and ImapGetMessageStreamEx's arguments and results; the stream's
+ * sink reads it too. */
+typedef struct iw_fetch_call {
+    HCLIENT         handle;
+    UINT            id, part;
+    DWORD           options;
+    LPVOID          message;       /* ImapGetMessage: the caller's buffer or pointer */
+    LPDWORD         length;
+    IMAPMESSAGEPROC proc;          /* ImapGetMessageStreamEx */
+    LPVOID          param;
+    char           *body;          /* the library's buffer when the caller gave none */
+    size_t          len;
+} iw_fetch_call;
+
+static int iw_fetch_refused(const iw_fetch_call *a)
+{
+    return a->id == 0 || (a->options & ~(DWORD)IMAP_MESSAGE_UID) != 0
+               ? ST_ERROR_INVALID_PARAMETER : 0;
+}
+
+static int iw_fetch_run(iw_client *c, void *args)
+{
+    iw_fetch_call *a = args;
+    /* a caller's buffer receives the body directly: no copy of it in between */
+    int rc = iw_session_fetch(c, a->id, (a->options & IMAP_MESSAGE_UID) != 0, a->part,
+                              *a->length > 0 ? (char *)a->message : NULL, *a->length,
+                              &a->body, &a->len);
+    if (rc == ST_ERROR_BUFFER_TOO_SMALL)
+        *a->length = (DWORD)a->len;
+    return rc;
 }
 
 INT ImapGetMessage(HCLIENT hClient, UINT nMessageId, UINT nMessagePart,
                    LPVOID lpvMessage, LPDWORD lpdwLength, DWORD dwOptions)
 {
-    iw_client *c = iw_client_wait(hClient);
-    char *body = NULL;
-    size_t len = 0;
-    int rc;
-
-    if (c == NULL)
+    iw_fetch_call a = { hClient, nMessageId, nMessagePart, dwOptions, lpvMessage, lpdwLength,
+                        NULL, NULL, NULL, 0 };
+    int refused = lpvMessage == NULL || lpdwLength == NULL ? (int)ST_ERROR_INVALID_PARAMETER
+                                                          : iw_fetch_refused(&a);
+    if (iw_call(hClient, refused, IMAP_STAGE_COMMAND, iw_fetch_run, &a) != 0)
         return IMAP_ERROR;
-    if (lpvMessage == NULL || lpdwLength == NULL || nMessageId == 0 ||
-        (dwOptions & ~(DWORD)IMAP_MESSAGE_UID) != 0)
-        return iw_fail(ST_ERROR_INVALID_PARAMETER);
-    iw_call_enter(c);
-    /* a caller's buffer receives the body directly: no copy of it in between */
-    rc = c->io.broken ? (int)ST_ERROR_CONNECTION_CLOSED
-                   : iw_session_fetch(c, nMessageId, (dwOptions & IMAP_MESSAGE_UID) != 0,
-                                      nMessagePart,
-                                      *lpdwLength > 0 ? (char *)lpvMessage : NULL,
-                                      *lpdwLength, &body, &len);
-    iw_call_leave(c);
-    if (rc == ST_ERROR_BUFFER_TOO_SMALL)
-        *lpdwLength = (DWORD)len;
-    if (rc != 0)
-        return iw_fail_on(c, rc, IMAP_STAGE_COMMAND);
-    if (len > 0xffffffffu) {
-        iw_body_release(body);
+    if (a.len > 0xffffffffu) {
+        iw_body_release(a.body);
         return iw_fail(ST_ERROR_RESPONSE_TOO_LARGE);
     }
     if (*lpdwLength == 0) {
-        *(LPVOID *)lpvMessage = body;      /* NUL-terminated; ImapFreeMemory frees it */
-        *lpdwLength = (DWORD)len;
+        *(LPVOID *)lpvMessage = a.body;    /* NUL-terminated; ImapFreeMemory frees it */
+        *lpdwLength = (DWORD)a.len;
         return 0;
     }
-    if (len < *lpdwLength)
-        ((char *)lpvMessage)[len] = '\0';
-    *lpdwLength = (DWORD)len;
+    if (a.len < *lpdwLength)
+        ((char *)lpvMessage)[a.len] = '\0';
+    *lpdwLength = (DWORD)a.len;
     return 0;
 }
 
-typedef struct iw_stream_sink {
-    HCLIENT         handle;
-    IMAPMESSAGEPROC proc;
-    LPVOID          param;
-} iw_stream_sink;
-
 static void iw_stream_piece(void *arg, const char *p, size_t n)
 {
-    iw_stream_sink *s = arg;
-    s->proc(s->handle, p, (DWORD)n, s->param);     /* n <= IW_STREAM_CHUNK */
+    const iw_fetch_call *a = arg;
+    a->proc(a->handle, p, (DWORD)n, a->param);     /* n <= IW_STREAM_CHUNK */
+}
+
+static int iw_fetch_stream_run(iw_client *c, void *args)
+{
+    iw_fetch_call *a = args;
+    return iw_session_fetch_stream(c, a->id, (a->options & IMAP_MESSAGE_UID) != 0, a->part,
+                                   iw_stream_piece, a, &a->len);
 }
 
 INT ImapGetMessageStream(HCLIENT hClient, UINT nMessageId, UINT nMessagePart,
@@ -731,25 +778,14 @@ INT ImapGetMessageStreamEx(HCLIENT hClient, UINT nMessageId, UINT nMessagePart,
                            DWORD dwOptions, IMAPMESSAGEPROC lpMessageProc, LPVOID lpParam,
                            LPDWORD lpdwLength)
 {
-    iw_client *c = iw_client_wait(hClient);
-    iw_stream_sink sink = { hClient, lpMessageProc, lpParam };
-    size_t len = 0;
-    int rc;
-
-    if (c == NULL)
+    iw_fetch_call a = { hClient, nMessageId, nMessagePart, dwOptions, NULL, NULL,
+                        lpMessageProc, lpParam, NULL, 0 };
+    int refused = lpMessageProc == NULL ? (int)ST_ERROR_INVALID_PARAMETER
+                                        : iw_fetch_refused(&a);
+    if (iw_call(hClient, refused, IMAP_STAGE_COMMAND, iw_fetch_stream_run, &a) != 0)
         return IMAP_ERROR;
-    if (lpMessageProc == NULL || nMessageId == 0 ||
-        (dwOptions & ~(DWORD)IMAP_MESSAGE_UID) != 0)
-        return iw_fail(ST_ERROR_INVALID_PARAMETER);
-    iw_call_enter(c);
-    rc = c->io.broken ? (int)ST_ERROR_CONNECTION_CLOSED
-                   : iw_session_fetch_stream(c, nMessageId, (dwOptions & IMAP_MESSAGE_UID) != 0,
-                                             nMessagePart, iw_stream_piece, &sink, &len);
-    iw_call_leave(c);
-    if (rc != 0)
-        return iw_fail_on(c, rc, IMAP_STAGE_COMMAND);
     if (lpdwLength != NULL)
-        *lpdwLength = (DWORD)len;                  /* below 4 GB: the hook checked */
+        *lpdwLength = (DWORD)a.len;                /* below 4 GB: the hook checked */
     return 0;
 }
 
