@@ -809,12 +809,11 @@ int iw_login_fallback(iw_client *c, const iw_login *lg, unsigned *type)
 
 void iw_login_clear(iw_login *lg)
 {
-    int rc;
     /* A SCRAM OK that nobody checked with iw_login_finish: check it now, and if the
      * server did not prove itself, the session it claims to have opened is not used. */
-    if (!lg->finished && lg->c != NULL && (rc = iw_login_finish(lg->c, lg)) != 0) {
+    if (!lg->finished && lg->c != NULL && iw_login_finish(lg->c, lg) != 0) {
         lg->c->sess.state = IW_NOT_AUTH;
-        iw_client_break(lg->c, rc);
+        iw_client_break(lg->c, ST_ERROR_LOGIN_FAILED);
     }
     iw_cmd_clear(&lg->cmd);
     iw_sb_free(&lg->ir);
