@@ -57,11 +57,11 @@ typedef struct iw_connect_machine {
  * caller's loop for ImapConnectStart), afterwards a call holding io.lock, or the idle
  * watcher of an event handle, which only ever tries that lock. */
 
-/* Configuration: what the caller asked for, copied and checked by api.c before the
- * handle exists; read-only from iw_connect_begin on, by any thread that holds the
- * handle, without a lock. Two exceptions, both at the end of iw_connect_begin's caller
- * and before any other thread can see the client: the transport text goes (it may hold
- * a proxy password) and the credentials' secrets are forgotten. */
+/* Configuration: what the caller asked for, copied and checked by connect_api.c before
+ * the handle exists; read-only from iw_connect_begin on, by any thread that holds the
+ * handle, without a lock. Two exceptions, right after iw_connect_begin and before the
+ * connect is driven or handed to a loop: the transport text goes (it may hold a proxy
+ * password) and the credentials' secrets are forgotten. */
 typedef struct iw_client_config {
     DWORD              options;
     unsigned           timeout_ms;
