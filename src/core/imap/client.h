@@ -75,7 +75,8 @@ typedef struct iw_client_config {
 } iw_client_config;
 
 /* Session state: where the IMAP conversation is and what the server said it can do.
- * Written only by the driver; read by the driver or under io.lock. */
+ * Written only by the driver, never by the idle watcher; read under io.lock, or between
+ * calls on the owner's thread (ImapGetCapabilities and ImapHasCapability lock nothing). */
 typedef struct iw_client_session {
     int                state;      /* enum iw_state */
     int                tls_up;     /* our TLS layer finished its handshake */
