@@ -25,7 +25,7 @@ static size_t reader_cap(HCLIENT h)
 {
     iw_client *c = iw_handle_get((uintptr_t)h, IW_KIND_CLIENT);
     ck_assert_ptr_nonnull(c);
-    return iw_reader_capacity(&c->reader);
+    return iw_reader_capacity(&c->io.reader);
 }
 
 /* ImapGetMessageStream's pieces, checked against want as they come (want NULL: the

@@ -26,7 +26,7 @@ static int set(const char *s)
 START_TEST(whole_words_any_case)
 {
     ck_assert_int_eq(set("IMAP4rev1  AUTH=PLAIN\tSASL-IR ID "), 0);
-    ck_assert_str_eq(c->capa, "IMAP4rev1 AUTH=PLAIN SASL-IR ID");
+    ck_assert_str_eq(c->sess.capa, "IMAP4rev1 AUTH=PLAIN SASL-IR ID");
     ck_assert(iw_capa_has(c, "auth=plain"));
     ck_assert(iw_capa_has(c, "ID"));
     ck_assert(!iw_capa_has(c, "AUTH=PLAINX"));

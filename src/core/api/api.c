@@ -1,21 +1,14 @@
-/* api.c: the public entry points of the standard connect API: argument checks, handle
- * lookup and ownership, then one call into the connect machine or the session code. */
-#define _GNU_SOURCE
+/* api.c: the public entry points on a connected handle: lookup and ownership, the one
+ * call wrapper, argument checks, then one call into the session code. */
 #include <pthread.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include "../imap/client.h"
 #include "../runtime/loop.h"
 #include "../imap/session.h"
 #include "../imap/auth.h"
-#include "../../security/ssh_policy.h"
 #include "api.h"
-#include "../../security/tls_policy.h"
-#include "../../transports/forward.h"
-#include "../../transports/resolve.h"
 
 static int iw_fail(DWORD err)
 {
@@ -23,20 +16,29 @@ static int iw_fail(DWORD err)
     return IMAP_ERROR;
 }
 
-/* 0: the caller may use it; 1: another thread owns it; 2: its asynchronous connect is
- * still running (the loop thread is using it). */
+/* What the owner check finds: whether the calling thread may use the client now. */
+enum iw_owner {
+    IW_OWNER_YOU,          /* it may */
+    IW_OWNER_OTHER,        /* another thread owns it (no IMAP_OPTION_FREETHREAD) */
+    IW_OWNER_CONNECTING,   /* its connect still runs: the loop thread or the caller's own
+                              loop is stepping it */
+    IW_OWNER_IN_CALL,      /* the thread is inside a call on it: a callback (response,
+                              piece, trace) calling back into its own call */
+};
+
+/* Run by the handle table under its lock; returns an enum iw_owner. */
 static int iw_owner_check(void *obj, void *arg)
 {
     const iw_client *c = obj;
     (void)arg;
-    if (!(c->options & IMAP_OPTION_FREETHREAD) &&
+    if (!(c->cfg.options & IMAP_OPTION_FREETHREAD) &&
         __atomic_load_n(&c->owner, __ATOMIC_ACQUIRE) != iw_thread_id())
-        return 1;
-    /* a callback (response, piece, trace) calling back into its own call: the stream
-     * is mid-response and io_lock is held, so nothing could run (or free) safely */
-    if (__atomic_load_n(&c->busy_thread, __ATOMIC_ACQUIRE) == iw_thread_id())
-        return 3;
-    return iw_async_pending(c) || iw_own_pending(c) ? 2 : 0;
+        return IW_OWNER_OTHER;
+    /* the stream is mid-response and io.lock is held, so nothing could run (or free)
+     * safely */
+    if (__atomic_load_n(&c->io.busy_thread, __ATOMIC_ACQUIRE) == iw_thread_id())
+        return IW_OWNER_IN_CALL;
+    return iw_async_pending(c) || iw_own_pending(c) ? IW_OWNER_CONNECTING : IW_OWNER_YOU;
 }
 
 static int iw_owner_swap(void *obj, void *arg)
@@ -52,7 +54,7 @@ static int iw_owner_swap(void *obj, void *arg)
 static iw_client *iw_client_lookup(HCLIENT h, int allow_pending)
 {
     iw_client *c;
-    int rc = 0;
+    int rc = IW_OWNER_YOU;
     if (!iw_initialized()) {
         iw_set_error(ST_ERROR_NOT_INITIALIZED);
         return NULL;
@@ -62,11 +64,11 @@ static iw_client *iw_client_lookup(HCLIENT h, int allow_pending)
         iw_set_error(ST_ERROR_INVALID_HANDLE);
         return NULL;
     }
-    if (rc == 1) {
+    if (rc == IW_OWNER_OTHER) {
         iw_set_error(ST_ERROR_NOT_HANDLE_OWNER);
         return NULL;
     }
-    if (rc == 3 || (rc == 2 && !allow_pending)) {
+    if (rc == IW_OWNER_IN_CALL || (rc == IW_OWNER_CONNECTING && !allow_pending)) {
         iw_set_error(ST_ERROR_IN_PROGRESS);
         return NULL;
     }
@@ -95,391 +97,51 @@ static iw_client *iw_client_wait(HCLIENT h)
     return iw_client_lookup(h, 0);
 }
 
-/* io_lock taken and released by a call whose callbacks run on the calling thread. */
+/* io.lock taken and released by a call whose callbacks run on the calling thread. */
 static void iw_call_enter(iw_client *c)
 {
-    pthread_mutex_lock(&c->io_lock);
-    __atomic_store_n(&c->busy_thread, iw_thread_id(), __ATOMIC_RELEASE);
+    pthread_mutex_lock(&c->io.lock);
+    __atomic_store_n(&c->io.busy_thread, iw_thread_id(), __ATOMIC_RELEASE);
     iw_callbacks_enter();
-    iw_ei_drop(&c->ei_work);
+    iw_ei_drop(&c->rec.ei_work);
 }
 
 /* A call on c that failed: the handle's error info and the thread's. */
 static int iw_fail_on(iw_client *c, int rc, DWORD stage)
 {
-    /* under io_lock: the idle watcher of an event handle writes the record too */
-    pthread_mutex_lock(&c->io_lock);
+    /* under io.lock: the idle watcher of an event handle writes the record too */
+    pthread_mutex_lock(&c->io.lock);
     iw_client_fail(c, rc, stage);
-    pthread_mutex_unlock(&c->io_lock);
+    pthread_mutex_unlock(&c->io.lock);
     return IMAP_ERROR;
 }
 
 static void iw_call_leave(iw_client *c)
 {
     iw_callbacks_leave();
-    __atomic_store_n(&c->busy_thread, 0, __ATOMIC_RELEASE);
-    pthread_mutex_unlock(&c->io_lock);
+    __atomic_store_n(&c->io.busy_thread, 0, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&c->io.lock);
 }
 
-static int iw_has_crlf(const char *s)
+typedef int (*iw_call_fn)(iw_client *c, void *args);
+
+/* A call that talks to the server, the same for every such entry point: the handle
+ * looked up for a call that waits; then refused, the arguments' refusal (found by the
+ * entry point, reported only once the handle passed, so a bad handle is named first);
+ * then run in the call bracket unless the stream is unusable; a failure becomes the
+ * handle's error info at stage. 0 or IMAP_ERROR. */
+static int iw_call(HCLIENT h, int refused, DWORD stage, iw_call_fn run, void *args)
 {
-    for (; s != NULL && *s; s++)
-        if (*s == '\r' || *s == '\n')
-            return 1;
-    return 0;
-}
-
-#define IW_ALL_OPTIONS (IMAP_OPTION_IDENTIFY | IMAP_OPTION_TUNNEL | IMAP_OPTION_TRUSTEDSITE | \
-                        IMAP_OPTION_SECURE_EXPLICIT | IMAP_OPTION_SECURE_IMPLICIT | \
-                        IMAP_OPTION_FREETHREAD)
-
-/* Reads field f of an IMAPCONNECTINFO only if the caller's dwSize covers it. */
-#define IW_INFO(in, f) \
-    ((in)->dwSize >= offsetof(IMAPCONNECTINFO, f) + sizeof((in)->f) ? (in)->f : 0)
-
-/* The TLS side of a secure connect, settled before any byte is sent: the shared context
- * (a bad CA file or client key fails here), the name to verify, the resumption key. */
-static int iw_prepare_tls(iw_client *c, const char *host, unsigned port)
-{
-    const char *name = c->creds ? c->creds->server_name : NULL;
-    size_t n;
-
-    /* A forward the caller made says nothing about the server's name: it must be given. */
-    if (name == NULL && (c->options & IMAP_OPTION_TUNNEL) &&
-        (c->creds == NULL || c->creds->tunnel_host == NULL) &&
-        !(c->options & IMAP_OPTION_TRUSTEDSITE))
-        return ST_ERROR_INVALID_PARAMETER;
-    if (name == NULL)
-        name = host;
-    n = strlen(name);
-    if (n >= 2 && name[0] == '[' && name[n - 1] == ']') {
-        name++;
-        n -= 2;
-    }
-    if (n == 0)
-        return ST_ERROR_INVALID_PARAMETER;
-    return iw_tls_use_new(c->creds, host, port, name, n,
-                          !(c->options & IMAP_OPTION_TRUSTEDSITE), &c->tls);
-}
-
-/* *out = a copy of the caller's value, else of the environment variable env_name if set
- * and not empty (secure_getenv: a setuid or file-capability program ignores the
- * environment), else NULL. A copy that failed must not read as "none given": the connect
- * would go direct instead of through the caller's transport, or ask the system's DNS. */
-static int iw_copy_setting(const char *given, const char *env_name, char **out)
-{
-    const char *v = given;
-    if (v == NULL && env_name != NULL && (v = secure_getenv(env_name)) != NULL && *v == '\0')
-        v = NULL;
-    *out = iw_strdup(v);
-    return v != NULL && *out == NULL ? ST_ERROR_OUT_OF_MEMORY : 0;
-}
-
-/* "ssh config PATH line N: what" as the error info: IMAP_STAGE_FILE with "PATH:N";
- * a refusal without a line (a token, a route) stays the arguments' fault. */
-static void iw_config_why(iw_client *c, int rc, const char *why)
-{
-    static const char head[] = "ssh config ";
-    const char *at = strncmp(why, head, sizeof head - 1) == 0 ? strstr(why, " line ") : NULL;
-    char file[300];
-    unsigned line;
-    if (at != NULL && sscanf(at, " line %u:", &line) == 1) {
-        snprintf(file, sizeof file, "%.*s:%u", (int)(at - why - (sizeof head - 1)) < 280
-                 ? (int)(at - why - (sizeof head - 1)) : 280, why + sizeof head - 1, line);
-        iw_errinfo_add(iw_ei(&c->ei_work), (DWORD)rc, IMAP_STAGE_FILE, 0, NULL, file, NULL, why);
-    } else {
-        iw_errinfo_add(iw_ei(&c->ei_work), (DWORD)rc, IMAP_STAGE_ARGUMENTS, 0, NULL, NULL, NULL, why);
-    }
-}
-
-/* The host, port, options and timeout; *port with its default. */
-static int iw_prepare_target(iw_client *c, const IMAPCONNECTINFO *in, unsigned *port)
-{
-    const char *host = in->lpszHostName;
-    DWORD opt = in->dwOptions;
-
-    *port = in->nRemotePort;
-    if (host == NULL || *host == '\0' || strlen(host) > 255 || iw_has_crlf(host) ||
-        *port > 65535 || (opt & ~IW_ALL_OPTIONS) != 0 ||
-        ((opt & IMAP_OPTION_SECURE_EXPLICIT) && (opt & IMAP_OPTION_SECURE_IMPLICIT)))
-        return ST_ERROR_INVALID_PARAMETER;
-    if (*port == 0)
-        *port = (opt & IMAP_OPTION_SECURE_IMPLICIT) ? IMAP_PORT_SECURE : IMAP_PORT_DEFAULT;
-    /* The secure port means implicit TLS, except through a tunnel whose local port says
-     * nothing about the far end. */
-    if (*port == IMAP_PORT_SECURE && !(opt & (IMAP_OPTION_SECURE_EXPLICIT | IMAP_OPTION_TUNNEL)))
-        opt |= IMAP_OPTION_SECURE_IMPLICIT;
-    c->options = opt;
-    c->timeout_ms = (in->nTimeout ? in->nTimeout : IMAP_TIMEOUT_DEFAULT) * 1000u;
-    if (in->nTimeout > 86400)
-        return ST_ERROR_INVALID_PARAMETER;
-    c->owner = iw_thread_id();
-    c->trace = IW_INFO(in, lpTraceProc);
-    c->trace_param = IW_INFO(in, lpParam);
-    return 0;
-}
-
-static int iw_prepare_creds(iw_client *c, const IMAPCONNECTINFO *in)
-{
-    char why[256] = "";
-    int rc = iw_creds_copy_why(in->lpCredentials, &c->creds, why, sizeof why);
-    /* the SSH configuration's line and keyword: the one thing to fix */
-    if (rc != 0 && why[0] != '\0') {
-        iw_client_note(c, why);
-        iw_config_why(c, rc, why);
-    }
-    return rc;
-}
-
-/* Copies of the caller's strings (transport, local address, DNS servers, ID, host),
- * each checked for what it must be. */
-static int iw_prepare_settings(iw_client *c, const IMAPCONNECTINFO *in)
-{
-    int rc = iw_copy_setting(IW_INFO(in, lpszTransport), "IMAPWIRE_TRANSPORT", &c->transport);
-    if (rc != 0)
-        return rc;
-    if (c->transport != NULL) {
-        char name[IW_TYPE_NAME_MAX + 1];
-        const char *args;
-        if (iw_transport_spec_split(c->transport, name, &args) != 0)
-            return ST_ERROR_INVALID_PARAMETER;
-    }
-    rc = iw_copy_setting(IW_INFO(in, lpszLocalAddress), NULL, &c->local_address);
-    if (rc == 0)
-        rc = iw_copy_setting(IW_INFO(in, lpszDnsServers), "IMAPWIRE_DNS_SERVERS",
-                             &c->dns_servers);
-    if (rc != 0)
-        return rc;
-    if (c->dns_servers != NULL && !iw_dns_servers_valid(c->dns_servers))
-        return ST_ERROR_INVALID_PARAMETER;
-    if (c->local_address != NULL) {
-        iw_addr local;
-        rc = iw_parse_local_address(c->local_address, &local);
-        if (rc != 0)
-            return rc;
-    }
-    rc = iw_copy_setting(IW_INFO(in, lpszClientName), NULL, &c->client_name);
-    if (rc == 0)
-        rc = iw_copy_setting(IW_INFO(in, lpszClientVersion), NULL, &c->client_version);
-    if (rc != 0)
-        return rc;
-    c->host = iw_strdup(in->lpszHostName);
-    if (c->host == NULL)
-        return ST_ERROR_OUT_OF_MEMORY;
-    if (iw_has_crlf(c->client_name) || iw_has_crlf(c->client_version))
-        return ST_ERROR_INVALID_PARAMETER;
-    if ((c->client_name && !iw_quotable(c->client_name)) ||
-        (c->client_version && !iw_quotable(c->client_version)))
-        return ST_ERROR_INVALID_PARAMETER;
-    return 0;
-}
-
-/* The endpoint the chain connects to, the TLS settings, and the SSH route (or the
- * private forward that carries it). */
-static int iw_prepare_route(iw_client *c, const IMAPCONNECTINFO *in, unsigned port)
-{
+    iw_client *c = iw_client_wait(h);
     int rc;
-
-    c->ep.host = c->host;
-    c->ep.port = port;
-    c->ep.timeout_ms = c->timeout_ms;
-    c->ep.local_address = c->local_address;
-    c->ep.dns_servers = c->dns_servers;
-
-    if (c->options & (IMAP_OPTION_SECURE_EXPLICIT | IMAP_OPTION_SECURE_IMPLICIT)) {
-        rc = iw_prepare_tls(c, in->lpszHostName, port);
-        if (rc != 0)
-            return rc;
-    }
-    if ((c->options & IMAP_OPTION_TUNNEL) && c->creds != NULL && c->creds->tunnel_host != NULL) {
-        if (!iw_ssh_route_valid(c->creds))
-            return ST_ERROR_INVALID_PARAMETER;
-        if (c->creds->options & CREDENTIAL_TUNNEL_FORWARD) {
-            /* Through a library-managed forward that only this connect can reach (a socket
-             * pair); its SSH hop takes the connect's local address and DNS servers, and
-             * names and certificates still concern the far host. */
-            rc = iw_forward_open_private(in->lpCredentials, &c->ep,
-                                         IW_INFO(in, lpEventProc) == NULL, &c->forward);
-            if (rc != 0)
-                return rc;
-        }
-    }
-    return 0;
-}
-
-/* Validates the arguments and fills a new client; no I/O. */
-static int iw_prepare(iw_client *c, const IMAPCONNECTINFO *in)
-{
-    unsigned port;
-    int rc = iw_prepare_target(c, in, &port);
-    if (rc == 0)
-        rc = iw_prepare_creds(c, in);
-    if (rc == 0)
-        rc = iw_prepare_settings(c, in);
-    if (rc == 0)
-        rc = iw_prepare_route(c, in, port);
-    return rc;
-}
-
-/* What refuses a connect before a client exists. */
-static int iw_connect_args(const IMAPCONNECTINFO *in, int own_loop)
-{
-    if (!iw_initialized())
-        return ST_ERROR_NOT_INITIALIZED;
-    if (in == NULL || in->dwSize < offsetof(IMAPCONNECTINFO, lpszTransport))
-        return ST_ERROR_INVALID_PARAMETER;
-    /* a blocking connect waits: not on the loop thread (see iw_client_wait) */
-    if (!own_loop && IW_INFO(in, lpEventProc) == NULL && iw_loop_is_current())
-        return ST_ERROR_IN_PROGRESS;
-    return 0;
-}
-
-/* The caller's loop cannot wait for an event procedure, nor for a private forward:
- * opening one authenticates SSH at once and its bridge runs on the library's loop
- * thread. */
-static int iw_own_loop_args(const IMAPCONNECTINFO *in, int own_loop)
-{
-    if (own_loop && IW_INFO(in, lpEventProc) != NULL)
-        return ST_ERROR_INVALID_PARAMETER;
-    if (own_loop && in->lpCredentials != NULL && (in->dwOptions & IMAP_OPTION_TUNNEL) &&
-        in->lpCredentials->dwSize >= offsetof(SECURITYCREDENTIALS, lpszCertificate) &&
-        (in->lpCredentials->dwOptions & CREDENTIAL_TUNNEL_FORWARD))
-        return ST_ERROR_FEATURE_NOT_AVAILABLE;
-    return 0;
-}
-
-/* The chain begun, then handed to the caller's loop, the library's, or driven here. */
-static int iw_connect_run(iw_client *c, const IMAPCONNECTINFO *in, int own_loop)
-{
-    int rc = iw_connect_begin(c);
-    /* The chain is built and each layer took what it needs: the transport text (which
-     * may hold a proxy password) and the credential secrets go now, not at disconnect. */
-    iw_creds_forget_secrets(c->creds);
-    iw_free_secret(c->transport);
-    c->transport = NULL;
-    /* Once the loop has the connect, its event may free c before this returns: c is not
-     * touched after iw_async_start succeeds. */
-    if (rc == 0 && own_loop)
-        rc = iw_own_start(c);
-    else if (rc == 0 && IW_INFO(in, lpEventProc) != NULL)
-        rc = iw_async_start(c, IW_INFO(in, lpEventProc), IW_INFO(in, lpParam));
-    else if (rc == 0) {
-        /* the handle is in the table already: its trace callback may name it, and must
-         * not free or use the client under the connect (ST_ERROR_IN_PROGRESS) */
-        __atomic_store_n(&c->busy_thread, iw_thread_id(), __ATOMIC_RELEASE);
-        rc = iw_drive(c, iw_connect_step, NULL, &c->cm.deadline_ms);
-        __atomic_store_n(&c->busy_thread, 0, __ATOMIC_RELEASE);
-    }
-    if (rc != 0) {
-        /* the chain was begun: the stage it stopped at, and its timings so far */
-        iw_errinfo_take_pending(iw_ei(&c->ei_work), (DWORD)rc);     /* a plugin that did not load */
-        iw_connect_fail(c, rc);
-        iw_set_last_timings(&c->timings);
-    }
-    return rc;
-}
-
-/* A connect that failed with a client made: its trace, the thread's error info, and the
- * client gone. */
-static void iw_connect_drop(iw_client *c, int rc)
-{
-    char note[160];
-    IMAPERRORINFO ei;
-    snprintf(note, sizeof note, "connect failed: %s", iw_error_name((DWORD)rc));
-    iw_trace_line(c, IMAP_TRACE_INFO, note, strlen(note));
-    /* a failure before the chain: what the preparation reported, if anything */
-    if (c->ei == NULL || c->ei->dwError == 0) {
-        iw_errinfo_take_pending(iw_ei(&c->ei_work), (DWORD)rc);
-        iw_errinfo_add(iw_ei(&c->ei_work), (DWORD)rc, IMAP_STAGE_NONE, 0, NULL, NULL, NULL,
-                       NULL);
-    }
-    ei = c->ei != NULL && c->ei->dwError != 0 ? *c->ei : *iw_ei(&c->ei_work);
-    ei.dwError = (DWORD)rc;
-    if (c->handle != 0)
-        iw_handle_remove(c->handle, IW_KIND_CLIENT);
-    iw_client_free(c);
-    iw_set_error_info(&ei);
-}
-
-/* own_loop: ImapConnectStart's connect, stepped by the caller's loop (own_loop.c). */
-HCLIENT iw_api_connect(const IMAPCONNECTINFO *in, int own_loop)
-{
-    iw_client *c = NULL;
-    HCLIENT h = INVALID_CLIENT;
-    int rc;
-
-    iw_errinfo_take_pending(NULL, 0);           /* nothing of an earlier call */
-    iw_forget_last_timings();
-    rc = iw_connect_args(in, own_loop);
-    if (rc != 0)
-        goto out;
-    c = iw_client_new();
-    if (c == NULL) {
-        rc = ST_ERROR_OUT_OF_MEMORY;
-        goto out;
-    }
-    rc = iw_own_loop_args(in, own_loop);
-    if (rc == 0)
-        rc = iw_prepare(c, in);
-    if (rc != 0)
-        goto out;
-    c->handle = iw_handle_add(IW_KIND_CLIENT, c);
-    if (c->handle == 0) {
-        rc = ST_ERROR_OUT_OF_MEMORY;
-        goto out;
-    }
-    h = c->handle;
-    rc = iw_connect_run(c, in, own_loop);
-out:
-    if (rc == 0)
-        return h;
-    if (c != NULL)
-        iw_connect_drop(c, rc);
-    else
-        iw_set_error((DWORD)rc);
-    return INVALID_CLIENT;
-}
-
-/* The five ImapConnect arguments as a zeroed IMAPCONNECTINFO: every entry point is
- * ImapConnectEx underneath. */
-static void iw_info_fill(IMAPCONNECTINFO *in, LPCTSTR host, UINT port, UINT timeout,
-                         DWORD options, LPSECURITYCREDENTIALS creds)
-{
-    memset(in, 0, sizeof *in);
-    in->dwSize = sizeof *in;
-    in->lpszHostName = host;
-    in->nRemotePort = port;
-    in->nTimeout = timeout;
-    in->dwOptions = options;
-    in->lpCredentials = creds;
-}
-
-HCLIENT ImapConnect(LPCTSTR lpszHostName, UINT nRemotePort, UINT nTimeout,
-                    DWORD dwOptions, LPSECURITYCREDENTIALS lpCredentials)
-{
-    IMAPCONNECTINFO in;
-    iw_info_fill(&in, lpszHostName, nRemotePort, nTimeout, dwOptions, lpCredentials);
-    return iw_api_connect(&in, 0);
-}
-
-HCLIENT ImapConnectEx(const IMAPCONNECTINFO *lpInfo)
-{
-    return iw_api_connect(lpInfo, 0);
-}
-
-HCLIENT ImapAsyncConnect(LPCTSTR lpszHostName, UINT nRemotePort, UINT nTimeout,
-                         DWORD dwOptions, LPSECURITYCREDENTIALS lpCredentials,
-                         IMAPEVENTPROC lpEventProc, LPVOID lpParam)
-{
-    IMAPCONNECTINFO in;
-    if (lpEventProc == NULL) {
-        iw_set_error(ST_ERROR_INVALID_PARAMETER);
-        return INVALID_CLIENT;
-    }
-    iw_info_fill(&in, lpszHostName, nRemotePort, nTimeout, dwOptions, lpCredentials);
-    in.lpEventProc = lpEventProc;
-    in.lpParam = lpParam;
-    return iw_api_connect(&in, 0);
+    if (c == NULL)
+        return IMAP_ERROR;
+    if (refused != 0)
+        return iw_fail((DWORD)refused);
+    iw_call_enter(c);
+    rc = c->io.broken ? (int)ST_ERROR_CONNECTION_CLOSED : run(c, args);
+    iw_call_leave(c);
+    return rc ? iw_fail_on(c, rc, stage) : 0;
 }
 
 INT ImapDisconnect(HCLIENT hClient)
@@ -529,23 +191,26 @@ DWORD ImapAttachThread(HCLIENT hClient, DWORD dwThreadId)
     return dwThreadId;
 }
 
+typedef struct iw_login_call {
+    UINT    type;
+    LPCTSTR user, pass;
+} iw_login_call;
+
+static int iw_login_run(iw_client *c, void *args)
+{
+    const iw_login_call *a = args;
+    return iw_session_login(c, a->type, a->user, a->pass ? a->pass : "");
+}
+
 INT ImapLogin(HCLIENT hClient, UINT nAuthType, LPCTSTR lpszUserName, LPCTSTR lpszPassword)
 {
-    iw_client *c = iw_client_wait(hClient);
-    int rc;
-    if (c == NULL)
-        return IMAP_ERROR;
-    if (lpszUserName == NULL || (lpszPassword == NULL && nAuthType != IMAP_AUTH_ANONYMOUS) ||
-        strlen(lpszUserName) > 65536 || (lpszPassword && strlen(lpszPassword) > 65536))
-        return iw_fail(ST_ERROR_INVALID_PARAMETER);
-    if (!iw_auth_type_known(nAuthType))
-        return iw_fail(ST_ERROR_INVALID_PARAMETER);
-    iw_call_enter(c);
-    rc = c->broken ? (int)ST_ERROR_CONNECTION_CLOSED
-                   : iw_session_login(c, nAuthType, lpszUserName,
-                                      lpszPassword ? lpszPassword : "");
-    iw_call_leave(c);
-    return rc ? iw_fail_on(c, rc, IMAP_STAGE_LOGIN) : 0;
+    iw_login_call a = { nAuthType, lpszUserName, lpszPassword };
+    int bad = lpszUserName == NULL ||
+              (lpszPassword == NULL && nAuthType != IMAP_AUTH_ANONYMOUS) ||
+              strlen(lpszUserName) > 65536 || (lpszPassword && strlen(lpszPassword) > 65536) ||
+              !iw_auth_type_known(nAuthType);
+    return iw_call(hClient, bad ? ST_ERROR_INVALID_PARAMETER : 0, IMAP_STAGE_LOGIN,
+                   iw_login_run, &a);
 }
 
 INT ImapGetCapabilities(HCLIENT hClient, LPTSTR lpszBuffer, INT nMaxLength)
@@ -554,14 +219,14 @@ INT ImapGetCapabilities(HCLIENT hClient, LPTSTR lpszBuffer, INT nMaxLength)
     size_t n;
     if (c == NULL)
         return IMAP_ERROR;
-    n = c->capa ? strlen(c->capa) : 0;
+    n = c->sess.capa ? strlen(c->sess.capa) : 0;
     if (lpszBuffer == NULL && nMaxLength == 0)
         return (INT)n;                     /* the length a caller needs to allocate */
     if (lpszBuffer == NULL || nMaxLength <= 0)
         return iw_fail(ST_ERROR_INVALID_PARAMETER);
     if (n >= (size_t)nMaxLength)
         return iw_fail(ST_ERROR_BUFFER_TOO_SMALL);
-    memcpy(lpszBuffer, c->capa ? c->capa : "", n + 1);
+    memcpy(lpszBuffer, c->sess.capa ? c->sess.capa : "", n + 1);
     return (INT)n;
 }
 
@@ -577,62 +242,64 @@ BOOL ImapHasCapability(HCLIENT hClient, LPCTSTR lpszCapability)
     return iw_capa_has(c, lpszCapability) ? TRUE : FALSE;
 }
 
+/* ImapCommandEx's and ImapCommandStream's arguments; the piece relay reads it too. */
+typedef struct iw_command_call {
+    HCLIENT               handle;
+    LPCTSTR               text;
+    IMAPRESPONSEPROC      response;
+    IMAPRESPONSEPIECEPROC piece;
+    LPVOID                param;
+    LPTSTR                result;
+    INT                   max;
+} iw_command_call;
+
+/* One command per call (CR and LF only inside literals, checked with the wire form);
+ * the forms that would change the stream (STARTTLS ...) are refused by the command
+ * table (src/core/imap/command_table.c). */
+static int iw_command_refused(const iw_command_call *a)
+{
+    size_t n;
+    if (a->text == NULL || (a->result != NULL && a->max <= 0))
+        return ST_ERROR_INVALID_PARAMETER;
+    n = strlen(a->text);
+    return n == 0 || n > IW_MAX_RESPONSE ? ST_ERROR_INVALID_PARAMETER : 0;
+}
+
+static int iw_command_run(iw_client *c, void *args)
+{
+    const iw_command_call *a = args;
+    return iw_session_command(c, a->text, a->response, a->param, a->result,
+                              a->result ? (size_t)a->max : 0);
+}
+
 INT ImapCommandEx(HCLIENT hClient, LPCTSTR lpszCommand, IMAPRESPONSEPROC lpResponseProc,
                   LPVOID lpParam, LPTSTR lpszResult, INT nMaxLength)
 {
-    iw_client *c = iw_client_wait(hClient);
-    size_t n;
-    int rc;
-    if (c == NULL)
-        return IMAP_ERROR;
-    if (lpszCommand == NULL || (lpszResult != NULL && nMaxLength <= 0))
-        return iw_fail(ST_ERROR_INVALID_PARAMETER);
-    n = strlen(lpszCommand);
-    /* One command per call (CR and LF only inside literals, checked with the wire form);
-     * the forms that would change the stream (STARTTLS ...) are refused by the command
-     * table (src/core/imap/command_table.c). */
-    if (n == 0 || n > IW_MAX_RESPONSE)
-        return iw_fail(ST_ERROR_INVALID_PARAMETER);
-    iw_call_enter(c);
-    rc = c->broken ? (int)ST_ERROR_CONNECTION_CLOSED
-                   : iw_session_command(c, lpszCommand, lpResponseProc, lpParam, lpszResult,
-                                        lpszResult ? (size_t)nMaxLength : 0);
-    iw_call_leave(c);
-    return rc ? iw_fail_on(c, rc, IMAP_STAGE_COMMAND) : 0;
+    iw_command_call a = { hClient, lpszCommand, lpResponseProc, NULL, lpParam, lpszResult,
+                          nMaxLength };
+    return iw_call(hClient, iw_command_refused(&a), IMAP_STAGE_COMMAND, iw_command_run, &a);
 }
-
-typedef struct iw_piece_relay {
-    HCLIENT               handle;
-    IMAPRESPONSEPIECEPROC proc;
-    LPVOID                param;
-} iw_piece_relay;
 
 static void iw_relay_piece(void *arg, const IMAPRESPONSEPIECE *piece)
 {
-    iw_piece_relay *r = arg;
-    r->proc(r->handle, piece, r->param);
+    const iw_command_call *a = arg;
+    a->piece(a->handle, piece, a->param);
+}
+
+static int iw_command_stream_run(iw_client *c, void *args)
+{
+    iw_command_call *a = args;
+    return iw_session_command_stream(c, a->text, iw_relay_piece, a, a->result,
+                                     a->result ? (size_t)a->max : 0);
 }
 
 INT ImapCommandStream(HCLIENT hClient, LPCTSTR lpszCommand, IMAPRESPONSEPIECEPROC lpPieceProc,
                       LPVOID lpParam, LPTSTR lpszResult, INT nMaxLength)
 {
-    iw_client *c = iw_client_wait(hClient);
-    iw_piece_relay relay = { hClient, lpPieceProc, lpParam };
-    size_t n;
-    int rc;
-    if (c == NULL)
-        return IMAP_ERROR;
-    if (lpszCommand == NULL || lpPieceProc == NULL || (lpszResult != NULL && nMaxLength <= 0))
-        return iw_fail(ST_ERROR_INVALID_PARAMETER);
-    n = strlen(lpszCommand);
-    if (n == 0 || n > IW_MAX_RESPONSE)
-        return iw_fail(ST_ERROR_INVALID_PARAMETER);
-    iw_call_enter(c);
-    rc = c->broken ? (int)ST_ERROR_CONNECTION_CLOSED
-                   : iw_session_command_stream(c, lpszCommand, iw_relay_piece, &relay,
-                                               lpszResult, lpszResult ? (size_t)nMaxLength : 0);
-    iw_call_leave(c);
-    return rc ? iw_fail_on(c, rc, IMAP_STAGE_COMMAND) : 0;
+    iw_command_call a = { hClient, lpszCommand, NULL, lpPieceProc, lpParam, lpszResult,
+                          nMaxLength };
+    int refused = lpPieceProc == NULL ? (int)ST_ERROR_INVALID_PARAMETER : iw_command_refused(&a);
+    return iw_call(hClient, refused, IMAP_STAGE_COMMAND, iw_command_stream_run, &a);
 }
 
 INT ImapCommand(HCLIENT hClient, LPCTSTR lpszCommand, LPTSTR lpszResult, INT nMaxLength)
@@ -640,71 +307,92 @@ INT ImapCommand(HCLIENT hClient, LPCTSTR lpszCommand, LPTSTR lpszResult, INT nMa
     return ImapCommandEx(hClient, lpszCommand, NULL, NULL, lpszResult, nMaxLength);
 }
 
+typedef struct iw_select_call {
+    LPCTSTR       mailbox;
+    LPIMAPMAILBOX info;
+} iw_select_call;
+
+static int iw_select_run(iw_client *c, void *args)
+{
+    const iw_select_call *a = args;
+    return iw_session_select(c, a->mailbox, a->info);
+}
+
 INT ImapSelectMailbox(HCLIENT hClient, LPCTSTR lpszMailbox, LPIMAPMAILBOX lpMailboxInfo)
 {
-    iw_client *c = iw_client_wait(hClient);
-    int rc;
-    if (c == NULL)
-        return IMAP_ERROR;
-    if (lpszMailbox == NULL || *lpszMailbox == '\0' || strlen(lpszMailbox) > 1024)
-        return iw_fail(ST_ERROR_INVALID_PARAMETER);
-    iw_call_enter(c);
-    rc = c->broken ? (int)ST_ERROR_CONNECTION_CLOSED
-                   : iw_session_select(c, lpszMailbox, lpMailboxInfo);
-    iw_call_leave(c);
-    return rc ? iw_fail_on(c, rc, IMAP_STAGE_COMMAND) : 0;
+    iw_select_call a = { lpszMailbox, lpMailboxInfo };
+    int bad = lpszMailbox == NULL || *lpszMailbox == '\0' || strlen(lpszMailbox) > 1024;
+    return iw_call(hClient, bad ? ST_ERROR_INVALID_PARAMETER : 0, IMAP_STAGE_COMMAND,
+                   iw_select_run, &a);
+}
+
+/* ImapGetMessage's and ImapGetMessageStreamEx's arguments and results; the stream's
+ * sink reads it too. */
+typedef struct iw_fetch_call {
+    HCLIENT         handle;
+    UINT            id, part;
+    DWORD           options;
+    LPVOID          message;       /* ImapGetMessage: the caller's buffer or pointer */
+    LPDWORD         length;
+    IMAPMESSAGEPROC proc;          /* ImapGetMessageStreamEx */
+    LPVOID          param;
+    char           *body;          /* the library's buffer when the caller gave none */
+    size_t          len;
+} iw_fetch_call;
+
+static int iw_fetch_refused(const iw_fetch_call *a)
+{
+    return a->id == 0 || (a->options & ~(DWORD)IMAP_MESSAGE_UID) != 0
+               ? ST_ERROR_INVALID_PARAMETER : 0;
+}
+
+static int iw_fetch_run(iw_client *c, void *args)
+{
+    iw_fetch_call *a = args;
+    /* a caller's buffer receives the body directly: no copy of it in between */
+    int rc = iw_session_fetch(c, a->id, (a->options & IMAP_MESSAGE_UID) != 0, a->part,
+                              *a->length > 0 ? (char *)a->message : NULL, *a->length,
+                              &a->body, &a->len);
+    if (rc == ST_ERROR_BUFFER_TOO_SMALL)
+        *a->length = (DWORD)a->len;
+    return rc;
 }
 
 INT ImapGetMessage(HCLIENT hClient, UINT nMessageId, UINT nMessagePart,
                    LPVOID lpvMessage, LPDWORD lpdwLength, DWORD dwOptions)
 {
-    iw_client *c = iw_client_wait(hClient);
-    char *body = NULL;
-    size_t len = 0;
-    int rc;
-
-    if (c == NULL)
+    iw_fetch_call a = { hClient, nMessageId, nMessagePart, dwOptions, lpvMessage, lpdwLength,
+                        NULL, NULL, NULL, 0 };
+    int refused = lpvMessage == NULL || lpdwLength == NULL ? (int)ST_ERROR_INVALID_PARAMETER
+                                                          : iw_fetch_refused(&a);
+    if (iw_call(hClient, refused, IMAP_STAGE_COMMAND, iw_fetch_run, &a) != 0)
         return IMAP_ERROR;
-    if (lpvMessage == NULL || lpdwLength == NULL || nMessageId == 0 ||
-        (dwOptions & ~(DWORD)IMAP_MESSAGE_UID) != 0)
-        return iw_fail(ST_ERROR_INVALID_PARAMETER);
-    iw_call_enter(c);
-    /* a caller's buffer receives the body directly: no copy of it in between */
-    rc = c->broken ? (int)ST_ERROR_CONNECTION_CLOSED
-                   : iw_session_fetch(c, nMessageId, (dwOptions & IMAP_MESSAGE_UID) != 0,
-                                      nMessagePart,
-                                      *lpdwLength > 0 ? (char *)lpvMessage : NULL,
-                                      *lpdwLength, &body, &len);
-    iw_call_leave(c);
-    if (rc == ST_ERROR_BUFFER_TOO_SMALL)
-        *lpdwLength = (DWORD)len;
-    if (rc != 0)
-        return iw_fail_on(c, rc, IMAP_STAGE_COMMAND);
-    if (len > 0xffffffffu) {
-        iw_body_release(body);
+    if (a.len > 0xffffffffu) {
+        iw_body_release(a.body);
         return iw_fail(ST_ERROR_RESPONSE_TOO_LARGE);
     }
     if (*lpdwLength == 0) {
-        *(LPVOID *)lpvMessage = body;      /* NUL-terminated; ImapFreeMemory frees it */
-        *lpdwLength = (DWORD)len;
+        *(LPVOID *)lpvMessage = a.body;    /* NUL-terminated; ImapFreeMemory frees it */
+        *lpdwLength = (DWORD)a.len;
         return 0;
     }
-    if (len < *lpdwLength)
-        ((char *)lpvMessage)[len] = '\0';
-    *lpdwLength = (DWORD)len;
+    if (a.len < *lpdwLength)
+        ((char *)lpvMessage)[a.len] = '\0';
+    *lpdwLength = (DWORD)a.len;
     return 0;
 }
 
-typedef struct iw_stream_sink {
-    HCLIENT         handle;
-    IMAPMESSAGEPROC proc;
-    LPVOID          param;
-} iw_stream_sink;
-
 static void iw_stream_piece(void *arg, const char *p, size_t n)
 {
-    iw_stream_sink *s = arg;
-    s->proc(s->handle, p, (DWORD)n, s->param);     /* n <= IW_STREAM_CHUNK */
+    const iw_fetch_call *a = arg;
+    a->proc(a->handle, p, (DWORD)n, a->param);     /* n <= IW_STREAM_CHUNK */
+}
+
+static int iw_fetch_stream_run(iw_client *c, void *args)
+{
+    iw_fetch_call *a = args;
+    return iw_session_fetch_stream(c, a->id, (a->options & IMAP_MESSAGE_UID) != 0, a->part,
+                                   iw_stream_piece, a, &a->len);
 }
 
 INT ImapGetMessageStream(HCLIENT hClient, UINT nMessageId, UINT nMessagePart,
@@ -718,25 +406,14 @@ INT ImapGetMessageStreamEx(HCLIENT hClient, UINT nMessageId, UINT nMessagePart,
                            DWORD dwOptions, IMAPMESSAGEPROC lpMessageProc, LPVOID lpParam,
                            LPDWORD lpdwLength)
 {
-    iw_client *c = iw_client_wait(hClient);
-    iw_stream_sink sink = { hClient, lpMessageProc, lpParam };
-    size_t len = 0;
-    int rc;
-
-    if (c == NULL)
+    iw_fetch_call a = { hClient, nMessageId, nMessagePart, dwOptions, NULL, NULL,
+                        lpMessageProc, lpParam, NULL, 0 };
+    int refused = lpMessageProc == NULL ? (int)ST_ERROR_INVALID_PARAMETER
+                                        : iw_fetch_refused(&a);
+    if (iw_call(hClient, refused, IMAP_STAGE_COMMAND, iw_fetch_stream_run, &a) != 0)
         return IMAP_ERROR;
-    if (lpMessageProc == NULL || nMessageId == 0 ||
-        (dwOptions & ~(DWORD)IMAP_MESSAGE_UID) != 0)
-        return iw_fail(ST_ERROR_INVALID_PARAMETER);
-    iw_call_enter(c);
-    rc = c->broken ? (int)ST_ERROR_CONNECTION_CLOSED
-                   : iw_session_fetch_stream(c, nMessageId, (dwOptions & IMAP_MESSAGE_UID) != 0,
-                                             nMessagePart, iw_stream_piece, &sink, &len);
-    iw_call_leave(c);
-    if (rc != 0)
-        return iw_fail_on(c, rc, IMAP_STAGE_COMMAND);
     if (lpdwLength != NULL)
-        *lpdwLength = (DWORD)len;                  /* below 4 GB: the hook checked */
+        *lpdwLength = (DWORD)a.len;                /* below 4 GB: the hook checked */
     return 0;
 }
 
@@ -759,9 +436,9 @@ INT ImapGetSecurityInformation(HCLIENT hClient, LPSECURITYINFO lpInfo)
     info.dwProtocol = SECURITY_PROTOCOL_NONE;
     info.dwCertificateStatus = CERTIFICATE_STATUS_NONE;
     info.dwTunnelProtocol = SECURITY_PROTOCOL_NONE;
-    pthread_mutex_lock(&c->io_lock);
-    iw_layer_query(c->top, IMAPWIRE_QUERY_SECURITY, &info);
-    pthread_mutex_unlock(&c->io_lock);
+    pthread_mutex_lock(&c->io.lock);
+    iw_layer_query(c->io.top, IMAPWIRE_QUERY_SECURITY, &info);
+    pthread_mutex_unlock(&c->io.lock);
     /* Only the fields the caller's struct has. */
     n = lpInfo->dwSize < sizeof info ? lpInfo->dwSize : sizeof info;
     memcpy(lpInfo, &info, n);
@@ -778,13 +455,13 @@ INT ImapGetErrorInfo(HCLIENT hClient, LPIMAPERRORINFO lpInfo)
     c = iw_client_for(hClient);
     if (c == NULL)
         return IMAP_ERROR;
-    /* the idle watcher writes a dropped connection's record under io_lock */
-    pthread_mutex_lock(&c->io_lock);
-    if (c->ei != NULL)
-        ei = *c->ei;
+    /* the idle watcher writes a dropped connection's record under io.lock */
+    pthread_mutex_lock(&c->io.lock);
+    if (c->rec.ei != NULL)
+        ei = *c->rec.ei;
     else
         memset(&ei, 0, sizeof ei);
-    pthread_mutex_unlock(&c->io_lock);
+    pthread_mutex_unlock(&c->io.lock);
     return iw_errinfo_copy_out(&ei, lpInfo);
 }
 
@@ -796,8 +473,8 @@ INT ImapGetTimings(HCLIENT hClient, LPIMAPTIMINGS lpTimings)
         return IMAP_ERROR;
     if (lpTimings == NULL || lpTimings->dwSize < offsetof(IMAPTIMINGS, dwResolve))
         return iw_fail(ST_ERROR_INVALID_PARAMETER);
-    n = lpTimings->dwSize < sizeof c->timings ? lpTimings->dwSize : sizeof c->timings;
-    memcpy((char *)lpTimings + sizeof(DWORD), (char *)&c->timings + sizeof(DWORD),
+    n = lpTimings->dwSize < sizeof c->rec.timings ? lpTimings->dwSize : sizeof c->rec.timings;
+    memcpy((char *)lpTimings + sizeof(DWORD), (char *)&c->rec.timings + sizeof(DWORD),
            n - sizeof(DWORD));
     return 0;
 }

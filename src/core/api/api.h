@@ -13,7 +13,7 @@ HCLIENT    iw_api_connect(const IMAPCONNECTINFO *in, int own_loop);
 iw_client *iw_api_client(HCLIENT h);
 /* The same for a call that needs the connect finished (ST_ERROR_IN_PROGRESS until then). */
 iw_client *iw_api_client_ready(HCLIENT h);
-/* Brackets a call that uses the chain: io_lock held, callbacks may not call back in. */
+/* Brackets a call that uses the chain: io.lock held, callbacks may not call back in. */
 void       iw_api_call_enter(iw_client *c);
 void       iw_api_call_leave(iw_client *c);
 

@@ -17,7 +17,7 @@ HCLIENT ImapConnectStart(const IMAPCONNECTINFO *lpInfo)
 static iw_client *iw_own_client(HCLIENT h)
 {
     iw_client *c = iw_api_client(h);
-    if (c != NULL && c->own == NULL) {
+    if (c != NULL && c->io.own == NULL) {
         iw_set_error(ST_ERROR_INVALID_PARAMETER);
         return NULL;
     }

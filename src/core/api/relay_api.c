@@ -25,12 +25,13 @@ INT ImapRelay(HCLIENT hClient, INT nInput, INT nOutput, UINT nTimeout, LPIMAPREL
     memset(&info, 0, sizeof info);
     info.dwSize = sizeof info;
     iw_api_call_enter(c);
-    rc = c->broken || c->top == NULL
+    rc = c->io.broken || c->io.top == NULL
              ? (int)ST_ERROR_CONNECTION_CLOSED
-             : iw_relay(c, nInput, nOutput, nTimeout ? nTimeout * 1000u : c->timeout_ms, &info);
+             : iw_relay(c, nInput, nOutput, nTimeout ? nTimeout * 1000u : c->cfg.timeout_ms,
+                        &info);
     /* whatever happened, the conversation is the caller's now: no LOGOUT of ours */
-    c->broken = 1;
-    c->state = IW_LOGOUT;
+    iw_client_break(c, rc);
+    c->sess.state = IW_LOGOUT;
     iw_api_call_leave(c);
     if (lpInfo != NULL)
         *lpInfo = info;

@@ -9,7 +9,7 @@ INT ImapGetState(HCLIENT hClient)
     if (c == NULL)
         return IMAP_ERROR;
     iw_api_call_enter(c);
-    state = c->state;
+    state = c->sess.state;
     iw_api_call_leave(c);
     switch (state) {
     case IW_NOT_AUTH: return IMAP_STATE_NOT_AUTHENTICATED;
@@ -27,8 +27,8 @@ INT ImapGetAuthType(HCLIENT hClient)
     if (c == NULL)
         return IMAP_ERROR;
     iw_api_call_enter(c);
-    done = c->auth_done;
-    type = c->auth_used;
+    done = c->sess.auth_done;
+    type = c->sess.auth_used;
     iw_api_call_leave(c);
     if (!done) {
         iw_set_error(ST_ERROR_NOT_AUTHENTICATED);

@@ -47,7 +47,7 @@ static void iw_async_pollset(iw_task *t, imapwire_pollset *ps)
             imapwire_pollset_add(ps, a->fd, IMAPWIRE_WANT_READ);
         return;
     }
-    iw_layer_pollset(a->c->top, a->want, ps);
+    iw_layer_pollset(a->c->io.top, a->want, ps);
     imapwire_pollset_wakeup(ps, a->c->cm.deadline_ms);
 }
 
@@ -58,16 +58,16 @@ static int iw_async_peek(iw_async *a)
     iw_client *c = a->c;
     int rc = 0, i;
 
-    if (pthread_mutex_trylock(&c->io_lock) != 0) {
+    if (pthread_mutex_trylock(&c->io.lock) != 0) {
         a->busy = 1;
         return 0;
     }
     a->busy = 0;
     /* a trace callback of what the idle server sent runs under this lock: a call on the
      * handle from it is refused (ST_ERROR_IN_PROGRESS), as in a blocking call */
-    __atomic_store_n(&c->busy_thread, iw_thread_id(), __ATOMIC_RELEASE);
-    if (c->broken) {
-        pthread_mutex_unlock(&c->io_lock);
+    __atomic_store_n(&c->io.busy_thread, iw_thread_id(), __ATOMIC_RELEASE);
+    if (c->io.broken) {
+        pthread_mutex_unlock(&c->io.lock);
         return 0;                  /* a call already met the end and reported it */
     }
     /* bounded: an idle server that floods is read a little each turn */
@@ -84,11 +84,11 @@ static int iw_async_peek(iw_async *a)
             rc = ST_ERROR_CONNECTION_CLOSED;
     }
     if (rc != 0) {
-        c->broken = 1;
+        iw_client_break(c, rc);
         iw_client_dropped(c, rc);
     }
-    __atomic_store_n(&c->busy_thread, 0, __ATOMIC_RELEASE);
-    pthread_mutex_unlock(&c->io_lock);
+    __atomic_store_n(&c->io.busy_thread, 0, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&c->io.lock);
     return rc;
 }
 
@@ -125,9 +125,9 @@ static int iw_async_step(iw_task *t)
     /* Its trace callback runs inside the step: a disconnect from there would free the
      * client under it, so calls on the handle are refused until the event (which may
      * disconnect it: the loop then keeps only a, never c). */
-    __atomic_store_n(&c->busy_thread, iw_thread_id(), __ATOMIC_RELEASE);
+    __atomic_store_n(&c->io.busy_thread, iw_thread_id(), __ATOMIC_RELEASE);
     rc = iw_connect_step(c, NULL, &a->want);
-    __atomic_store_n(&c->busy_thread, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&c->io.busy_thread, 0, __ATOMIC_RELEASE);
     if (rc == IMAPWIRE_AGAIN) {
         if (iw_now_ms() < c->cm.deadline_ms)
             return 0;
@@ -137,15 +137,14 @@ static int iw_async_step(iw_task *t)
         /* The handle stays valid until the caller disconnects it; it only fails now. */
         iw_connect_fail(c, rc);
         iw_client_close(c, 0);
-        c->broken = 1;
+        iw_client_break(c, rc);
     }
-    c->async_error = rc;
     if (!__atomic_compare_exchange_n(&a->state, &expect, IW_ASYNC_FIRING, 0, __ATOMIC_ACQ_REL,
                                      __ATOMIC_ACQUIRE))
         return 1;                  /* cancelled meanwhile: no event */
     /* The socket to watch afterwards, found now: the callback may free the client. */
     a->fd = -1;
-    if (rc == 0 && iw_layer_query(c->top, IMAPWIRE_QUERY_SOCKET, &a->fd) != IMAPWIRE_OK)
+    if (rc == 0 && iw_layer_query(c->io.top, IMAPWIRE_QUERY_SOCKET, &a->fd) != IMAPWIRE_OK)
         a->fd = -1;
     /* From here on the caller may use (or free) the client, even inside the callback:
      * only a is touched below, and a lives until both of its references are gone. */
@@ -180,10 +179,10 @@ int iw_async_start(iw_client *c, IMAPEVENTPROC proc, void *param)
     a->task.step = iw_async_step;
     a->task.release = iw_async_release;
     a->task.owner = a;
-    c->async = a;
+    c->io.async = a;
     rc = iw_loop_add(&a->task);
     if (rc != 0) {
-        c->async = NULL;
+        c->io.async = NULL;
         free(a);
     }
     return rc;
@@ -191,8 +190,8 @@ int iw_async_start(iw_client *c, IMAPEVENTPROC proc, void *param)
 
 int iw_async_pending(const iw_client *c)
 {
-    return c->async != NULL &&
-           __atomic_load_n(&c->async->state, __ATOMIC_ACQUIRE) == IW_ASYNC_PENDING;
+    return c->io.async != NULL &&
+           __atomic_load_n(&c->io.async->state, __ATOMIC_ACQUIRE) == IW_ASYNC_PENDING;
 }
 
 static void iw_async_drop_task(void *arg)
@@ -207,12 +206,12 @@ static void iw_async_nothing(void *arg)
 
 int iw_async_detach(iw_client *c)
 {
-    iw_async *a = c->async;
+    iw_async *a = c->io.async;
     int was_pending = 0, round;
 
     if (a == NULL)
         return 0;
-    c->async = NULL;
+    c->io.async = NULL;
     /* Bounded: each pass either settles or waits out one event, and a handle has two. */
     for (round = 0; round < 4; round++) {
         int expect = __atomic_load_n(&a->state, __ATOMIC_ACQUIRE);

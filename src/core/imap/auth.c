@@ -88,7 +88,7 @@ static int iw_sasl_response(iw_client *c, unsigned type, const char *user, const
                             iw_sb *out)
 {
     iw_sb raw = {0};
-    int rc = iw_sasl_message(type, user, pass, c->ep.host, c->ep.port, &raw);
+    int rc = iw_sasl_message(type, user, pass, c->cfg.ep.host, c->cfg.ep.port, &raw);
     if (rc == 0)
         rc = iw_base64((const unsigned char *)raw.p, raw.len, out);
     iw_sb_free(&raw);
@@ -414,7 +414,7 @@ int iw_login_fallback(iw_client *c, const iw_login *lg, unsigned *type)
     char note[160];
 
     if (!iw_is_scram(lg->type) || lg->cmd.status != IW_STATUS_NO || lg->no_retry ||
-        lg->scram.step == IW_SCRAM_FAILED || c->broken)
+        lg->scram.step == IW_SCRAM_FAILED || c->io.broken)
         return 0;
     if (!iw_mech_offered(c, to)) {
         to = iw_mech_find(IMAP_AUTH_LOGIN);
@@ -437,8 +437,8 @@ void iw_login_clear(iw_login *lg)
     /* A SCRAM OK that nobody checked with iw_login_finish: check it now, and if the
      * server did not prove itself, the session it claims to have opened is not used. */
     if (!lg->finished && lg->c != NULL && iw_login_finish(lg->c, lg) != 0) {
-        lg->c->state = IW_NOT_AUTH;
-        lg->c->broken = 1;
+        lg->c->sess.state = IW_NOT_AUTH;
+        iw_client_break(lg->c, ST_ERROR_LOGIN_FAILED);
     }
     iw_cmd_clear(&lg->cmd);
     iw_sb_free(&lg->ir);

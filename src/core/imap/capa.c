@@ -55,9 +55,9 @@ static int iw_capa_collect(iw_client *c, iw_tokenizer *t, int in_code)
             if (sb.len > 0)
                 memcpy(s, sb.p, sb.len);
             s[sb.len] = '\0';
-            free(c->capa);
-            c->capa = s;
-            c->capa_gen++;
+            free(c->sess.capa);
+            c->sess.capa = s;
+            c->sess.capa_gen++;
         }
     }
 out:
@@ -78,7 +78,7 @@ int iw_capa_refresh(iw_client *c, unsigned gen)
 {
     iw_cmd cmd;
     int rc;
-    if (c->capa_gen != gen)
+    if (c->sess.capa_gen != gen)
         return 0;
     memset(&cmd, 0, sizeof cmd);
     rc = iw_cmd_start(c, &cmd, "CAPABILITY", 10, NULL, 0, 0, NULL);
@@ -91,7 +91,7 @@ int iw_capa_refresh(iw_client *c, unsigned gen)
 
 int iw_capa_has(const iw_client *c, const char *name)
 {
-    const char *p = c->capa;
+    const char *p = c->sess.capa;
     size_t n = strlen(name);
 
     if (p == NULL || n == 0)

@@ -12,12 +12,18 @@ iw_client *iw_client_new(void)
     iw_client *c = calloc(1, sizeof *c);
     if (c == NULL)
         return NULL;
-    if (pthread_mutex_init(&c->io_lock, NULL) != 0) {
+    if (pthread_mutex_init(&c->io.lock, NULL) != 0) {
         free(c);
         return NULL;
     }
-    iw_reader_init(&c->reader);
+    iw_reader_init(&c->io.reader);
     return c;
+}
+
+int iw_client_break(iw_client *c, int rc)
+{
+    c->io.broken = 1;
+    return rc;
 }
 
 static int iw_logout_step(iw_client *c, void *arg, unsigned *want)
@@ -30,9 +36,10 @@ static int iw_logout_step(iw_client *c, void *arg, unsigned *want)
  * out if the socket takes it at once, and the answer is not waited for. */
 void iw_client_close(iw_client *c, int polite)
 {
-    if (c->top != NULL && polite && !c->broken && c->state != IW_LOGOUT) {
+    if (c->io.top != NULL && polite && !c->io.broken && c->sess.state != IW_LOGOUT) {
         iw_cmd cmd;
-        int64_t wait = c->timeout_ms < IW_LOGOUT_WAIT_MS ? c->timeout_ms : IW_LOGOUT_WAIT_MS;
+        int64_t wait = c->cfg.timeout_ms < IW_LOGOUT_WAIT_MS ? c->cfg.timeout_ms
+                                                             : IW_LOGOUT_WAIT_MS;
         int64_t deadline = iw_now_ms() + wait;
         unsigned want = 0;
         memset(&cmd, 0, sizeof cmd);
@@ -43,14 +50,14 @@ void iw_client_close(iw_client *c, int polite)
                 iw_drive(c, iw_logout_step, &cmd, &deadline);
         }
         iw_cmd_clear(&cmd);
-        c->state = IW_LOGOUT;
+        c->sess.state = IW_LOGOUT;
     }
-    if (c->top != NULL) {
+    if (c->io.top != NULL) {
         int done = 0;
         /* One non-blocking attempt: close_notify and friends are courtesy, not duty. */
-        iw_layer_shutdown(c->top, &done);
-        iw_layer_free_chain(c->top);
-        c->top = NULL;
+        iw_layer_shutdown(c->io.top, &done);
+        iw_layer_free_chain(c->io.top);
+        c->io.top = NULL;
     }
 }
 
@@ -74,46 +81,46 @@ void iw_ei_drop(IMAPERRORINFO **slot)
 
 void iw_ei_keep_work(iw_client *c)
 {
-    iw_ei_drop(&c->ei);
-    c->ei = c->ei_work;
-    c->ei_work = NULL;
+    iw_ei_drop(&c->rec.ei);
+    c->rec.ei = c->rec.ei_work;
+    c->rec.ei_work = NULL;
 }
 
 void iw_client_rest(iw_client *c)
 {
-    iw_reader_rest(&c->reader);
-    if (c->top != NULL && iw_reader_buffered(&c->reader) == 0)
-        iw_layer_query(c->top, IMAPWIRE_QUERY_REST, NULL);
+    iw_reader_rest(&c->io.reader);
+    if (c->io.top != NULL && iw_reader_buffered(&c->io.reader) == 0)
+        iw_layer_query(c->io.top, IMAPWIRE_QUERY_REST, NULL);
 }
 
 void iw_client_free(iw_client *c)
 {
     if (c != NULL) {
-        iw_ei_drop(&c->ei);
-        iw_ei_drop(&c->ei_work);
-        iw_ei_drop(&c->ei_party);
+        iw_ei_drop(&c->rec.ei);
+        iw_ei_drop(&c->rec.ei_work);
+        iw_ei_drop(&c->rec.ei_party);
     }
     if (c == NULL)
         return;
     iw_client_close(c, 0);
     iw_own_free(c);
     iw_connect_cmd_free(c);
-    iw_reader_free(&c->reader);
-    if (c->out != NULL) {
-        iw_wipe(c->out, c->out_cap);
-        free(c->out);
+    iw_reader_free(&c->io.reader);
+    if (c->io.out != NULL) {
+        iw_wipe(c->io.out, c->io.out_cap);
+        free(c->io.out);
     }
-    free(c->capa);
-    free(c->host);
-    free(c->local_address);
-    free(c->dns_servers);
-    iw_free_secret(c->transport);  /* "socks5:user:password@..." */
-    free(c->client_name);
-    free(c->client_version);
+    free(c->sess.capa);
+    free(c->cfg.host);
+    free(c->cfg.local_address);
+    free(c->cfg.dns_servers);
+    iw_free_secret(c->cfg.transport);  /* "socks5:user:password@..." */
+    free(c->cfg.client_name);
+    free(c->cfg.client_version);
     /* after the chain: the forward's bridge must not outlive its client side */
-    iw_forward_close(c->forward);
-    iw_creds_free(c->creds);
-    iw_tls_use_free(c->tls);                  /* its layer went with the chain */
-    pthread_mutex_destroy(&c->io_lock);
+    iw_forward_close(c->io.forward);
+    iw_creds_free(c->cfg.creds);
+    iw_tls_use_free(c->cfg.tls);                  /* its layer went with the chain */
+    pthread_mutex_destroy(&c->io.lock);
     free(c);
 }

@@ -51,49 +51,87 @@ typedef struct iw_connect_machine {
                                       connection does not carry it */
 } iw_connect_machine;
 
-typedef struct iw_client {
-    HCLIENT            handle;
-    DWORD              owner;
+/* The client in parts, each with one rule for who writes it and when. "The driver" of a
+ * moment is the one thread stepping the stream: during a connect the thread that steps
+ * it (the caller in a blocking connect, the loop thread for ImapAsyncConnect, the
+ * caller's loop for ImapConnectStart), afterwards a call holding io.lock, or the idle
+ * watcher of an event handle, which only ever tries that lock. */
+
+/* Configuration: what the caller asked for, copied and checked by connect_api.c before
+ * the handle exists; read-only from iw_connect_begin on, by any thread that holds the
+ * handle, without a lock. Two exceptions, right after iw_connect_begin and before the
+ * connect is driven or handed to a loop: the transport text goes (it may hold a proxy
+ * password) and the credentials' secrets are forgotten. */
+typedef struct iw_client_config {
     DWORD              options;
-    imapwire_endpoint  ep;
+    unsigned           timeout_ms;
+    imapwire_endpoint  ep;         /* points into host, local_address, dns_servers */
     char              *host, *local_address, *dns_servers, *transport;
     char              *client_name, *client_version;
     iw_creds          *creds;
     struct iw_tls_use *tls;        /* the TLS policy of a secure connect (its layer's params) */
-    int                tls_up;
-    struct iw_forward *forward;    /* CREDENTIAL_TUNNEL_FORWARD: the forward in use */
-    struct iw_async   *async;      /* an asynchronous connect's state (async.c), or NULL */
-    struct iw_own     *own;        /* a connect stepped by the caller's loop (own_loop.c) */
-    pthread_mutex_t    io_lock;    /* held by a call using the chain; the idle watcher
-                                      of an event handle only ever tries it */
-    int                async_error;    /* its result, once the event has fired */
-    DWORD              busy_thread;    /* the thread inside a call holding io_lock (0:
-                                          none): its callbacks may not call back in */
     IMAPTRACEPROC      trace;
     void              *trace_param;
+} iw_client_config;
+
+/* Session state: where the IMAP conversation is and what the server said it can do.
+ * Written only by the driver, never by the idle watcher; read under io.lock, or between
+ * calls on the owner's thread (ImapGetCapabilities and ImapHasCapability lock nothing). */
+typedef struct iw_client_session {
+    int                state;      /* enum iw_state */
+    int                tls_up;     /* our TLS layer finished its handshake */
+    char              *capa;       /* space-separated, as the server sent them */
+    unsigned           capa_gen;   /* bumped by every new list: "did this answer have one?" */
+    unsigned           next_tag;
+    unsigned           auth_used;  /* the IMAP_AUTH_* of the login that succeeded, or 0
+                                      with auth_done 0 (not logged in by ImapLogin) */
+    int                auth_done;
+} iw_client_session;
+
+/* The driver: the stream and who may touch it. After the connect everything here but
+ * lock and busy_thread belongs to whoever holds lock; during the connect, to the
+ * thread stepping it. busy_thread is atomic; async and own are set by the connecting
+ * thread before the loop or the caller can see them, and cleared on the owner's thread
+ * by ImapDisconnect. broken only ever goes from 0 to 1, through iw_client_break. */
+typedef struct iw_client_driver {
+    pthread_mutex_t    lock;       /* held by a call using the chain; the idle watcher
+                                      of an event handle only ever tries it */
+    DWORD              busy_thread; /* the thread inside a call holding lock (0: none):
+                                       its callbacks may not call back in */
+    struct iw_async   *async;      /* an asynchronous connect's state (async.c), or NULL */
+    struct iw_own     *own;        /* a connect stepped by the caller's loop (own_loop.c) */
+    struct iw_forward *forward;    /* CREDENTIAL_TUNNEL_FORWARD: the forward below the chain,
+                                      opened by api.c, closed after the chain */
     imapwire_layer    *top;
     iw_reader          reader;
     uint64_t           rx_bytes;
     char              *out;        /* bytes queued for the top layer */
     size_t             out_len, out_off, out_cap;
     int                out_secret; /* the queue holds a secret: wipe when drained */
-    char              *capa;       /* space-separated, as the server sent them */
-    unsigned           capa_gen;   /* bumped by every new list: "did this answer have one?" */
-    unsigned           next_tag;
-    int                state;      /* enum iw_state */
-    unsigned           auth_used;  /* the IMAP_AUTH_* of the login that succeeded, or 0
-                                      with auth_done 0 (not logged in by ImapLogin) */
-    int                auth_done;
-    int                broken;     /* an I/O error made the stream unusable */
-    unsigned           timeout_ms;
+    int                broken;     /* the stream is unusable: no command, no LOGOUT */
+} iw_client_driver;
+
+/* Records of what happened, each error record made on first use (an idle connection
+ * keeps none of their 3.5 KB). timings: written by the connect's driver at its end,
+ * read-only after. ei, the handle's last failure (ImapGetErrorInfo): written and read
+ * under io.lock once the connect is over. ei_work: what the layers of the running call
+ * reported, the driver's. ei_party: the party a layer of the chain last said it waits
+ * for, the connect's only. */
+typedef struct iw_client_records {
     IMAPTIMINGS        timings;
-    iw_connect_machine cm;
-    /* Error records, each made on first use (an idle connection keeps none of their
-     * 3.5 KB): the handle's last failure (ImapGetErrorInfo), what the layers of the
-     * running call reported, the party a layer of the chain last said it waits for. */
     IMAPERRORINFO     *ei;
     IMAPERRORINFO     *ei_work;
     IMAPERRORINFO     *ei_party;
+} iw_client_records;
+
+typedef struct iw_client {
+    HCLIENT            handle;     /* set once, before the handle is in the table */
+    DWORD              owner;      /* atomic: swapped under the handle table's lock */
+    iw_client_config   cfg;
+    iw_client_session  sess;
+    iw_client_driver   io;
+    iw_connect_machine cm;         /* the connect's driver's, until CM_READY */
+    iw_client_records  rec;
 } iw_client;
 
 /* connect.c: frees the connect's command (after the connect, or with the client) */
@@ -152,7 +190,7 @@ int  iw_connect_fail(iw_client *c, int rc);
  * also the thread's record. Returns rc. */
 int  iw_client_fail(iw_client *c, int rc, DWORD stage);
 /* An idle connection the server ended (IMAP_EVENT_DISCONNECT): the handle's error info;
- * called with io_lock held. */
+ * called with io.lock held. */
 void iw_client_dropped(iw_client *c, int rc);
 
 /* async.c: connects run by the loop thread */
@@ -180,6 +218,10 @@ void iw_own_free(iw_client *c);              /* closes the duplicates handed out
 
 /* client.c */
 iw_client *iw_client_new(void);
+/* The one way into "the stream is unusable" (an I/O error, a protocol violation, LOGOUT,
+ * a relay that handed the stream over): no command goes out after it, nor a LOGOUT at
+ * close. Returns rc. */
+int  iw_client_break(iw_client *c, int rc);
 void iw_client_free(iw_client *c);
 void iw_client_close(iw_client *c, int polite);
 

@@ -8,18 +8,18 @@
 
 void iw_trace_line(iw_client *c, unsigned dir, const char *p, size_t n)
 {
-    if (c->trace == NULL)
+    if (c->cfg.trace == NULL)
         return;
     if (n > 0x7fffffff)
         n = 0x7fffffff;
-    c->trace(c->handle, dir, p, (INT)n, c->trace_param);
+    c->cfg.trace(c->handle, dir, p, (INT)n, c->cfg.trace_param);
 }
 
 /* Each line piece of a response once; literal bytes are summarised, not traced. */
 void iw_trace_response(iw_client *c, const iw_response *r)
 {
     size_t pos = 0;
-    if (c->trace == NULL)
+    if (c->cfg.trace == NULL)
         return;
     while (pos < r->len) {
         const char *lf = memchr(r->data + pos, '\n', r->len - pos);
@@ -43,70 +43,67 @@ void iw_trace_response(iw_client *c, const iw_response *r)
 
 int iw_queue(iw_client *c, const char *p, size_t n, int secret)
 {
-    if (c->out_off == c->out_len) {
-        c->out_off = c->out_len = 0;
+    if (c->io.out_off == c->io.out_len) {
+        c->io.out_off = c->io.out_len = 0;
     }
-    if (c->out_len + n > c->out_cap) {
-        size_t cap = c->out_cap ? c->out_cap : IW_OUT_FIRST;
+    if (c->io.out_len + n > c->io.out_cap) {
+        size_t cap = c->io.out_cap ? c->io.out_cap : IW_OUT_FIRST;
         char *b;
-        while (cap < c->out_len + n)
+        while (cap < c->io.out_len + n)
             cap *= 2;
         b = malloc(cap);
         if (b == NULL)
             return ST_ERROR_OUT_OF_MEMORY;
-        if (c->out != NULL) {
-            memcpy(b, c->out, c->out_len);
-            iw_wipe(c->out, c->out_cap);
-            free(c->out);
+        if (c->io.out != NULL) {
+            memcpy(b, c->io.out, c->io.out_len);
+            iw_wipe(c->io.out, c->io.out_cap);
+            free(c->io.out);
         }
-        c->out = b;
-        c->out_cap = cap;
+        c->io.out = b;
+        c->io.out_cap = cap;
     }
-    memcpy(c->out + c->out_len, p, n);
-    c->out_len += n;
-    c->out_secret |= secret;
+    memcpy(c->io.out + c->io.out_len, p, n);
+    c->io.out_len += n;
+    c->io.out_secret |= secret;
     return 0;
 }
 
 int iw_flush(iw_client *c, unsigned *want)
 {
-    while (c->out_off < c->out_len) {
+    while (c->io.out_off < c->io.out_len) {
         size_t sent = 0;
-        int rc = iw_layer_send(c->top, c->out + c->out_off, c->out_len - c->out_off, &sent);
+        int rc = iw_layer_send(c->io.top, c->io.out + c->io.out_off,
+                               c->io.out_len - c->io.out_off, &sent);
         if (rc == IMAPWIRE_AGAIN) {
             *want = IMAPWIRE_WANT_WRITE;
             return IMAPWIRE_AGAIN;
         }
-        if (rc != 0) {
-            c->broken = 1;
-            return rc;
-        }
-        c->out_off += sent;
+        if (rc != 0)
+            return iw_client_break(c, rc);
+        c->io.out_off += sent;
     }
-    if (c->out_secret && c->out != NULL) {
-        iw_wipe(c->out, c->out_cap);
-        c->out_secret = 0;
+    if (c->io.out_secret && c->io.out != NULL) {
+        iw_wipe(c->io.out, c->io.out_cap);
+        c->io.out_secret = 0;
     }
-    c->out_off = c->out_len = 0;
+    c->io.out_off = c->io.out_len = 0;
     /* Drained, the queue goes: a buffer grown for a large command (an APPEND's literal,
      * a long line) is not kept at its peak, and an idle connection holds none. */
-    free(c->out);
-    c->out = NULL;
-    c->out_cap = 0;
+    free(c->io.out);
+    c->io.out = NULL;
+    c->io.out_cap = 0;
     return 0;
 }
 
 int iw_read_response(iw_client *c, iw_response *r, unsigned *want)
 {
-    int rc = iw_reader_next(&c->reader, c->top, r, &c->rx_bytes);
+    int rc = iw_reader_next(&c->io.reader, c->io.top, r, &c->io.rx_bytes);
     if (rc == IMAPWIRE_AGAIN) {
         *want = IMAPWIRE_WANT_READ;
         return rc;
     }
-    if (rc != 0) {
-        c->broken = 1;
-        return rc;
-    }
+    if (rc != 0)
+        return iw_client_break(c, rc);
     iw_trace_response(c, r);
     return 0;
 }
@@ -143,7 +140,7 @@ int iw_cmd_start(iw_client *c, iw_cmd *cmd, const char *text, size_t len,
     iw_cmd_clear(cmd);
     if (ncuts > IW_MAX_CUTS)
         return ST_ERROR_INVALID_PARAMETER;
-    snprintf(cmd->tag, sizeof cmd->tag, "A%04u", ++c->next_tag % 100000u);
+    snprintf(cmd->tag, sizeof cmd->tag, "A%04u", ++c->sess.next_tag % 100000u);
     tl = strlen(cmd->tag);
     cmd->wire = malloc(tl + 1 + len + 2);
     if (cmd->wire == NULL)
@@ -157,7 +154,7 @@ int iw_cmd_start(iw_client *c, iw_cmd *cmd, const char *text, size_t len,
         cmd->cuts[i] = tl + 1 + cuts[i];
     cmd->ncuts = ncuts;
     cmd->secret = secret;
-    if (c->trace != NULL) {
+    if (c->cfg.trace != NULL) {
         char line[600];
         int n = snprintf(line, sizeof line, "%s %.*s", cmd->tag,
                          trace_text ? (int)strlen(trace_text) : (int)len,
@@ -184,8 +181,7 @@ static int iw_cmd_continue(iw_client *c, iw_cmd *cmd, const iw_response *r)
      * of the stream is no longer ours, and the connection ends with the command. */
     iw_client_note(c, "command: the server sent a continuation the command did not ask "
                       "for; nothing sent in answer, connection dropped");
-    c->broken = 1;
-    return ST_ERROR_INVALID_RESPONSE;
+    return iw_client_break(c, ST_ERROR_INVALID_RESPONSE);
 }
 
 int iw_cmd_step(iw_client *c, iw_cmd *cmd, unsigned *want)
@@ -207,17 +203,14 @@ int iw_cmd_step(iw_client *c, iw_cmd *cmd, unsigned *want)
             rc = cmd->on_untagged ? cmd->on_untagged(c, &r, cmd->arg) : 0;
         } else {
             size_t n;
-            if (r.tag_len != strlen(cmd->tag) || memcmp(r.tag, cmd->tag, r.tag_len) != 0) {
-                c->broken = 1;
-                return ST_ERROR_INVALID_RESPONSE;
-            }
+            if (r.tag_len != strlen(cmd->tag) || memcmp(r.tag, cmd->tag, r.tag_len) != 0)
+                return iw_client_break(c, ST_ERROR_INVALID_RESPONSE);
             switch (iw_resp_status(&r)) {
             case IW_STATUS_WORD_OK:  cmd->status = IW_STATUS_OK;  break;
             case IW_STATUS_WORD_NO:  cmd->status = IW_STATUS_NO;  break;
             case IW_STATUS_WORD_BAD: cmd->status = IW_STATUS_BAD; break;
             default:
-                c->broken = 1;
-                return ST_ERROR_INVALID_RESPONSE;
+                return iw_client_break(c, ST_ERROR_INVALID_RESPONSE);
             }
             n = r.rest_len < sizeof cmd->text - 1 ? r.rest_len : sizeof cmd->text - 1;
             memcpy(cmd->text, r.rest, n);

@@ -16,7 +16,7 @@ static void iw_phase(iw_client *c, int state)
 {
     int64_t now = iw_now_ms();
     c->cm.state = state;
-    c->cm.phase_deadline_ms = now + c->timeout_ms;
+    c->cm.phase_deadline_ms = now + c->cfg.timeout_ms;
     c->cm.deadline_ms = c->cm.phase_deadline_ms < c->cm.total_deadline_ms
                             ? c->cm.phase_deadline_ms : c->cm.total_deadline_ms;
 }
@@ -33,7 +33,7 @@ static void iw_sink_note(void *core, const char *text)
 
 static int iw_sink_traces(void *core)
 {
-    return ((iw_client *)core)->trace != NULL;
+    return ((iw_client *)core)->cfg.trace != NULL;
 }
 
 static void iw_sink_mark(void *core, int mark)
@@ -49,12 +49,12 @@ static void iw_sink_report(void *core, const imapwire_error_report *r)
 {
     iw_client *c = core;
     if (r->error == 0) {
-        iw_ei_drop(&c->ei_party);
-        iw_errinfo_add(iw_ei(&c->ei_party), 0, r->stage, r->hop, r->peer, NULL, NULL,
+        iw_ei_drop(&c->rec.ei_party);
+        iw_errinfo_add(iw_ei(&c->rec.ei_party), 0, r->stage, r->hop, r->peer, NULL, NULL,
                        r->detail);
         return;
     }
-    iw_errinfo_add(iw_ei(&c->ei_work), (DWORD)r->error, r->stage, r->hop, r->peer, r->file,
+    iw_errinfo_add(iw_ei(&c->rec.ei_work), (DWORD)r->error, r->stage, r->hop, r->peer, r->file,
                    r->fingerprint, r->detail);
 }
 
@@ -86,29 +86,30 @@ static int iw_build_chain(iw_client *c)
     int rc;
 
     /* A private forward's socket pair is the bottom: nothing else carries that connect. */
-    if (c->forward != NULL) {
-        rc = iw_forward_client_layer(c->forward, &c->ep, &iw_client_sink, c, &top);
+    if (c->io.forward != NULL) {
+        rc = iw_forward_client_layer(c->io.forward, &c->cfg.ep, &iw_client_sink, c, &top);
         if (rc == 0)
-            c->top = top;
+            c->io.top = top;
         return rc;
     }
-    if ((c->options & IMAP_OPTION_TUNNEL) && c->creds != NULL && c->creds->tunnel_host != NULL) {
+    if ((c->cfg.options & IMAP_OPTION_TUNNEL) && c->cfg.creds != NULL &&
+        c->cfg.creds->tunnel_host != NULL) {
         /* The hop's type is checked (and its plugin loaded) here, before the SSH layer
          * makes a session: a bad name fails this connect alone, with no session made. */
-        if (c->transport != NULL && *c->transport != '\0' &&
-            (rc = iw_transport_lookup(c->transport, name, &args, &flags)) != 0)
+        if (c->cfg.transport != NULL && *c->cfg.transport != '\0' &&
+            (rc = iw_transport_lookup(c->cfg.transport, name, &args, &flags)) != 0)
             return rc;
         iw_ssh_params p;
         /* read while the chain is built, before the core drops the transport text */
-        rc = iw_ssh_params_from(c->creds, c->transport, iw_core_ssh_phase, &p);
+        rc = iw_ssh_params_from(c->cfg.creds, c->cfg.transport, iw_core_ssh_phase, &p);
         if (rc != 0)
             return rc;
-        rc = iw_layer_new_params("ssh", NULL, &p, &c->ep, &iw_client_sink, c, NULL, &top);
+        rc = iw_layer_new_params("ssh", NULL, &p, &c->cfg.ep, &iw_client_sink, c, NULL, &top);
     } else {
-        rc = iw_layer_new_spec(c->transport, &c->ep, &iw_client_sink, c, &top);
+        rc = iw_layer_new_spec(c->cfg.transport, &c->cfg.ep, &iw_client_sink, c, &top);
     }
     if (rc == 0)
-        c->top = top;
+        c->io.top = top;
     return rc;
 }
 
@@ -116,7 +117,8 @@ int iw_connect_begin(iw_client *c)
 {
     int rc;
     c->cm.t_start_us = iw_now_us();
-    c->cm.total_deadline_ms = c->cm.t_start_us / 1000 + (int64_t)c->timeout_ms * IW_CONNECT_CEILING;
+    c->cm.total_deadline_ms = c->cm.t_start_us / 1000 +
+                              (int64_t)c->cfg.timeout_ms * IW_CONNECT_CEILING;
     iw_phase(c, CM_CHAIN);
     rc = iw_build_chain(c);
     return rc;
@@ -149,9 +151,9 @@ static int iw_start_id(iw_client *c)
     iw_sb sb = {0};
     int rc;
     iw_sb_str(&sb, "ID (\"name\" ");
-    iw_sb_quoted(&sb, c->client_name ? c->client_name : "imapwire");
+    iw_sb_quoted(&sb, c->cfg.client_name ? c->cfg.client_name : "imapwire");
     iw_sb_str(&sb, " \"version\" ");
-    iw_sb_quoted(&sb, c->client_version ? c->client_version : IMAPWIRE_VERSION_STRING);
+    iw_sb_quoted(&sb, c->cfg.client_version ? c->cfg.client_version : IMAPWIRE_VERSION_STRING);
     iw_sb_str(&sb, ")");
     rc = sb.err ? sb.err : iw_connect_cmd(c);
     if (rc == 0)
@@ -170,7 +172,7 @@ static int iw_greeting(iw_client *c, const iw_response *r)
     case IW_STATUS_WORD_BYE:
         return ST_ERROR_SERVER_REJECTED;
     case IW_STATUS_WORD_PREAUTH:
-        c->state = IW_AUTH;
+        c->sess.state = IW_AUTH;
         break;
     case IW_STATUS_WORD_OK:
         break;
@@ -198,23 +200,23 @@ static void iw_connect_timings(iw_client *c, int64_t now)
         tsec = now - c->cm.t_secure_start_us;       /* the handshake that stalled */
     if (c->cm.t_resolved_us == 0 && c->cm.t_chain_us == 0 && c->cm.t_connected_us == 0)
         tr = now;                                    /* still resolving, as far as we know */
-    memset(&c->timings, 0, sizeof c->timings);
-    c->timings.dwSize = sizeof c->timings;
-    c->timings.dwResolve = (DWORD)(tr - t0);
-    c->timings.dwConnect = (DWORD)(tc > tr ? tc - tr : 0);
-    c->timings.dwTunnel = (DWORD)(tchain - tc);
-    c->timings.dwSecure = (DWORD)tsec;
+    memset(&c->rec.timings, 0, sizeof c->rec.timings);
+    c->rec.timings.dwSize = sizeof c->rec.timings;
+    c->rec.timings.dwResolve = (DWORD)(tr - t0);
+    c->rec.timings.dwConnect = (DWORD)(tc > tr ? tc - tr : 0);
+    c->rec.timings.dwTunnel = (DWORD)(tchain - tc);
+    c->rec.timings.dwSecure = (DWORD)tsec;
     if (c->cm.t_chain_us != 0 && now - c->cm.t_chain_us > tsec)
-        c->timings.dwGreeting = (DWORD)(now - c->cm.t_chain_us - tsec);
-    c->timings.dwTotal = (DWORD)(now - t0);
+        c->rec.timings.dwGreeting = (DWORD)(now - c->cm.t_chain_us - tsec);
+    c->rec.timings.dwTotal = (DWORD)(now - t0);
 }
 
 /* The first bytes of a TLS record (an alert or a handshake, version 3.x): what a port
  * that wants TLS at once may send to a client that speaks in clear. */
 static int iw_looks_tls(const iw_client *c)
 {
-    const unsigned char *b = (const unsigned char *)c->reader.buf;
-    return c->reader.len >= 2 && b != NULL && (b[0] == 0x15 || b[0] == 0x16) && b[1] == 0x03;
+    const unsigned char *b = (const unsigned char *)c->io.reader.buf;
+    return c->io.reader.len >= 2 && b != NULL && (b[0] == 0x15 || b[0] == 0x16) && b[1] == 0x03;
 }
 
 /* The stage, party and plain words of a connect that failed in the machine's state,
@@ -224,47 +226,47 @@ static void iw_connect_describe(iw_client *c, int rc)
     char peer[300], detail[512];
     DWORD stage;
     unsigned hop = 0;
-    unsigned secs = c->timeout_ms / 1000u;
+    unsigned secs = c->cfg.timeout_ms / 1000u;
     const char *text = iw_error_text((DWORD)rc);
 
-    iw_errinfo_peer(peer, sizeof peer, c->ep.host, c->ep.port);
+    iw_errinfo_peer(peer, sizeof peer, c->cfg.ep.host, c->cfg.ep.port);
     detail[0] = '\0';
     stage = iw_stage_of((DWORD)rc);
     if (stage == IMAP_STAGE_ARGUMENTS || stage == IMAP_STAGE_FILE) {
         /* refused before any byte left: no party to name */
-        iw_errinfo_add(iw_ei(&c->ei_work), (DWORD)rc, stage, 0, NULL, NULL, NULL, NULL);
+        iw_errinfo_add(iw_ei(&c->rec.ei_work), (DWORD)rc, stage, 0, NULL, NULL, NULL, NULL);
         return;
     }
     switch (c->cm.state) {
     case CM_CHAIN:
-        if (c->creds != NULL && c->creds->tunnel_host != NULL &&
-            (c->options & IMAP_OPTION_TUNNEL)) {
+        if (c->cfg.creds != NULL && c->cfg.creds->tunnel_host != NULL &&
+            (c->cfg.options & IMAP_OPTION_TUNNEL)) {
             /* the SSH layer names its hop; this is only what is known without it */
             stage = IMAP_STAGE_SSH;
-            iw_errinfo_peer(peer, sizeof peer, c->creds->tunnel_host,
-                            c->creds->tunnel_port ? c->creds->tunnel_port : 22);
+            iw_errinfo_peer(peer, sizeof peer, c->cfg.creds->tunnel_host,
+                            c->cfg.creds->tunnel_port ? c->cfg.creds->tunnel_port : 22);
             /* one SSH host is hop 1; in a chain, which hop stalled is not known here */
-            if (strchr(c->creds->tunnel_host, ',') == NULL)
+            if (strchr(c->cfg.creds->tunnel_host, ',') == NULL)
                 hop = 1;
         } else {
             stage = rc == ST_ERROR_HOST_NOT_FOUND ? IMAP_STAGE_RESOLVE : IMAP_STAGE_TCP;
         }
-        if (c->ei_party != NULL && c->ei_party->dwStage != IMAP_STAGE_NONE) {
+        if (c->rec.ei_party != NULL && c->rec.ei_party->dwStage != IMAP_STAGE_NONE) {
             /* a layer said whom it waits for (a proxy, an SSH hop): that party is silent */
-            stage = c->ei_party->dwStage;
-            hop = c->ei_party->nHop;
-            iw_strlcpy(peer, c->ei_party->szPeer, sizeof peer);
+            stage = c->rec.ei_party->dwStage;
+            hop = c->rec.ei_party->nHop;
+            iw_strlcpy(peer, c->rec.ei_party->szPeer, sizeof peer);
         }
-        if (rc == ST_ERROR_OPERATION_TIMEOUT && c->ei_party != NULL &&
-            c->ei_party->szDetail[0] != '\0')
+        if (rc == ST_ERROR_OPERATION_TIMEOUT && c->rec.ei_party != NULL &&
+            c->rec.ei_party->szDetail[0] != '\0')
             /* the party said how far it got (a proxy that accepted and is silent) */
-            snprintf(detail, sizeof detail, "%.480s in %u s", c->ei_party->szDetail, secs);
+            snprintf(detail, sizeof detail, "%.480s in %u s", c->rec.ei_party->szDetail, secs);
         else if (rc == ST_ERROR_OPERATION_TIMEOUT && stage != IMAP_STAGE_RESOLVE)
             snprintf(detail, sizeof detail, "no answer from %s in %u s: nothing came back "
                      "to the connection attempt (a firewall dropping packets, or no route)",
                      peer, secs);
         else if (stage == IMAP_STAGE_RESOLVE)
-            snprintf(detail, sizeof detail, "the name %s does not resolve", c->ep.host);
+            snprintf(detail, sizeof detail, "the name %s does not resolve", c->cfg.ep.host);
         else
             snprintf(detail, sizeof detail, "%s: %s", peer, text ? text : "failed");
         break;
@@ -275,12 +277,12 @@ static void iw_connect_describe(iw_client *c, int rc)
         break;
     default:
         stage = IMAP_STAGE_GREETING;
-        if (c->cm.state == CM_GREETING && c->rx_bytes == 0 &&
+        if (c->cm.state == CM_GREETING && c->io.rx_bytes == 0 &&
             rc == ST_ERROR_OPERATION_TIMEOUT)
             snprintf(detail, sizeof detail, "connected to %s, but no greeting came in %u s%s",
-                     peer, secs, c->ep.port == IMAP_PORT_SECURE && !c->tls_up
+                     peer, secs, c->cfg.ep.port == IMAP_PORT_SECURE && !c->sess.tls_up
                          ? "; port 993 expects TLS at once: use implicit TLS (imaps://)" : "");
-        else if (c->cm.state == CM_GREETING && !c->tls_up && iw_looks_tls(c))
+        else if (c->cm.state == CM_GREETING && !c->sess.tls_up && iw_looks_tls(c))
             snprintf(detail, sizeof detail, "%s answered with TLS, not an IMAP greeting: "
                      "the port expects implicit TLS (imaps://)", peer);
         else if (c->cm.state == CM_STARTTLS || rc == ST_ERROR_SECURE_NOT_SUPPORTED)
@@ -290,14 +292,14 @@ static void iw_connect_describe(iw_client *c, int rc)
             snprintf(detail, sizeof detail, "%s: %s", peer, text ? text : "failed");
         break;
     }
-    iw_errinfo_add(iw_ei(&c->ei_work), (DWORD)rc, stage, hop, peer, NULL, NULL, detail);
+    iw_errinfo_add(iw_ei(&c->rec.ei_work), (DWORD)rc, stage, hop, peer, NULL, NULL, detail);
 }
 
 int iw_connect_fail(iw_client *c, int rc)
 {
     iw_connect_describe(c, rc);
     iw_ei_keep_work(c);
-    iw_ei_drop(&c->ei_party);
+    iw_ei_drop(&c->rec.ei_party);
     iw_connect_timings(c, iw_now_us());
     return rc;
 }
@@ -309,21 +311,21 @@ int iw_client_fail(iw_client *c, int rc, DWORD stage)
     /* a misuse is the arguments' fault whatever the call; the rest belongs to the call */
     if (s != IMAP_STAGE_ARGUMENTS)
         s = stage;
-    iw_errinfo_peer(peer, sizeof peer, c->ep.host, c->ep.port);
-    iw_errinfo_add(iw_ei(&c->ei_work), (DWORD)rc, s, 0, s == IMAP_STAGE_ARGUMENTS ? NULL : peer,
-                   NULL, NULL, NULL);
+    iw_errinfo_peer(peer, sizeof peer, c->cfg.ep.host, c->cfg.ep.port);
+    iw_errinfo_add(iw_ei(&c->rec.ei_work), (DWORD)rc, s, 0,
+                   s == IMAP_STAGE_ARGUMENTS ? NULL : peer, NULL, NULL, NULL);
     iw_ei_keep_work(c);
-    iw_set_error_info(iw_ei(&c->ei));
+    iw_set_error_info(iw_ei(&c->rec.ei));
     return rc;
 }
 
 void iw_client_dropped(iw_client *c, int rc)
 {
     char peer[300], detail[400];
-    iw_errinfo_peer(peer, sizeof peer, c->ep.host, c->ep.port);
+    iw_errinfo_peer(peer, sizeof peer, c->cfg.ep.host, c->cfg.ep.port);
     snprintf(detail, sizeof detail, "%s closed the idle connection", peer);
-    iw_ei_drop(&c->ei);
-    iw_errinfo_add(iw_ei(&c->ei), (DWORD)rc, IMAP_STAGE_COMMAND, 0, peer, NULL, NULL, detail);
+    iw_ei_drop(&c->rec.ei);
+    iw_errinfo_add(iw_ei(&c->rec.ei), (DWORD)rc, IMAP_STAGE_COMMAND, 0, peer, NULL, NULL, detail);
 }
 
 /* Each state function below returns 0 when the machine moved on (step again at once),
@@ -333,7 +335,7 @@ void iw_client_dropped(iw_client *c, int rc)
 /* A layer's connect (the chain, or TLS) that is not done yet: wait to read. */
 static int iw_layer_wait(iw_client *c, unsigned *want, int *done)
 {
-    int rc = iw_layer_connect(c->top, done);
+    int rc = iw_layer_connect(c->io.top, done);
     if (rc == 0 && !*done) {
         *want = IMAPWIRE_WANT_READ;
         return IMAPWIRE_AGAIN;
@@ -347,7 +349,7 @@ static int iw_chain_state(iw_client *c, unsigned *want)
     if (rc != 0)
         return rc;
     c->cm.t_chain_us = iw_now_us();
-    if (c->options & IMAP_OPTION_SECURE_IMPLICIT) {
+    if (c->cfg.options & IMAP_OPTION_SECURE_IMPLICIT) {
         c->cm.state = CM_TLS_START;
         return 0;
     }
@@ -360,13 +362,13 @@ static int iw_tls_start_state(iw_client *c)
 {
     imapwire_layer *tls = NULL;
     int rc;
-    if (c->tls == NULL)
+    if (c->cfg.tls == NULL)
         return ST_ERROR_INVALID_PARAMETER;
-    rc = iw_layer_new_params("tls", NULL, iw_tls_use_params(c->tls), &c->ep,
-                             &iw_client_sink, c, c->top, &tls);
+    rc = iw_layer_new_params("tls", NULL, iw_tls_use_params(c->cfg.tls), &c->cfg.ep,
+                             &iw_client_sink, c, c->io.top, &tls);
     if (rc != 0)
         return rc;
-    c->top = tls;
+    c->io.top = tls;
     if (c->cm.t_secure_start_us == 0)
         c->cm.t_secure_start_us = iw_now_us();
     iw_phase(c, CM_TLS);
@@ -378,15 +380,15 @@ static int iw_tls_state(iw_client *c, unsigned *want)
     int done, rc = iw_layer_wait(c, want, &done);
     if (rc != 0)
         return rc;
-    c->tls_up = 1;
+    c->sess.tls_up = 1;
     c->cm.t_secure_us = iw_now_us() - c->cm.t_secure_start_us;
-    if (!(c->options & IMAP_OPTION_SECURE_EXPLICIT)) {
+    if (!(c->cfg.options & IMAP_OPTION_SECURE_EXPLICIT)) {
         iw_phase(c, CM_GREETING);
         return 0;
     }
     /* Checkpoint 4: what the server said in clear is forgotten and asked again. */
-    free(c->capa);
-    c->capa = NULL;
+    free(c->sess.capa);
+    c->sess.capa = NULL;
     rc = iw_start_simple(c, "CAPABILITY");
     if (rc != 0)
         return rc;
@@ -403,7 +405,7 @@ static int iw_greeting_state(iw_client *c, unsigned *want)
     rc = iw_greeting(c, &r);
     if (rc != 0)
         return rc;
-    if (c->capa != NULL) {
+    if (c->sess.capa != NULL) {
         c->cm.state = CM_AFTER_CAPA;
         return 0;
     }
@@ -421,7 +423,7 @@ static int iw_capa_state(iw_client *c, unsigned *want)
         return rc;
     if (c->cm.cmd->status != IW_STATUS_OK)
         return ST_ERROR_INVALID_RESPONSE;
-    if (c->capa == NULL && (rc = iw_capa_set(c, "", 0)) != 0)
+    if (c->sess.capa == NULL && (rc = iw_capa_set(c, "", 0)) != 0)
         return rc;
     c->cm.state = CM_AFTER_CAPA;
     return 0;
@@ -431,9 +433,9 @@ static int iw_capa_state(iw_client *c, unsigned *want)
 static int iw_after_capa_state(iw_client *c)
 {
     int rc;
-    if ((c->options & IMAP_OPTION_SECURE_EXPLICIT) && !c->tls_up) {
+    if ((c->cfg.options & IMAP_OPTION_SECURE_EXPLICIT) && !c->sess.tls_up) {
         /* Checkpoint 2: never go on in clear when security was asked for. */
-        if (c->state != IW_NOT_AUTH || !iw_capa_has(c, "STARTTLS"))
+        if (c->sess.state != IW_NOT_AUTH || !iw_capa_has(c, "STARTTLS"))
             return ST_ERROR_SECURE_NOT_SUPPORTED;
         rc = iw_start_simple(c, "STARTTLS");
         if (rc != 0)
@@ -443,7 +445,7 @@ static int iw_after_capa_state(iw_client *c)
         iw_phase(c, CM_STARTTLS);
         return 0;
     }
-    if ((c->options & IMAP_OPTION_IDENTIFY) && iw_capa_has(c, "ID")) {
+    if ((c->cfg.options & IMAP_OPTION_IDENTIFY) && iw_capa_has(c, "ID")) {
         rc = iw_start_id(c);
         if (rc != 0)
             return rc;
@@ -463,11 +465,11 @@ static int iw_starttls_state(iw_client *c, unsigned *want)
         return ST_ERROR_SECURE_NOT_SUPPORTED;
     /* Checkpoint 3: anything already received after the OK was sent before the
      * handshake by someone in the middle (CVE-2021-22947): never parse it. */
-    if (iw_reader_buffered(&c->reader) > 0 || iw_layer_pending(c->top) > 0) {
+    if (iw_reader_buffered(&c->io.reader) > 0 || iw_layer_pending(c->io.top) > 0) {
         iw_client_note(c, "starttls: bytes after the OK before the handshake; refused");
         return ST_ERROR_INVALID_RESPONSE;
     }
-    iw_reader_reset(&c->reader);
+    iw_reader_reset(&c->io.reader);
     iw_cmd_clear(c->cm.cmd);
     c->cm.state = CM_TLS_START;
     return 0;
@@ -487,7 +489,7 @@ static int iw_ready_state(iw_client *c)
 {
     int64_t now;
     iw_connect_cmd_free(c);
-    iw_ei_drop(&c->ei_party);        /* for connects only */
+    iw_ei_drop(&c->rec.ei_party);        /* for connects only */
     iw_client_rest(c);
     c->cm.t_ready_us = now = iw_now_us();
     iw_connect_timings(c, now);

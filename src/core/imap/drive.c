@@ -26,9 +26,9 @@ int iw_drive(iw_client *c, iw_step_fn step, void *arg, const int64_t *deadline_m
 static int iw_drive_loop(iw_client *c, iw_step_fn step, void *arg, const int64_t *deadline_ms)
 {
     int sliding = deadline_ms == NULL;
-    uint64_t seen = c->rx_bytes, first = c->rx_bytes;
+    uint64_t seen = c->io.rx_bytes, first = c->io.rx_bytes;
     int64_t start = iw_now_ms();
-    int64_t deadline = sliding ? start + c->timeout_ms : *deadline_ms;
+    int64_t deadline = sliding ? start + c->cfg.timeout_ms : *deadline_ms;
     /* Bounded however a broken layer behaves: far more rounds than any real exchange. */
     unsigned long rounds;
 
@@ -43,11 +43,11 @@ static int iw_drive_loop(iw_client *c, iw_step_fn step, void *arg, const int64_t
         if (rc != IMAPWIRE_AGAIN)
             return rc;
         now = iw_now_ms();
-        if (sliding && c->rx_bytes != seen) {
-            int64_t ceiling = start + (int64_t)c->timeout_ms * IW_CONNECT_CEILING +
-                              (int64_t)((c->rx_bytes - first) / IW_MIN_RATE);
-            seen = c->rx_bytes;
-            deadline = now + c->timeout_ms;
+        if (sliding && c->io.rx_bytes != seen) {
+            int64_t ceiling = start + (int64_t)c->cfg.timeout_ms * IW_CONNECT_CEILING +
+                              (int64_t)((c->io.rx_bytes - first) / IW_MIN_RATE);
+            seen = c->io.rx_bytes;
+            deadline = now + c->cfg.timeout_ms;
             if (deadline > ceiling)
                 deadline = ceiling;
         }
@@ -55,7 +55,7 @@ static int iw_drive_loop(iw_client *c, iw_step_fn step, void *arg, const int64_t
             deadline = *deadline_ms;
         if (now >= deadline)
             return ST_ERROR_OPERATION_TIMEOUT;
-        iw_layer_pollset(c->top, want, &ps);
+        iw_layer_pollset(c->io.top, want, &ps);
         until = deadline;
         if (ps.wakeup_ms != 0 && ps.wakeup_ms < until)
             until = ps.wakeup_ms;
@@ -77,10 +77,8 @@ static int iw_cmd_step_fn(iw_client *c, void *arg, unsigned *want)
 int iw_run_command(iw_client *c, iw_cmd *cmd)
 {
     int rc;
-    if (c->broken)
+    if (c->io.broken)
         return ST_ERROR_CONNECTION_CLOSED;
     rc = iw_drive(c, iw_cmd_step_fn, cmd, NULL);
-    if (rc != 0)
-        c->broken = 1;
-    return rc;
+    return rc != 0 ? iw_client_break(c, rc) : 0;
 }

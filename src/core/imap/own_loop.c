@@ -53,13 +53,13 @@ int iw_own_start(iw_client *c)
     o->want = IMAPWIRE_WANT_READ;
     for (i = 0; i < IW_OWN_SLOTS; i++)
         o->slot[i].fd = -1;
-    c->own = o;
+    c->io.own = o;
     return 0;
 }
 
 int iw_own_pending(const iw_client *c)
 {
-    return c->own != NULL && c->own->state == IW_OWN_PENDING;
+    return c->io.own != NULL && c->io.own->state == IW_OWN_PENDING;
 }
 
 static void iw_own_close_slot(iw_own_slot *s)
@@ -112,7 +112,7 @@ static int iw_own_refresh(iw_client *c, iw_own *o)
     unsigned i;
     int j;
 
-    iw_layer_pollset(c->top, o->want, &ps);
+    iw_layer_pollset(c->io.top, o->want, &ps);
     for (i = 0; i < ps.count && i < IMAPWIRE_POLLSET_MAX; i++) {
         struct stat st;
         int found = -1, free_slot = -1;
@@ -158,7 +158,7 @@ static int iw_own_refresh(iw_client *c, iw_own *o)
 
 int iw_own_sockets(iw_client *c, IMAPSOCKET *out, int max, int *count, int *timeout_ms)
 {
-    iw_own *o = c->own;
+    iw_own *o = c->io.own;
     int64_t left;
     int i, n = 0;
 
@@ -193,7 +193,7 @@ static void iw_own_end(iw_client *c, iw_own *o, int rc)
     if (rc != 0) {
         /* The chain stays until ImapDisconnect: tearing it down (SSH, a command
          * plugin's child) may wait, and this call must not. */
-        c->broken = 1;
+        iw_client_break(c, rc);
         o->state = IW_OWN_FAILED;
         o->error = rc;
     } else {
@@ -204,7 +204,7 @@ static void iw_own_end(iw_client *c, iw_own *o, int rc)
 
 int iw_own_action(iw_client *c, int fd, unsigned events)
 {
-    iw_own *o = c->own;
+    iw_own *o = c->io.own;
     int i, rc;
 
     if (o->stepping)
@@ -254,7 +254,7 @@ int iw_own_action(iw_client *c, int fd, unsigned events)
 
 int iw_own_detach(iw_client *c)
 {
-    iw_own *o = c->own;
+    iw_own *o = c->io.own;
     if (o == NULL)
         return 0;
     if (o->stepping) {
@@ -266,12 +266,12 @@ int iw_own_detach(iw_client *c)
 
 void iw_own_free(iw_client *c)
 {
-    iw_own *o = c->own;
+    iw_own *o = c->io.own;
     int i;
     if (o == NULL)
         return;
     for (i = 0; i < IW_OWN_SLOTS; i++)
         iw_own_close_slot(&o->slot[i]);
     free(o);
-    c->own = NULL;
+    c->io.own = NULL;
 }

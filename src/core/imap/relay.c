@@ -59,13 +59,13 @@ static ssize_t iw_fd_write(iw_relay_fd *f, const char *p, size_t n)
  * behind the login's, an unsolicited EXISTS): they are the client's, ahead of the rest. */
 static int iw_take_buffered(iw_client *c, iw_pipe *down)
 {
-    size_t held = iw_reader_buffered(&c->reader);
+    size_t held = iw_reader_buffered(&c->io.reader);
     int rc = iw_pipe_init(down, held);
     if (rc == 0 && held > 0) {
-        memcpy(down->p, c->reader.buf + c->reader.consumed, held);
+        memcpy(down->p, c->io.reader.buf + c->io.reader.consumed, held);
         down->len = held;
     }
-    iw_reader_reset(&c->reader);
+    iw_reader_reset(&c->io.reader);
     return rc;
 }
 
@@ -109,9 +109,9 @@ typedef struct iw_relay_run {
 static int iw_splice_source(iw_client *c, const iw_relay_fd *out)
 {
     int fd = -1;
-    if (out->socket || fcntl(out->fd, F_GETPIPE_SZ) <= 0 || c->top->next != NULL ||
-        strcmp(c->top->type->name, "tcp") != 0 || iw_layer_pending(c->top) != 0 ||
-        iw_layer_query(c->top, IMAPWIRE_QUERY_SOCKET, &fd) != 0)
+    if (out->socket || fcntl(out->fd, F_GETPIPE_SZ) <= 0 || c->io.top->next != NULL ||
+        strcmp(c->io.top->type->name, "tcp") != 0 || iw_layer_pending(c->io.top) != 0 ||
+        iw_layer_query(c->io.top, IMAPWIRE_QUERY_SOCKET, &fd) != 0)
         return -1;
     return fd;
 }
@@ -124,7 +124,7 @@ static int iw_relay_splice(iw_relay_run *r)
                        SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
     int avail = 0;
     if (n > 0) {
-        r->c->rx_bytes += (uint64_t)n;
+        r->c->io.rx_bytes += (uint64_t)n;
         r->info->qwFromServer += (uint64_t)n;
         return 1;
     }
@@ -166,11 +166,11 @@ static int iw_relay_down(iw_relay_run *r)
     for (reads = 0; reads < IW_RELAY_READS && !r->srv_end && r->down.len < r->down.cap;
          reads++) {
         size_t got = 0;
-        int rc = iw_layer_recv(r->c->top, r->down.p + r->down.len, r->down.cap - r->down.len,
+        int rc = iw_layer_recv(r->c->io.top, r->down.p + r->down.len, r->down.cap - r->down.len,
                                &got);
         if (rc == 0 && got > 0) {
             r->down.len += got;
-            r->c->rx_bytes += got;
+            r->c->io.rx_bytes += got;
             moved = 1;
             continue;
         }
@@ -221,7 +221,7 @@ static int iw_relay_up(iw_relay_run *r)
     }
     if (r->up.off < r->up.len) {
         size_t sent = 0;
-        int rc = iw_layer_send(r->c->top, r->up.p + r->up.off, r->up.len - r->up.off, &sent);
+        int rc = iw_layer_send(r->c->io.top, r->up.p + r->up.off, r->up.len - r->up.off, &sent);
         if (rc == 0) {
             r->info->qwToServer += sent;
             iw_pipe_used(&r->up, sent);
@@ -246,7 +246,7 @@ static int iw_relay_wait(iw_relay_run *r, int64_t deadline)
     int64_t now = iw_now_ms(), until = deadline;
 
     if (r->srv_want != 0) {
-        iw_layer_pollset(r->c->top, r->srv_want, &ps);
+        iw_layer_pollset(r->c->io.top, r->srv_want, &ps);
         n = iw_pollset_to_pollfd(&ps, pfd);
         if (ps.wakeup_ms != 0 && (until == 0 || ps.wakeup_ms < until))
             until = ps.wakeup_ms;

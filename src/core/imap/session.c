@@ -17,7 +17,7 @@ static void iw_server_said(iw_client *c, const iw_cmd *cmd)
     const char *t = cmd->text;
     if (strncasecmp(t, "NO ", 3) == 0)
         t += 3;
-    iw_errinfo_add(iw_ei(&c->ei_work), 0, IMAP_STAGE_NONE, 0, NULL, NULL, NULL, t);
+    iw_errinfo_add(iw_ei(&c->rec.ei_work), 0, IMAP_STAGE_NONE, 0, NULL, NULL, NULL, t);
 }
 
 /* One login exchange to its end; *again set (and *next) for IMAP_AUTH_DEFAULT's second
@@ -35,12 +35,12 @@ static int iw_login_attempt(iw_client *c, unsigned type, const char *user, const
     /* An OK is not enough for SCRAM: the server must have proved itself too. One that
      * did not is not talked to again (it claims a session it could not have opened). */
     if (rc == 0 && lg.cmd.status == IW_STATUS_OK && (rc = iw_login_finish(c, &lg)) != 0)
-        c->broken = 1;
+        iw_client_break(c, rc);
     if (rc == 0) {
         if (lg.cmd.status == IW_STATUS_OK) {
-            c->state = IW_AUTH;
-            c->auth_used = lg.type;    /* what ran, not what was asked (DEFAULT) */
-            c->auth_done = 1;
+            c->sess.state = IW_AUTH;
+            c->sess.auth_used = lg.type;    /* what ran, not what was asked (DEFAULT) */
+            c->sess.auth_done = 1;
         } else {
             iw_server_said(c, &lg.cmd);
             rc = ST_ERROR_LOGIN_FAILED;
@@ -54,10 +54,10 @@ static int iw_login_attempt(iw_client *c, unsigned type, const char *user, const
 
 int iw_session_login(iw_client *c, unsigned type, const char *user, const char *pass)
 {
-    unsigned gen = c->capa_gen, next = 0;
+    unsigned gen = c->sess.capa_gen, next = 0;
     int rc, again;
 
-    if (c->state != IW_NOT_AUTH)
+    if (c->sess.state != IW_NOT_AUTH)
         return ST_ERROR_ALREADY_AUTHENTICATED;
     rc = iw_login_attempt(c, type, user, pass, &again, &next);
     /* once only: the second try (never IMAP_AUTH_DEFAULT) asks for no third */
@@ -199,11 +199,11 @@ static int iw_command_outcome(iw_client *c, const iw_cmd *cmd, const iw_command_
         return ST_ERROR_COMMAND_FAILED;
     }
     if (row != NULL && row->next_state >= 0) {
-        int was = c->state;
-        c->state = row->next_state;
-        if (c->state == IW_LOGOUT)
-            c->broken = 1;
-        if (was == IW_NOT_AUTH && c->state == IW_AUTH)
+        int was = c->sess.state;
+        c->sess.state = row->next_state;
+        if (c->sess.state == IW_LOGOUT)
+            iw_client_break(c, 0);
+        if (was == IW_NOT_AUTH && c->sess.state == IW_AUTH)
             return iw_capa_refresh(c, gen);
     }
     return 0;
@@ -218,7 +218,7 @@ static int iw_command_exchange(iw_client *c, const char *text,
 {
     size_t n = strlen(text), cuts[IW_MAX_CUTS], first_line;
     const iw_command_row *row;
-    unsigned gen = c->capa_gen;
+    unsigned gen = c->sess.capa_gen;
     char redacted[256];
     const char *trace;
     iw_sb wire = {0};
@@ -252,12 +252,12 @@ static int iw_command_exchange(iw_client *c, const char *text,
     if (row != NULL && strcmp(row->verb, "AUTHENTICATE") == 0)
         cmd.on_continue = iw_cancel_challenge;
     if (hook != NULL)
-        iw_reader_set_hook_all(&c->reader, hook, hook_arg);
+        iw_reader_set_hook_all(&c->io.reader, hook, hook_arg);
     if (rc == 0)
         rc = iw_run_command(c, &cmd);
     /* after an error the reader may still point at the hook's scratch: it must forget */
     if (hook != NULL)
-        iw_reader_set_hook(&c->reader, NULL, NULL);
+        iw_reader_set_hook(&c->io.reader, NULL, NULL);
     if (rc == 0)
         rc = iw_command_outcome(c, &cmd, row, gen, result, max);
     iw_cmd_clear(&cmd);
@@ -463,7 +463,7 @@ int iw_session_select(iw_client *c, const char *mailbox, IMAPMAILBOX *mb)
     iw_cmd cmd;
     int rc;
 
-    if (c->state == IW_NOT_AUTH)
+    if (c->sess.state == IW_NOT_AUTH)
         return ST_ERROR_NOT_AUTHENTICATED;
     if (mb != NULL)
         memset(mb, 0, sizeof *mb);
@@ -485,10 +485,10 @@ int iw_session_select(iw_client *c, const char *mailbox, IMAPMAILBOX *mb)
         rc = iw_run_command(c, &cmd);
     if (rc == 0) {
         if (cmd.status == IW_STATUS_OK) {
-            c->state = IW_SELECTED;
+            c->sess.state = IW_SELECTED;
         } else {
             /* RFC 3501: a failed SELECT leaves no mailbox selected. */
-            c->state = IW_AUTH;
+            c->sess.state = IW_AUTH;
             iw_server_said(c, &cmd);
             rc = ST_ERROR_COMMAND_FAILED;
         }
@@ -665,7 +665,7 @@ static int iw_fetch_run(iw_client *c, unsigned part, struct iw_fetch *f)
     iw_cmd cmd;
     int rc;
 
-    if (c->state == IW_NOT_AUTH)
+    if (c->sess.state == IW_NOT_AUTH)
         return ST_ERROR_NOT_AUTHENTICATED;
     if (f->id == 0)
         return ST_ERROR_INVALID_PARAMETER;
@@ -678,11 +678,11 @@ static int iw_fetch_run(iw_client *c, unsigned part, struct iw_fetch *f)
     rc = iw_cmd_start(c, &cmd, text, strlen(text), NULL, 0, 0, NULL);
     cmd.on_untagged = iw_on_fetch;
     cmd.arg = f;
-    iw_reader_set_hook(&c->reader, iw_fetch_hook, f);
+    iw_reader_set_hook(&c->io.reader, iw_fetch_hook, f);
     if (rc == 0)
         rc = iw_run_command(c, &cmd);
     /* after an error the reader may still point into dest: it must forget it */
-    iw_reader_set_hook(&c->reader, NULL, NULL);
+    iw_reader_set_hook(&c->io.reader, NULL, NULL);
     if (rc == 0 && (cmd.status != IW_STATUS_OK || !f->found))
         rc = ST_ERROR_MESSAGE_NOT_FOUND;
     iw_cmd_clear(&cmd);
