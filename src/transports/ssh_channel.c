@@ -10,11 +10,6 @@
 #include "ssh.h"
 #include "ssh_internal.h"
 
-/* How often a connection that shares its session with another thread re-checks its
- * channel: that thread may have read our packets off the socket into libssh2's queue. */
-#define SSH_SHARED_RECHECK_MS 20
-#define SSH_LOOP_RECHECK_MS 100
-
 /* ---- the layer ---- */
 
 /* Starts the phase's own deadline when the connection enters a new one; the timeout
@@ -44,6 +39,7 @@ static int ssh_create(imapwire_layer *l, const char *args)
     iw_ssh_hop hops[IW_SSH_MAX_HOPS];
     int rc, n;
     (void)args;
+    c->wake_fd = -1;
     /* everything comes from the creator; without it there is no server to trust */
     if (p == NULL || p->struct_size < sizeof *p)
         return ST_ERROR_INVALID_PARAMETER;
@@ -54,16 +50,15 @@ static int ssh_create(imapwire_layer *l, const char *args)
     rc = ssh_session_get(p, &hops[n - 1], l->endpoint, &c->sess);
     if (rc != 0)
         return rc;
+    rc = ssh_wake_open(c);
+    if (rc != 0) {
+        ssh_session_release(c->sess);
+        c->sess = NULL;
+        return rc;
+    }
     c->phase = -1;
     c->phase_started = p->phase_started;
     c->connect_timeout_ms = p->connect_timeout_ms;
-    c->on_loop = iw_loop_is_current();
-    pthread_mutex_lock(&ssh_list_lock);
-    if (c->on_loop)
-        c->sess->loop_drivers++;
-    else
-        c->sess->other_drivers++;
-    pthread_mutex_unlock(&ssh_list_lock);
     c->state = L_SESSION;
     return 0;
 }
@@ -74,8 +69,9 @@ static void ssh_destroy(imapwire_layer *l)
     ssh_session *s = c->sess;
     if (s == NULL)
         return;
+    pthread_mutex_lock(&s->lock);
+    ssh_wake_close(c);
     if (c->channel != NULL) {
-        pthread_mutex_lock(&s->lock);
         /* A close that would wait longer is finished by the session's next driver or by
          * its end; the loop thread does not wait for the peer at all. */
         if (s->state == S_READY) {
@@ -98,15 +94,9 @@ static void ssh_destroy(imapwire_layer *l)
                 ssh_wait(s, SSH_CLOSE_WAIT_MS);
             }
         }
-        pthread_mutex_unlock(&s->lock);
         c->channel = NULL;
     }
-    pthread_mutex_lock(&ssh_list_lock);
-    if (c->on_loop)
-        s->loop_drivers--;
-    else
-        s->other_drivers--;
-    pthread_mutex_unlock(&ssh_list_lock);
+    ssh_unlock(s, c);
     ssh_session_release(s);
     c->sess = NULL;
 }
@@ -120,8 +110,13 @@ static int ssh_connect(imapwire_layer *l, int *done)
 
     *done = 0;
     pthread_mutex_lock(&s->lock);
+    ssh_wake_take(c);
     if (c->state == L_SESSION) {
+        int was = s->state;
         rc = ssh_session_step(s, l);
+        /* the channels waiting for the session hear of its progress */
+        if (s->state != was)
+            s->moved = 1;
         if (rc == 1) {
             c->state = L_CHANNEL;
             rc = 0;
@@ -163,15 +158,16 @@ static int ssh_connect(imapwire_layer *l, int *done)
     } else if (rc == 0 && c->state == L_UP) {
         *done = 1;
     }
-    pthread_mutex_unlock(&s->lock);
+    ssh_unlock(s, c);
     return rc;
 }
 
 /* A channel's send or receive takes the session's lock (held on success): a dead
  * session refuses, and channels closed earlier get their close sent on the way. */
-static int ssh_io_begin(ssh_session *s)
+static int ssh_io_begin(ssh_session *s, struct ssh_ctx *c)
 {
     pthread_mutex_lock(&s->lock);
+    ssh_wake_take(c);
     if (s->state == S_DEAD) {
         pthread_mutex_unlock(&s->lock);
         return ST_ERROR_CONNECTION_CLOSED;
@@ -191,7 +187,7 @@ static int ssh_send(imapwire_layer *l, const void *buf, size_t len, size_t *sent
     *sent = 0;
     if (c->state != L_UP)
         return ST_ERROR_CONNECTION_CLOSED;
-    if (ssh_io_begin(s) != 0)
+    if (ssh_io_begin(s, c) != 0)
         return ST_ERROR_CONNECTION_CLOSED;
     s->rx_skip = s->rx_dry;
     n = libssh2_channel_write(c->channel, buf, len);
@@ -208,7 +204,7 @@ static int ssh_send(imapwire_layer *l, const void *buf, size_t len, size_t *sent
     } else {
         rc = ssh_libssh2_error(s, (int)n, ST_ERROR_CONNECTION_CLOSED);
     }
-    pthread_mutex_unlock(&s->lock);
+    ssh_unlock(s, c);
     return rc;
 }
 
@@ -224,7 +220,7 @@ static int ssh_recv(imapwire_layer *l, void *buf, size_t len, size_t *got)
         return 0;
     if (c->state != L_UP)
         return ST_ERROR_CONNECTION_CLOSED;
-    if (ssh_io_begin(s) != 0)
+    if (ssh_io_begin(s, c) != 0)
         return ST_ERROR_CONNECTION_CLOSED;
     /* right after our write the server has not answered yet, most likely: the read
      * takes what libssh2 holds and leaves the socket to the wait (which then reads) */
@@ -246,7 +242,7 @@ static int ssh_recv(imapwire_layer *l, void *buf, size_t len, size_t *got)
     } else {
         rc = ssh_libssh2_error(s, (int)n, ST_ERROR_CONNECTION_CLOSED);
     }
-    pthread_mutex_unlock(&s->lock);
+    ssh_unlock(s, c);
     return rc;
 }
 
@@ -255,15 +251,17 @@ static void ssh_pollset(imapwire_layer *l, unsigned want, imapwire_pollset *ps)
     struct ssh_ctx *c = l->ctx;
     ssh_session *s = c->sess;
     unsigned below = 0;
-    int dir, shared, ready, eof;
+    int dir, now = 0;
 
     pthread_mutex_lock(&s->lock);
-    /* what the end of this function looks at, read under the lock like the rest */
-    ready = s->state == S_READY;
-    eof = ready && c->state == L_UP && libssh2_channel_eof(c->channel);
+    /* Listed before looking: what anyone reads from here on signals our descriptor, and
+     * what was read before is in the queue or the states we look at below. */
+    ssh_wake_wait(s, c, want, ps);
     if (s->state == S_LOWER) {
         iw_layer_pollset(s->tcp, want, ps);
-    } else if (s->state != S_DEAD) {
+    } else if (s->state == S_DEAD) {
+        now = 1;                   /* the step reports it */
+    } else {
         ssh_ack(s);
         dir = libssh2_session_block_directions(s->s);
         if (dir & LIBSSH2_SESSION_BLOCK_INBOUND)
@@ -271,28 +269,20 @@ static void ssh_pollset(imapwire_layer *l, unsigned want, imapwire_pollset *ps)
         if (dir & LIBSSH2_SESSION_BLOCK_OUTBOUND)
             below |= IMAPWIRE_WANT_WRITE;
         iw_layer_pollset(s->tcp, below ? below : IMAPWIRE_WANT_READ, ps);
-        /* Another channel's read may have queued our data inside libssh2: the socket
-         * will not say so, so ask to be stepped again at once. */
-        if ((want & IMAPWIRE_WANT_READ) && c->state == L_UP &&
-            libssh2_poll_channel_read(c->channel, 0))
-            imapwire_pollset_wakeup(ps, iw_now_ms());
+        /* Another channel's read may have queued our data or end inside libssh2, or
+         * finished the session's set-up for us: the socket will not say so. */
+        if (c->state == L_UP)
+            now = (want & IMAPWIRE_WANT_READ) && (libssh2_poll_channel_read(c->channel, 0) ||
+                                                   libssh2_channel_eof(c->channel));
+        else if (c->state == L_SESSION)
+            now = s->state == S_READY;
     }
     pthread_mutex_unlock(&s->lock);
+    if (now)
+        imapwire_pollset_wakeup(ps, iw_now_ms());
     /* A phase that runs out must be noticed even if the socket stays silent. */
     if (c->state == L_SESSION || c->state == L_CHANNEL)
         imapwire_pollset_wakeup(ps, c->phase_deadline_ms);
-    pthread_mutex_lock(&ssh_list_lock);
-    shared = s->other_drivers + (s->loop_drivers > 0 ? 1u : 0u) > 1;
-    /* Channels all on the loop thread are stepped together and ask for an immediate
-     * wake-up when libssh2 holds their data; a slow look-around stays as a safety net
-     * for what the queue check cannot see (e.g. a window change). */
-    if (!shared && s->loop_drivers > 1)
-        imapwire_pollset_wakeup(ps, iw_now_ms() + SSH_LOOP_RECHECK_MS);
-    pthread_mutex_unlock(&ssh_list_lock);
-    /* While our channel opens, its confirmation may be read off the socket by another
-     * channel's step: there is no per-channel queue to ask yet, so look again soon. */
-    if (shared || !ready || c->state != L_UP || (want & IMAPWIRE_WANT_WRITE) || eof)
-        imapwire_pollset_wakeup(ps, iw_now_ms() + SSH_SHARED_RECHECK_MS);
 }
 
 static size_t ssh_pending(imapwire_layer *l)
@@ -314,9 +304,10 @@ static int ssh_shutdown(imapwire_layer *l, int *done)
     *done = 1;
     if (c->state == L_UP && c->channel != NULL) {
         pthread_mutex_lock(&c->sess->lock);
+        ssh_wake_take(c);
         if (c->sess->state == S_READY)
             libssh2_channel_send_eof(c->channel);
-        pthread_mutex_unlock(&c->sess->lock);
+        ssh_unlock(c->sess, c);
     }
     return 0;
 }

@@ -53,7 +53,7 @@ int iw_ssh_hold(const iw_ssh_params *p, const iw_layer_sink *sink, void *core,
             phase = ssh_session_phase(s);
             deadline_ms = iw_now_ms() + ep->timeout_ms;
         }
-        pthread_mutex_unlock(&s->lock);
+        ssh_unlock(s, NULL);      /* its reads may be news for channels */
         if (rc != 0)
             break;
         if (iw_now_ms() >= deadline_ms) {

@@ -40,6 +40,12 @@
 #define ssh_session_phase       iw_ssh_session_phase
 #define ssh_trace_failed_hop    iw_ssh_trace_failed_hop
 #define ssh_explain_command     iw_ssh_explain_command
+#define ssh_wake_open           iw_ssh_wake_open
+#define ssh_wake_take           iw_ssh_wake_take
+#define ssh_wake_close          iw_ssh_wake_close
+#define ssh_wake_wait           iw_ssh_wake_wait
+#define ssh_wake_others         iw_ssh_wake_others
+#define ssh_unlock              iw_ssh_unlock
 
 enum { S_LOWER, S_HANDSHAKE, S_HOSTKEY, S_AUTH_LIST, S_AUTH_KEY, S_AUTH_AGENT_CONNECT,
        S_AUTH_AGENT, S_AUTH_PASSWORD, S_AUTH_KBD, S_READY, S_DEAD };
@@ -55,14 +61,19 @@ typedef struct ssh_mem_block {
     size_t                n;
 } ssh_mem_block;
 
+struct ssh_ctx;
+
 typedef struct ssh_session {
     struct ssh_session *next;
     unsigned char    id[32];        /* keyed digest of server, hop, account and secrets */
     unsigned         refs;
-    /* Channels driven by the loop thread and by other threads: a channel can only miss
-     * a wake-up when a different thread read its packets. */
-    unsigned         loop_drivers, other_drivers;
     pthread_mutex_t  lock;
+    /* A read by one channel can take another's packets off the socket into libssh2's
+     * queue, where that channel's poll cannot see them: the channels about to wait are
+     * listed here (under lock), and whoever read packets (moved) signals them
+     * (ssh_wake.c). */
+    struct ssh_ctx  *waiters;
+    int              moved;         /* packets were read since the last signalling */
     int              state, error;  /* under lock */
     int              dead;          /* atomic: read by lookups that do not take lock */
     int              live_fd;       /* atomic: the server socket once ready, else -1 */
@@ -122,12 +133,15 @@ struct ssh_ctx {
     int              state;
     ssh_session     *sess;
     LIBSSH2_CHANNEL *channel;
-    int              on_loop;      /* made (and driven) by the loop thread */
     int              phase;        /* P_*, or -1 before the first step */
     int64_t          phase_deadline_ms;
     unsigned         connect_timeout_ms;   /* 0: the endpoint's timeout */
     void           (*phase_started)(void *core);
     char             said[96];     /* libssh2's words for a channel the server refused */
+    /* its wake-up descriptor (ssh_wake.c), the waiters list and its state: under s->lock */
+    int              wake_fd;
+    int              waiting, signalled, wants_write;
+    struct ssh_ctx  *wnext, **wpprev;   /* wpprev: the pointer that points at us */
 };
 
 /* libssh2's closing calls may want the network even when freeing: give each a short,
@@ -187,6 +201,17 @@ int  ssh_auth_step(ssh_session *s, imapwire_layer *l);
 
 /* ssh_keepalive.c */
 void ssh_alive_start(ssh_session *s);
+
+/* ssh_wake.c: the channels' wake-up descriptors. A channel's poll set lists it as a
+ * waiter; its steps take it off (and read its signal); whoever ran libssh2 under s->lock
+ * unlocks with ssh_unlock, which signals the waiters its reads may concern. */
+#define SSH_WAKE_FALLBACK_MS 20    /* only when a poll set has no room for the descriptor */
+int  ssh_wake_open(struct ssh_ctx *c);
+void ssh_wake_take(struct ssh_ctx *c);
+void ssh_wake_close(struct ssh_ctx *c);
+void ssh_wake_wait(ssh_session *s, struct ssh_ctx *c, unsigned want, imapwire_pollset *ps);
+void ssh_wake_others(ssh_session *s, struct ssh_ctx *self);
+void ssh_unlock(ssh_session *s, struct ssh_ctx *self);
 
 /* ssh_setup.c: the session's set-up steps, their phases, and who failed */
 int  ssh_session_step(ssh_session *s, imapwire_layer *l);

@@ -65,6 +65,9 @@ ssize_t ssh_recv_cb(libssh2_socket_t fd, void *buf, size_t len, int flags,
     s->rx_after_write = 0;
     if (got > 0)
         s->unanswered = 0;
+    /* packets, or the hop's end: news for the channels waiting (ssh_wake.c) */
+    if (rc != IMAPWIRE_AGAIN)
+        s->moved = 1;
     /* sshd leaves Nagle on for forwarded channels, so a small reply of its waits for our
      * ACK of the one before; a delayed ACK would cost 40 ms per exchange. The ACK is owed
      * after a small read only (during bulk data the kernel acknowledges every other

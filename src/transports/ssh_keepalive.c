@@ -37,7 +37,7 @@ static int ssh_alive_step(iw_task *t)
     if (pthread_mutex_trylock(&s->lock) == 0) {
         if (s->state == S_READY && libssh2_keepalive_send(s->s, &next) != 0)
             next = 1;
-        pthread_mutex_unlock(&s->lock);
+        ssh_unlock(s, NULL);
     }
     /* libssh2 counts in whole seconds of time(): a second's boundary may come just after
      * we ask, so the last second before a send is looked at twice */

@@ -2,11 +2,13 @@
  * real Dovecot: every auth path, host key checks, TLS inside the tunnel, session sharing. */
 #define _GNU_SOURCE
 #include <check.h>
+#include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include "iwtest.h"
 #include "sshd_log.h"
@@ -479,6 +481,360 @@ START_TEST(auth_keyboard_interactive)
 }
 END_TEST
 
+/* ---- wake-ups: one session shared by the loop thread and another thread ---- */
+
+static int wake_event_rc = -1;             /* atomic: the connect event's error, -1 before */
+
+static void wake_event(HCLIENT h, UINT ev, DWORD err, LPVOID param)
+{
+    (void)h;
+    (void)param;
+    if (ev == IMAP_EVENT_CONNECT)
+        __atomic_store_n(&wake_event_rc, (int)err, __ATOMIC_RELEASE);
+}
+
+/* A handle connected through the tunnel by the loop thread (an event handle), logged in;
+ * fails the test when the connect does not report success within 10 s. */
+static HCLIENT wake_loop_handle(SECURITYCREDENTIALS *sc)
+{
+    IMAPCONNECTINFO in;
+    HCLIENT h;
+    int i;
+    iwt_tunnel_info(&in, &dv, sc, NULL);
+    in.dwOptions |= IMAP_OPTION_FREETHREAD;
+    in.lpEventProc = wake_event;
+    __atomic_store_n(&wake_event_rc, -1, __ATOMIC_RELEASE);
+    h = ImapConnectEx(&in);
+    ck_assert_msg(h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    for (i = 0; i < 1000 && __atomic_load_n(&wake_event_rc, __ATOMIC_ACQUIRE) < 0; i++)
+        usleep(10000);
+    ck_assert_int_eq(__atomic_load_n(&wake_event_rc, __ATOMIC_ACQUIRE), 0);
+    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
+    return h;
+}
+
+/* The threads that were there before the test (the caller's, a sanitizer's own): a
+ * snapshot, so only the threads the library starts meanwhile are counted. */
+#define MAX_TIDS 64
+static int old_tids[MAX_TIDS], nold_tids;
+
+/* Calls f(tid, arg) for each thread of the process (bounded: 1,000). */
+static void each_thread(void (*f)(int tid, void *arg), void *arg)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    int n = 0;
+    ck_assert_ptr_nonnull(d);
+    while ((e = readdir(d)) != NULL && n++ < 1000)
+        if (e->d_name[0] != '.')
+            f(atoi(e->d_name), arg);
+    closedir(d);
+}
+
+static void note_tid(int tid, void *arg)
+{
+    (void)arg;
+    if (nold_tids < MAX_TIDS)
+        old_tids[nold_tids++] = tid;
+}
+
+static void add_switches(int tid, void *arg)
+{
+    char path[64], line[256];
+    FILE *f;
+    int i;
+    for (i = 0; i < nold_tids; i++)
+        if (old_tids[i] == tid)
+            return;
+    /* a sanitizer's background thread wakes on its own timer, sleeping in nanosleep
+     * between: the library's threads sleep in poll, epoll_wait or a lock */
+    snprintf(path, sizeof path, "/proc/self/task/%d/wchan", tid);
+    f = fopen(path, "r");
+    if (f != NULL) {
+        int timer = fgets(line, sizeof line, f) != NULL && strstr(line, "nanosleep") != NULL;
+        fclose(f);
+        if (timer)
+            return;
+    }
+    snprintf(path, sizeof path, "/proc/self/task/%d/status", tid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return;                    /* the thread ended meanwhile */
+    while (fgets(line, sizeof line, f) != NULL)
+        if (strncmp(line, "voluntary_ctxt_switches:", 24) == 0)
+            *(long *)arg += atol(line + 24);
+    fclose(f);
+}
+
+/* Voluntary context switches of the threads the library started since the snapshot:
+ * each is one wake-up of a thread that slept (a poll, an epoll_wait, a lock). */
+static long library_threads_switches(void)
+{
+    long total = 0;
+    each_thread(add_switches, &total);
+    return total;
+}
+
+typedef struct wake_blocker {
+    SECURITYCREDENTIALS sc;
+    HCLIENT             h;
+} wake_blocker;
+
+static void *wake_blocker_connect(void *arg)
+{
+    wake_blocker *b = arg;
+    b->h = ImapConnect("127.0.0.1", dv.port, 10, IMAP_OPTION_TUNNEL | IMAP_OPTION_FREETHREAD,
+                       &b->sc);
+    if (b->h != INVALID_CLIENT && ImapLogin(b->h, IMAP_AUTH_PLAIN, dv.user, dv.pass) != 0) {
+        ImapDisconnect(b->h);
+        b->h = INVALID_CLIENT;
+    }
+    return NULL;
+}
+
+/* Loop turns and the library's threads' wake-ups per second over ms of idleness. */
+static void idle_rates(long ms, double *turns, double *wakeups)
+{
+    IMAPLOOPSTATS st0, st1;
+    long sw0, sw1;
+    long long t0, took;
+    memset(&st0, 0, sizeof st0);
+    st0.dwSize = sizeof st0;
+    st1 = st0;
+    ck_assert(ImapGetLoopStatistics(&st0, FALSE));
+    sw0 = library_threads_switches();
+    t0 = iwt_now_ms();
+    usleep((useconds_t)ms * 1000);
+    took = iwt_now_ms() - t0;
+    ck_assert(ImapGetLoopStatistics(&st1, FALSE));
+    sw1 = library_threads_switches();
+    *turns = (st1.dwTurns - st0.dwTurns) * 1000.0 / (double)took;
+    *wakeups = (sw1 - sw0) * 1000.0 / (double)took;
+}
+
+/* One SSH session carrying three idle connections: a channel the loop thread drives (a
+ * bridge of ImapCreatePortForward), an event handle the loop watches, and a handle
+ * connected by another thread. While all are idle, the library's threads sleep. */
+START_TEST(shared_idle_no_wakeups)
+{
+    wake_blocker b;
+    pthread_t t;
+    HFORWARD f;
+    UINT bound = 0;
+    HCLIENT a, fh;
+    double turns, wakeups;
+    int before, after;
+
+    nold_tids = 0;
+    each_thread(note_tid, NULL);
+    b.sc = iwt_tunnel_creds(&sshd);
+    before = iwt_count_in_file(sshd.log, "Connection from 127.0.0.1");
+    f = ImapCreatePortForward(&b.sc, "127.0.0.1", dv.port, 0, &bound);
+    ck_assert_msg(f != INVALID_FORWARD, "error %u", (unsigned)ImapGetLastError());
+    fh = ImapConnect("127.0.0.1", bound, 10, IMAP_OPTION_TUNNEL, NULL);
+    ck_assert_msg(fh != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    ck_assert_int_eq(ImapLogin(fh, IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
+    a = wake_loop_handle(&b.sc);
+    ck_assert_int_eq(pthread_create(&t, NULL, wake_blocker_connect, &b), 0);
+    pthread_join(t, NULL);
+    ck_assert_msg(b.h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    ck_assert_int_eq(ImapCommand(fh, "NOOP", NULL, 0), 0);
+    usleep(200000);                /* what the last exchange left settles */
+    idle_rates(2000, &turns, &wakeups);
+    printf("shared_idle_no_wakeups: loop turns %.1f/s, the library's threads wake %.1f/s\n",
+           turns, wakeups);
+    /* the 20 ms recheck woke it 49 times a second; a keepalive or a stray turn is fine */
+    ck_assert_msg(turns < 5 && wakeups < 10, "%.1f loop turns/s, %.1f wake-ups/s while idle",
+                  turns, wakeups);
+    ck_assert_int_eq(ImapCommand(a, "NOOP", NULL, 0), 0);
+    ck_assert_int_eq(ImapCommand(b.h, "NOOP", NULL, 0), 0);
+    ck_assert_int_eq(ImapCommand(fh, "NOOP", NULL, 0), 0);
+    ImapDisconnect(b.h);
+    ImapDisconnect(a);
+    ImapDisconnect(fh);
+    ck_assert(ImapClosePortForward(f));
+    /* all of it went over one SSH connection */
+    iwt_sshd_marker(&sshd);
+    after = iwt_count_in_file(sshd.log, "Connection from 127.0.0.1");
+    ck_assert_msg(after - before == 1, "%d SSH connections", after - before);
+}
+END_TEST
+
+#define LATENCY_ROUNDS 50
+
+/* A handle busy with NOOPs until told to stop (bounded: 20 s, 100,000 commands): its
+ * reads take whatever packets of the session the socket holds. The first
+ * LATENCY_ROUNDS NOOPs' times are kept. */
+typedef struct wake_reader {
+    HCLIENT   h;
+    int       stop;                /* atomic */
+    int       rounds;              /* atomic: read by the other thread */
+    int       failed;
+    long long us[LATENCY_ROUNDS];
+} wake_reader;
+
+static long long now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* One NOOP of r, timed; 0, or -1 when it failed. */
+static int wake_reader_once(wake_reader *r)
+{
+    long long t0 = now_us();
+    int n = __atomic_load_n(&r->rounds, __ATOMIC_RELAXED);
+    if (ImapCommand(r->h, "NOOP", NULL, 0) != 0) {
+        r->failed = 1;
+        return -1;
+    }
+    if (n < LATENCY_ROUNDS)
+        r->us[n] = now_us() - t0;
+    __atomic_store_n(&r->rounds, n + 1, __ATOMIC_RELEASE);
+    return 0;
+}
+
+static void *wake_reader_run(void *arg)
+{
+    wake_reader *r = arg;
+    long long until = iwt_now_ms() + 20000;
+    while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE) && r->rounds < 100000 &&
+           iwt_now_ms() < until && wake_reader_once(r) == 0)
+        ;
+    return NULL;
+}
+
+static int cmp_ll(const void *x, const void *y)
+{
+    long long a = *(const long long *)x, b = *(const long long *)y;
+    return a < b ? -1 : a > b;
+}
+
+/* The median of r's kept NOOP times (sorted in place). */
+static long long wake_reader_median(wake_reader *r)
+{
+    qsort(r->us, LATENCY_ROUNDS, sizeof r->us[0], cmp_ll);
+    return r->us[LATENCY_ROUNDS / 2];
+}
+
+/* Replies for one channel read off the socket by another thread's channel reach their
+ * own channel at once, not at the next look-around: two handles on one session, each
+ * sending NOOPs without pause, one on another thread, the other on this one, directly
+ * (_i 0) or through a forward's bridge, which the loop thread drives (_i 1). Until both
+ * have done LATENCY_ROUNDS, each NOOP is timed. (A thread woken by a reply another one
+ * then takes off the socket finds it empty and sleeps on: before, until the 20 ms
+ * recheck.) */
+START_TEST(shared_reply_latency)
+{
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
+    wake_reader r, mine;
+    pthread_t t;
+    HFORWARD f = INVALID_FORWARD;
+    UINT bound = 0;
+    long long until, med_mine, med_other;
+
+    memset(&mine, 0, sizeof mine);
+    if (_i == 1) {
+        f = ImapCreatePortForward(&sc, "127.0.0.1", dv.port, 0, &bound);
+        ck_assert_msg(f != INVALID_FORWARD, "error %u", (unsigned)ImapGetLastError());
+        mine.h = ImapConnect("127.0.0.1", bound, 10, IMAP_OPTION_TUNNEL, NULL);
+    } else {
+        mine.h = ImapConnect("127.0.0.1", dv.port, 10, IMAP_OPTION_TUNNEL, &sc);
+    }
+    ck_assert_msg(mine.h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    ck_assert_int_eq(ImapLogin(mine.h, IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
+    memset(&r, 0, sizeof r);
+    r.h = ImapConnect("127.0.0.1", dv.port, 10, IMAP_OPTION_TUNNEL | IMAP_OPTION_FREETHREAD, &sc);
+    ck_assert_msg(r.h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    ck_assert_int_eq(ImapLogin(r.h, IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
+    ck_assert_int_eq(pthread_create(&t, NULL, wake_reader_run, &r), 0);
+    until = iwt_now_ms() + 20000;
+    while ((mine.rounds < LATENCY_ROUNDS ||
+            __atomic_load_n(&r.rounds, __ATOMIC_ACQUIRE) < LATENCY_ROUNDS) &&
+           mine.rounds < 100000 && iwt_now_ms() < until && wake_reader_once(&mine) == 0)
+        ;
+    __atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
+    pthread_join(t, NULL);
+    ck_assert(!r.failed && !mine.failed);
+    ck_assert_int_ge(mine.rounds, LATENCY_ROUNDS);
+    ck_assert_int_ge(r.rounds, LATENCY_ROUNDS);
+    med_mine = wake_reader_median(&mine);
+    med_other = wake_reader_median(&r);
+    printf("shared_reply_latency(%s): NOOP median %lld us here (%d NOOPs), %lld us on the "
+           "other thread (%d), slowest %lld and %lld us\n",
+           _i == 1 ? "a bridge on the loop" : "direct", med_mine, mine.rounds, med_other,
+           r.rounds, mine.us[LATENCY_ROUNDS - 1], r.us[LATENCY_ROUNDS - 1]);
+    ck_assert_msg(med_mine < 10000 && med_other < 10000, "median NOOP %lld and %lld us",
+                  med_mine, med_other);
+    ImapDisconnect(r.h);
+    ImapDisconnect(mine.h);
+    if (f != INVALID_FORWARD)
+        ck_assert(ImapClosePortForward(f));
+}
+END_TEST
+
+#define BUSY_OPENS 8
+#define BUSY_BYTES (6u << 20)      /* three times a channel's window each way */
+
+/* While another thread's handle on the session reads without pause (and so takes other
+ * channels' packets off the socket): channels open (their confirmations), a 6 MB APPEND
+ * goes up (the window adjustments it waits for) and comes back down. Each finishes on
+ * what that thread read for it, never on a timeout. */
+START_TEST(shared_busy_open_and_bulk)
+{
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
+    HCLIENT h[BUSY_OPENS];
+    wake_reader r;
+    pthread_t t;
+    char box[64], cmd[96], *msg, *body = NULL;
+    DWORD len = 0;
+    long long t0, open_ms, up_ms, down_ms;
+    int i;
+
+    memset(&r, 0, sizeof r);
+    r.h = ImapConnect("127.0.0.1", dv.port, 10, IMAP_OPTION_TUNNEL | IMAP_OPTION_FREETHREAD, &sc);
+    ck_assert_msg(r.h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    ck_assert_int_eq(ImapLogin(r.h, IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
+    ck_assert_int_eq(pthread_create(&t, NULL, wake_reader_run, &r), 0);
+    t0 = iwt_now_ms();
+    for (i = 0; i < BUSY_OPENS; i++) {
+        h[i] = ImapConnect("127.0.0.1", dv.port, 10, IMAP_OPTION_TUNNEL, &sc);
+        ck_assert_msg(h[i] != INVALID_CLIENT, "connect %d: error %u", i,
+                      (unsigned)ImapGetLastError());
+        ck_assert_int_eq(ImapLogin(h[i], IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
+    }
+    open_ms = iwt_now_ms() - t0;
+    snprintf(box, sizeof box, "sshwake-%d", (int)getpid());
+    snprintf(cmd, sizeof cmd, "CREATE %s", box);
+    ck_assert_int_eq(ImapCommand(h[0], cmd, NULL, 0), 0);
+    msg = iwt_message(BUSY_BYTES);
+    t0 = iwt_now_ms();
+    iwt_append(h[0], box, msg, BUSY_BYTES);
+    up_ms = iwt_now_ms() - t0;
+    ck_assert_int_eq(ImapSelectMailbox(h[0], box, NULL), 0);
+    t0 = iwt_now_ms();
+    ck_assert_int_eq(ImapGetMessage(h[0], 1, 0, &body, &len, 0), 0);
+    down_ms = iwt_now_ms() - t0;
+    ck_assert_uint_eq(len, BUSY_BYTES);
+    ck_assert(memcmp(body, msg, BUSY_BYTES) == 0);
+    ImapFreeMemory(body);
+    free(msg);
+    __atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
+    pthread_join(t, NULL);
+    ck_assert(!r.failed);
+    printf("shared_busy_open_and_bulk: %d connects in %lld ms, 6 MB up in %lld ms, down in "
+           "%lld ms; the other thread ran %d NOOPs\n", BUSY_OPENS, open_ms, up_ms, down_ms,
+           r.rounds);
+    ck_assert_int_eq(ImapCommand(h[0], "CLOSE", NULL, 0), 0);
+    snprintf(cmd, sizeof cmd, "DELETE %s", box);
+    ck_assert_int_eq(ImapCommand(h[0], cmd, NULL, 0), 0);
+    for (i = 0; i < BUSY_OPENS; i++)
+        ImapDisconnect(h[i]);
+    ImapDisconnect(r.h);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ssh");
@@ -501,6 +857,13 @@ int main(void)
     tcase_add_test(tc, stalled_session_disconnects_fast);
     tcase_add_test(tc, shared_session_replaced_when_dead);
     tcase_add_test(tc, rsa_key_explained);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("wake");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, shared_idle_no_wakeups);
+    tcase_add_loop_test(tc, shared_reply_latency, 0, 2);
+    tcase_add_test(tc, shared_busy_open_and_bulk);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
