@@ -480,56 +480,116 @@ static long parent_of(long pid)
     return ppid;
 }
 
-/* The pids of this suite's Dovecot's "imap" processes (children of its master: other
- * Dovecot instances may run on the machine), as a bit set over pid numbers. */
-static void imap_pids(unsigned char *set, size_t size)
+/* Our end's local port of the one TCP connection this process has to the server's port. */
+static unsigned our_port_to(unsigned server_port)
 {
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    unsigned found = 0, n = 0;
+    ck_assert_ptr_nonnull(d);
+    while ((e = readdir(d)) != NULL) {
+        struct sockaddr_in a;
+        socklen_t len = sizeof a;
+        int fd = atoi(e->d_name);
+        if (e->d_name[0] == '.' || getpeername(fd, (struct sockaddr *)&a, &len) != 0 ||
+            a.sin_family != AF_INET || ntohs(a.sin_port) != server_port)
+            continue;
+        len = sizeof a;
+        if (getsockname(fd, (struct sockaddr *)&a, &len) == 0) {
+            found = ntohs(a.sin_port);
+            n++;
+        }
+    }
+    closedir(d);
+    ck_assert_msg(n == 1, "%u connections to port %u", n, server_port);
+    return found;
+}
+
+/* The socket inode of the server's end of the loopback connection server_port <-> port. */
+static unsigned long server_inode(unsigned server_port, unsigned port)
+{
+    char line[512];
+    unsigned long inode = 0;
+    FILE *f = fopen("/proc/net/tcp", "r");
+    ck_assert_ptr_nonnull(f);
+    while (inode == 0 && fgets(line, sizeof line, f) != NULL) {
+        unsigned lport, rport;
+        unsigned long ino;
+        if (sscanf(line, " %*d: %*8x:%x %*8x:%x %*x %*x:%*x %*x:%*x %*x %*d %*d %lu",
+                   &lport, &rport, &ino) == 3 && lport == server_port && rport == port)
+            inode = ino;
+    }
+    fclose(f);
+    ck_assert_msg(inode != 0, "no socket 127.0.0.1:%u -> :%u in /proc/net/tcp", server_port, port);
+    return inode;
+}
+
+/* The "imap" child of this suite's Dovecot master that holds the server's end of our one
+ * connection: found by its socket, not by being new, since other suites' sessions on the
+ * same Dovecot come and go while this runs. */
+static long imap_pid_serving(unsigned server_port)
+{
+    char master_text[32], want[48];
+    long master, victim = 0;
     DIR *d = opendir("/proc");
     struct dirent *e;
-    char master_text[32];
-    long master;
     iwt_env_value(getenv("IW_DOVECOT_ENV"), "DOVECOT_PID", master_text, sizeof master_text);
     master = strtol(master_text, NULL, 10);
     ck_assert_msg(master > 0, "no DOVECOT_PID in $IW_DOVECOT_ENV");
-    memset(set, 0, size);
+    snprintf(want, sizeof want, "socket:[%lu]", server_inode(server_port, our_port_to(server_port)));
     ck_assert_ptr_nonnull(d);
-    while ((e = readdir(d)) != NULL) {
+    while (victim == 0 && (e = readdir(d)) != NULL) {
         char path[64], comm[32] = "";
-        FILE *f;
         long pid = strtol(e->d_name, NULL, 10);
-        if (pid <= 0 || (size_t)pid / 8 >= size)
+        DIR *fds;
+        struct dirent *fe;
+        FILE *f;
+        if (pid <= 0)
             continue;
         snprintf(path, sizeof path, "/proc/%ld/comm", pid);
         f = fopen(path, "r");
         if (f == NULL)
             continue;
-        if (fgets(comm, sizeof comm, f) != NULL && strcmp(comm, "imap\n") == 0 &&
-            parent_of(pid) == master)
-            set[pid / 8] |= (unsigned char)(1u << (pid % 8));
+        if (fgets(comm, sizeof comm, f) == NULL || strcmp(comm, "imap\n") != 0 ||
+            parent_of(pid) != master) {
+            fclose(f);
+            continue;
+        }
         fclose(f);
+        snprintf(path, sizeof path, "/proc/%ld/fd", pid);
+        fds = opendir(path);
+        while (fds != NULL && victim == 0 && (fe = readdir(fds)) != NULL) {
+            char link[400], target[64];
+            ssize_t n;
+            snprintf(link, sizeof link, "%s/%s", path, fe->d_name);
+            n = readlink(link, target, sizeof target - 1);
+            if (n > 0) {
+                target[n] = '\0';
+                if (strcmp(target, want) == 0)
+                    victim = pid;
+            }
+        }
+        if (fds != NULL)
+            closedir(fds);
     }
     closedir(d);
+    return victim;
 }
 
 START_TEST(disconnect_event_when_imap_killed)
 {
-    static unsigned char before[1 << 19], after[1 << 19];
     watch w;
     HCLIENT h;
-    long pid, victim = 0;
+    long victim;
 
     memset(&w, 0, sizeof w);
-    imap_pids(before, sizeof before);
     h = ImapAsyncConnect(dv.host, dv.port, 10, IMAP_OPTION_NONE, NULL, on_watch, &w);
     ck_assert(h != INVALID_CLIENT);
     ck_assert_int_eq(wait_count(&w.connects, 1, 5000), 1);
     ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
     ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), 0);
-    imap_pids(after, sizeof after);
-    for (pid = 1; pid < (long)sizeof after * 8 && victim == 0; pid++)
-        if ((after[pid / 8] & (1u << (pid % 8))) && !(before[pid / 8] & (1u << (pid % 8))))
-            victim = pid;
-    ck_assert_msg(victim > 0, "no new imap process found");
+    victim = imap_pid_serving(dv.port);
+    ck_assert_msg(victim > 0, "no imap process holds our connection");
     ck_assert_int_eq(kill((pid_t)victim, SIGKILL), 0);
     ck_assert_int_eq(wait_count(&w.disconnects, 1, 5000), 1);
     ck_assert_uint_eq(w.disc_error, ST_ERROR_CONNECTION_CLOSED);
