@@ -597,6 +597,59 @@ START_TEST(disconnect_event_when_imap_killed)
 }
 END_TEST
 
+/* The BYE came in the same read as the call's tagged answer, so the call's read took it
+ * off the socket: the watcher must look at what is already read, not only the socket. */
+START_TEST(disconnect_event_on_bye_already_read)
+{
+    iwt_fixture f;
+    watch w;
+    HCLIENT h;
+    long long t0;
+
+    iwt_fixture_start(&f, "bye-behind-ok", 2);
+    memset(&w, 0, sizeof w);
+    h = ImapAsyncConnect("127.0.0.1", f.port, 5, IMAP_OPTION_NONE, NULL, on_watch, &w);
+    ck_assert(h != INVALID_CLIENT);
+    ck_assert_int_eq(wait_count(&w.connects, 1, 5000), 1);
+    ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), 0);
+    t0 = iwt_now_ms();
+    /* the server keeps the connection open for 5 s: an event before then saw the BYE */
+    ck_assert_msg(wait_count(&w.disconnects, 1, 2000) == 1, "no event %lld ms after the BYE",
+                  iwt_now_ms() - t0);
+    ck_assert_uint_eq(w.disc_error, ST_ERROR_CONNECTION_CLOSED);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    iwt_fixture_stop(&f);
+}
+END_TEST
+
+/* A watched idle connection with nothing to read costs no wake-ups: the watcher's look
+ * at what is already read must not turn into a spin. */
+START_TEST(idle_watch_does_not_spin)
+{
+    iwt_fixture f;
+    watch w;
+    HCLIENT h;
+    IMAPLOOPSTATS a, b;
+
+    iwt_fixture_start(&f, "normal", 2);
+    memset(&w, 0, sizeof w);
+    h = ImapAsyncConnect("127.0.0.1", f.port, 5, IMAP_OPTION_NONE, NULL, on_watch, &w);
+    ck_assert(h != INVALID_CLIENT);
+    ck_assert_int_eq(wait_count(&w.connects, 1, 5000), 1);
+    ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), 0);
+    usleep(100000);
+    a.dwSize = b.dwSize = sizeof a;
+    ck_assert(ImapGetLoopStatistics(&a, FALSE));
+    usleep(1000000);
+    ck_assert(ImapGetLoopStatistics(&b, FALSE));
+    ck_assert_msg(b.dwTurns - a.dwTurns < 10, "%u loop turns in 1 s idle",
+                  (unsigned)(b.dwTurns - a.dwTurns));
+    ck_assert_int_eq(__atomic_load_n(&w.disconnects, __ATOMIC_ACQUIRE), 0);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+    iwt_fixture_stop(&f);
+}
+END_TEST
+
 /* No event of any kind after ImapDisconnect has returned, with the watcher running. */
 START_TEST(no_disconnect_event_after_disconnect)
 {
@@ -637,6 +690,8 @@ int main(void)
     tcase_add_test(tc, disconnect_in_event_does_not_wait);
     tcase_add_test(tc, uninitialize_with_connects_in_flight);
     tcase_add_test(tc, disconnect_event_on_bye);
+    tcase_add_test(tc, disconnect_event_on_bye_already_read);
+    tcase_add_test(tc, idle_watch_does_not_spin);
     tcase_add_test(tc, disconnect_event_when_imap_killed);
     tcase_add_test(tc, no_disconnect_event_after_disconnect);
     suite_add_tcase(s, tc);

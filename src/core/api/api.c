@@ -118,9 +118,12 @@ static int iw_fail_on(iw_client *c, int rc, DWORD stage)
 
 static void iw_call_leave(iw_client *c)
 {
+    int look = iw_async_held(c);
     iw_callbacks_leave();
     __atomic_store_n(&c->io.busy_thread, 0, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&c->io.lock);
+    if (look)
+        iw_async_look(c);
 }
 
 typedef int (*iw_call_fn)(iw_client *c, void *args);

@@ -22,6 +22,9 @@ struct iw_async {
     int           state;           /* atomic: IW_ASYNC_* */
     int           fd;              /* the watched socket, -1 if the chain has none */
     int           busy;            /* loop thread: a call held the client last time */
+    size_t        held_seen;       /* loop thread: bytes already read that the last look
+                                      left (a partial line): not looked at again until
+                                      the amount changes */
     int           detached;        /* loop thread: disconnected inside its own event */
     int           refs;            /* atomic: the loop's task and the client each hold one */
     unsigned      want;
@@ -39,12 +42,24 @@ static void iw_async_pollset(iw_task *t, imapwire_pollset *ps)
 {
     iw_async *a = (iw_async *)t;
     if (__atomic_load_n(&a->state, __ATOMIC_ACQUIRE) == IW_ASYNC_WATCHING) {
-        /* The chain is the caller's while a call runs: only the raw socket is watched,
-         * and not at all while it carries a call's answers. */
-        if (a->busy)
+        iw_client *c = a->c;
+        size_t held;
+        /* The chain is the caller's while a call runs: not watched at all then, since
+         * the socket carries the call's answers. */
+        if (a->busy || pthread_mutex_trylock(&c->io.lock) != 0) {
             imapwire_pollset_wakeup(ps, iw_now_ms() + IW_WATCH_BUSY_MS);
-        else
-            imapwire_pollset_add(ps, a->fd, IMAPWIRE_WANT_READ);
+            return;
+        }
+        /* A call's last read may have taken more than its answer (a BYE behind the
+         * tagged OK, a TLS record, an SSH channel's data read by another thread): what
+         * is already read is looked at now, once per new amount, so a partial line
+         * waits for the socket instead of spinning. */
+        held = c->io.broken ? 0 : iw_reader_buffered(&c->io.reader) + iw_layer_pending(c->io.top);
+        if (held > 0 && held != a->held_seen)
+            imapwire_pollset_wakeup(ps, iw_now_ms());
+        else if (!c->io.broken)
+            iw_layer_pollset(c->io.top, IMAPWIRE_WANT_READ, ps);
+        pthread_mutex_unlock(&c->io.lock);
         return;
     }
     iw_layer_pollset(a->c->io.top, a->want, ps);
@@ -56,7 +71,7 @@ static void iw_async_pollset(iw_task *t, imapwire_pollset *ps)
 static int iw_async_peek(iw_async *a)
 {
     iw_client *c = a->c;
-    int rc = 0, i;
+    int rc = 0, i, dry = 0;
 
     if (pthread_mutex_trylock(&c->io.lock) != 0) {
         a->busy = 1;
@@ -75,8 +90,10 @@ static int iw_async_peek(iw_async *a)
         iw_response r;
         unsigned want = IMAPWIRE_WANT_READ;
         int got = iw_read_response(c, &r, &want);
-        if (got == IMAPWIRE_AGAIN)
+        if (got == IMAPWIRE_AGAIN) {
+            dry = 1;
             break;
+        }
         if (got != 0)
             rc = got == ST_ERROR_OPERATION_TIMEOUT ? 0 : ST_ERROR_CONNECTION_CLOSED;
         else if (r.kind == IW_RESP_UNTAGGED && r.rest_len >= 3 &&
@@ -86,6 +103,11 @@ static int iw_async_peek(iw_async *a)
     if (rc != 0) {
         iw_client_break(c, rc);
         iw_client_dropped(c, rc);
+    } else {
+        /* a flood cut short at 16 lines is looked at again at once; what a dry read left
+         * (part of a line) waits for more bytes */
+        a->held_seen = dry ? iw_reader_buffered(&c->io.reader) + iw_layer_pending(c->io.top)
+                           : 0;
     }
     __atomic_store_n(&c->io.busy_thread, 0, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&c->io.lock);
@@ -186,6 +208,30 @@ int iw_async_start(iw_client *c, IMAPEVENTPROC proc, void *param)
         free(a);
     }
     return rc;
+}
+
+/* Under io.lock, as a call on a watched handle ends: did its reads leave bytes behind
+ * (a BYE after the tagged answer)? The socket will not say so again. */
+int iw_async_held(const iw_client *c)
+{
+    return c->io.async != NULL && !c->io.broken &&
+           __atomic_load_n(&c->io.async->state, __ATOMIC_ACQUIRE) == IW_ASYNC_WATCHING &&
+           iw_reader_buffered(&c->io.reader) + iw_layer_pending(c->io.top) > 0;
+}
+
+static void iw_async_look_now(void *arg)
+{
+    iw_async *a = arg;
+    if (__atomic_load_n(&a->state, __ATOMIC_ACQUIRE) == IW_ASYNC_WATCHING)
+        iw_loop_ready(&a->task);
+}
+
+/* After io.lock is released: the watcher looks at what the call left, in the loop's next
+ * turn. The client's reference keeps the watcher alive across the call. */
+void iw_async_look(iw_client *c)
+{
+    if (c->io.async != NULL)
+        iw_loop_call(iw_async_look_now, c->io.async);
 }
 
 int iw_async_pending(const iw_client *c)

@@ -196,7 +196,11 @@ void iw_client_dropped(iw_client *c, int rc);
 /* async.c: connects run by the loop thread */
 typedef struct iw_async iw_async;
 int  iw_async_start(iw_client *c, IMAPEVENTPROC proc, void *param);
-int  iw_async_pending(const iw_client *c);   /* the connect runs and its event is to come */
+int  iw_async_pending(const iw_client *c);
+/* A call on a watched handle left bytes read and not looked at (under io.lock); then,
+ * with the lock released, iw_async_look has the watcher look at them. */
+int  iw_async_held(const iw_client *c);
+void iw_async_look(iw_client *c);   /* the connect runs and its event is to come */
 /* Before the client is freed: a pending connect is cancelled (no event ever; returns 1),
  * a running event is waited for (unless called from inside it); then the loop no longer
  * refers to the client. */

@@ -117,6 +117,15 @@ static void iw_ready_push(iw_task *t)
     iw_ready_tail = t;
 }
 
+/* Steps t in the loop's next turn (loop thread only: inside an iw_loop_call function or
+ * a step): for a task whose readiness another thread used up, such as a call that read
+ * the socket a watched handle waits on, so epoll will not report it. */
+void iw_loop_ready(iw_task *t)
+{
+    if (t->linked && !t->closed)
+        iw_ready_push(t);
+}
+
 /* ---- the timer heap ---- */
 
 static void iw_heap_set(size_t i, iw_task *t)

@@ -53,6 +53,8 @@ void iw_loop_release_owned(void *owner);
 /* The same for one task, without walking the list (a handle's own task): 10,000
  * disconnects would otherwise cost 10,000 walks of 10,000 tasks. */
 void iw_loop_release_task(iw_task *t);
+/* Steps t in the next turn (loop thread only): its readiness was used up elsewhere. */
+void iw_loop_ready(iw_task *t);
 /* Nonzero on the library's loop thread. */
 int  iw_loop_is_current(void);
 /* A step that may call the caller back runs on this thread (the blocking driver, a step
