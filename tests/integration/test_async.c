@@ -438,19 +438,26 @@ static int wait_count(int *counter, int n, long long ms)
     return __atomic_load_n(counter, __ATOMIC_ACQUIRE);
 }
 
+/* A watched handle to a fixture of the given scenario, connected, after one NOOP. */
+static HCLIENT watched_after_noop(iwt_fixture *f, const char *scenario, watch *w)
+{
+    HCLIENT h;
+    iwt_fixture_start(f, scenario, 2);
+    memset(w, 0, sizeof *w);
+    h = ImapAsyncConnect("127.0.0.1", f->port, 5, IMAP_OPTION_NONE, NULL, on_watch, w);
+    ck_assert(h != INVALID_CLIENT);
+    ck_assert_int_eq(wait_count(&w->connects, 1, 5000), 1);
+    /* a call while watched works, and its answer is the call's, not the watcher's */
+    ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), 0);
+    return h;
+}
+
 START_TEST(disconnect_event_on_bye)
 {
     iwt_fixture f;
     watch w;
-    HCLIENT h;
+    HCLIENT h = watched_after_noop(&f, "idle-bye", &w);
 
-    iwt_fixture_start(&f, "idle-bye", 2);
-    memset(&w, 0, sizeof w);
-    h = ImapAsyncConnect("127.0.0.1", f.port, 5, IMAP_OPTION_NONE, NULL, on_watch, &w);
-    ck_assert(h != INVALID_CLIENT);
-    ck_assert_int_eq(wait_count(&w.connects, 1, 5000), 1);
-    /* a call while watched works, and its answer is the call's, not the watcher's */
-    ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), 0);
     ck_assert_int_eq(wait_count(&w.disconnects, 1, 5000), 1);
     ck_assert_uint_eq(w.disc_error, ST_ERROR_CONNECTION_CLOSED);
     /* once only, and the handle stays valid until ImapDisconnect */
@@ -603,16 +610,9 @@ START_TEST(disconnect_event_on_bye_already_read)
 {
     iwt_fixture f;
     watch w;
-    HCLIENT h;
-    long long t0;
+    HCLIENT h = watched_after_noop(&f, "bye-behind-ok", &w);
+    long long t0 = iwt_now_ms();
 
-    iwt_fixture_start(&f, "bye-behind-ok", 2);
-    memset(&w, 0, sizeof w);
-    h = ImapAsyncConnect("127.0.0.1", f.port, 5, IMAP_OPTION_NONE, NULL, on_watch, &w);
-    ck_assert(h != INVALID_CLIENT);
-    ck_assert_int_eq(wait_count(&w.connects, 1, 5000), 1);
-    ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), 0);
-    t0 = iwt_now_ms();
     /* the server keeps the connection open for 5 s: an event before then saw the BYE */
     ck_assert_msg(wait_count(&w.disconnects, 1, 2000) == 1, "no event %lld ms after the BYE",
                   iwt_now_ms() - t0);
@@ -628,15 +628,9 @@ START_TEST(idle_watch_does_not_spin)
 {
     iwt_fixture f;
     watch w;
-    HCLIENT h;
+    HCLIENT h = watched_after_noop(&f, "normal", &w);
     IMAPLOOPSTATS a, b;
 
-    iwt_fixture_start(&f, "normal", 2);
-    memset(&w, 0, sizeof w);
-    h = ImapAsyncConnect("127.0.0.1", f.port, 5, IMAP_OPTION_NONE, NULL, on_watch, &w);
-    ck_assert(h != INVALID_CLIENT);
-    ck_assert_int_eq(wait_count(&w.connects, 1, 5000), 1);
-    ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), 0);
     usleep(100000);
     a.dwSize = b.dwSize = sizeof a;
     ck_assert(ImapGetLoopStatistics(&a, FALSE));
