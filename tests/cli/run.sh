@@ -19,6 +19,10 @@ unset IMAPWIRE_PLUGIN_PATH IMAPWIRE_TRANSPORT IMAPWIRE_PASSWORD IMAPWIRE_DNS_SER
 unset NO_COLOR   # colour must stay off because the output is no terminal
 
 load() {  # load FIXTURE (its DIR/env.sh) or FIXTURE/x.env (x.env.sh), exported
+    local name=$1
+    # a group that counts sshd's log lines has its own sshd (IW_OWN_SSHD, tests/CMakeLists.txt)
+    case $name in sshd|sshd/*) name=${IW_OWN_SSHD:-sshd}${name#sshd} ;; esac
+    set -- "$name"
     local f=$tmproot/$1/env.sh
     [ -f "$tmproot/$1.sh" ] && f=$tmproot/$1.sh
     set -a

@@ -463,11 +463,20 @@ int iwt_reset_peak(void)
     return fclose(f) == 0 && ok;
 }
 
+/* The directory name under IW_TMPDIR of a proxy fixture: the suite's own instance when
+ * var names one (a suite that counts lines in its log, tests/CMakeLists.txt), else the
+ * shared one. */
+static const char *iwt_fixture_name(const char *var, const char *shared)
+{
+    const char *own = getenv(var);
+    return own != NULL && own[0] != '\0' ? own : shared;
+}
+
 void iwt_dante_load(unsigned *port, char *user, size_t user_size, char *pass, size_t pass_size)
 {
     const char *tmp = getenv("IW_TMPDIR");
     char path[600], v[32];
-    snprintf(path, sizeof path, "%s/danted/env", tmp ? tmp : "");
+    snprintf(path, sizeof path, "%s/%s/env", tmp ? tmp : "", iwt_fixture_name("IW_OWN_DANTED", "danted"));
     iwt_env_value(path, "DANTED_PORT", v, sizeof v);
     *port = (unsigned)atoi(v);
     iwt_env_value(path, "DANTED_USER", user, user_size);
@@ -488,13 +497,13 @@ void iwt_proxies_load(iwt_dante *d, iwt_tinyproxy *t)
     const char *tmp = getenv("IW_TMPDIR");
     char path[600];
     ck_assert_msg(tmp != NULL, "IW_TMPDIR not set (run through ctest)");
-    snprintf(path, sizeof path, "%s/danted/env", tmp);
+    snprintf(path, sizeof path, "%s/%s/env", tmp, iwt_fixture_name("IW_OWN_DANTED", "danted"));
     d->port = iwt_env_uint(path, "DANTED_PORT");
     d->block_port = iwt_env_uint(path, "DANTED_BLOCK_PORT");
     iwt_env_value(path, "DANTED_USER", d->user, sizeof d->user);
     iwt_env_value(path, "DANTED_PASS", d->pass, sizeof d->pass);
     iwt_env_value(path, "DANTED_LOG", d->log, sizeof d->log);
-    snprintf(path, sizeof path, "%s/tinyproxy/env", tmp);
+    snprintf(path, sizeof path, "%s/%s/env", tmp, iwt_fixture_name("IW_OWN_TINYPROXY", "tinyproxy"));
     t->port = iwt_env_uint(path, "TINYPROXY_PORT");
     t->auth_port = iwt_env_uint(path, "TINYPROXY_AUTH_PORT");
     t->restricted_port = iwt_env_uint(path, "TINYPROXY_RESTRICTED_PORT");
