@@ -713,10 +713,15 @@ Suite *oom_suite(void);
 Suite *oom_suite(void)
 {
     Suite *s = suite_create("oom");
-    TCase *tc = tcase_create("sweep");
+    /* one case per ctest entry (CK_RUN_CASE, tests/CMakeLists.txt), so they run side by side */
+    TCase *tc = tcase_create("warm");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, MAX_SECONDS + 60);
     tcase_add_loop_test(tc, sweep_warm, 0, MODES);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("cold");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, MAX_SECONDS + 60);
     tcase_add_loop_test(tc, sweep_cold, 0, TLS_MODES);
     suite_add_tcase(s, tc);
     tc = tcase_create("first");
