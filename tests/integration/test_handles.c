@@ -170,6 +170,48 @@ START_TEST(bad_handles)
 }
 END_TEST
 
+/* A FREETHREAD handle's capability list read on one thread while another thread's
+ * CAPABILITY commands replace it: each read sees a whole list, never a freed one. */
+#define CAPA_ROUNDS 300
+
+static void *capability_commands(void *arg)
+{
+    job *j = arg;
+    int i;
+    for (i = 0; i < CAPA_ROUNDS && j->rc == 0; i++)
+        j->rc = ImapCommand(j->h, "CAPABILITY", NULL, 0);
+    j->err = j->rc != 0 ? ImapGetLastError() : 0;
+    __atomic_store_n(&j->tid, 1, __ATOMIC_RELEASE);   /* done */
+    return NULL;
+}
+
+START_TEST(freethread_capabilities_while_replaced)
+{
+    HCLIENT h = ImapConnect(dv.host, dv.port, 10, IMAP_OPTION_FREETHREAD, NULL);
+    char buf[4096];
+    pthread_t t;
+    job j;
+    int reads = 0, n;
+
+    ck_assert(h != INVALID_CLIENT);
+    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
+    memset(&j, 0, sizeof j);
+    j.h = h;
+    ck_assert_int_eq(pthread_create(&t, NULL, capability_commands, &j), 0);
+    while (!__atomic_load_n(&j.tid, __ATOMIC_ACQUIRE) && reads < 10000000) {
+        n = ImapGetCapabilities(h, buf, (INT)sizeof buf);
+        ck_assert_msg(n > 0 && strstr(buf, "IMAP4rev1") != NULL, "read %d: %d \"%s\"", reads, n,
+                      n > 0 ? buf : "");
+        ck_assert(ImapHasCapability(h, "IMAP4rev1"));
+        reads++;
+    }
+    pthread_join(t, NULL);
+    ck_assert_msg(j.rc == 0, "CAPABILITY failed: error %u", (unsigned)j.err);
+    ck_assert_int_gt(reads, 0);
+    ck_assert_int_eq(ImapDisconnect(h), 0);
+}
+END_TEST
+
 /* Many threads each connect and work at once: the library state they share is safe. */
 static void *worker(void *arg)
 {
@@ -219,6 +261,7 @@ int main(void)
     tcase_add_test(tc, freethread);
     tcase_add_test(tc, bad_handles);
     tcase_add_test(tc, parallel_threads);
+    tcase_add_test(tc, freethread_capabilities_while_replaced);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -220,29 +220,38 @@ INT ImapGetCapabilities(HCLIENT hClient, LPTSTR lpszBuffer, INT nMaxLength)
 {
     iw_client *c = iw_client_for(hClient);
     size_t n;
+    int rc = 0;
     if (c == NULL)
         return IMAP_ERROR;
+    /* another thread's call on a FREETHREAD handle may replace the list meanwhile */
+    pthread_mutex_lock(&c->sess.capa_lock);
     n = c->sess.capa ? strlen(c->sess.capa) : 0;
     if (lpszBuffer == NULL && nMaxLength == 0)
-        return (INT)n;                     /* the length a caller needs to allocate */
-    if (lpszBuffer == NULL || nMaxLength <= 0)
-        return iw_fail(ST_ERROR_INVALID_PARAMETER);
-    if (n >= (size_t)nMaxLength)
-        return iw_fail(ST_ERROR_BUFFER_TOO_SMALL);
-    memcpy(lpszBuffer, c->sess.capa ? c->sess.capa : "", n + 1);
-    return (INT)n;
+        ;                                  /* the length a caller needs to allocate */
+    else if (lpszBuffer == NULL || nMaxLength <= 0)
+        rc = ST_ERROR_INVALID_PARAMETER;
+    else if (n >= (size_t)nMaxLength)
+        rc = ST_ERROR_BUFFER_TOO_SMALL;
+    else
+        memcpy(lpszBuffer, c->sess.capa ? c->sess.capa : "", n + 1);
+    pthread_mutex_unlock(&c->sess.capa_lock);
+    return rc != 0 ? iw_fail(rc) : (INT)n;
 }
 
 BOOL ImapHasCapability(HCLIENT hClient, LPCTSTR lpszCapability)
 {
     iw_client *c = iw_client_for(hClient);
+    int has;
     if (c == NULL)
         return FALSE;
     if (lpszCapability == NULL) {
         iw_set_error(ST_ERROR_INVALID_PARAMETER);
         return FALSE;
     }
-    return iw_capa_has(c, lpszCapability) ? TRUE : FALSE;
+    pthread_mutex_lock(&c->sess.capa_lock);
+    has = iw_capa_has(c, lpszCapability);
+    pthread_mutex_unlock(&c->sess.capa_lock);
+    return has ? TRUE : FALSE;
 }
 
 /* ImapCommandEx's and ImapCommandStream's arguments; the piece relay reads it too. */

@@ -55,14 +55,26 @@ static int iw_capa_collect(iw_client *c, iw_tokenizer *t, int in_code)
             if (sb.len > 0)
                 memcpy(s, sb.p, sb.len);
             s[sb.len] = '\0';
-            free(c->sess.capa);
-            c->sess.capa = s;
-            c->sess.capa_gen++;
+            iw_capa_store(c, s);
         }
     }
 out:
     iw_sb_free(&sb);
     return rc;
+}
+
+/* The new list (owned; NULL forgets it) in place of the old, which is freed: under capa_lock,
+ * so a reader on another thread (ImapGetCapabilities) never holds a freed one. */
+void iw_capa_store(iw_client *c, char *list)
+{
+    char *old;
+    pthread_mutex_lock(&c->sess.capa_lock);
+    old = c->sess.capa;
+    c->sess.capa = list;
+    if (list != NULL)
+        c->sess.capa_gen++;        /* a new list; forgetting one (STARTTLS) is not */
+    pthread_mutex_unlock(&c->sess.capa_lock);
+    free(old);
 }
 
 int iw_capa_set(iw_client *c, const char *p, size_t n)

@@ -16,6 +16,11 @@ iw_client *iw_client_new(void)
         free(c);
         return NULL;
     }
+    if (pthread_mutex_init(&c->sess.capa_lock, NULL) != 0) {
+        pthread_mutex_destroy(&c->io.lock);
+        free(c);
+        return NULL;
+    }
     iw_reader_init(&c->io.reader);
     return c;
 }
@@ -122,5 +127,6 @@ void iw_client_free(iw_client *c)
     iw_creds_free(c->cfg.creds);
     iw_tls_use_free(c->cfg.tls);                  /* its layer went with the chain */
     pthread_mutex_destroy(&c->io.lock);
+    pthread_mutex_destroy(&c->sess.capa_lock);
     free(c);
 }

@@ -76,10 +76,13 @@ typedef struct iw_client_config {
 
 /* Session state: where the IMAP conversation is and what the server said it can do.
  * Written only by the driver, never by the idle watcher; read under io.lock, or between
- * calls on the owner's thread (ImapGetCapabilities and ImapHasCapability lock nothing). */
+ * calls on the owner's thread. capa is also read by ImapGetCapabilities and
+ * ImapHasCapability while another thread's call on a FREETHREAD handle may replace it:
+ * it is replaced (iw_capa_store) and read there under capa_lock. */
 typedef struct iw_client_session {
     int                state;      /* enum iw_state */
     int                tls_up;     /* our TLS layer finished its handshake */
+    pthread_mutex_t    capa_lock;
     char              *capa;       /* space-separated, as the server sent them */
     unsigned           capa_gen;   /* bumped by every new list: "did this answer have one?" */
     unsigned           next_tag;
@@ -155,6 +158,7 @@ int  iw_drive(iw_client *c, iw_step_fn step, void *arg, const int64_t *deadline_
 int  iw_run_command(iw_client *c, iw_cmd *cmd);
 
 /* capa.c */
+void iw_capa_store(iw_client *c, char *list);
 int  iw_capa_set(iw_client *c, const char *p, size_t n);
 int  iw_capa_has(const iw_client *c, const char *name);
 int  iw_capa_from_code(iw_client *c, const char *p, size_t n);

@@ -387,8 +387,7 @@ static int iw_tls_state(iw_client *c, unsigned *want)
         return 0;
     }
     /* Checkpoint 4: what the server said in clear is forgotten and asked again. */
-    free(c->sess.capa);
-    c->sess.capa = NULL;
+    iw_capa_store(c, NULL);
     rc = iw_start_simple(c, "CAPABILITY");
     if (rc != 0)
         return rc;
