@@ -718,6 +718,19 @@ static void *wake_reader_run(void *arg)
     return NULL;
 }
 
+/* r on a logged-in FREETHREAD handle of the shared session (timeout seconds per phase),
+ * sending NOOPs without pause on thread t until r->stop. */
+static void wake_reader_start(wake_reader *r, pthread_t *t, SECURITYCREDENTIALS *sc,
+                              UINT timeout)
+{
+    memset(r, 0, sizeof *r);
+    r->h = ImapConnect("127.0.0.1", dv.port, timeout, IMAP_OPTION_TUNNEL | IMAP_OPTION_FREETHREAD,
+                       sc);
+    ck_assert_msg(r->h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    ck_assert_int_eq(ImapLogin(r->h, IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
+    ck_assert_int_eq(pthread_create(t, NULL, wake_reader_run, r), 0);
+}
+
 static int cmp_ll(const void *x, const void *y)
 {
     long long a = *(const long long *)x, b = *(const long long *)y;
@@ -757,11 +770,7 @@ START_TEST(shared_reply_latency)
     }
     ck_assert_msg(mine.h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
     ck_assert_int_eq(ImapLogin(mine.h, IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
-    memset(&r, 0, sizeof r);
-    r.h = ImapConnect("127.0.0.1", dv.port, 10, IMAP_OPTION_TUNNEL | IMAP_OPTION_FREETHREAD, &sc);
-    ck_assert_msg(r.h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
-    ck_assert_int_eq(ImapLogin(r.h, IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
-    ck_assert_int_eq(pthread_create(&t, NULL, wake_reader_run, &r), 0);
+    wake_reader_start(&r, &t, &sc, 10);
     until = iwt_now_ms() + 20000;
     while ((mine.rounds < LATENCY_ROUNDS ||
             __atomic_load_n(&r.rounds, __ATOMIC_ACQUIRE) < LATENCY_ROUNDS) &&
@@ -805,11 +814,7 @@ START_TEST(shared_busy_open_and_bulk)
     long long t0, open_ms, up_ms, down_ms;
     int i;
 
-    memset(&r, 0, sizeof r);
-    r.h = ImapConnect("127.0.0.1", dv.port, 10, IMAP_OPTION_TUNNEL | IMAP_OPTION_FREETHREAD, &sc);
-    ck_assert_msg(r.h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
-    ck_assert_int_eq(ImapLogin(r.h, IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
-    ck_assert_int_eq(pthread_create(&t, NULL, wake_reader_run, &r), 0);
+    wake_reader_start(&r, &t, &sc, 10);
     t0 = iwt_now_ms();
     for (i = 0; i < BUSY_OPENS; i++) {
         h[i] = ImapConnect("127.0.0.1", dv.port, 10, IMAP_OPTION_TUNNEL, &sc);
@@ -865,11 +870,7 @@ START_TEST(replies_behind_a_close)
     pthread_t t;
     int round;
 
-    memset(&r, 0, sizeof r);
-    r.h = ImapConnect("127.0.0.1", dv.port, 2, IMAP_OPTION_TUNNEL | IMAP_OPTION_FREETHREAD, &sc);
-    ck_assert_msg(r.h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
-    ck_assert_int_eq(ImapLogin(r.h, IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
-    ck_assert_int_eq(pthread_create(&t, NULL, wake_reader_run, &r), 0);
+    wake_reader_start(&r, &t, &sc, 2);
     for (round = 0; round < UNPARSED_ROUNDS && !__atomic_load_n(&r.failed, __ATOMIC_ACQUIRE);
          round++) {
         HCLIENT h = ImapConnect("127.0.0.1", dv.port, 10, IMAP_OPTION_TUNNEL, &sc);
