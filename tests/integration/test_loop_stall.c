@@ -12,13 +12,11 @@
 
 #define OTHERS 100
 
-/* Sanitizers slow every step (the SSH key exchange most): their bound is looser, still
- * far below the 700 ms and more that a wait for a child or a peer costs. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+/* What this suite catches is a wait: the command's grace alone is 200 ms, then 500 ms for
+ * SIGTERM. A step's wall time also holds time the loop thread spent preempted (the 100
+ * logins' Dovecot processes share the two cores; a CI run once saw 18.9 ms), so the bound
+ * sits at half the shortest wait, not at what a quiet machine's steps take. */
 #define STEP_BOUND_US 100000
-#else
-#define STEP_BOUND_US 10000
-#endif
 
 static iwt_dovecot dv;
 static iwt_sshd sshd;
