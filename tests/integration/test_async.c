@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "epoll_watch.h"
 #include "iwtest.h"
 
 static iwt_dovecot dv;
@@ -644,6 +645,108 @@ START_TEST(idle_watch_does_not_spin)
 }
 END_TEST
 
+/* ImapDisconnect right after the DISCONNECT event, with no other call between: the loop
+ * is still ending the watcher's task (taking its socket out of epoll, held there 30 ms
+ * here) when the event is seen, and the socket must not be closed under it (TSan once saw
+ * the close race the loop's epoll_ctl). Five rounds on one fixture. */
+START_TEST(disconnect_just_after_disconnect_event)
+{
+    iwt_fixture f;
+    int round;
+
+    iwt_fixture_start(&f, "idle-bye", 5);
+    iwt_epoll_reset();
+    for (round = 0; round < 5; round++) {
+        watch w;
+        HCLIENT h;
+        memset(&w, 0, sizeof w);
+        h = ImapAsyncConnect("127.0.0.1", f.port, 5, IMAP_OPTION_NONE, NULL, on_watch, &w);
+        ck_assert(h != INVALID_CLIENT);
+        ck_assert_int_eq(wait_count(&w.connects, 1, 5000), 1);
+        ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), 0);   /* the BYE comes in 300 ms */
+        iwt_epoll_slow(30);
+        ck_assert_msg(wait_count(&w.disconnects, 1, 5000) == 1, "round %d: no event", round);
+        ck_assert_int_eq(ImapDisconnect(h), 0);
+        iwt_epoll_slow(0);
+        ck_assert_uint_eq(w.disc_error, ST_ERROR_CONNECTION_CLOSED);
+    }
+    iwt_fixture_stop(&f);
+    ck_assert_msg(iwt_epoll_raced() == 0,
+                  "%d descriptors closed while the loop took them out of epoll",
+                  iwt_epoll_raced());
+}
+END_TEST
+
+/* The same from inside each event, on the loop thread (FREETHREAD): the handle's socket
+ * is closed in the callback, so the loop must have let go of it before calling. */
+static void disconnect_on_disconnect_event(HCLIENT h, UINT id, DWORD err, LPVOID param)
+{
+    watch *w = param;
+    if (id == IMAP_EVENT_DISCONNECT)
+        w->disc_error = err | (ImapDisconnect(h) == 0 ? 0 : 0x80000000u);
+    __atomic_add_fetch(id == IMAP_EVENT_CONNECT ? &w->connects : &w->disconnects, 1,
+                       __ATOMIC_ACQ_REL);
+}
+
+START_TEST(disconnect_inside_events_after_unwatch)
+{
+    iwt_fixture f;
+    events e;
+    watch w;
+    HCLIENT h;
+
+    iwt_epoll_reset();
+    /* inside the connect event */
+    memset(&e, 0, sizeof e);
+    iwt_epoll_slow(5);
+    h = ImapAsyncConnect(dv.host, dv.port, 10, IMAP_OPTION_FREETHREAD, NULL, disconnect_in_event, &e);
+    ck_assert(h != INVALID_CLIENT);
+    ck_assert_int_eq(wait_events(&e, 1, 5000), 1);
+    ck_assert_uint_eq(e.thread, 0);
+    usleep(50000);                 /* the loop ends the task after the event */
+    iwt_epoll_slow(0);
+    ck_assert_int_eq(iwt_epoll_closed(), 0);
+    /* inside the disconnect event */
+    iwt_fixture_start(&f, "idle-bye", 2);
+    memset(&w, 0, sizeof w);
+    h = ImapAsyncConnect("127.0.0.1", f.port, 5, IMAP_OPTION_FREETHREAD, NULL,
+                         disconnect_on_disconnect_event, &w);
+    ck_assert(h != INVALID_CLIENT);
+    ck_assert_int_eq(wait_count(&w.connects, 1, 5000), 1);
+    ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), 0);   /* the BYE comes in 300 ms */
+    iwt_epoll_slow(5);
+    ck_assert_int_eq(wait_count(&w.disconnects, 1, 5000), 1);
+    usleep(50000);
+    iwt_epoll_slow(0);
+    ck_assert_uint_eq(w.disc_error, ST_ERROR_CONNECTION_CLOSED);   /* and it returned 0 */
+    ck_assert_int_eq(iwt_epoll_closed(), 0);
+    ck_assert_int_eq(iwt_epoll_raced(), 0);
+    iwt_fixture_stop(&f);
+}
+END_TEST
+
+/* From another thread right after the connect event: the event may still be running, or
+ * the task watching; either way the disconnect waits for the loop to let go. */
+START_TEST(disconnect_just_after_connect_event)
+{
+    int round;
+
+    iwt_epoll_reset();
+    for (round = 0; round < 5; round++) {
+        watch w;
+        HCLIENT h;
+        memset(&w, 0, sizeof w);
+        iwt_epoll_slow(30);
+        h = ImapAsyncConnect(dv.host, dv.port, 10, IMAP_OPTION_NONE, NULL, on_watch, &w);
+        ck_assert(h != INVALID_CLIENT);
+        ck_assert_int_eq(wait_count(&w.connects, 1, 5000), 1);
+        ck_assert_int_eq(ImapDisconnect(h), 0);
+        iwt_epoll_slow(0);
+    }
+    ck_assert_int_eq(iwt_epoll_raced(), 0);
+}
+END_TEST
+
 /* No event of any kind after ImapDisconnect has returned, with the watcher running. */
 START_TEST(no_disconnect_event_after_disconnect)
 {
@@ -688,6 +791,9 @@ int main(void)
     tcase_add_test(tc, idle_watch_does_not_spin);
     tcase_add_test(tc, disconnect_event_when_imap_killed);
     tcase_add_test(tc, no_disconnect_event_after_disconnect);
+    tcase_add_test(tc, disconnect_just_after_disconnect_event);
+    tcase_add_test(tc, disconnect_inside_events_after_unwatch);
+    tcase_add_test(tc, disconnect_just_after_connect_event);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include "epoll_watch.h"
 #include "iwtest.h"
 
 static iwt_sshd sshd;
@@ -99,12 +100,15 @@ START_TEST(close_forward_from_connect_event)
     HCLIENT h;
     int fds0 = 0, round;
 
+    iwt_epoll_reset();
     for (round = 0; round < 5; round++) {
         if (round == 1)
             fds0 = iwt_count_fds();    /* the loop's own descriptors are open by now */
         forward_for_event(&in, &sc, &bound);
+        iwt_epoll_slow(2);
         h = ImapAsyncConnect("127.0.0.1", dv.port, 10, 0, NULL, inside_cb, &in);
         event_came(h, &in);
+        iwt_epoll_slow(0);
         ck_assert_msg(in.closed, "close inside the event: %u", (unsigned)in.close_error);
         /* the loop goes on: the handle works, and its port refuses */
         ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
@@ -114,6 +118,9 @@ START_TEST(close_forward_from_connect_event)
         ck_assert_int_eq(ImapDisconnect(h), 0);
     }
     ck_assert_int_eq(iwt_count_fds(), fds0);
+    /* the listener left epoll before the close inside the event closed its socket */
+    ck_assert_int_eq(iwt_epoll_closed(), 0);
+    ck_assert_int_eq(iwt_epoll_raced(), 0);
 }
 END_TEST
 
@@ -127,18 +134,23 @@ START_TEST(close_forward_from_its_own_connection)
     HCLIENT h;
     int fds0 = 0, round;
 
+    iwt_epoll_reset();
     for (round = 0; round < 3; round++) {
         if (round == 1)
             fds0 = iwt_count_fds();
         forward_for_event(&in, &sc, &bound);
+        iwt_epoll_slow(2);
         h = ImapAsyncConnect("127.0.0.1", bound, 10, IMAP_OPTION_TUNNEL, NULL, inside_cb, &in);
         event_came(h, &in);
+        iwt_epoll_slow(0);
         ck_assert(in.closed);
         /* its bridge went with the forward: the connection is closed, not wedged */
         ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), IMAP_ERROR);
         ck_assert_int_eq(ImapDisconnect(h), 0);
     }
     ck_assert_int_eq(iwt_count_fds(), fds0);
+    ck_assert_int_eq(iwt_epoll_closed(), 0);
+    ck_assert_int_eq(iwt_epoll_raced(), 0);
 }
 END_TEST
 

@@ -124,6 +124,8 @@ static int iw_async_watch(iw_async *a)
                                      __ATOMIC_ACQUIRE))
         return 1;                  /* disconnected meanwhile: no event */
     a->c = NULL;
+    /* once the event is seen the socket may be closed, here or on another thread */
+    iw_loop_unwatch(&a->task);
     a->proc(h, IMAP_EVENT_DISCONNECT, (DWORD)rc, a->param);
     __atomic_store_n(&a->state, IW_ASYNC_DONE, __ATOMIC_RELEASE);
     return 1;
@@ -155,6 +157,10 @@ static int iw_async_step(iw_task *t)
             return 0;
         rc = ST_ERROR_OPERATION_TIMEOUT;
     }
+    /* Done, either way: what the connect watched may be closed from here on (below, by
+     * the callback, or by another thread the callback told); the arm after a success
+     * watches the connection again. */
+    iw_loop_unwatch(t);
     if (rc != 0) {
         /* The handle stays valid until the caller disconnects it; it only fails now. */
         iw_connect_fail(c, rc);

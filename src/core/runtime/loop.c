@@ -452,7 +452,9 @@ void iw_loop_release_owned(void *owner)
         if (t->owner != owner || t->dead)
             continue;
         if (iw_stepping) {
-            /* inside a step: the walk may hold it; it is reaped when the walk reaches it */
+            /* inside a step: the walk may hold it; it is reaped when the walk reaches it,
+             * but it lets go of its descriptors now */
+            iw_task_forget(t);
             t->dead = 1;
             iw_ready_push(t);
         } else {
@@ -472,11 +474,17 @@ void iw_loop_release_task(iw_task *t)
     if (t->dead)
         return;
     if (iw_stepping) {
+        iw_task_forget(t);
         t->dead = 1;
         iw_ready_push(t);
     } else {
         iw_task_finish(t);
     }
+}
+
+void iw_loop_unwatch(iw_task *t)
+{
+    iw_task_forget(t);
 }
 
 /* Takes new tasks and runs queued calls; with the lock held. */

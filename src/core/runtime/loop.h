@@ -48,13 +48,18 @@ void iw_loop_shutdown(void);
  * function or a task's step). Between turns they are released at once; from inside a
  * step (an event callback) they are only marked, and the loop releases them where it
  * is not walking its list: nothing is freed under the loop's feet either way, and a
- * marked task is never stepped or polled again. */
+ * marked task is never stepped or polled again. Either way its descriptors leave epoll
+ * at once: the caller may close them as soon as this returns. */
 void iw_loop_release_owned(void *owner);
 /* The same for one task, without walking the list (a handle's own task): 10,000
  * disconnects would otherwise cost 10,000 walks of 10,000 tasks. */
 void iw_loop_release_task(iw_task *t);
 /* Steps t in the next turn (loop thread only): its readiness was used up elsewhere. */
 void iw_loop_ready(iw_task *t);
+/* Inside t's step: t watches nothing from now until its next arm. Called before a
+ * callback that may close what t watches (here or on another thread once the callback
+ * has told it), so epoll never hears of a descriptor after its owner closed it. */
+void iw_loop_unwatch(iw_task *t);
 /* Nonzero on the library's loop thread. */
 int  iw_loop_is_current(void);
 /* A step that may call the caller back runs on this thread (the blocking driver, a step
