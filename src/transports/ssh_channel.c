@@ -71,6 +71,14 @@ static void ssh_destroy(imapwire_layer *l)
         return;
     pthread_mutex_lock(&s->lock);
     ssh_wake_close(c);
+    if (s->opener == c) {
+        /* gone with its open unanswered: the next opener finishes it, and the channels
+         * waiting for their turn hear that it is free */
+        s->opener = NULL;
+        s->open_orphaned = 1;
+        s->moved = 1;
+    }
+    ssh_wake_up_remove(c);
     if (c->channel != NULL) {
         /* A close that would wait longer is finished by the session's next driver or by
          * its end; the loop thread does not wait for the peer at all. */
@@ -80,15 +88,7 @@ static void ssh_destroy(imapwire_layer *l)
                 if (i >= tries) {
                     if (tries > 0)
                         s->unanswered = 1;
-                    if (s->nclosing == s->capclosing) {
-                        size_t cap = s->capclosing ? 2 * s->capclosing : 8;
-                        LIBSSH2_CHANNEL **n = realloc(s->closing, cap * sizeof *n);
-                        if (n == NULL)
-                            break;  /* the session's end frees it */
-                        s->closing = n;
-                        s->capclosing = cap;
-                    }
-                    s->closing[s->nclosing++] = c->channel;
+                    ssh_close_later(s, c->channel);
                     break;
                 }
                 ssh_wait(s, SSH_CLOSE_WAIT_MS);
@@ -101,11 +101,68 @@ static void ssh_destroy(imapwire_layer *l)
     c->sess = NULL;
 }
 
-static int ssh_connect(imapwire_layer *l, int *done)
+/* Under s->lock: 1 when c may open its channel now. The session's one open in flight
+ * (ssh_session.opener) is c's, or nobody's and c takes it, finishing first an open
+ * whose connection went away (its channel is closed unused); 0 while it is another's
+ * or the orphan's answer has not come. */
+static int ssh_open_turn(ssh_session *s, struct ssh_ctx *c, const imapwire_endpoint *ep)
+{
+    LIBSSH2_CHANNEL *orphan;
+    if (s->opener != NULL && s->opener != c)
+        return 0;
+    s->opener = c;
+    if (!s->open_orphaned)
+        return 1;
+    /* libssh2 continues the open in flight whatever the arguments say */
+    orphan = libssh2_channel_direct_tcpip_ex(s->s, ep->host, (int)ep->port, "127.0.0.1", 0);
+    if (orphan == NULL && libssh2_session_last_errno(s->s) == LIBSSH2_ERROR_EAGAIN)
+        return 0;
+    s->open_orphaned = 0;
+    if (orphan != NULL && libssh2_channel_free(orphan) == LIBSSH2_ERROR_EAGAIN)
+        ssh_close_later(s, orphan);
+    return 1;
+}
+
+/* L_CHANNEL: one direct-tcpip channel to the endpoint, when the session's turn is ours.
+ * The SSH server resolves and connects to the IMAP host: no local DNS for it. */
+static int ssh_channel_open(imapwire_layer *l, int *done)
 {
     struct ssh_ctx *c = l->ctx;
     ssh_session *s = c->sess;
     const imapwire_endpoint *ep = l->endpoint;
+    int e, rc;
+    char *msg = NULL;
+
+    if (!ssh_open_turn(s, c, ep))
+        return ssh_phase_check(l, P_CHANNEL);
+    c->channel = libssh2_channel_direct_tcpip_ex(s->s, ep->host, (int)ep->port, "127.0.0.1", 0);
+    if (c->channel != NULL) {
+        c->state = L_UP;
+        ssh_wake_up_add(s, c);
+        *done = 1;
+        l->host->trace(l, "ssh: channel to %s:%u open", ep->host, ep->port);
+        rc = 0;
+    } else {
+        e = libssh2_session_last_errno(s->s);
+        if (e == LIBSSH2_ERROR_EAGAIN)
+            return ssh_phase_check(l, P_CHANNEL);
+        /* the server's reason, for the report of the hop this channel was to reach */
+        libssh2_session_last_error(s->s, &msg, NULL, 0);
+        iw_strlcpy(c->said, msg != NULL ? msg : "", sizeof c->said);
+        rc = (e == LIBSSH2_ERROR_CHANNEL_FAILURE || e == LIBSSH2_ERROR_CHANNEL_UNKNOWN)
+                 ? (int)ST_ERROR_SSH_CHANNEL_FAILED
+                 : ssh_libssh2_error(s, e, ST_ERROR_SSH_CHANNEL_FAILED);
+    }
+    /* answered: the next channel's turn, and the ones waiting for it hear so */
+    s->opener = NULL;
+    s->moved = 1;
+    return rc;
+}
+
+static int ssh_connect(imapwire_layer *l, int *done)
+{
+    struct ssh_ctx *c = l->ctx;
+    ssh_session *s = c->sess;
     int rc = 0;
 
     *done = 0;
@@ -134,30 +191,11 @@ static int ssh_connect(imapwire_layer *l, int *done)
         s->carrier_news = 0;
     }
     if (rc == 0 && c->state == L_CHANNEL) {
-        /* The SSH server resolves and connects to the IMAP host: no local DNS for it. */
-        c->channel = libssh2_channel_direct_tcpip_ex(s->s, ep->host, (int)ep->port, "127.0.0.1", 0);
-        if (c->channel != NULL) {
-            c->state = L_UP;
-            *done = 1;
-            l->host->trace(l, "ssh: channel to %s:%u open", ep->host, ep->port);
-        } else {
-            int e = libssh2_session_last_errno(s->s);
-            char *msg = NULL;
-            if (e != LIBSSH2_ERROR_EAGAIN) {
-                /* the server's reason, for the report of the hop this channel was to reach */
-                libssh2_session_last_error(s->s, &msg, NULL, 0);
-                iw_strlcpy(c->said, msg != NULL ? msg : "", sizeof c->said);
-            }
-            if (e != LIBSSH2_ERROR_EAGAIN)
-                rc = (e == LIBSSH2_ERROR_CHANNEL_FAILURE || e == LIBSSH2_ERROR_CHANNEL_UNKNOWN)
-                         ? (int)ST_ERROR_SSH_CHANNEL_FAILED
-                         : ssh_libssh2_error(s, e, ST_ERROR_SSH_CHANNEL_FAILED);
-            else
-                rc = ssh_phase_check(l, P_CHANNEL);
-        }
+        rc = ssh_channel_open(l, done);
     } else if (rc == 0 && c->state == L_UP) {
         *done = 1;
     }
+    c->seen_reads = s->reads;
     ssh_unlock(s, c);
     return rc;
 }
@@ -174,6 +212,7 @@ static int ssh_io_begin(ssh_session *s, struct ssh_ctx *c)
     }
     if (s->nclosing > 0)
         ssh_closing_step(s);
+    (void)ssh_tx_flush(s);         /* a hop that failed says so to the call itself */
     return 0;
 }
 
@@ -189,6 +228,11 @@ static int ssh_send(imapwire_layer *l, const void *buf, size_t len, size_t *sent
         return ST_ERROR_CONNECTION_CLOSED;
     if (ssh_io_begin(s, c) != 0)
         return ST_ERROR_CONNECTION_CLOSED;
+    if (s->tx_len >= SSH_TX_SOFT) {
+        /* the hop is behind: more would only be held; the pollset asks for its room */
+        ssh_unlock(s, c);
+        return IMAPWIRE_AGAIN;
+    }
     s->rx_skip = s->rx_dry;
     n = libssh2_channel_write(c->channel, buf, len);
     s->rx_skip = 0;
@@ -261,12 +305,16 @@ static void ssh_pollset(imapwire_layer *l, unsigned want, imapwire_pollset *ps)
         iw_layer_pollset(s->tcp, want, ps);
     } else if (s->state == S_DEAD) {
         now = 1;                   /* the step reports it */
+    } else if (c->state == L_CHANNEL && s->opener != c) {
+        /* waits for its turn to open (the opener reads its answer and signals), or takes
+         * a turn that came free since its step */
+        now = s->opener == NULL;
     } else {
         ssh_ack(s);
         dir = libssh2_session_block_directions(s->s);
         if (dir & LIBSSH2_SESSION_BLOCK_INBOUND)
             below |= IMAPWIRE_WANT_READ;
-        if (dir & LIBSSH2_SESSION_BLOCK_OUTBOUND)
+        if ((dir & LIBSSH2_SESSION_BLOCK_OUTBOUND) || s->tx_len > 0)
             below |= IMAPWIRE_WANT_WRITE;
         iw_layer_pollset(s->tcp, below ? below : IMAPWIRE_WANT_READ, ps);
         /* Another channel's read may have queued our data or end inside libssh2, or
@@ -276,6 +324,10 @@ static void ssh_pollset(imapwire_layer *l, unsigned want, imapwire_pollset *ps)
                                                    libssh2_channel_eof(c->channel));
         else if (c->state == L_SESSION)
             now = s->state == S_READY;
+        else if (c->state == L_CHANNEL)
+            /* its open's answer may have been read (and decoded) by another channel
+             * since its step, when it was not listed to hear of it */
+            now = s->reads != c->seen_reads;
     }
     pthread_mutex_unlock(&s->lock);
     if (now)

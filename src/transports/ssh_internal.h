@@ -24,10 +24,12 @@
 #define ssh_mem_free            iw_ssh_mem_free
 #define ssh_mem_realloc         iw_ssh_mem_realloc
 #define ssh_ack                 iw_ssh_ack
+#define ssh_tx_flush            iw_ssh_tx_flush
 #define ssh_wait_fds            iw_ssh_wait_fds
 #define ssh_wait                iw_ssh_wait
 #define ssh_session_free        iw_ssh_session_free
 #define ssh_closing_step        iw_ssh_closing_step
+#define ssh_close_later         iw_ssh_close_later
 #define ssh_session_release     iw_ssh_session_release
 #define ssh_session_get         iw_ssh_session_get
 #define ssh_session_die         iw_ssh_session_die
@@ -45,6 +47,8 @@
 #define ssh_wake_close          iw_ssh_wake_close
 #define ssh_wake_wait           iw_ssh_wake_wait
 #define ssh_wake_others         iw_ssh_wake_others
+#define ssh_wake_up_add         iw_ssh_wake_up_add
+#define ssh_wake_up_remove      iw_ssh_wake_up_remove
 #define ssh_unlock              iw_ssh_unlock
 
 enum { S_LOWER, S_HANDSHAKE, S_HOSTKEY, S_AUTH_LIST, S_AUTH_KEY, S_AUTH_AGENT_CONNECT,
@@ -113,6 +117,25 @@ typedef struct ssh_session {
      * session next retries them (the loop never waits for a peer), and the session's
      * own end frees what is left. Under lock. */
     ssh_mem_block   *blocks;        /* what libssh2 holds of ours (see ssh_mem_alloc) */
+    /* libssh2 keeps one channel open in flight per session (the open's state and its
+     * request are the session's): an open started meanwhile would continue that one and
+     * get its channel, to its destination. One channel opens at a time (under lock); an
+     * open whose connection went away unanswered is finished by the next opener, and
+     * its channel closed unused. */
+    struct ssh_ctx  *opener;
+    int              open_orphaned;
+    /* The channels open now (L_UP and later, until destroyed): any of them can make
+     * libssh2 decode what it read and has not looked at (ssh_wake.c). */
+    struct ssh_ctx  *ups;
+    int              rx_fresh;      /* the last read of the hop brought bytes */
+    /* What the hop did not take yet, in order (under lock). libssh2 keeps a packet it
+     * could not send whole as the session's, and refuses any other packet until the
+     * call that began it comes back (LIBSSH2_ERROR_BAD_USE: the session died of it when
+     * another channel wrote meanwhile): so the send callback takes every packet whole
+     * and holds the rest here, sent before anything else goes to the hop. */
+    unsigned char   *tx;
+    size_t           tx_off, tx_len, tx_cap;
+    unsigned         reads;         /* reads of the hop that brought something, ever */
     LIBSSH2_CHANNEL **closing;
     size_t           nclosing, capclosing;
     imapwire_endpoint ep;
@@ -142,6 +165,8 @@ struct ssh_ctx {
     int              wake_fd;
     int              waiting, signalled, wants_write;
     struct ssh_ctx  *wnext, **wpprev;   /* wpprev: the pointer that points at us */
+    struct ssh_ctx  *unext, **upprev;   /* in s->ups while its channel is open */
+    unsigned         seen_reads;   /* s->reads when its last step ended */
 };
 
 /* libssh2's closing calls may want the network even when freeing: give each a short,
@@ -161,6 +186,9 @@ void    ssh_mem_drop(ssh_session *s, ssh_mem_block *b);
 void    ssh_mem_free(void *ptr, void **abstract);
 void   *ssh_mem_realloc(void *ptr, size_t n, void **abstract);
 void    ssh_ack(ssh_session *s);
+int     ssh_tx_flush(ssh_session *s);
+/* A channel's write waits (the layer says AGAIN) while this much is held unsent. */
+#define SSH_TX_SOFT (64u * 1024)
 nfds_t  ssh_wait_fds(ssh_session *s, struct pollfd *pfd);
 void    ssh_wait(ssh_session *s, int ms);
 
@@ -174,6 +202,7 @@ int  ssh_libssh2_error(ssh_session *s, int rc, int during);
 /* ssh_teardown.c: a session's end, and the channel closes left to finish */
 void ssh_session_free(ssh_session *s);
 void ssh_closing_step(ssh_session *s);
+void ssh_close_later(ssh_session *s, LIBSSH2_CHANNEL *ch);
 
 /* The set-up's states are stepped by ssh_session_step (ssh_setup.c) through the part
  * that owns them, each returning 1 (ready), 0 (wait), an ST_ERROR_* (the session died),
@@ -211,6 +240,8 @@ void ssh_wake_take(struct ssh_ctx *c);
 void ssh_wake_close(struct ssh_ctx *c);
 void ssh_wake_wait(ssh_session *s, struct ssh_ctx *c, unsigned want, imapwire_pollset *ps);
 void ssh_wake_others(ssh_session *s, struct ssh_ctx *self);
+void ssh_wake_up_add(ssh_session *s, struct ssh_ctx *c);
+void ssh_wake_up_remove(struct ssh_ctx *c);
 void ssh_unlock(ssh_session *s, struct ssh_ctx *self);
 
 /* ssh_setup.c: the session's set-up steps, their phases, and who failed */

@@ -35,6 +35,10 @@ void ssh_session_free(ssh_session *s)
                 ;
         }
     }
+    /* the goodbye may still be held: one try, the socket closes right after */
+    if (s->tcp != NULL && s->state != S_DEAD)
+        (void)ssh_tx_flush(s);
+    free(s->tx);
     /* what libssh2 forgot to free (a key exchange cut short) */
     while (s->blocks != NULL)
         ssh_mem_drop(s, s->blocks);
@@ -66,4 +70,19 @@ void ssh_closing_step(ssh_session *s)
         }
         s->closing[i] = s->closing[--s->nclosing];
     }
+}
+
+/* A channel whose close the server has not answered yet: whoever drives the session next
+ * retries it, and the session's end frees what is left (under lock). */
+void ssh_close_later(ssh_session *s, LIBSSH2_CHANNEL *ch)
+{
+    if (s->nclosing == s->capclosing) {
+        size_t cap = s->capclosing ? 2 * s->capclosing : 8;
+        LIBSSH2_CHANNEL **n = realloc(s->closing, cap * sizeof *n);
+        if (n == NULL)
+            return;                /* the session's end frees it */
+        s->closing = n;
+        s->capclosing = cap;
+    }
+    s->closing[s->nclosing++] = ch;
 }

@@ -65,9 +65,47 @@ void ssh_wake_wait(ssh_session *s, struct ssh_ctx *c, unsigned want, imapwire_po
  * blocked write, the confirmation of its channel or the session it waits for. */
 static int ssh_wake_news(struct ssh_ctx *c)
 {
+    /* waiting for its turn to open a channel: only the end of the open in flight is */
+    if (c->state == L_CHANNEL && c->sess->opener != NULL && c->sess->opener != c)
+        return 0;
     if (c->state != L_UP || c->wants_write)
         return 1;
     return libssh2_poll_channel_read(c->channel, 0) || libssh2_channel_eof(c->channel);
+}
+
+/* Under s->lock: c's channel is open, c joins the session's open channels. */
+void ssh_wake_up_add(ssh_session *s, struct ssh_ctx *c)
+{
+    c->unext = s->ups;
+    if (s->ups != NULL)
+        s->ups->upprev = &c->unext;
+    s->ups = c;
+    c->upprev = &s->ups;
+}
+
+/* Under s->lock, before c's channel is freed. */
+void ssh_wake_up_remove(struct ssh_ctx *c)
+{
+    if (c->upprev == NULL)
+        return;
+    *c->upprev = c->unext;
+    if (c->unext != NULL)
+        c->unext->upprev = c->upprev;
+    c->unext = NULL;
+    c->upprev = NULL;
+}
+
+/* A call that waits for one packet (a channel's open or close, a request) returns once it
+ * is in, and what came behind it in the same read stays in libssh2's buffer, undecoded:
+ * no channel's queue shows it and the socket will not say so again. A read of no bytes
+ * from any open channel decodes it all (libssh2 reads its transport until it would
+ * block before it looks at the channel), so the looks below see everything read. */
+static void ssh_wake_decode(ssh_session *s)
+{
+    char none;
+    if (!s->rx_fresh || s->ups == NULL || s->state != S_READY)
+        return;
+    (void)libssh2_channel_read(s->ups->channel, &none, 0);
 }
 
 /* Under s->lock, after libssh2 calls: when they read packets off the hop, every waiting
@@ -78,6 +116,7 @@ void ssh_wake_others(ssh_session *s, struct ssh_ctx *self)
     uint64_t one = 1;
     if (!s->moved)
         return;
+    ssh_wake_decode(s);
     s->moved = 0;
     for (w = s->waiters; w != NULL; w = w->wnext) {
         if (w == self || w->signalled || (s->state == S_READY && !ssh_wake_news(w)))

@@ -686,6 +686,96 @@ static void teardown(void)
     free(msg_tls);
 }
 
+/* ---- one SSH session, short sends, several writers ---- */
+
+/* libssh2 keeps the packet a short send left as the session's, and only the call that
+ * began it may finish it: with every send under SSH cut short or refused now and then,
+ * one handle APPENDs while four others on the same session send NOOPs. None may fail
+ * (a session that died of it would fail them all). */
+#define SHORT_WRITERS 4
+#define SHORT_BYTES (1u << 20)
+static const char *const short_sched = "split%60+again%30";
+
+typedef struct short_writer {
+    HCLIENT h;
+    int     stop;                  /* atomic */
+    int     noops, failed;
+} short_writer;
+
+static HCLIENT short_connect(SECURITYCREDENTIALS *sc, char *tr)
+{
+    IMAPCONNECTINFO in;
+    memset(&in, 0, sizeof in);
+    in.dwSize = sizeof in;
+    in.lpszHostName = "127.0.0.1";
+    in.nRemotePort = dv.port;
+    in.nTimeout = 20;
+    /* FREETHREAD: the writers' handles are used on their own threads */
+    in.dwOptions = IMAP_OPTION_TUNNEL | IMAP_OPTION_FREETHREAD;
+    in.lpCredentials = sc;
+    in.lpszTransport = tr;
+    return ImapConnectEx(&in);
+}
+
+static void *short_writer_run(void *arg)
+{
+    short_writer *w = arg;
+    while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE) && w->noops < 100000) {
+        if (ImapCommand(w->h, "NOOP", NULL, 0) != 0) {
+            w->failed = (int)ImapGetLastError();
+            break;
+        }
+        w->noops++;
+    }
+    return NULL;
+}
+
+START_TEST(ssh_shared_short_sends)
+{
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
+    short_writer w[SHORT_WRITERS];
+    pthread_t t[SHORT_WRITERS];
+    char tr[128], box[64], cmd[96], *msg;
+    fault_stats st;
+    HCLIENT h;
+    int i, noops = 0;
+
+    snprintf(tr, sizeof tr, "fault:11:%s", short_sched);
+    fault_stats_reset();
+    h = short_connect(&sc, tr);
+    ck_assert_msg(h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
+    memset(w, 0, sizeof w);
+    for (i = 0; i < SHORT_WRITERS; i++) {
+        w[i].h = short_connect(&sc, tr);
+        ck_assert_msg(w[i].h != INVALID_CLIENT, "writer %d: error %u", i,
+                      (unsigned)ImapGetLastError());
+        ck_assert_int_eq(pthread_create(&t[i], NULL, short_writer_run, &w[i]), 0);
+    }
+    snprintf(box, sizeof box, "shortsend-%d", (int)getpid());
+    snprintf(cmd, sizeof cmd, "CREATE %s", box);
+    ck_assert_int_eq(ImapCommand(h, cmd, NULL, 0), 0);
+    msg = iwt_message(SHORT_BYTES);
+    iwt_append(h, box, msg, SHORT_BYTES);
+    free(msg);
+    for (i = 0; i < SHORT_WRITERS; i++) {
+        __atomic_store_n(&w[i].stop, 1, __ATOMIC_RELEASE);
+        pthread_join(t[i], NULL);
+        ck_assert_msg(w[i].failed == 0, "writer %d failed after %d NOOPs: error %d", i,
+                      w[i].noops, w[i].failed);
+        noops += w[i].noops;
+        ImapDisconnect(w[i].h);
+    }
+    snprintf(cmd, sizeof cmd, "DELETE %s", box);
+    ck_assert_int_eq(ImapCommand(h, cmd, NULL, 0), 0);
+    ImapDisconnect(h);
+    fault_stats_get(&st);
+    printf("ssh_shared_short_sends: 1 MB up beside %d NOOPs; %lu calls, %lu cut short, %lu "
+           "refused\n", noops, st.calls, st.splits, st.agains);
+    ck_assert(st.splits > 0 && st.agains > 0);
+}
+END_TEST
+
 /* FAULTS_ONLY=name[,name] runs only those tests (for chasing one row). */
 #define ADD(t)                                                                     \
     do {                                                                           \
@@ -714,6 +804,7 @@ int main(void)
     ADD(cuts_socks5);
     ADD(async_rows);
     ADD(own_loop_rows);
+    ADD(ssh_shared_short_sends);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

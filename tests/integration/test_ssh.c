@@ -236,6 +236,128 @@ START_TEST(session_sharing)
 }
 END_TEST
 
+/* Rounds of concurrent connects on one shared session, each with its NOOP and its
+ * disconnect on its own thread: a reply libssh2 decoded for nobody (left behind another
+ * channel's packet) stalls a connect until its timeout. */
+#define ROUND_THREADS 50
+#define ROUNDS 10
+static pthread_barrier_t round_barrier;
+static char round_known[600];      /* this round's spelling of the known_hosts path */
+static unsigned round_errors[ROUND_THREADS];
+static long long round_ms[ROUND_THREADS];
+
+static void *round_worker(void *arg)
+{
+    long i = (long)arg;
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
+    long long t0;
+    HCLIENT h;
+    sc.lpszKnownHosts = round_known;
+    pthread_barrier_wait(&round_barrier);
+    t0 = iwt_now_ms();
+    h = ImapConnect("127.0.0.1", dv.port, 10, IMAP_OPTION_TUNNEL, &sc);
+    if (h == INVALID_CLIENT)
+        round_errors[i] = (unsigned)ImapGetLastError();
+    else if (ImapCommand(h, "NOOP", NULL, 0) != 0)
+        round_errors[i] = 0x10000u | (unsigned)ImapGetLastError();
+    else
+        round_errors[i] = 0;
+    round_ms[i] = iwt_now_ms() - t0;
+    if (h != INVALID_CLIENT)
+        ImapDisconnect(h);
+    return NULL;
+}
+
+START_TEST(sharing_rounds)
+{
+    pthread_t t[ROUND_THREADS];
+    long long slowest = 0;
+    int i, round, bad = 0, before, after;
+
+    before = iwt_count_in_file(sshd.log, "Connection from 127.0.0.1");
+    for (round = 0; round < ROUNDS; round++) {
+        /* the path spelled with one more slash each round: a session of its own, set up
+         * while all the round's connects wait for it */
+        snprintf(round_known, sizeof round_known, "%.*s%s", round + 1, "////////////////",
+                 sshd.known);
+        pthread_barrier_init(&round_barrier, NULL, ROUND_THREADS);
+        for (i = 0; i < ROUND_THREADS; i++)
+            ck_assert_int_eq(pthread_create(&t[i], NULL, round_worker, (void *)(long)i), 0);
+        for (i = 0; i < ROUND_THREADS; i++)
+            pthread_join(t[i], NULL);
+        pthread_barrier_destroy(&round_barrier);
+        for (i = 0; i < ROUND_THREADS; i++) {
+            if (round_ms[i] > slowest)
+                slowest = round_ms[i];
+            if (round_errors[i] != 0) {
+                fprintf(stderr, "sharing_rounds: round %d thread %d: error %#x after %lld ms\n",
+                        round, i, round_errors[i], round_ms[i]);
+                bad++;
+            }
+        }
+    }
+    iwt_sshd_marker(&sshd);
+    after = iwt_count_in_file(sshd.log, "Connection from 127.0.0.1");
+    printf("sharing_rounds: %d rounds of %d on %d SSH connections, slowest connect and NOOP "
+           "%lld ms\n", ROUNDS, ROUND_THREADS, after - before, slowest);
+    ck_assert_int_eq(bad, 0);
+    ck_assert_int_eq(after - before, ROUNDS);
+}
+END_TEST
+
+/* Connects on one session to two places at once: each channel reaches the port its own
+ * connect named (libssh2 keeps one channel open in flight per session: a second open
+ * started meanwhile would take over the first one's, and its destination). */
+static unsigned two_ports[2];
+static int two_wrong, two_failed;  /* atomic */
+
+static void *two_worker(void *arg)
+{
+    long i = (long)arg;
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
+    HCLIENT h;
+    sc.lpszKnownHosts = round_known;
+    pthread_barrier_wait(&round_barrier);
+    h = ImapConnect("127.0.0.1", two_ports[i % 2], 10, IMAP_OPTION_TUNNEL, &sc);
+    if (h == INVALID_CLIENT) {
+        fprintf(stderr, "two_targets: thread %ld: error %u\n", i, (unsigned)ImapGetLastError());
+        __atomic_add_fetch(&two_failed, 1, __ATOMIC_ACQ_REL);
+        return NULL;
+    }
+    /* Dovecot says IDLE before login; the fixture does not */
+    if (ImapHasCapability(h, "IDLE") != (i % 2 == 0))
+        __atomic_add_fetch(&two_wrong, 1, __ATOMIC_ACQ_REL);
+    ImapDisconnect(h);
+    return NULL;
+}
+
+START_TEST(shared_session_two_targets)
+{
+    pthread_t t[ROUND_THREADS];
+    iwt_fixture f;
+    int i, round;
+
+    iwt_fixture_start(&f, "normal", 1000);
+    two_ports[0] = dv.port;
+    two_ports[1] = f.port;
+    for (round = 0; round < 5; round++) {
+        snprintf(round_known, sizeof round_known, "%.*s%s", round + 1, "////////////////",
+                 sshd.known);
+        pthread_barrier_init(&round_barrier, NULL, ROUND_THREADS);
+        for (i = 0; i < ROUND_THREADS; i++)
+            ck_assert_int_eq(pthread_create(&t[i], NULL, two_worker, (void *)(long)i), 0);
+        for (i = 0; i < ROUND_THREADS; i++)
+            pthread_join(t[i], NULL);
+        pthread_barrier_destroy(&round_barrier);
+    }
+    iwt_fixture_stop(&f);
+    ck_assert_int_eq(__atomic_load_n(&two_failed, __ATOMIC_ACQUIRE), 0);
+    ck_assert_msg(__atomic_load_n(&two_wrong, __ATOMIC_ACQUIRE) == 0,
+                  "%d of %d connects reached the other port",
+                  __atomic_load_n(&two_wrong, __ATOMIC_ACQUIRE), 5 * ROUND_THREADS);
+}
+END_TEST
+
 /* A session authenticated with the right secret is never handed to a connect that brings
  * a wrong one: that connect authenticates on its own SSH connection, and fails. */
 START_TEST(shared_session_wrong_secret)
@@ -889,6 +1011,50 @@ START_TEST(replies_behind_a_close)
 }
 END_TEST
 
+/* A 6 MB APPEND goes up while four other handles on the session send NOOPs without
+ * pause: libssh2 keeps one packet in flight per session (what a short send left), and
+ * only the call that began it may finish it; another channel's write meanwhile must
+ * wait, not kill the session or lose its bytes. */
+#define BULK_WRITERS 4
+START_TEST(shared_bulk_with_writers)
+{
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
+    wake_reader r[BULK_WRITERS];
+    pthread_t t[BULK_WRITERS];
+    HCLIENT h;
+    char box[64], cmd[96], *msg;
+    long long t0;
+    int i, noops = 0;
+
+    h = ImapConnect("127.0.0.1", dv.port, 10, IMAP_OPTION_TUNNEL, &sc);
+    ck_assert_msg(h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
+    for (i = 0; i < BULK_WRITERS; i++)
+        wake_reader_start(&r[i], &t[i], &sc, 10);
+    snprintf(box, sizeof box, "sshbulk-%d", (int)getpid());
+    snprintf(cmd, sizeof cmd, "CREATE %s", box);
+    ck_assert_int_eq(ImapCommand(h, cmd, NULL, 0), 0);
+    msg = iwt_message(BUSY_BYTES);
+    t0 = iwt_now_ms();
+    iwt_append(h, box, msg, BUSY_BYTES);
+    t0 = iwt_now_ms() - t0;
+    free(msg);
+    for (i = 0; i < BULK_WRITERS; i++) {
+        __atomic_store_n(&r[i].stop, 1, __ATOMIC_RELEASE);
+        pthread_join(t[i], NULL);
+        ck_assert_msg(!r[i].failed, "writer %d failed after %d NOOPs: error %d", i,
+                      r[i].rounds, r[i].failed);
+        noops += r[i].rounds;
+        ImapDisconnect(r[i].h);
+    }
+    printf("shared_bulk_with_writers: 6 MB up in %lld ms beside %d NOOPs on %d handles\n", t0,
+           noops, BULK_WRITERS);
+    snprintf(cmd, sizeof cmd, "DELETE %s", box);
+    ck_assert_int_eq(ImapCommand(h, cmd, NULL, 0), 0);
+    ImapDisconnect(h);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ssh");
@@ -912,12 +1078,20 @@ int main(void)
     tcase_add_test(tc, shared_session_replaced_when_dead);
     tcase_add_test(tc, rsa_key_explained);
     suite_add_tcase(s, tc);
+    tc = tcase_create("share");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 240);
+    tcase_add_test(tc, sharing_rounds);
+    tcase_add_test(tc, shared_session_two_targets);
+    suite_add_tcase(s, tc);
+
     tc = tcase_create("wake");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, shared_idle_no_wakeups);
     tcase_add_loop_test(tc, shared_reply_latency, 0, 2);
     tcase_add_test(tc, shared_busy_open_and_bulk);
+    tcase_add_test(tc, shared_bulk_with_writers);
     tcase_add_test(tc, replies_behind_a_close);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
