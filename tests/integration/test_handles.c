@@ -232,6 +232,56 @@ static void *worker(void *arg)
     return NULL;
 }
 
+/* A call on the handle from its own trace callback while its blocking connect runs is
+ * refused (ST_ERROR_IN_PROGRESS) with or without FREETHREAD: the connect holds the
+ * stream, and a command sent from inside it would interleave with the greeting. */
+typedef struct in_trace {
+    HCLIENT h;
+    int     tried;
+    INT     rc;
+    DWORD   error;
+} in_trace;
+
+static VOID call_from_trace(HCLIENT h, UINT dir, LPCTSTR line, INT len, LPVOID param)
+{
+    in_trace *t = param;
+    (void)dir;
+    (void)line;
+    (void)len;
+    if (t->tried)
+        return;
+    t->tried = 1;
+    t->h = h;
+    t->rc = ImapCommand(h, "NOOP", NULL, 0);
+    t->error = t->rc == 0 ? 0 : ImapGetLastError();
+}
+
+START_TEST(trace_call_during_blocking_connect)
+{
+    IMAPCONNECTINFO in;
+    in_trace t;
+    HCLIENT h;
+
+    memset(&t, 0, sizeof t);
+    memset(&in, 0, sizeof in);
+    in.dwSize = sizeof in;
+    in.lpszHostName = dv.host;
+    in.nRemotePort = dv.port;
+    in.nTimeout = 5;
+    in.dwOptions = _i == 0 ? IMAP_OPTION_NONE : IMAP_OPTION_FREETHREAD;
+    in.lpTraceProc = call_from_trace;
+    in.lpParam = &t;
+    h = ImapConnectEx(&in);
+    ck_assert_msg(h != INVALID_CLIENT, "connect: %u", (unsigned)ImapGetLastError());
+    ck_assert(t.tried);
+    ck_assert_msg(t.rc == IMAP_ERROR && t.error == ST_ERROR_IN_PROGRESS,
+                  "%s: the call in the trace gave %d, error %u",
+                  _i == 0 ? "owned" : "FREETHREAD", t.rc, (unsigned)t.error);
+    ck_assert_int_eq(ImapCommand(h, "NOOP", NULL, 0), 0);
+    ImapDisconnect(h);
+}
+END_TEST
+
 START_TEST(parallel_threads)
 {
     pthread_t t[8];
@@ -262,6 +312,7 @@ int main(void)
     tcase_add_test(tc, bad_handles);
     tcase_add_test(tc, parallel_threads);
     tcase_add_test(tc, freethread_capabilities_while_replaced);
+    tcase_add_loop_test(tc, trace_call_during_blocking_connect, 0, 2);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
