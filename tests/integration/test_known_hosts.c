@@ -508,6 +508,111 @@ START_TEST(dropbear_ssh_written_file)
 }
 END_TEST
 
+/* One Dropbear session shared as with sshd (test_ssh's share and wake cases): 20 connects
+ * at once, half to Dovecot and half to a fixture, each reaching its own port; then a 1 MB
+ * APPEND beside three NOOP loops on the session (Dropbear's channel windows are small, so
+ * the upload waits for many window adjustments other channels' reads take in). */
+#define DB_THREADS 20
+#define DB_WRITERS 3
+static SECURITYCREDENTIALS db_sc;
+static unsigned db_targets[2];
+static int db_wrong, db_failed;    /* atomic */
+static pthread_barrier_t db_barrier;
+
+static void *db_connect_one(void *arg)
+{
+    long i = (long)arg;
+    HCLIENT h;
+    pthread_barrier_wait(&db_barrier);
+    h = ImapConnect("127.0.0.1", db_targets[i % 2], 10, IMAP_OPTION_TUNNEL, &db_sc);
+    if (h == INVALID_CLIENT) {
+        fprintf(stderr, "dropbear_shared_session: connect %ld: error %u\n", i,
+                (unsigned)ImapGetLastError());
+        __atomic_add_fetch(&db_failed, 1, __ATOMIC_ACQ_REL);
+        return NULL;
+    }
+    /* Dovecot says IDLE before login; the fixture does not */
+    if (ImapHasCapability(h, "IDLE") != (i % 2 == 0))
+        __atomic_add_fetch(&db_wrong, 1, __ATOMIC_ACQ_REL);
+    ImapDisconnect(h);
+    return NULL;
+}
+
+typedef struct db_writer {
+    HCLIENT h;
+    int     stop, noops, failed;   /* stop: atomic */
+} db_writer;
+
+static void *db_noops(void *arg)
+{
+    db_writer *w = arg;
+    while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE) && w->noops < 100000) {
+        if (ImapCommand(w->h, "NOOP", NULL, 0) != 0) {
+            w->failed = (int)ImapGetLastError();
+            break;
+        }
+        w->noops++;
+    }
+    return NULL;
+}
+
+START_TEST(dropbear_shared_session)
+{
+    char check[800], box[64], cmd[96], *msg;
+    iwt_sshd db = dropbear_as_sshd();
+    pthread_t t[DB_THREADS];
+    db_writer w[DB_WRITERS];
+    iwt_fixture f;
+    HCLIENT h;
+    int i;
+
+    snprintf(check, sizeof check, "; grep -q . %s", known);
+    ssh_first_contact(&db, known, 1, "-o PreferredAuthentications=none", check);
+    db_sc = creds(&db, known);
+    iwt_fixture_start(&f, "normal", 1000);
+    db_targets[0] = dv.port;
+    db_targets[1] = f.port;
+    pthread_barrier_init(&db_barrier, NULL, DB_THREADS);
+    for (i = 0; i < DB_THREADS; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, db_connect_one, (void *)(long)i), 0);
+    for (i = 0; i < DB_THREADS; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&db_barrier);
+    iwt_fixture_stop(&f);
+    ck_assert_int_eq(__atomic_load_n(&db_failed, __ATOMIC_ACQUIRE), 0);
+    ck_assert_msg(__atomic_load_n(&db_wrong, __ATOMIC_ACQUIRE) == 0,
+                  "%d of %d connects reached the other port",
+                  __atomic_load_n(&db_wrong, __ATOMIC_ACQUIRE), DB_THREADS);
+
+    h = ImapConnect("127.0.0.1", dv.port, 10, IMAP_OPTION_TUNNEL, &db_sc);
+    ck_assert_msg(h != INVALID_CLIENT, "error %u", (unsigned)ImapGetLastError());
+    ck_assert_int_eq(ImapLogin(h, IMAP_AUTH_PLAIN, dv.user, dv.pass), 0);
+    memset(w, 0, sizeof w);
+    for (i = 0; i < DB_WRITERS; i++) {
+        w[i].h = ImapConnect("127.0.0.1", dv.port, 10,
+                             IMAP_OPTION_TUNNEL | IMAP_OPTION_FREETHREAD, &db_sc);
+        ck_assert_msg(w[i].h != INVALID_CLIENT, "writer %d: %u", i, (unsigned)ImapGetLastError());
+        ck_assert_int_eq(pthread_create(&t[i], NULL, db_noops, &w[i]), 0);
+    }
+    snprintf(box, sizeof box, "dropbear-%d", (int)getpid());
+    snprintf(cmd, sizeof cmd, "CREATE %s", box);
+    ck_assert_int_eq(ImapCommand(h, cmd, NULL, 0), 0);
+    msg = iwt_message(1u << 20);
+    iwt_append(h, box, msg, 1u << 20);
+    free(msg);
+    for (i = 0; i < DB_WRITERS; i++) {
+        __atomic_store_n(&w[i].stop, 1, __ATOMIC_RELEASE);
+        pthread_join(t[i], NULL);
+        ck_assert_msg(w[i].failed == 0, "writer %d failed after %d NOOPs: error %d", i,
+                      w[i].noops, w[i].failed);
+        ImapDisconnect(w[i].h);
+    }
+    snprintf(cmd, sizeof cmd, "DELETE %s", box);
+    ck_assert_int_eq(ImapCommand(h, cmd, NULL, 0), 0);
+    ImapDisconnect(h);
+}
+END_TEST
+
 /* Keys by dropbearkey, the test user's key authorized in its home (Dropbear reads no other
  * file), then dropbear -F on a free loopback port until its banner answers (bounded). */
 static int dropbear_start(void)
@@ -672,6 +777,7 @@ int main(void)
     tcase_add_test(tc, accept_new_changed_key_fails);
     tcase_add_test(tc, accept_new_concurrent);
     tcase_add_loop_test(tc, dropbear_ssh_written_file, 0, 4);
+    tcase_add_test(tc, dropbear_shared_session);
     suite_add_tcase(s, tc);
     return iwt_run_suite(s);
 }
