@@ -32,22 +32,30 @@ static int ssh_phase_check(imapwire_layer *l, int phase)
     return now >= c->phase_deadline_ms ? (int)ST_ERROR_OPERATION_TIMEOUT : 0;
 }
 
+/* The session for the layer's parameters: a shared one, or a new one. */
+static int ssh_layer_session(imapwire_layer *l, ssh_session **out)
+{
+    const iw_ssh_params *p = l->params;
+    iw_ssh_hop hops[IW_SSH_MAX_HOPS];
+    int rc, n;
+    /* the last hop is this layer's SSH server; the ones before it are its route */
+    rc = iw_ssh_hops_parse(p->host, p->user, p->port, hops, IW_SSH_MAX_HOPS, &n);
+    if (rc != 0)
+        return rc;
+    return ssh_session_get(p, &hops[n - 1], l->endpoint, out);
+}
+
 static int ssh_create(imapwire_layer *l, const char *args)
 {
     struct ssh_ctx *c = l->ctx;
     const iw_ssh_params *p = l->params;
-    iw_ssh_hop hops[IW_SSH_MAX_HOPS];
-    int rc, n;
+    int rc;
     (void)args;
     c->wake_fd = -1;
     /* everything comes from the creator; without it there is no server to trust */
     if (p == NULL || p->struct_size < sizeof *p)
         return ST_ERROR_INVALID_PARAMETER;
-    /* the last hop is this layer's SSH server; the ones before it are its route */
-    rc = iw_ssh_hops_parse(p->host, p->user, p->port, hops, IW_SSH_MAX_HOPS, &n);
-    if (rc != 0)
-        return rc;
-    rc = ssh_session_get(p, &hops[n - 1], l->endpoint, &c->sess);
+    rc = ssh_layer_session(l, &c->sess);
     if (rc != 0)
         return rc;
     rc = ssh_wake_open(c);
@@ -111,16 +119,53 @@ static int ssh_open_turn(ssh_session *s, struct ssh_ctx *c, const imapwire_endpo
     if (s->opener != NULL && s->opener != c)
         return 0;
     s->opener = c;
-    if (!s->open_orphaned)
-        return 1;
-    /* libssh2 continues the open in flight whatever the arguments say */
-    orphan = libssh2_channel_direct_tcpip_ex(s->s, ep->host, (int)ep->port, "127.0.0.1", 0);
-    if (orphan == NULL && libssh2_session_last_errno(s->s) == LIBSSH2_ERROR_EAGAIN)
-        return 0;
-    s->open_orphaned = 0;
-    if (orphan != NULL && libssh2_channel_free(orphan) == LIBSSH2_ERROR_EAGAIN)
-        ssh_close_later(s, orphan);
+    if (s->open_orphaned) {
+        /* libssh2 continues the open in flight whatever the arguments say */
+        orphan = libssh2_channel_direct_tcpip_ex(s->s, ep->host, (int)ep->port, "127.0.0.1", 0);
+        if (orphan == NULL && libssh2_session_last_errno(s->s) == LIBSSH2_ERROR_EAGAIN)
+            return 0;
+        s->open_orphaned = 0;
+        __atomic_store_n(&s->open_since_ms, 0, __ATOMIC_RELEASE);
+        if (orphan != NULL && libssh2_channel_free(orphan) == LIBSSH2_ERROR_EAGAIN)
+            ssh_close_later(s, orphan);
+    }
+    if (__atomic_load_n(&s->open_since_ms, __ATOMIC_ACQUIRE) == 0)
+        __atomic_store_n(&s->open_since_ms, iw_now_ms(), __ATOMIC_RELEASE);
     return 1;
+}
+
+/* ssh_channel_open's answer when c should leave its session for another (below). */
+#define SSH_REJOIN (-2)
+
+/* Under s->lock: c waits for a turn behind an open answered so late that it may take
+ * minutes (sshd connecting to a host that drops packets): the session is handed to no
+ * new connect, and c moves to another (SSH_REJOIN). */
+static int ssh_open_wait(imapwire_layer *l, ssh_session *s, struct ssh_ctx *c)
+{
+    if (!ssh_session_stuck(s, iw_now_ms()))
+        return ssh_phase_check(l, P_CHANNEL);
+    if (s->opener == c)
+        s->opener = NULL;          /* its turn went to the orphan's answer */
+    ssh_session_retire(s);
+    return SSH_REJOIN;
+}
+
+/* After SSH_REJOIN, with no lock held: the layer moves to the session that replaced its
+ * own (same id, made by a later connect, which brought the secrets this one no longer
+ * has) and starts over there; 1 while there is none yet (it keeps waiting here). */
+static int ssh_rejoin(imapwire_layer *l)
+{
+    struct ssh_ctx *c = l->ctx;
+    ssh_session *old = c->sess, *n = ssh_session_successor(old);
+    if (n == NULL)
+        return 1;
+    l->host->trace(l, "ssh: a channel open on this SSH connection has waited %d ms or more: "
+                   "going on over another one", SSH_OPEN_STUCK_MS);
+    c->sess = n;
+    c->state = L_SESSION;
+    c->seen_reads = 0;
+    ssh_session_release(old);
+    return 0;
 }
 
 /* L_CHANNEL: one direct-tcpip channel to the endpoint, when the session's turn is ours.
@@ -134,7 +179,7 @@ static int ssh_channel_open(imapwire_layer *l, int *done)
     char *msg = NULL;
 
     if (!ssh_open_turn(s, c, ep))
-        return ssh_phase_check(l, P_CHANNEL);
+        return ssh_open_wait(l, s, c);
     c->channel = libssh2_channel_direct_tcpip_ex(s->s, ep->host, (int)ep->port, "127.0.0.1", 0);
     if (c->channel != NULL) {
         c->state = L_UP;
@@ -155,11 +200,28 @@ static int ssh_channel_open(imapwire_layer *l, int *done)
     }
     /* answered: the next channel's turn, and the ones waiting for it hear so */
     s->opener = NULL;
+    __atomic_store_n(&s->open_since_ms, 0, __ATOMIC_RELEASE);
     s->moved = 1;
     return rc;
 }
 
+static int ssh_connect_once(imapwire_layer *l, int *done);
+
+/* One step of the connect; a layer that moved to another session is stepped there at
+ * once (its new session's set-up starts with this step), once. */
 static int ssh_connect(imapwire_layer *l, int *done)
+{
+    int rc = ssh_connect_once(l, done);
+    if (rc != SSH_REJOIN)
+        return rc;
+    if (ssh_rejoin(l) != 0)
+        return 0;                  /* no other session yet: looked for again soon */
+    rc = ssh_connect_once(l, done);
+    /* stuck again at once (no session answers in time): wait here for the phase */
+    return rc == SSH_REJOIN ? 0 : rc;
+}
+
+static int ssh_connect_once(imapwire_layer *l, int *done)
 {
     struct ssh_ctx *c = l->ctx;
     ssh_session *s = c->sess;
@@ -290,6 +352,18 @@ static int ssh_recv(imapwire_layer *l, void *buf, size_t len, size_t *got)
     return rc;
 }
 
+/* A turn that waits for another open's answer looks again when that open becomes stuck,
+ * and then now and again for a session to move to. */
+static void ssh_open_stuck_wakeup(ssh_session *s, imapwire_pollset *ps)
+{
+    int64_t since = __atomic_load_n(&s->open_since_ms, __ATOMIC_ACQUIRE), now = iw_now_ms();
+    if (since == 0)
+        return;
+    /* stuck already: a session to move to may come at any time (no one signals it) */
+    imapwire_pollset_wakeup(ps, now < since + SSH_OPEN_STUCK_MS ? since + SSH_OPEN_STUCK_MS
+                                                                : now + SSH_REJOIN_LOOK_MS);
+}
+
 static void ssh_pollset(imapwire_layer *l, unsigned want, imapwire_pollset *ps)
 {
     struct ssh_ctx *c = l->ctx;
@@ -309,6 +383,7 @@ static void ssh_pollset(imapwire_layer *l, unsigned want, imapwire_pollset *ps)
         /* waits for its turn to open (the opener reads its answer and signals), or takes
          * a turn that came free since its step */
         now = s->opener == NULL;
+        ssh_open_stuck_wakeup(s, ps);
     } else {
         ssh_ack(s);
         dir = libssh2_session_block_directions(s->s);
@@ -328,6 +403,8 @@ static void ssh_pollset(imapwire_layer *l, unsigned want, imapwire_pollset *ps)
             /* its open's answer may have been read (and decoded) by another channel
              * since its step, when it was not listed to hear of it */
             now = s->reads != c->seen_reads;
+        if (c->state == L_CHANNEL && s->open_orphaned)
+            ssh_open_stuck_wakeup(s, ps);
     }
     pthread_mutex_unlock(&s->lock);
     if (now)

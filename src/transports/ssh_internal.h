@@ -33,6 +33,9 @@
 #define ssh_session_release     iw_ssh_session_release
 #define ssh_session_get         iw_ssh_session_get
 #define ssh_session_die         iw_ssh_session_die
+#define ssh_session_stuck       iw_ssh_session_stuck
+#define ssh_session_retire      iw_ssh_session_retire
+#define ssh_session_successor   iw_ssh_session_successor
 #define ssh_libssh2_error       iw_ssh_libssh2_error
 #define ssh_offer_hostkeys      iw_ssh_offer_hostkeys
 #define ssh_hostkey_step        iw_ssh_hostkey_step
@@ -124,6 +127,12 @@ typedef struct ssh_session {
      * its channel closed unused. */
     struct ssh_ctx  *opener;
     int              open_orphaned;
+    /* When the open in flight (the opener's or the orphan's) began, 0 if none (atomic:
+     * lookups read it). One unanswered this long is stuck (sshd still connecting to a
+     * host that drops packets, for minutes): the session is handed to no new connect, so
+     * the next one makes a new session, and the connects waiting for their turn move to
+     * that one once it is there (ssh_channel.c). */
+    int64_t          open_since_ms;
     /* The channels open now (L_UP and later, until destroyed): any of them can make
      * libssh2 decode what it read and has not looked at (ssh_wake.c). */
     struct ssh_ctx  *ups;
@@ -192,11 +201,17 @@ int     ssh_tx_flush(ssh_session *s);
 nfds_t  ssh_wait_fds(ssh_session *s, struct pollfd *pfd);
 void    ssh_wait(ssh_session *s, int ms);
 
+#define SSH_OPEN_STUCK_MS 1500
+#define SSH_REJOIN_LOOK_MS 100     /* how often a turn behind a stuck open looks for one */
+
 /* ssh_session.c: the shared sessions */
 void ssh_session_release(ssh_session *s);
 int  ssh_session_get(const iw_ssh_params *p, const iw_ssh_hop *hop,
                      const imapwire_endpoint *ep, ssh_session **out);
 int  ssh_session_die(ssh_session *s, int error);
+int  ssh_session_stuck(ssh_session *s, int64_t now);
+void ssh_session_retire(ssh_session *s);
+ssh_session *ssh_session_successor(const ssh_session *s);
 int  ssh_libssh2_error(ssh_session *s, int rc, int during);
 
 /* ssh_teardown.c: a session's end, and the channel closes left to finish */

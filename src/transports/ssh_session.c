@@ -245,12 +245,33 @@ static int ssh_session_gone(const ssh_session *s)
 /* A live listed session with this id, with a reference taken; under ssh_list_lock. A
  * shared session found dead is dropped from the list (its users see the error on their
  * next call) and replaced by the caller, never handed out. */
+/* Nonzero when the open in flight on s began SSH_OPEN_STUCK_MS or more before now. */
+int ssh_session_stuck(ssh_session *s, int64_t now)
+{
+    int64_t since = __atomic_load_n(&s->open_since_ms, __ATOMIC_ACQUIRE);
+    return since != 0 && now - since >= SSH_OPEN_STUCK_MS;
+}
+
+/* s is handed to no new connect; its channels go on (under no list lock). */
+void ssh_session_retire(ssh_session *s)
+{
+    pthread_mutex_lock(&ssh_list_lock);
+    ssh_session_unlist(s);
+    pthread_mutex_unlock(&ssh_list_lock);
+}
+
 static ssh_session *ssh_session_find_locked(const unsigned char id[32])
 {
     ssh_session **pp, *s;
     for (pp = &ssh_sessions; (s = *pp) != NULL;) {
         if (memcmp(s->id, id, 32) != 0 || __atomic_load_n(&s->dead, __ATOMIC_ACQUIRE)) {
             pp = &s->next;
+            continue;
+        }
+        /* a new channel would wait behind an open that may take minutes */
+        if (ssh_session_stuck(s, iw_now_ms())) {
+            *pp = s->next;
+            s->next = NULL;
             continue;
         }
         if (ssh_session_gone(s)) {
@@ -263,6 +284,21 @@ static ssh_session *ssh_session_find_locked(const unsigned char id[32])
         return s;
     }
     return NULL;
+}
+
+/* A live listed session with the id of s other than s (its replacement, made by a connect
+ * that brought the secrets), with a reference taken; or NULL. */
+ssh_session *ssh_session_successor(const ssh_session *s)
+{
+    ssh_session *n;
+    pthread_mutex_lock(&ssh_list_lock);
+    n = ssh_session_find_locked(s->id);
+    pthread_mutex_unlock(&ssh_list_lock);
+    if (n == s) {                  /* still listed: not retired after all */
+        ssh_session_release(n);
+        n = NULL;
+    }
+    return n;
 }
 
 /* The session for these parameters: a live shared one, or a new one in the list. */

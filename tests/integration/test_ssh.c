@@ -358,6 +358,88 @@ START_TEST(shared_session_two_targets)
 }
 END_TEST
 
+/* A destination behind a firewall that drops packets (tests/fixtures tcp_blackhole): sshd
+ * waits minutes for its TCP connect, so that channel's open is answered late, and libssh2
+ * opens one channel at a time per session. Once that open is stuck (1.5 s), a new connect
+ * through the same SSH server makes a new session instead of queueing behind it; a
+ * connect already queued moves to that session as soon as it is there; after the stuck
+ * connect timed out, connects use the new session; the first connection, on the old
+ * session, still works. */
+typedef struct stuck_run {
+    unsigned port;
+    UINT     timeout;
+    HCLIENT  h;
+    DWORD    error;
+    long long ms;
+} stuck_run;
+
+static void *stuck_connect(void *arg)
+{
+    stuck_run *r = arg;
+    SECURITYCREDENTIALS sc = iwt_tunnel_creds(&sshd);
+    long long t0 = iwt_now_ms();
+    sc.lpszKnownHosts = round_known;
+    r->h = ImapConnect(r->port == dv.port ? "127.0.0.1" : "127.0.0.3", r->port, r->timeout,
+                       IMAP_OPTION_TUNNEL | IMAP_OPTION_FREETHREAD, &sc);
+    r->error = r->h == INVALID_CLIENT ? ImapGetLastError() : 0;
+    r->ms = iwt_now_ms() - t0;
+    return NULL;
+}
+
+START_TEST(stuck_open_holds_no_one)
+{
+    const char *bin = getenv("IW_TCP_BLACKHOLE_BIN");
+    const char *argv[] = { bin, "--addr", "127.0.0.3", "--idle-exit", "60", NULL };
+    stuck_run a, b, c, d;
+    iwt_fixture f;
+    pthread_t ta, tb;
+    HCLIENT first;
+
+    ck_assert_ptr_nonnull(bin);
+    memset(&f, 0, sizeof f);
+    iwt_spawn(&f, argv, "tcp_blackhole");
+    /* a session of its own (this spelling of the known_hosts path is used nowhere else) */
+    snprintf(round_known, sizeof round_known, "/./%s", sshd.known);
+    memset(&a, 0, sizeof a);
+    b = c = d = a;
+    a.port = f.port;
+    a.timeout = 3;
+    b.port = c.port = d.port = dv.port;
+    b.timeout = c.timeout = d.timeout = 5;
+    stuck_connect(&d);             /* the first connection makes the session */
+    first = d.h;
+    ck_assert_msg(first != INVALID_CLIENT, "error %u", (unsigned)d.error);
+    ck_assert_int_eq(pthread_create(&ta, NULL, stuck_connect, &a), 0);
+    usleep(300000);                /* a's open is in flight: b queues behind it */
+    ck_assert_int_eq(pthread_create(&tb, NULL, stuck_connect, &b), 0);
+    usleep(1700000);               /* a's open is stuck now */
+    stuck_connect(&c);
+    pthread_join(tb, NULL);
+    pthread_join(ta, NULL);
+    stuck_connect(&d);
+    printf("stuck_open_holds_no_one: queued behind the stuck open %lld ms, after it was "
+           "stuck %lld ms, after it timed out %lld ms; the blackholed one failed after "
+           "%lld ms\n", b.ms, c.ms, d.ms, a.ms);
+    ck_assert_msg(a.h == INVALID_CLIENT && a.error == ST_ERROR_OPERATION_TIMEOUT,
+                  "the blackholed connect: error %u after %lld ms", (unsigned)a.error, a.ms);
+    ck_assert_msg(c.h != INVALID_CLIENT && c.ms < 1000, "once stuck: error %u after %lld ms",
+                  (unsigned)c.error, c.ms);
+    ck_assert_msg(b.h != INVALID_CLIENT && b.ms < 3000, "queued: error %u after %lld ms",
+                  (unsigned)b.error, b.ms);
+    ck_assert_msg(d.h != INVALID_CLIENT && d.ms < 1000, "after: error %u after %lld ms",
+                  (unsigned)d.error, d.ms);
+    ck_assert_int_eq(ImapCommand(b.h, "NOOP", NULL, 0), 0);
+    ck_assert_int_eq(ImapCommand(c.h, "NOOP", NULL, 0), 0);
+    ck_assert_int_eq(ImapCommand(d.h, "NOOP", NULL, 0), 0);
+    ck_assert_int_eq(ImapCommand(first, "NOOP", NULL, 0), 0);
+    ImapDisconnect(b.h);
+    ImapDisconnect(c.h);
+    ImapDisconnect(d.h);
+    ImapDisconnect(first);
+    iwt_fixture_stop(&f);
+}
+END_TEST
+
 /* A session authenticated with the right secret is never handed to a connect that brings
  * a wrong one: that connect authenticates on its own SSH connection, and fails. */
 START_TEST(shared_session_wrong_secret)
@@ -1083,6 +1165,7 @@ int main(void)
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, sharing_rounds);
     tcase_add_test(tc, shared_session_two_targets);
+    tcase_add_test(tc, stuck_open_holds_no_one);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("wake");
