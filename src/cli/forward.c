@@ -99,6 +99,9 @@ int cmd_forward(struct cli_opts *o, int argc, char **argv)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigwait(&set, &sig);
+    /* a second Ctrl-C (or SIGTERM) while it closes ends the process the default way,
+     * whatever the close waits for */
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
     ImapClosePortForward(f);
     cli_release(&s);
     if (!o->json)

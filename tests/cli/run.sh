@@ -38,6 +38,22 @@ check() {  # check DESCRIPTION COMMAND...: the command must succeed
     if "$@"; then ok; else bad "$what"; fi
 }
 # run EXPECTED_RC ARGS...: runs the installed binary, output in $out/$err
+# fw_wait PID: its exit status, waited for 20 s at most (SIGINT must end it at once); a
+# process still there then is shown (its threads' stacks) and killed, and fails the check.
+fw_wait() {
+    local i
+    for i in $(seq 200); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$1" 2>/dev/null; then
+        echo "pid $1 still running 20 s after SIGINT; its threads:"
+        command -v gdb >/dev/null && gdb -p "$1" -batch -ex "thread apply all bt" 2>&1 |
+            grep -E '^(Thread|#)' | head -80
+        kill -9 "$1"
+        wait "$1" 2>/dev/null
+        return 124
+    fi
+    wait "$1"
+}
+
 run() {
     local want=$1; shift
     out=$scratch/out.$checks err=$scratch/err.$checks
@@ -220,7 +236,7 @@ tunnel)
     IMAPWIRE_PASSWORD=$DOVECOT_PASS run 0 connect "imap://$DOVECOT_USER@127.0.0.1:$lp" --json &&
         json_common "$out" plain "$lp" 1
     kill -INT "$fwpid"
-    wait "$fwpid"
+    fw_wait "$fwpid"
     check "forward ends with 0 on SIGINT" [ $? -eq 0 ]
     run 4 connect "imap://127.0.0.1:$lp"
     # --accept-new-host-key: first contact with an empty known_hosts succeeds and appends
