@@ -27,6 +27,21 @@ static int cli_port_in_use(unsigned port)
     return busy;
 }
 
+/* Waits for SIGINT or SIGTERM (main() blocked both before the library started its
+ * threads) and returns which came; a second one while the forward closes then ends the
+ * process the default way, whatever the close waits for. */
+static int cli_wait_for_end(void)
+{
+    sigset_t set;
+    int sig = 0;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigwait(&set, &sig);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    return sig;
+}
+
 int cmd_forward(struct cli_opts *o, int argc, char **argv)
 {
     struct cli_session s;
@@ -35,8 +50,7 @@ int cmd_forward(struct cli_opts *o, int argc, char **argv)
     unsigned long local, remote;
     UINT bound = 0;
     HFORWARD f;
-    sigset_t set;
-    int sig = 0, rc;
+    int sig, rc;
 
     memset(&s, 0, sizeof s);
     json_object_object_add(report, "command", json_object_new_string("forward"));
@@ -94,14 +108,7 @@ int cmd_forward(struct cli_opts *o, int argc, char **argv)
                (unsigned)bound, host, remote, o->tunnel);
     }
     fflush(stdout);
-    /* main() blocked both signals before the library started its threads */
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigwait(&set, &sig);
-    /* a second Ctrl-C (or SIGTERM) while it closes ends the process the default way,
-     * whatever the close waits for */
-    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    sig = cli_wait_for_end();
     ImapClosePortForward(f);
     cli_release(&s);
     if (!o->json)
