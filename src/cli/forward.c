@@ -2,7 +2,6 @@
  * forward on 127.0.0.1 (ImapCreatePortForward) that runs until SIGINT or SIGTERM. */
 #include <errno.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,8 +27,9 @@ static int cli_port_in_use(unsigned port)
 }
 
 /* Waits for SIGINT or SIGTERM (main() blocked both before the library started its
- * threads) and returns which came; a second one while the forward closes then ends the
- * process the default way, whatever the close waits for. */
+ * threads) and returns which came. Both stay blocked: GNU timeout delivers a signal it
+ * relays twice (to the child, then to its process group), and a second one must not end
+ * the close the hard way. */
 static int cli_wait_for_end(void)
 {
     sigset_t set;
@@ -38,7 +38,6 @@ static int cli_wait_for_end(void)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigwait(&set, &sig);
-    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
     return sig;
 }
 
